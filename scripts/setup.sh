@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian package that building and testing Buckwild needs.
+# Idempotent: safe to run on a fresh Debian 12 machine and again on a prepared one.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "setup.sh: must run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config git
+  clang-16 lld-16 llvm-16 libclang-rt-16-dev libc++-16-dev libc++abi-16-dev
+  # libraries the build links against
+  libssl-dev libsodium-dev
+  libbpf-dev bpftool linux-libc-dev
+  libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
+  libsnmp-dev libsystemd-dev libmnl-dev
+  # tests and micro-benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup.sh: all ${#packages[@]} packages present"
+fi
