@@ -61,12 +61,14 @@ Body sample_body(PacketType t) {
     }
     case PacketType::kDiscoveryResponse:
       return DiscoveryResponseBody{0x1122334455667788ull, pattern<16>(0x51), pattern<32>(0x61),
-                                   pattern<32>(0x81), 0x0003, pattern<32>(0xA1), pattern<32>(0xC1)};
+                                   pattern<32>(0x81), pattern<32>(0xA1), pattern<32>(0xC1),
+                                   pattern<4>(0x07), 0x0019};
     case PacketType::kDiscoveryConfirm:
       return DiscoveryConfirmBody{0x1122334455667788ull, pattern<16>(0x01), pattern<16>(0x51),
                                   pattern<32>(0x11), pattern<32>(0xA1),
                                   Opening{pattern<32>(0x02), pattern<32>(0x22)},
-                                  pattern<32>(0x42), pattern<32>(0x62), 0x0003};
+                                  pattern<32>(0x42), pattern<32>(0x62), pattern<4>(0x07),
+                                  52'225'000, 52'225'100, 0x001F};
     case PacketType::kTimeSyncRequest: return TimeSyncRequestBody{0xCAFEF00D, 1'000};
     case PacketType::kTimeSyncResponse: return TimeSyncResponseBody{0xCAFEF00D, 1'020, 1'007};
     case PacketType::kRekeyRequest: return RekeyRequestBody{0x01020304, pattern<32>(0x90)};

@@ -148,11 +148,12 @@ bool encode(ByteWriter& w, const DiscoveryResponseBody& b) {
   w.u64(b.discovery_id);
   put(w, b.nonce);
   put(w, b.ephemeral);
-  put(w, b.commitment);
-  w.u16(b.features);
-  w.u16(0);
+  put(w, b.contribution);
   put(w, b.cookie);
   put(w, b.proof);
+  w.bytes(b.matched_tag);
+  w.u16(b.features);
+  w.u16(0);
   return true;
 }
 bool encode(ByteWriter& w, const DiscoveryConfirmBody& b) {
@@ -164,9 +165,12 @@ bool encode(ByteWriter& w, const DiscoveryConfirmBody& b) {
   put(w, b.opening);
   put(w, b.selection_commitment);
   put(w, b.proof);
+  w.bytes(b.matched_tag);
+  w.u32(b.discovery_timestamp_ms);
+  w.u32(b.response_timestamp_ms);
   w.u16(b.features);
   w.u16(0);
-  return true;
+  return b.discovery_timestamp_ms < kMsPerDay && b.response_timestamp_ms < kMsPerDay;
 }
 bool encode(ByteWriter& w, const TimeSyncRequestBody& b) {
   w.u32(b.challenge);
@@ -409,11 +413,12 @@ Result<Body> parse_body(const Header& h, Bytes body) {
       b.discovery_id = r.u64();
       r.copy(b.nonce);
       r.copy(b.ephemeral);
-      r.copy(b.commitment);
-      b.features = r.u16();
-      bool ok = r.u16() == 0;
+      r.copy(b.contribution);
       r.copy(b.cookie);
       r.copy(b.proof);
+      r.copy(b.matched_tag);
+      b.features = r.u16();
+      bool ok = r.u16() == 0;
       return fixed(r, kDiscoveryResponseBodySize, b, ok);
     }
     case PacketType::kDiscoveryConfirm: {
@@ -426,8 +431,12 @@ Result<Body> parse_body(const Header& h, Bytes body) {
       get(r, b.opening);
       r.copy(b.selection_commitment);
       r.copy(b.proof);
+      r.copy(b.matched_tag);
+      b.discovery_timestamp_ms = r.u32();
+      b.response_timestamp_ms = r.u32();
       b.features = r.u16();
-      bool ok = r.u16() == 0;
+      bool ok = r.u16() == 0 && b.discovery_timestamp_ms < kMsPerDay &&
+                b.response_timestamp_ms < kMsPerDay;
       return fixed(r, kDiscoveryConfirmBodySize, b, ok);
     }
     case PacketType::kTimeSyncRequest: {

@@ -301,14 +301,15 @@ static_assert(kDiscoveryBodySize + kOverhead <= kMaxDiscoveryDatagram);
 struct DiscoveryResponseBody {  // 0x0D
   std::uint64_t discovery_id = 0;
   Bytes16 nonce{};
-  Bytes32 ephemeral{};
-  Bytes32 commitment{};  // PSK selection commitment
-  std::uint16_t features = 0;
-  Bytes32 cookie{};
-  Bytes32 proof{};
+  Bytes32 ephemeral{};     // responder's X25519 public key
+  Bytes32 contribution{};  // responder's sequence contribution, revealed (§6.3)
+  Bytes32 cookie{};        // stateless cookie bound to the initiator's address
+  Bytes32 proof{};         // HMAC under the responder's confirmation key
+  std::array<std::uint8_t, kDiscoveryTagSize> matched_tag{};  // the initiator's tag that matched
+  std::uint16_t features = 0;  // negotiated features
   friend bool operator==(const DiscoveryResponseBody&, const DiscoveryResponseBody&) = default;
 };
-inline constexpr std::size_t kDiscoveryResponseBodySize = 8 + 16 + 32 + 32 + 2 + 2 + 32 + 32;
+inline constexpr std::size_t kDiscoveryResponseBodySize = 8 + 16 + 32 + 32 + 32 + 32 + 4 + 2 + 2;
 
 struct DiscoveryConfirmBody {  // 0x0E
   std::uint64_t discovery_id = 0;
@@ -318,12 +319,15 @@ struct DiscoveryConfirmBody {  // 0x0E
   Bytes32 cookie{};
   Opening opening;                 // opens the DISCOVERY commitment
   Bytes32 selection_commitment{};  // PSK selection commitment
-  Bytes32 proof{};
-  std::uint16_t features = 0;
+  Bytes32 proof{};                 // HMAC under the initiator's confirmation key
+  std::array<std::uint8_t, kDiscoveryTagSize> matched_tag{};
+  std::uint32_t discovery_timestamp_ms = 0;  // echo of the DISCOVERY header timestamp
+  std::uint32_t response_timestamp_ms = 0;   // echo of the RESPONSE header timestamp
+  std::uint16_t features = 0;                // echo of the DISCOVERY features
   friend bool operator==(const DiscoveryConfirmBody&, const DiscoveryConfirmBody&) = default;
 };
 inline constexpr std::size_t kDiscoveryConfirmBodySize =
-    8 + 16 + 16 + 32 + 32 + 64 + 32 + 32 + 2 + 2;
+    8 + 16 + 16 + 32 + 32 + 64 + 32 + 32 + 4 + 4 + 4 + 2 + 2;
 
 struct TimeSyncRequestBody {  // 0x0F
   std::uint32_t challenge = 0;

@@ -153,8 +153,9 @@ TEST(CodecTest, BodyFieldsAreValidated) {
   expect_body_rejected(PacketType::kRst, 0, 0x18);            // reason
   expect_body_rejected(PacketType::kRst, 3, 1);               // reserved
   expect_body_rejected(PacketType::kDiscovery, 90, 0);        // slot count ≠ 256
-  expect_body_rejected(PacketType::kDiscoveryResponse, 90, 1);  // reserved
-  expect_body_rejected(PacketType::kDiscoveryConfirm, 234, 1);  // reserved
+  expect_body_rejected(PacketType::kDiscoveryResponse, 158, 1);  // reserved
+  expect_body_rejected(PacketType::kDiscoveryConfirm, 246, 1);  // reserved
+  expect_body_rejected(PacketType::kDiscoveryConfirm, 236, 0xFF);  // echoed timestamp ≥ one day
   expect_body_rejected(PacketType::kTimeSyncRequest, 8, 1);   // reserved
   expect_body_rejected(PacketType::kTimeSyncResponse, 15, 1); // reserved
   expect_body_rejected(PacketType::kRekeyRequest, 36, 1);     // reserved

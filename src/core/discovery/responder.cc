@@ -1,0 +1,302 @@
+#include "core/discovery/responder.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string_view>
+
+#include "core/crypto/constant_time.h"
+#include "core/crypto/hkdf.h"
+#include "core/crypto/pedersen.h"
+#include "core/crypto/x25519.h"
+#include "core/discovery/envelope.h"
+#include "core/discovery/transcript.h"
+#include "core/hop/key_schedule.h"
+#include "core/hop/time_window.h"
+
+namespace buckwild::discovery {
+namespace {
+
+Bytes ascii(std::string_view s) { return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}; }
+
+std::uint64_t random_u64(crypto::RandomSource& rng) {
+  std::uint8_t b[8];
+  rng.fill(MutableBytes(b, 8));
+  std::uint64_t v = 0;
+  for (std::uint8_t x : b) v = (v << 8) | x;
+  return v;
+}
+
+bool fresh(std::uint32_t ts, std::int64_t now_unix_ms) {
+  return hop::timestamp_fresh(ts, hop::ms_since_midnight(now_unix_ms), wire::kTimestampWindowMs);
+}
+
+std::uint32_t tag_value(const Tag& t) { return load_be32(t.data()); }
+
+}  // namespace
+
+// Everything the responder contributes to one exchange, re-derivable from the
+// cookie secret and the initiator's values.
+struct Responder::Derived {
+  crypto::Digest seed;
+  wire::Bytes16 nonce;
+  crypto::SecretBytes ephemeral_private;
+  wire::Bytes32 contribution;
+  wire::Bytes32 cookie;
+};
+
+Responder::Responder(const PskSet& psks, ResponderPolicy policy, ResponderLimits limits,
+                     crypto::RandomSource& rng, TimePoint now)
+    : psks_(psks),
+      policy_(policy),
+      rng_(rng),
+      sources_(limits.per_source_rate, limits.per_source_burst, limits.source_slots, random_u64(rng)),
+      work_(limits.work_per_second, std::max(1.0, limits.work_per_second / 10)),
+      secrets_{crypto::SecretBytes::random(32, rng), crypto::SecretBytes::random(32, rng)},
+      rotated_at_(now) {}
+
+void Responder::rotate(TimePoint now) {
+  // The ephemeral keys of past exchanges die with the secret: forward secrecy
+  // for the responder's share holds from at most 60 s after a RESPONSE.
+  if (now - rotated_at_ >= 2 * kCookieRotation) {
+    secrets_[1] = crypto::SecretBytes::random(32, rng_);
+    secrets_[0] = crypto::SecretBytes::random(32, rng_);
+    rotated_at_ = now;
+  } else if (now - rotated_at_ >= kCookieRotation) {
+    secrets_[1] = std::move(secrets_[0]);
+    secrets_[0] = crypto::SecretBytes::random(32, rng_);
+    rotated_at_ = now;
+  }
+}
+
+bool Responder::admit(const Endpoint& from, TimePoint now) {
+  if (!sources_.allow(from, now)) {
+    ++counters_.rate_limited;
+    return false;
+  }
+  return true;
+}
+
+Responder::Derived Responder::derive(const crypto::SecretBytes& secret, const Endpoint& from,
+                                     std::uint32_t ts_i, const crypto::Digest& h1,
+                                     const Tag& matched) const {
+  std::uint8_t port_ts[6];
+  port_ts[0] = static_cast<std::uint8_t>(from.port >> 8);
+  port_ts[1] = static_cast<std::uint8_t>(from.port);
+  store_be32(port_ts + 2, ts_i);
+  Derived d;
+  d.seed = crypto::hmac_sha256(secret.view(), {ascii("responder seed"), from.address,
+                                               Bytes(port_ts, 6), h1, matched});
+  auto okm = crypto::hkdf_expand(d.seed, ascii("responder values"), 16 + 32 + 32).value();
+  std::memcpy(d.nonce.data(), okm.data(), 16);
+  d.ephemeral_private = crypto::SecretBytes::copy_of(okm.view().subspan(16, 32));
+  std::memcpy(d.contribution.data(), okm.data() + 48, 32);
+  d.cookie = crypto::hmac_sha256(secret.view(), {ascii("cookie"), d.seed});
+  return d;
+}
+
+std::optional<std::vector<std::uint8_t>> Responder::consume_discovery(Bytes datagram,
+                                                                      const Endpoint& from,
+                                                                      std::int64_t now_unix_ms,
+                                                                      TimePoint now) {
+  if (!admit(from, now)) return std::nullopt;
+  auto packet = decode_discovery(datagram, wire::PacketType::kDiscovery);
+  if (!packet) {
+    ++counters_.malformed;
+    return std::nullopt;
+  }
+  const std::uint32_t ts_i = packet->header.timestamp_ms;
+  if (!fresh(ts_i, now_unix_ms)) {
+    ++counters_.stale;
+    return std::nullopt;
+  }
+  if (!work_.take(now)) {
+    ++counters_.overloaded;
+    return std::nullopt;
+  }
+  rotate(now);
+  const auto& d = std::get<wire::DiscoveryBody>(packet->body);
+
+  // DISCOVERY: the first of our PSKs (in preference order) whose tag is among
+  // the initiator's slots. Keys we do not share never match, so they cannot
+  // influence anything we send.
+  const crypto::Digest h1 = discovery_hash(ts_i, d);
+  std::array<std::uint32_t, wire::kDiscoverySlots> slots;
+  for (std::size_t i = 0; i < slots.size(); ++i) slots[i] = tag_value(d.tags[i]);
+  std::sort(slots.begin(), slots.end());
+  std::optional<std::size_t> selected;
+  Tag matched{};
+  for (std::size_t i = 0; i < psks_.size() && !selected; ++i) {
+    Tag t = psk_tag(psks_.tag_mac(i), h1);
+    if (std::binary_search(slots.begin(), slots.end(), tag_value(t))) {
+      selected = i;
+      matched = t;
+    }
+  }
+  if (!selected) {
+    ++counters_.no_shared_psk;
+    return std::nullopt;
+  }
+  auto negotiated = negotiate(d.features, policy_);
+  if (!negotiated) {
+    ++counters_.no_common_features;
+    return std::nullopt;
+  }
+  const bool fs = (*negotiated & feature::kForwardSecrecy) != 0;
+
+  Derived v = derive(secrets_[0], from, ts_i, h1, matched);
+  wire::DiscoveryResponseBody r;
+  r.discovery_id = d.discovery_id;
+  r.nonce = v.nonce;
+  r.contribution = v.contribution;
+  r.cookie = v.cookie;
+  r.matched_tag = matched;
+  r.features = *negotiated;
+  crypto::SecretBytes dh;
+  if (fs) {
+    r.ephemeral = crypto::x25519_public_from_private(v.ephemeral_private.view()).value();
+    auto shared = crypto::x25519_shared(v.ephemeral_private.view(), d.ephemeral);
+    if (!shared) {
+      ++counters_.bad_proof;
+      return std::nullopt;
+    }
+    dh = std::move(*shared);
+  }
+  const std::uint32_t ts_r = hop::ms_since_midnight(now_unix_ms);
+  const crypto::Digest th = response_hash(h1, ts_r, r);
+  auto keys = proof_keys(psks_.tag_key(*selected).view(), dh.view(), th);
+  if (!keys) return std::nullopt;
+  r.proof = response_proof(*keys, th);
+  ++counters_.responses;
+  return encode_discovery(discovery_header(wire::PacketType::kDiscoveryResponse, 0, ts_r), r);
+}
+
+Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& from,
+                                               std::int64_t now_unix_ms, TimePoint now) {
+  if (!admit(from, now)) return fail(ErrorCode::kPskEnumerationAttempt, "source over its rate");
+  auto packet = decode_discovery(datagram, wire::PacketType::kDiscoveryConfirm);
+  if (!packet) {
+    ++counters_.malformed;
+    return std::unexpected(packet.error());
+  }
+  const std::uint32_t ts_c = packet->header.timestamp_ms;
+  const std::uint64_t session_id = packet->header.session_id;
+  if (!fresh(ts_c, now_unix_ms)) {
+    ++counters_.stale;
+    return fail(ErrorCode::kTimestampInvalid, "CONFIRM timestamp outside the window");
+  }
+  if (!work_.take(now)) {
+    ++counters_.overloaded;
+    return fail(ErrorCode::kMemoryExhausted, "discovery work budget exhausted");
+  }
+  rotate(now);
+  const auto& c = std::get<wire::DiscoveryConfirmBody>(packet->body);
+  auto refuse = [this](ErrorCode code, const char* what) -> Result<Established> {
+    ++counters_.bad_proof;
+    return fail(code, what);
+  };
+
+  // Rebuild the DISCOVERY's hashed part; the commitment comes from the opening,
+  // so a wrong opening changes H1 and the cookie below fails.
+  auto commitment = crypto::pedersen_commit(c.opening.value, c.opening.blind);
+  if (!commitment) return refuse(ErrorCode::kPedersenCommitmentFailed, "opening is not a valid commitment");
+  wire::DiscoveryBody d;
+  d.discovery_id = c.discovery_id;
+  d.nonce = c.initiator_nonce;
+  d.ephemeral = c.initiator_ephemeral;
+  d.commitment = *commitment;
+  d.features = c.features;
+  const crypto::Digest h1 = discovery_hash(c.discovery_timestamp_ms, d);
+
+  std::optional<Derived> v;
+  for (const auto& secret : secrets_) {
+    Derived candidate = derive(secret, from, c.discovery_timestamp_ms, h1, c.matched_tag);
+    if (crypto::ct_equal(candidate.cookie, c.cookie)) {
+      v = std::move(candidate);
+      break;
+    }
+  }
+  if (!v) {
+    ++counters_.bad_cookie;
+    return fail(ErrorCode::kAuthenticationFailed, "cookie does not verify");
+  }
+  if (!crypto::ct_equal(v->nonce, c.responder_nonce)) return refuse(ErrorCode::kAuthenticationFailed, "responder nonce");
+
+  // The selected PSK is the first of ours whose tag is the matched one.
+  std::optional<std::size_t> selected;
+  for (std::size_t i = 0; i < psks_.size() && !selected; ++i) {
+    if (psk_tag(psks_.tag_mac(i), h1) == c.matched_tag) selected = i;
+  }
+  if (!selected) return refuse(ErrorCode::kPskNotFound, "matched tag is none of ours");
+  auto negotiated = negotiate(c.features, policy_);
+  if (!negotiated) return refuse(ErrorCode::kDiscoveryFailed, "no common features");
+  const bool fs = (*negotiated & feature::kForwardSecrecy) != 0;
+
+  wire::DiscoveryResponseBody r;
+  r.discovery_id = c.discovery_id;
+  r.nonce = v->nonce;
+  r.contribution = v->contribution;
+  r.cookie = v->cookie;
+  r.matched_tag = c.matched_tag;
+  r.features = *negotiated;
+  crypto::SecretBytes dh;
+  if (fs) {
+    r.ephemeral = crypto::x25519_public_from_private(v->ephemeral_private.view()).value();
+    auto shared = crypto::x25519_shared(v->ephemeral_private.view(), c.initiator_ephemeral);
+    if (!shared) return refuse(ErrorCode::kAuthenticationFailed, "initiator ephemeral key");
+    dh = std::move(*shared);
+  }
+  const crypto::Digest th = response_hash(h1, c.response_timestamp_ms, r);
+  auto keys = proof_keys(psks_.tag_key(*selected).view(), dh.view(), th);
+  if (!keys) return std::unexpected(keys.error());
+
+  // DISCOVERY_CONFIRM: selection commitment, session id, then the proof.
+  auto sel = selection_commitment(*keys, th);
+  if (!sel || !crypto::ct_equal(*sel, c.selection_commitment)) {
+    return refuse(ErrorCode::kPedersenCommitmentFailed, "PSK selection commitment does not verify");
+  }
+  if (derive_session_id(th, c.opening.value, v->contribution) != session_id) {
+    return refuse(ErrorCode::kSessionNotFound, "session id does not follow from the contributions");
+  }
+  const crypto::Digest thc = confirm_hash(th, session_id, ts_c, c.opening, *sel);
+  if (!crypto::ct_equal(confirm_proof(*keys, thc), c.proof)) {
+    return refuse(ErrorCode::kAuthenticationFailed, "initiator proof does not verify");
+  }
+  for (const Recent& seen : recent_) {
+    if (seen.session_id == session_id && now - seen.at <= 2 * kCookieRotation) {
+      ++counters_.replayed;
+      replayed_session_ = session_id;
+      return fail(ErrorCode::kReplayAttack, "CONFIRM of an already established session");
+    }
+  }
+  recent_[recent_next_] = Recent{session_id, now};
+  recent_next_ = (recent_next_ + 1) % recent_.size();
+
+  Established e;
+  e.initiator = false;
+  e.session_id = session_id;
+  e.psk_index = *selected;
+  e.features = *negotiated;
+  e.day = peer_day(now_unix_ms, ts_c);
+  auto daily = hop::daily_key(psks_.key(*selected).view(), e.day);
+  if (!daily) return std::unexpected(daily.error());
+  auto sk = hop::session_key(daily->view(), session_id, thc, dh.view());
+  if (!sk) return std::unexpected(sk.error());
+  e.session_key = std::move(*sk);
+  // The initiator stamped CONFIRM about half way between our RESPONSE and now.
+  const std::uint32_t now_ms = hop::ms_since_midnight(now_unix_ms);
+  const std::int32_t rtt = hop::circular_delta_ms(now_ms, c.response_timestamp_ms);
+  const std::uint32_t mid = static_cast<std::uint32_t>(
+      (std::int64_t{c.response_timestamp_ms} + rtt / 2 + wire::kMsPerDay) % wire::kMsPerDay);
+  e.clock_offset_ms = hop::circular_delta_ms(ts_c, mid);
+  e.initial_sequence_i2r = initial_sequence(c.opening.value, v->contribution, 0);
+  e.initial_sequence_r2i = initial_sequence(c.opening.value, v->contribution, 1);
+  e.sequence_confirm.phase = wire::NegotiationPhase::kConfirm;
+  e.sequence_confirm.commitment = *commitment;
+  e.sequence_confirm.opening.value = v->contribution;
+  e.sequence_confirm.opening.blind = c.opening.value;
+  std::memcpy(e.sequence_confirm.challenge.data(), thc.data(), 16);
+  ++counters_.sessions;
+  return e;
+}
+
+}  // namespace buckwild::discovery

@@ -1,0 +1,104 @@
+// The responder's side of discovery (docs/protocol.md §6.3, §6.5).
+//
+// Stateless until a valid CONFIRM: everything a RESPONSE contains is derived
+// from the DISCOVERY, the sender's address and a cookie secret that rotates
+// every 30 s, so a CONFIRM can be checked without remembering anything. Silent
+// towards anyone who does not prove knowledge of one of our PSKs: every drop is
+// only counted. Work is bounded per source and in total.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "core/common/bytes.h"
+#include "core/common/endpoint.h"
+#include "core/common/error.h"
+#include "core/common/time.h"
+#include "core/common/token_bucket.h"
+#include "core/crypto/random.h"
+#include "core/crypto/secret_bytes.h"
+#include "core/discovery/established.h"
+#include "core/discovery/features.h"
+#include "core/discovery/psk_set.h"
+#include "core/discovery/source_limiter.h"
+#include "core/discovery/transcript.h"
+
+namespace buckwild::discovery {
+
+inline constexpr Duration kCookieRotation = seconds(30);
+
+struct ResponderLimits {
+  double per_source_rate = 20;  // discovery messages per second per source address
+  double per_source_burst = 40;
+  double work_per_second = 200;  // DISCOVERY + CONFIRM messages processed per second, all sources
+  std::size_t source_slots = 4096;
+};
+
+// Why messages were dropped (and how many answered), for logs and status.
+struct ResponderCounters {
+  std::uint64_t responses = 0;
+  std::uint64_t sessions = 0;
+  std::uint64_t malformed = 0;
+  std::uint64_t stale = 0;         // timestamp outside ±30 s
+  std::uint64_t rate_limited = 0;  // per-source bucket empty
+  std::uint64_t overloaded = 0;    // global work budget empty
+  std::uint64_t no_shared_psk = 0;
+  std::uint64_t no_common_features = 0;
+  std::uint64_t bad_cookie = 0;
+  std::uint64_t bad_proof = 0;     // proof, commitment, session id or DH failed
+  std::uint64_t replayed = 0;      // CONFIRM of a session established moments ago
+};
+
+class Responder {
+ public:
+  // `psks` must outlive the Responder; `rng` seeds the cookie secrets.
+  Responder(const PskSet& psks, ResponderPolicy policy, ResponderLimits limits,
+            crypto::RandomSource& rng, TimePoint now);
+
+  // A DISCOVERY from `from`. Returns the DISCOVERY_RESPONSE to send back to
+  // `from`, or nothing (the reason is counted; nothing is ever sent to a
+  // sender that did not prove a shared PSK).
+  std::optional<std::vector<std::uint8_t>> consume_discovery(Bytes datagram, const Endpoint& from,
+                                                             std::int64_t now_unix_ms, TimePoint now);
+
+  // A DISCOVERY_CONFIRM from `from`. Returns the established session, or the
+  // reason it was refused (also counted). A CONFIRM for a session established
+  // in the last 60 s (a replay, or the initiator retransmitting because our
+  // SEQUENCE_NEG was lost) is refused with kReplayAttack and `replayed_session`
+  // set to its id, so the caller can re-send that session's confirmation.
+  Result<Established> consume_confirm(Bytes datagram, const Endpoint& from,
+                                      std::int64_t now_unix_ms, TimePoint now);
+
+  const ResponderCounters& counters() const { return counters_; }
+  // The session id of the last CONFIRM refused with kReplayAttack.
+  std::uint64_t replayed_session() const { return replayed_session_; }
+
+ private:
+  struct Derived;
+  void rotate(TimePoint now);
+  bool admit(const Endpoint& from, TimePoint now);
+  Derived derive(const crypto::SecretBytes& secret, const Endpoint& from, std::uint32_t ts_i,
+                 const crypto::Digest& h1, const Tag& matched) const;
+
+  const PskSet& psks_;
+  ResponderPolicy policy_;
+  crypto::RandomSource& rng_;
+  SourceLimiter sources_;
+  TokenBucket work_;
+  std::array<crypto::SecretBytes, 2> secrets_;  // [0] current, [1] previous
+  TimePoint rotated_at_;
+  ResponderCounters counters_;
+  // Sessions established while their CONFIRM could still verify (two cookie
+  // periods), in a fixed ring: a replayed CONFIRM must not make a second one.
+  struct Recent {
+    std::uint64_t session_id = 0;
+    TimePoint at = 0;
+  };
+  std::array<Recent, 1024> recent_{};
+  std::size_t recent_next_ = 0;
+  std::uint64_t replayed_session_ = 0;
+};
+
+}  // namespace buckwild::discovery

@@ -1,0 +1,425 @@
+// End-to-end tests of discovery between an Initiator and a Responder, one test
+// per property the protocol claims (docs/protocol.md §6.6).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "core/crypto/random.h"
+#include "core/discovery/envelope.h"
+#include "core/discovery/features.h"
+#include "core/discovery/initiator.h"
+#include "core/discovery/responder.h"
+#include "core/wire/codec.h"
+
+namespace buckwild::discovery {
+namespace {
+
+constexpr std::int64_t kUnix = 1'764'080'000'000;  // 2025-11-25 14:13:20 UTC
+constexpr TimePoint kT0 = seconds(1000);
+const Endpoint kAlice = Endpoint::ipv4(0x0AC80001, 40000);  // 10.200.0.1
+const Endpoint kMallory = Endpoint::ipv4(0x0AC80009, 40000);
+
+constexpr std::uint16_t kOffered = feature::kChaCha20Poly1305 | feature::kAes256Gcm |
+                                   feature::kForwardSecrecy | feature::kDatagram;
+
+// A PSK of 32 bytes determined by `label`: equal labels, equal keys; otherwise unrelated.
+Psk psk(const std::string& id, std::uint32_t label) {
+  crypto::DeterministicRandom rng(0x5EED0000ull + label);
+  return Psk{id, crypto::SecretBytes::random(32, rng)};
+}
+
+// `count` keys labelled base, base+1, ...; position `shared_at` (if in range) holds label 1.
+PskSet make_set(std::size_t count, std::uint32_t base, std::size_t shared_at) {
+  std::vector<Psk> v;
+  for (std::size_t i = 0; i < count; ++i) {
+    v.push_back(i == shared_at ? psk("shared", 1) : psk("k" + std::to_string(i), base + static_cast<std::uint32_t>(i)));
+  }
+  return PskSet::create(std::move(v)).value();
+}
+
+ResponderLimits generous() { return ResponderLimits{1e9, 1e9, 1e9, 64}; }
+
+struct Exchange {
+  std::vector<std::uint8_t> discovery, response, confirm;
+  std::optional<Established> at_initiator, at_responder;
+};
+
+// One full exchange with deterministic randomness on both sides.
+Exchange handshake(const PskSet& ipsks, const PskSet& rpsks, std::uint64_t iseed = 1,
+              std::uint64_t rseed = 2, std::int64_t r_skew_ms = 0) {
+  crypto::DeterministicRandom irng(iseed), rrng(rseed);
+  Initiator init(ipsks, kOffered, irng);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  Exchange run;
+  run.discovery = init.start(kUnix, kT0);
+  auto response = resp.consume_discovery(run.discovery, kAlice, kUnix + r_skew_ms + 1, kT0 + milliseconds(1));
+  if (!response) return run;
+  run.response = *response;
+  auto outcome = init.consume_response(run.response, kUnix + 2, kT0 + milliseconds(2));
+  if (!outcome) return run;
+  run.confirm = outcome->confirm;
+  run.at_initiator = std::move(outcome->session);
+  auto est = resp.consume_confirm(run.confirm, kAlice, kUnix + r_skew_ms + 3, kT0 + milliseconds(3));
+  if (est) run.at_responder = std::move(*est);
+  return run;
+}
+
+TEST(DiscoveryTest, FindsTheOneSharedPskAmong256OnEachSide) {
+  PskSet ipsks = make_set(256, 1000, 173);
+  PskSet rpsks = make_set(256, 5000, 42);
+  Exchange run = handshake(ipsks, rpsks);
+  ASSERT_TRUE(run.at_initiator && run.at_responder);
+  const Established& i = *run.at_initiator;
+  const Established& r = *run.at_responder;
+  EXPECT_EQ(i.psk_index, 173u);
+  EXPECT_EQ(r.psk_index, 42u);
+  EXPECT_EQ(i.session_id, r.session_id);
+  EXPECT_NE(i.session_id, 0u);
+  EXPECT_TRUE(i.session_key.equals(r.session_key.view()));
+  EXPECT_EQ(i.features, r.features);
+  EXPECT_EQ(i.features, feature::kChaCha20Poly1305 | feature::kForwardSecrecy | feature::kDatagram);
+  EXPECT_EQ(i.day, r.day);
+  EXPECT_EQ(i.initial_sequence_i2r, r.initial_sequence_i2r);
+  EXPECT_EQ(i.initial_sequence_r2i, r.initial_sequence_r2i);
+  EXPECT_EQ(i.sequence_confirm, r.sequence_confirm);
+  for (const auto* d : {&run.discovery, &run.response, &run.confirm}) {
+    EXPECT_LE(d->size(), wire::kMaxDiscoveryDatagram);
+  }
+}
+
+TEST(DiscoveryTest, BothSidesSelectTheSamePskWhenSeveralAreShared) {
+  std::vector<Psk> iv, rv;
+  iv.push_back(psk("x", 7));
+  iv.push_back(psk("b", 3));
+  iv.push_back(psk("a", 2));
+  rv.push_back(psk("a", 2));  // the responder prefers "a"
+  rv.push_back(psk("b", 3));
+  PskSet ipsks = PskSet::create(std::move(iv)).value();
+  PskSet rpsks = PskSet::create(std::move(rv)).value();
+  Exchange run = handshake(ipsks, rpsks);
+  ASSERT_TRUE(run.at_initiator && run.at_responder);
+  EXPECT_EQ(ipsks.id(run.at_initiator->psk_index), "a");
+  EXPECT_EQ(rpsks.id(run.at_responder->psk_index), "a");
+}
+
+TEST(DiscoveryTest, SequenceConfirmationCompletesTheInitiator) {
+  PskSet ipsks = make_set(3, 100, 0);
+  PskSet rpsks = make_set(3, 200, 2);
+  crypto::DeterministicRandom irng(5), rrng(6);
+  Initiator init(ipsks, kOffered, irng);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  auto d = init.start(kUnix, kT0);
+  auto r = resp.consume_discovery(d, kAlice, kUnix, kT0);
+  ASSERT_TRUE(r);
+  auto o = init.consume_response(*r, kUnix, kT0);
+  ASSERT_TRUE(o);
+  auto e = resp.consume_confirm(o->confirm, kAlice, kUnix, kT0);
+  ASSERT_TRUE(e);
+  wire::SequenceNegBody wrong = e->sequence_confirm;
+  wrong.challenge[0] ^= 1;
+  EXPECT_FALSE(init.consume_sequence_confirm(wrong).has_value());
+  EXPECT_EQ(init.state(), Initiator::State::kResponded);
+  EXPECT_TRUE(init.consume_sequence_confirm(e->sequence_confirm).has_value());
+  EXPECT_EQ(init.state(), Initiator::State::kCompleted);
+  EXPECT_EQ(init.next_expiry(), kNever);
+}
+
+TEST(DiscoveryTest, NoSharedPskMeansSilenceAndTheInitiatorFailsAfterItsRetries) {
+  PskSet ipsks = make_set(256, 1000, 999);
+  PskSet rpsks = make_set(256, 5000, 999);
+  crypto::DeterministicRandom irng(1), rrng(2);
+  Initiator init(ipsks, kOffered, irng);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  auto d = init.start(kUnix, kT0);
+  EXPECT_FALSE(resp.consume_discovery(d, kAlice, kUnix, kT0).has_value());
+  int transmissions = 1;
+  TimePoint now = kT0;
+  for (int step = 0; step < 100 && init.state() == Initiator::State::kInitiated; ++step) {
+    now = init.next_expiry();
+    if (auto again = init.on_expiry(now)) {
+      ++transmissions;
+      EXPECT_EQ(*again, d);  // retransmissions are identical
+      EXPECT_FALSE(resp.consume_discovery(*again, kAlice, kUnix + (now - kT0) / 1000, now).has_value());
+    }
+  }
+  EXPECT_EQ(init.state(), Initiator::State::kFailed);
+  EXPECT_EQ(transmissions, 4);  // at 0, 1, 3 and 7 s
+  EXPECT_EQ(now, kT0 + kDiscoveryTimeout);
+  EXPECT_EQ(resp.counters().responses, 0u);
+  EXPECT_EQ(resp.counters().no_shared_psk, 4u);
+}
+
+// Flips one bit in every byte of `msg` (a different bit per byte, so every
+// field of the message is hit) and calls `rejects` on each copy.
+template <typename F>
+void for_each_tampered(const std::vector<std::uint8_t>& msg, F&& rejects, std::size_t skip_from = 0,
+                       std::size_t skip_to = 0) {
+  for (std::size_t i = 0; i < msg.size(); ++i) {
+    if (i >= skip_from && i < skip_to) continue;
+    auto copy = msg;
+    copy[i] ^= static_cast<std::uint8_t>(1u << (i % 8));
+    EXPECT_TRUE(rejects(copy)) << "byte " << i;
+  }
+}
+
+TEST(DiscoveryTest, TamperedDiscoveryGetsNoResponse) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(4, 200, 3);
+  crypto::DeterministicRandom irng(9), rrng(10);
+  Initiator init(ipsks, kOffered, irng);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  auto d = init.start(kUnix, kT0);
+  auto good = resp.consume_discovery(d, kAlice, kUnix, kT0);
+  ASSERT_TRUE(good);
+  const wire::Packet good_packet = wire::decode_packet(*good).value();
+  const auto matched = std::get<wire::DiscoveryResponseBody>(good_packet.body).matched_tag;
+  // Where the matched tag sits among the 256 slots.
+  const std::size_t slots_at = wire::kHeaderSize + 92;
+  std::size_t matched_at = 0;
+  for (std::size_t s = 0; s < wire::kDiscoverySlots; ++s) {
+    if (std::memcmp(d.data() + slots_at + 4 * s, matched.data(), 4) == 0) matched_at = slots_at + 4 * s;
+  }
+  ASSERT_NE(matched_at, 0u);
+  auto rejects = [&](const std::vector<std::uint8_t>& m) {
+    return !resp.consume_discovery(m, kAlice, kUnix, kT0).has_value();
+  };
+  // Every header and fixed field, the trailer, and the matched tag.
+  for_each_tampered(d, rejects, slots_at, slots_at + 4 * wire::kDiscoverySlots);
+  for (std::size_t i = matched_at; i < matched_at + 4; ++i) {
+    auto copy = d;
+    copy[i] ^= 0x10;
+    EXPECT_TRUE(rejects(copy));
+  }
+  // A slot that matches none of our keys is indistinguishable from padding:
+  // changing it changes nothing we send (§6.6).
+  std::size_t other = matched_at == slots_at ? slots_at + 4 : slots_at;
+  auto copy = d;
+  copy[other] ^= 0x01;
+  EXPECT_EQ(resp.consume_discovery(copy, kAlice, kUnix, kT0), good);
+}
+
+TEST(DiscoveryTest, TamperedResponseIsRejectedAndChangesNothing) {
+  PskSet ipsks = make_set(2, 100, 1);
+  PskSet rpsks = make_set(2, 200, 0);
+  crypto::DeterministicRandom irng(11), rrng(12);
+  Initiator init(ipsks, kOffered, irng);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  auto d = init.start(kUnix, kT0);
+  auto r = resp.consume_discovery(d, kAlice, kUnix, kT0);
+  ASSERT_TRUE(r);
+  for_each_tampered(*r, [&](const std::vector<std::uint8_t>& m) {
+    return !init.consume_response(m, kUnix, kT0).has_value();
+  });
+  EXPECT_EQ(init.state(), Initiator::State::kInitiated);
+  EXPECT_TRUE(init.consume_response(*r, kUnix, kT0).has_value());
+}
+
+TEST(DiscoveryTest, TamperedConfirmIsRejected) {
+  PskSet ipsks = make_set(2, 100, 1);
+  PskSet rpsks = make_set(2, 200, 0);
+  crypto::DeterministicRandom irng(13), rrng(14);
+  Initiator init(ipsks, kOffered, irng);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  auto d = init.start(kUnix, kT0);
+  auto r = resp.consume_discovery(d, kAlice, kUnix, kT0);
+  ASSERT_TRUE(r);
+  auto o = init.consume_response(*r, kUnix, kT0);
+  ASSERT_TRUE(o);
+  for_each_tampered(o->confirm, [&](const std::vector<std::uint8_t>& m) {
+    return !resp.consume_confirm(m, kAlice, kUnix, kT0).has_value();
+  });
+  EXPECT_EQ(resp.counters().sessions, 0u);
+  EXPECT_TRUE(resp.consume_confirm(o->confirm, kAlice, kUnix, kT0).has_value());
+}
+
+TEST(DiscoveryTest, ReplayedMessagesFail) {
+  PskSet ipsks = make_set(2, 100, 0);
+  PskSet rpsks = make_set(2, 200, 1);
+  crypto::DeterministicRandom irng(15), rrng(16);
+  Initiator init(ipsks, kOffered, irng);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  auto d = init.start(kUnix, kT0);
+  auto r = resp.consume_discovery(d, kAlice, kUnix, kT0);
+  ASSERT_TRUE(r);
+  auto o = init.consume_response(*r, kUnix, kT0);
+  ASSERT_TRUE(o);
+  auto e = resp.consume_confirm(o->confirm, kAlice, kUnix, kT0);
+  ASSERT_TRUE(e);
+  ASSERT_TRUE(init.consume_sequence_confirm(e->sequence_confirm));
+
+  // RESPONSE again: the initiator is past it.
+  EXPECT_EQ(init.consume_response(*r, kUnix, kT0).error().code, ErrorCode::kStateInvalid);
+  // CONFIRM again: no second session, and the caller learns which one it was.
+  auto again = resp.consume_confirm(o->confirm, kAlice, kUnix, kT0 + seconds(5));
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, ErrorCode::kReplayAttack);
+  EXPECT_EQ(resp.replayed_session(), e->session_id);
+  // After the cookie secrets have rotated out, the CONFIRM no longer verifies at all.
+  EXPECT_FALSE(resp.consume_confirm(o->confirm, kAlice, kUnix, kT0 + seconds(61)).has_value());
+  EXPECT_EQ(resp.counters().sessions, 1u);
+  // A DISCOVERY replayed by someone else gets a response bound to *their*
+  // address; the real initiator's CONFIRM cannot use it, nor can they.
+  auto mallory_response = resp.consume_discovery(d, kMallory, kUnix, kT0 + seconds(62));
+  ASSERT_TRUE(mallory_response);
+  EXPECT_NE(*mallory_response, *r);
+  // A stale DISCOVERY (over 30 s old) is ignored.
+  EXPECT_FALSE(resp.consume_discovery(d, kAlice, kUnix + 31'000, kT0 + seconds(63)).has_value());
+}
+
+TEST(DiscoveryTest, ConfirmFromAnotherAddressFails) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(1, 200, 0);
+  crypto::DeterministicRandom irng(17), rrng(18);
+  Initiator init(ipsks, kOffered, irng);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  auto r = resp.consume_discovery(init.start(kUnix, kT0), kAlice, kUnix, kT0);
+  auto o = init.consume_response(*r, kUnix, kT0);
+  ASSERT_TRUE(o);
+  EXPECT_FALSE(resp.consume_confirm(o->confirm, kMallory, kUnix, kT0).has_value());
+  EXPECT_EQ(resp.counters().bad_cookie, 1u);
+}
+
+TEST(DiscoveryTest, GarbageGetsSilence) {
+  PskSet rpsks = make_set(8, 200, 0);
+  crypto::DeterministicRandom rrng(19), noise(20);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  for (int i = 0; i < 2000; ++i) {
+    std::uint8_t len_bytes[2];
+    noise.fill(len_bytes);
+    std::vector<std::uint8_t> junk((len_bytes[0] << 8 | len_bytes[1]) % 1400);
+    noise.fill(junk);
+    if (i % 2 == 0 && junk.size() >= 2) {  // half of them look like Buckwild discovery
+      junk[0] = 0x01;
+      junk[1] = 0x0C;
+    }
+    EXPECT_FALSE(resp.consume_discovery(junk, kAlice, kUnix, kT0).has_value());
+    EXPECT_FALSE(resp.consume_confirm(junk, kAlice, kUnix, kT0).has_value());
+  }
+  EXPECT_EQ(resp.counters().responses, 0u);
+  EXPECT_EQ(resp.counters().sessions, 0u);
+}
+
+// Keys held by one side only do not influence a single byte the other side
+// sends, nor the outcome: so they cannot leak through its behaviour.
+TEST(DiscoveryTest, NonSharedKeysDoNotInfluenceThePeer) {
+  // Vary the initiator's non-shared keys: the responder's bytes stay the same.
+  Exchange a = handshake(make_set(40, 1000, 7), make_set(30, 5000, 11));
+  Exchange b = handshake(make_set(40, 9000, 7), make_set(30, 5000, 11));
+  ASSERT_TRUE(a.at_responder && b.at_responder);
+  EXPECT_NE(a.discovery, b.discovery);
+  EXPECT_EQ(a.response, b.response);
+  EXPECT_EQ(a.at_responder->session_id, b.at_responder->session_id);
+  EXPECT_TRUE(a.at_responder->session_key.equals(b.at_responder->session_key.view()));
+
+  // Vary the responder's non-shared keys (and how many): the initiator's bytes stay the same.
+  Exchange c = handshake(make_set(40, 1000, 7), make_set(30, 5000, 11));
+  Exchange e = handshake(make_set(40, 1000, 7), make_set(200, 77000, 11));
+  ASSERT_TRUE(c.at_initiator && e.at_initiator);
+  EXPECT_EQ(c.discovery, e.discovery);
+  EXPECT_EQ(c.response, e.response);
+  EXPECT_EQ(c.confirm, e.confirm);
+  EXPECT_TRUE(c.at_initiator->session_key.equals(e.at_initiator->session_key.view()));
+}
+
+TEST(DiscoveryTest, KeyCountIsHiddenAndTagsAreFreshEveryTime) {
+  // One key or 256 keys: the DISCOVERY has the same size and shape.
+  PskSet one = make_set(1, 100, 0);
+  PskSet many = make_set(256, 100, 0);
+  crypto::DeterministicRandom r1(21), r2(22);
+  Initiator a(one, kOffered, r1), b(many, kOffered, r2);
+  auto da = a.start(kUnix, kT0);
+  auto db = b.start(kUnix, kT0);
+  EXPECT_EQ(da.size(), db.size());
+  // Two discoveries with the same keys share no tag value.
+  crypto::DeterministicRandom r3(23);
+  Initiator c(many, kOffered, r3);
+  auto d1 = c.start(kUnix, kT0);
+  auto d2 = c.start(kUnix, kT0);
+  const wire::Packet p1 = wire::decode_packet(d1).value();
+  const wire::Packet p2 = wire::decode_packet(d2).value();
+  const auto& t1 = std::get<wire::DiscoveryBody>(p1.body).tags;
+  const auto& t2 = std::get<wire::DiscoveryBody>(p2.body).tags;
+  int common = 0;
+  for (const auto& x : t1) {
+    for (const auto& y : t2) common += x == y;
+  }
+  EXPECT_LE(common, 1);  // 65536 pairs of random 32-bit values: a collision is ~1.5e-5 likely
+}
+
+TEST(DiscoveryTest, ForwardSecrecyIsNegotiatedAndRequired) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(1, 200, 0);
+  crypto::DeterministicRandom irng(24), rrng(25);
+  // An initiator that does not offer forward secrecy meets a responder that requires it: silence.
+  Initiator init(ipsks, feature::kChaCha20Poly1305, irng);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  EXPECT_FALSE(resp.consume_discovery(init.start(kUnix, kT0), kAlice, kUnix, kT0).has_value());
+  EXPECT_EQ(resp.counters().no_common_features, 1u);
+  // A responder that permits it without: the session key then comes from the PSK alone.
+  ResponderPolicy lax;
+  lax.require_forward_secrecy = false;
+  Responder resp2(rpsks, lax, generous(), rrng, kT0);
+  auto r = resp2.consume_discovery(init.start(kUnix, kT0), kAlice, kUnix, kT0);
+  ASSERT_TRUE(r);
+  auto o = init.consume_response(*r, kUnix, kT0);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->session.features & feature::kForwardSecrecy, 0);
+  auto e = resp2.consume_confirm(o->confirm, kAlice, kUnix, kT0);
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(o->session.session_key.equals(e->session_key.view()));
+}
+
+TEST(DiscoveryTest, ClockOffsetIsMeasuredFromTheHandshake) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(1, 200, 0);
+  Exchange run = handshake(ipsks, rpsks, 1, 2, /*r_skew_ms=*/40);
+  ASSERT_TRUE(run.at_initiator && run.at_responder);
+  EXPECT_NEAR(run.at_initiator->clock_offset_ms, 40, 3);
+  EXPECT_NEAR(run.at_responder->clock_offset_ms, -40, 3);
+}
+
+TEST(DiscoveryTest, WorksWhenTheClocksStraddleUtcMidnight) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(1, 200, 0);
+  const std::int64_t midnight = (kUnix / wire::kMsPerDay + 1) * wire::kMsPerDay;
+  crypto::DeterministicRandom irng(26), rrng(27);
+  Initiator init(ipsks, kOffered, irng);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  auto d = init.start(midnight - 20, kT0);                             // 23:59:59.980 at the initiator
+  auto r = resp.consume_discovery(d, kAlice, midnight + 10, kT0);      // 00:00:00.010 at the responder
+  ASSERT_TRUE(r);
+  auto o = init.consume_response(*r, midnight - 10, kT0);
+  ASSERT_TRUE(o);
+  auto e = resp.consume_confirm(o->confirm, kAlice, midnight + 20, kT0);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(o->session.day, e->day);
+  EXPECT_TRUE(o->session.session_key.equals(e->session_key.view()));
+}
+
+TEST(DiscoveryTest, FloodsAreCappedPerSourceAndInTotal) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(1, 200, 0);
+  crypto::DeterministicRandom irng(28), rrng(29);
+  Initiator init(ipsks, kOffered, irng);
+  ResponderLimits limits;
+  limits.per_source_rate = 5;
+  limits.per_source_burst = 10;
+  limits.work_per_second = 100;
+  Responder resp(rpsks, ResponderPolicy{}, limits, rrng, kT0);
+  auto d = init.start(kUnix, kT0);
+  int answered = 0;
+  for (int i = 0; i < 100; ++i) answered += resp.consume_discovery(d, kAlice, kUnix, kT0).has_value();
+  EXPECT_EQ(answered, 10);  // one source: its burst
+  EXPECT_EQ(resp.counters().rate_limited, 90u);
+  // Many sources at once: bounded by the global work budget (burst of rate/10).
+  int total = 0;
+  for (std::uint32_t i = 0; i < 1000; ++i) {
+    total += resp.consume_discovery(d, Endpoint::ipv4(0x0B000000 + i, 1), kUnix, kT0).has_value();
+  }
+  EXPECT_LE(total, 10);
+  EXPECT_GT(resp.counters().overloaded, 900u);
+}
+
+}  // namespace
+}  // namespace buckwild::discovery
