@@ -3,9 +3,11 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <sodium.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 namespace buckwild::crypto {
@@ -22,6 +24,9 @@ namespace {
 // OpenSSL rejects a null key pointer even with length 0 (a null key means
 // "keep the current key" to EVP_MAC_init), so an empty key points here.
 constexpr std::uint8_t kEmpty[1] = {0};
+
+// Up to this many bytes, HMAC runs on the precomputed libsodium state.
+constexpr std::size_t kShortMessage = 256;
 
 }  // namespace
 
@@ -42,15 +47,20 @@ Result<HmacSha256> HmacSha256::create(Bytes key) {
     EVP_MAC_CTX_free(ctx);
     return fail(ErrorCode::kMemoryExhausted, "EVP_MAC_init(HMAC-SHA256) failed");
   }
-  return HmacSha256(ctx);
+  SecretBytes state(sizeof(crypto_auth_hmacsha256_state));
+  crypto_auth_hmacsha256_init(reinterpret_cast<crypto_auth_hmacsha256_state*>(state.data()),
+                              key.data(), key.size());
+  return HmacSha256(ctx, std::move(state));
 }
 
-HmacSha256::HmacSha256(HmacSha256&& other) noexcept : ctx_(std::exchange(other.ctx_, nullptr)) {}
+HmacSha256::HmacSha256(HmacSha256&& other) noexcept
+    : ctx_(std::exchange(other.ctx_, nullptr)), short_state_(std::move(other.short_state_)) {}
 
 HmacSha256& HmacSha256::operator=(HmacSha256&& other) noexcept {
   if (this != &other) {
     EVP_MAC_CTX_free(ctx_);
     ctx_ = std::exchange(other.ctx_, nullptr);
+    short_state_ = std::move(other.short_state_);
   }
   return *this;
 }
@@ -60,6 +70,17 @@ HmacSha256::~HmacSha256() {
 }
 
 Digest HmacSha256::compute(std::initializer_list<Bytes> parts) {
+  std::size_t total = 0;
+  for (Bytes part : parts) total += part.size();
+  if (total <= kShortMessage && !short_state_.empty()) {
+    crypto_auth_hmacsha256_state st;
+    std::memcpy(&st, short_state_.data(), sizeof st);
+    for (Bytes part : parts) crypto_auth_hmacsha256_update(&st, part.data(), part.size());
+    Digest out{};
+    crypto_auth_hmacsha256_final(&st, out.data());
+    sodium_memzero(&st, sizeof st);
+    return out;
+  }
   // A null key re-arms the context with the key already set: no allocation.
   if (ctx_ == nullptr || EVP_MAC_init(ctx_, nullptr, 0, nullptr) != 1) {
     die("HMAC-SHA256 re-init failed");
@@ -78,6 +99,20 @@ Digest HmacSha256::compute(std::initializer_list<Bytes> parts) {
 }
 
 Digest hmac_sha256(Bytes key, std::initializer_list<Bytes> parts) {
+  std::size_t total = 0;
+  for (Bytes part : parts) total += part.size();
+  if (total <= kShortMessage) {
+    // No context objects for a one-off: libsodium's state lives on the stack
+    // for the few hundred nanoseconds it takes and is wiped before returning.
+    ensure_sodium();
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, key.data(), key.size());
+    for (Bytes part : parts) crypto_auth_hmacsha256_update(&st, part.data(), part.size());
+    Digest out{};
+    crypto_auth_hmacsha256_final(&st, out.data());
+    sodium_memzero(&st, sizeof st);
+    return out;
+  }
   Result<HmacSha256> mac = HmacSha256::create(key);
   if (!mac) die(mac.error().what);
   return mac->compute(parts);

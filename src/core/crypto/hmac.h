@@ -7,6 +7,7 @@
 
 #include "core/common/bytes.h"
 #include "core/common/error.h"
+#include "core/crypto/secret_bytes.h"
 
 struct evp_mac_ctx_st;
 
@@ -41,8 +42,14 @@ class HmacSha256 {
   Digest compute(std::initializer_list<Bytes> parts);
 
  private:
-  explicit HmacSha256(evp_mac_ctx_st* ctx) : ctx_(ctx) {}
+  HmacSha256(evp_mac_ctx_st* ctx, SecretBytes short_state)
+      : ctx_(ctx), short_state_(std::move(short_state)) {}
   evp_mac_ctx_st* ctx_ = nullptr;
+  // libsodium's keyed HMAC state (inner and outer hashes after the key block),
+  // in locked memory. For short messages (ports, tags, proofs) copying it and
+  // hashing two blocks is several times faster than OpenSSL's EVP re-init;
+  // long messages (HMAC-mode packets) go through OpenSSL's faster SHA-256.
+  SecretBytes short_state_;
 };
 
 }  // namespace buckwild::crypto

@@ -12,11 +12,13 @@ namespace buckwild::crypto {
 
 class RandomSource;
 
-// A fixed-size buffer of secret bytes allocated with libsodium's sodium_malloc:
+// A fixed-size buffer of secret bytes in memory from libsodium's sodium_malloc:
 // guard pages around it, a canary in front, the pages mlock()ed so they never
-// reach swap. The destructor zeroes the bytes (sodium_memzero), in debug builds
-// checks that every byte reads back as zero, and frees them (sodium_free, which
-// also unlocks and zeroes). Move-only; a moved-from object is empty.
+// reach swap. Secrets up to 128 bytes take a slot in one such region shared by
+// the process (cheap); larger ones get a sodium_malloc of their own. The
+// destructor zeroes the bytes (sodium_memzero), in debug builds checks that
+// every byte reads back as zero, and returns them (slot) or frees them
+// (sodium_free, which also unlocks). Move-only; a moved-from object is empty.
 class SecretBytes {
  public:
   SecretBytes() = default;
