@@ -1,5 +1,6 @@
 #include "core/discovery/psk_set.h"
 
+#include <algorithm>
 #include <string_view>
 
 #include "core/crypto/hkdf.h"
@@ -30,9 +31,20 @@ Result<PskSet> PskSet::create(std::vector<Psk> psks) {
     if (!tk) return std::unexpected(tk.error());
     auto mac = crypto::HmacSha256::create(tk->view());
     if (!mac) return std::unexpected(mac.error());
-    entries.push_back(Entry{std::move(p), std::move(*tk), std::move(*mac)});
+    crypto::Digest d = mac->compute({ascii("fingerprint")});
+    Fingerprint fp;
+    std::copy_n(d.begin(), fp.size(), fp.begin());
+    entries.push_back(Entry{std::move(p), std::move(*tk), std::move(*mac), fp});
   }
   return PskSet(std::move(entries));
+}
+
+std::optional<std::size_t> PskSet::find(const Fingerprint& fp) const {
+  // At most 256 entries: a scan is cheaper than keeping an index in sync.
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (entries_[i].fingerprint == fp) return i;
+  }
+  return std::nullopt;
 }
 
 }  // namespace buckwild::discovery

@@ -41,7 +41,20 @@ struct Responder::Derived {
   wire::Bytes16 nonce;
   crypto::SecretBytes ephemeral_private;
   wire::Bytes32 contribution;
-  wire::Bytes32 cookie;
+  Fingerprint pad;  // hides the selected key's fingerprint in the cookie
+  const crypto::SecretBytes* secret = nullptr;
+
+  // cookie = first 24 bytes of HMAC(secret, "cookie" || seed || hint) || hint,
+  // hint = fingerprint XOR pad.
+  wire::Bytes32 cookie(const Fingerprint& fingerprint) const {
+    Fingerprint hint;
+    for (std::size_t i = 0; i < hint.size(); ++i) hint[i] = fingerprint[i] ^ pad[i];
+    crypto::Digest mac = crypto::hmac_sha256(secret->view(), {ascii("cookie"), seed, hint});
+    wire::Bytes32 c;
+    std::copy_n(mac.begin(), 24, c.begin());
+    std::copy(hint.begin(), hint.end(), c.begin() + 24);
+    return c;
+  }
 };
 
 Responder::Responder(const PskSet& psks, ResponderPolicy policy, ResponderLimits limits,
@@ -86,11 +99,12 @@ Responder::Derived Responder::derive(const crypto::SecretBytes& secret, const En
   Derived d;
   d.seed = crypto::hmac_sha256(secret.view(), {ascii("responder seed"), from.address,
                                                Bytes(port_ts, 6), h1, matched});
-  auto okm = crypto::hkdf_expand(d.seed, ascii("responder values"), 16 + 32 + 32).value();
+  auto okm = crypto::hkdf_expand(d.seed, ascii("responder values"), 16 + 32 + 32 + 8).value();
   std::memcpy(d.nonce.data(), okm.data(), 16);
   d.ephemeral_private = crypto::SecretBytes::copy_of(okm.view().subspan(16, 32));
   std::memcpy(d.contribution.data(), okm.data() + 48, 32);
-  d.cookie = crypto::hmac_sha256(secret.view(), {ascii("cookie"), d.seed});
+  std::memcpy(d.pad.data(), okm.data() + 80, 8);
+  d.secret = &secret;
   return d;
 }
 
@@ -148,7 +162,7 @@ std::optional<std::vector<std::uint8_t>> Responder::consume_discovery(Bytes data
   r.discovery_id = d.discovery_id;
   r.nonce = v.nonce;
   r.contribution = v.contribution;
-  r.cookie = v.cookie;
+  r.cookie = v.cookie(psks_.fingerprint(*selected));
   r.matched_tag = matched;
   r.features = *negotiated;
   crypto::SecretBytes dh;
@@ -207,11 +221,20 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
   d.features = c.features;
   const crypto::Digest h1 = discovery_hash(c.discovery_timestamp_ms, d);
 
+  // The cookie's last 8 bytes hide the selected key's fingerprint; its first 24
+  // authenticate them together with everything the seed covers.
+  Fingerprint hint;
+  std::copy(c.cookie.begin() + 24, c.cookie.end(), hint.begin());
   std::optional<Derived> v;
+  std::optional<std::size_t> selected;
   for (const auto& secret : secrets_) {
     Derived candidate = derive(secret, from, c.discovery_timestamp_ms, h1, c.matched_tag);
-    if (crypto::ct_equal(candidate.cookie, c.cookie)) {
+    Fingerprint fp;
+    for (std::size_t i = 0; i < fp.size(); ++i) fp[i] = hint[i] ^ candidate.pad[i];
+    auto index = psks_.find(fp);
+    if (index && crypto::ct_equal(candidate.cookie(fp), c.cookie)) {
       v = std::move(candidate);
+      selected = index;
       break;
     }
   }
@@ -220,13 +243,9 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
     return fail(ErrorCode::kAuthenticationFailed, "cookie does not verify");
   }
   if (!crypto::ct_equal(v->nonce, c.responder_nonce)) return refuse(ErrorCode::kAuthenticationFailed, "responder nonce");
-
-  // The selected PSK is the first of ours whose tag is the matched one.
-  std::optional<std::size_t> selected;
-  for (std::size_t i = 0; i < psks_.size() && !selected; ++i) {
-    if (psk_tag(psks_.tag_mac(i), h1) == c.matched_tag) selected = i;
+  if (psk_tag(psks_.tag_mac(*selected), h1) != c.matched_tag) {
+    return refuse(ErrorCode::kPskNotFound, "matched tag is not the selected key's");
   }
-  if (!selected) return refuse(ErrorCode::kPskNotFound, "matched tag is none of ours");
   auto negotiated = negotiate(c.features, policy_);
   if (!negotiated) return refuse(ErrorCode::kDiscoveryFailed, "no common features");
   const bool fs = (*negotiated & feature::kForwardSecrecy) != 0;
@@ -235,7 +254,7 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
   r.discovery_id = c.discovery_id;
   r.nonce = v->nonce;
   r.contribution = v->contribution;
-  r.cookie = v->cookie;
+  r.cookie = c.cookie;
   r.matched_tag = c.matched_tag;
   r.features = *negotiated;
   crypto::SecretBytes dh;
