@@ -25,10 +25,12 @@ discovery::PskSet make_psks() {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static discovery::PskSet psks = make_psks();
-  crypto::DeterministicRandom rng(9);
-  discovery::Initiator initiator(psks, discovery::feature::kChaCha20Poly1305 |
-                                           discovery::feature::kForwardSecrecy, rng);
-  initiator.start(kNowUnix, 0);
+  static crypto::DeterministicRandom rng(9);
+  // A refused response changes nothing, so one started initiator serves every
+  // input; it is restarted only if an input was accepted.
+  static discovery::Initiator initiator(
+      psks, discovery::feature::kChaCha20Poly1305 | discovery::feature::kForwardSecrecy, rng);
+  if (initiator.state() != discovery::Initiator::State::kInitiated) initiator.start(kNowUnix, 0);
   auto outcome = initiator.consume_response(Bytes(data, size), kNowUnix, 1000);
   if (!outcome && initiator.state() != discovery::Initiator::State::kInitiated) std::abort();
   if (outcome && outcome->confirm.size() > wire::kMaxDiscoveryDatagram) std::abort();

@@ -88,6 +88,10 @@ Result<Initiator::Outcome> Initiator::consume_response(Bytes datagram, std::int6
   if (!packet) return std::unexpected(packet.error());
   const auto& r = std::get<wire::DiscoveryResponseBody>(packet->body);
   if (r.discovery_id != discovery_id_) return fail(ErrorCode::kSessionNotFound, "another discovery id");
+  if (!hop::timestamp_fresh(packet->header.timestamp_ms, ms_of_day(now_unix_ms),
+                            wire::kTimestampWindowMs)) {
+    return fail(ErrorCode::kTimestampInvalid, "RESPONSE timestamp outside the window");
+  }
   if (!acceptable_negotiation(r.features, offered_)) {
     return fail(ErrorCode::kDiscoveryFailed, "responder negotiated features we did not offer");
   }

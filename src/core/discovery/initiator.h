@@ -49,7 +49,7 @@ class Initiator {
   // INITIATED → RESPONDED. Verifies a DISCOVERY_RESPONSE and returns the session
   // and the CONFIRM to send. A response that does not verify changes nothing:
   // kStateInvalid (not INITIATED), kSessionNotFound (another discovery id),
-  // kInvalidPacket, kDiscoveryFailed (unacceptable features),
+  // kInvalidPacket, kTimestampInvalid (responder's clock over 30 s away), kDiscoveryFailed (unacceptable features),
   // kPskNotFound (matched tag is none of ours), kAuthenticationFailed (proof).
   Result<Outcome> consume_response(Bytes datagram, std::int64_t now_unix_ms, TimePoint now);
 
