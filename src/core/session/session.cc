@@ -1,0 +1,182 @@
+#include "core/session/session.h"
+
+#include <algorithm>
+
+#include "core/discovery/features.h"
+#include "core/hop/time_window.h"
+#include "core/wire/codec.h"
+
+namespace buckwild::session {
+namespace {
+
+Result<crypto::PacketKeyMaterial> material(const hop::DirectionKeys& k) {
+  return crypto::PacketKeyMaterial{k.packet_key.view(), k.packet_iv.view(), k.mac_key.view()};
+}
+
+}  // namespace
+
+Result<Session> Session::create(discovery::Established e, const crypto::SecretBytes& psk,
+                                const SessionConfig& config, TimePoint now) {
+  auto i2r = hop::derive_direction_keys(e.session_key, hop::Direction::kInitiatorToResponder);
+  auto r2i = hop::derive_direction_keys(e.session_key, hop::Direction::kResponderToInitiator);
+  if (!i2r || !r2i) return fail(ErrorCode::kInvalidParameter, "session key");
+  const auto& out_keys = e.initiator ? *i2r : *r2i;
+  const auto& in_keys = e.initiator ? *r2i : *i2r;
+  const auto protection = discovery::protection_of(e.features);
+  auto sealer = crypto::PacketSealer::create(protection.mode, protection.algorithm, *material(out_keys));
+  auto opener = crypto::PacketOpener::create(protection.mode, protection.algorithm, *material(in_keys));
+  if (!sealer) return std::unexpected(sealer.error());
+  if (!opener) return std::unexpected(opener.error());
+  auto ports = hop::PortSchedule::create(psk, e.session_id);
+  if (!ports) return std::unexpected(ports.error());
+  return Session(std::move(e), std::move(*ports), std::move(*sealer), std::move(*opener), config, now);
+}
+
+Session::Session(discovery::Established e, hop::PortSchedule ports, crypto::PacketSealer sealer,
+                 crypto::PacketOpener opener, const SessionConfig& config, TimePoint now)
+    : id_(e.session_id),
+      initiator_(e.initiator),
+      features_(e.features),
+      clock_offset_ms_(e.clock_offset_ms),
+      sequence_confirm_(e.sequence_confirm),
+      ports_(std::move(ports)),
+      sealer_(std::move(sealer)),
+      opener_(std::move(opener)),
+      config_(config),
+      out_dir_(e.initiator ? hop::Direction::kInitiatorToResponder : hop::Direction::kResponderToInitiator),
+      in_dir_(e.initiator ? hop::Direction::kResponderToInitiator : hop::Direction::kInitiatorToResponder),
+      next_sequence_(e.initiator ? e.initial_sequence_i2r : e.initial_sequence_r2i),
+      last_received_(now),
+      last_sent_(now),
+      last_heartbeat_(now) {}
+
+int Session::delay_allowance() const {
+  if (config_.fixed_delay_allowance > 0) return std::clamp(config_.fixed_delay_allowance, 1, 16);
+  return std::clamp(std::max(delay_.desired(), peer_delay_allowance_), 1, 16);
+}
+
+std::uint16_t Session::send_port(std::int64_t now_unix_ms, std::uint16_t conn) {
+  // The peer's clock reads ours plus the measured offset: aim at its window.
+  return ports_.port(hop::window_at(now_unix_ms + clock_offset_ms_), out_dir_, conn);
+}
+
+void Session::listen_ports(std::int64_t now_unix_ms, std::uint16_t conn,
+                           std::vector<std::uint16_t>& out) {
+  ports_.valid_ports(hop::window_at(now_unix_ms), delay_allowance(), in_dir_, conn, out);
+}
+
+Result<std::size_t> Session::seal(wire::Header& h, MutableBytes out, std::size_t body_len,
+                                  std::int64_t now_unix_ms, TimePoint now) {
+  h.session_id = id_;
+  h.timestamp_ms = hop::ms_since_midnight(now_unix_ms);
+  if (h.connection_id == 0) h.sequence = next_sequence_++;
+  auto n = sealer_.seal(h, out, body_len);
+  if (n) {
+    last_sent_ = now;
+    ++stats_.sent;
+  }
+  return n;
+}
+
+Result<std::size_t> Session::seal_datagram(MutableBytes out, std::size_t ip_len,
+                                           std::int64_t now_unix_ms, TimePoint now) {
+  wire::Header h;
+  h.type = wire::PacketType::kDatagram;
+  return seal(h, out, ip_len, now_unix_ms, now);
+}
+
+Result<std::size_t> Session::make_heartbeat(MutableBytes out, bool probe, std::int64_t now_unix_ms,
+                                            TimePoint now) {
+  wire::HeartbeatBody b;
+  b.current_time_ms = hop::ms_since_midnight(now_unix_ms);
+  b.time_drift_ms = static_cast<std::int16_t>(std::clamp(clock_offset_ms_, -32768, 32767));
+  b.delay.delay_windows = static_cast<std::uint8_t>(
+      config_.fixed_delay_allowance > 0 ? delay_allowance() : delay_.desired());
+  b.delay.jitter_ms = delay_.jitter_ms();
+  b.delay.sample_count = delay_.sample_count();
+  b.delay.negotiation_seq = negotiation_seq_;
+  negotiation_seq_ = static_cast<std::uint16_t>((negotiation_seq_ + 1) & 0x3FF);
+  b.delay.adaptation_enabled = config_.fixed_delay_allowance == 0;
+  wire::Header h;
+  h.type = wire::PacketType::kHeartbeat;
+  h.flags = static_cast<std::uint8_t>(wire::flags::kAck | (probe ? wire::flags::kSyn : 0));
+  if (out.size() < wire::kOverhead + wire::kHeartbeatBodySize) {
+    return fail(ErrorCode::kInvalidParameter, "buffer too small for a heartbeat");
+  }
+  auto written = wire::write_body(h, b, out.subspan(wire::kHeaderSize, wire::kHeartbeatBodySize));
+  if (!written) return std::unexpected(written.error());
+  ++stats_.heartbeats_sent;
+  last_heartbeat_ = now;
+  return seal(h, out, *written, now_unix_ms, now);
+}
+
+Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_unix_ms,
+                                        TimePoint now) {
+  const std::uint32_t now_ms = hop::ms_since_midnight(now_unix_ms);
+  auto opened = opener_.open(datagram, now_ms);
+  if (!opened) {
+    ++stats_.rejected;
+    return std::unexpected(opened.error());
+  }
+  ++stats_.received;
+  last_received_ = now;
+  probes_sent_ = 0;
+  next_probe_ = kNever;
+  // One-way delay on our clock: arrival minus (sender's stamp minus the offset).
+  delay_.add_sample(hop::circular_delta_ms(now_ms, opened->header.timestamp_ms) + clock_offset_ms_);
+
+  Received r{opened->header, opened->body, false};
+  if (opened->header.type == wire::PacketType::kHeartbeat) {
+    auto body = wire::parse_body(opened->header, opened->body);
+    if (!body) {
+      ++stats_.rejected;
+      return std::unexpected(body.error());
+    }
+    const auto& hb = std::get<wire::HeartbeatBody>(*body);
+    peer_delay_allowance_ = hb.delay.delay_windows;
+    ++stats_.heartbeats_received;
+    r.answer_heartbeat = (opened->header.flags & wire::flags::kSyn) != 0;
+  }
+  return r;
+}
+
+TimePoint Session::next_expiry() const {
+  if (dead_) return kNever;
+  TimePoint t = std::min(last_received_ + config_.dead_after,
+                         last_heartbeat_ + config_.heartbeat_interval);
+  if (probes_sent_ > 0) {
+    t = std::min(t, next_probe_);
+  } else if (last_sent_ > last_received_) {
+    t = std::min(t, last_received_ + config_.probe_after);
+  }
+  return t;
+}
+
+Session::Expiry Session::on_expiry(TimePoint now) {
+  Expiry e;
+  if (dead_) return e;
+  if (now - last_received_ >= config_.dead_after) {
+    dead_ = e.dead = true;
+    return e;
+  }
+  if (probes_sent_ > 0) {
+    if (now >= next_probe_) {
+      if (probes_sent_ >= kProbes) {
+        dead_ = e.dead = true;
+        return e;
+      }
+      ++probes_sent_;
+      next_probe_ = now + seconds(1);
+      e.probe = true;
+    }
+  } else if (last_sent_ > last_received_ && now - last_received_ >= config_.probe_after) {
+    // We keep sending and hear nothing: ask the peer to prove it is there.
+    probes_sent_ = 1;
+    next_probe_ = now + seconds(1);
+    e.probe = true;
+  }
+  if (!e.probe && now - last_heartbeat_ >= config_.heartbeat_interval) e.send_heartbeat = true;
+  return e;
+}
+
+}  // namespace buckwild::session

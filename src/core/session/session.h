@@ -1,0 +1,140 @@
+// One established session between two hosts, without I/O (docs/protocol.md §8,
+// §10, §13): packet protection in both directions, the port schedule for
+// sending and listening, heartbeats that negotiate the delay allowance, and
+// liveness. The daemon feeds it datagrams and the clock; it answers with
+// sealed datagrams, ports and events.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "core/common/bytes.h"
+#include "core/common/error.h"
+#include "core/common/time.h"
+#include "core/crypto/packet_protection.h"
+#include "core/discovery/established.h"
+#include "core/hop/key_schedule.h"
+#include "core/hop/port_schedule.h"
+#include "core/session/delay_estimator.h"
+#include "core/wire/messages.h"
+
+namespace buckwild::session {
+
+struct SessionConfig {
+  int fixed_delay_allowance = 0;  // 1..16 to pin d; 0 = negotiate from measurements
+  Duration heartbeat_interval = seconds(30);
+  Duration dead_after = seconds(90);
+  // While we send and hear nothing back for this long, probe the peer once a
+  // second; after kProbes unanswered probes the session is dead.
+  Duration probe_after = seconds(3);
+};
+
+inline constexpr int kProbes = 5;
+
+struct SessionStats {
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  std::uint64_t rejected = 0;  // failed authentication, replay, timestamp or header checks
+  std::uint64_t heartbeats_sent = 0;
+  std::uint64_t heartbeats_received = 0;
+};
+
+class Session {
+ public:
+  // `psk` is the selected PSK's bytes (for the port schedule). `now` and
+  // `now_unix_ms` are the daemon's monotonic and (offset-adjusted) Unix clocks.
+  // Fails only for malformed key material (kInvalidParameter).
+  static Result<Session> create(discovery::Established established, const crypto::SecretBytes& psk,
+                                const SessionConfig& config, TimePoint now);
+
+  std::uint64_t id() const { return id_; }
+  bool initiator() const { return initiator_; }
+  std::uint16_t features() const { return features_; }
+  std::int32_t clock_offset_ms() const { return clock_offset_ms_; }
+  const wire::SequenceNegBody& sequence_confirm() const { return sequence_confirm_; }
+
+  // The delay allowance in force: the larger of ours and the peer's last advertised.
+  int delay_allowance() const;
+
+  // The port the peer listens on for connection `conn` right now: the schedule
+  // of our sending direction at the window the peer's clock is in.
+  std::uint16_t send_port(std::int64_t now_unix_ms, std::uint16_t conn = 0);
+
+  // Appends the ports we must listen on for connection `conn`: windows w−d … w+d
+  // of the incoming direction around our current window w. Opening w+d before it
+  // is current and closing w−d−1 only after it has passed is what keeps a hop
+  // from losing datagrams.
+  void listen_ports(std::int64_t now_unix_ms, std::uint16_t conn, std::vector<std::uint16_t>& out);
+
+  // Seals a packet for connection 0 whose body the caller wrote at out[44, 44 + body_len):
+  // sets session id, timestamp, connection 0 sequence, ACK flag as given in `h`.
+  // Returns the datagram size. Errors as PacketSealer::seal.
+  Result<std::size_t> seal(wire::Header& h, MutableBytes out, std::size_t body_len,
+                           std::int64_t now_unix_ms, TimePoint now);
+
+  // Seals a DATAGRAM carrying the IP packet the caller placed at out[44, 44 + ip_len).
+  Result<std::size_t> seal_datagram(MutableBytes out, std::size_t ip_len, std::int64_t now_unix_ms,
+                                    TimePoint now);
+
+  // Writes a HEARTBEAT into `out` (at least 76 bytes) and returns its size.
+  // `probe` asks the peer to answer at once (SYN flag set).
+  Result<std::size_t> make_heartbeat(MutableBytes out, bool probe, std::int64_t now_unix_ms,
+                                     TimePoint now);
+
+  // What an authenticated packet asks of the caller.
+  struct Received {
+    wire::Header header;
+    MutableBytes body;            // plaintext, inside the datagram
+    bool answer_heartbeat = false;  // a probe arrived: send a heartbeat now
+  };
+
+  // Authenticates and decrypts a datagram addressed to this session (its header
+  // session id matched). Heartbeats are consumed here (delay negotiation,
+  // liveness); every other type is handed back. Errors: those of
+  // PacketOpener::open (the datagram is then to be dropped and counted).
+  Result<Received> open(MutableBytes datagram, std::int64_t now_unix_ms, TimePoint now);
+
+  // Timers: heartbeat every heartbeat_interval, probes, death.
+  TimePoint next_expiry() const;
+  struct Expiry {
+    bool send_heartbeat = false;
+    bool probe = false;
+    bool dead = false;
+  };
+  Expiry on_expiry(TimePoint now);
+
+  bool dead() const { return dead_; }
+  const SessionStats& stats() const { return stats_; }
+
+ private:
+  Session(discovery::Established e, hop::PortSchedule ports, crypto::PacketSealer sealer,
+          crypto::PacketOpener opener, const SessionConfig& config, TimePoint now);
+
+  std::uint64_t id_;
+  bool initiator_;
+  std::uint16_t features_;
+  std::int32_t clock_offset_ms_;
+  wire::SequenceNegBody sequence_confirm_;
+  hop::PortSchedule ports_;
+  crypto::PacketSealer sealer_;
+  crypto::PacketOpener opener_;
+  SessionConfig config_;
+  hop::Direction out_dir_;
+  hop::Direction in_dir_;
+  std::uint32_t next_sequence_;  // connection 0, outgoing
+
+  DelayEstimator delay_;
+  int peer_delay_allowance_ = 1;
+  std::uint16_t negotiation_seq_ = 0;
+
+  TimePoint last_received_;
+  TimePoint last_sent_;
+  TimePoint last_heartbeat_;
+  TimePoint next_probe_ = kNever;
+  int probes_sent_ = 0;
+  bool dead_ = false;
+  SessionStats stats_;
+};
+
+}  // namespace buckwild::session
