@@ -1,5 +1,5 @@
 // One established session between two hosts, without I/O (docs/protocol.md §8,
-// §10, §13): packet protection in both directions, the port schedule for
+// §10, §11): packet protection in both directions, the port schedule for
 // sending and listening, heartbeats that negotiate the delay allowance, and
 // liveness. The daemon feeds it datagrams and the clock; it answers with
 // sealed datagrams, ports and events.
