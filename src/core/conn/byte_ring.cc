@@ -1,0 +1,64 @@
+#include "core/conn/byte_ring.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+namespace buckwild::conn {
+namespace {
+constexpr std::size_t kMinAllocation = 4096;
+}
+
+std::size_t ByteRing::push(Bytes in) {
+  const std::size_t n = std::min(in.size(), free());
+  if (n == 0) return 0;
+  if (size_ + n > buf_.size()) grow(size_ + n);
+  const std::size_t cap = buf_.size();
+  const std::size_t tail = (head_ + size_) % cap;
+  const std::size_t first = std::min(n, cap - tail);
+  std::memcpy(buf_.data() + tail, in.data(), first);
+  if (n > first) std::memcpy(buf_.data(), in.data() + first, n - first);
+  size_ += n;
+  return n;
+}
+
+void ByteRing::copy_out(std::size_t offset, MutableBytes out) const {
+  assert(offset + out.size() <= size_);
+  if (out.empty()) return;
+  const std::size_t cap = buf_.size();
+  const std::size_t start = (head_ + offset) % cap;
+  const std::size_t first = std::min(out.size(), cap - start);
+  std::memcpy(out.data(), buf_.data() + start, first);
+  if (out.size() > first) std::memcpy(out.data() + first, buf_.data(), out.size() - first);
+}
+
+void ByteRing::pop(std::size_t n) {
+  assert(n <= size_);
+  size_ -= n;
+  head_ = size_ == 0 ? 0 : (head_ + n) % buf_.size();
+}
+
+void ByteRing::release_if_empty() {
+  if (size_ != 0 || buf_.empty()) return;
+  std::vector<std::uint8_t>().swap(buf_);
+  head_ = 0;
+}
+
+// Doubles (at least) to fit `needed` bytes, never past the capacity, and
+// linearises the contents at the start of the new storage.
+void ByteRing::grow(std::size_t needed) {
+  std::size_t next = std::max({needed, buf_.size() * 2, kMinAllocation});
+  next = std::min(next, capacity_);
+  assert(next >= needed);
+  std::vector<std::uint8_t> bigger(next);
+  if (size_ > 0) {
+    const std::size_t cap = buf_.size();
+    const std::size_t first = std::min(size_, cap - head_);
+    std::memcpy(bigger.data(), buf_.data() + head_, first);
+    if (size_ > first) std::memcpy(bigger.data() + first, buf_.data(), size_ - first);
+  }
+  buf_.swap(bigger);
+  head_ = 0;
+}
+
+}  // namespace buckwild::conn

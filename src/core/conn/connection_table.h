@@ -1,0 +1,85 @@
+// The connections of one session, by connection id, with O(1) lookup.
+//
+// Ids 1..4095 (0 is the session itself). The session's initiator allocates
+// odd ids and its responder even ones, so the two sides can open connections
+// at the same moment without colliding. An id this side allocated rests for
+// the quarantine time (TIME_WAIT, 60 s) after its connection is removed before
+// it is handed out again, so a late packet of the old connection cannot reach
+// a new one.
+//
+// Routing (reference "invalid state packet handling", CLOSED): a SYN for an
+// unused id of the peer's parity opens a responder connection; a SYN for an id
+// in TIME_WAIT replaces that connection; any other packet for an unknown id is
+// answered with RST (STATE_INVALID), except an RST or ERROR, which is dropped.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/common/bytes.h"
+#include "core/common/error.h"
+#include "core/common/time.h"
+#include "core/conn/connection.h"
+
+namespace buckwild::crypto {
+class RandomSource;
+}
+
+namespace buckwild::conn {
+
+class ConnectionTable {
+ public:
+  static constexpr std::size_t kSlots = std::size_t{wire::kMaxConnectionId} + 1;
+  static constexpr std::size_t kMaxPendingResets = 16;
+
+  // `session_initiator` picks the id parity; `config` is the template for
+  // every connection (its id is replaced); `rng` makes their contributions.
+  ConnectionTable(bool session_initiator, const ConnectionConfig& config, crypto::RandomSource& rng);
+
+  // Opens a connection (SYN_SENT) with the next free id of our parity. Fails
+  // with kMemoryExhausted when every such id is in use or resting.
+  Result<Connection*> open(TimePoint now);
+
+  // Routes an authenticated packet; returns the connection it reached (new or
+  // existing), or nullptr when it was dropped or answered with an RST.
+  Connection* on_packet(const wire::Header& header, const wire::Body& body, TimePoint now);
+
+  Connection* find(std::uint16_t id);
+  // Destroys connection `id`; an id of our parity rests until now + quarantine.
+  void remove(std::uint16_t id, TimePoint now);
+
+  // A table-level reply (an RST for an unknown id), if one is pending; same
+  // contract as Connection::poll_transmit.
+  bool poll_transmit(wire::Header& header, MutableBytes body_out, std::size_t& body_len);
+
+  // The live connection ids, in opening order.
+  const std::vector<std::uint16_t>& ids() const { return active_; }
+  std::size_t size() const { return active_.size(); }
+  // Bytes this table holds itself, excluding the connections.
+  std::size_t overhead_bytes() const { return sizeof(*this) + active_.capacity() * sizeof(std::uint16_t); }
+
+ private:
+  bool ours(std::uint16_t id) const { return (id % 2 == 1) == initiator_; }
+  Connection* insert(Result<Connection> c);
+
+  bool initiator_;
+  ConnectionConfig config_;
+  crypto::RandomSource& rng_;
+  Duration quarantine_;
+  std::array<std::unique_ptr<Connection>, kSlots> slots_;
+  std::array<TimePoint, kSlots> resting_until_{};
+  std::vector<std::uint16_t> active_;
+  std::uint16_t next_id_;
+
+  struct PendingReset {
+    std::uint16_t id;
+    std::uint32_t ack;
+  };
+  std::array<PendingReset, kMaxPendingResets> resets_{};
+  std::size_t reset_count_ = 0;
+};
+
+}  // namespace buckwild::conn

@@ -1,0 +1,130 @@
+// The receiving half of a connection: in-order delivery, the reorder buffer,
+// the advertised window, and when to acknowledge.
+//
+// Memory: the in-order stream holds at most `buffer` bytes; the reorder buffer
+// has buffer / MSS slots of MSS bytes. An out-of-order segment is kept only if
+// the in-order bytes plus one MSS for every held segment (itself included) fit
+// in `buffer`, so a sender that respects the window never has data dropped,
+// and one that does not cannot make the receiver hold more than 2 x buffer.
+//
+// Window: buffer minus the unread in-order bytes, advertised in units of
+// 2^wscale. Receiver-side silly-window avoidance (RFC 1122 §4.2.3.3): less than
+// min(MSS, buffer / 2) is advertised as 0. The right edge never moves left
+// (RFC 7323 §2.4) except by the rounding of the scale.
+//
+// Acknowledgment (RFC 1122 §4.2.3.2, RFC 5681 §4.2): at least every second
+// in-order segment and within the ACK delay (50 ms); at once for a segment out
+// of order, a duplicate, one that fills a gap, a FIN, or one that had to be
+// dropped.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+
+#include "core/common/bytes.h"
+#include "core/common/time.h"
+#include "core/conn/ack_tracker.h"
+#include "core/conn/byte_ring.h"
+#include "core/conn/reorder_buffer.h"
+#include "core/conn/seq.h"
+
+namespace buckwild::conn {
+
+struct ReceiverConfig {
+  std::size_t mss = 1360;                // the largest segment kept out of order
+  std::size_t buffer = 2 * 1024 * 1024;  // receive buffer, bytes
+  Duration ack_delay = milliseconds(50);
+  std::size_t max_ranges = 64;           // SACK ranges tracked beyond the ack point
+};
+
+struct ReceiverStats {
+  std::uint64_t segments_in_order = 0;
+  std::uint64_t segments_out_of_order = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t dropped = 0;  // no room, beyond the reorder range, or after the FIN
+};
+
+class Receiver {
+ public:
+  explicit Receiver(const ReceiverConfig& config);
+
+  // Begins expecting segment `isn` first; windows are advertised in units of
+  // 2^wscale bytes.
+  void start(Seq isn, std::uint8_t wscale);
+  bool started() const { return started_; }
+  // The window scale this side announces for itself: the smallest scale at
+  // which `buffer` fits the 16-bit header field.
+  static std::uint8_t scale_for(std::size_t buffer);
+
+  enum class Arrival { kInOrder, kOutOfOrder, kDuplicate, kDropped };
+  // A DATA segment arrived (payload non-empty).
+  Arrival on_data(Seq seq, Bytes payload, TimePoint now);
+  // A FIN arrived with sequence `seq`.
+  Arrival on_fin(Seq seq, TimePoint now);
+
+  // ---- application side ----
+  std::size_t readable() const { return stream_.size(); }
+  // Copies up to out.size() in-order bytes out; returns how many.
+  std::size_t read(MutableBytes out);
+  // The peer's FIN was received and every byte before it is in the stream.
+  bool fin_received() const { return fin_consumed_; }
+
+  // ---- acknowledgment ----
+  Seq ack() const { return tracker_.ack(); }
+  std::uint32_t sack_bitmap() const { return tracker_.bitmap(); }
+  // SACK blocks for an ACK body, most recent first.
+  std::size_t sack_blocks(std::span<wire::SackBlock> out) const { return tracker_.blocks(out); }
+  // The window to put in a header now (units of 2^wscale), which is recorded
+  // as advertised.
+  std::uint16_t take_window_field();
+  // The same window in bytes (for WINDOW_UPDATE), also recorded as advertised.
+  std::uint32_t take_window_bytes();
+  // A packet carrying the acknowledgment left; `with_blocks` if it carried SACK
+  // blocks (an ACK body) rather than only the header bitmap.
+  void on_ack_sent(bool with_blocks);
+  // An acknowledgment should go out at `now`.
+  bool ack_due(TimePoint now) const { return ack_now_ || now >= ack_deadline_; }
+  // When the delayed acknowledgment falls due (kNever if none is pending).
+  TimePoint ack_deadline() const { return ack_now_ ? kNever : ack_deadline_; }
+  // The window grew enough since it was last advertised to tell the peer.
+  bool window_update_due() const;
+  // Forces an immediate acknowledgment (a probe or a duplicate handshake packet).
+  void request_ack() { ack_now_ = true; }
+
+  const ReceiverStats& stats() const { return stats_; }
+  std::size_t allocated() const {
+    return stream_.allocated() + reorder_.allocated() + tracker_.allocated();
+  }
+  bool check_invariants() const;
+
+ private:
+  std::uint64_t window_bytes() const;
+  void drain();
+  void note_in_order(TimePoint now);
+  void record_advertised(std::uint64_t window);
+
+  ReceiverConfig config_;
+  ByteRing stream_;
+  ReorderBuffer reorder_;
+  AckTracker tracker_;
+  bool started_ = false;
+  std::uint8_t wscale_ = 0;
+
+  std::optional<Seq> fin_seq_;
+  bool fin_consumed_ = false;
+  std::uint64_t received_total_ = 0;  // in-order bytes ever received
+
+  // Window bookkeeping, in bytes of the in-order stream.
+  std::uint64_t advertised_edge_ = 0;  // received_total_ + window at the last advertisement
+  std::uint64_t advertised_window_ = 0;
+
+  bool ack_now_ = false;
+  unsigned unacked_segments_ = 0;
+  TimePoint ack_deadline_ = kNever;
+
+  ReceiverStats stats_;
+};
+
+}  // namespace buckwild::conn

@@ -1,0 +1,91 @@
+#include "core/conn/connection_table.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "core/crypto/random.h"
+#include "core/wire/codec.h"
+
+namespace buckwild::conn {
+namespace {
+
+ConnectionConfig config() {
+  ConnectionConfig c;
+  c.mss = 1000;
+  c.send_buffer = 16 * 1024;
+  c.receive_buffer = 16 * 1024;
+  c.time_wait = seconds(60);
+  return c;
+}
+
+TEST(ConnectionTableTest, InitiatorAllocatesOddAndResponderEvenIds) {
+  crypto::DeterministicRandom rng(1);
+  ConnectionTable a(true, config(), rng);
+  ConnectionTable b(false, config(), rng);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ((*a.open(0))->id() % 2, 1);
+    EXPECT_EQ((*b.open(0))->id() % 2, 0);
+  }
+  EXPECT_EQ(a.size(), 3u);
+  EXPECT_NE(a.find(1), nullptr);
+  EXPECT_EQ(a.find(2), nullptr);
+}
+
+TEST(ConnectionTableTest, IdsRestBeforeReuse) {
+  crypto::DeterministicRandom rng(2);
+  ConnectionTable t(false, config(), rng);
+  std::vector<std::uint16_t> ids;
+  for (int i = 0; i < 2047; ++i) {
+    auto c = t.open(0);
+    ASSERT_TRUE(c) << i;
+    ids.push_back((*c)->id());
+  }
+  EXPECT_EQ(t.open(0).error().code, ErrorCode::kMemoryExhausted);  // all even ids in use
+  t.remove(ids[10], seconds(1));
+  EXPECT_FALSE(t.open(seconds(30)));  // still resting (TIME_WAIT)
+  auto again = t.open(seconds(62));
+  ASSERT_TRUE(again);
+  EXPECT_EQ((*again)->id(), ids[10]);
+}
+
+TEST(ConnectionTableTest, SynOpensAResponderAndStrangersGetRst) {
+  crypto::DeterministicRandom rng(3);
+  ConnectionTable initiator(true, config(), rng);
+  ConnectionTable responder(false, config(), rng);
+  Connection* c = *initiator.open(0);
+  std::vector<std::uint8_t> body(wire::kMaxBodySize);
+  wire::Header h;
+  std::size_t len = 0;
+  ASSERT_TRUE(c->poll_transmit(0, h, body, len));
+  h.session_id = 1;
+  auto syn = wire::parse_body(h, Bytes(body).first(len));
+  Connection* r = responder.on_packet(h, *syn, 0);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->id(), c->id());
+  EXPECT_EQ(r->state(), State::kSynReceived);
+  EXPECT_EQ(responder.on_packet(h, *syn, 0), r);  // a repeat goes to it
+
+  // An ACK for an id nobody has: answered with RST; an RST is not.
+  wire::Header stray;
+  stray.session_id = 1;
+  stray.connection_id = 77;
+  stray.type = wire::PacketType::kAck;
+  stray.flags = wire::flags::kAck;
+  EXPECT_EQ(responder.on_packet(stray, wire::AckBody{}, 0), nullptr);
+  ASSERT_TRUE(responder.poll_transmit(h, body, len));
+  EXPECT_EQ(h.type, wire::PacketType::kRst);
+  EXPECT_EQ(h.connection_id, 77u);
+  EXPECT_FALSE(responder.poll_transmit(h, body, len));
+  stray.type = wire::PacketType::kRst;
+  EXPECT_EQ(responder.on_packet(stray, wire::RstBody{}, 0), nullptr);
+  EXPECT_FALSE(responder.poll_transmit(h, body, len));
+  // A SYN with our own parity is not the peer's to open.
+  wire::Header odd = h;
+  odd.type = wire::PacketType::kSyn;
+  odd.connection_id = 4;
+  EXPECT_EQ(responder.on_packet(odd, *syn, 0), nullptr);
+}
+
+}  // namespace
+}  // namespace buckwild::conn
