@@ -19,6 +19,8 @@ packages=(
   libsnmp-dev libsystemd-dev libmnl-dev
   # tests and micro-benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # end-to-end tests and the demo: namespaces, capture, real servers and clients
+  iproute2 iputils-ping tcpdump nginx-light dnsmasq-base bind9-dnsutils curl iperf3 python3 procps
 )
 
 missing=()
@@ -32,7 +34,17 @@ if ((${#missing[@]})); then
   echo "setup.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Servers the tests start themselves (nginx, iperf3) must not also start as
+  # system services: policy-rc.d tells the packages' scripts not to.
+  created_policy=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    created_policy=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if ((created_policy)); then rm -f /usr/sbin/policy-rc.d; fi
 else
   echo "setup.sh: all ${#packages[@]} packages present"
 fi

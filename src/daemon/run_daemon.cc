@@ -1,0 +1,185 @@
+#include "daemon/run_daemon.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/crypto/random.h"
+#include "core/wire/messages.h"
+#include "daemon/clock.h"
+#include "daemon/event_loop.h"
+#include "daemon/logging.h"
+#include "daemon/netlink.h"
+#include "daemon/tun_device.h"
+#include "daemon/tunnel.h"
+#include "daemon/udp_socket.h"
+
+namespace buckwild::daemon {
+namespace {
+
+// sd_notify(3) without linking libsystemd: one datagram to $NOTIFY_SOCKET.
+void notify_systemd(const char* state) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (path == nullptr || path[0] == '\0') return;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::size_t len = std::strlen(path);
+  if (len >= sizeof addr.sun_path) return;
+  std::memcpy(addr.sun_path, path, len);
+  if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';  // abstract namespace
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  (void)::sendto(fd, state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr),
+                 static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len));
+  ::close(fd);
+}
+
+// The TUN MTU: configured, or the underlay's minus our overhead (IP, UDP and
+// 60 bytes of Buckwild header and tag).
+std::uint32_t choose_mtu(const Config& config, Netlink& nl) {
+  if (config.network.mtu != 0) return config.network.mtu;
+  std::uint32_t underlay = 1500;
+  bool v6 = false;
+  if (!config.network.interface.empty()) {
+    if (auto idx = Netlink::ifindex(config.network.interface)) {
+      if (auto link = nl.link(*idx)) underlay = link->mtu;
+    }
+  } else {
+    for (const PeerConfig& p : config.peers) {
+      if (!p.endpoint) continue;
+      v6 = p.endpoint->ip.is_v6();
+      auto route = nl.route_to(p.endpoint->ip);
+      if (!route) continue;
+      if (auto link = nl.link(route->ifindex)) {
+        underlay = link->mtu;
+        spdlog::info("underlay: {} (mtu {}), the interface that routes to {}", link->name, link->mtu,
+                     p.name);
+      }
+      break;
+    }
+  }
+  const std::uint32_t overhead = (v6 ? 40 : 20) + 8 + static_cast<std::uint32_t>(wire::kOverhead);
+  return underlay > overhead + 576 ? underlay - overhead : 576;
+}
+
+void log_stats(const Tunnel& t) {
+  const TunnelStats& s = t.stats();
+  spdlog::info(
+      "counters: tun in {} out {}; datagrams sent {} received {}; sessions established {} lost {}; "
+      "dropped: no route {}, not IP {}, unknown session {}, rejected {}, spoofed source {}, "
+      "unsupported type {}, send errors {}, hopping ports unavailable {}",
+      s.tun_packets_in, s.tun_packets_out, s.datagrams_sent, s.datagrams_received,
+      s.sessions_established, s.sessions_lost, s.no_route, s.not_ip, s.no_session, s.rejected,
+      s.spoofed_source, s.unsupported_type, s.send_errors, s.port_bind_failures);
+  const auto& d = t.discovery_counters();
+  spdlog::info(
+      "discovery: {} responses, {} sessions; silent to {} malformed, {} stale, {} rate-limited, "
+      "{} over the work budget, {} without a shared PSK, {} without common features, {} bad "
+      "cookies, {} bad proofs, {} replays",
+      d.responses, d.sessions, d.malformed, d.stale, d.rate_limited, d.overloaded, d.no_shared_psk,
+      d.no_common_features, d.bad_cookie, d.bad_proof, d.replayed);
+}
+
+}  // namespace
+
+int run_daemon(const Config& config) {
+  auto logging = Logging::start(config.logging);
+  if (!logging) {
+    spdlog::error("{}", logging.error().message);
+    return 1;
+  }
+  if (config.testing.clock_offset_ms != 0) {
+    spdlog::warn("testing.clock_offset_ms = {}: this daemon's clock is deliberately skewed (a test aid)",
+                 config.testing.clock_offset_ms);
+  }
+  auto loop = EpollEventLoop::create();
+  if (!loop) {
+    spdlog::error("event loop: {}", loop.error().message);
+    return 1;
+  }
+  auto nl = Netlink::open();
+  if (!nl) {
+    spdlog::error("netlink: {}", nl.error().message);
+    return 1;
+  }
+  const std::uint32_t mtu = choose_mtu(config, *nl);
+  auto tun = LinuxTunDevice::open(config.network.virtual_device);
+  if (!tun) {
+    spdlog::error("cannot create the virtual interface {}: {}", config.network.virtual_device,
+                  tun.error().message);
+    return 1;
+  }
+  const int ifindex = (*tun)->ifindex();
+  auto configure = [&]() -> SysResult<void> {
+    if (auto r = nl->set_link(ifindex, mtu, true); !r) return r;
+    if (auto r = nl->add_address(ifindex, config.network.virtual_address); !r) return r;
+    if (config.network.virtual_address6) {
+      if (auto r = nl->add_address(ifindex, *config.network.virtual_address6); !r) return r;
+    }
+    for (const PeerConfig& p : config.peers) {
+      for (const Cidr& route : p.routes) {
+        if (auto r = nl->add_route(ifindex, route.network()); !r) return r;
+      }
+    }
+    return {};
+  };
+  if (auto r = configure(); !r) {
+    spdlog::error("cannot configure {}: {}", (*tun)->name(), r.error().message);
+    return 1;
+  }
+  spdlog::info("virtual interface {} up: {}{}, mtu {}", (*tun)->name(),
+               config.network.virtual_address.to_string(),
+               config.network.virtual_address6 ? ", " + config.network.virtual_address6->to_string() : "",
+               mtu);
+  spdlog::info("receive path: user space (one socket per valid hopping port, rotated every 250 ms); "
+               "the eBPF path is not in this version");
+
+  SystemClock clock(config.testing.clock_offset_ms);
+  crypto::SystemRandom rng;
+  SocketFactory factory = [](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
+    UdpSocketOptions options;
+    options.bind_address = at;
+    auto s = UdpSocket::bind(options);
+    if (!s) return std::unexpected(s.error());
+    return std::unique_ptr<DatagramSocket>(std::move(*s));
+  };
+  auto tunnel = Tunnel::create(config, mtu, TunnelDeps{**loop, clock, **tun, factory, rng});
+  if (!tunnel) {
+    spdlog::error("{}", tunnel.error().message);
+    return 1;
+  }
+
+  bool stopping = false;
+  auto stop = [&](int signo) {
+    if (!stopping) spdlog::info("{}: shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
+    stopping = true;
+    (*loop)->stop();
+  };
+  (void)(*loop)->watch_signal(SIGINT, stop);
+  (void)(*loop)->watch_signal(SIGTERM, stop);
+  (void)(*loop)->watch_signal(SIGHUP, [&](int) {
+    if (auto r = (*logging)->reopen(); !r) spdlog::warn("log reopen: {}", r.error().message);
+    spdlog::info("SIGHUP: logs reopened");
+  });
+  (void)(*loop)->watch_signal(SIGPIPE, [](int) {});
+
+  notify_systemd("READY=1\nSTATUS=running");
+  auto ran = (*loop)->run();
+  notify_systemd("STOPPING=1");
+  log_stats(**tunnel);
+  tunnel->reset();  // sessions and their keys go first
+  tun->reset();     // closing the descriptor removes the interface
+  spdlog::info("stopped");
+  if (!ran) {
+    spdlog::error("event loop failed: {}", ran.error().message);
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace buckwild::daemon

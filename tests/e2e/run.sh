@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# End-to-end tests in network namespaces (issue #5): two hosts, a daemon in
+# each, real programs over the tunnel and a capture of the underlay.
+#
+#   tests/e2e/run.sh            as root, after a build (scripts/test.sh runs it)
+#   E2E_IPERF_SECONDS=10 ...    shorter iperf3 runs while developing (default 60)
+#
+# Ends with "N passed, M failed" and exits non-zero if anything failed.
+source "$(dirname "$0")/lib.sh"
+trap cleanup EXIT
+
+ORACLE=${ORACLE:-$ROOT/build/tests/buckwild_port_oracle}
+IPERF_SECONDS=${E2E_IPERF_SECONDS:-60}
+PSK=$(sed -n 's/^key = "\(.*\)"/\1/p' "$ROOT/examples/alice.toml" | head -n1)
+passed=0
+failed=0
+failures=()
+
+check() {
+  local name=$1
+  shift
+  log "--- $name"
+  if "$@"; then
+    passed=$((passed + 1))
+    log "ok   $name"
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    log "FAIL $name"
+  fi
+}
+
+udp_noports() { ip netns exec "$1" awk '/^Udp:/ && $2 ~ /^[0-9]+$/ {print $3}' /proc/net/snmp; }
+
+start_pair() {
+  start_daemon B "$WORK/bob.toml" "$@"
+  BOB=$DAEMON_PID
+  start_daemon A "$WORK/alice.toml"
+  ALICE=$DAEMON_PID
+  wait_until 10 tunnel_up || { tail -n 20 "$WORK"/daemon-*.log >&2; return 1; }
+}
+
+t_ping() {
+  in_a ping -c 5 -i 0.2 -W 1 10.77.0.2 >/dev/null && in_b ping -c 5 -i 0.2 -W 1 10.77.0.1 >/dev/null
+}
+
+t_dns() {
+  local d
+  for d in A B; do
+    local self=10.77.0.1 other=10.77.0.2 ask=in_b
+    [[ $d == B ]] && { self=10.77.0.2; other=10.77.0.1; ask=in_a; }
+    spawn "$d" "$WORK/dnsmasq$d.log" dnsmasq --no-daemon --conf-file=/dev/null \
+      --listen-address="$self" --bind-interfaces --no-resolv --no-hosts \
+      --address=/test.buckwild/192.0.2.53 --pid-file="$WORK/dnsmasq$d.pid"
+    local dns_pid=$SPAWNED
+    sleep 0.5
+    local answer
+    answer=$($ask dig +short +time=2 +tries=3 @"$self" test.buckwild A) || { stop_pid $dns_pid; return 1; }
+    stop_pid $dns_pid
+    [[ $answer == 192.0.2.53 ]] || { log "dig via $other got '$answer'"; return 1; }
+  done
+}
+
+nginx_conf() {  # nginx_conf LISTEN_IP ROOT PREFIX
+  cat <<CONF
+daemon off;
+worker_processes 1;
+pid $3/nginx.pid;
+error_log $3/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $3/body; proxy_temp_path $3/proxy; fastcgi_temp_path $3/fcgi;
+  uwsgi_temp_path $3/uwsgi; scgi_temp_path $3/scgi;
+  server { listen $1:80; root $2; }
+}
+CONF
+}
+
+t_http() {
+  mkdir -p "$WORK/www"
+  head -c $((20 * 1024 * 1024)) /dev/urandom >"$WORK/www/20mb.bin"
+  local want
+  want=$(sha256sum <"$WORK/www/20mb.bin" | cut -d' ' -f1)
+  local d
+  for d in B A; do
+    local self=10.77.0.2 fetch=in_a
+    [[ $d == A ]] && { self=10.77.0.1; fetch=in_b; }
+    mkdir -p "$WORK/nginx$d"
+    nginx_conf "$self" "$WORK/www" "$WORK/nginx$d" >"$WORK/nginx$d/nginx.conf"
+    spawn "$d" "$WORK/nginx$d/out.log" nginx -c "$WORK/nginx$d/nginx.conf"
+    local web=$SPAWNED
+    wait_until 5 $fetch curl -s -o /dev/null "http://$self/20mb.bin" || true
+    local got rc=0
+    $fetch curl -sS -f --max-time 120 -o "$WORK/got.bin" "http://$self/20mb.bin" || rc=$?
+    got=$(sha256sum <"$WORK/got.bin" | cut -d' ' -f1)
+    stop_pid $web
+    [[ $rc -eq 0 && $got == "$want" ]] || {
+      log "fetching from $d: curl exit $rc, $(stat -c %s "$WORK/got.bin") bytes"
+      return 1
+    }
+  done
+}
+
+t_capture() {
+  local marker="BUCKWILD-MARKER-$RANDOM$RANDOM"
+  spawn A /dev/null tcpdump -i "va$RUN_ID" -w "$WORK/underlay.pcap" -U -s 2048
+  local cap=$SPAWNED
+  sleep 1
+  # 5 s of traffic both ways, with a marker sent in the clear inside the tunnel.
+  in_a ping -q -c 100 -i 0.05 -p "$(printf '%s' "${marker:0:16}" | od -An -tx1 | tr -d ' \n')" 10.77.0.2 >/dev/null &
+  local p1=$!
+  in_b ping -q -c 100 -i 0.05 10.77.0.1 >/dev/null &
+  local p2=$!
+  for _ in 1 2 3 4 5; do
+    in_a bash -c "printf '%s\\n' '$marker' >/dev/udp/10.77.0.2/9" 2>/dev/null || true
+    sleep 1
+  done
+  wait $p1 $p2 || true
+  sleep 0.5
+  stop_pid $cap
+  # The ping pattern carries the marker's first 16 bytes; the UDP datagrams all of it.
+  python3 "$ROOT/tests/e2e/analyze_capture.py" "$WORK/underlay.pcap" "$ORACLE" "$PSK" "${marker:0:16}"
+}
+
+t_iperf() {  # t_iperf LABEL: iperf3 through the tunnel; no datagram may hit a closed port
+  spawn B "$WORK/iperf-server.log" iperf3 -s -1 -B 10.77.0.2
+  local srv=$SPAWNED
+  sleep 0.5
+  local before_a before_b
+  before_a=$(udp_noports "$NS_A")
+  before_b=$(udp_noports "$NS_B")
+  in_a iperf3 -c 10.77.0.2 -t "$IPERF_SECONDS" -J >"$WORK/iperf-$1.json" || { stop_pid $srv; return 1; }
+  stop_pid $srv
+  local closed=$(( $(udp_noports "$NS_A") - before_a + $(udp_noports "$NS_B") - before_b ))
+  local mbps
+  mbps=$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['end']['sum_received']['bits_per_second']/1e6,1))" "$WORK/iperf-$1.json")
+  log "iperf3 $1: ${mbps} Mbit/s over ${IPERF_SECONDS}s; datagrams to closed ports: $closed"
+  echo "iperf3 $1 ${mbps} Mbit/s, closed-port drops $closed" >>"$WORK/results"
+  ((closed == 0))
+}
+
+t_iperf_skewed() {
+  stop_pid "$BOB"
+  start_daemon B "$WORK/bob.toml" BUCKWILD_TESTING_CLOCK_OFFSET_MS=40
+  BOB=$DAEMON_PID
+  wait_until 20 tunnel_up || return 1
+  t_iperf skew40ms
+}
+
+t_restart_initiator() {
+  stop_pid "$ALICE"
+  local t0=$SECONDS
+  start_daemon A "$WORK/alice.toml"
+  ALICE=$DAEMON_PID
+  wait_until 5 tunnel_up || return 1
+  log "initiator restart: tunnel back after $((SECONDS - t0)) s"
+}
+
+t_restart_responder() {
+  # Traffic keeps flowing from A while B restarts; A must notice and rediscover.
+  spawn A /dev/null ping -q -i 0.2 -w 40 10.77.0.2
+  local flow=$SPAWNED
+  stop_pid "$BOB"
+  local t0=$SECONDS
+  start_daemon B "$WORK/bob.toml"
+  BOB=$DAEMON_PID
+  local ok=0
+  wait_until 15 tunnel_up && ok=1
+  stop_pid $flow
+  log "responder restart: tunnel back after $((SECONDS - t0)) s"
+  ((ok == 1))
+}
+
+t_bad_config() {
+  printf '[network]\nvirtual_address = "10.77.0.1/24"\nmtu = "big"\n' >"$WORK/bad.toml"
+  local out rc=0
+  out=$("$BUCKWILD" check-config "$WORK/bad.toml" 2>&1) || rc=$?
+  [[ $rc -eq 1 ]] || return 1
+  grep -qE "^$WORK/bad.toml:[0-9]+:[0-9]+: network.mtu: " <<<"$out" || { log "got: $out"; return 1; }
+  rc=0
+  "$BUCKWILD" run --config "$WORK/bad.toml" >/dev/null 2>&1 || rc=$?
+  [[ $rc -ne 0 ]]
+}
+
+t_no_tun_permission() {
+  local ns=bwP$RUN_ID out rc=0
+  ip netns add "$ns"
+  cp "$WORK/alice.toml" "$WORK/nobody.toml"
+  chown 65534:65534 "$WORK/nobody.toml"
+  out=$(ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+        "$BUCKWILD" run --config "$WORK/nobody.toml" 2>&1) || rc=$?
+  ip netns del "$ns"
+  [[ $rc -ne 0 ]] || return 1
+  grep -qiE "CAP_NET_ADMIN|root|permission" <<<"$out" || { log "got: $out"; return 1; }
+}
+
+t_port_in_use() {
+  local ns=bwQ$RUN_ID out rc=0
+  ip netns add "$ns"
+  ip netns exec "$ns" ip link set lo up
+  ip netns exec "$ns" python3 -c 'import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("0.0.0.0",1025)); time.sleep(30)' &
+  local holder=$!
+  PIDS+=("$holder")
+  sleep 0.5
+  out=$(ip netns exec "$ns" timeout 10 "$BUCKWILD" run --config "$WORK/alice.toml" 2>&1) || rc=$?
+  stop_pid $holder
+  ip netns del "$ns"
+  [[ $rc -ne 0 && $rc -ne 124 ]] || return 1
+  grep -qi "already in use" <<<"$out" || { log "got: $out"; return 1; }
+}
+
+[[ $(id -u) -eq 0 ]] || die "run as root (network namespaces)"
+[[ -x $BUCKWILD ]] || die "no daemon binary at $BUCKWILD: build first"
+write_configs
+make_hosts
+touch "$WORK/results"
+
+check "errors: bad config" t_bad_config
+check "errors: no TUN permission" t_no_tun_permission
+check "errors: port already in use" t_port_in_use
+check "tunnel comes up" start_pair
+check "ping both ways" t_ping
+check "dns (dig against dnsmasq) both ways" t_dns
+check "http 20 MB download both ways, checksum" t_http
+check "underlay capture: only UDP, hopping ports on schedule, no plaintext" t_capture
+check "iperf3 ${IPERF_SECONDS}s, clocks equal: no closed-port drops" t_iperf equal
+check "iperf3 ${IPERF_SECONDS}s, 40 ms skew: no closed-port drops" t_iperf_skewed
+check "initiator restart: back within 5 s" t_restart_initiator
+check "responder restart: back within 15 s" t_restart_responder
+
+cat "$WORK/results" >&2
+grep -h -E "counters|discovery:" "$WORK"/daemon-*.log | tail -n 8 >&2 || true
+((failed == 0)) || log "failed: ${failures[*]}"
+echo "$passed passed, $failed failed"
+((failed == 0))

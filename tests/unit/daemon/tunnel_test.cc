@@ -1,0 +1,255 @@
+// Two tunnels in one process: in-memory TUN devices and UDP network, virtual
+// time. Discovery, hopping, IP packets both ways, clock skew, anti-spoofing
+// and a restarted responder, all through the real Tunnel code.
+#include "daemon/tunnel.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <set>
+
+#include "daemon/fake_datagram_network.h"
+#include "daemon/fake_tun_device.h"
+#include "daemon/manual_event_loop.h"
+
+namespace buckwild::daemon {
+namespace {
+
+constexpr std::int64_t kUnixStart = 1'764'080'000'000;
+
+// The tunnels' clock follows the manual loop's virtual time.
+class LoopClock final : public Clock {
+ public:
+  LoopClock(const ManualEventLoop& loop, std::int64_t skew_ms) : loop_(loop), skew_ms_(skew_ms) {}
+  TimePoint monotonic() const override { return loop_.now(); }
+  std::int64_t unix_ms() const override { return kUnixStart + skew_ms_ + loop_.now() / 1000; }
+
+ private:
+  const ManualEventLoop& loop_;
+  std::int64_t skew_ms_;
+};
+
+IpAddress ip(const char* text) { return *IpAddress::parse(text); }
+Cidr cidr(const char* text) { return *Cidr::parse(text); }
+
+crypto::SecretBytes test_psk() {
+  crypto::DeterministicRandom rng(77);
+  return crypto::SecretBytes::random(32, rng);
+}
+
+Config host_config(const char* underlay, const char* vip, const char* peer_underlay,
+                   const char* peer_vip, bool initiate) {
+  Config c;
+  c.network.listen_address = ip(underlay);
+  c.network.virtual_address = cidr(vip);
+  c.protocol.tcp_mode = TcpMode::kPacket;
+  PskConfig psk;
+  psk.id = "main";
+  psk.key = test_psk();
+  c.psks.push_back(std::move(psk));
+  PeerConfig peer;
+  peer.name = initiate ? "bob" : "alice";
+  peer.endpoint = SocketAddress{ip(peer_underlay), 1025};
+  peer.virtual_address = ip(peer_vip);
+  peer.initiate = initiate;
+  c.peers.push_back(std::move(peer));
+  return c;
+}
+
+// A minimal IPv4 packet from `src` to `dst` carrying `payload`.
+std::vector<std::uint8_t> ipv4(const char* src, const char* dst, const std::string& payload) {
+  std::vector<std::uint8_t> p(20 + payload.size());
+  p[0] = 0x45;
+  p[2] = static_cast<std::uint8_t>(p.size() >> 8);
+  p[3] = static_cast<std::uint8_t>(p.size());
+  p[8] = 64;
+  p[9] = 17;
+  const IpAddress s = ip(src);
+  const IpAddress d = ip(dst);
+  std::copy(s.bytes().begin(), s.bytes().end(), p.begin() + 12);
+  std::copy(d.bytes().begin(), d.bytes().end(), p.begin() + 16);
+  std::copy(payload.begin(), payload.end(), p.begin() + 20);
+  return p;
+}
+
+struct Host {
+  Config config;
+  LoopClock clock;
+  FakeTunDevice tun{"bw0"};
+  crypto::DeterministicRandom rng;
+  std::unique_ptr<Tunnel> tunnel;
+
+  Host(Config c, const ManualEventLoop& loop, std::int64_t skew, std::uint64_t seed)
+      : config(std::move(c)), clock(loop, skew), rng(seed) {}
+
+  void start(ManualEventLoop& loop, FakeDatagramNetwork& net) {
+    SocketFactory factory = [&net](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
+      auto s = net.bind(at);
+      if (!s) return std::unexpected(s.error());
+      return std::unique_ptr<DatagramSocket>(std::move(*s));
+    };
+    auto t = Tunnel::create(config, 1412, TunnelDeps{loop, clock, tun, factory, rng});
+    ASSERT_TRUE(t.has_value()) << t.error().message;
+    tunnel = std::move(*t);
+  }
+};
+
+class TunnelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    net.set_filter([this](const SocketAddress&, const SocketAddress& to, Bytes payload) {
+      if (payload.size() > 1 && payload[1] == 0x18) datagram_ports.insert(to.port);
+      return !drop_all;
+    });
+  }
+  void start(std::int64_t bob_skew_ms = 0) {
+    alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
+                                   loop, 0, 1);
+    bob = std::make_unique<Host>(host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false),
+                                 loop, bob_skew_ms, 2);
+    bob->start(loop, net);
+    alice->start(loop, net);
+  }
+  bool connected() {
+    return loop.run_until([&] { return alice->tunnel->session_count() == 1 && bob->tunnel->session_count() == 1; },
+                          loop.now() + seconds(20));
+  }
+  // Sends one packet each way and checks both arrive intact.
+  void exchange(const std::string& tag) {
+    auto there = ipv4("10.77.0.1", "10.77.0.2", "to bob " + tag);
+    auto back = ipv4("10.77.0.2", "10.77.0.1", "to alice " + tag);
+    ASSERT_TRUE(alice->tun.inject(there));
+    ASSERT_TRUE(bob->tun.inject(back));
+    loop.run_for(milliseconds(50));
+    auto got = bob->tun.take_written();
+    ASSERT_TRUE(got.has_value()) << tag;
+    EXPECT_EQ(*got, there);
+    auto got_back = alice->tun.take_written();
+    ASSERT_TRUE(got_back.has_value()) << tag;
+    EXPECT_EQ(*got_back, back);
+  }
+
+  ManualEventLoop loop{seconds(1)};
+  FakeDatagramNetwork net;
+  std::set<std::uint16_t> datagram_ports;
+  bool drop_all = false;
+  std::unique_ptr<Host> alice, bob;
+};
+
+TEST_F(TunnelTest, DiscoversAndCarriesPacketsBothWaysOnHoppingPorts) {
+  start();
+  ASSERT_TRUE(connected());
+  for (int i = 0; i < 40; ++i) {  // 40 × 50 ms = 8 windows
+    exchange(std::to_string(i));
+  }
+  EXPECT_GE(datagram_ports.size(), 12u);  // both directions hop every 250 ms
+  EXPECT_EQ(net.dropped(), 0u);           // nothing ever hit a port that was not open
+  EXPECT_EQ(alice->tunnel->stats().rejected, 0u);
+  EXPECT_EQ(bob->tunnel->stats().rejected, 0u);
+}
+
+TEST_F(TunnelTest, WorksWithSkewedClocks) {
+  start(/*bob_skew_ms=*/40);
+  ASSERT_TRUE(connected());
+  for (int i = 0; i < 20; ++i) exchange(std::to_string(i));
+  EXPECT_EQ(net.dropped(), 0u);
+  const auto* s = bob->tunnel->session(bob->tunnel->session_ids().at(0));
+  ASSERT_NE(s, nullptr);
+  EXPECT_NEAR(s->clock_offset_ms(), -40, 5);
+}
+
+TEST_F(TunnelTest, DropsInnerPacketsFromAddressesThePeerMayNotUse) {
+  start();
+  ASSERT_TRUE(connected());
+  ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.9", "10.77.0.2", "spoofed")));
+  loop.run_for(milliseconds(50));
+  EXPECT_FALSE(bob->tun.take_written().has_value());
+  EXPECT_EQ(bob->tunnel->stats().spoofed_source, 1u);
+}
+
+TEST_F(TunnelTest, NoRouteIsCountedNotSent) {
+  start();
+  ASSERT_TRUE(connected());
+  ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "192.0.2.7", "nowhere")));
+  loop.run_for(milliseconds(10));
+  EXPECT_EQ(alice->tunnel->stats().no_route, 1u);
+}
+
+TEST_F(TunnelTest, RestartedResponderIsFoundAgainWhileTrafficFlows) {
+  start();
+  ASSERT_TRUE(connected());
+  exchange("before");
+  const std::uint64_t old_id = alice->tunnel->session_ids().at(0);
+  // Bob's daemon dies and comes back with no memory of the session.
+  bob->tunnel.reset();
+  const TimePoint restarted = loop.now();
+  bob->start(loop, net);
+  // Alice keeps sending; she notices the silence, probes, and rediscovers.
+  bool back = false;
+  for (int i = 0; i < 300 && !back; ++i) {
+    alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "while down"));
+    loop.run_for(milliseconds(100));
+    back = alice->tunnel->session_count() == 1 && alice->tunnel->session_ids().at(0) != old_id &&
+           bob->tunnel->session_count() == 1;
+  }
+  ASSERT_TRUE(back);
+  EXPECT_LE(loop.now() - restarted, seconds(15));
+  while (bob->tun.take_written()) {
+  }
+  exchange("after");
+}
+
+TEST_F(TunnelTest, RestartedInitiatorReplacesItsOldSession) {
+  start();
+  ASSERT_TRUE(connected());
+  const std::uint64_t old_id = bob->tunnel->session_ids().at(0);
+  alice->tunnel.reset();
+  const TimePoint restarted = loop.now();
+  alice->start(loop, net);
+  ASSERT_TRUE(loop.run_until([&] {
+    return alice->tunnel->session_count() == 1 && bob->tunnel->session_count() == 1 &&
+           bob->tunnel->session_ids().at(0) != old_id;
+  }, loop.now() + seconds(10)));
+  EXPECT_LE(loop.now() - restarted, seconds(5));
+  exchange("after");
+}
+
+TEST_F(TunnelTest, StrangersGetSilence) {
+  start();
+  ASSERT_TRUE(connected());
+  auto stranger = net.bind(SocketAddress{ip("10.200.0.66"), 5555});
+  ASSERT_TRUE(stranger.has_value());
+  std::array<std::uint8_t, 1176> junk{};
+  junk[0] = 0x01;
+  junk[1] = 0x0C;
+  for (int i = 0; i < 10; ++i) {
+    OutgoingDatagram d{junk, SocketAddress{ip("10.200.0.2"), 1025}, std::nullopt};
+    ASSERT_TRUE((*stranger)->send_batch({&d, 1}).has_value());
+  }
+  loop.run_for(milliseconds(100));
+  std::array<std::uint8_t, 2048> buf;
+  ReceivedDatagram r{buf};
+  EXPECT_EQ((*stranger)->receive_batch({&r, 1}).value(), 0u);
+  EXPECT_GE(bob->tunnel->discovery_counters().malformed, 10u);
+}
+
+TEST(TunnelConfigTest, StreamModeIsRefusedWithAClearMessage) {
+  ManualEventLoop loop;
+  FakeDatagramNetwork net;
+  FakeTunDevice tun("bw0");
+  LoopClock clock(loop, 0);
+  crypto::DeterministicRandom rng(1);
+  Config c = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+  c.protocol.tcp_mode = TcpMode::kStream;
+  SocketFactory factory = [&net](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
+    auto s = net.bind(at);
+    if (!s) return std::unexpected(s.error());
+    return std::unique_ptr<DatagramSocket>(std::move(*s));
+  };
+  auto t = Tunnel::create(c, 1412, TunnelDeps{loop, clock, tun, factory, rng});
+  ASSERT_FALSE(t.has_value());
+  EXPECT_NE(t.error().message.find("tcp_mode = \"packet\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace buckwild::daemon
