@@ -50,6 +50,10 @@ struct Tunnel::SessionEntry {
   std::optional<IpAddress> claimed;    // for a peer without an entry: the address it took
   std::vector<Cidr> claimable;         // ... out of these prefixes (its PSK's)
   std::uint64_t id = 0;
+  // The socket to send from in the current window (our own current receive
+  // port), refreshed at every window change so the packet path never computes
+  // or allocates it.
+  DatagramSocket* send_via = nullptr;
 };
 
 struct Tunnel::PeerState {
@@ -258,6 +262,7 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
     const PeerConfig& pc = *peers_[*peer]->config;
     const unsigned bits = pc.virtual_address.bits();
     e->allowed.push_back(Cidr{pc.virtual_address, static_cast<std::uint8_t>(bits)});
+    by_address_[pc.virtual_address] = id;
     for (const Cidr& r : pc.routes) e->allowed.push_back(r);
     // A peer has one session: a new one replaces the old (the peer restarted).
     if (peers_[*peer]->session_id != 0 && peers_[*peer]->session_id != id) {
@@ -288,15 +293,21 @@ void Tunnel::remove_session(std::uint64_t id, const char* why) {
   for (auto& p : peers_) {
     if (p->session_id == id) p->session_id = 0;
   }
+  std::erase_if(by_address_, [id](const auto& kv) { return kv.second == id; });
   sessions_.erase(it);  // the Session's keys are wiped by their owners' destructors
   ++stats_.sessions_lost;
 }
 
 Tunnel::SessionEntry* Tunnel::route(const IpAddress& destination) {
+  // Peers' own virtual addresses: one hash lookup.
+  if (auto it = by_address_.find(destination); it != by_address_.end()) {
+    auto s = sessions_.find(it->second);
+    if (s != sessions_.end()) return s->second.get();
+  }
+  // Routed prefixes behind peers: longest match over the (few) configured routes.
   SessionEntry* best = nullptr;
   int best_len = -1;
   for (auto& [id, e] : sessions_) {
-    if (e->claimed && *e->claimed == destination) return e.get();
     for (const Cidr& c : e->allowed) {
       if (c.contains(destination) && c.prefix_len > best_len) {
         best = e.get();
@@ -309,13 +320,7 @@ Tunnel::SessionEntry* Tunnel::route(const IpAddress& destination) {
 
 void Tunnel::send_sealed(SessionEntry& e, Bytes datagram) {
   // Send from the socket of our own current receive port, so source ports hop too.
-  std::vector<std::uint16_t> ports;
-  e.session->listen_ports(unix_ms(), 0, ports);
-  DatagramSocket* via = discovery_socket_.get();
-  if (!ports.empty()) {
-    auto it = port_sockets_.find(ports[ports.size() / 2]);
-    if (it != port_sockets_.end()) via = it->second.get();
-  }
+  DatagramSocket* via = e.send_via != nullptr ? e.send_via : discovery_socket_.get();
   OutgoingDatagram out{datagram, SocketAddress{e.remote.ip, e.session->send_port(unix_ms())},
                        std::nullopt};
   auto sent = via->send_batch({&out, 1});
@@ -376,13 +381,7 @@ void Tunnel::on_tun_readable() {
     auto sealed = e->session->seal_datagram(space, *got, unix_ms(), now());
     if (!sealed) continue;
     b.set_length(*sealed);
-    std::vector<std::uint16_t> ports;
-    e->session->listen_ports(unix_ms(), 0, ports);
-    DatagramSocket* sock = discovery_socket_.get();
-    if (!ports.empty()) {
-      auto it = port_sockets_.find(ports[ports.size() / 2]);
-      if (it != port_sockets_.end()) sock = it->second.get();
-    }
+    DatagramSocket* sock = e->send_via != nullptr ? e->send_via : discovery_socket_.get();
     out[n] = OutgoingDatagram{b.payload(), SocketAddress{e->remote.ip, e->session->send_port(unix_ms())},
                               std::nullopt};
     via[n] = sock;
@@ -470,8 +469,12 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
           ok = *e.claimed == *src;
         } else if (!e.claimable.empty()) {
           for (const Cidr& c : e.claimable) ok = ok || c.contains(*src);
+          // Never an address that belongs to a configured peer or another session.
+          if (ok && by_address_.contains(*src)) ok = false;
+          for (const PeerConfig& pc : config_.peers) ok = ok && pc.virtual_address != *src;
           if (ok) {
             e.claimed = *src;
+            by_address_[*src] = e.id;
             spdlog::info("session {}: peer without an entry uses virtual address {}", short_id(e.id),
                          src->to_string());
           }
@@ -528,6 +531,7 @@ void Tunnel::on_window() {
     ports.clear();
     e->session->listen_ports(unix_ms(), 0, ports);
     wanted.insert(ports.begin(), ports.end());
+    e->send_via = nullptr;  // re-chosen below, once the sockets exist
   }
   wanted.erase(config_.network.discovery_port);  // the discovery socket serves it
   for (std::uint16_t port : wanted) {
@@ -557,6 +561,13 @@ void Tunnel::on_window() {
     it = port_sockets_.erase(it);
   }
   stats_.ports_open = port_sockets_.size();
+  for (auto& [id, e] : sessions_) {
+    ports.clear();
+    e->session->listen_ports(unix_ms(), 0, ports);
+    if (ports.empty()) continue;
+    auto it = port_sockets_.find(ports[ports.size() / 2]);  // the port of our current window
+    if (it != port_sockets_.end()) e->send_via = it->second.get();
+  }
 }
 
 void Tunnel::housekeeping() {

@@ -130,6 +130,7 @@ class Tunnel {
   std::unique_ptr<DatagramSocket> discovery_socket_;
   std::unordered_map<std::uint16_t, std::unique_ptr<DatagramSocket>> port_sockets_;
   std::unordered_map<std::uint64_t, std::unique_ptr<SessionEntry>> sessions_;
+  std::unordered_map<IpAddress, std::uint64_t> by_address_;  // peer virtual address → session
   std::vector<std::unique_ptr<PeerState>> peers_;
   std::vector<TimerId> timers_;
   TimerId window_timer_ = kNoTimer;

@@ -233,6 +233,42 @@ TEST_F(TunnelTest, StrangersGetSilence) {
   EXPECT_GE(bob->tunnel->discovery_counters().malformed, 10u);
 }
 
+// A responder with no [[peer]] entry for the initiator accepts it because they
+// share a PSK that allows a prefix; the initiator may then use one address in it.
+TEST_F(TunnelTest, PeerWithoutAnEntryGetsOneAddressInsideItsPskPrefixes) {
+  alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
+                                 loop, 0, 1);
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  bc.peers.clear();
+  bc.psks[0].allowed_prefixes.push_back(cidr("10.77.0.0/28"));
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  bob->start(loop, net);
+  alice->start(loop, net);
+  ASSERT_TRUE(connected());
+  // Until it has sent from an address, nothing routes to it.
+  ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "first")));
+  loop.run_for(milliseconds(50));
+  ASSERT_TRUE(bob->tun.take_written().has_value());
+  exchange("claims 10.77.0.1");
+  // Having claimed 10.77.0.1, it cannot also use another address of the prefix.
+  ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.5", "10.77.0.2", "second address")));
+  loop.run_for(milliseconds(50));
+  EXPECT_FALSE(bob->tun.take_written().has_value());
+  EXPECT_EQ(bob->tunnel->stats().spoofed_source, 1u);
+}
+
+TEST_F(TunnelTest, PeerWithoutAnEntryIsRefusedWhenItsPskAllowsNoPrefix) {
+  alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
+                                 loop, 0, 1);
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  bc.peers.clear();
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  bob->start(loop, net);
+  alice->start(loop, net);
+  loop.run_for(seconds(3));
+  EXPECT_EQ(bob->tunnel->session_count(), 0u);
+}
+
 TEST(TunnelConfigTest, StreamModeIsRefusedWithAClearMessage) {
   ManualEventLoop loop;
   FakeDatagramNetwork net;
