@@ -49,7 +49,7 @@ Result<HmacSha256> HmacSha256::create(Bytes key) {
   }
   SecretBytes state(sizeof(crypto_auth_hmacsha256_state));
   crypto_auth_hmacsha256_init(reinterpret_cast<crypto_auth_hmacsha256_state*>(state.data()),
-                              key.data(), key.size());
+                              key_ptr, key.size());
   return HmacSha256(ctx, std::move(state));
 }
 
@@ -75,7 +75,9 @@ Digest HmacSha256::compute(std::initializer_list<Bytes> parts) {
   if (total <= kShortMessage && !short_state_.empty()) {
     crypto_auth_hmacsha256_state st;
     std::memcpy(&st, short_state_.data(), sizeof st);
-    for (Bytes part : parts) crypto_auth_hmacsha256_update(&st, part.data(), part.size());
+    for (Bytes part : parts) {
+      if (!part.empty()) crypto_auth_hmacsha256_update(&st, part.data(), part.size());
+    }
     Digest out{};
     crypto_auth_hmacsha256_final(&st, out.data());
     sodium_memzero(&st, sizeof st);
@@ -106,8 +108,10 @@ Digest hmac_sha256(Bytes key, std::initializer_list<Bytes> parts) {
     // for the few hundred nanoseconds it takes and is wiped before returning.
     ensure_sodium();
     crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, key.data(), key.size());
-    for (Bytes part : parts) crypto_auth_hmacsha256_update(&st, part.data(), part.size());
+    crypto_auth_hmacsha256_init(&st, key.empty() ? kEmpty : key.data(), key.size());
+    for (Bytes part : parts) {
+      if (!part.empty()) crypto_auth_hmacsha256_update(&st, part.data(), part.size());
+    }
     Digest out{};
     crypto_auth_hmacsha256_final(&st, out.data());
     sodium_memzero(&st, sizeof st);
