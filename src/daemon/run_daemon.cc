@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -42,10 +43,13 @@ void notify_systemd(const char* state) {
 // The TUN MTU: configured, or the underlay's minus our overhead (IP, UDP and
 // 60 bytes of Buckwild header and tag).
 std::uint32_t choose_mtu(const Config& config, Netlink& nl) {
-  if (config.network.mtu != 0) return config.network.mtu;
+  if (config.network.mtu != 0) {
+    return std::min<std::uint32_t>(config.network.mtu, static_cast<std::uint32_t>(wire::kMaxBodySize));
+  }
   std::uint32_t underlay = 1500;
   bool v6 = false;
   if (!config.network.interface.empty()) {
+    v6 = config.network.listen_address.is_v6() && !config.network.listen_address.is_v4_mapped();
     if (auto idx = Netlink::ifindex(config.network.interface)) {
       if (auto link = nl.link(*idx)) underlay = link->mtu;
     }
@@ -64,7 +68,10 @@ std::uint32_t choose_mtu(const Config& config, Netlink& nl) {
     }
   }
   const std::uint32_t overhead = (v6 ? 40 : 20) + 8 + static_cast<std::uint32_t>(wire::kOverhead);
-  return underlay > overhead + 576 ? underlay - overhead : 576;
+  // Never more than one sealed datagram can carry (kMaxBodySize).
+  const std::uint32_t limit = static_cast<std::uint32_t>(wire::kMaxBodySize);
+  const std::uint32_t mtu = underlay > overhead + 576 ? underlay - overhead : 576;
+  return std::min(mtu, limit);
 }
 
 void log_stats(const Tunnel& t) {

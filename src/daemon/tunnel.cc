@@ -15,6 +15,12 @@ namespace buckwild::daemon {
 namespace {
 
 constexpr std::size_t kBatch = 64;
+// Sessions with peers that have no [[peer]] entry (accepted by their PSK's
+// prefixes): capped, so a PSK holder cannot exhaust sockets and memory.
+constexpr std::size_t kMaxUnlistedSessions = 256;
+// Two sessions with one peer established this close together are a
+// simultaneous start: both sides keep the one with the smaller id.
+constexpr Duration kSimultaneousWindow = seconds(10);
 constexpr Duration kHousekeeping = milliseconds(100);
 constexpr Duration kDiscoveryRetryDelay = seconds(2);
 
@@ -58,9 +64,14 @@ struct Tunnel::SessionEntry {
 
 struct Tunnel::PeerState {
   const PeerConfig* config = nullptr;
+  // The PSKs this peer may use: only the configured one when `psk` is set, so
+  // a holder of another of our PSKs can never answer for this peer.
+  std::unique_ptr<discovery::PskSet> psks;
+  std::vector<std::size_t> psk_index;  // psks index -> our global PSK index
   std::optional<discovery::Initiator> initiator;
   TimePoint retry_at = kNever;
   std::uint64_t session_id = 0;
+  TimePoint session_since = 0;
 };
 
 SysResult<std::unique_ptr<Tunnel>> Tunnel::create(const Config& config, std::uint32_t mtu,
@@ -92,7 +103,7 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
       rng_(deps.rng),
       psks_(std::move(psks)),
       mtu_(mtu),
-      pool_(4 * kBatch, mtu + wire::kOverhead + 64),
+      pool_(4 * kBatch, std::max<std::size_t>(mtu + wire::kOverhead + 64, wire::kMaxDiscoveryDatagram + 64)),
       warn_log_(5, seconds(10)) {
   using namespace discovery;
   // What we offer as initiator and accept as responder.
@@ -150,6 +161,15 @@ SysResult<void> Tunnel::start() {
   for (const PeerConfig& p : config_.peers) {
     auto state = std::make_unique<PeerState>();
     state->config = &p;
+    std::vector<discovery::Psk> own;
+    for (std::size_t i = 0; i < config_.psks.size(); ++i) {
+      if (!p.psk.empty() && config_.psks[i].id != p.psk) continue;
+      own.push_back({config_.psks[i].id, crypto::SecretBytes::copy_of(config_.psks[i].key.view())});
+      state->psk_index.push_back(i);
+    }
+    auto set = discovery::PskSet::create(std::move(own));
+    if (!set) return sys_fail_plain(EINVAL, "peer " + p.name + ": " + set.error().what);
+    state->psks = std::make_unique<discovery::PskSet>(std::move(*set));
     peers_.push_back(std::move(state));
   }
   for (auto& p : peers_) {
@@ -175,7 +195,7 @@ const session::Session* Tunnel::session(std::uint64_t id) const {
 // ---- discovery as initiator ----
 
 void Tunnel::start_discovery(PeerState& p) {
-  p.initiator.emplace(psks_, offered_features_, rng_);
+  p.initiator.emplace(*p.psks, offered_features_, rng_);
   auto d = p.initiator->start(unix_ms(), now());
   OutgoingDatagram out{d, *p.config->endpoint, std::nullopt};
   auto sent = discovery_socket_->send_batch({&out, 1});
@@ -197,7 +217,8 @@ void Tunnel::on_response(Bytes datagram, const SocketAddress& source) {
     }
     OutgoingDatagram out{outcome->confirm, source, std::nullopt};
     (void)discovery_socket_->send_batch({&out, 1});
-    const std::size_t psk_index = outcome->session.psk_index;
+    const std::size_t psk_index = p->psk_index[outcome->session.psk_index];
+    outcome->session.psk_index = psk_index;
     auto s = session::Session::create(std::move(outcome->session), psks_.key(psk_index),
                                       session_config_, now());
     if (!s) return;
@@ -228,12 +249,34 @@ void Tunnel::on_confirm(Bytes datagram, const SocketAddress& source) {
   }
   // Which peer is this? One whose endpoint address it came from, if any.
   std::optional<std::size_t> peer;
-  for (std::size_t i = 0; i < peers_.size(); ++i) {
+  for (std::size_t i = 0; i < peers_.size() && !peer; ++i) {
     const PeerConfig& pc = *peers_[i]->config;
     if (pc.endpoint && pc.endpoint->ip.unmapped() == source.ip.unmapped()) {
       if (!pc.psk.empty() && pc.psk != psks_.id(est->psk_index)) continue;
       peer = i;
-      break;
+    }
+  }
+  // A peer without an endpoint (it only initiates, or sits behind NAT) is known
+  // by its own PSK.
+  for (std::size_t i = 0; i < peers_.size() && !peer; ++i) {
+    const PeerConfig& pc = *peers_[i]->config;
+    if (!pc.endpoint && !pc.psk.empty() && pc.psk == psks_.id(est->psk_index)) peer = i;
+  }
+  if (!peer) {
+    // A restarted peer without an entry replaces its own earlier session.
+    std::vector<std::uint64_t> stale;
+    std::size_t unlisted = 0;
+    for (auto& [id, e] : sessions_) {
+      if (e->peer) continue;
+      ++unlisted;
+      if (e->remote.ip.unmapped() == source.ip.unmapped()) stale.push_back(id);
+    }
+    for (std::uint64_t id : stale) remove_session(id, "replaced by a new session from the same address");
+    if (unlisted - stale.size() >= kMaxUnlistedSessions) {
+      warn_log_.log(now(), "discovery.unlisted_cap", spdlog::level::warn,
+                    "{}: refused, already {} sessions with peers that have no [[peer]] entry",
+                    source.to_string(), kMaxUnlistedSessions);
+      return;
     }
   }
   if (!peer && config_.psks[est->psk_index].allowed_prefixes.empty()) {
@@ -262,13 +305,30 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
     const PeerConfig& pc = *peers_[*peer]->config;
     const unsigned bits = pc.virtual_address.bits();
     e->allowed.push_back(Cidr{pc.virtual_address, static_cast<std::uint8_t>(bits)});
-    by_address_[pc.virtual_address] = id;
     for (const Cidr& r : pc.routes) e->allowed.push_back(r);
-    // A peer has one session: a new one replaces the old (the peer restarted).
-    if (peers_[*peer]->session_id != 0 && peers_[*peer]->session_id != id) {
-      remove_session(peers_[*peer]->session_id, "replaced by a new session");
+    PeerState& ps = *peers_[*peer];
+    // A peer has one session: a new one replaces the old (the peer restarted),
+    // except when both sides started discovery at once — two sessions made in
+    // opposite roles moments apart: then both sides keep the smaller id.
+    if (ps.session_id != 0 && ps.session_id != id) {
+      auto old = sessions_.find(ps.session_id);
+      const bool crossed = old != sessions_.end() &&
+                           old->second->session->initiator() != s->initiator() &&
+                           now() - ps.session_since < kSimultaneousWindow;
+      if (crossed && id > ps.session_id) {
+        spdlog::info("session {} with {} not kept: both sides started at once and {} stays",
+                     short_id(id), pc.name, short_id(ps.session_id));
+        return;
+      }
+      remove_session(ps.session_id, "replaced by a new session");
     }
-    peers_[*peer]->session_id = id;
+    ps.session_id = id;
+    ps.session_since = now();
+    by_address_[pc.virtual_address] = id;
+    // Our own discovery towards this peer is moot now.
+    if (ps.initiator && ps.initiator->state() == discovery::Initiator::State::kInitiated) {
+      ps.initiator.reset();
+    }
   } else {
     e->claimable = config_.psks[psk_index].allowed_prefixes;
   }
@@ -458,8 +518,10 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
                   r.error().what);
     return;
   }
-  // An authenticated packet from a new address: the peer moved (roaming).
-  if (source.ip.unmapped() != e.remote.ip.unmapped()) e.remote.ip = source.ip;
+  // The peer's address stays the one discovery saw: a copy of an authentic
+  // packet re-sent from elsewhere must not redirect our traffic. (Roaming
+  // needs a path check first; it is not in this version.)
+  (void)source;
   switch (r->header.type) {
     case wire::PacketType::kDatagram: {
       auto src = ip_address_at(r->body, false);
@@ -469,9 +531,15 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
           ok = *e.claimed == *src;
         } else if (!e.claimable.empty()) {
           for (const Cidr& c : e.claimable) ok = ok || c.contains(*src);
-          // Never an address that belongs to a configured peer or another session.
+          // Never an address that belongs to us, to a configured peer (its own or
+          // one of its routes) or to another session.
           if (ok && by_address_.contains(*src)) ok = false;
-          for (const PeerConfig& pc : config_.peers) ok = ok && pc.virtual_address != *src;
+          ok = ok && config_.network.virtual_address.address != *src;
+          if (config_.network.virtual_address6) ok = ok && config_.network.virtual_address6->address != *src;
+          for (const PeerConfig& pc : config_.peers) {
+            ok = ok && pc.virtual_address != *src;
+            for (const Cidr& route : pc.routes) ok = ok && !route.contains(*src);
+          }
           if (ok) {
             e.claimed = *src;
             by_address_[*src] = e.id;
@@ -572,6 +640,7 @@ void Tunnel::on_window() {
 
 void Tunnel::housekeeping() {
   const TimePoint t = now();
+  responder_->on_time(t);
   std::vector<std::uint64_t> dead;
   for (auto& [id, e] : sessions_) {
     if (e->session->next_expiry() > t) continue;

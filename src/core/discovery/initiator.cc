@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <sodium.h>
+
 #include "core/crypto/constant_time.h"
 #include "core/crypto/pedersen.h"
 #include "core/discovery/envelope.h"
@@ -95,6 +97,10 @@ Result<Initiator::Outcome> Initiator::consume_response(Bytes datagram, std::int6
   if (!acceptable_negotiation(r.features, offered_)) {
     return fail(ErrorCode::kDiscoveryFailed, "responder negotiated features we did not offer");
   }
+  // Offering forward secrecy means requiring it: no silent downgrade.
+  if ((offered_ & feature::kForwardSecrecy) && !(r.features & feature::kForwardSecrecy)) {
+    return fail(ErrorCode::kDiscoveryFailed, "responder declined forward secrecy");
+  }
   const bool fs = (r.features & feature::kForwardSecrecy) != 0;
 
   crypto::SecretBytes dh;
@@ -179,6 +185,13 @@ Result<Initiator::Outcome> Initiator::consume_response(Bytes datagram, std::int6
   return Outcome{std::move(e), pending_};
 }
 
+void Initiator::forget_secrets() {
+  // The exchange is over: its ephemeral key and contribution must not outlive it.
+  ephemeral_ = crypto::X25519KeyPair{};
+  contribution_ = crypto::SecretBytes();
+  sodium_memzero(blind_.data(), blind_.size());
+}
+
 Result<void> Initiator::consume_sequence_confirm(const wire::SequenceNegBody& confirm) {
   if (state_ != State::kResponded) return fail(ErrorCode::kStateInvalid, "no CONFIRM outstanding");
   if (!(confirm == expected_confirm_)) {
@@ -187,6 +200,7 @@ Result<void> Initiator::consume_sequence_confirm(const wire::SequenceNegBody& co
   state_ = State::kCompleted;
   next_expiry_ = kNever;
   pending_.clear();
+  forget_secrets();
   return {};
 }
 
@@ -197,6 +211,7 @@ std::optional<std::vector<std::uint8_t>> Initiator::on_expiry(TimePoint now) {
   if (now >= started_ + kDiscoveryTimeout) {
     state_ = State::kFailed;
     next_expiry_ = kNever;
+    forget_secrets();
     return std::nullopt;
   }
   ++retries_;

@@ -69,6 +69,7 @@ class Initiator {
 
  private:
   void schedule(TimePoint now);
+  void forget_secrets();
 
   const PskSet& psks_;
   std::uint16_t offered_;

@@ -64,8 +64,11 @@ Responder::Responder(const PskSet& psks, ResponderPolicy policy, ResponderLimits
       rng_(rng),
       sources_(limits.per_source_rate, limits.per_source_burst, limits.source_slots, random_u64(rng)),
       work_(limits.work_per_second, std::max(1.0, limits.work_per_second / 10)),
+      confirm_work_(limits.work_per_second, std::max(1.0, limits.work_per_second / 10)),
       secrets_{crypto::SecretBytes::random(32, rng), crypto::SecretBytes::random(32, rng)},
       rotated_at_(now) {}
+
+void Responder::on_time(TimePoint now) { rotate(now); }
 
 void Responder::rotate(TimePoint now) {
   // The ephemeral keys of past exchanges die with the secret: forward secrecy
@@ -137,11 +140,13 @@ std::optional<std::vector<std::uint8_t>> Responder::consume_discovery(Bytes data
   std::array<std::uint32_t, wire::kDiscoverySlots> slots;
   for (std::size_t i = 0; i < slots.size(); ++i) slots[i] = tag_value(d.tags[i]);
   std::sort(slots.begin(), slots.end());
+  // Every tag is computed, match or not: stopping at the first match would let
+  // a timing observer learn the shared key's rank among ours.
   std::optional<std::size_t> selected;
   Tag matched{};
-  for (std::size_t i = 0; i < psks_.size() && !selected; ++i) {
+  for (std::size_t i = 0; i < psks_.size(); ++i) {
     Tag t = psk_tag(psks_.tag_mac(i), h1);
-    if (std::binary_search(slots.begin(), slots.end(), tag_value(t))) {
+    if (std::binary_search(slots.begin(), slots.end(), tag_value(t)) && !selected) {
       selected = i;
       matched = t;
     }
@@ -198,7 +203,9 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
     ++counters_.stale;
     return fail(ErrorCode::kTimestampInvalid, "CONFIRM timestamp outside the window");
   }
-  if (!work_.take(now)) {
+  // CONFIRMs have a budget of their own: a flood of junk DISCOVERYs, which needs
+  // no key, must not stop initiators that already hold a valid cookie.
+  if (!confirm_work_.take(now)) {
     ++counters_.overloaded;
     return fail(ErrorCode::kMemoryExhausted, "discovery work budget exhausted");
   }
@@ -287,6 +294,7 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
       return fail(ErrorCode::kReplayAttack, "CONFIRM of an already established session");
     }
   }
+  if (recent_.empty()) recent_.resize(kRecentSessions);
   recent_[recent_next_] = Recent{session_id, now};
   recent_next_ = (recent_next_ + 1) % recent_.size();
 

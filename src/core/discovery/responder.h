@@ -71,6 +71,11 @@ class Responder {
   Result<Established> consume_confirm(Bytes datagram, const Endpoint& from,
                                       std::int64_t now_unix_ms, TimePoint now);
 
+  // Rotates the cookie secrets on time even when no discovery traffic arrives,
+  // so the responder's ephemeral keys (derived from them) are gone within 60 s.
+  // Call it periodically (the daemon does every 100 ms).
+  void on_time(TimePoint now);
+
   const ResponderCounters& counters() const { return counters_; }
   // The session id of the last CONFIRM refused with kReplayAttack.
   std::uint64_t replayed_session() const { return replayed_session_; }
@@ -87,16 +92,19 @@ class Responder {
   crypto::RandomSource& rng_;
   SourceLimiter sources_;
   TokenBucket work_;
+  TokenBucket confirm_work_;
   std::array<crypto::SecretBytes, 2> secrets_;  // [0] current, [1] previous
   TimePoint rotated_at_;
   ResponderCounters counters_;
   // Sessions established while their CONFIRM could still verify (two cookie
-  // periods), in a fixed ring: a replayed CONFIRM must not make a second one.
+  // periods), in a fixed ring sized for a full minute of the work budget's
+  // maximum: a replayed CONFIRM must not make a second one.
   struct Recent {
     std::uint64_t session_id = 0;
     TimePoint at = 0;
   };
-  std::array<Recent, 1024> recent_{};
+  static constexpr std::size_t kRecentSessions = 16384;
+  std::vector<Recent> recent_;
   std::size_t recent_next_ = 0;
   std::uint64_t replayed_session_ = 0;
 };

@@ -214,6 +214,43 @@ TEST_F(TunnelTest, RestartedInitiatorReplacesItsOldSession) {
   exchange("after");
 }
 
+// Both sides configured to initiate and started together: they must settle on
+// one and the same session, not each keep the one the other dropped.
+TEST_F(TunnelTest, BothSidesInitiatingSettleOnOneSession) {
+  alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
+                                 loop, 0, 1);
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", true);
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  bob->start(loop, net);
+  alice->start(loop, net);
+  ASSERT_TRUE(connected());
+  loop.run_for(seconds(2));
+  ASSERT_EQ(alice->tunnel->session_count(), 1u);
+  ASSERT_EQ(bob->tunnel->session_count(), 1u);
+  EXPECT_EQ(alice->tunnel->session_ids().at(0), bob->tunnel->session_ids().at(0));
+  for (int i = 0; i < 10; ++i) exchange(std::to_string(i));
+}
+
+// A peer bound to one PSK is never reached through another of our PSKs.
+TEST_F(TunnelTest, InitiatorOffersOnlyThePeersOwnPsk) {
+  Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+  PskConfig other;
+  other.id = "other";
+  crypto::DeterministicRandom r(99);
+  other.key = crypto::SecretBytes::random(32, r);
+  ac.psks.push_back(std::move(other));
+  ac.peers[0].psk = "other";  // alice expects bob to use "other"; bob only holds "main"
+  alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
+  bob = std::make_unique<Host>(host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false),
+                               loop, 0, 2);
+  bob->start(loop, net);
+  alice->start(loop, net);
+  loop.run_for(seconds(5));
+  EXPECT_EQ(alice->tunnel->session_count(), 0u);
+  EXPECT_EQ(bob->tunnel->session_count(), 0u);
+  EXPECT_GE(bob->tunnel->discovery_counters().no_shared_psk, 1u);
+}
+
 TEST_F(TunnelTest, StrangersGetSilence) {
   start();
   ASSERT_TRUE(connected());
