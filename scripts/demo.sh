@@ -34,17 +34,15 @@ http { access_log off; client_body_temp_path $WORK/nginx/b; proxy_temp_path $WOR
   fastcgi_temp_path $WORK/nginx/f; uwsgi_temp_path $WORK/nginx/u; scgi_temp_path $WORK/nginx/s;
   server { listen 10.77.0.2:80; root $WORK/www; } }
 CONF
-in_b nginx -c "$WORK/nginx/nginx.conf" &
-PIDS+=($!)
+spawn B "$WORK/nginx/out.log" nginx -c "$WORK/nginx/nginx.conf"
 wait_until 5 in_a curl -sf -o /dev/null http://10.77.0.2/ || true
 
 say "host A: curl http://10.77.0.2/"
 in_a curl -s http://10.77.0.2/ | sed 's/^/  /'
 
 say "ten seconds of the underlay between the hosts (tcpdump on host A's veth), while A pings B"
-in_a tcpdump -i "va$RUN_ID" -nn -tt -q -w "$WORK/demo.pcap" -U udp >/dev/null 2>&1 &
-cap=$!
-PIDS+=($cap)
+spawn A /dev/null tcpdump -i "va$RUN_ID" -nn -tt -q -w "$WORK/demo.pcap" -U udp
+cap=$SPAWNED
 sleep 0.5
 in_a ping -q -c 40 -i 0.25 10.77.0.2 >/dev/null || true
 stop_pid $cap

@@ -215,15 +215,17 @@ void Tunnel::on_response(Bytes datagram, const SocketAddress& source) {
       }
       continue;
     }
-    OutgoingDatagram out{outcome->confirm, source, std::nullopt};
-    (void)discovery_socket_->send_batch({&out, 1});
     const std::size_t psk_index = p->psk_index[outcome->session.psk_index];
     outcome->session.psk_index = psk_index;
     auto s = session::Session::create(std::move(outcome->session), psks_.key(psk_index),
                                       session_config_, now());
     if (!s) return;
+    // Open the session's ports first: the responder answers CONFIRM at once,
+    // on them.
     const std::size_t peer_index = static_cast<std::size_t>(&p - peers_.data());
     add_session(std::make_unique<session::Session>(std::move(*s)), source, peer_index, psk_index);
+    OutgoingDatagram out{outcome->confirm, source, std::nullopt};
+    (void)discovery_socket_->send_batch({&out, 1});
     return;
   }
 }

@@ -32,6 +32,16 @@ cleanup() {
   for pid in "${PIDS[@]:-}"; do
     [[ -n $pid ]] && wait "$pid" 2>/dev/null || true
   done
+  # Anything still running inside our namespaces was started by this run
+  # (a server's own children, say): stop it before the namespaces go.
+  local ns
+  for ns in "$NS_A" "$NS_B"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+  done
+  sleep 0.2
+  for ns in "$NS_A" "$NS_B"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+  done
   ip netns del "$NS_A" 2>/dev/null || true
   ip netns del "$NS_B" 2>/dev/null || true
   rm -rf "$WORK"
