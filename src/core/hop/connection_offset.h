@@ -12,6 +12,8 @@
 // each offset by HKDF-then-truncate, which can collide.)
 #pragma once
 
+#include "core/wire/messages.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -23,7 +25,7 @@
 namespace buckwild::hop {
 
 inline constexpr std::uint16_t kMaxConnectionOffset = 4095;
-inline constexpr std::uint16_t kMaxConnectionId = 4095;  // id 0 is session-level traffic
+using wire::kMaxConnectionId;  // id 0 is session-level traffic
 inline constexpr std::size_t kConnectionIdCount = 4096;
 
 // The offset permutation of one (day, session). Move-only; the round table is

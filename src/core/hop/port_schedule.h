@@ -26,16 +26,18 @@
 #include "core/crypto/secret_bytes.h"
 #include "core/hop/connection_offset.h"
 #include "core/hop/key_schedule.h"
+#include "core/wire/messages.h"
 
 namespace buckwild::hop {
 
-inline constexpr std::uint16_t kMinPort = 1024;
-inline constexpr std::uint16_t kMaxPort = 65535;
-inline constexpr std::uint32_t kPortRange = 64512;
-inline constexpr std::uint16_t kDiscoveryPort = 1025;
-inline constexpr std::uint32_t kOffsetStride = 15;
-inline constexpr int kDelayAllowanceMin = 1;
-inline constexpr int kDelayAllowanceMax = 16;
+// The protocol constants themselves live in wire/messages.h.
+using wire::kDiscoveryPort;
+using wire::kMaxPort;
+using wire::kMinPort;
+using wire::kOffsetStride;
+using wire::kPortRange;
+inline constexpr int kDelayAllowanceMin = static_cast<int>(wire::kDelayAllowanceMin);
+inline constexpr int kDelayAllowanceMax = static_cast<int>(wire::kDelayAllowanceMax);
 
 static_assert(kMinPort + kPortRange - 1 == kMaxPort);
 static_assert(std::uint32_t{kMaxConnectionOffset} * kOffsetStride < kPortRange);

@@ -8,15 +8,18 @@
 // ranges such as w-d .. w+d across midnight plain integer ranges.
 #pragma once
 
+#include "core/wire/messages.h"
+
 #include <cstdint>
 #include <string>
 
 namespace buckwild::hop {
 
-inline constexpr std::int64_t kHopIntervalMs = 250;
-inline constexpr std::int64_t kMsPerDay = 86'400'000;
+// Signed forms of wire/messages.h's constants, for window arithmetic.
+inline constexpr std::int64_t kHopIntervalMs = wire::kHopIntervalMs;
+inline constexpr std::int64_t kMsPerDay = wire::kMsPerDay;
 inline constexpr std::int64_t kWindowsPerDay = 345'600;
-inline constexpr std::uint32_t kTimestampWindowMs = 30'000;
+using wire::kTimestampWindowMs;
 
 static_assert(kMsPerDay % kHopIntervalMs == 0);
 static_assert(kWindowsPerDay * kHopIntervalMs == kMsPerDay);

@@ -42,6 +42,7 @@ inline constexpr std::uint16_t kMaxPort = 65535;
 inline constexpr std::uint32_t kPortRange = 64512;
 inline constexpr std::uint16_t kDiscoveryPort = 1025;
 inline constexpr std::uint16_t kMaxConnectionId = 4095;
+inline constexpr std::uint32_t kOffsetStride = 15;  // port spacing of connection offsets (§10.3)
 inline constexpr std::size_t kMaxPskCount = 256;
 inline constexpr std::size_t kMaxFragments = 255;
 inline constexpr std::uint8_t kMaxWindowScale = 14;
