@@ -22,7 +22,17 @@ cmake --build build-asan -j"$jobs"
 ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
 echo "== end-to-end tests in network namespaces"
-bash tests/e2e/run.sh
+e2e_log=$(mktemp)
+bash tests/e2e/run.sh | tee "$e2e_log"
+e2e_passed=$(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)
+rm -f "$e2e_log"
 
 echo "== fuzz targets (short pass; scripts/fuzz.sh 600 for a long one)"
 bash scripts/fuzz.sh "${BUCKWILD_FUZZ_SECONDS:-20}"
+
+# Every stage above stops the script on failure, so reaching here means all passed.
+release=$(ctest --test-dir build -N | awk '/Total Tests:/ {print $3}')
+asan=$(ctest --test-dir build-asan -N | awk '/Total Tests:/ {print $3}')
+fuzz=$(find build-fuzz/fuzz -maxdepth 1 -name 'fuzz_*' -type f -executable ! -name fuzz_seeds | wc -l)
+echo "== summary: $release unit tests (release), $asan (ASan+UBSan), ${e2e_passed:-0} end-to-end checks, $fuzz fuzz targets"
+echo "$((release + asan + ${e2e_passed:-0} + fuzz)) passed, 0 failed"
