@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -74,6 +75,19 @@ std::uint32_t choose_mtu(const Config& config, Netlink& nl) {
   return std::min(mtu, limit);
 }
 
+// Each transparent TCP flow holds a socket, and on the user-space receive path
+// each connection's hopping ports are sockets too: the usual soft limit of
+// 1024 descriptors would cap us at a few hundred connections.
+void raise_descriptor_limit() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max) return;
+  const rlim_t before = r.rlim_cur;
+  r.rlim_cur = r.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &r) == 0) {
+    spdlog::debug("descriptor limit raised from {} to {}", before, r.rlim_cur);
+  }
+}
+
 void log_stats(const Tunnel& t) {
   const TunnelStats& s = t.stats();
   spdlog::info(
@@ -90,6 +104,12 @@ void log_stats(const Tunnel& t) {
       "cookies, {} bad proofs, {} replays",
       d.responses, d.sessions, d.malformed, d.stale, d.rate_limited, d.overloaded, d.no_shared_psk,
       d.no_common_features, d.bad_cookie, d.bad_proof, d.replayed);
+  const StreamStats& st = t.stream_stats();
+  spdlog::info(
+      "transparent TCP: {} opened here, {} accepted for the peer, {} refused ({} by limits), {} "
+      "completed, {} reset; {} bytes up, {} down; {} segments rewritten; {} flows left",
+      st.opened, st.accepted, st.refused, st.limit_refusals, st.completed, st.resets, st.bytes_up,
+      st.bytes_down, st.rewritten, t.stream_flows());
 }
 
 }  // namespace
@@ -115,6 +135,7 @@ int run_daemon(const Config& config) {
     return 1;
   }
   const std::uint32_t mtu = choose_mtu(config, *nl);
+  raise_descriptor_limit();
   auto tun = LinuxTunDevice::open(config.network.virtual_device);
   if (!tun) {
     spdlog::error("cannot create the virtual interface {}: {}", config.network.virtual_device,

@@ -10,6 +10,7 @@
 #include "core/discovery/features.h"
 #include "core/hop/time_window.h"
 #include "core/wire/codec.h"
+#include "daemon/tcp_segment.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -76,12 +77,6 @@ struct Tunnel::PeerState {
 
 SysResult<std::unique_ptr<Tunnel>> Tunnel::create(const Config& config, std::uint32_t mtu,
                                                   TunnelDeps deps) {
-  if (config.protocol.tcp_mode == TcpMode::kStream) {
-    return sys_fail_plain(EINVAL,
-                          "protocol.tcp_mode = \"stream\" needs transparent TCP, which this version "
-                          "does not have yet; set tcp_mode = \"packet\" (TCP then travels inside "
-                          "DATAGRAM packets, end to end between the applications)");
-  }
   std::vector<discovery::Psk> psks;
   for (const PskConfig& p : config.psks) {
     psks.push_back({p.id, crypto::SecretBytes::copy_of(p.key.view())});
@@ -136,6 +131,8 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
 }
 
 Tunnel::~Tunnel() {
+  bridge_.reset();  // its flows and connections go before the sessions they use
+  if (ports_timer_ != kNoTimer) loop_.cancel_timer(ports_timer_);
   for (TimerId id : timers_) loop_.cancel_timer(id);
   if (window_timer_ != kNoTimer) loop_.cancel_timer(window_timer_);
   loop_.unwatch_fd(tun_.fd());
@@ -144,6 +141,21 @@ Tunnel::~Tunnel() {
 }
 
 SysResult<void> Tunnel::start() {
+  StreamBridge::Options so;
+  so.virtual_v4 = config_.network.virtual_address.address;
+  if (config_.network.virtual_address6) so.virtual_v6 = config_.network.virtual_address6->address;
+  so.connection.mss = mtu_;  // a segment fills a datagram as large as a TUN packet's
+  so.limits.max_flows = config_.security.max_connections;
+  so.limits.max_per_source = config_.security.max_connections_per_source;
+  so.open_local = config_.protocol.tcp_mode == TcpMode::kStream;
+  auto bridge = StreamBridge::create(so, *this, loop_, rng_);
+  if (!bridge) return sys_fail_plain(bridge.error().sys_errno, "transparent TCP: " + bridge.error().message);
+  bridge_ = std::move(*bridge);
+  spdlog::info("TCP from applications on this host: {}",
+               so.open_local ? "stream mode (ends in this daemon, travels as Buckwild connections)"
+                             : "packet mode (travels inside DATAGRAM packets); peers' stream-mode "
+                               "connections are still accepted");
+
   auto sock = bind_socket_(SocketAddress{config_.network.listen_address, config_.network.discovery_port});
   if (!sock) {
     return sys_fail_plain(sock.error().sys_errno, "discovery port: " + sock.error().message);
@@ -339,6 +351,7 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
   e->session = std::move(s);
   SessionEntry& ref = *e;
   sessions_.emplace(id, std::move(e));
+  bridge_->add_session(id, initiator);
   ++stats_.sessions_established;
   spdlog::info("session {} established with {} ({}) using PSK {} as {}, clock offset {:+d} ms",
                short_id(id), remote.ip.to_string(),
@@ -356,6 +369,7 @@ void Tunnel::remove_session(std::uint64_t id, const char* why) {
     if (p->session_id == id) p->session_id = 0;
   }
   std::erase_if(by_address_, [id](const auto& kv) { return kv.second == id; });
+  bridge_->remove_session(id);  // its applications' connections are reset
   sessions_.erase(it);  // the Session's keys are wiped by their owners' destructors
   ++stats_.sessions_lost;
 }
@@ -429,7 +443,8 @@ void Tunnel::on_tun_readable() {
     auto got = tun_.read_packet(space.subspan(wire::kHeaderSize, space.size() - wire::kOverhead));
     if (!got || *got == 0) break;
     ++stats_.tun_packets_in;
-    Bytes ip(space.data() + wire::kHeaderSize, *got);
+    MutableBytes ip(space.data() + wire::kHeaderSize, *got);
+    if (bridge_->on_tun_segment(ip)) continue;  // transparent TCP took it
     auto dst = ip_address_at(ip, true);
     if (!dst) {
       ++stats_.not_ip;
@@ -483,6 +498,7 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, bool discovery_socket) {
     ++stats_.datagrams_received;
     on_datagram(batch[i].buffer.first(batch[i].length), batch[i].source, discovery_socket);
   }
+  bridge_->flush();
 }
 
 void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, bool discovery_socket) {
@@ -527,30 +543,7 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
   switch (r->header.type) {
     case wire::PacketType::kDatagram: {
       auto src = ip_address_at(r->body, false);
-      bool ok = false;
-      if (src) {
-        if (e.claimed) {
-          ok = *e.claimed == *src;
-        } else if (!e.claimable.empty()) {
-          for (const Cidr& c : e.claimable) ok = ok || c.contains(*src);
-          // Never an address that belongs to us, to a configured peer (its own or
-          // one of its routes) or to another session.
-          if (ok && by_address_.contains(*src)) ok = false;
-          ok = ok && config_.network.virtual_address.address != *src;
-          if (config_.network.virtual_address6) ok = ok && config_.network.virtual_address6->address != *src;
-          for (const PeerConfig& pc : config_.peers) {
-            ok = ok && pc.virtual_address != *src;
-            for (const Cidr& route : pc.routes) ok = ok && !route.contains(*src);
-          }
-          if (ok) {
-            e.claimed = *src;
-            by_address_[*src] = e.id;
-            spdlog::info("session {}: peer without an entry uses virtual address {}", short_id(e.id),
-                         src->to_string());
-          }
-        }
-        for (const Cidr& c : e.allowed) ok = ok || c.contains(*src);
-      }
+      const bool ok = src && accept_source(e, *src);
       if (!ok) {
         ++stats_.spoofed_source;
         warn_log_.log(now(), "session.spoofed", spdlog::level::warn,
@@ -564,6 +557,26 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
     case wire::PacketType::kHeartbeat:
       if (r->answer_heartbeat) send_heartbeat(e, false);
       return;
+    case wire::PacketType::kSyn:
+    case wire::PacketType::kSynAck:
+    case wire::PacketType::kAck:
+    case wire::PacketType::kData:
+    case wire::PacketType::kFin:
+    case wire::PacketType::kRst:
+    case wire::PacketType::kWindowUpdate:
+    case wire::PacketType::kError: {
+      if (r->header.connection_id == 0) {
+        ++stats_.unsupported_type;
+        return;
+      }
+      auto body = wire::parse_body(r->header, r->body);
+      if (!body) {
+        ++stats_.rejected;
+        return;
+      }
+      bridge_->on_connection_packet(e.id, r->header, *body);
+      return;
+    }
     case wire::PacketType::kSequenceNeg: {
       if (!e.peer) return;
       PeerState& p = *peers_[*e.peer];
@@ -578,6 +591,78 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
       ++stats_.unsupported_type;
       return;
   }
+}
+
+bool Tunnel::accept_source(SessionEntry& e, const IpAddress& src) {
+  for (const Cidr& c : e.allowed) {
+    if (c.contains(src)) return true;
+  }
+  if (e.claimed) return *e.claimed == src;
+  bool ok = false;
+  for (const Cidr& c : e.claimable) ok = ok || c.contains(src);
+  if (!ok) return false;
+  // Never an address that belongs to us, to a configured peer (its own or one
+  // of its routes) or to another session.
+  if (by_address_.contains(src)) return false;
+  if (config_.network.virtual_address.address == src) return false;
+  if (config_.network.virtual_address6 && config_.network.virtual_address6->address == src) return false;
+  for (const PeerConfig& pc : config_.peers) {
+    if (pc.virtual_address == src) return false;
+    for (const Cidr& route : pc.routes) {
+      if (route.contains(src)) return false;
+    }
+  }
+  e.claimed = src;
+  by_address_[src] = e.id;
+  spdlog::info("session {}: peer without an entry uses virtual address {}", short_id(e.id), src.to_string());
+  return true;
+}
+
+// ---- StreamHost ----
+
+std::uint64_t Tunnel::session_for(const IpAddress& destination) {
+  SessionEntry* e = route(destination);
+  return e == nullptr ? 0 : e->id;
+}
+
+bool Tunnel::source_allowed(std::uint64_t session, const IpAddress& source) {
+  auto it = sessions_.find(session);
+  return it != sessions_.end() && accept_source(*it->second, source);
+}
+
+void Tunnel::send_connection_packet(std::uint64_t session, wire::Header& header, MutableBytes packet,
+                                    std::size_t body_len) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  SessionEntry& e = *it->second;
+  // A SYN travels on the session's own port sequence: the peer cannot listen
+  // on the ports of a connection it has not heard of yet (docs/protocol.md §10.3).
+  const std::uint16_t port_of = header.type == wire::PacketType::kSyn ? 0 : header.connection_id;
+  auto n = e.session->seal(header, packet, body_len, unix_ms(), now());
+  if (!n) return;
+  DatagramSocket* via = e.send_via != nullptr ? e.send_via : discovery_socket_.get();
+  OutgoingDatagram out{Bytes(packet.data(), *n), SocketAddress{e.remote.ip, e.session->send_port(unix_ms(), port_of)},
+                       std::nullopt};
+  auto sent = via->send_batch({&out, 1});
+  if (!sent || *sent == 0) {
+    ++stats_.send_errors;
+  } else {
+    ++stats_.datagrams_sent;
+  }
+}
+
+void Tunnel::write_tun(Bytes ip_packet) {
+  if (tun_.write_packet(ip_packet)) ++stats_.tun_packets_out;
+}
+
+void Tunnel::connections_changed(std::uint64_t /*session*/) {
+  // Next turn, not now: we may be inside a callback of a socket that
+  // on_window() would close.
+  if (ports_timer_ != kNoTimer) return;
+  ports_timer_ = loop_.add_timer(0, [this] {
+    ports_timer_ = kNoTimer;
+    on_window();
+  });
 }
 
 // ---- time ----
@@ -597,9 +682,14 @@ void Tunnel::on_window() {
   // close those no session needs any more (make before break).
   std::unordered_set<std::uint16_t> wanted;
   std::vector<std::uint16_t> ports;
+  std::vector<std::uint16_t> conns;
   for (auto& [id, e] : sessions_) {
     ports.clear();
     e->session->listen_ports(unix_ms(), 0, ports);
+    // Each transparent TCP connection hops on its own sequence (§10.3).
+    conns.clear();
+    bridge_->connection_ids(id, conns);
+    for (std::uint16_t c : conns) e->session->listen_ports(unix_ms(), c, ports);
     wanted.insert(ports.begin(), ports.end());
     e->send_via = nullptr;  // re-chosen below, once the sockets exist
   }
@@ -643,6 +733,7 @@ void Tunnel::on_window() {
 void Tunnel::housekeeping() {
   const TimePoint t = now();
   responder_->on_time(t);
+  bridge_->housekeeping();
   std::vector<std::uint64_t> dead;
   for (auto& [id, e] : sessions_) {
     if (e->session->next_expiry() > t) continue;

@@ -26,6 +26,7 @@
 #include "daemon/event_loop.h"
 #include "daemon/packet_pool.h"
 #include "daemon/rate_limited_log.h"
+#include "daemon/stream_bridge.h"
 #include "daemon/tun_device.h"
 #include "daemon/udp_socket.h"
 
@@ -62,7 +63,7 @@ struct TunnelStats {
   std::uint64_t pool_exhausted = 0;
 };
 
-class Tunnel {
+class Tunnel : private StreamHost {
  public:
   // Binds the discovery socket, starts discovery towards every peer with
   // `initiate` and an endpoint, and registers its descriptors and timers with
@@ -70,9 +71,13 @@ class Tunnel {
   // Fails with a message for the operator (port in use, bad PSK set, …).
   static SysResult<std::unique_ptr<Tunnel>> create(const Config& config, std::uint32_t mtu,
                                                    TunnelDeps deps);
-  ~Tunnel();
+  ~Tunnel() override;
 
   const TunnelStats& stats() const { return stats_; }
+  // Transparent TCP (stream_bridge.h).
+  const StreamStats& stream_stats() const { return bridge_->stats(); }
+  std::size_t stream_flows() const { return bridge_->flow_count(); }
+  std::size_t stream_buffered_bytes() const { return bridge_->buffered_bytes(); }
   const discovery::ResponderCounters& discovery_counters() const { return responder_->counters(); }
   std::size_t session_count() const { return sessions_.size(); }
   // The established session ids (for tests and status).
@@ -104,6 +109,17 @@ class Tunnel {
   void send_heartbeat(SessionEntry& e, bool probe);
   void send_sequence_confirm(SessionEntry& e);
 
+  // StreamHost: what the transparent TCP bridge asks of us.
+  std::uint64_t session_for(const IpAddress& destination) override;
+  bool source_allowed(std::uint64_t session, const IpAddress& source) override;
+  void send_connection_packet(std::uint64_t session, wire::Header& header, MutableBytes packet,
+                              std::size_t body_len) override;
+  void write_tun(Bytes ip_packet) override;
+  void connections_changed(std::uint64_t session) override;
+  // Whether the session's peer may send from inner address `source`; a peer
+  // without an entry claims its first allowed one here.
+  bool accept_source(SessionEntry& e, const IpAddress& source);
+
   // Discovery as initiator.
   void start_discovery(PeerState& p);
 
@@ -127,6 +143,8 @@ class Tunnel {
   std::uint32_t mtu_;
   PacketPool pool_;
 
+  std::unique_ptr<StreamBridge> bridge_;
+  TimerId ports_timer_ = kNoTimer;  // a deferred on_window() after connections changed
   std::unique_ptr<DatagramSocket> discovery_socket_;
   std::unordered_map<std::uint16_t, std::unique_ptr<DatagramSocket>> port_sockets_;
   std::unordered_map<std::uint64_t, std::unique_ptr<SessionEntry>> sessions_;

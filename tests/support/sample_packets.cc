@@ -29,7 +29,7 @@ Body sample_body(PacketType t) {
     case PacketType::kFragment:
     case PacketType::kDatagram:
       return PayloadBody{Bytes(kPayload, sizeof kPayload - 1)};
-    case PacketType::kSyn: return SynBody{pattern<32>(0x10), kParams};
+    case PacketType::kSyn: return SynBody{pattern<32>(0x10), kParams, std::nullopt};
     case PacketType::kSynAck:
       return SynAckBody{pattern<32>(0x20), Opening{pattern<32>(0x40), pattern<32>(0x60)}, kParams};
     case PacketType::kAck: {

@@ -28,6 +28,9 @@ std::string_view error_code_name(ErrorCode code) {
     case ErrorCode::kDiscoveryTimeout: return "DISCOVERY_TIMEOUT";
     case ErrorCode::kPedersenCommitmentFailed: return "PEDERSEN_COMMITMENT_FAILED";
     case ErrorCode::kPskEnumerationAttempt: return "PSK_ENUMERATION_ATTEMPT";
+    case ErrorCode::kConnectionRefused: return "CONNECTION_REFUSED";
+    case ErrorCode::kDestinationUnreachable: return "DESTINATION_UNREACHABLE";
+    case ErrorCode::kConnectionLimit: return "CONNECTION_LIMIT";
   }
   return "UNKNOWN";
 }

@@ -33,9 +33,14 @@ enum class ErrorCode : std::uint8_t {
   kDiscoveryTimeout = 0x15,
   kPedersenCommitmentFailed = 0x16,
   kPskEnumerationAttempt = 0x17,
+  // Our extension (docs/protocol.md §13): why a stream-mode connection could
+  // not be made on the far side, carried as an RST reason.
+  kConnectionRefused = 0x18,      // the destination answered the connect with a reset
+  kDestinationUnreachable = 0x19,  // no route, host unreachable, or no answer in time
+  kConnectionLimit = 0x1A,         // the far daemon's connection limits refused it
 };
 
-inline constexpr std::uint8_t kMaxErrorCode = 0x17;
+inline constexpr std::uint8_t kMaxErrorCode = 0x1A;
 
 // Returns the protocol name of `code` ("INVALID_PACKET"), or "UNKNOWN".
 std::string_view error_code_name(ErrorCode code);

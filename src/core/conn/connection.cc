@@ -614,7 +614,9 @@ void Connection::write_syn(wire::Header& h, MutableBytes out, std::size_t& len) 
   // Windows in SYN and SYN-ACK are unscaled (the scale is not agreed yet) and
   // only informative: the body's initial window is authoritative.
   h.window = static_cast<std::uint16_t>(std::min<std::size_t>(config_.receive_buffer, 0xFFFF));
-  auto n = wire::write_body(h, wire::Body{handshake_.create_syn(local_params())}, out);
+  wire::SynBody syn = handshake_.create_syn(local_params());
+  syn.target = config_.target;
+  auto n = wire::write_body(h, wire::Body{syn}, out);
   assert(n);
   len = n.value_or(0);
   syn_due_ = false;

@@ -82,6 +82,9 @@ struct ConnectionConfig {
   // retransmission limit is not reached (reference CONNECTION_TIMEOUT_MS).
   Duration connect_timeout = seconds(30);
   std::int32_t time_offset_ms = 0;  // carried in SYN/SYN-ACK for the session's use
+  // Stream mode: the application connection this one carries, sent in the SYN
+  // (and its retransmissions) of an active open; ignored by accept().
+  std::optional<wire::StreamTarget> target;
 };
 
 struct ConnectionStats {

@@ -23,7 +23,7 @@ Connection* ConnectionTable::insert(Result<Connection> c) {
   return slots_[id].get();
 }
 
-Result<Connection*> ConnectionTable::open(TimePoint now) {
+Result<Connection*> ConnectionTable::open(TimePoint now, const std::optional<wire::StreamTarget>& target) {
   // Ids of our parity: 1, 3, ..., 4095 or 2, 4, ..., 4094. Allocation moves on
   // round-robin so a freed id is the last to be reused.
   const std::size_t count = initiator_ ? 2048 : 2047;
@@ -34,6 +34,7 @@ Result<Connection*> ConnectionTable::open(TimePoint now) {
     if (slots_[id] || resting_until_[id] > now) continue;
     ConnectionConfig c = config_;
     c.id = id;
+    c.target = target;
     Connection* conn = insert(Connection::connect(c, rng_, now));
     if (!conn) return fail(ErrorCode::kPedersenCommitmentFailed, "connection handshake setup");
     return conn;

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/common/bytes.h"
@@ -39,9 +40,10 @@ class ConnectionTable {
   // every connection (its id is replaced); `rng` makes their contributions.
   ConnectionTable(bool session_initiator, const ConnectionConfig& config, crypto::RandomSource& rng);
 
-  // Opens a connection (SYN_SENT) with the next free id of our parity. Fails
-  // with kMemoryExhausted when every such id is in use or resting.
-  Result<Connection*> open(TimePoint now);
+  // Opens a connection (SYN_SENT) with the next free id of our parity; its SYN
+  // carries `target` if given. Fails with kMemoryExhausted when every such id
+  // is in use or resting.
+  Result<Connection*> open(TimePoint now, const std::optional<wire::StreamTarget>& target = std::nullopt);
 
   // Routes an authenticated packet; returns the connection it reached (new or
   // existing), or nullptr when it was dropped or answered with an RST.

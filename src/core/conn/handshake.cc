@@ -47,7 +47,7 @@ Handshake::~Handshake() {
 // ---- SYN --------------------------------------------------------------------------------
 
 wire::SynBody Handshake::create_syn(const wire::ConnectionParams& params) const {
-  return wire::SynBody{commitment_, params};
+  return wire::SynBody{commitment_, params, std::nullopt};
 }
 
 Result<void> Handshake::consume_syn(const wire::SynBody& syn) {

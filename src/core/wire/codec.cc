@@ -74,9 +74,27 @@ bool encode(ByteWriter& w, const PayloadBody& b) {
   w.bytes(b.bytes);
   return true;
 }
+bool target_valid(const StreamTarget& t) {
+  if (t.family != 4 && t.family != 6) return false;
+  if (t.family == 4) {
+    for (std::size_t i = 4; i < 16; ++i) {
+      if (t.source[i] != 0 || t.destination[i] != 0) return false;
+    }
+  }
+  return t.destination_port != 0 && t.source_port != 0;
+}
 bool encode(ByteWriter& w, const SynBody& b) {
   put(w, b.commitment);
   put(w, b.params);
+  if (b.target) {
+    w.u8(b.target->family);
+    w.zeros(3);
+    w.bytes(b.target->source);
+    w.bytes(b.target->destination);
+    w.u16(b.target->source_port);
+    w.u16(b.target->destination_port);
+    if (!target_valid(*b.target)) return false;
+  }
   return b.params.window_scale <= kMaxWindowScale;
 }
 bool encode(ByteWriter& w, const SynAckBody& b) {
@@ -361,6 +379,18 @@ Result<Body> parse_body(const Header& h, Bytes body) {
       SynBody b;
       r.copy(b.commitment);
       bool ok = get(r, b.params);
+      if (r.remaining() == kStreamTargetSize) {
+        StreamTarget t;
+        t.family = r.u8();
+        ok = zeros(r, 3) && ok;
+        r.copy(t.source);
+        r.copy(t.destination);
+        t.source_port = r.u16();
+        t.destination_port = r.u16();
+        ok = ok && target_valid(t);
+        b.target = t;
+        return fixed(r, kSynBodySize + kStreamTargetSize, b, ok);
+      }
       return fixed(r, kSynBodySize, b, ok);
     }
     case PacketType::kSynAck: {
@@ -552,7 +582,7 @@ std::size_t body_size(const Body& body) {
       [](const auto& b) -> std::size_t {
         using T = std::decay_t<decltype(b)>;
         if constexpr (std::is_same_v<T, PayloadBody>) return b.bytes.size();
-        else if constexpr (std::is_same_v<T, SynBody>) return kSynBodySize;
+        else if constexpr (std::is_same_v<T, SynBody>) return kSynBodySize + (b.target ? kStreamTargetSize : 0);
         else if constexpr (std::is_same_v<T, SynAckBody>) return kSynAckBodySize;
         else if constexpr (std::is_same_v<T, AckBody>)
           return kAckBodyMinSize + (b.has_opening ? 64 : 0) + std::size_t{b.sack_count} * 8;

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -186,12 +187,26 @@ struct Opening {
   friend bool operator==(const Opening&, const Opening&) = default;
 };
 
+// Stream mode (§5.13.13): the application connection a SYN asks the peer's
+// daemon to make, from `source` to `destination`. IPv4 addresses sit in the
+// first 4 bytes of the 16, the rest zero.
+struct StreamTarget {
+  std::uint8_t family = 4;  // 4 or 6
+  std::array<std::uint8_t, 16> source{};
+  std::uint16_t source_port = 0;
+  std::array<std::uint8_t, 16> destination{};
+  std::uint16_t destination_port = 0;
+  friend bool operator==(const StreamTarget&, const StreamTarget&) = default;
+};
+inline constexpr std::size_t kStreamTargetSize = 4 + 16 + 16 + 4;  // family, 3 reserved, addresses, ports
+
 struct SynBody {  // 0x01
   Bytes32 commitment{};
   ConnectionParams params;
+  std::optional<StreamTarget> target;  // present only in stream mode
   friend bool operator==(const SynBody&, const SynBody&) = default;
 };
-inline constexpr std::size_t kSynBodySize = 32 + kConnectionParamsSize;
+inline constexpr std::size_t kSynBodySize = 32 + kConnectionParamsSize;  // without a target
 static_assert(kSynBodySize == 48);
 
 struct SynAckBody {  // 0x02

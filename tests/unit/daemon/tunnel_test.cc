@@ -306,22 +306,24 @@ TEST_F(TunnelTest, PeerWithoutAnEntryIsRefusedWhenItsPskAllowsNoPrefix) {
   EXPECT_EQ(bob->tunnel->session_count(), 0u);
 }
 
-TEST(TunnelConfigTest, StreamModeIsRefusedWithAClearMessage) {
+TEST(TunnelConfigTest, BothTcpModesStart) {
   ManualEventLoop loop;
   FakeDatagramNetwork net;
   FakeTunDevice tun("bw0");
   LoopClock clock(loop, 0);
   crypto::DeterministicRandom rng(1);
-  Config c = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
-  c.protocol.tcp_mode = TcpMode::kStream;
   SocketFactory factory = [&net](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
     auto s = net.bind(at);
     if (!s) return std::unexpected(s.error());
     return std::unique_ptr<DatagramSocket>(std::move(*s));
   };
-  auto t = Tunnel::create(c, 1412, TunnelDeps{loop, clock, tun, factory, rng});
-  ASSERT_FALSE(t.has_value());
-  EXPECT_NE(t.error().message.find("tcp_mode = \"packet\""), std::string::npos);
+  for (TcpMode mode : {TcpMode::kStream, TcpMode::kPacket}) {
+    Config c = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+    c.protocol.tcp_mode = mode;
+    auto t = Tunnel::create(c, 1412, TunnelDeps{loop, clock, tun, factory, rng});
+    ASSERT_TRUE(t.has_value()) << t.error().message;
+    EXPECT_EQ((*t)->stream_flows(), 0u);
+  }
 }
 
 }  // namespace

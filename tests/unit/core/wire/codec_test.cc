@@ -147,10 +147,10 @@ TEST(CodecTest, BodyFieldsAreValidated) {
   expect_body_rejected(PacketType::kHeartbeat, 15, 0);        // delay windows 0
   expect_body_rejected(PacketType::kHeartbeat, 15, 17);       // delay windows 17
   expect_body_rejected(PacketType::kHeartbeat, 8, 0x80);      // reserved delay bits
-  expect_body_rejected(PacketType::kRecovery, 20, 0x18);      // reason out of range
+  expect_body_rejected(PacketType::kRecovery, 20, 0x1B);      // reason out of range
   expect_body_rejected(PacketType::kRecovery, 21, 1);         // reserved
-  expect_body_rejected(PacketType::kError, 0, 0x18);          // error code
-  expect_body_rejected(PacketType::kRst, 0, 0x18);            // reason
+  expect_body_rejected(PacketType::kError, 0, 0x1B);          // error code
+  expect_body_rejected(PacketType::kRst, 0, 0x1B);            // reason
   expect_body_rejected(PacketType::kRst, 3, 1);               // reserved
   expect_body_rejected(PacketType::kDiscovery, 90, 0);        // slot count ≠ 256
   expect_body_rejected(PacketType::kDiscoveryResponse, 158, 1);  // reserved
@@ -198,7 +198,7 @@ TEST(CodecTest, EncoderRefusesMismatchedOrOutOfRangeBodies) {
   EXPECT_EQ(encode_packet(p.header, p.body, out).error().code, ErrorCode::kInvalidParameter);
 
   Packet e = sample_packet(PacketType::kError);
-  std::get<ErrorBody>(e.body).code = 0x18;
+  std::get<ErrorBody>(e.body).code = 0x1B;
   EXPECT_FALSE(encode_packet(e.header, e.body, out).has_value());
 
   Packet s = sample_packet(PacketType::kData);
@@ -209,6 +209,39 @@ TEST(CodecTest, EncoderRefusesMismatchedOrOutOfRangeBodies) {
   Packet small = sample_packet(PacketType::kData);
   std::vector<std::uint8_t> tiny(10);
   EXPECT_FALSE(encode_packet(small.header, small.body, tiny).has_value());
+}
+
+TEST(CodecTest, SynCarriesAStreamTargetWhenPresent) {
+  for (std::uint8_t family : {std::uint8_t{4}, std::uint8_t{6}}) {
+    SCOPED_TRACE(int{family});
+    Packet p = sample_packet(PacketType::kSyn);
+    StreamTarget t;
+    t.family = family;
+    const std::size_t len = family == 4 ? 4 : 16;
+    for (std::size_t i = 0; i < len; ++i) {
+      t.source[i] = static_cast<std::uint8_t>(10 + i);
+      t.destination[i] = static_cast<std::uint8_t>(200 - i);
+    }
+    t.source_port = 40000;
+    t.destination_port = 80;
+    std::get<SynBody>(p.body).target = t;
+    auto bytes = encode(p.header, p.body);
+    ASSERT_EQ(bytes.size(), kOverhead + kSynBodySize + kStreamTargetSize);
+    auto back = decode_packet(bytes);
+    ASSERT_TRUE(back.has_value()) << back.error().what;
+    EXPECT_EQ(back->body, p.body);
+    // Family, reserved bytes and the unused tail of an IPv4 address are checked.
+    for (std::size_t off : {std::size_t{0}, std::size_t{1}, family == 4 ? std::size_t{4 + 4} : std::size_t{0}}) {
+      auto bad = bytes;
+      bad[kHeaderSize + kSynBodySize + off] ^= 0x40;
+      EXPECT_FALSE(decode_packet(bad).has_value()) << "offset " << off;
+    }
+  }
+  // A port of zero is not a target.
+  Packet p = sample_packet(PacketType::kSyn);
+  std::get<SynBody>(p.body).target = StreamTarget{};
+  std::vector<std::uint8_t> out(kMaxDatagramSize);
+  EXPECT_FALSE(encode_packet(p.header, p.body, out).has_value());
 }
 
 TEST(CodecTest, EmptyPayloadIsRejected) {
