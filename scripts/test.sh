@@ -2,7 +2,8 @@
 # Sets up a fresh Debian 12 machine (as root), builds, and runs every test:
 #   1. the release build's unit tests (CTest),
 #   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer,
-#   3. the end-to-end tests in network namespaces (tests/e2e/run.sh),
+#   3. the end-to-end tests in network namespaces (tests/e2e/run.sh for the
+#      packet path, tests/e2e/stream.sh for transparent TCP),
 #   4. a short pass of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,8 @@ echo "== end-to-end tests in network namespaces"
 e2e_log=$(mktemp)
 bash tests/e2e/run.sh | tee "$e2e_log"
 e2e_passed=$(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)
+bash tests/e2e/stream.sh | tee "$e2e_log"
+e2e_passed=$((${e2e_passed:-0} + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
 rm -f "$e2e_log"
 
 echo "== fuzz targets (short pass; scripts/fuzz.sh 600 for a long one)"

@@ -223,7 +223,8 @@ SysResult<LinkInfo> Netlink::link(int ifindex) {
   return *info;
 }
 
-SysResult<void> Netlink::set_link(int ifindex, std::optional<std::uint32_t> mtu, bool up) {
+SysResult<void> Netlink::set_link(int ifindex, std::optional<std::uint32_t> mtu, bool up,
+                                  std::optional<std::uint32_t> queue_length) {
   nlmsghdr* nlh = mnl_nlmsg_put_header(buffer_.data());
   nlh->nlmsg_type = RTM_NEWLINK;
   nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
@@ -233,6 +234,7 @@ SysResult<void> Netlink::set_link(int ifindex, std::optional<std::uint32_t> mtu,
   ifi->ifi_change = IFF_UP;
   ifi->ifi_flags = up ? IFF_UP : 0;
   if (mtu) mnl_attr_put_u32(nlh, IFLA_MTU, *mtu);
+  if (queue_length) mnl_attr_put_u32(nlh, IFLA_TXQLEN, *queue_length);
   std::string what = "cannot " + std::string(up ? "bring up" : "bring down") + " interface " +
                      interface_name(ifindex);
   if (mtu) what += " with MTU " + std::to_string(*mtu);

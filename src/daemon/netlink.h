@@ -53,7 +53,10 @@ class Netlink {
   // Name, MTU and flags of interface `ifindex`.
   SysResult<LinkInfo> link(int ifindex);
   // Sets the MTU (when given) and brings the link up or down (RTM_NEWLINK).
-  SysResult<void> set_link(int ifindex, std::optional<std::uint32_t> mtu, bool up);
+  // `queue_length` sets the transmit queue (packets the kernel may hold for
+  // the device's reader) when given.
+  SysResult<void> set_link(int ifindex, std::optional<std::uint32_t> mtu, bool up,
+                           std::optional<std::uint32_t> queue_length = std::nullopt);
   // Adds (or replaces) an interface address with its prefix: 10.77.0.1/24 also
   // gives the kernel's prefix route through the device once it is up. IPv6
   // addresses are added without duplicate address detection (IFA_F_NODAD), so

@@ -78,6 +78,8 @@ std::uint32_t choose_mtu(const Config& config, Netlink& nl) {
 // Each transparent TCP flow holds a socket, and on the user-space receive path
 // each connection's hopping ports are sockets too: the usual soft limit of
 // 1024 descriptors would cap us at a few hundred connections.
+constexpr std::uint32_t kTunQueueLength = 8192;
+
 void raise_descriptor_limit() {
   rlimit r{};
   if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max) return;
@@ -144,7 +146,11 @@ int run_daemon(const Config& config) {
   }
   const int ifindex = (*tun)->ifindex();
   auto configure = [&]() -> SysResult<void> {
-    if (auto r = nl->set_link(ifindex, mtu, true); !r) return r;
+    // The TUN queue holds what the kernel sends us while we are busy; in stream
+    // mode every application segment crosses it twice, and the default of 500
+    // packets overflows under a few hundred busy connections (each overflow is
+    // a loss the local TCP must recover from).
+    if (auto r = nl->set_link(ifindex, mtu, true, kTunQueueLength); !r) return r;
     if (auto r = nl->add_address(ifindex, config.network.virtual_address); !r) return r;
     if (config.network.virtual_address6) {
       if (auto r = nl->add_address(ifindex, *config.network.virtual_address6); !r) return r;

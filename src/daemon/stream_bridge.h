@@ -67,7 +67,7 @@ class StreamHost {
 struct StreamLimits {
   std::size_t max_flows = 4096;       // in total
   std::size_t max_per_source = 100;   // per application address
-  Duration connect_timeout = seconds(10);  // far side: the server must answer by then
+  Duration connect_timeout = seconds(20);  // far side: the server must answer by then
   Duration linger = seconds(60);      // NAT keys kept after a flow ends, for late segments
 };
 

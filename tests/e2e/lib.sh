@@ -99,7 +99,8 @@ wait_until() {
   return 1
 }
 
-# The examples with this run's settings (packet mode is what this version carries).
+# The examples with this run's settings: run.sh tests the packet path (TCP in
+# DATAGRAM packets); stream.sh writes its own stream-mode configurations.
 write_configs() {
   sed -e 's/^tcp_mode = .*/tcp_mode = "packet"/' "$ROOT/examples/alice.toml" >"$WORK/alice.toml"
   sed -e 's/^tcp_mode = .*/tcp_mode = "packet"/' "$ROOT/examples/bob.toml" >"$WORK/bob.toml"
