@@ -21,6 +21,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # end-to-end tests and the demo: namespaces, capture, real servers and clients
   iproute2 iputils-ping tcpdump nginx-light dnsmasq-base bind9-dnsutils curl iperf3 python3 procps
+  openssh-server openssh-client redis-server redis-tools
 )
 
 missing=()
