@@ -1,0 +1,151 @@
+/* Buckwild's kernel-side receive filter: four programs over one set of maps.
+ *
+ *   bw_xdp            XDP on underlay interfaces (driver or generic mode)
+ *   bw_tc_ingress     the same checks at TC ingress, where XDP cannot attach
+ *   bw_socket_filter  on the daemon's UDP sockets: only well-formed datagrams
+ *   bw_sk_lookup      steers datagrams for valid (source, port) pairs to the
+ *                     daemon's one receiving socket
+ *
+ * The checks live in filter_logic.bpf.h, the layouts in filter_abi.h, the
+ * loader in src/daemon/bpf_data_path.cc. */
+/* Kernel types before the libbpf headers that use them. */
+/* clang-format off */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+/* clang-format on */
+
+#include "filter_abi.h"
+#include "filter_logic.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+SEC("xdp")
+int bw_xdp(struct xdp_md* ctx) {
+  void* data = (void*)(long)ctx->data;
+  void* data_end = (void*)(long)ctx->data_end;
+  __u64 frame_len = (__u64)((__u8*)data_end - (__u8*)data);
+  return bw_filter_frame(data, data_end, frame_len, ctx->ingress_ifindex, BW_HOOK_XDP) ? XDP_PASS
+                                                                                       : XDP_DROP;
+}
+
+SEC("tc")
+int bw_tc_ingress(struct __sk_buff* skb) {
+  /* Headers may sit in paged fragments; bring what the checks read into the
+   * linear area, but only when it is not there already (pulling may copy). */
+  __u32 want = skb->len < BW_PULL_BYTES ? skb->len : BW_PULL_BYTES;
+  if ((__u8*)(long)skb->data + want > (__u8*)(long)skb->data_end &&
+      bpf_skb_pull_data(skb, want) != 0) {
+    /* No memory to linearise: the checks could not see the header, and a
+     * valid datagram must not be dropped for that. The socket filter and
+     * sk_lookup still apply further up. */
+    bw_count(BW_HOOK_TC, BW_CTR_PASS_UNPARSED);
+    return TC_ACT_OK;
+  }
+  void* data = (void*)(long)skb->data;
+  void* data_end = (void*)(long)skb->data_end;
+  return bw_filter_frame(data, data_end, skb->len, skb->ifindex, BW_HOOK_TC) ? TC_ACT_OK
+                                                                             : TC_ACT_SHOT;
+}
+
+/* Reads the datagram's source address from the network header, for events. */
+static __always_inline void bw_socket_source(struct __sk_buff* skb, struct bw_addr* source) {
+  __u8 first = 0;
+  if (bpf_skb_load_bytes_relative(skb, 0, &first, 1, BPF_HDR_START_NET) < 0) return;
+  if ((first >> 4) == 4) {
+    __u8 v4[4];
+    if (bpf_skb_load_bytes_relative(skb, __builtin_offsetof(struct iphdr, saddr), v4, sizeof(v4),
+                                    BPF_HDR_START_NET) == 0) {
+      bw_map_v4(source, v4);
+    }
+  } else if ((first >> 4) == 6) {
+    bpf_skb_load_bytes_relative(skb, __builtin_offsetof(struct ipv6hdr, saddr), source,
+                                sizeof(*source), BPF_HDR_START_NET);
+  }
+}
+
+/* On a UDP socket the filter runs with skb->data at the UDP header and
+ * skb->len equal to the UDP length (the stack has already trimmed and checked
+ * it). Returns the bytes to keep: all of them, or 0 to drop. */
+SEC("socket")
+int bw_socket_filter(struct __sk_buff* skb) {
+  const struct bw_config* cfg = bw_config();
+  if (!cfg) {
+    bw_count(BW_HOOK_SOCKET, BW_CTR_NOT_OURS);
+    return (int)skb->len;
+  }
+  __u8 buf[sizeof(struct udphdr) + BW_HEADER_SIZE];
+  __u32 len = skb->len;
+  __u8 packet_type = 0;
+  __u32 verdict;
+  if (len < sizeof(struct udphdr)) {
+    verdict = BW_CTR_DROP_TRUNCATED;
+  } else {
+    verdict = bw_check_size(len - (__u32)sizeof(struct udphdr));
+  }
+  if (verdict == BW_CTR_PASS) {
+    if (bpf_skb_load_bytes(skb, 0, buf, sizeof(buf)) < 0) {
+      verdict = BW_CTR_DROP_TRUNCATED;
+    } else {
+      packet_type = buf[sizeof(struct udphdr) + BW_OFF_TYPE];
+      verdict = bw_check_header(buf + sizeof(struct udphdr), len - (__u32)sizeof(struct udphdr));
+    }
+  }
+  bw_count(BW_HOOK_SOCKET, verdict);
+  if (verdict == BW_CTR_PASS) return (int)skb->len;
+
+  struct bw_datagram d;
+  __builtin_memset(&d, 0, sizeof(d));
+  bw_socket_source(skb, &d.source);
+  __u8 ports[4];
+  if (bpf_skb_load_bytes(skb, 0, ports, sizeof(ports)) == 0) {
+    d.source_port = (__u16)bw_be16(ports);
+    d.dest_port = (__u16)bw_be16(ports + 2);
+  }
+  bw_report(cfg, BW_HOOK_SOCKET, verdict, &d, skb->ifindex, packet_type);
+  return 0;
+}
+
+/* Runs before the kernel's own socket lookup for every datagram to this
+ * namespace. Datagrams whose (source, local port) is valid now go to the
+ * daemon's socket; everything else continues to the normal lookup. */
+SEC("sk_lookup")
+int bw_sk_lookup(struct bpf_sk_lookup* ctx) {
+  const struct bw_config* cfg = bw_config();
+  if (!cfg || ctx->protocol != IPPROTO_UDP) {
+    bw_count(BW_HOOK_SK_LOOKUP, BW_CTR_NOT_OURS);
+    return SK_PASS;
+  }
+  struct bw_port_key key;
+  __builtin_memset(&key, 0, sizeof(key));
+  if (ctx->family == BW_AF_INET) {
+    __u32 v4 = ctx->remote_ip4;
+    bw_map_v4(&key.source, &v4);
+  } else if (ctx->family == BW_AF_INET6) {
+    /* The context only allows 4-byte loads of the address words. */
+    __u32 w0 = ctx->remote_ip6[0], w1 = ctx->remote_ip6[1];
+    __u32 w2 = ctx->remote_ip6[2], w3 = ctx->remote_ip6[3];
+    __builtin_memcpy(&key.source.bytes[0], &w0, 4);
+    __builtin_memcpy(&key.source.bytes[4], &w1, 4);
+    __builtin_memcpy(&key.source.bytes[8], &w2, 4);
+    __builtin_memcpy(&key.source.bytes[12], &w3, 4);
+  } else {
+    bw_count(BW_HOOK_SK_LOOKUP, BW_CTR_NOT_OURS);
+    return SK_PASS;
+  }
+  key.port = (__u16)ctx->local_port;
+  if (!bpf_map_lookup_elem(&valid_ports, &key)) {
+    bw_count(BW_HOOK_SK_LOOKUP, BW_CTR_NOT_OURS);
+    return SK_PASS;
+  }
+  __u32 slot = BW_SOCKMAP_SLOT;
+  struct bpf_sock* sk = bpf_map_lookup_elem(&sock_map, &slot);
+  if (!sk) {
+    bw_count(BW_HOOK_SK_LOOKUP, BW_CTR_STEER_FAILED);
+    return SK_PASS;
+  }
+  long err = bpf_sk_assign(ctx, sk, 0);
+  bpf_sk_release(sk);
+  bw_count(BW_HOOK_SK_LOOKUP, err == 0 ? BW_CTR_PASS : BW_CTR_STEER_FAILED);
+  return SK_PASS;
+}

@@ -1,0 +1,207 @@
+/* The contract between the eBPF filter (src/bpf/filter.bpf.c) and the daemon
+ * (src/daemon/bpf_data_path.cc): map keys and values, counter indices, the
+ * configuration record and the security-event record.
+ *
+ * Plain C with fixed-width kernel types, included by both the BPF program
+ * (clang -target bpf) and user space (g++); no hand-copied structs anywhere
+ * else. Every struct is naturally aligned with explicit padding, so both
+ * compilers lay it out identically; the sizes are checked at the bottom.
+ * Changing anything here changes the ABI: rebuild both sides together.
+ */
+#ifndef BUCKWILD_BPF_FILTER_ABI_H
+#define BUCKWILD_BPF_FILTER_ABI_H
+
+#include <linux/types.h>
+
+/* ---- Buckwild wire facts the kernel checks (docs/protocol.md §2–§4) ---- */
+
+#define BW_VERSION 0x01
+#define BW_FIRST_TYPE 0x01
+#define BW_LAST_TYPE 0x18
+#define BW_TYPE_FRAGMENT 0x08
+#define BW_TYPE_DISCOVERY 0x0C
+#define BW_TYPE_DISCOVERY_RESPONSE 0x0D
+#define BW_HEADER_SIZE 44
+#define BW_TAG_SIZE 16
+#define BW_OVERHEAD (BW_HEADER_SIZE + BW_TAG_SIZE)
+#define BW_MAX_DATAGRAM 9000
+#define BW_MAX_CONNECTION_ID 4095
+#define BW_MS_PER_DAY 86400000u
+#define BW_MAX_FRAGMENTS 255
+#define BW_FLAGS_RESERVED_MASK 0xC0
+/* Header field offsets. */
+#define BW_OFF_VERSION 0
+#define BW_OFF_TYPE 1
+#define BW_OFF_FLAGS 2
+#define BW_OFF_RESERVED 3
+#define BW_OFF_SESSION_ID 4
+#define BW_OFF_CONNECTION_ID 16
+#define BW_OFF_TIMESTAMP 28
+#define BW_OFF_FRAGMENT_ID 32
+#define BW_OFF_FRAGMENT_INDEX 34
+#define BW_OFF_FRAGMENT_TOTAL 36
+#define BW_OFF_PAYLOAD_LENGTH 38
+
+/* ---- Where a program runs: the first index of the counters ---- */
+
+enum bw_hook {
+  BW_HOOK_XDP = 0,       /* XDP on an underlay interface (driver or generic mode) */
+  BW_HOOK_TC = 1,        /* TC ingress, where XDP could not attach */
+  BW_HOOK_SOCKET = 2,    /* socket filter on the daemon's UDP sockets */
+  BW_HOOK_SK_LOOKUP = 3, /* sk_lookup in the daemon's network namespace */
+  BW_HOOK_COUNT = 4
+};
+
+/* ---- Verdicts and event statistics: the second index of the counters ----
+ * Every datagram a hook sees increments exactly one of the verdicts
+ * BW_CTR_PASS .. BW_CTR_STEER_FAILED. The BW_CTR_EVENTS_* entries count
+ * security events instead, so they do not add up with the verdicts. */
+
+enum bw_counter {
+  /* Verdicts that pass. */
+  BW_CTR_PASS = 0,       /* well-formed, to a port valid for its source (sk_lookup: steered) */
+  BW_CTR_PASS_DISCOVERY, /* well-formed, to the discovery port, within its rates */
+  BW_CTR_NOT_OURS,       /* not UDP to our port range: passed untouched */
+  BW_CTR_PASS_UNPARSED,  /* IP fragment, over-long IPv6 header chain, or TC could not
+                          * linearise the headers: left to the stack (and the socket hooks) */
+  /* Verdicts that drop. */
+  BW_CTR_DROP_BAD_PORT,        /* destination port not valid for this source now */
+  BW_CTR_DROP_BAD_VERSION,     /* version byte is not 0x01 */
+  BW_CTR_DROP_UNKNOWN_TYPE,    /* type byte outside 0x01..0x18 */
+  BW_CTR_DROP_BAD_HEADER,      /* reserved byte or flags, connection id, timestamp, session id or
+                                * fragment fields (docs/protocol.md §4.3 rules 2, 4-7) */
+  BW_CTR_DROP_TRUNCATED,       /* shorter than header + tag, or than its UDP length says */
+  BW_CTR_DROP_BAD_LENGTH,      /* longer than 9000 bytes, or payload length != size - 60 */
+  BW_CTR_DROP_RATE_LIMITED,    /* valid port, but the source is over its data-path rate */
+  BW_CTR_DROP_DISCOVERY_RATE,  /* discovery port, source over its discovery rate */
+  BW_CTR_DROP_DISCOVERY_TOTAL, /* discovery port, all sources together over the total rate */
+  /* sk_lookup only: a valid pair, but no socket in the map or the assignment was refused. */
+  BW_CTR_STEER_FAILED,
+  /* Security-event statistics (not verdicts). */
+  BW_CTR_EVENTS_SENT,       /* written to the ring buffer */
+  BW_CTR_EVENTS_SUPPRESSED, /* not sent: per-source gap or global event rate */
+  BW_CTR_EVENTS_LOST,       /* not sent: ring buffer full */
+  BW_COUNTER_COUNT
+};
+
+/* Key of the per-CPU counter array. */
+#define BW_COUNTER_INDEX(hook, counter) ((__u32)(hook) * (__u32)BW_COUNTER_COUNT + (__u32)(counter))
+#define BW_COUNTER_ENTRIES ((__u32)BW_HOOK_COUNT * (__u32)BW_COUNTER_COUNT)
+
+/* ---- Map sizes (user space may raise valid_ports before loading) ---- */
+
+#define BW_VALID_PORTS_DEFAULT 65536
+#define BW_BUCKETS_MAX 65536
+#define BW_EVENT_SOURCES_MAX 16384
+#define BW_L3_DEVICES_MAX 64
+#define BW_EVENTS_RING_BYTES (256 * 1024)
+
+/* ---- Keys and values ---- */
+
+/* A source address: IPv6, or IPv4 as ::ffff:a.b.c.d; network byte order. */
+struct bw_addr {
+  __u8 bytes[16];
+};
+
+/* valid_ports key: datagrams from `source` to local UDP `port` are expected now. */
+struct bw_port_key {
+  struct bw_addr source;
+  __u16 port; /* host byte order */
+  __u16 pad;  /* must be zero */
+};
+
+/* valid_ports value: what user space knows about the entry (diagnostics; the
+ * kernel only tests for presence). */
+struct bw_port_value {
+  __u64 session_id;
+  __u32 window; /* the hop window the port belongs to (low 32 bits) */
+  __u16 connection_id;
+  __u16 pad;
+};
+
+/* Token-bucket state of one source, kept as a GCRA "theoretical arrival
+ * time": the source conforms while tat - now <= tolerance. One 64-bit word,
+ * updated with compare-and-swap, so CPUs never tear it. */
+struct bw_bucket {
+  __u64 tat_ns;
+};
+
+/* Event limiter state of one source. */
+struct bw_event_source {
+  __u64 last_ns;    /* when the last event about this source was sent */
+  __u64 suppressed; /* events about it not sent since then */
+};
+
+/* Global limiter state (array of one). */
+struct bw_global {
+  __u64 discovery_tat_ns; /* all discovery-port traffic together */
+  __u64 event_tat_ns;     /* all security events together */
+};
+
+/* ---- Configuration (array of one, written by user space at any time) ---- */
+
+#define BW_CONFIG_ENABLED (1u << 0) /* clear: every program passes everything */
+
+/* A rate is a GCRA pair: interval = 1 s / rate, tolerance = (burst - 1) *
+ * interval. interval 0 means unlimited. */
+struct bw_rate {
+  __u64 interval_ns;
+  __u64 tolerance_ns;
+};
+
+struct bw_config {
+  __u32 flags;    /* BW_CONFIG_* */
+  __u16 port_low; /* hopping range, inclusive, host byte order */
+  __u16 port_high;
+  __u16 discovery_port;
+  __u16 pad0;
+  __u32 pad1;
+  struct bw_rate data;            /* per source, datagrams to valid ports */
+  struct bw_rate discovery;       /* per source, datagrams to the discovery port */
+  struct bw_rate discovery_total; /* all sources, datagrams to the discovery port */
+  struct bw_rate events;          /* all security events together */
+  __u64 event_source_gap_ns;      /* at most one event per source per gap */
+};
+
+/* ---- Interfaces without a link-layer header (tun, wireguard, ipip) ----
+ * l3_devices: ifindex -> 1. Frames on these start at the IP header; on every
+ * other interface at an Ethernet header. */
+
+/* ---- Socket map ---- */
+
+#define BW_SOCKMAP_SLOT 0 /* the daemon's receiving UDP socket */
+
+/* ---- Security events (ring buffer) ---- */
+
+struct bw_event {
+  __u64 timestamp_ns;    /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+  struct bw_addr source; /* as in bw_port_key */
+  __u64 suppressed;      /* events about this source suppressed before this one */
+  __u32 ifindex;         /* arriving interface (0 when the hook does not know it) */
+  __u16 source_port;     /* host byte order */
+  __u16 dest_port;       /* host byte order */
+  __u8 hook;             /* enum bw_hook */
+  __u8 reason;           /* enum bw_counter: the drop verdict */
+  __u8 packet_type;      /* Buckwild type byte, 0 when not read */
+  __u8 pad[5];
+};
+
+/* ---- Layout checks ---- */
+
+#ifdef __cplusplus
+#define BW_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define BW_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+BW_STATIC_ASSERT(sizeof(struct bw_addr) == 16, "bw_addr");
+BW_STATIC_ASSERT(sizeof(struct bw_port_key) == 20, "bw_port_key");
+BW_STATIC_ASSERT(sizeof(struct bw_port_value) == 16, "bw_port_value");
+BW_STATIC_ASSERT(sizeof(struct bw_bucket) == 8, "bw_bucket");
+BW_STATIC_ASSERT(sizeof(struct bw_event_source) == 16, "bw_event_source");
+BW_STATIC_ASSERT(sizeof(struct bw_global) == 16, "bw_global");
+BW_STATIC_ASSERT(sizeof(struct bw_rate) == 16, "bw_rate");
+BW_STATIC_ASSERT(sizeof(struct bw_config) == 16 + 4 * 16 + 8, "bw_config");
+BW_STATIC_ASSERT(sizeof(struct bw_event) == 48, "bw_event");
+
+#endif /* BUCKWILD_BPF_FILTER_ABI_H */

@@ -1,0 +1,364 @@
+/* The checks every Buckwild filter program shares: frame parsing, the header
+ * rules of docs/protocol.md §4.3, the valid-port test, token buckets, counters
+ * and rate-limited security events. Everything is __always_inline so that the
+ * verifier sees each program's packet pointers in one function. */
+#ifndef BUCKWILD_BPF_FILTER_LOGIC_BPF_H
+#define BUCKWILD_BPF_FILTER_LOGIC_BPF_H
+
+/* Kernel types before the libbpf headers that use them. */
+/* clang-format off */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+/* clang-format on */
+
+#include "filter_abi.h"
+#include "filter_maps.bpf.h"
+
+#define BW_INLINE static __always_inline
+
+/* 802.1Q and 802.1ad tags we look through (hardware usually strips them). */
+#define BW_VLAN_MAX 2
+#define BW_ETH_P_8021Q 0x8100
+#define BW_ETH_P_8021AD 0x88A8
+/* IPv6 extension headers we follow before giving up. */
+#define BW_IPV6_EXT_MAX 4
+/* The UDP header must start within this many bytes of the frame; a longer
+ * header chain is left to the stack (counted BW_CTR_PASS_UNPARSED). It also
+ * bounds what TC has to pull into the linear area: BW_MAX_L4_OFFSET + 8 + 44. */
+#define BW_MAX_L4_OFFSET 400
+#define BW_PULL_BYTES (BW_MAX_L4_OFFSET + 8 + BW_HEADER_SIZE)
+#define BW_IP_FRAGMENT_MASK 0x3FFF /* MF flag and fragment offset */
+#define BW_AF_INET 2
+#define BW_AF_INET6 10
+
+/* What parsing found about one UDP datagram. */
+struct bw_datagram {
+  struct bw_addr source;
+  __u16 source_port; /* host byte order */
+  __u16 dest_port;   /* host byte order */
+  __u32 l4_off;      /* UDP header offset from the start of the frame */
+  __u32 udp_len;     /* the UDP length field: header + payload */
+};
+
+enum bw_parse_result {
+  BW_PARSE_OURS = 0, /* UDP to the hopping range or the discovery port */
+  BW_PARSE_NOT_OURS, /* anything else: pass untouched */
+  BW_PARSE_UNPARSED, /* IP fragment or header chain too long: pass to the stack */
+};
+
+BW_INLINE __u32 bw_be16(const __u8* p) {
+  return ((__u32)p[0] << 8) | (__u32)p[1];
+}
+
+BW_INLINE __u32 bw_be32(const __u8* p) {
+  return ((__u32)p[0] << 24) | ((__u32)p[1] << 16) | ((__u32)p[2] << 8) | (__u32)p[3];
+}
+
+BW_INLINE int bw_is_drop(__u32 verdict) {
+  return verdict >= BW_CTR_DROP_BAD_PORT && verdict <= BW_CTR_DROP_DISCOVERY_TOTAL;
+}
+
+BW_INLINE void bw_count(__u32 hook, __u32 counter) {
+  __u32 key = BW_COUNTER_INDEX(hook, counter);
+  __u64* value = bpf_map_lookup_elem(&counters, &key);
+  if (value) *value += 1; /* per-CPU slot: no atomics needed */
+}
+
+/* The configuration, or NULL while user space has not enabled filtering. */
+BW_INLINE const struct bw_config* bw_config(void) {
+  __u32 zero = 0;
+  const struct bw_config* cfg = bpf_map_lookup_elem(&config_map, &zero);
+  if (!cfg || !(cfg->flags & BW_CONFIG_ENABLED)) return NULL;
+  return cfg;
+}
+
+BW_INLINE struct bw_global* bw_global_state(void) {
+  __u32 zero = 0;
+  return bpf_map_lookup_elem(&global_state, &zero);
+}
+
+BW_INLINE int bw_port_is_ours(const struct bw_config* cfg, __u32 port) {
+  return port == cfg->discovery_port || (port >= cfg->port_low && port <= cfg->port_high);
+}
+
+BW_INLINE void bw_map_v4(struct bw_addr* a, const void* v4) {
+  __builtin_memset(a, 0, sizeof(*a));
+  a->bytes[10] = 0xff;
+  a->bytes[11] = 0xff;
+  __builtin_memcpy(&a->bytes[12], v4, 4);
+}
+
+/* Walks Ethernet (with up to two VLAN tags) or a bare IP header, IPv4 (any
+ * IHL) or IPv6 (with up to BW_IPV6_EXT_MAX extension headers), to a UDP
+ * header, and fills `d` when the destination port is ours. Every read is
+ * bounds-checked against data_end. */
+BW_INLINE int bw_parse(void* data, void* data_end, int has_l2, const struct bw_config* cfg,
+                       struct bw_datagram* d) {
+  __u32 off = 0;
+  __u16 proto = 0; /* network byte order */
+
+  if (has_l2) {
+    struct ethhdr* eth = data;
+    if ((void*)(eth + 1) > data_end) return BW_PARSE_NOT_OURS;
+    proto = eth->h_proto;
+    off = sizeof(*eth);
+#pragma unroll
+    for (int i = 0; i < BW_VLAN_MAX; i++) {
+      if (proto != bpf_htons(BW_ETH_P_8021Q) && proto != bpf_htons(BW_ETH_P_8021AD)) break;
+      __u8* tag = (__u8*)data + off;
+      if ((void*)(tag + 4) > data_end) return BW_PARSE_NOT_OURS;
+      proto = *(__u16*)(tag + 2);
+      off += 4;
+    }
+  } else {
+    __u8* first = data;
+    if ((void*)(first + 1) > data_end) return BW_PARSE_NOT_OURS;
+    if ((first[0] >> 4) == 4)
+      proto = bpf_htons(ETH_P_IP);
+    else if ((first[0] >> 4) == 6)
+      proto = bpf_htons(ETH_P_IPV6);
+    else
+      return BW_PARSE_NOT_OURS;
+  }
+
+  if (proto == bpf_htons(ETH_P_IP)) {
+    struct iphdr* ip = (void*)((__u8*)data + off);
+    if ((void*)(ip + 1) > data_end) return BW_PARSE_NOT_OURS;
+    if (ip->version != 4 || ip->ihl < 5) return BW_PARSE_NOT_OURS; /* the stack drops it */
+    if (ip->protocol != IPPROTO_UDP) return BW_PARSE_NOT_OURS;
+    if (ip->frag_off & bpf_htons(BW_IP_FRAGMENT_MASK)) return BW_PARSE_UNPARSED;
+    bw_map_v4(&d->source, &ip->saddr);
+    off += (__u32)ip->ihl * 4;
+  } else if (proto == bpf_htons(ETH_P_IPV6)) {
+    struct ipv6hdr* ip6 = (void*)((__u8*)data + off);
+    if ((void*)(ip6 + 1) > data_end) return BW_PARSE_NOT_OURS;
+    if (ip6->version != 6) return BW_PARSE_NOT_OURS;
+    __u8 next = ip6->nexthdr;
+    __builtin_memcpy(&d->source, &ip6->saddr, sizeof(d->source));
+    off += sizeof(*ip6);
+#pragma unroll
+    for (int i = 0; i < BW_IPV6_EXT_MAX; i++) {
+      if (next == IPPROTO_UDP) break;
+      if (next == IPPROTO_FRAGMENT) return BW_PARSE_UNPARSED;
+      if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS &&
+          next != IPPROTO_AH) {
+        return BW_PARSE_NOT_OURS;
+      }
+      if (off > BW_MAX_L4_OFFSET) return BW_PARSE_UNPARSED;
+      __u8* ext = (__u8*)data + off;
+      if ((void*)(ext + 2) > data_end) return BW_PARSE_NOT_OURS;
+      /* AH counts its length in 4-byte units minus 2, the others in 8-byte units minus 1. */
+      __u32 len = next == IPPROTO_AH ? ((__u32)ext[1] + 2) * 4 : ((__u32)ext[1] + 1) * 8;
+      next = ext[0];
+      off += len;
+    }
+    if (next != IPPROTO_UDP) return BW_PARSE_UNPARSED;
+  } else {
+    return BW_PARSE_NOT_OURS;
+  }
+
+  if (off > BW_MAX_L4_OFFSET) return BW_PARSE_UNPARSED;
+  struct udphdr* udp = (void*)((__u8*)data + off);
+  if ((void*)(udp + 1) > data_end) return BW_PARSE_NOT_OURS;
+  d->source_port = bpf_ntohs(udp->source);
+  d->dest_port = bpf_ntohs(udp->dest);
+  if (!bw_port_is_ours(cfg, d->dest_port)) return BW_PARSE_NOT_OURS;
+  d->l4_off = off;
+  d->udp_len = bpf_ntohs(udp->len);
+  return BW_PARSE_OURS;
+}
+
+/* Datagram size rules (§4.3 rule 1) for a UDP payload of `size` bytes. */
+BW_INLINE __u32 bw_check_size(__u32 size) {
+  if (size < BW_OVERHEAD) return BW_CTR_DROP_TRUNCATED;
+  if (size > BW_MAX_DATAGRAM) return BW_CTR_DROP_BAD_LENGTH;
+  return BW_CTR_PASS;
+}
+
+/* Header rules (§4.3 rules 2-7, in the order of wire::parse_header) for the
+ * 44 header bytes at `h` of a datagram of `size` bytes that passed
+ * bw_check_size. Returns BW_CTR_PASS or the drop counter. */
+BW_INLINE __u32 bw_check_header(const __u8* h, __u32 size) {
+  __u8 type = h[BW_OFF_TYPE];
+  if (h[BW_OFF_VERSION] != BW_VERSION) return BW_CTR_DROP_BAD_VERSION;
+  if (type < BW_FIRST_TYPE || type > BW_LAST_TYPE) return BW_CTR_DROP_UNKNOWN_TYPE;
+  if (h[BW_OFF_RESERVED] != 0 || (h[BW_OFF_FLAGS] & BW_FLAGS_RESERVED_MASK)) {
+    return BW_CTR_DROP_BAD_HEADER;
+  }
+  if (bw_be16(h + BW_OFF_PAYLOAD_LENGTH) != size - BW_OVERHEAD) return BW_CTR_DROP_BAD_LENGTH;
+  if (bw_be16(h + BW_OFF_CONNECTION_ID) > BW_MAX_CONNECTION_ID) return BW_CTR_DROP_BAD_HEADER;
+  if (bw_be32(h + BW_OFF_TIMESTAMP) >= BW_MS_PER_DAY) return BW_CTR_DROP_BAD_HEADER;
+  __u32 session_bits = bw_be32(h + BW_OFF_SESSION_ID) | bw_be32(h + BW_OFF_SESSION_ID + 4);
+  int anonymous = type == BW_TYPE_DISCOVERY || type == BW_TYPE_DISCOVERY_RESPONSE;
+  if ((session_bits == 0) != anonymous) return BW_CTR_DROP_BAD_HEADER;
+  __u32 frag_id = bw_be16(h + BW_OFF_FRAGMENT_ID);
+  __u32 frag_index = bw_be16(h + BW_OFF_FRAGMENT_INDEX);
+  __u32 frag_total = bw_be16(h + BW_OFF_FRAGMENT_TOTAL);
+  if (type == BW_TYPE_FRAGMENT) {
+    if (frag_total < 2 || frag_total > BW_MAX_FRAGMENTS || frag_index >= frag_total) {
+      return BW_CTR_DROP_BAD_HEADER;
+    }
+  } else if (frag_id != 0 || frag_index != 0 || frag_total != 0) {
+    return BW_CTR_DROP_BAD_HEADER;
+  }
+  return BW_CTR_PASS;
+}
+
+/* GCRA, the virtual-scheduling form of a token bucket: conforming while the
+ * theoretical arrival time is at most `tolerance` ahead of now; each
+ * conforming packet pushes it one interval further. Lock-free: a
+ * compare-and-swap on the one word, retried a bounded number of times; a
+ * source contended that hard is treated as over its rate. */
+BW_INLINE int bw_gcra(__u64* tat, __u64 now, const struct bw_rate* rate) {
+  __u64 interval = rate->interval_ns;
+  __u64 tolerance = rate->tolerance_ns;
+  if (interval == 0) return 1;
+#pragma unroll
+  for (int i = 0; i < 3; i++) {
+    __u64 old = *(volatile __u64*)tat;
+    __u64 base = old > now ? old : now;
+    if (base - now > tolerance) return 0;
+    if (__sync_val_compare_and_swap(tat, old, base + interval) == old) return 1;
+  }
+  return 0;
+}
+
+/* Charges one packet to `source`'s bucket in `buckets`; 1 = within rate. A
+ * new source starts with a full bucket. */
+BW_INLINE int bw_bucket_allow(void* buckets, const struct bw_addr* source, __u64 now,
+                              const struct bw_rate* rate) {
+  if (rate->interval_ns == 0) return 1;
+  struct bw_bucket* b = bpf_map_lookup_elem(buckets, source);
+  if (!b) {
+    struct bw_bucket fresh = {.tat_ns = 0};
+    bpf_map_update_elem(buckets, source, &fresh, BPF_NOEXIST); /* EEXIST: another CPU won */
+    b = bpf_map_lookup_elem(buckets, source);
+    if (!b) return 1; /* evicted at once by a flood of new sources: the global limits still apply */
+  }
+  return bw_gcra(&b->tat_ns, now, rate);
+}
+
+/* The port and rate decision for a well-formed datagram. */
+BW_INLINE __u32 bw_admit(const struct bw_config* cfg, const struct bw_datagram* d) {
+  struct bw_port_key key;
+  __builtin_memset(&key, 0, sizeof(key));
+  key.source = d->source;
+  key.port = d->dest_port;
+  __u64 now = bpf_ktime_get_ns();
+  if (bpf_map_lookup_elem(&valid_ports, &key)) {
+    if (!bw_bucket_allow(&data_buckets, &d->source, now, &cfg->data)) {
+      return BW_CTR_DROP_RATE_LIMITED;
+    }
+    return BW_CTR_PASS;
+  }
+  if (d->dest_port != cfg->discovery_port) return BW_CTR_DROP_BAD_PORT;
+  /* Per source first, so that one loud source spends its own budget only. */
+  if (!bw_bucket_allow(&disc_buckets, &d->source, now, &cfg->discovery)) {
+    return BW_CTR_DROP_DISCOVERY_RATE;
+  }
+  struct bw_global* g = bw_global_state();
+  if (g && !bw_gcra(&g->discovery_tat_ns, now, &cfg->discovery_total)) {
+    return BW_CTR_DROP_DISCOVERY_TOTAL;
+  }
+  return BW_CTR_PASS_DISCOVERY;
+}
+
+/* Sends a security event about a drop, at most one per source per
+ * cfg->event_source_gap_ns and within the global event rate; everything else
+ * is counted as suppressed (and reported with the source's next event), so a
+ * flood cannot fill the ring buffer or user space. */
+BW_INLINE void bw_report(const struct bw_config* cfg, __u32 hook, __u32 reason,
+                         const struct bw_datagram* d, __u32 ifindex, __u8 packet_type) {
+  __u64 now = bpf_ktime_get_ns();
+  struct bw_event_source* s = bpf_map_lookup_elem(&event_sources, &d->source);
+  if (!s) {
+    struct bw_event_source fresh = {.last_ns = 0, .suppressed = 0};
+    bpf_map_update_elem(&event_sources, &d->source, &fresh, BPF_NOEXIST);
+    s = bpf_map_lookup_elem(&event_sources, &d->source);
+    if (!s) {
+      bw_count(hook, BW_CTR_EVENTS_SUPPRESSED);
+      return;
+    }
+  }
+  __u64 last = *(volatile __u64*)&s->last_ns;
+  if (last != 0 && now - last < cfg->event_source_gap_ns) {
+    __sync_fetch_and_add(&s->suppressed, 1);
+    bw_count(hook, BW_CTR_EVENTS_SUPPRESSED);
+    return;
+  }
+  struct bw_global* g = bw_global_state();
+  if (__sync_val_compare_and_swap(&s->last_ns, last, now) != last || /* another CPU reports */
+      !g || !bw_gcra(&g->event_tat_ns, now, &cfg->events)) {
+    __sync_fetch_and_add(&s->suppressed, 1);
+    bw_count(hook, BW_CTR_EVENTS_SUPPRESSED);
+    return;
+  }
+  struct bw_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) {
+    __sync_fetch_and_add(&s->suppressed, 1);
+    bw_count(hook, BW_CTR_EVENTS_LOST);
+    return;
+  }
+  __builtin_memset(e, 0, sizeof(*e));
+  e->timestamp_ns = now;
+  e->source = d->source;
+  e->suppressed = __sync_lock_test_and_set(&s->suppressed, 0);
+  e->ifindex = ifindex;
+  e->source_port = d->source_port;
+  e->dest_port = d->dest_port;
+  e->hook = (__u8)hook;
+  e->reason = (__u8)reason;
+  e->packet_type = packet_type;
+  bpf_ringbuf_submit(e, 0);
+  bw_count(hook, BW_CTR_EVENTS_SENT);
+}
+
+/* The XDP and TC decision for one frame: 1 = pass, 0 = drop. `frame_len` is
+ * the whole frame (it may extend past data_end on a non-linear skb). */
+BW_INLINE int bw_filter_frame(void* data, void* data_end, __u64 frame_len, __u32 ifindex,
+                              __u32 hook) {
+  const struct bw_config* cfg = bw_config();
+  if (!cfg) {
+    bw_count(hook, BW_CTR_NOT_OURS);
+    return 1;
+  }
+  int has_l2 = bpf_map_lookup_elem(&l3_devices, &ifindex) == NULL;
+  struct bw_datagram d;
+  __builtin_memset(&d, 0, sizeof(d));
+  int parsed = bw_parse(data, data_end, has_l2, cfg, &d);
+  if (parsed != BW_PARSE_OURS) {
+    bw_count(hook, parsed == BW_PARSE_UNPARSED ? BW_CTR_PASS_UNPARSED : BW_CTR_NOT_OURS);
+    return 1;
+  }
+
+  __u8 packet_type = 0;
+  __u32 verdict;
+  if (d.udp_len < sizeof(struct udphdr) || (__u64)d.l4_off + d.udp_len > frame_len) {
+    verdict = BW_CTR_DROP_TRUNCATED; /* shorter than its UDP length says */
+  } else {
+    verdict = bw_check_size(d.udp_len - sizeof(struct udphdr));
+  }
+  if (verdict == BW_CTR_PASS) {
+    const __u8* h = (const __u8*)data + d.l4_off + sizeof(struct udphdr);
+    if ((void*)(h + BW_HEADER_SIZE) > data_end) {
+      verdict = BW_CTR_DROP_TRUNCATED;
+    } else {
+      packet_type = h[BW_OFF_TYPE];
+      verdict = bw_check_header(h, d.udp_len - sizeof(struct udphdr));
+    }
+  }
+  if (verdict == BW_CTR_PASS) verdict = bw_admit(cfg, &d);
+
+  bw_count(hook, verdict);
+  if (!bw_is_drop(verdict)) return 1;
+  bw_report(cfg, hook, verdict, &d, ifindex, packet_type);
+  return 0;
+}
+
+#endif /* BUCKWILD_BPF_FILTER_LOGIC_BPF_H */

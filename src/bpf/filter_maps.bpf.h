@@ -1,0 +1,95 @@
+/* The maps of the filter object, shared by all of its programs. Layouts are in
+ * filter_abi.h; user space reaches these through the generated skeleton
+ * (skel->maps.<name>), never by name strings. Included once, by
+ * filter_logic.bpf.h. */
+#ifndef BUCKWILD_BPF_FILTER_MAPS_BPF_H
+#define BUCKWILD_BPF_FILTER_MAPS_BPF_H
+
+/* Kernel types before the libbpf headers that use them. */
+/* clang-format off */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+/* clang-format on */
+
+#include "filter_abi.h"
+
+/* (source, local port) pairs valid now; rewritten by user space every hop
+ * window, make-before-break. Preallocated: lookups never allocate. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, BW_VALID_PORTS_DEFAULT);
+  __type(key, struct bw_port_key);
+  __type(value, struct bw_port_value);
+} valid_ports SEC(".maps");
+
+/* One struct bw_config at key 0. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct bw_config);
+} config_map SEC(".maps");
+
+/* BW_COUNTER_INDEX(hook, counter) -> packets, per CPU. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, BW_COUNTER_ENTRIES);
+  __type(key, __u32);
+  __type(value, __u64);
+} counters SEC(".maps");
+
+/* Per-source token buckets. LRU: a flood of spoofed sources evicts the
+ * oldest entries instead of failing inserts. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, BW_BUCKETS_MAX);
+  __type(key, struct bw_addr);
+  __type(value, struct bw_bucket);
+} data_buckets SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, BW_BUCKETS_MAX);
+  __type(key, struct bw_addr);
+  __type(value, struct bw_bucket);
+} disc_buckets SEC(".maps");
+
+/* Per-source event limiter. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, BW_EVENT_SOURCES_MAX);
+  __type(key, struct bw_addr);
+  __type(value, struct bw_event_source);
+} event_sources SEC(".maps");
+
+/* One struct bw_global at key 0. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct bw_global);
+} global_state SEC(".maps");
+
+/* Security events (struct bw_event) to user space. */
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, BW_EVENTS_RING_BYTES);
+} events SEC(".maps");
+
+/* The daemon's receiving socket, at BW_SOCKMAP_SLOT. */
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKMAP);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u64);
+} sock_map SEC(".maps");
+
+/* Interfaces whose frames start at the IP header: ifindex -> 1. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, BW_L3_DEVICES_MAX);
+  __type(key, __u32);
+  __type(value, __u8);
+} l3_devices SEC(".maps");
+
+#endif /* BUCKWILD_BPF_FILTER_MAPS_BPF_H */

@@ -1,0 +1,282 @@
+// The frame filter (src/bpf/filter.bpf.c: bw_xdp and bw_tc_ingress) run in
+// the kernel with BPF_PROG_TEST_RUN on built frames, for IPv4 and IPv6: every
+// verdict, with the counter it must increment and no other.
+#include <gtest/gtest.h>
+
+#include <ostream>
+#include <string>
+
+#include "bpf_test_support.h"
+
+namespace buckwild::daemon {
+namespace {
+
+using bpftest::buckwild_datagram;
+using bpftest::build_frame;
+using bpftest::Frame;
+using bpftest::FrameSpec;
+using wire::PacketType;
+
+struct FilterCase {
+  BpfHook hook;
+  bool v6;
+};
+
+void PrintTo(const FilterCase& c, std::ostream* os) {
+  *os << bpf_hook_name(c.hook) << (c.v6 ? "/ipv6" : "/ipv4");
+}
+
+class FrameFilterTest : public ::testing::TestWithParam<FilterCase> {
+ protected:
+  void SetUp() override {
+    std::string skip;
+    path_ = bpftest::load_filter(config_, skip);
+    if (!path_ && !skip.empty()) GTEST_SKIP() << skip;
+    ASSERT_TRUE(path_);
+  }
+
+  BpfHook hook() const { return GetParam().hook; }
+  bool v6() const { return GetParam().v6; }
+  IpAddress peer() const { return ip(v6() ? "2001:db8::7" : "192.0.2.7"); }
+  IpAddress other_peer() const { return ip(v6() ? "2001:db8::9" : "192.0.2.9"); }
+  IpAddress local() const { return ip(v6() ? "2001:db8::1" : "192.0.2.1"); }
+  static IpAddress ip(const char* text) { return *IpAddress::parse(text); }
+
+  FrameSpec spec(Frame payload, std::uint16_t port = 5000) const {
+    FrameSpec s;
+    s.source = peer();
+    s.destination = local();
+    s.destination_port = port;
+    s.payload = std::move(payload);
+    return s;
+  }
+  Frame frame(Frame payload, std::uint16_t port = 5000) const {
+    return build_frame(spec(std::move(payload), port));
+  }
+
+  void allow(const IpAddress& source, std::uint16_t port) {
+    allowed_.push_back(ValidPort{source, port, 0x0123456789ABCDEFull, 1, 3});
+    auto r = path_->update_valid_ports(allowed_);
+    ASSERT_TRUE(r) << r.error().message;
+  }
+
+  void set_config(const BpfFilterConfig& c) {
+    auto r = path_->set_config(c);
+    ASSERT_TRUE(r) << r.error().message;
+  }
+
+  BpfCounters counters() const {
+    auto c = path_->counters();
+    EXPECT_TRUE(c) << c.error().message;
+    return c ? *c : BpfCounters{};
+  }
+
+  // Runs the hook's program on `f`, expects pass or drop and exactly one
+  // increment, of `counter`.
+  void expect(const Frame& f, bool pass, BpfCounter counter, int ifindex = 0) {
+    const BpfCounters before = counters();
+    const std::uint32_t r = bpftest::run_frame(path_->program_fd(hook()), f, ifindex, hook());
+    const BpfCounters delta = bpftest::counter_delta(before, counters());
+    if (hook() == BpfHook::kXdp) {
+      EXPECT_EQ(r, pass ? bpftest::kXdpPass : bpftest::kXdpDrop);
+    } else {
+      EXPECT_EQ(r, pass ? bpftest::kTcOk : bpftest::kTcShot);
+    }
+    bpftest::expect_single_verdict(delta, hook(), counter);
+  }
+
+  BpfFilterConfig config_;
+  std::unique_ptr<BpfDataPath> path_;
+  std::vector<ValidPort> allowed_;
+};
+
+TEST_P(FrameFilterTest, ValidPortPasses) {
+  allow(peer(), 5000);
+  expect(frame(buckwild_datagram()), true, BpfCounter::kPass);
+}
+
+TEST_P(FrameFilterTest, EveryKnownTypePassesOnAValidPort) {
+  allow(peer(), 5000);
+  for (int t = 0x01; t <= 0x18; ++t) {
+    SCOPED_TRACE("type " + std::to_string(t));
+    expect(frame(buckwild_datagram(static_cast<PacketType>(t), 20)), true, BpfCounter::kPass);
+  }
+}
+
+TEST_P(FrameFilterTest, PortNotValidForThisSourceDrops) {
+  allow(peer(), 5000);
+  expect(frame(buckwild_datagram(), 5001), false, BpfCounter::kDropBadPort);
+  FrameSpec s = spec(buckwild_datagram());
+  s.source = other_peer();
+  expect(build_frame(s), false, BpfCounter::kDropBadPort);
+}
+
+TEST_P(FrameFilterTest, BadVersionDrops) {
+  allow(peer(), 5000);
+  Frame d = buckwild_datagram();
+  d[0] = 0x02;
+  expect(frame(d), false, BpfCounter::kDropBadVersion);
+}
+
+TEST_P(FrameFilterTest, UnknownTypeDrops) {
+  allow(peer(), 5000);
+  for (std::uint8_t type : {std::uint8_t{0x00}, std::uint8_t{0x19}, std::uint8_t{0xFF}}) {
+    SCOPED_TRACE("type " + std::to_string(type));
+    Frame d = buckwild_datagram();
+    d[1] = type;
+    expect(frame(d), false, BpfCounter::kDropUnknownType);
+  }
+}
+
+TEST_P(FrameFilterTest, HeaderRuleViolationsDrop) {
+  allow(peer(), 5000);
+  struct Mutation {
+    const char* what;
+    std::size_t offset;
+    std::uint8_t value;
+  };
+  const Mutation mutations[] = {
+      {"reserved byte", 3, 0x01},           {"reserved flag bit", 2, 0x40},
+      {"connection id 4096", 16, 0x10},    // 0x1003
+      {"timestamp >= one day", 28, 0xFF},  // 0xFFxxxxxx ms
+      {"fragment total on DATA", 37, 0x02},
+  };
+  for (const Mutation& m : mutations) {
+    SCOPED_TRACE(m.what);
+    Frame d = buckwild_datagram();
+    d[m.offset] = m.value;
+    expect(frame(d), false, BpfCounter::kDropBadHeader);
+  }
+  SCOPED_TRACE("session id 0 on DATA");
+  Frame d = buckwild_datagram();
+  std::fill(d.begin() + 4, d.begin() + 12, 0);
+  expect(frame(d), false, BpfCounter::kDropBadHeader);
+}
+
+TEST_P(FrameFilterTest, TruncatedDatagramsDrop) {
+  allow(peer(), 5000);
+  Frame d = buckwild_datagram(PacketType::kData, 1);
+  Frame short_by_one(d.begin(), d.end() - 2);  // 59 bytes: header intact, tag cut
+  expect(frame(short_by_one), false, BpfCounter::kDropTruncated);
+  expect(frame(Frame(d.begin(), d.begin() + 20)), false, BpfCounter::kDropTruncated);
+  expect(frame(Frame{}), false, BpfCounter::kDropTruncated);
+  // The UDP header claims more than the frame holds.
+  FrameSpec s = spec(buckwild_datagram());
+  s.udp_length = static_cast<std::uint16_t>(8 + s.payload.size() + 10);
+  expect(build_frame(s), false, BpfCounter::kDropTruncated);
+}
+
+TEST_P(FrameFilterTest, PayloadLengthMustMatchTheDatagram) {
+  allow(peer(), 5000);
+  Frame d = buckwild_datagram(PacketType::kData, 100);
+  d[39] = 101;  // payload length 101, body 100
+  expect(frame(d), false, BpfCounter::kDropBadLength);
+  d[39] = 99;
+  expect(frame(d), false, BpfCounter::kDropBadLength);
+}
+
+TEST_P(FrameFilterTest, SourceOverItsRateDrops) {
+  BpfFilterConfig c = config_;
+  c.data_per_source = {1, 2};  // one a second, bursts of two
+  set_config(c);
+  allow(peer(), 5000);
+  allow(other_peer(), 5000);
+  expect(frame(buckwild_datagram()), true, BpfCounter::kPass);
+  expect(frame(buckwild_datagram()), true, BpfCounter::kPass);
+  expect(frame(buckwild_datagram()), false, BpfCounter::kDropRateLimited);
+  FrameSpec s = spec(buckwild_datagram());
+  s.source = other_peer();  // its own bucket
+  expect(build_frame(s), true, BpfCounter::kPass);
+}
+
+TEST_P(FrameFilterTest, DiscoveryPortIsOpenToAnyoneWithinTheirRate) {
+  BpfFilterConfig c = config_;
+  c.discovery_per_source = {1, 2};
+  set_config(c);
+  const Frame discovery = buckwild_datagram(PacketType::kDiscovery, wire::kDiscoveryBodySize);
+  expect(frame(discovery, wire::kDiscoveryPort), true, BpfCounter::kPassDiscovery);
+  expect(frame(discovery, wire::kDiscoveryPort), true, BpfCounter::kPassDiscovery);
+  expect(frame(discovery, wire::kDiscoveryPort), false, BpfCounter::kDropDiscoveryRate);
+  FrameSpec s = spec(discovery, wire::kDiscoveryPort);
+  s.source = other_peer();
+  expect(build_frame(s), true, BpfCounter::kPassDiscovery);
+}
+
+TEST_P(FrameFilterTest, DiscoveryPortHasATotalRateOverAllSources) {
+  BpfFilterConfig c = config_;
+  c.discovery_per_source = {0, 1};  // unlimited per source
+  c.discovery_total = {1, 2};
+  set_config(c);
+  const Frame discovery = buckwild_datagram(PacketType::kDiscovery, wire::kDiscoveryBodySize);
+  const char* sources_v4[] = {"192.0.2.11", "192.0.2.12", "192.0.2.13"};
+  const char* sources_v6[] = {"2001:db8::11", "2001:db8::12", "2001:db8::13"};
+  for (int i = 0; i < 3; ++i) {
+    FrameSpec s = spec(discovery, wire::kDiscoveryPort);
+    s.source = ip(v6() ? sources_v6[i] : sources_v4[i]);
+    expect(build_frame(s), i < 2,
+           i < 2 ? BpfCounter::kPassDiscovery : BpfCounter::kDropDiscoveryTotal);
+  }
+}
+
+TEST_P(FrameFilterTest, SessionTrafficOnTheDiscoveryPortTakesTheDataPath) {
+  allow(peer(), wire::kDiscoveryPort);  // the schedule landed on 1025
+  expect(frame(buckwild_datagram(), wire::kDiscoveryPort), true, BpfCounter::kPass);
+  Frame bad = buckwild_datagram();
+  bad[0] = 0x07;
+  expect(frame(bad, wire::kDiscoveryPort), false, BpfCounter::kDropBadVersion);
+}
+
+TEST_P(FrameFilterTest, OtherTrafficPassesUntouched) {
+  allow(peer(), 5000);
+  FrameSpec tcp = spec(Frame(40, 0x00));
+  tcp.ip_protocol = 6;
+  expect(build_frame(tcp), true, BpfCounter::kNotOurs);
+  expect(frame(Frame(30, 0xEE), 53), true, BpfCounter::kNotOurs);  // below the hopping range
+  if (!v6()) expect(bpftest::arp_frame(), true, BpfCounter::kNotOurs);
+
+  BpfFilterConfig narrow = config_;
+  narrow.port_low = 20000;
+  narrow.port_high = 30000;
+  set_config(narrow);
+  expect(frame(Frame(30, 0xEE), 5000), true, BpfCounter::kNotOurs);
+  expect(frame(Frame(30, 0xEE), 25000), false, BpfCounter::kDropTruncated);
+  expect(frame(Frame(70, 0xEE), 25000), false, BpfCounter::kDropBadVersion);
+}
+
+TEST_P(FrameFilterTest, IpOptionsExtensionHeadersAndVlanTagsAreFollowed) {
+  allow(peer(), 5000);
+  Frame bad = buckwild_datagram();
+  bad[0] = 0x09;
+  for (bool valid : {true, false}) {
+    SCOPED_TRACE(valid ? "valid" : "bad version");
+    FrameSpec s = spec(valid ? buckwild_datagram() : bad);
+    if (v6()) {
+      s.ipv6_extension_headers = 2;
+    } else {
+      s.ipv4_option_words = 3;
+    }
+    const BpfCounter verdict = valid ? BpfCounter::kPass : BpfCounter::kDropBadVersion;
+    expect(build_frame(s), valid, verdict);
+    s.vlan = true;
+    expect(build_frame(s), valid, verdict);
+  }
+}
+
+TEST_P(FrameFilterTest, IpFragmentsAreLeftToTheStack) {
+  FrameSpec s = spec(Frame(100, 0xAB));
+  s.more_fragments = true;
+  expect(build_frame(s), true, BpfCounter::kPassUnparsed);
+}
+
+INSTANTIATE_TEST_SUITE_P(Hooks, FrameFilterTest,
+                         ::testing::Values(FilterCase{BpfHook::kXdp, false},
+                                           FilterCase{BpfHook::kXdp, true},
+                                           FilterCase{BpfHook::kTc, false},
+                                           FilterCase{BpfHook::kTc, true}),
+                         [](const ::testing::TestParamInfo<FilterCase>& p) {
+                           return std::string(p.param.hook == BpfHook::kXdp ? "Xdp" : "Tc") +
+                                  (p.param.v6 ? "Ipv6" : "Ipv4");
+                         });
+
+}  // namespace
+}  // namespace buckwild::daemon
