@@ -142,7 +142,7 @@ map_id() {
 
 # le BYTES VALUE: VALUE as BYTES little-endian bytes, in bpftool's syntax.
 le() {
-  local n=$1 v=$2 out= i
+  local n=$1 v=$2 out='' i
   for ((i = 0; i < n; i++)); do
     out+=" $((v & 255))"
     v=$((v >> 8))

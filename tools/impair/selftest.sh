@@ -85,7 +85,7 @@ check "set again: same delay daemon kept" "v == \"$pid_before\"" "$pid_after"
 "$IMPAIR" clear "$A" "$VA"
 "$IMPAIR" clear "$B" "$VB"
 "$IMPAIR" clear "$B" "$VB"  # twice: nothing to do
-left=$( { ip netns exec "$A" tc filter show dev "$VA" ingress; ip netns exec "$B" iptables -t mangle -S | grep -c buckwild-impair || true; ls /run/buckwild-impair 2>/dev/null | grep -c "$ID" || true; } | paste -sd' ')
+left=$( { ip netns exec "$A" tc filter show dev "$VA" ingress; ip netns exec "$B" iptables -t mangle -S | grep -c buckwild-impair || true; { compgen -G "/run/buckwild-impair/*$ID*" || true; } | wc -l; } | paste -sd' ')
 check "clear leaves no filter, rule or state" 'v == "0 0"' "$left"
 check "after clear: RTT (ms) back to bare" "v < $base + 1" "$(rtt -U)"
 
