@@ -656,8 +656,10 @@ void Tunnel::write_tun(Bytes ip_packet) {
 }
 
 void Tunnel::connections_changed(std::uint64_t /*session*/) {
-  // Next turn, not now: we may be inside a callback of a socket that
-  // on_window() would close.
+  // A new connection's ports open now, before its first packet leaves, so the
+  // answer cannot arrive at a port we have not opened yet. Closing waits for
+  // the next turn: we may be inside a callback of a socket it would close.
+  on_window(false);
   if (ports_timer_ != kNoTimer) return;
   ports_timer_ = loop_.add_timer(0, [this] {
     ports_timer_ = kNoTimer;
@@ -677,7 +679,7 @@ void Tunnel::schedule_window() {
   });
 }
 
-void Tunnel::on_window() {
+void Tunnel::on_window(bool close_unneeded) {
   // The ports every session needs now: w−d … w+d. Open new ones first, then
   // close those no session needs any more (make before break).
   std::unordered_set<std::uint16_t> wanted;
@@ -710,7 +712,7 @@ void Tunnel::on_window() {
     if (!w) continue;
     port_sockets_.emplace(port, std::move(*sock));
   }
-  for (auto it = port_sockets_.begin(); it != port_sockets_.end();) {
+  for (auto it = port_sockets_.begin(); close_unneeded && it != port_sockets_.end();) {
     if (wanted.contains(it->first)) {
       ++it;
       continue;

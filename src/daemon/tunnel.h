@@ -124,7 +124,9 @@ class Tunnel : private StreamHost {
   void start_discovery(PeerState& p);
 
   // Time.
-  void on_window();
+  // Opens the ports every session needs now (w−d … w+d, connection 0 and each
+  // live connection) and, if `close_unneeded`, closes the rest.
+  void on_window(bool close_unneeded = true);
   void schedule_window();
   void housekeeping();
   std::int64_t unix_ms() const { return clock_.unix_ms(); }
