@@ -127,11 +127,17 @@ t_http_loss() {
 }
 
 t_refused() {
-  local rtt secs
+  # Five attempts; the median must be within the bound (one attempt delayed by
+  # a busy machine does not decide it, a slow path does).
+  local rtt secs all=() median
   rtt=$(in_a ping -c 5 -i 0.2 -q 10.77.0.2 | awk -F/ '/^rtt/ {print $5}')
-  secs=$(in_a $TOOLS refused 10.77.0.2 81) || return 1
-  log "connect to a closed port refused after $(python3 -c "print(round($secs*1000,1))") ms (ping RTT $rtt ms)"
-  python3 -c "import sys; sys.exit(0 if $secs*1000 <= $rtt + 100 else 1)"
+  for _ in 1 2 3 4 5; do
+    secs=$(in_a $TOOLS refused 10.77.0.2 81) || return 1
+    all+=("$secs")
+  done
+  median=$(printf '%s\n' "${all[@]}" | sort -g | sed -n 3p)
+  log "connect to a closed port refused after $(printf '%s ' "${all[@]}")s; median $(python3 -c "print(round($median*1000,1))") ms (ping RTT $rtt ms)"
+  python3 -c "import sys; sys.exit(0 if $median*1000 <= $rtt + 100 else 1)"
 }
 
 t_halfclose() {
