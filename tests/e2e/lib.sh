@@ -19,6 +19,29 @@ chmod 755 "$WORK"  # servers that drop privileges (nginx workers) read files her
 PIDS=()
 
 log() { printf '%s [e2e] %s\n' "$(date +%T)" "$*" >&2; }
+
+# check NAME COMMAND...: runs one named check and counts it. E2E_ONLY=REGEX
+# runs only the checks whose names match it, plus the set-up checks the
+# script names in E2E_SETUP (a regex), for shorter runs while developing.
+passed=0
+failed=0
+failures=()
+check() {
+  local name=$1
+  shift
+  if [[ -n ${E2E_ONLY:-} && ! $name =~ $E2E_ONLY && ! ( -n ${E2E_SETUP:-} && $name =~ $E2E_SETUP ) ]]; then
+    return 0
+  fi
+  log "--- $name"
+  if "$@"; then
+    passed=$((passed + 1))
+    log "ok   $name"
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    log "FAIL $name"
+  fi
+}
 die() { log "FAIL: $*"; exit 1; }
 
 in_a() { ip netns exec "$NS_A" "$@"; }

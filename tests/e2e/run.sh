@@ -12,23 +12,7 @@ trap cleanup EXIT
 ORACLE=${ORACLE:-$ROOT/build/tests/buckwild_port_oracle}
 IPERF_SECONDS=${E2E_IPERF_SECONDS:-60}
 PSK=$(sed -n 's/^key = "\(.*\)"/\1/p' "$ROOT/examples/alice.toml" | head -n1)
-passed=0
-failed=0
-failures=()
-
-check() {
-  local name=$1
-  shift
-  log "--- $name"
-  if "$@"; then
-    passed=$((passed + 1))
-    log "ok   $name"
-  else
-    failed=$((failed + 1))
-    failures+=("$name")
-    log "FAIL $name"
-  fi
-}
+E2E_SETUP='^tunnel comes up$'  # always run when E2E_ONLY picks checks
 
 udp_noports() { ip netns exec "$1" awk '/^Udp:/ && $2 ~ /^[0-9]+$/ {print $3}' /proc/net/snmp; }
 

@@ -11,25 +11,7 @@ trap cleanup EXIT
 
 TOOLS="python3 $ROOT/tests/e2e/stream_tools.py"
 IMPAIR=$ROOT/tools/impair/impair.sh
-passed=0
-failed=0
-failures=()
-
-check() {
-  local name=$1
-  shift
-  # E2E_ONLY=REGEX runs only the checks whose names match (and the set-up ones).
-  if [[ -n ${E2E_ONLY:-} && ! $name =~ $E2E_ONLY && ! $name =~ ^stream\ mode ]]; then return 0; fi
-  log "--- $name"
-  if "$@"; then
-    passed=$((passed + 1))
-    log "ok   $name"
-  else
-    failed=$((failed + 1))
-    failures+=("$name")
-    log "FAIL $name"
-  fi
-}
+E2E_SETUP='^stream mode'  # always run when E2E_ONLY picks checks
 
 # Stream mode (the default) with IPv6 on the tunnel too, and limits that let
 # one client open 500 connections.
