@@ -28,6 +28,7 @@
 #include "bpf/filter_abi.h"
 #include "core/wire/messages.h"
 #include "daemon/ip_address.h"
+#include "daemon/port_steering.h"
 #include "daemon/sys_error.h"
 #include "daemon/unique_fd.h"
 
@@ -73,16 +74,6 @@ struct BpfFilterConfig {
   // Security events: all together, and at most one per source per gap.
   RateLimit events{100, 100};
   std::chrono::milliseconds event_source_gap{1000};
-};
-
-// One entry of the valid-port map: datagrams from `source` to local UDP port
-// `port` are expected now. The other fields are carried for diagnostics.
-struct ValidPort {
-  IpAddress source;  // v4 and v4-mapped v6 spellings are the same key
-  std::uint16_t port = 0;
-  std::uint64_t session_id = 0;
-  std::uint32_t window = 0;
-  std::uint16_t connection_id = 0;
 };
 
 // The hooks and verdicts of filter_abi.h, as C++ enums with the same values.

@@ -48,12 +48,23 @@ FakeDatagramSocket* FakeDatagramNetwork::find(const SocketAddress& to) const {
   return nullptr;
 }
 
+std::uint64_t FakeDatagramNetwork::add_lookup(Lookup lookup) {
+  lookups_.emplace(next_lookup_, std::move(lookup));
+  return next_lookup_++;
+}
+
+void FakeDatagramNetwork::remove_lookup(std::uint64_t id) {
+  lookups_.erase(id);
+}
+
 void FakeDatagramNetwork::send(const SocketAddress& from, const SocketAddress& to, Bytes payload) {
   if (filter_ && !filter_(from, to, payload)) {
     ++dropped_;
     return;
   }
-  FakeDatagramSocket* target = find(to);
+  std::optional<FakeDatagramSocket*> steered;
+  for (auto it = lookups_.begin(); it != lookups_.end() && !steered; ++it) steered = it->second(from, to);
+  FakeDatagramSocket* target = steered ? *steered : find(to);
   if (target == nullptr || !target->enqueue(from, to, payload)) {
     ++dropped_;
     return;

@@ -41,6 +41,14 @@ class FakeDatagramNetwork {
 
   void set_filter(Filter filter) { filter_ = std::move(filter); }
 
+  // An sk_lookup stand-in, asked before the bound sockets: a socket it returns
+  // receives the datagram; nullopt leaves it to the bound sockets; nullptr
+  // drops it (as a frame filter would). add_lookup returns an id for remove_lookup.
+  using Lookup = std::function<std::optional<FakeDatagramSocket*>(const SocketAddress& from,
+                                                                  const SocketAddress& to)>;
+  std::uint64_t add_lookup(Lookup lookup);
+  void remove_lookup(std::uint64_t id);
+
   std::uint64_t delivered() const { return delivered_; }
   // Dropped because nobody was bound there, the queue was full, or the filter said so.
   std::uint64_t dropped() const { return dropped_; }
@@ -53,6 +61,8 @@ class FakeDatagramNetwork {
 
   std::map<SocketAddress, FakeDatagramSocket*> sockets_;
   Filter filter_;
+  std::map<std::uint64_t, Lookup> lookups_;
+  std::uint64_t next_lookup_ = 1;
   std::uint16_t next_port_ = 49152;
   std::uint64_t delivered_ = 0;
   std::uint64_t dropped_ = 0;

@@ -96,6 +96,7 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
       tun_(deps.tun),
       bind_socket_(std::move(deps.bind_socket)),
       rng_(deps.rng),
+      steering_(deps.steering),
       psks_(std::move(psks)),
       mtu_(mtu),
       pool_(4 * kBatch, std::max<std::size_t>(mtu + wire::kOverhead + 64, wire::kMaxDiscoveryDatagram + 64)),
@@ -161,6 +162,12 @@ SysResult<void> Tunnel::start() {
     return sys_fail_plain(sock.error().sys_errno, "discovery port: " + sock.error().message);
   }
   discovery_socket_ = std::move(*sock);
+  if (steering_ != nullptr) {
+    if (auto r = steering_->steer_to(*discovery_socket_); !r) {
+      return sys_fail_plain(r.error().sys_errno, "steering the hopping ports to the discovery socket: " +
+                                                     r.error().message);
+    }
+  }
   auto w = loop_.watch_fd(discovery_socket_->fd(), kReadable, [this](std::uint32_t) {
     on_socket_readable(*discovery_socket_, true);
   });
@@ -496,7 +503,11 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, bool discovery_socket) {
   for (std::size_t i = 0; i < *got; ++i) {
     if (batch[i].truncated) continue;
     ++stats_.datagrams_received;
-    on_datagram(batch[i].buffer.first(batch[i].length), batch[i].source, discovery_socket);
+    // On the steered path the discovery socket receives every hopping port
+    // too; only what was sent to the discovery port itself is discovery.
+    const bool to_discovery_port =
+        discovery_socket && batch[i].destination.port == config_.network.discovery_port;
+    on_datagram(batch[i].buffer.first(batch[i].length), batch[i].source, to_discovery_port);
   }
   bridge_->flush();
 }
@@ -680,20 +691,54 @@ void Tunnel::schedule_window() {
 }
 
 void Tunnel::on_window(bool close_unneeded) {
-  // The ports every session needs now: w−d … w+d. Open new ones first, then
-  // close those no session needs any more (make before break).
+  // The ports every session needs now: w−d … w+d of connection 0 and of each
+  // live connection (§10.3). User-space path: a socket for each, opened before
+  // the old ones close (make before break). Steered path: those become the
+  // valid pairs, and the only sockets are the ones we send from.
+  const std::int64_t t = unix_ms();
+  const std::int64_t w = hop::window_at(t);
   std::unordered_set<std::uint16_t> wanted;
+  std::vector<ValidPort> valid;
   std::vector<std::uint16_t> ports;
   std::vector<std::uint16_t> conns;
+  auto add_connection = [&](SessionEntry& e, std::uint16_t conn) {
+    const std::size_t first = ports.size();
+    e.session->listen_ports(t, conn, ports);
+    if (steering_ == nullptr) return;
+    const std::int64_t d = static_cast<std::int64_t>(ports.size() - first - 1) / 2;
+    for (std::size_t i = first; i < ports.size(); ++i) {
+      const std::int64_t window = w - d + static_cast<std::int64_t>(i - first);
+      valid.push_back(ValidPort{e.remote.ip, ports[i], e.id, static_cast<std::uint32_t>(window), conn});
+    }
+  };
   for (auto& [id, e] : sessions_) {
     ports.clear();
-    e->session->listen_ports(unix_ms(), 0, ports);
-    // Each transparent TCP connection hops on its own sequence (§10.3).
+    add_connection(*e, 0);
+    // Our current window's port, in the middle of w−d … w+d: we send from it.
+    const std::uint16_t send_port = ports[ports.size() / 2];
     conns.clear();
     bridge_->connection_ids(id, conns);
-    for (std::uint16_t c : conns) e->session->listen_ports(unix_ms(), c, ports);
-    wanted.insert(ports.begin(), ports.end());
+    for (std::uint16_t c : conns) add_connection(*e, c);
+    if (steering_ != nullptr) {
+      wanted.insert(send_port);
+    } else {
+      wanted.insert(ports.begin(), ports.end());
+    }
     e->send_via = nullptr;  // re-chosen below, once the sockets exist
+  }
+  if (steering_ != nullptr) {
+    auto updated = steering_->set_valid_ports(valid);
+    if (updated) {
+      ++stats_.valid_port_updates;
+      stats_.valid_ports = valid.size();
+      stats_.valid_port_update_max_ns =
+          std::max<std::uint64_t>(stats_.valid_port_update_max_ns, static_cast<std::uint64_t>(updated->count()));
+    } else {
+      ++stats_.valid_port_update_failures;
+      warn_log_.log(now(), "ports.steer", spdlog::level::warn,
+                    "cannot update the valid hopping ports ({} pairs): {}", valid.size(),
+                    updated.error().message);
+    }
   }
   wanted.erase(config_.network.discovery_port);  // the discovery socket serves it
   for (std::uint16_t port : wanted) {
@@ -706,10 +751,10 @@ void Tunnel::on_window(bool close_unneeded) {
       continue;
     }
     DatagramSocket* raw = sock->get();
-    auto w = loop_.watch_fd(raw->fd(), kReadable, [this, raw](std::uint32_t) {
+    auto watched = loop_.watch_fd(raw->fd(), kReadable, [this, raw](std::uint32_t) {
       on_socket_readable(*raw, false);
     });
-    if (!w) continue;
+    if (!watched) continue;
     port_sockets_.emplace(port, std::move(*sock));
   }
   for (auto it = port_sockets_.begin(); close_unneeded && it != port_sockets_.end();) {
@@ -725,9 +770,9 @@ void Tunnel::on_window(bool close_unneeded) {
   stats_.ports_open = port_sockets_.size();
   for (auto& [id, e] : sessions_) {
     ports.clear();
-    e->session->listen_ports(unix_ms(), 0, ports);
+    e->session->listen_ports(t, 0, ports);
     if (ports.empty()) continue;
-    auto it = port_sockets_.find(ports[ports.size() / 2]);  // the port of our current window
+    auto it = port_sockets_.find(ports[ports.size() / 2]);
     if (it != port_sockets_.end()) e->send_via = it->second.get();
   }
 }

@@ -1,6 +1,10 @@
 // The running tunnel: discovery, sessions and the packet path between the TUN
-// device and the hopping UDP ports (user-space receive path: one socket per
-// currently valid port, rotated every 250 ms window).
+// device and the hopping UDP ports. Two receive paths:
+//   user space  one socket per currently valid port, rotated every 250 ms window;
+//   steered     (TunnelDeps::steering, the eBPF path) the discovery socket
+//               receives every valid (peer, port) pair, which the tunnel
+//               rewrites at every window change; only the ports it sends from
+//               are bound.
 //
 // Everything reaches the outside world through the interfaces it is given
 // (EventLoop, Clock, TunDevice, a socket factory), so two tunnels can run in
@@ -25,6 +29,7 @@
 #include "daemon/config.h"
 #include "daemon/event_loop.h"
 #include "daemon/packet_pool.h"
+#include "daemon/port_steering.h"
 #include "daemon/rate_limited_log.h"
 #include "daemon/stream_bridge.h"
 #include "daemon/tun_device.h"
@@ -41,6 +46,8 @@ struct TunnelDeps {
   TunDevice& tun;
   SocketFactory bind_socket;
   crypto::RandomSource& rng;
+  // The eBPF receive path; null for the user-space one.
+  PortSteering* steering = nullptr;
 };
 
 // Counters for logs and status; every drop has a reason.
@@ -58,6 +65,11 @@ struct TunnelStats {
   std::uint64_t send_errors = 0;
   std::uint64_t port_bind_failures = 0;  // a hopping port that could not be opened
   std::uint64_t ports_open = 0;          // hopping sockets open now
+  // Steered receive path only.
+  std::uint64_t valid_ports = 0;               // (peer, port) pairs steered to us now
+  std::uint64_t valid_port_updates = 0;        // rewrites of that set
+  std::uint64_t valid_port_update_failures = 0;
+  std::uint64_t valid_port_update_max_ns = 0;  // slowest rewrite so far
   std::uint64_t sessions_established = 0;
   std::uint64_t sessions_lost = 0;
   std::uint64_t pool_exhausted = 0;
@@ -124,8 +136,10 @@ class Tunnel : private StreamHost {
   void start_discovery(PeerState& p);
 
   // Time.
-  // Opens the ports every session needs now (w−d … w+d, connection 0 and each
-  // live connection) and, if `close_unneeded`, closes the rest.
+  // User-space path: opens the ports every session needs now (w−d … w+d,
+  // connection 0 and each live connection). Steered path: makes those the
+  // valid pairs, and opens only the port each session sends from now. Then,
+  // if `close_unneeded`, closes the sockets no longer needed.
   void on_window(bool close_unneeded = true);
   void schedule_window();
   void housekeeping();
@@ -138,6 +152,7 @@ class Tunnel : private StreamHost {
   TunDevice& tun_;
   SocketFactory bind_socket_;
   crypto::RandomSource& rng_;
+  PortSteering* steering_;
   discovery::PskSet psks_;
   std::uint16_t offered_features_ = 0;
   std::unique_ptr<discovery::Responder> responder_;

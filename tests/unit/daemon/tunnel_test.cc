@@ -1,6 +1,8 @@
 // Two tunnels in one process: in-memory TUN devices and UDP network, virtual
 // time. Discovery, hopping, IP packets both ways, clock skew, anti-spoofing
-// and a restarted responder, all through the real Tunnel code.
+// and a restarted responder, all through the real Tunnel code, on both receive
+// paths: a socket per hopping port (user space) and one steered socket (the
+// eBPF path, with FakePortSteering standing in for sk_lookup and XDP).
 #include "daemon/tunnel.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +11,7 @@
 #include <set>
 
 #include "daemon/fake_datagram_network.h"
+#include "daemon/fake_port_steering.h"
 #include "daemon/fake_tun_device.h"
 #include "daemon/manual_event_loop.h"
 
@@ -77,24 +80,31 @@ struct Host {
   LoopClock clock;
   FakeTunDevice tun{"bw0"};
   crypto::DeterministicRandom rng;
+  std::unique_ptr<FakePortSteering> steering;  // set on the steered path
   std::unique_ptr<Tunnel> tunnel;
 
   Host(Config c, const ManualEventLoop& loop, std::int64_t skew, std::uint64_t seed)
       : config(std::move(c)), clock(loop, skew), rng(seed) {}
 
-  void start(ManualEventLoop& loop, FakeDatagramNetwork& net) {
+  void start(ManualEventLoop& loop, FakeDatagramNetwork& net, bool steered) {
+    tunnel.reset();
+    steering.reset();
+    if (steered) {
+      steering = std::make_unique<FakePortSteering>(net, config.network.listen_address,
+                                                    config.network.discovery_port);
+    }
     SocketFactory factory = [&net](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
       auto s = net.bind(at);
       if (!s) return std::unexpected(s.error());
       return std::unique_ptr<DatagramSocket>(std::move(*s));
     };
-    auto t = Tunnel::create(config, 1412, TunnelDeps{loop, clock, tun, factory, rng});
+    auto t = Tunnel::create(config, 1412, TunnelDeps{loop, clock, tun, factory, rng, steering.get()});
     ASSERT_TRUE(t.has_value()) << t.error().message;
     tunnel = std::move(*t);
   }
 };
 
-class TunnelTest : public ::testing::Test {
+class TunnelTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     net.set_filter([this](const SocketAddress&, const SocketAddress& to, Bytes payload) {
@@ -107,8 +117,8 @@ class TunnelTest : public ::testing::Test {
                                    loop, 0, 1);
     bob = std::make_unique<Host>(host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false),
                                  loop, bob_skew_ms, 2);
-    bob->start(loop, net);
-    alice->start(loop, net);
+    bob->start(loop, net, GetParam());
+    alice->start(loop, net, GetParam());
   }
   bool connected() {
     return loop.run_until([&] { return alice->tunnel->session_count() == 1 && bob->tunnel->session_count() == 1; },
@@ -136,7 +146,7 @@ class TunnelTest : public ::testing::Test {
   std::unique_ptr<Host> alice, bob;
 };
 
-TEST_F(TunnelTest, DiscoversAndCarriesPacketsBothWaysOnHoppingPorts) {
+TEST_P(TunnelTest, DiscoversAndCarriesPacketsBothWaysOnHoppingPorts) {
   start();
   ASSERT_TRUE(connected());
   for (int i = 0; i < 40; ++i) {  // 40 × 50 ms = 8 windows
@@ -148,7 +158,7 @@ TEST_F(TunnelTest, DiscoversAndCarriesPacketsBothWaysOnHoppingPorts) {
   EXPECT_EQ(bob->tunnel->stats().rejected, 0u);
 }
 
-TEST_F(TunnelTest, WorksWithSkewedClocks) {
+TEST_P(TunnelTest, WorksWithSkewedClocks) {
   start(/*bob_skew_ms=*/40);
   ASSERT_TRUE(connected());
   for (int i = 0; i < 20; ++i) exchange(std::to_string(i));
@@ -158,7 +168,7 @@ TEST_F(TunnelTest, WorksWithSkewedClocks) {
   EXPECT_NEAR(s->clock_offset_ms(), -40, 5);
 }
 
-TEST_F(TunnelTest, DropsInnerPacketsFromAddressesThePeerMayNotUse) {
+TEST_P(TunnelTest, DropsInnerPacketsFromAddressesThePeerMayNotUse) {
   start();
   ASSERT_TRUE(connected());
   ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.9", "10.77.0.2", "spoofed")));
@@ -167,7 +177,7 @@ TEST_F(TunnelTest, DropsInnerPacketsFromAddressesThePeerMayNotUse) {
   EXPECT_EQ(bob->tunnel->stats().spoofed_source, 1u);
 }
 
-TEST_F(TunnelTest, NoRouteIsCountedNotSent) {
+TEST_P(TunnelTest, NoRouteIsCountedNotSent) {
   start();
   ASSERT_TRUE(connected());
   ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "192.0.2.7", "nowhere")));
@@ -175,7 +185,7 @@ TEST_F(TunnelTest, NoRouteIsCountedNotSent) {
   EXPECT_EQ(alice->tunnel->stats().no_route, 1u);
 }
 
-TEST_F(TunnelTest, RestartedResponderIsFoundAgainWhileTrafficFlows) {
+TEST_P(TunnelTest, RestartedResponderIsFoundAgainWhileTrafficFlows) {
   start();
   ASSERT_TRUE(connected());
   exchange("before");
@@ -183,7 +193,7 @@ TEST_F(TunnelTest, RestartedResponderIsFoundAgainWhileTrafficFlows) {
   // Bob's daemon dies and comes back with no memory of the session.
   bob->tunnel.reset();
   const TimePoint restarted = loop.now();
-  bob->start(loop, net);
+  bob->start(loop, net, GetParam());
   // Alice keeps sending; she notices the silence, probes, and rediscovers.
   bool back = false;
   for (int i = 0; i < 300 && !back; ++i) {
@@ -199,13 +209,13 @@ TEST_F(TunnelTest, RestartedResponderIsFoundAgainWhileTrafficFlows) {
   exchange("after");
 }
 
-TEST_F(TunnelTest, RestartedInitiatorReplacesItsOldSession) {
+TEST_P(TunnelTest, RestartedInitiatorReplacesItsOldSession) {
   start();
   ASSERT_TRUE(connected());
   const std::uint64_t old_id = bob->tunnel->session_ids().at(0);
   alice->tunnel.reset();
   const TimePoint restarted = loop.now();
-  alice->start(loop, net);
+  alice->start(loop, net, GetParam());
   ASSERT_TRUE(loop.run_until([&] {
     return alice->tunnel->session_count() == 1 && bob->tunnel->session_count() == 1 &&
            bob->tunnel->session_ids().at(0) != old_id;
@@ -216,13 +226,13 @@ TEST_F(TunnelTest, RestartedInitiatorReplacesItsOldSession) {
 
 // Both sides configured to initiate and started together: they must settle on
 // one and the same session, not each keep the one the other dropped.
-TEST_F(TunnelTest, BothSidesInitiatingSettleOnOneSession) {
+TEST_P(TunnelTest, BothSidesInitiatingSettleOnOneSession) {
   alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
                                  loop, 0, 1);
   Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", true);
   bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
-  bob->start(loop, net);
-  alice->start(loop, net);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
   ASSERT_TRUE(connected());
   loop.run_for(seconds(2));
   ASSERT_EQ(alice->tunnel->session_count(), 1u);
@@ -232,7 +242,7 @@ TEST_F(TunnelTest, BothSidesInitiatingSettleOnOneSession) {
 }
 
 // A peer bound to one PSK is never reached through another of our PSKs.
-TEST_F(TunnelTest, InitiatorOffersOnlyThePeersOwnPsk) {
+TEST_P(TunnelTest, InitiatorOffersOnlyThePeersOwnPsk) {
   Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
   PskConfig other;
   other.id = "other";
@@ -243,15 +253,15 @@ TEST_F(TunnelTest, InitiatorOffersOnlyThePeersOwnPsk) {
   alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
   bob = std::make_unique<Host>(host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false),
                                loop, 0, 2);
-  bob->start(loop, net);
-  alice->start(loop, net);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
   loop.run_for(seconds(5));
   EXPECT_EQ(alice->tunnel->session_count(), 0u);
   EXPECT_EQ(bob->tunnel->session_count(), 0u);
   EXPECT_GE(bob->tunnel->discovery_counters().no_shared_psk, 1u);
 }
 
-TEST_F(TunnelTest, StrangersGetSilence) {
+TEST_P(TunnelTest, StrangersGetSilence) {
   start();
   ASSERT_TRUE(connected());
   auto stranger = net.bind(SocketAddress{ip("10.200.0.66"), 5555});
@@ -272,15 +282,15 @@ TEST_F(TunnelTest, StrangersGetSilence) {
 
 // A responder with no [[peer]] entry for the initiator accepts it because they
 // share a PSK that allows a prefix; the initiator may then use one address in it.
-TEST_F(TunnelTest, PeerWithoutAnEntryGetsOneAddressInsideItsPskPrefixes) {
+TEST_P(TunnelTest, PeerWithoutAnEntryGetsOneAddressInsideItsPskPrefixes) {
   alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
                                  loop, 0, 1);
   Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
   bc.peers.clear();
   bc.psks[0].allowed_prefixes.push_back(cidr("10.77.0.0/28"));
   bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
-  bob->start(loop, net);
-  alice->start(loop, net);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
   ASSERT_TRUE(connected());
   // Until it has sent from an address, nothing routes to it.
   ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "first")));
@@ -294,17 +304,69 @@ TEST_F(TunnelTest, PeerWithoutAnEntryGetsOneAddressInsideItsPskPrefixes) {
   EXPECT_EQ(bob->tunnel->stats().spoofed_source, 1u);
 }
 
-TEST_F(TunnelTest, PeerWithoutAnEntryIsRefusedWhenItsPskAllowsNoPrefix) {
+TEST_P(TunnelTest, PeerWithoutAnEntryIsRefusedWhenItsPskAllowsNoPrefix) {
   alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
                                  loop, 0, 1);
   Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
   bc.peers.clear();
   bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
-  bob->start(loop, net);
-  alice->start(loop, net);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
   loop.run_for(seconds(3));
   EXPECT_EQ(bob->tunnel->session_count(), 0u);
 }
+
+// User space opens a socket for every valid port; the steered path opens only
+// the one it sends from and describes the rest as valid (peer, port) pairs.
+TEST_P(TunnelTest, OpensEveryValidPortOrSteersThem) {
+  start();
+  ASSERT_TRUE(connected());
+  const std::uint64_t id = bob->tunnel->session_ids().at(0);
+  std::set<std::uint16_t> seen;
+  for (int i = 0; i < 8; ++i) {  // 8 × 150 ms: several window changes
+    exchange(std::to_string(i));
+    loop.run_for(milliseconds(100));
+    const TunnelStats& s = bob->tunnel->stats();
+    if (!GetParam()) {
+      EXPECT_GE(s.ports_open, 3u);  // w−d … w+d with d ≥ 1
+      EXPECT_EQ(s.valid_ports, 0u);
+      continue;
+    }
+    EXPECT_LE(s.ports_open, 1u);  // the port bob sends from (none if it is the discovery port)
+    const std::vector<ValidPort>& valid = bob->steering->valid_ports();
+    ASSERT_GE(valid.size(), 3u);
+    ASSERT_EQ(valid.size() % 2, 1u);
+    EXPECT_EQ(valid.size(), s.valid_ports);
+    for (std::size_t k = 0; k < valid.size(); ++k) {
+      EXPECT_EQ(valid[k].source, ip("10.200.0.1"));
+      EXPECT_EQ(valid[k].session_id, id);
+      EXPECT_EQ(valid[k].connection_id, 0);
+      EXPECT_EQ(valid[k].window, valid[0].window + k);  // consecutive windows, oldest first
+      seen.insert(valid[k].port);
+    }
+  }
+  if (!GetParam()) return;
+  EXPECT_GT(seen.size(), 3u);  // the set moved with the windows
+  EXPECT_GT(bob->steering->steered(), 0u);
+  EXPECT_EQ(bob->tunnel->stats().valid_port_update_failures, 0u);
+  // The same ports are not valid for anyone else: a stranger's datagram to one
+  // of them is dropped before any socket.
+  auto stranger = net.bind(SocketAddress{ip("10.200.0.66"), 5555});
+  ASSERT_TRUE(stranger.has_value());
+  std::array<std::uint8_t, 100> junk{};
+  const std::uint64_t before = bob->steering->dropped();
+  const std::uint64_t received = bob->tunnel->stats().datagrams_received;
+  OutgoingDatagram d{junk, SocketAddress{ip("10.200.0.2"), bob->steering->valid_ports().at(1).port}, std::nullopt};
+  ASSERT_TRUE((*stranger)->send_batch({&d, 1}).has_value());
+  loop.run_for(milliseconds(10));
+  EXPECT_EQ(bob->steering->dropped(), before + 1);
+  EXPECT_EQ(bob->tunnel->stats().datagrams_received, received);
+}
+
+INSTANTIATE_TEST_SUITE_P(ReceivePaths, TunnelTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& param) {
+                           return std::string(param.param ? "Steered" : "UserSpace");
+                         });
 
 TEST(TunnelConfigTest, BothTcpModesStart) {
   ManualEventLoop loop;

@@ -1,0 +1,47 @@
+#include "daemon/fake_port_steering.h"
+
+#include <cerrno>
+
+#include "core/wire/messages.h"
+
+namespace buckwild::daemon {
+
+FakePortSteering::FakePortSteering(FakeDatagramNetwork& network, IpAddress host,
+                                   std::uint16_t discovery_port)
+    : network_(network), host_(host), discovery_port_(discovery_port) {
+  lookup_id_ = network_.add_lookup(
+      [this](const SocketAddress& from, const SocketAddress& to) { return lookup(from, to); });
+}
+
+FakePortSteering::~FakePortSteering() {
+  network_.remove_lookup(lookup_id_);
+}
+
+SysResult<void> FakePortSteering::steer_to(DatagramSocket& socket) {
+  auto* fake = dynamic_cast<FakeDatagramSocket*>(&socket);
+  if (fake == nullptr) return sys_fail_plain(EPROTOTYPE, "not a socket of the fake network");
+  target_ = fake;
+  return {};
+}
+
+SysResult<std::chrono::nanoseconds> FakePortSteering::set_valid_ports(const std::vector<ValidPort>& ports) {
+  valid_.clear();
+  for (const ValidPort& p : ports) valid_.insert(SocketAddress{p.source.unmapped(), p.port});
+  current_ = ports;
+  ++updates_;
+  return std::chrono::nanoseconds(0);
+}
+
+std::optional<FakeDatagramSocket*> FakePortSteering::lookup(const SocketAddress& from,
+                                                            const SocketAddress& to) {
+  if (to.ip.unmapped() != host_.unmapped()) return std::nullopt;
+  if (target_ != nullptr && valid_.contains(SocketAddress{from.ip.unmapped(), to.port})) {
+    ++steered_;
+    return target_;
+  }
+  if (to.port == discovery_port_ || to.port < wire::kMinPort) return std::nullopt;
+  ++dropped_;
+  return nullptr;
+}
+
+}  // namespace buckwild::daemon

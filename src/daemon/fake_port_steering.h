@@ -1,0 +1,48 @@
+// PortSteering on a FakeDatagramNetwork, so tunnel tests run the steered
+// (eBPF) receive path without a kernel: datagrams to `host` from a valid
+// (source, port) pair go to the steered socket; datagrams to any other port
+// of the hopping range except the discovery port are dropped, as the frame
+// filter drops them.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <vector>
+
+#include "daemon/fake_datagram_network.h"
+#include "daemon/port_steering.h"
+
+namespace buckwild::daemon {
+
+class FakePortSteering final : public PortSteering {
+ public:
+  FakePortSteering(FakeDatagramNetwork& network, IpAddress host, std::uint16_t discovery_port);
+  ~FakePortSteering() override;
+  FakePortSteering(const FakePortSteering&) = delete;
+  FakePortSteering& operator=(const FakePortSteering&) = delete;
+
+  // Errors: EPROTOTYPE when `socket` is not a FakeDatagramSocket.
+  SysResult<void> steer_to(DatagramSocket& socket) override;
+  SysResult<std::chrono::nanoseconds> set_valid_ports(const std::vector<ValidPort>& ports) override;
+
+  const std::vector<ValidPort>& valid_ports() const { return current_; }
+  std::uint64_t steered() const { return steered_; }
+  std::uint64_t dropped() const { return dropped_; }
+  std::uint64_t updates() const { return updates_; }
+
+ private:
+  std::optional<FakeDatagramSocket*> lookup(const SocketAddress& from, const SocketAddress& to);
+
+  FakeDatagramNetwork& network_;
+  IpAddress host_;
+  std::uint16_t discovery_port_;
+  std::uint64_t lookup_id_ = 0;
+  FakeDatagramSocket* target_ = nullptr;
+  std::set<SocketAddress> valid_;  // (source, local port)
+  std::vector<ValidPort> current_;
+  std::uint64_t steered_ = 0;
+  std::uint64_t dropped_ = 0;
+  std::uint64_t updates_ = 0;
+};
+
+}  // namespace buckwild::daemon
