@@ -25,8 +25,9 @@ int bw_xdp(struct xdp_md* ctx) {
   void* data = (void*)(long)ctx->data;
   void* data_end = (void*)(long)ctx->data_end;
   __u64 frame_len = (__u64)((__u8*)data_end - (__u8*)data);
-  return bw_filter_frame(data, data_end, frame_len, ctx->ingress_ifindex, BW_HOOK_XDP) ? XDP_PASS
-                                                                                       : XDP_DROP;
+  return bw_filter_frame(ctx, data, data_end, frame_len, ctx->ingress_ifindex, BW_HOOK_XDP)
+             ? XDP_PASS
+             : XDP_DROP;
 }
 
 SEC("tc")
@@ -44,8 +45,8 @@ int bw_tc_ingress(struct __sk_buff* skb) {
   }
   void* data = (void*)(long)skb->data;
   void* data_end = (void*)(long)skb->data_end;
-  return bw_filter_frame(data, data_end, skb->len, skb->ifindex, BW_HOOK_TC) ? TC_ACT_OK
-                                                                             : TC_ACT_SHOT;
+  return bw_filter_frame(skb, data, data_end, skb->len, skb->ifindex, BW_HOOK_TC) ? TC_ACT_OK
+                                                                                  : TC_ACT_SHOT;
 }
 
 /* Reads the datagram's source address from the network header, for events. */

@@ -64,6 +64,8 @@ enum bw_counter {
   BW_CTR_NOT_OURS,       /* not UDP to our port range: passed untouched */
   BW_CTR_PASS_UNPARSED,  /* IP fragment, over-long IPv6 header chain, or TC could not
                           * linearise the headers: left to the stack (and the socket hooks) */
+  BW_CTR_PASS_FOREIGN,   /* to a port not valid for its source, but another application's
+                          * socket takes it (a DNS reply to a resolver's ephemeral port) */
   /* Verdicts that drop. */
   BW_CTR_DROP_BAD_PORT,        /* destination port not valid for this source now */
   BW_CTR_DROP_BAD_VERSION,     /* version byte is not 0x01 */
@@ -94,6 +96,7 @@ enum bw_counter {
 #define BW_BUCKETS_MAX 65536
 #define BW_EVENT_SOURCES_MAX 16384
 #define BW_L3_DEVICES_MAX 64
+#define BW_OWN_PORTS_MAX 4096
 #define BW_EVENTS_RING_BYTES (256 * 1024)
 
 /* ---- Keys and values ---- */
@@ -166,6 +169,12 @@ struct bw_config {
 /* ---- Interfaces without a link-layer header (tun, wireguard, ipip) ----
  * l3_devices: ifindex -> 1. Frames on these start at the IP header; on every
  * other interface at an Ethernet header. */
+
+/* ---- The daemon's own ports ----
+ * own_ports: local UDP port (host byte order, __u16) -> 1 for every socket the
+ * daemon has bound. A datagram to a port that is not valid for its source is
+ * passed when a socket of another application would receive it, and dropped
+ * when that socket is one of these. */
 
 /* ---- Socket map ---- */
 

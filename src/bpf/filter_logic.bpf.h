@@ -40,8 +40,10 @@
 /* What parsing found about one UDP datagram. */
 struct bw_datagram {
   struct bw_addr source;
-  __u16 source_port; /* host byte order */
-  __u16 dest_port;   /* host byte order */
+  struct bw_addr dest; /* as source */
+  __u16 source_port;   /* host byte order */
+  __u16 dest_port;     /* host byte order */
+  __u32 v6;            /* 1 when the datagram came over IPv6 */
   __u32 l4_off;      /* UDP header offset from the start of the frame */
   __u32 udp_len;     /* the UDP length field: header + payload */
 };
@@ -134,6 +136,7 @@ BW_INLINE int bw_parse(void* data, void* data_end, int has_l2, const struct bw_c
     if (ip->protocol != IPPROTO_UDP) return BW_PARSE_NOT_OURS;
     if (ip->frag_off & bpf_htons(BW_IP_FRAGMENT_MASK)) return BW_PARSE_UNPARSED;
     bw_map_v4(&d->source, &ip->saddr);
+    bw_map_v4(&d->dest, &ip->daddr);
     off += (__u32)ip->ihl * 4;
   } else if (proto == bpf_htons(ETH_P_IPV6)) {
     struct ipv6hdr* ip6 = (void*)((__u8*)data + off);
@@ -141,6 +144,8 @@ BW_INLINE int bw_parse(void* data, void* data_end, int has_l2, const struct bw_c
     if (ip6->version != 6) return BW_PARSE_NOT_OURS;
     __u8 next = ip6->nexthdr;
     __builtin_memcpy(&d->source, &ip6->saddr, sizeof(d->source));
+    __builtin_memcpy(&d->dest, &ip6->daddr, sizeof(d->dest));
+    d->v6 = 1;
     off += sizeof(*ip6);
 #pragma unroll
     for (int i = 0; i < BW_IPV6_EXT_MAX; i++) {
@@ -244,14 +249,49 @@ BW_INLINE int bw_bucket_allow(void* buckets, const struct bw_addr* source, __u64
   return bw_gcra(&b->tat_ns, now, rate);
 }
 
-/* The port and rate decision for a well-formed datagram. */
-BW_INLINE __u32 bw_admit(const struct bw_config* cfg, const struct bw_datagram* d) {
+/* Whether (source, destination port) is in the valid-port map. */
+BW_INLINE int bw_pair_valid(const struct bw_datagram* d) {
   struct bw_port_key key;
   __builtin_memset(&key, 0, sizeof(key));
   key.source = d->source;
   key.port = d->dest_port;
+  return bpf_map_lookup_elem(&valid_ports, &key) != NULL;
+}
+
+/* Whether a socket of another application would receive this datagram: the
+ * hopping range spans the kernel's ephemeral ports, so replies to other
+ * programs' clients (DNS, NTP, QUIC) and servers on high ports arrive there.
+ * The daemon's own sockets (own_ports) do not count. `ctx` is the program's
+ * context (XDP or TC); the lookup runs in the namespace of the device. */
+BW_INLINE int bw_foreign_socket(void* ctx, const struct bw_datagram* d) {
+  struct bpf_sock_tuple t;
+  __builtin_memset(&t, 0, sizeof(t));
+  __u32 size;
+  if (d->v6) {
+    __builtin_memcpy(t.ipv6.saddr, d->source.bytes, 16);
+    __builtin_memcpy(t.ipv6.daddr, d->dest.bytes, 16);
+    t.ipv6.sport = bpf_htons(d->source_port);
+    t.ipv6.dport = bpf_htons(d->dest_port);
+    size = sizeof(t.ipv6);
+  } else {
+    __builtin_memcpy(&t.ipv4.saddr, &d->source.bytes[12], 4);
+    __builtin_memcpy(&t.ipv4.daddr, &d->dest.bytes[12], 4);
+    t.ipv4.sport = bpf_htons(d->source_port);
+    t.ipv4.dport = bpf_htons(d->dest_port);
+    size = sizeof(t.ipv4);
+  }
+  struct bpf_sock* sk = bpf_sk_lookup_udp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+  if (!sk) return 0;
+  __u16 port = (__u16)sk->src_port;
+  bpf_sk_release(sk);
+  return bpf_map_lookup_elem(&own_ports, &port) == NULL;
+}
+
+/* The port and rate decision for a well-formed datagram; `valid` is
+ * bw_pair_valid(d). */
+BW_INLINE __u32 bw_admit(const struct bw_config* cfg, const struct bw_datagram* d, int valid) {
   __u64 now = bpf_ktime_get_ns();
-  if (bpf_map_lookup_elem(&valid_ports, &key)) {
+  if (valid) {
     if (!bw_bucket_allow(&data_buckets, &d->source, now, &cfg->data)) {
       return BW_CTR_DROP_RATE_LIMITED;
     }
@@ -321,8 +361,8 @@ BW_INLINE void bw_report(const struct bw_config* cfg, __u32 hook, __u32 reason,
 
 /* The XDP and TC decision for one frame: 1 = pass, 0 = drop. `frame_len` is
  * the whole frame (it may extend past data_end on a non-linear skb). */
-BW_INLINE int bw_filter_frame(void* data, void* data_end, __u64 frame_len, __u32 ifindex,
-                              __u32 hook) {
+BW_INLINE int bw_filter_frame(void* ctx, void* data, void* data_end, __u64 frame_len,
+                              __u32 ifindex, __u32 hook) {
   const struct bw_config* cfg = bw_config();
   if (!cfg) {
     bw_count(hook, BW_CTR_NOT_OURS);
@@ -336,6 +376,7 @@ BW_INLINE int bw_filter_frame(void* data, void* data_end, __u64 frame_len, __u32
     bw_count(hook, parsed == BW_PARSE_UNPARSED ? BW_CTR_PASS_UNPARSED : BW_CTR_NOT_OURS);
     return 1;
   }
+  int valid = bw_pair_valid(&d);
 
   __u8 packet_type = 0;
   __u32 verdict;
@@ -345,7 +386,11 @@ BW_INLINE int bw_filter_frame(void* data, void* data_end, __u64 frame_len, __u32
     verdict = bw_check_size(d.udp_len - sizeof(struct udphdr));
   }
   if (verdict == BW_CTR_PASS) {
-    const __u8* h = (const __u8*)data + d.l4_off + sizeof(struct udphdr);
+    /* Bounded again here: `d` lives on the stack, and the verifier does not
+     * keep a reloaded field's range (bw_parse already enforced it). */
+    __u32 l4_off = d.l4_off;
+    if (l4_off > BW_MAX_L4_OFFSET) l4_off = BW_MAX_L4_OFFSET;
+    const __u8* h = (const __u8*)data + l4_off + sizeof(struct udphdr);
     if ((void*)(h + BW_HEADER_SIZE) > data_end) {
       verdict = BW_CTR_DROP_TRUNCATED;
     } else {
@@ -353,7 +398,15 @@ BW_INLINE int bw_filter_frame(void* data, void* data_end, __u64 frame_len, __u32
       verdict = bw_check_header(h, d.udp_len - sizeof(struct udphdr));
     }
   }
-  if (verdict == BW_CTR_PASS) verdict = bw_admit(cfg, &d);
+  if (verdict == BW_CTR_PASS) verdict = bw_admit(cfg, &d, valid);
+  /* A drop aimed at a port that is neither valid nor discovery may belong to
+   * another application: its datagram passes untouched, whatever its
+   * contents. Asked last, after every read of the packet: the lookup is a
+   * helper call, and only drops pay for it. */
+  if (bw_is_drop(verdict) && !valid && d.dest_port != cfg->discovery_port &&
+      bw_foreign_socket(ctx, &d)) {
+    verdict = BW_CTR_PASS_FOREIGN;
+  }
 
   bw_count(hook, verdict);
   if (!bw_is_drop(verdict)) return 1;

@@ -84,6 +84,14 @@ struct {
   __type(value, __u64);
 } sock_map SEC(".maps");
 
+/* Local ports of the daemon's own sockets: port -> 1 (filter_abi.h). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, BW_OWN_PORTS_MAX);
+  __type(key, __u16);
+  __type(value, __u8);
+} own_ports SEC(".maps");
+
 /* Interfaces whose frames start at the IP header: ifindex -> 1. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);

@@ -219,6 +219,7 @@ constexpr std::array<std::string_view, kBpfCounterCount> kCounterNames = {
     "pass_discovery",
     "not_ours_passed",
     "pass_unparsed",
+    "pass_foreign",
     "drop_bad_port",
     "drop_bad_version",
     "drop_unknown_type",
@@ -573,6 +574,38 @@ SysResult<std::chrono::nanoseconds> BpfDataPath::update_valid_ports(
   const auto elapsed = std::chrono::steady_clock::now() - start;
   current_ = std::move(wanted);
   return std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed);
+}
+
+SysResult<void> BpfDataPath::set_own_ports(const std::vector<std::uint16_t>& ports) {
+  const std::unordered_set<std::uint16_t> wanted(ports.begin(), ports.end());
+  if (wanted.size() > BW_OWN_PORTS_MAX) {
+    return sys_fail_plain(E2BIG, "the daemon's own-port map holds " + std::to_string(BW_OWN_PORTS_MAX) +
+                                     " ports; " + std::to_string(wanted.size()) + " asked");
+  }
+  const std::uint8_t one = 1;
+  // Add first: a port of ours must never look like another application's.
+  for (std::uint16_t port : wanted) {
+    if (own_ports_.contains(port)) continue;
+    if (int err = bpf_map__update_elem(skel_->maps.own_ports, &port, sizeof port, &one, sizeof one,
+                                       BPF_ANY);
+        err != 0) {
+      return sys_fail(-err, "cannot add to the own-port map");
+    }
+    own_ports_.insert(port);
+  }
+  for (auto it = own_ports_.begin(); it != own_ports_.end();) {
+    if (wanted.contains(*it)) {
+      ++it;
+      continue;
+    }
+    std::uint16_t port = *it;
+    if (int err = bpf_map__delete_elem(skel_->maps.own_ports, &port, sizeof port, 0);
+        err != 0 && err != -ENOENT) {
+      return sys_fail(-err, "cannot remove from the own-port map");
+    }
+    it = own_ports_.erase(it);
+  }
+  return {};
 }
 
 // ---- Counters and events ------------------------------------------------------------

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "bpf/filter_abi.h"
@@ -90,6 +91,7 @@ enum class BpfCounter : std::uint8_t {
   kPassDiscovery = BW_CTR_PASS_DISCOVERY,
   kNotOurs = BW_CTR_NOT_OURS,
   kPassUnparsed = BW_CTR_PASS_UNPARSED,
+  kPassForeign = BW_CTR_PASS_FOREIGN,
   kDropBadPort = BW_CTR_DROP_BAD_PORT,
   kDropBadVersion = BW_CTR_DROP_BAD_VERSION,
   kDropUnknownType = BW_CTR_DROP_UNKNOWN_TYPE,
@@ -199,6 +201,13 @@ class BpfDataPath {
   SysResult<std::chrono::nanoseconds> update_valid_ports(const std::vector<ValidPort>& next);
   std::size_t valid_port_count() const { return current_.size(); }
 
+  // Makes the set of the daemon's own local ports exactly `ports`. A datagram
+  // to a port not valid for its source passes the frame filter when a socket
+  // would receive it, unless that socket's port is one of these (then it is
+  // ours, and the datagram is dropped as usual). Errors: E2BIG beyond
+  // BW_OWN_PORTS_MAX ports (nothing changed), or the kernel's errno.
+  SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports);
+
   // Counter values, summed over CPUs.
   SysResult<BpfCounters> counters() const;
 
@@ -246,6 +255,7 @@ class BpfDataPath {
   UniqueFd sk_lookup_link_;
   std::vector<SocketFilter> socket_filters_;
   PortMap current_;
+  std::unordered_set<std::uint16_t> own_ports_;
   const std::function<void(const SecurityEvent&)>* on_event_ = nullptr;
 };
 

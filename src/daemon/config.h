@@ -73,6 +73,9 @@ struct SecurityConfig {
   std::uint32_t max_connections_per_source = 100;
   std::uint32_t rate_limit_packets_per_second = 1000;
   std::uint32_t discovery_work_per_second = 200;
+  // Datagrams per second from one peer address to its valid hopping ports,
+  // enforced in the kernel on the eBPF path; 0 = no limit.
+  std::uint32_t peer_rate_limit_packets_per_second = 1'000'000;
   std::uint32_t replay_window_ms = 30'000;
 };
 

@@ -269,6 +269,9 @@ constexpr std::array kSecurityKeys = {
     KeySpec{
         "discovery_work_per_second", Kind::kInteger,
         set_integer<&Config::security, &SecurityConfig::discovery_work_per_second, 1, 1'000'000>},
+    KeySpec{"peer_rate_limit_packets_per_second", Kind::kInteger,
+            set_integer<&Config::security, &SecurityConfig::peer_rate_limit_packets_per_second, 0,
+                        100'000'000>},
     KeySpec{"replay_window_ms", Kind::kInteger,
             set_integer<&Config::security, &SecurityConfig::replay_window_ms, 1000, 60'000>},
 };

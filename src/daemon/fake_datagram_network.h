@@ -49,6 +49,9 @@ class FakeDatagramNetwork {
   std::uint64_t add_lookup(Lookup lookup);
   void remove_lookup(std::uint64_t id);
 
+  // Whether a socket would receive a datagram sent to `to`.
+  bool bound(const SocketAddress& to) const { return find(to) != nullptr; }
+
   std::uint64_t delivered() const { return delivered_; }
   // Dropped because nobody was bound there, the queue was full, or the filter said so.
   std::uint64_t dropped() const { return dropped_; }

@@ -32,6 +32,11 @@ SysResult<std::chrono::nanoseconds> FakePortSteering::set_valid_ports(const std:
   return std::chrono::nanoseconds(0);
 }
 
+SysResult<void> FakePortSteering::set_own_ports(const std::vector<std::uint16_t>& ports) {
+  own_ = std::set<std::uint16_t>(ports.begin(), ports.end());
+  return {};
+}
+
 std::optional<FakeDatagramSocket*> FakePortSteering::lookup(const SocketAddress& from,
                                                             const SocketAddress& to) {
   if (to.ip.unmapped() != host_.unmapped()) return std::nullopt;
@@ -40,6 +45,10 @@ std::optional<FakeDatagramSocket*> FakePortSteering::lookup(const SocketAddress&
     return target_;
   }
   if (to.port == discovery_port_ || to.port < wire::kMinPort) return std::nullopt;
+  if (network_.bound(to) && !own_.contains(to.port)) {
+    ++foreign_;
+    return std::nullopt;
+  }
   ++dropped_;
   return nullptr;
 }

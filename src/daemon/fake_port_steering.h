@@ -2,7 +2,8 @@
 // (eBPF) receive path without a kernel: datagrams to `host` from a valid
 // (source, port) pair go to the steered socket; datagrams to any other port
 // of the hopping range except the discovery port are dropped, as the frame
-// filter drops them.
+// filter drops them, unless a socket that is not one of the tunnel's own
+// would receive them.
 #pragma once
 
 #include <cstdint>
@@ -24,10 +25,13 @@ class FakePortSteering final : public PortSteering {
   // Errors: EPROTOTYPE when `socket` is not a FakeDatagramSocket.
   SysResult<void> steer_to(DatagramSocket& socket) override;
   SysResult<std::chrono::nanoseconds> set_valid_ports(const std::vector<ValidPort>& ports) override;
+  SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) override;
 
   const std::vector<ValidPort>& valid_ports() const { return current_; }
   std::uint64_t steered() const { return steered_; }
   std::uint64_t dropped() const { return dropped_; }
+  std::uint64_t foreign() const { return foreign_; }
+  const std::set<std::uint16_t>& own_ports() const { return own_; }
   std::uint64_t updates() const { return updates_; }
 
  private:
@@ -39,9 +43,11 @@ class FakePortSteering final : public PortSteering {
   std::uint64_t lookup_id_ = 0;
   FakeDatagramSocket* target_ = nullptr;
   std::set<SocketAddress> valid_;  // (source, local port)
+  std::set<std::uint16_t> own_;
   std::vector<ValidPort> current_;
   std::uint64_t steered_ = 0;
   std::uint64_t dropped_ = 0;
+  std::uint64_t foreign_ = 0;
   std::uint64_t updates_ = 0;
 };
 

@@ -189,6 +189,26 @@ SysResult<void> Netlink::transact(nlmsghdr* request, const MessageCallback& on_m
   }
 }
 
+namespace {
+
+LinkInfo parse_link(const nlmsghdr* reply) {
+  const auto* m = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(reply));
+  Attributes<IFLA_MAX + 1> attrs;
+  attrs.parse(reply, sizeof(ifinfomsg));
+  LinkInfo li;
+  li.ifindex = m->ifi_index;
+  li.flags = m->ifi_flags;
+  if (const nlattr* a = attrs[IFLA_IFNAME]; a && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0) {
+    li.name = mnl_attr_get_str(a);
+  }
+  if (const nlattr* a = attrs[IFLA_MTU]; a && mnl_attr_validate(a, MNL_TYPE_U32) >= 0) {
+    li.mtu = mnl_attr_get_u32(a);
+  }
+  return li;
+}
+
+}  // namespace
+
 SysResult<LinkInfo> Netlink::link(int ifindex) {
   nlmsghdr* nlh = mnl_nlmsg_put_header(buffer_.data());
   nlh->nlmsg_type = RTM_GETLINK;
@@ -201,26 +221,29 @@ SysResult<LinkInfo> Netlink::link(int ifindex) {
   auto r = transact(
       nlh,
       [&](const nlmsghdr* reply) {
-        if (reply->nlmsg_type != RTM_NEWLINK) return;
-        const auto* m = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(reply));
-        Attributes<IFLA_MAX + 1> attrs;
-        attrs.parse(reply, sizeof(ifinfomsg));
-        LinkInfo li;
-        li.ifindex = m->ifi_index;
-        li.flags = m->ifi_flags;
-        if (const nlattr* a = attrs[IFLA_IFNAME];
-            a && mnl_attr_validate(a, MNL_TYPE_NUL_STRING) >= 0) {
-          li.name = mnl_attr_get_str(a);
-        }
-        if (const nlattr* a = attrs[IFLA_MTU]; a && mnl_attr_validate(a, MNL_TYPE_U32) >= 0) {
-          li.mtu = mnl_attr_get_u32(a);
-        }
-        info = std::move(li);
+        if (reply->nlmsg_type == RTM_NEWLINK) info = parse_link(reply);
       },
       "cannot read interface #" + std::to_string(ifindex));
   if (!r) return std::unexpected(r.error());
   if (!info) return sys_fail_plain(ENODEV, "no interface #" + std::to_string(ifindex));
   return *info;
+}
+
+SysResult<std::vector<LinkInfo>> Netlink::links() {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buffer_.data());
+  nlh->nlmsg_type = RTM_GETLINK;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  auto* ifi = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifi->ifi_family = AF_UNSPEC;
+  std::vector<LinkInfo> out;
+  auto r = transact(
+      nlh,
+      [&](const nlmsghdr* reply) {
+        if (reply->nlmsg_type == RTM_NEWLINK) out.push_back(parse_link(reply));
+      },
+      "cannot list the network interfaces");
+  if (!r) return std::unexpected(r.error());
+  return out;
 }
 
 SysResult<void> Netlink::set_link(int ifindex, std::optional<std::uint32_t> mtu, bool up,

@@ -52,6 +52,8 @@ class Netlink {
 
   // Name, MTU and flags of interface `ifindex`.
   SysResult<LinkInfo> link(int ifindex);
+  // Every interface in this network namespace.
+  SysResult<std::vector<LinkInfo>> links();
   // Sets the MTU (when given) and brings the link up or down (RTM_NEWLINK).
   // `queue_length` sets the transmit queue (packets the kernel may hold for
   // the device's reader) when given.

@@ -33,6 +33,11 @@ class PortSteering {
   // Makes the valid pairs exactly `ports`, make-before-break: a pair in both the
   // old and the new set is never missing. Returns the time the update took.
   virtual SysResult<std::chrono::nanoseconds> set_valid_ports(const std::vector<ValidPort>& ports) = 0;
+  // The local ports the tunnel's own sockets are bound to now. The hopping
+  // range spans the ephemeral ports, so a datagram to a port that is not valid
+  // passes when another application's socket would receive it; a socket on
+  // one of these ports is ours and does not count.
+  virtual SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) = 0;
 };
 
 }  // namespace buckwild::daemon

@@ -15,6 +15,7 @@
 #include "core/wire/messages.h"
 #include "daemon/clock.h"
 #include "daemon/event_loop.h"
+#include "daemon/kernel_filter.h"
 #include "daemon/logging.h"
 #include "daemon/netlink.h"
 #include "daemon/tun_device.h"
@@ -90,7 +91,7 @@ void raise_descriptor_limit() {
   }
 }
 
-void log_stats(const Tunnel& t) {
+void log_stats(const Tunnel& t, const KernelFilter* filter) {
   const TunnelStats& s = t.stats();
   spdlog::info(
       "counters: tun in {} out {}; datagrams sent {} received {}; sessions established {} lost {}; "
@@ -112,6 +113,41 @@ void log_stats(const Tunnel& t) {
       "completed, {} reset; {} bytes up, {} down; {} segments rewritten; {} flows left",
       st.opened, st.accepted, st.refused, st.limit_refusals, st.completed, st.resets, st.bytes_up,
       st.bytes_down, st.rewritten, t.stream_flows());
+  if (filter == nullptr) return;
+  spdlog::info("eBPF path: {} valid (peer, port) pairs now; {} rewrites of them, {} failed, slowest {} us",
+               s.valid_ports, s.valid_port_updates, s.valid_port_update_failures,
+               s.valid_port_update_max_ns / 1000);
+  filter->log_counters();
+}
+
+// The line `systemctl status` shows (sd_notify STATUS=).
+std::string status_line(const Tunnel& t, const KernelFilter* filter) {
+  const TunnelStats& s = t.stats();
+  std::string line = fmt::format("{} session{}, {} datagrams in, {} out, {} rejected",
+                                 t.session_count(), t.session_count() == 1 ? "" : "s",
+                                 s.datagrams_received, s.datagrams_sent, s.rejected);
+  if (filter != nullptr) line += "; " + filter->summary();
+  return line;
+}
+
+// The eBPF path if it can run here, or why not (for the start-up log).
+std::unique_ptr<KernelFilter> start_kernel_filter(const Config& config, Netlink& nl, EventLoop& loop,
+                                                  const Clock& clock, std::string& why_not) {
+  std::vector<std::string> interfaces;
+  if (config.network.ebpf) {
+    auto found = underlay_interfaces(config, nl);
+    if (!found) {
+      why_not = "cannot find the underlay interfaces: " + found.error().message;
+      return nullptr;
+    }
+    interfaces = std::move(*found);
+  }
+  auto filter = KernelFilter::start(config, interfaces, loop, clock);
+  if (!filter) {
+    why_not = filter.error();
+    return nullptr;
+  }
+  return std::move(*filter);
 }
 
 }  // namespace
@@ -170,11 +206,11 @@ int run_daemon(const Config& config) {
                config.network.virtual_address.to_string(),
                config.network.virtual_address6 ? ", " + config.network.virtual_address6->to_string() : "",
                mtu);
-  spdlog::info("receive path: user space (one socket per valid hopping port, rotated every 250 ms); "
-               "the eBPF path is not in this version");
 
   SystemClock clock(config.testing.clock_offset_ms);
   crypto::SystemRandom rng;
+  std::string why_not;
+  std::unique_ptr<KernelFilter> filter = start_kernel_filter(config, *nl, **loop, clock, why_not);
   SocketFactory factory = [](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
     UdpSocketOptions options;
     options.bind_address = at;
@@ -182,7 +218,21 @@ int run_daemon(const Config& config) {
     if (!s) return std::unexpected(s.error());
     return std::unique_ptr<DatagramSocket>(std::move(*s));
   };
-  auto tunnel = Tunnel::create(config, mtu, TunnelDeps{**loop, clock, **tun, factory, rng});
+  auto tunnel = Tunnel::create(config, mtu, TunnelDeps{**loop, clock, **tun, factory, rng, filter.get()});
+  if (!tunnel && filter) {
+    why_not = "the eBPF path failed to start: " + tunnel.error().message;
+    filter.reset();
+    tunnel = Tunnel::create(config, mtu, TunnelDeps{**loop, clock, **tun, factory, rng});
+  }
+  if (filter) {
+    spdlog::info("receive path: eBPF (frame filter: {}; every valid hopping port steered to one "
+                 "socket by sk_lookup; socket filter on it)",
+                 filter->where());
+  } else {
+    spdlog::info("receive path: user space (one socket per valid hopping port, rotated every 250 ms) "
+                 "because {}",
+                 why_not);
+  }
   if (!tunnel) {
     spdlog::error("{}", tunnel.error().message);
     return 1;
@@ -201,12 +251,21 @@ int run_daemon(const Config& config) {
     spdlog::info("SIGHUP: logs reopened");
   });
   (void)(*loop)->watch_signal(SIGPIPE, [](int) {});
+  (void)(*loop)->watch_signal(SIGUSR1, [&](int) {
+    spdlog::info("SIGUSR1: counters follow");
+    log_stats(**tunnel, filter.get());
+  });
+  const TimerId status_timer = (*loop)->add_periodic_timer(seconds(10), [&] {
+    notify_systemd(("STATUS=" + status_line(**tunnel, filter.get())).c_str());
+  });
 
   notify_systemd("READY=1\nSTATUS=running");
   auto ran = (*loop)->run();
   notify_systemd("STOPPING=1");
-  log_stats(**tunnel);
+  (*loop)->cancel_timer(status_timer);
+  log_stats(**tunnel, filter.get());
   tunnel->reset();  // sessions and their keys go first
+  filter.reset();   // then the kernel filter (its links, TC filter, socket map)
   tun->reset();     // closing the descriptor removes the interface
   spdlog::info("stopped");
   if (!ran) {

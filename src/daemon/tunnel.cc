@@ -741,6 +741,19 @@ void Tunnel::on_window(bool close_unneeded) {
     }
   }
   wanted.erase(config_.network.discovery_port);  // the discovery socket serves it
+  // Steered path: the ports about to be bound are ours before they exist, so
+  // the frame filter never takes them for another application's.
+  auto record_own_ports = [&](bool with_wanted) {
+    if (steering_ == nullptr) return;
+    std::vector<std::uint16_t> own{config_.network.discovery_port};
+    for (const auto& [port, sock] : port_sockets_) own.push_back(port);
+    if (with_wanted) own.insert(own.end(), wanted.begin(), wanted.end());
+    if (auto r = steering_->set_own_ports(own); !r) {
+      warn_log_.log(now(), "ports.own", spdlog::level::warn, "cannot record the tunnel's own ports: {}",
+                    r.error().message);
+    }
+  };
+  record_own_ports(true);
   for (std::uint16_t port : wanted) {
     if (port_sockets_.contains(port)) continue;
     auto sock = bind_socket_(SocketAddress{config_.network.listen_address, port});
@@ -768,6 +781,7 @@ void Tunnel::on_window(bool close_unneeded) {
     it = port_sockets_.erase(it);
   }
   stats_.ports_open = port_sockets_.size();
+  record_own_ports(false);
   for (auto& [id, e] : sessions_) {
     ports.clear();
     e->session->listen_ports(t, 0, ports);

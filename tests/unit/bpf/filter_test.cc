@@ -2,6 +2,8 @@
 // the kernel with BPF_PROG_TEST_RUN on built frames, for IPv4 and IPv6: every
 // verdict, with the counter it must increment and no other.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <ostream>
 #include <string>
@@ -241,6 +243,46 @@ TEST_P(FrameFilterTest, OtherTrafficPassesUntouched) {
   expect(frame(Frame(30, 0xEE), 5000), true, BpfCounter::kNotOurs);
   expect(frame(Frame(30, 0xEE), 25000), false, BpfCounter::kDropTruncated);
   expect(frame(Frame(70, 0xEE), 25000), false, BpfCounter::kDropBadVersion);
+}
+
+// The hopping range spans the ephemeral ports: a datagram that is not valid
+// for its source but that another application's socket would receive (a DNS
+// reply to a resolver's port) passes untouched, whatever it contains; the
+// daemon's own sockets do not count.
+TEST_P(FrameFilterTest, AnotherApplicationsSocketGetsItsDatagrams) {
+  allow(peer(), 5000);
+  UniqueFd app(::socket(v6() ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP));
+  ASSERT_TRUE(app.valid());
+  sockaddr_storage at{};
+  socklen_t len = 0;
+  if (v6()) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&at);
+    a6->sin6_family = AF_INET6;
+    a6->sin6_addr = in6addr_any;
+    len = sizeof(sockaddr_in6);
+  } else {
+    auto* a4 = reinterpret_cast<sockaddr_in*>(&at);
+    a4->sin_family = AF_INET;
+    a4->sin_addr.s_addr = htonl(INADDR_ANY);
+    len = sizeof(sockaddr_in);
+  }
+  ASSERT_EQ(::bind(app.get(), reinterpret_cast<sockaddr*>(&at), len), 0);
+  ASSERT_EQ(::getsockname(app.get(), reinterpret_cast<sockaddr*>(&at), &len), 0);
+  const std::uint16_t port = ntohs(v6() ? reinterpret_cast<sockaddr_in6*>(&at)->sin6_port
+                                        : reinterpret_cast<sockaddr_in*>(&at)->sin_port);
+  ASSERT_GE(port, config_.port_low);
+
+  expect(frame(Frame(30, 0xEE), port), true, BpfCounter::kPassForeign);
+  expect(frame(buckwild_datagram(), port), true, BpfCounter::kPassForeign);
+  // The same socket as one of the daemon's own: its port is guarded as usual.
+  ASSERT_TRUE(path_->set_own_ports({port}));
+  expect(frame(Frame(30, 0xEE), port), false, BpfCounter::kDropTruncated);
+  expect(frame(buckwild_datagram(), port), false, BpfCounter::kDropBadPort);
+  ASSERT_TRUE(path_->set_own_ports({}));
+  expect(frame(buckwild_datagram(), port), true, BpfCounter::kPassForeign);
+  // Once the application closes it, the port is an invalid one again.
+  app.reset();
+  expect(frame(buckwild_datagram(), port), false, BpfCounter::kDropBadPort);
 }
 
 TEST_P(FrameFilterTest, IpOptionsExtensionHeadersAndVlanTagsAreFollowed) {

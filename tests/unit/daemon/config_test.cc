@@ -41,6 +41,7 @@ max_connections = 128
 max_connections_per_source = 8
 rate_limit_packets_per_second = 500
 discovery_work_per_second = 50
+peer_rate_limit_packets_per_second = 0
 replay_window_ms = 20000
 
 [crypto]
@@ -159,6 +160,7 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_EQ(s.max_connections_per_source, 8u);
   EXPECT_EQ(s.rate_limit_packets_per_second, 500u);
   EXPECT_EQ(s.discovery_work_per_second, 50u);
+  EXPECT_EQ(s.peer_rate_limit_packets_per_second, 0u);
   EXPECT_EQ(s.replay_window_ms, 20000u);
 
   EXPECT_EQ(c->crypto.protection, crypto::ProtectionMode::kHmac);
@@ -221,6 +223,7 @@ TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
   EXPECT_EQ(c->security.max_connections_per_source, 100u);
   EXPECT_EQ(c->security.rate_limit_packets_per_second, 1000u);
   EXPECT_EQ(c->security.discovery_work_per_second, 200u);
+  EXPECT_EQ(c->security.peer_rate_limit_packets_per_second, 1'000'000u);
   EXPECT_EQ(c->security.replay_window_ms, 30000u);
   EXPECT_EQ(c->crypto.protection, crypto::ProtectionMode::kAead);
   EXPECT_EQ(c->crypto.aead, crypto::AeadAlgorithm::kChaCha20Poly1305);

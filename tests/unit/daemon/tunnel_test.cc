@@ -361,6 +361,15 @@ TEST_P(TunnelTest, OpensEveryValidPortOrSteersThem) {
   loop.run_for(milliseconds(10));
   EXPECT_EQ(bob->steering->dropped(), before + 1);
   EXPECT_EQ(bob->tunnel->stats().datagrams_received, received);
+  // Another application's socket inside the hopping range (a DNS client's
+  // ephemeral port) still gets its datagrams.
+  EXPECT_TRUE(bob->steering->own_ports().contains(1025));
+  auto resolver = net.bind(SocketAddress{ip("10.200.0.2"), 40000});
+  ASSERT_TRUE(resolver.has_value());
+  OutgoingDatagram reply{junk, SocketAddress{ip("10.200.0.2"), 40000}, std::nullopt};
+  ASSERT_TRUE((*stranger)->send_batch({&reply, 1}).has_value());
+  EXPECT_EQ((*resolver)->pending(), 1u);
+  EXPECT_EQ(bob->steering->foreign(), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(ReceivePaths, TunnelTest, ::testing::Bool(),
