@@ -3,7 +3,8 @@
 #   1. the release build's unit tests (CTest),
 #   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. the end-to-end tests in network namespaces (tests/e2e/run.sh for the
-#      packet path, tests/e2e/stream.sh for transparent TCP),
+#      packet path, tests/e2e/stream.sh for transparent TCP, each on the eBPF
+#      and the user-space receive path; tests/e2e/flood.sh),
 #   4. a short pass of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,11 +24,21 @@ cmake --build build-asan -j"$jobs"
 ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
 echo "== end-to-end tests in network namespaces"
+# Both receive paths: eBPF (the default where the kernel allows it) and user
+# space (BUCKWILD_NETWORK_EBPF=false); each script checks that the daemons say
+# they run the path asked for. Then the flood test, which runs both itself.
 e2e_log=$(mktemp)
-bash tests/e2e/run.sh | tee "$e2e_log"
-e2e_passed=$(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)
-bash tests/e2e/stream.sh | tee "$e2e_log"
-e2e_passed=$((${e2e_passed:-0} + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
+e2e_passed=0
+for path in ebpf userspace; do
+  for script in run.sh stream.sh; do
+    echo "== e2e: $script, receive path $path"
+    E2E_RECEIVE_PATH=$path bash "tests/e2e/$script" | tee "$e2e_log"
+    e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
+  done
+done
+echo "== e2e: flood.sh"
+bash tests/e2e/flood.sh | tee "$e2e_log"
+e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
 rm -f "$e2e_log"
 
 echo "== fuzz targets (short pass; scripts/fuzz.sh 600 for a long one)"

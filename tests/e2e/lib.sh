@@ -6,6 +6,10 @@
 #
 # Every process started here is recorded and stopped by PID in cleanup();
 # the namespaces are created with a per-run suffix and deleted at exit.
+#
+# E2E_RECEIVE_PATH=ebpf (default) or userspace picks the daemons' receive path
+# (userspace sets BUCKWILD_NETWORK_EBPF=false); the scripts check that the
+# daemons say they run the one asked for.
 
 set -euo pipefail
 
@@ -17,6 +21,12 @@ NS_B=bwB$RUN_ID
 WORK=$(mktemp -d /tmp/buckwild-e2e.XXXXXX)
 chmod 755 "$WORK"  # servers that drop privileges (nginx workers) read files here
 PIDS=()
+RECEIVE_PATH=${E2E_RECEIVE_PATH:-ebpf}
+case $RECEIVE_PATH in
+  ebpf) RECEIVE_PATH_LINE='receive path: eBPF' ;;
+  userspace) RECEIVE_PATH_LINE='receive path: user space' ;;
+  *) echo "E2E_RECEIVE_PATH must be ebpf or userspace, not '$RECEIVE_PATH'" >&2; exit 2 ;;
+esac
 
 log() { printf '%s [e2e] %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -101,8 +111,40 @@ spawn() {
 start_daemon() {
   local host=$1 config=$2
   shift 2
-  spawn "$host" "$WORK/daemon-$host.log" env "$@" "$BUCKWILD" run --config "$config"
+  local path_env=()
+  [[ $RECEIVE_PATH == userspace ]] && path_env=(BUCKWILD_NETWORK_EBPF=false)
+  spawn "$host" "$WORK/daemon-$host.log" env "${path_env[@]}" "$@" "$BUCKWILD" run --config "$config"
   DAEMON_PID=$SPAWNED
+}
+
+# receive_path_is_expected: both daemons' logs name the receive path asked for.
+receive_path_is_expected() {
+  local host
+  for host in A B; do
+    grep -q "$RECEIVE_PATH_LINE" "$WORK/daemon-$host.log" || {
+      log "daemon $host: $(grep -m1 'receive path' "$WORK/daemon-$host.log" || echo 'no receive-path line')"
+      return 1
+    }
+  done
+  log "receive path: $(grep -m1 -o 'receive path: .*' "$WORK/daemon-B.log")"
+}
+
+# frame_filter_counter PID LOGFILE NAME: asks a daemon for its counters
+# (SIGUSR1) and prints the frame filter's (XDP plus TC) counter NAME, e.g.
+# drop_bad_port; 0 on the user-space path.
+frame_filter_counter() {
+  local pid=$1 logfile=$2 name=$3 lines
+  [[ $RECEIVE_PATH == ebpf ]] || { echo 0; return; }
+  lines=$(wc -l <"$logfile")
+  kill -USR1 "$pid"
+  local i
+  for i in $(seq 1 50); do
+    tail -n +"$((lines + 1))" "$logfile" | grep -q 'eBPF counters' && break
+    sleep 0.1
+  done
+  sleep 0.1
+  tail -n +"$((lines + 1))" "$logfile" | grep -E 'eBPF counters (xdp|tc):' |
+    sed -n "s/.* $name=\([0-9]*\).*/\1/p" | awk '{s += $1} END {print s + 0}'
 }
 
 stop_pid() {

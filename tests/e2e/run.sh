@@ -12,7 +12,7 @@ trap cleanup EXIT
 ORACLE=${ORACLE:-$ROOT/build/tests/buckwild_port_oracle}
 IPERF_SECONDS=${E2E_IPERF_SECONDS:-60}
 PSK=$(sed -n 's/^key = "\(.*\)"/\1/p' "$ROOT/examples/alice.toml" | head -n1)
-E2E_SETUP='^tunnel comes up$'  # always run when E2E_ONLY picks checks
+E2E_SETUP='^(tunnel comes up|receive path is .*)$'  # always run when E2E_ONLY picks checks
 
 udp_noports() { ip netns exec "$1" awk '/^Udp:/ && $2 ~ /^[0-9]+$/ {print $3}' /proc/net/snmp; }
 
@@ -111,12 +111,18 @@ t_iperf() {  # t_iperf LABEL: iperf3 through the tunnel; no datagram may hit a c
   spawn B "$WORK/iperf-server.log" iperf3 -s -1 -B 10.77.0.2
   local srv=$SPAWNED
   sleep 0.5
-  local before_a before_b
+  # A datagram to a closed port is counted by the kernel (UdpNoPorts) on the
+  # user-space path, and by the frame filter (drop_bad_port) on the eBPF path.
+  local before_a before_b xdp_a xdp_b
   before_a=$(udp_noports "$NS_A")
   before_b=$(udp_noports "$NS_B")
+  xdp_a=$(frame_filter_counter "$ALICE" "$WORK/daemon-A.log" drop_bad_port)
+  xdp_b=$(frame_filter_counter "$BOB" "$WORK/daemon-B.log" drop_bad_port)
   in_a iperf3 -c 10.77.0.2 -t "$IPERF_SECONDS" -J >"$WORK/iperf-$1.json" || { stop_pid $srv; return 1; }
   stop_pid $srv
   local closed=$(( $(udp_noports "$NS_A") - before_a + $(udp_noports "$NS_B") - before_b ))
+  closed=$(( closed + $(frame_filter_counter "$ALICE" "$WORK/daemon-A.log" drop_bad_port) - xdp_a ))
+  closed=$(( closed + $(frame_filter_counter "$BOB" "$WORK/daemon-B.log" drop_bad_port) - xdp_b ))
   local mbps
   mbps=$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['end']['sum_received']['bits_per_second']/1e6,1))" "$WORK/iperf-$1.json")
   log "iperf3 $1: ${mbps} Mbit/s over ${IPERF_SECONDS}s; datagrams to closed ports: $closed"
@@ -204,6 +210,7 @@ check "errors: bad config" t_bad_config
 check "errors: no TUN permission" t_no_tun_permission
 check "errors: port already in use" t_port_in_use
 check "tunnel comes up" start_pair
+check "receive path is $RECEIVE_PATH" receive_path_is_expected
 check "ping both ways" t_ping
 check "dns (dig against dnsmasq) both ways" t_dns
 check "http 20 MB download both ways, checksum" t_http

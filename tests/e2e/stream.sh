@@ -230,6 +230,7 @@ head -c $((100 * 1024 * 1024)) /dev/urandom >"$WORK/www/100mb.bin"
 WANT_100MB=$(sha256sum <"$WORK/www/100mb.bin" | cut -d' ' -f1)
 
 check "stream mode: tunnel comes up" start_pair
+check "stream mode: receive path is $RECEIVE_PATH" receive_path_is_expected
 check "stream mode: nginx reachable" nginx_up
 check "100 MB http download (IPv4), checksum" t_http_100mb
 check "underlay during it: no TCP at all, only UDP" t_no_tcp_on_underlay
