@@ -115,7 +115,12 @@ std::expected<std::unique_ptr<KernelFilter>, std::string> KernelFilter::start(
   BpfLoadOptions options;
   options.max_valid_ports = valid_port_capacity(config);
   auto path = BpfDataPath::load(filter_config(config), options);
-  if (!path) return std::unexpected("the eBPF filter did not load: " + path.error().message);
+  if (!path) {
+    std::string why = "the eBPF filter did not load: " + path.error().message;
+    // The verifier's wording when CAP_BPF is there but CAP_PERFMON is not.
+    if (why.find("for !root") != std::string::npos) why += " (give the daemon CAP_PERFMON too)";
+    return std::unexpected(why);
+  }
   std::string failures;
   for (const std::string& name : interfaces) {
     auto attached = (*path)->attach_interface(name);

@@ -126,7 +126,7 @@ receive_path_is_expected() {
       return 1
     }
   done
-  log "receive path: $(grep -m1 -o 'receive path: .*' "$WORK/daemon-B.log")"
+  log "$(grep -m1 -o "receive path: .*" "$WORK/daemon-B.log")"
 }
 
 # frame_filter_counter PID LOGFILE NAME: asks a daemon for its counters
