@@ -58,6 +58,11 @@ start_pair() {
 stop_pair() {
   stop_pid "$ALICE"
   stop_pid "$BOB"
+  # What bob said at shutdown about its valid-port rewrites and security events.
+  local line
+  line=$(grep -o 'eBPF path: .*' "$WORK/daemon-B.log" | tail -n 1) && summary "$RECEIVE_PATH: bob's $line"
+  summary "$RECEIVE_PATH: bob logged $(grep -c 'security: ' "$WORK/daemon-B.log") security-event lines" \
+    "and $(grep -c 'suppressed .* similar messages' "$WORK/daemon-B.log") suppression summaries"
   # The next pair starts with fresh logs.
   mv "$WORK/daemon-A.log" "$WORK/daemon-A.$RECEIVE_PATH.log"
   mv "$WORK/daemon-B.log" "$WORK/daemon-B.$RECEIVE_PATH.log"
