@@ -731,6 +731,10 @@ versions() {
     [[ -n $(git -C "$ROOT" status --porcelain -- src 2>/dev/null) ]] && dirty=" + uncommitted changes in src/"
     printf 'buckwild\t%s (commit %s%s), Release build\n' \
       "$("$BUCKWILD" version 2>/dev/null | head -n1 || echo ?)" "$rev" "$dirty"
+    local path
+    path=$(cat "$WORK"/buckwild-*-B.log 2>/dev/null | grep -m1 -o 'receive path: [^(]*' | sed 's/receive path: //; s/ *$//') || true
+    printf 'buckwild receive path	%s
+' "${path:-not run}"
     for p in wireguard-go wireguard-tools openvpn kcptun iperf3; do
       v=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo "not installed")
       printf '%s\t%s\n' "$p" "$v"

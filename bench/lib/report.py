@@ -133,7 +133,7 @@ def main():
     md.append("")
     md.append("| | |")
     md.append("|---|---|")
-    for key in ["date", "kernel", "cpu", "buckwild", "wireguard-go", "wireguard-tools", "openvpn", "kcptun",
+    for key in ["date", "kernel", "cpu", "buckwild", "buckwild receive path", "wireguard-go", "wireguard-tools", "openvpn", "kcptun",
                 "iperf3", "openssl", "settings", "impair", "load"]:
         if key in meta:
             md.append(f"| {key} | {meta[key]} |")
