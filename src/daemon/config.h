@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "core/conn/congestion_control.h"
 #include "core/crypto/aead.h"
 #include "core/crypto/packet_protection.h"
 #include "core/crypto/secret_bytes.h"
@@ -66,6 +67,8 @@ struct ProtocolConfig {
   std::uint32_t max_packet_lifetime_ms = 60'000;
   std::optional<std::uint8_t> delay_allowance;  // nullopt = "auto" (adaptive, 1..16)
   TcpMode tcp_mode = TcpMode::kStream;
+  // Congestion control of the transparent-TCP connections between the daemons.
+  conn::CongestionAlgorithm congestion_control = conn::CongestionAlgorithm::kBbr;
 };
 
 struct SecurityConfig {

@@ -189,6 +189,14 @@ std::string set_tcp_mode(Config& c, const Scalar& v) {
   return set_choice(c.protocol.tcp_mode, v, kModes);
 }
 
+std::string set_congestion_control(Config& c, const Scalar& v) {
+  static constexpr std::array<std::pair<std::string_view, conn::CongestionAlgorithm>, 2> kAlgorithms = {{
+      {"bbr", conn::CongestionAlgorithm::kBbr},
+      {"newreno", conn::CongestionAlgorithm::kNewReno},
+  }};
+  return set_choice(c.protocol.congestion_control, v, kAlgorithms);
+}
+
 std::string set_protection(Config& c, const Scalar& v) {
   static constexpr std::array<std::pair<std::string_view, crypto::ProtectionMode>, 2> kModes = {{
       {"aead", crypto::ProtectionMode::kAead},
@@ -256,6 +264,7 @@ constexpr std::array kProtocolKeys = {
             set_integer<&Config::protocol, &ProtocolConfig::max_packet_lifetime_ms, 1000, 600'000>},
     KeySpec{"delay_allowance", Kind::kAutoOrInteger, set_delay_allowance},
     KeySpec{"tcp_mode", Kind::kString, set_tcp_mode},
+    KeySpec{"congestion_control", Kind::kString, set_congestion_control},
 };
 
 constexpr std::array kSecurityKeys = {

@@ -149,13 +149,15 @@ SysResult<void> Tunnel::start() {
   so.limits.max_flows = config_.security.max_connections;
   so.limits.max_per_source = config_.security.max_connections_per_source;
   so.open_local = config_.protocol.tcp_mode == TcpMode::kStream;
+  so.connection.congestion = config_.protocol.congestion_control;
   auto bridge = StreamBridge::create(so, *this, loop_, rng_);
   if (!bridge) return sys_fail_plain(bridge.error().sys_errno, "transparent TCP: " + bridge.error().message);
   bridge_ = std::move(*bridge);
-  spdlog::info("TCP from applications on this host: {}",
+  spdlog::info("TCP from applications on this host: {}; congestion control between the daemons: {}",
                so.open_local ? "stream mode (ends in this daemon, travels as Buckwild connections)"
                              : "packet mode (travels inside DATAGRAM packets); peers' stream-mode "
-                               "connections are still accepted");
+                               "connections are still accepted",
+               so.connection.congestion == conn::CongestionAlgorithm::kBbr ? "bbr" : "newreno");
 
   auto sock = bind_socket_(SocketAddress{config_.network.listen_address, config_.network.discovery_port});
   if (!sock) {

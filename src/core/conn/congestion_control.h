@@ -91,7 +91,8 @@ class CongestionController {
 };
 
 enum class CongestionAlgorithm : std::uint8_t {
-  kNewReno,
+  kNewReno,  // loss-based (new_reno.h): fair to TCP, halves at every loss episode
+  kBbr,      // model-based (bbr.h): paces at the measured bandwidth, ignores random loss
 };
 
 // A controller for segments of `mss` payload bytes.

@@ -35,6 +35,7 @@ heartbeat_timeout_ms = 35000
 max_packet_lifetime_ms = 30000
 delay_allowance = 3
 tcp_mode = "packet"
+congestion_control = "newreno"
 
 [security]
 max_connections = 128
@@ -154,6 +155,7 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_EQ(p.max_packet_lifetime_ms, 30000u);
   EXPECT_EQ(p.delay_allowance, std::optional<std::uint8_t>(3));
   EXPECT_EQ(p.tcp_mode, TcpMode::kPacket);
+  EXPECT_EQ(p.congestion_control, conn::CongestionAlgorithm::kNewReno);
 
   const SecurityConfig& s = c->security;
   EXPECT_EQ(s.max_connections, 128u);
@@ -219,6 +221,7 @@ TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
   EXPECT_EQ(c->protocol.time_sync_tolerance_ms, 50u);
   EXPECT_FALSE(c->protocol.delay_allowance);
   EXPECT_EQ(c->protocol.tcp_mode, TcpMode::kStream);
+  EXPECT_EQ(c->protocol.congestion_control, conn::CongestionAlgorithm::kBbr);
   EXPECT_EQ(c->security.max_connections, 4096u);
   EXPECT_EQ(c->security.max_connections_per_source, 100u);
   EXPECT_EQ(c->security.rate_limit_packets_per_second, 1000u);
