@@ -68,6 +68,10 @@ TEST(LifecycleTest, HalfClose) {
   ASSERT_NE(net.a.connection(id), nullptr);
   EXPECT_EQ(net.a.connection(id)->state(), State::kTimeWait);
   EXPECT_TRUE(ca->eof());
+  // The stream buffers that carried 3 MB are freed on entering TIME_WAIT: a
+  // daemon that just finished 500 transfers must not hold their buffers for
+  // another minute.
+  EXPECT_LE(net.a.connection(id)->memory().buffers, 64u * 1024) << net.a.connection(id)->memory().buffers;
   // TIME_WAIT lasts its configured time, then the connection closes.
   const TimePoint entered = net.sim.now();
   ASSERT_TRUE(net.sim.run_until([&] { return ca->closed(); }, net.sim.now() + seconds(30)));

@@ -373,7 +373,18 @@ std::size_t Connection::send(Bytes data) {
   return sender_.write(data);
 }
 
-std::size_t Connection::recv(MutableBytes out) { return receiver_.read(out); }
+std::size_t Connection::recv(MutableBytes out) {
+  const std::size_t n = receiver_.read(out);
+  // The last bytes of a stream that is over: its storage goes now, not after
+  // TIME_WAIT.
+  if (n > 0 && (state_ == State::kTimeWait || state_ == State::kClosed)) release_idle_buffers();
+  return n;
+}
+
+void Connection::release_idle_buffers() {
+  sender_.release_idle_buffers();
+  receiver_.release_idle_buffers();
+}
 
 void Connection::shutdown_write() {
   if (state_ == State::kClosed || sender_.close_requested()) return;
@@ -428,6 +439,7 @@ void Connection::set_state(State next, TimePoint now) {
   assert(allowed);
   state_ = next;
   if (next == State::kTimeWait) time_wait_deadline_ = now + config_.time_wait;
+  if (next == State::kTimeWait || next == State::kClosed) release_idle_buffers();
   if (next == State::kClosed) {
     handshake_deadline_ = kNever;
     time_wait_deadline_ = kNever;

@@ -203,6 +203,8 @@ class Connection {
 
   // Transitions, events, timers.
   void set_state(State next, TimePoint now);
+  // Frees buffer storage that holds nothing (in TIME_WAIT and CLOSED).
+  void release_idle_buffers();
   void push_event(EventKind kind, ErrorCode reason = ErrorCode::kSuccess);
   void give_up(ErrorCode reason, bool send_rst, TimePoint now);
   void queue_reply(Reply kind, ErrorCode code, std::uint32_t details);

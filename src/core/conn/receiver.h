@@ -94,6 +94,11 @@ class Receiver {
   void request_ack() { ack_now_ = true; }
 
   const ReceiverStats& stats() const { return stats_; }
+  // Frees the stream and reorder storage while they hold nothing.
+  void release_idle_buffers() {
+    stream_.release_if_empty();
+    reorder_.release_if_empty();
+  }
   std::size_t allocated() const {
     return stream_.allocated() + reorder_.allocated() + tracker_.allocated();
   }

@@ -48,4 +48,10 @@ void ReorderBuffer::advance() {
   head_ = (head_ + 1) % slots_;
 }
 
+void ReorderBuffer::release_if_empty() {
+  if (count_ != 0) return;
+  std::vector<std::uint8_t>().swap(storage_);
+  std::vector<std::uint16_t>().swap(lengths_);
+}
+
 }  // namespace buckwild::conn

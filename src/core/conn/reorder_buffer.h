@@ -34,6 +34,10 @@ class ReorderBuffer {
   // moves one position closer and slot 0 is freed.
   void advance();
 
+  // Frees the storage while nothing is stored (it is allocated again on the
+  // next store).
+  void release_if_empty();
+
   std::size_t count() const { return count_; }
   std::size_t slots() const { return slots_; }
   std::size_t slot_size() const { return slot_size_; }

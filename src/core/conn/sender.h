@@ -145,6 +145,9 @@ class Sender {
   const SenderStats& stats() const { return stats_; }
   // Bytes of heap storage held (stream, segment ring, scoreboard).
   std::size_t allocated() const;
+  // Frees the stream storage while it holds nothing (a closed connection's
+  // buffers must not wait out TIME_WAIT).
+  void release_idle_buffers() { stream_.release_if_empty(); }
   // Recomputes every counter from the queue; false if any disagrees.
   bool check_invariants() const;
 
