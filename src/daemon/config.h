@@ -48,6 +48,11 @@ enum class SyslogFacility : std::uint8_t {
 };
 enum class TcpMode : std::uint8_t { kStream, kPacket };
 
+// Where the eBPF frame filter attaches on the underlay interfaces: the first
+// of XDP in the driver, generic XDP and TC ingress that an interface accepts,
+// or only the one named.
+enum class EbpfAttach : std::uint8_t { kAuto, kXdpDriver, kXdpGeneric, kTcIngress };
+
 struct NetworkConfig {
   std::string interface;  // "" = the interface that routes to the first peer
   IpAddress listen_address = IpAddress::any(IpFamily::kV4);
@@ -57,6 +62,7 @@ struct NetworkConfig {
   std::optional<Cidr> virtual_address6;  // optional IPv6 host address with its prefix
   std::uint32_t mtu = 0;                 // 0 = derive from the underlay MTU
   bool ebpf = true;
+  EbpfAttach ebpf_attach = EbpfAttach::kAuto;
 };
 
 struct ProtocolConfig {

@@ -197,6 +197,16 @@ std::string set_congestion_control(Config& c, const Scalar& v) {
   return set_choice(c.protocol.congestion_control, v, kAlgorithms);
 }
 
+std::string set_ebpf_attach(Config& c, const Scalar& v) {
+  static constexpr std::array<std::pair<std::string_view, EbpfAttach>, 4> kHooks = {{
+      {"auto", EbpfAttach::kAuto},
+      {"xdp-driver", EbpfAttach::kXdpDriver},
+      {"xdp-generic", EbpfAttach::kXdpGeneric},
+      {"tc-ingress", EbpfAttach::kTcIngress},
+  }};
+  return set_choice(c.network.ebpf_attach, v, kHooks);
+}
+
 std::string set_protection(Config& c, const Scalar& v) {
   static constexpr std::array<std::pair<std::string_view, crypto::ProtectionMode>, 2> kModes = {{
       {"aead", crypto::ProtectionMode::kAead},
@@ -248,6 +258,7 @@ constexpr std::array kNetworkKeys = {
     KeySpec{"virtual_address6", Kind::kString, set_virtual_address6},
     KeySpec{"mtu", Kind::kInteger, set_mtu},
     KeySpec{"ebpf", Kind::kBool, set_bool<&Config::network, &NetworkConfig::ebpf>},
+    KeySpec{"ebpf_attach", Kind::kString, set_ebpf_attach},
 };
 
 constexpr std::array kProtocolKeys = {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <span>
 
 #include "core/wire/messages.h"
 #include "daemon/bpf_probe.h"
@@ -44,6 +45,20 @@ void add_unique(std::vector<std::string>& names, const std::string& name) {
   if (!name.empty() && std::find(names.begin(), names.end(), name) == names.end()) {
     names.push_back(name);
   }
+}
+
+// The modes to try on each interface for [network] ebpf_attach.
+std::span<const AttachMode> attach_order(EbpfAttach attach) {
+  static constexpr std::array kXdpDriverOnly = {AttachMode::kXdpDriver};
+  static constexpr std::array kXdpGenericOnly = {AttachMode::kXdpGeneric};
+  static constexpr std::array kTcIngressOnly = {AttachMode::kTcIngress};
+  switch (attach) {
+    case EbpfAttach::kXdpDriver: return kXdpDriverOnly;
+    case EbpfAttach::kXdpGeneric: return kXdpGenericOnly;
+    case EbpfAttach::kTcIngress: return kTcIngressOnly;
+    case EbpfAttach::kAuto: break;
+  }
+  return kDefaultAttachOrder;
 }
 
 }  // namespace
@@ -123,7 +138,7 @@ std::expected<std::unique_ptr<KernelFilter>, std::string> KernelFilter::start(
   }
   std::string failures;
   for (const std::string& name : interfaces) {
-    auto attached = (*path)->attach_interface(name);
+    auto attached = (*path)->attach_interface(name, attach_order(config.network.ebpf_attach));
     if (!attached) {
       spdlog::warn("eBPF: the frame filter cannot attach to {}: {}", name, attached.error().message);
       failures += (failures.empty() ? "" : "; ") + name + ": " + attached.error().message;

@@ -26,6 +26,7 @@ virtual_address = "10.77.0.1/24"
 virtual_address6 = "fd77::1/64"
 mtu = 1400
 ebpf = false
+ebpf_attach = "tc-ingress"
 
 [protocol]
 hop_interval_ms = 250
@@ -146,6 +147,7 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_EQ(n.virtual_address6->to_string(), "fd77::1/64");
   EXPECT_EQ(n.mtu, 1400u);
   EXPECT_FALSE(n.ebpf);
+  EXPECT_EQ(n.ebpf_attach, EbpfAttach::kTcIngress);
 
   const ProtocolConfig& p = c->protocol;
   EXPECT_EQ(p.hop_interval_ms, 250u);
@@ -215,6 +217,7 @@ TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
   EXPECT_FALSE(c->network.virtual_address6);
   EXPECT_EQ(c->network.mtu, 0u);
   EXPECT_TRUE(c->network.ebpf);
+  EXPECT_EQ(c->network.ebpf_attach, EbpfAttach::kAuto);
   EXPECT_EQ(c->protocol.heartbeat_interval_ms, 30000u);
   EXPECT_EQ(c->protocol.heartbeat_timeout_ms, 90000u);
   EXPECT_EQ(c->protocol.max_packet_lifetime_ms, 60000u);
@@ -399,6 +402,20 @@ key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
   EXPECT_EQ(p[2], at(6, 12) +
                       "protocol.tcp_mode: must be one of \"stream\", \"packet\", got \"datagram\"");
   EXPECT_EQ(p[3], at(8, 10) + "logging.syslog: expected a boolean (true or false), got a string");
+}
+
+TEST_F(ConfigTest, EbpfAttachNamesTheHooks) {
+  auto p = problems(R"([network]
+virtual_address = "10.77.0.1/24"
+ebpf_attach = "xdp"
+[[psk]]
+id = "main"
+key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+)");
+  ASSERT_EQ(p.size(), 1u) << join(p);
+  EXPECT_EQ(p[0], at(3, 15) +
+                      "network.ebpf_attach: must be one of \"auto\", \"xdp-driver\", "
+                      "\"xdp-generic\", \"tc-ingress\", got \"xdp\"");
 }
 
 TEST_F(ConfigTest, SyntaxErrorsGivePosition) {
