@@ -112,6 +112,9 @@ int bw_socket_filter(struct __sk_buff* skb) {
  * daemon's socket; everything else continues to the normal lookup. */
 SEC("sk_lookup")
 int bw_sk_lookup(struct bpf_sk_lookup* ctx) {
+  __u32 zero = 0;
+  __u32* nested = bpf_map_lookup_elem(&in_filter_lookup, &zero);
+  if (nested && *nested) return SK_PASS; /* the frame filter's own lookup */
   const struct bw_config* cfg = bw_config();
   if (!cfg || ctx->protocol != IPPROTO_UDP) {
     bw_count(BW_HOOK_SK_LOOKUP, BW_CTR_NOT_OURS);
@@ -135,7 +138,7 @@ int bw_sk_lookup(struct bpf_sk_lookup* ctx) {
     return SK_PASS;
   }
   key.port = (__u16)ctx->local_port;
-  if (!bpf_map_lookup_elem(&valid_ports, &key)) {
+  if (!bw_port_may_be_valid(key.port) || !bpf_map_lookup_elem(&valid_ports, &key)) {
     bw_count(BW_HOOK_SK_LOOKUP, BW_CTR_NOT_OURS);
     return SK_PASS;
   }

@@ -234,6 +234,13 @@ BW_INLINE int bw_gcra(__u64* tat, __u64 now, const struct bw_rate* rate) {
   return 0;
 }
 
+/* Whether bw_gcra would find room now, without taking it. */
+BW_INLINE int bw_gcra_has_room(const __u64* tat, __u64 now, const struct bw_rate* rate) {
+  if (rate->interval_ns == 0) return 1;
+  __u64 t = *(const volatile __u64*)tat;
+  return t <= now || t - now <= rate->tolerance_ns;
+}
+
 /* Charges one packet to `source`'s bucket in `buckets`; 1 = within rate. A
  * new source starts with a full bucket. */
 BW_INLINE int bw_bucket_allow(void* buckets, const struct bw_addr* source, __u64 now,
@@ -249,8 +256,14 @@ BW_INLINE int bw_bucket_allow(void* buckets, const struct bw_addr* source, __u64
   return bw_gcra(&b->tat_ns, now, rate);
 }
 
+/* Whether some source has local `port` valid now (valid_port_bits). */
+BW_INLINE int bw_port_may_be_valid(__u32 port) {
+  return (valid_port_bits[(port >> 6) & (BW_PORT_BIT_WORDS - 1)] >> (port & 63)) & 1;
+}
+
 /* Whether (source, destination port) is in the valid-port map. */
 BW_INLINE int bw_pair_valid(const struct bw_datagram* d) {
+  if (!bw_port_may_be_valid(d->dest_port)) return 0;
   struct bw_port_key key;
   __builtin_memset(&key, 0, sizeof(key));
   key.source = d->source;
@@ -262,7 +275,8 @@ BW_INLINE int bw_pair_valid(const struct bw_datagram* d) {
  * hopping range spans the kernel's ephemeral ports, so replies to other
  * programs' clients (DNS, NTP, QUIC) and servers on high ports arrive there.
  * The daemon's own sockets (own_ports) do not count. `ctx` is the program's
- * context (XDP or TC); the lookup runs in the namespace of the device. */
+ * context (XDP or TC); the lookup runs in the namespace of the device, and
+ * runs bw_sk_lookup on the way (in_filter_lookup tells it so). */
 BW_INLINE int bw_foreign_socket(void* ctx, const struct bw_datagram* d) {
   struct bpf_sock_tuple t;
   __builtin_memset(&t, 0, sizeof(t));
@@ -280,7 +294,11 @@ BW_INLINE int bw_foreign_socket(void* ctx, const struct bw_datagram* d) {
     t.ipv4.dport = bpf_htons(d->dest_port);
     size = sizeof(t.ipv4);
   }
+  __u32 zero = 0;
+  __u32* nested = bpf_map_lookup_elem(&in_filter_lookup, &zero);
+  if (nested) *nested = 1;
   struct bpf_sock* sk = bpf_sk_lookup_udp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+  if (nested) *nested = 0;
   if (!sk) return 0;
   __u16 port = (__u16)sk->src_port;
   bpf_sk_release(sk);
@@ -290,6 +308,7 @@ BW_INLINE int bw_foreign_socket(void* ctx, const struct bw_datagram* d) {
 /* The port and rate decision for a well-formed datagram; `valid` is
  * bw_pair_valid(d). */
 BW_INLINE __u32 bw_admit(const struct bw_config* cfg, const struct bw_datagram* d, int valid) {
+  if (!valid && d->dest_port != cfg->discovery_port) return BW_CTR_DROP_BAD_PORT;
   __u64 now = bpf_ktime_get_ns();
   if (valid) {
     if (!bw_bucket_allow(&data_buckets, &d->source, now, &cfg->data)) {
@@ -297,7 +316,6 @@ BW_INLINE __u32 bw_admit(const struct bw_config* cfg, const struct bw_datagram* 
     }
     return BW_CTR_PASS;
   }
-  if (d->dest_port != cfg->discovery_port) return BW_CTR_DROP_BAD_PORT;
   /* Per source first, so that one loud source spends its own budget only. */
   if (!bw_bucket_allow(&disc_buckets, &d->source, now, &cfg->discovery)) {
     return BW_CTR_DROP_DISCOVERY_RATE;
@@ -316,6 +334,14 @@ BW_INLINE __u32 bw_admit(const struct bw_config* cfg, const struct bw_datagram* 
 BW_INLINE void bw_report(const struct bw_config* cfg, __u32 hook, __u32 reason,
                          const struct bw_datagram* d, __u32 ifindex, __u8 packet_type) {
   __u64 now = bpf_ktime_get_ns();
+  struct bw_global* g = bw_global_state();
+  /* Over the global event rate (every drop of a flood but the first few a
+   * second): suppressed without touching the per-source map, whose lookups
+   * and, for spoofed sources, LRU inserts would cost more than the drop. */
+  if (!g || !bw_gcra_has_room(&g->event_tat_ns, now, &cfg->events)) {
+    bw_count(hook, BW_CTR_EVENTS_SUPPRESSED);
+    return;
+  }
   struct bw_event_source* s = bpf_map_lookup_elem(&event_sources, &d->source);
   if (!s) {
     struct bw_event_source fresh = {.last_ns = 0, .suppressed = 0};
@@ -332,9 +358,8 @@ BW_INLINE void bw_report(const struct bw_config* cfg, __u32 hook, __u32 reason,
     bw_count(hook, BW_CTR_EVENTS_SUPPRESSED);
     return;
   }
-  struct bw_global* g = bw_global_state();
   if (__sync_val_compare_and_swap(&s->last_ns, last, now) != last || /* another CPU reports */
-      !g || !bw_gcra(&g->event_tat_ns, now, &cfg->events)) {
+      !bw_gcra(&g->event_tat_ns, now, &cfg->events)) {
     __sync_fetch_and_add(&s->suppressed, 1);
     bw_count(hook, BW_CTR_EVENTS_SUPPRESSED);
     return;

@@ -22,6 +22,15 @@ struct {
   __type(value, struct bw_port_value);
 } valid_ports SEC(".maps");
 
+/* Bit p of word p / 64 is set while some source has local port p in
+ * valid_ports: a summary user space keeps beside the map (through the
+ * skeleton's mapping of .bss). A datagram to a port whose bit is clear is not
+ * valid for anyone, which 8 KiB that stay in cache tell without a hash lookup:
+ * a flood to random ports never touches valid_ports. A set bit only means
+ * "look in the map", so user space sets bits before adding entries and clears
+ * them after removing the last one. */
+__u64 valid_port_bits[BW_PORT_BIT_WORDS];
+
 /* One struct bw_config at key 0. */
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -91,6 +100,16 @@ struct {
   __type(key, __u16);
   __type(value, __u8);
 } own_ports SEC(".maps");
+
+/* Per CPU, 1 while the frame filter itself asks the kernel for a socket
+ * (bw_foreign_socket): that lookup runs bw_sk_lookup too, which then has
+ * nothing to decide (the pair is not valid) and nothing to count. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u32);
+} in_filter_lookup SEC(".maps");
 
 /* Interfaces whose frames start at the IP header: ifindex -> 1. */
 struct {

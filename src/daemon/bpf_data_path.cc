@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -342,6 +343,16 @@ SysResult<void> BpfDataPath::set_config(const BpfFilterConfig& config) {
   return {};
 }
 
+SysResult<ProgramRunStats> BpfDataPath::run_stats(BpfHook hook) const {
+  bpf_prog_info info{};
+  __u32 length = sizeof info;
+  if (int err = bpf_obj_get_info_by_fd(program_fd(hook), &info, &length); err != 0) {
+    return sys_fail(-err, "cannot read the statistics of the " + std::string(bpf_hook_name(hook)) +
+                              " program");
+  }
+  return ProgramRunStats{info.run_cnt, info.run_time_ns};
+}
+
 int BpfDataPath::program_fd(BpfHook hook) const {
   switch (hook) {
     case BpfHook::kXdp:
@@ -551,7 +562,14 @@ SysResult<std::chrono::nanoseconds> BpfDataPath::update_valid_ports(
   bpf_map_batch_opts opts{};
   opts.sz = sizeof opts;
   opts.elem_flags = BPF_ANY;
+  // valid_port_bits, shared with the programs through the mapping of .bss: a
+  // new port's bit is set before its entries exist, and bits are cleared only
+  // once the map has lost a port's last entry (a set bit just means "look").
+  __u64* bits = skel_->bss->valid_port_bits;
   const auto start = std::chrono::steady_clock::now();
+  for (const bw_port_key& key : add_keys) {
+    __atomic_fetch_or(&bits[key.port >> 6], __u64{1} << (key.port & 63), __ATOMIC_RELEASE);
+  }
   if (!add_keys.empty()) {
     auto count = static_cast<__u32>(add_keys.size());
     if (int err = bpf_map_update_batch(fd, add_keys.data(), add_values.data(), &count, &opts);
@@ -569,6 +587,13 @@ SysResult<std::chrono::nanoseconds> BpfDataPath::update_valid_ports(
       for (const auto& [key, value] : wanted) current_[key] = value;
       for (__u32 i = 0; i < count && i < remove_keys.size(); ++i) current_.erase(remove_keys[i]);
       return sys_fail(-err, "cannot remove from the valid-port map");
+    }
+  }
+  std::array<__u64, BW_PORT_BIT_WORDS> now_valid{};
+  for (const auto& entry : wanted) now_valid[entry.first.port >> 6] |= __u64{1} << (entry.first.port & 63);
+  for (std::size_t i = 0; i < now_valid.size(); ++i) {
+    if (__atomic_load_n(&bits[i], __ATOMIC_RELAXED) != now_valid[i]) {
+      __atomic_store_n(&bits[i], now_valid[i], __ATOMIC_RELEASE);
     }
   }
   const auto elapsed = std::chrono::steady_clock::now() - start;

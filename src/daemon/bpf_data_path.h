@@ -78,6 +78,14 @@ struct BpfFilterConfig {
 };
 
 // The hooks and verdicts of filter_abi.h, as C++ enums with the same values.
+
+// What the kernel measured of one program: how often it ran and how long it
+// took in all. Both stay 0 unless the kernel collects program statistics
+// (sysctl kernel.bpf_stats_enabled=1); they count from that moment on.
+struct ProgramRunStats {
+  std::uint64_t runs = 0;
+  std::uint64_t run_time_ns = 0;
+};
 enum class BpfHook : std::uint8_t {
   kXdp = BW_HOOK_XDP,
   kTc = BW_HOOK_TC,
@@ -216,6 +224,10 @@ class BpfDataPath {
   int events_fd() const;
   // Calls `on_event` for every waiting event; returns how many.
   SysResult<std::size_t> drain_events(const std::function<void(const SecurityEvent&)>& on_event);
+
+  // The kernel's run statistics of the program at `hook`. Errors: the
+  // kernel's errno when it will not describe the program.
+  SysResult<ProgramRunStats> run_stats(BpfHook hook) const;
 
   // The program descriptors, for BPF_PROG_TEST_RUN.
   int program_fd(BpfHook hook) const;

@@ -211,6 +211,14 @@ void KernelFilter::log_counters() const {
     if (seen == 0) continue;  // a hook not in use here (TC where XDP attached)
     spdlog::info("eBPF counters {}:{}", bpf_hook_name(hook), line);
   }
+  // Run times exist only while the kernel collects them (kernel.bpf_stats_enabled).
+  for (BpfHook hook : kHooks) {
+    auto stats = path_->run_stats(hook);
+    if (!stats || stats->runs == 0) continue;
+    spdlog::info("eBPF program {}: {} runs timed by the kernel, {:.0f} ns each on average",
+                 bpf_hook_name(hook), stats->runs,
+                 static_cast<double>(stats->run_time_ns) / static_cast<double>(stats->runs));
+  }
   if (events_ != 0) spdlog::info("eBPF: {} security events read from the kernel", events_);
 }
 

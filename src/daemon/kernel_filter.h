@@ -59,7 +59,9 @@ class KernelFilter final : public PortSteering {
 
   // "xdp-driver on eth0, tc-ingress on eth1 (xdp-driver: ...; xdp-generic: ...)".
   std::string where() const;
-  // One line per hook in use: every verdict by name, "name=value".
+  // One line per hook in use: every verdict by name, "name=value"; and, while
+  // the kernel times BPF programs (kernel.bpf_stats_enabled), each program's
+  // mean run time.
   void log_counters() const;
   // "kernel dropped N (bad port N, malformed N, over rate N)" for STATUS=.
   std::string summary() const;

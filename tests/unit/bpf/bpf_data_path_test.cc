@@ -95,6 +95,29 @@ TEST(BpfDataPathTest, AKernelRefusalNamesWhatFailed) {
   EXPECT_NE(r.error().message.find("valid_ports"), std::string::npos) << r.error().message;
 }
 
+TEST(BpfDataPathTest, RunStatsCountOnlyWhileTheKernelTimesPrograms) {
+  std::string skip;
+  auto path = bpftest::load_filter({}, skip);
+  if (!path && !skip.empty()) GTEST_SKIP() << skip;
+  ASSERT_TRUE(path);
+  const Frame frame = buckwild_datagram();
+  auto before = path->run_stats(BpfHook::kXdp);
+  ASSERT_TRUE(before) << before.error().message;
+  {
+    // Timing is on while this descriptor is open (or the sysctl is set).
+    UniqueFd timing(bpf_enable_stats(BPF_STATS_RUN_TIME));
+    ASSERT_TRUE(timing) << std::strerror(errno);
+    for (int i = 0; i < 10; ++i) bpftest::run_frame(path->program_fd(BpfHook::kXdp), frame);
+  }
+  auto after = path->run_stats(BpfHook::kXdp);
+  ASSERT_TRUE(after) << after.error().message;
+  EXPECT_EQ(after->runs - before->runs, 10u);
+  EXPECT_GT(after->run_time_ns, before->run_time_ns);
+  auto tc = path->run_stats(BpfHook::kTc);
+  ASSERT_TRUE(tc) << tc.error().message;
+  EXPECT_EQ(tc->runs, 0u);  // never run
+}
+
 // ---- Attaching ----------------------------------------------------------------
 
 TEST(BpfAttachTest, LoopbackFallsBackToGenericXdpAndDetachesOnDestruction) {
@@ -445,10 +468,19 @@ TEST_F(ValidPortMapTest, APairInBothSetsIsNeverMissingDuringAnUpdate) {
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> lookups{0};
   std::atomic<std::uint64_t> misses{0};
+  std::atomic<std::uint64_t> drops{0};
+  // The program's view too: the port's bit in valid_port_bits and the entry.
+  FrameSpec spec;
+  spec.source = keep;
+  spec.destination_port = 4000;
+  spec.payload = buckwild_datagram();
+  const Frame frame = bpftest::build_frame(spec);
+  const int xdp = path_->program_fd(BpfHook::kXdp);
   std::thread reader([&] {
     bw_port_value value{};
     while (!stop.load(std::memory_order_relaxed)) {
       if (bpf_map_lookup_elem(fd, &key, &value) != 0) misses.fetch_add(1);
+      if (bpftest::run_frame(xdp, frame) != bpftest::kXdpPass) drops.fetch_add(1);
       lookups.fetch_add(1);
     }
   });
@@ -458,7 +490,34 @@ TEST_F(ValidPortMapTest, APairInBothSetsIsNeverMissingDuringAnUpdate) {
   stop = true;
   reader.join();
   EXPECT_EQ(misses.load(), 0u) << "in " << lookups.load() << " lookups";
+  EXPECT_EQ(drops.load(), 0u) << "in " << lookups.load() << " runs of the XDP program";
   EXPECT_GT(lookups.load(), 0u);
+}
+
+// valid_port_bits summarises the map by port: a port's bit stays while any
+// source still has it, and goes with its last entry.
+TEST_F(ValidPortMapTest, APortStaysValidForTheSourcesThatStillHaveIt) {
+  const IpAddress a = ip("192.0.2.7");
+  const IpAddress b = ip("192.0.2.8");
+  auto verdict = [&](const IpAddress& source, std::uint16_t port) {
+    FrameSpec spec;
+    spec.source = source;
+    spec.destination_port = port;
+    spec.payload = buckwild_datagram();
+    return bpftest::run_frame(path_->program_fd(BpfHook::kXdp), bpftest::build_frame(spec));
+  };
+  ASSERT_TRUE(path_->update_valid_ports({{a, 5000}, {b, 5000}, {a, 5001}}));
+  EXPECT_EQ(verdict(a, 5000), bpftest::kXdpPass);
+  EXPECT_EQ(verdict(b, 5000), bpftest::kXdpPass);
+  EXPECT_EQ(verdict(a, 5001), bpftest::kXdpPass);
+  ASSERT_TRUE(path_->update_valid_ports({{b, 5000}, {b, 5010}}));
+  EXPECT_EQ(verdict(a, 5000), bpftest::kXdpDrop);
+  EXPECT_EQ(verdict(b, 5000), bpftest::kXdpPass);
+  EXPECT_EQ(verdict(a, 5001), bpftest::kXdpDrop);
+  EXPECT_EQ(verdict(b, 5010), bpftest::kXdpPass);  // 5000, 5001 and 5010 share a word
+  ASSERT_TRUE(path_->update_valid_ports({}));
+  EXPECT_EQ(verdict(b, 5000), bpftest::kXdpDrop);
+  EXPECT_EQ(verdict(b, 5010), bpftest::kXdpDrop);
 }
 
 // Not a test of speed (nothing is asserted about time): it prints what a
