@@ -1,14 +1,24 @@
 // A bounded UDP flood for the end-to-end flood test: COUNT datagrams, as fast
-// as one process can send them (sendmmsg, 64 at a time), to random ports of
-// the hopping range, each carrying a well-formed Buckwild header with a random
-// session id, so that only the port is wrong. Stops after COUNT datagrams or
+// as one process can send them (sendmmsg, 64 at a time), each carrying a
+// well-formed Buckwild header with a random session id, so that only the port
+// (or, when following, the source) is wrong. Stops after COUNT datagrams or
 // SECONDS, whichever comes first, and prints one line:
-//   sent=N seconds=S rate=R cpu=C
+//   sent=N seconds=S rate=R cpu=C [ports=P]
 // where C is the CPU time (user + system) the sender itself used, in seconds,
 // including the kernel's work done in its system calls.
 //
-//   buckwild_flood FROM_IPV4 TO_IPV4 COUNT SECONDS [SKIP_PORT]
+//   buckwild_flood FROM_IPV4 TO_IPV4 COUNT SECONDS [--skip-port N] [--follow IFACE]
+//
+// Without --follow, each datagram goes to a random port of the hopping range
+// (never N). With --follow, it plays an on-path attacker who watches IFACE and
+// aims at the port TO_IPV4 last received a UDP datagram on from anyone but
+// FROM_IPV4: the tunnel's current port, followed as it hops; P is how many
+// different ports it aimed at.
 #include <arpa/inet.h>
+#include <linux/filter.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -20,7 +30,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <random>
+#include <set>
 #include <string>
 
 #include "core/wire/messages.h"
@@ -31,15 +43,73 @@ constexpr std::size_t kBatch = 64;
 constexpr std::size_t kPayload = 100;  // header 44 + body 40 + tag 16
 
 int usage(const char* self) {
-  std::fprintf(stderr, "usage: %s FROM_IPV4 TO_IPV4 COUNT SECONDS [SKIP_PORT]\n", self);
+  std::fprintf(stderr,
+               "usage: %s FROM_IPV4 TO_IPV4 COUNT SECONDS [--skip-port N] [--follow IFACE]\n",
+               self);
   return 2;
+}
+
+// A packet socket on `iface` that sees the IPv4 UDP datagrams to `to` from
+// any address but `from` (a classic BPF filter keeps our own flood out).
+int watch(const char* iface, in_addr from, in_addr to) {
+  const unsigned index = ::if_nametoindex(iface);
+  if (index == 0) {
+    std::fprintf(stderr, "no interface %s\n", iface);
+    return -1;
+  }
+  // ETH_P_ALL: a socket bound to one protocol sees only what arrives, and the
+  // tunnel's datagrams leave through this interface.
+  const int fd = ::socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  if (fd < 0) {
+    std::perror("socket(AF_PACKET)");
+    return -1;
+  }
+  // Offsets from the IP header (SOCK_DGRAM packet sockets start there).
+  sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_H | BPF_ABS, static_cast<__u32>(SKF_AD_OFF + SKF_AD_PROTOCOL)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, 7),
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9),  // protocol
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 5),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 12),  // source
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(from.s_addr), 3, 0),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 16),  // destination
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(to.s_addr), 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, 64),
+      BPF_STMT(BPF_RET | BPF_K, 0),
+  };
+  sock_fprog program{static_cast<unsigned short>(std::size(code)), code};
+  sockaddr_ll at{};
+  at.sll_family = AF_PACKET;
+  at.sll_protocol = htons(ETH_P_ALL);
+  at.sll_ifindex = static_cast<int>(index);
+  if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) != 0 ||
+      ::bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0) {
+    std::perror("packet socket");
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// The destination port of the newest datagram waiting on `fd`, or `port`
+// when none is.
+std::uint16_t newest_port(int fd, std::uint16_t port) {
+  std::array<std::uint8_t, 64> packet{};
+  for (int i = 0; i < 256; ++i) {
+    const ssize_t n = ::recv(fd, packet.data(), packet.size(), 0);
+    if (n < 0) break;
+    const std::size_t ihl = static_cast<std::size_t>(packet[0] & 0x0f) * 4;
+    if (ihl < 20 || static_cast<std::size_t>(n) < ihl + 4) continue;
+    port = static_cast<std::uint16_t>((packet[ihl + 2] << 8) | packet[ihl + 3]);
+  }
+  return port;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace buckwild;
-  if (argc != 5 && argc != 6) return usage(argv[0]);
+  if (argc < 5 || (argc - 5) % 2 != 0) return usage(argv[0]);
   in_addr from{};
   in_addr to{};
   if (::inet_pton(AF_INET, argv[1], &from) != 1 || ::inet_pton(AF_INET, argv[2], &to) != 1) {
@@ -47,8 +117,37 @@ int main(int argc, char** argv) {
   }
   const unsigned long long count = std::strtoull(argv[3], nullptr, 10);
   const double seconds = std::strtod(argv[4], nullptr);
-  const unsigned long skip = argc == 6 ? std::strtoul(argv[5], nullptr, 10) : 0;
   if (count == 0 || count > 100'000'000ULL || seconds <= 0 || seconds > 600) return usage(argv[0]);
+  unsigned long skip = 0;
+  const char* follow = nullptr;
+  for (int i = 5; i < argc; i += 2) {
+    const std::string option = argv[i];
+    if (option == "--skip-port") {
+      skip = std::strtoul(argv[i + 1], nullptr, 10);
+    } else if (option == "--follow") {
+      follow = argv[i + 1];
+    } else {
+      return usage(argv[0]);
+    }
+  }
+
+  int watcher = -1;
+  std::uint16_t followed = 0;
+  std::set<std::uint16_t> aimed_at;
+  if (follow != nullptr) {
+    watcher = watch(follow, from, to);
+    if (watcher < 0) return 1;
+    // Up to two seconds for the tunnel's next datagram (a heartbeat at least).
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (followed == 0 && std::chrono::steady_clock::now() < until) {
+      followed = newest_port(watcher, 0);
+      if (followed == 0) ::usleep(1000);
+    }
+    if (followed == 0) {
+      std::fprintf(stderr, "no UDP datagram to %s seen on %s\n", argv[2], follow);
+      return 1;
+    }
+  }
 
   const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -92,9 +191,16 @@ int main(int argc, char** argv) {
   unsigned long long sent = 0;
   while (sent < count && std::chrono::steady_clock::now() < deadline) {
     const std::size_t n = static_cast<std::size_t>(std::min<unsigned long long>(kBatch, count - sent));
+    if (watcher >= 0) {
+      followed = newest_port(watcher, followed);
+      aimed_at.insert(followed);
+    }
     for (std::size_t i = 0; i < n; ++i) {
-      unsigned port = port_of(rng);
-      while (port == skip) port = port_of(rng);
+      unsigned port = followed;
+      if (watcher < 0) {
+        port = port_of(rng);
+        while (port == skip) port = port_of(rng);
+      }
       targets[i].sin_port = htons(static_cast<std::uint16_t>(port));
     }
     const int r = ::sendmmsg(fd, msgs.data(), static_cast<unsigned>(n), 0);
@@ -106,7 +212,12 @@ int main(int argc, char** argv) {
   ::getrusage(RUSAGE_SELF, &usage);
   const double cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
                      static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-  std::printf("sent=%llu seconds=%.3f rate=%.0f cpu=%.3f\n", sent, took,
+  std::printf("sent=%llu seconds=%.3f rate=%.0f cpu=%.3f", sent, took,
               took > 0 ? static_cast<double>(sent) / took : 0.0, cpu);
+  if (watcher >= 0) {
+    std::printf(" ports=%zu", aimed_at.size());
+    ::close(watcher);
+  }
+  std::printf("\n");
   return sent == count ? 0 : 3;
 }
