@@ -347,8 +347,8 @@ SysResult<ProgramRunStats> BpfDataPath::run_stats(BpfHook hook) const {
   bpf_prog_info info{};
   __u32 length = sizeof info;
   if (int err = bpf_obj_get_info_by_fd(program_fd(hook), &info, &length); err != 0) {
-    return sys_fail(-err, "cannot read the statistics of the " + std::string(bpf_hook_name(hook)) +
-                              " program");
+    return sys_fail(
+        -err, "cannot read the statistics of the " + std::string(bpf_hook_name(hook)) + " program");
   }
   return ProgramRunStats{info.run_cnt, info.run_time_ns};
 }
@@ -590,7 +590,8 @@ SysResult<std::chrono::nanoseconds> BpfDataPath::update_valid_ports(
     }
   }
   std::array<__u64, BW_PORT_BIT_WORDS> now_valid{};
-  for (const auto& entry : wanted) now_valid[entry.first.port >> 6] |= __u64{1} << (entry.first.port & 63);
+  for (const auto& entry : wanted)
+    now_valid[entry.first.port >> 6] |= __u64{1} << (entry.first.port & 63);
   for (std::size_t i = 0; i < now_valid.size(); ++i) {
     if (__atomic_load_n(&bits[i], __ATOMIC_RELAXED) != now_valid[i]) {
       __atomic_store_n(&bits[i], now_valid[i], __ATOMIC_RELEASE);
@@ -604,8 +605,9 @@ SysResult<std::chrono::nanoseconds> BpfDataPath::update_valid_ports(
 SysResult<void> BpfDataPath::set_own_ports(const std::vector<std::uint16_t>& ports) {
   const std::unordered_set<std::uint16_t> wanted(ports.begin(), ports.end());
   if (wanted.size() > BW_OWN_PORTS_MAX) {
-    return sys_fail_plain(E2BIG, "the daemon's own-port map holds " + std::to_string(BW_OWN_PORTS_MAX) +
-                                     " ports; " + std::to_string(wanted.size()) + " asked");
+    return sys_fail_plain(E2BIG, "the daemon's own-port map holds " +
+                                     std::to_string(BW_OWN_PORTS_MAX) + " ports; " +
+                                     std::to_string(wanted.size()) + " asked");
   }
   const std::uint8_t one = 1;
   // Add first: a port of ours must never look like another application's.

@@ -53,10 +53,14 @@ std::span<const AttachMode> attach_order(EbpfAttach attach) {
   static constexpr std::array kXdpGenericOnly = {AttachMode::kXdpGeneric};
   static constexpr std::array kTcIngressOnly = {AttachMode::kTcIngress};
   switch (attach) {
-    case EbpfAttach::kXdpDriver: return kXdpDriverOnly;
-    case EbpfAttach::kXdpGeneric: return kXdpGenericOnly;
-    case EbpfAttach::kTcIngress: return kTcIngressOnly;
-    case EbpfAttach::kAuto: break;
+    case EbpfAttach::kXdpDriver:
+      return kXdpDriverOnly;
+    case EbpfAttach::kXdpGeneric:
+      return kXdpGenericOnly;
+    case EbpfAttach::kTcIngress:
+      return kTcIngressOnly;
+    case EbpfAttach::kAuto:
+      break;
   }
   return kDefaultAttachOrder;
 }

@@ -43,9 +43,8 @@ constexpr std::size_t kBatch = 64;
 constexpr std::size_t kPayload = 100;  // header 44 + body 40 + tag 16
 
 int usage(const char* self) {
-  std::fprintf(stderr,
-               "usage: %s FROM_IPV4 TO_IPV4 COUNT SECONDS [--skip-port N] [--follow IFACE]\n",
-               self);
+  std::fprintf(
+      stderr, "usage: %s FROM_IPV4 TO_IPV4 COUNT SECONDS [--skip-port N] [--follow IFACE]\n", self);
   return 2;
 }
 
@@ -190,7 +189,8 @@ int main(int argc, char** argv) {
   const auto deadline = start + std::chrono::duration<double>(seconds);
   unsigned long long sent = 0;
   while (sent < count && std::chrono::steady_clock::now() < deadline) {
-    const std::size_t n = static_cast<std::size_t>(std::min<unsigned long long>(kBatch, count - sent));
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<unsigned long long>(kBatch, count - sent));
     if (watcher >= 0) {
       followed = newest_port(watcher, followed);
       aimed_at.insert(followed);
@@ -206,7 +206,8 @@ int main(int argc, char** argv) {
     const int r = ::sendmmsg(fd, msgs.data(), static_cast<unsigned>(n), 0);
     if (r > 0) sent += static_cast<unsigned>(r);
   }
-  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ::close(fd);
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
