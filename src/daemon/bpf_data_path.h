@@ -78,14 +78,6 @@ struct BpfFilterConfig {
 };
 
 // The hooks and verdicts of filter_abi.h, as C++ enums with the same values.
-
-// What the kernel measured of one program: how often it ran and how long it
-// took in all. Both stay 0 unless the kernel collects program statistics
-// (sysctl kernel.bpf_stats_enabled=1); they count from that moment on.
-struct ProgramRunStats {
-  std::uint64_t runs = 0;
-  std::uint64_t run_time_ns = 0;
-};
 enum class BpfHook : std::uint8_t {
   kXdp = BW_HOOK_XDP,
   kTc = BW_HOOK_TC,
@@ -154,6 +146,14 @@ struct SecurityEvent {
 struct BpfLoadOptions {
   // Capacity of the valid-port map: sessions × connections × (2d + 1).
   std::uint32_t max_valid_ports = BW_VALID_PORTS_DEFAULT;
+};
+
+// What the kernel measured of one program: how often it ran and how long it
+// took in all. Both stay 0 unless the kernel collects program statistics
+// (sysctl kernel.bpf_stats_enabled=1); they count from that moment on.
+struct ProgramRunStats {
+  std::uint64_t runs = 0;
+  std::uint64_t run_time_ns = 0;
 };
 
 class BpfDataPath {

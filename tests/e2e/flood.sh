@@ -52,12 +52,9 @@ udp_noports() { ip netns exec "$1" awk '/^Udp:/ && $2 ~ /^[0-9]+$/ {print $3}' /
 veth_drops() { in_a cat "/sys/class/net/va$RUN_ID/statistics/tx_dropped"; }
 # Every drop verdict of bob's frame filter, summed.
 filter_drops() {
-  local total=0 name
-  for name in drop_bad_port drop_bad_version drop_unknown_type drop_bad_header drop_truncated \
-              drop_bad_length drop_rate_limited drop_discovery_rate drop_discovery_total; do
-    total=$((total + $(frame_filter_counter "$BOB" "$WORK/daemon-B.log" "$name")))
-  done
-  echo "$total"
+  frame_filter_counter "$BOB" "$WORK/daemon-B.log" drop_bad_port drop_bad_version \
+    drop_unknown_type drop_bad_header drop_truncated drop_bad_length drop_rate_limited \
+    drop_discovery_rate drop_discovery_total
 }
 now() { date +%s.%N; }
 calc() { python3 -c "print($1)"; }

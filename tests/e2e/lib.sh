@@ -129,11 +129,12 @@ receive_path_is_expected() {
   log "$(grep -m1 -o "receive path: .*" "$WORK/daemon-B.log")"
 }
 
-# frame_filter_counter PID LOGFILE NAME: asks a daemon for its counters
-# (SIGUSR1) and prints the frame filter's (XDP plus TC) counter NAME, e.g.
-# drop_bad_port; 0 on the user-space path.
+# frame_filter_counter PID LOGFILE NAME...: asks a daemon for its counters
+# (SIGUSR1) once and prints the sum of the frame filter's (XDP plus TC)
+# counters NAME..., e.g. drop_bad_port; 0 on the user-space path.
 frame_filter_counter() {
-  local pid=$1 logfile=$2 name=$3 lines
+  local pid=$1 logfile=$2 lines
+  shift 2
   [[ $RECEIVE_PATH == ebpf ]] || { echo 0; return; }
   lines=$(wc -l <"$logfile")
   kill -USR1 "$pid"
@@ -143,8 +144,12 @@ frame_filter_counter() {
     sleep 0.1
   done
   sleep 0.1
-  tail -n +"$((lines + 1))" "$logfile" | grep -E 'eBPF counters (xdp|tc):' |
-    sed -n "s/.* $name=\([0-9]*\).*/\1/p" | awk '{s += $1} END {print s + 0}'
+  local name snapshot total=0
+  snapshot=$(tail -n +"$((lines + 1))" "$logfile" | grep -E 'eBPF counters (xdp|tc):')
+  for name in "$@"; do
+    total=$((total + $(sed -n "s/.* $name=\([0-9]*\).*/\1/p" <<<"$snapshot" | awk '{s += $1} END {print s + 0}')))
+  done
+  echo "$total"
 }
 
 stop_pid() {
