@@ -11,7 +11,7 @@ seconds=${1:-60}
 build=build-fuzz
 
 CC=clang-16 CXX=clang++-16 cmake -S . -B "$build" -G Ninja -DBUCKWILD_FUZZ=ON \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF >/dev/null
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUCKWILD_WERROR=ON -DBUILD_TESTING=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)"
 
 seeds="$build/seeds"

@@ -22,7 +22,7 @@ PskSet psks(std::uint64_t base, std::size_t shared_at) {
   std::vector<Psk> v;
   for (std::size_t i = 0; i < 256; ++i) {
     crypto::DeterministicRandom rng(i == shared_at ? 1 : base + i);
-    v.push_back({"k" + std::to_string(i), crypto::SecretBytes::random(32, rng)});
+    v.push_back({std::string(1, 'k').append(std::to_string(i)), crypto::SecretBytes::random(32, rng)});
   }
   return PskSet::create(std::move(v)).value();
 }

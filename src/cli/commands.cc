@@ -10,8 +10,8 @@
 #include "core/crypto/secret_bytes.h"
 #include "core/wire/messages.h"
 #include "daemon/run_daemon.h"
-#include "daemon/secret_base64.h"
-#include "daemon/sys_error.h"
+#include "daemon/config/secret_base64.h"
+#include "daemon/os/sys_error.h"
 
 namespace buckwild::cli {
 namespace {

@@ -5,7 +5,7 @@
 #include <ostream>
 #include <string>
 
-#include "daemon/config.h"
+#include "daemon/config/config.h"
 
 namespace buckwild::cli {
 

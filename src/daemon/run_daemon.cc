@@ -13,14 +13,15 @@
 
 #include "core/crypto/random.h"
 #include "core/wire/messages.h"
-#include "daemon/clock.h"
-#include "daemon/event_loop.h"
-#include "daemon/kernel_filter.h"
-#include "daemon/logging.h"
-#include "daemon/netlink.h"
-#include "daemon/tun_device.h"
-#include "daemon/tunnel.h"
-#include "daemon/udp_socket.h"
+#include "daemon/os/clock.h"
+#include "daemon/os/event_loop.h"
+#include "daemon/ebpf/kernel_ebpf_path.h"
+#include "daemon/log/logging.h"
+#include "daemon/net/netlink.h"
+#include "daemon/net/tun_device.h"
+#include "daemon/tunnel/tunnel.h"
+#include "daemon/net/udp_socket.h"
+#include "daemon/stream/tcp_endpoints.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -91,15 +92,18 @@ void raise_descriptor_limit() {
   }
 }
 
-void log_stats(const Tunnel& t, const KernelFilter* filter) {
+void log_stats(const Tunnel& t, const KernelEbpfPath* ebpf) {
   const TunnelStats& s = t.stats();
+  const HopPortStats& h = t.hop_port_stats();
   spdlog::info(
       "counters: tun in {} out {}; datagrams sent {} received {}; sessions established {} lost {}; "
       "dropped: no route {}, not IP {}, unknown session {}, rejected {}, spoofed source {}, "
-      "unsupported type {}, send errors {}, hopping ports unavailable {}",
+      "unsupported type {}, truncated {}, send errors {}, TUN read errors {}, TUN write errors {}, "
+      "hopping ports unavailable {}",
       s.tun_packets_in, s.tun_packets_out, s.datagrams_sent, s.datagrams_received,
       s.sessions_established, s.sessions_lost, s.no_route, s.not_ip, s.no_session, s.rejected,
-      s.spoofed_source, s.unsupported_type, s.send_errors, s.port_bind_failures);
+      s.spoofed_source, s.unsupported_type, s.truncated, s.send_errors, s.tun_read_errors,
+      s.tun_write_errors, h.bind_failures);
   const auto& d = t.discovery_counters();
   spdlog::info(
       "discovery: {} responses, {} sessions; silent to {} malformed, {} stale, {} rate-limited, "
@@ -113,41 +117,35 @@ void log_stats(const Tunnel& t, const KernelFilter* filter) {
       "completed, {} reset; {} bytes up, {} down; {} segments rewritten; {} flows left",
       st.opened, st.accepted, st.refused, st.limit_refusals, st.completed, st.resets, st.bytes_up,
       st.bytes_down, st.rewritten, t.stream_flows());
-  if (filter == nullptr) return;
+  if (ebpf == nullptr) return;
   spdlog::info("eBPF path: {} valid (peer, port) pairs now; {} rewrites of them, {} failed, slowest {} us",
-               s.valid_ports, s.valid_port_updates, s.valid_port_update_failures,
-               s.valid_port_update_max_ns / 1000);
-  filter->log_counters();
+               h.valid_ports, h.valid_port_updates, h.valid_port_update_failures,
+               h.valid_port_update_max_ns / 1000);
+  ebpf->log_counters();
 }
 
 // The line `systemctl status` shows (sd_notify STATUS=).
-std::string status_line(const Tunnel& t, const KernelFilter* filter) {
+std::string status_line(const Tunnel& t, const KernelEbpfPath* ebpf) {
   const TunnelStats& s = t.stats();
   std::string line = fmt::format("{} session{}, {} datagrams in, {} out, {} rejected",
                                  t.session_count(), t.session_count() == 1 ? "" : "s",
                                  s.datagrams_received, s.datagrams_sent, s.rejected);
-  if (filter != nullptr) line += "; " + filter->summary();
+  if (ebpf != nullptr) line += "; " + ebpf->summary();
   return line;
 }
 
 // The eBPF path if it can run here, or why not (for the start-up log).
-std::unique_ptr<KernelFilter> start_kernel_filter(const Config& config, Netlink& nl, EventLoop& loop,
-                                                  const Clock& clock, std::string& why_not) {
+SysResult<std::unique_ptr<KernelEbpfPath>> start_ebpf_path(const Config& config, Netlink& nl, EventLoop& loop) {
   std::vector<std::string> interfaces;
   if (config.network.ebpf) {
     auto found = underlay_interfaces(config, nl);
     if (!found) {
-      why_not = "cannot find the underlay interfaces: " + found.error().message;
-      return nullptr;
+      return sys_fail_plain(found.error().sys_errno,
+                            "cannot find the underlay interfaces: " + found.error().message);
     }
     interfaces = std::move(*found);
   }
-  auto filter = KernelFilter::start(config, interfaces, loop, clock);
-  if (!filter) {
-    why_not = filter.error();
-    return nullptr;
-  }
-  return std::move(*filter);
+  return KernelEbpfPath::start(config, interfaces, loop);
 }
 
 }  // namespace
@@ -209,8 +207,9 @@ int run_daemon(const Config& config) {
 
   SystemClock clock(config.testing.clock_offset_ms);
   crypto::SystemRandom rng;
-  std::string why_not;
-  std::unique_ptr<KernelFilter> filter = start_kernel_filter(config, *nl, **loop, clock, why_not);
+  KernelTcpEndpoints tcp;
+  auto ebpf = start_ebpf_path(config, *nl, **loop);
+  std::string why_not = ebpf ? "" : ebpf.error().message;
   SocketFactory factory = [](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
     UdpSocketOptions options;
     options.bind_address = at;
@@ -218,16 +217,25 @@ int run_daemon(const Config& config) {
     if (!s) return std::unexpected(s.error());
     return std::unique_ptr<DatagramSocket>(std::move(*s));
   };
-  auto tunnel = Tunnel::create(config, mtu, TunnelDeps{**loop, clock, **tun, factory, rng, filter.get()});
-  if (!tunnel && filter) {
+  // The tunnel stops the daemon when it cannot go on (its TUN device failed);
+  // the exit status says so, and systemd restarts us.
+  bool failed = false;
+  auto on_fatal = [&](const SysError&) {
+    failed = true;
+    (*loop)->stop();
+  };
+  auto deps = [&](EbpfPath* path) { return TunnelDeps{**loop, clock, **tun, factory, tcp, rng, path, on_fatal}; };
+  std::unique_ptr<KernelEbpfPath> ebpf_path = ebpf ? std::move(*ebpf) : nullptr;
+  auto tunnel = Tunnel::create(config, mtu, deps(ebpf_path.get()));
+  if (!tunnel && ebpf_path) {
     why_not = "the eBPF path failed to start: " + tunnel.error().message;
-    filter.reset();
-    tunnel = Tunnel::create(config, mtu, TunnelDeps{**loop, clock, **tun, factory, rng});
+    ebpf_path.reset();
+    tunnel = Tunnel::create(config, mtu, deps(nullptr));
   }
-  if (filter) {
+  if (ebpf_path) {
     spdlog::info("receive path: eBPF (frame filter: {}; every valid hopping port steered to one "
                  "socket by sk_lookup; socket filter on it)",
-                 filter->where());
+                 ebpf_path->where());
   } else {
     spdlog::info("receive path: user space (one socket per valid hopping port, rotated every 250 ms) "
                  "because {}",
@@ -253,26 +261,26 @@ int run_daemon(const Config& config) {
   (void)(*loop)->watch_signal(SIGPIPE, [](int) {});
   (void)(*loop)->watch_signal(SIGUSR1, [&](int) {
     spdlog::info("SIGUSR1: counters follow");
-    log_stats(**tunnel, filter.get());
+    log_stats(**tunnel, ebpf_path.get());
   });
   const TimerId status_timer = (*loop)->add_periodic_timer(seconds(10), [&] {
-    notify_systemd(("STATUS=" + status_line(**tunnel, filter.get())).c_str());
+    notify_systemd(("STATUS=" + status_line(**tunnel, ebpf_path.get())).c_str());
   });
 
   notify_systemd("READY=1\nSTATUS=running");
   auto ran = (*loop)->run();
   notify_systemd("STOPPING=1");
   (*loop)->cancel_timer(status_timer);
-  log_stats(**tunnel, filter.get());
+  log_stats(**tunnel, ebpf_path.get());
   tunnel->reset();  // sessions and their keys go first
-  filter.reset();   // then the kernel filter (its links, TC filter, socket map)
+  ebpf_path.reset();  // then the eBPF programs (their links, TC filter, socket map)
   tun->reset();     // closing the descriptor removes the interface
   spdlog::info("stopped");
   if (!ran) {
     spdlog::error("event loop failed: {}", ran.error().message);
     return 1;
   }
-  return 0;
+  return failed ? 1 : 0;
 }
 
 }  // namespace buckwild::daemon

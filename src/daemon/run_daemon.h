@@ -1,7 +1,7 @@
 // `buckwild run`: the daemon in the foreground, on the real kernel interfaces.
 #pragma once
 
-#include "daemon/config.h"
+#include "daemon/config/config.h"
 
 namespace buckwild::daemon {
 

@@ -10,17 +10,14 @@
 #include <cstring>
 #include <utility>
 
+#include "core/common/fatal.h"
+
 namespace buckwild::crypto {
 namespace {
 
 // The one-shot helpers and compute() return plain digests: with valid inputs
 // the only way OpenSSL fails here is running out of memory, which the daemon
 // cannot recover from anyway.
-[[noreturn]] void die(const char* what) {
-  std::fprintf(stderr, "buckwild: %s\n", what);
-  std::abort();
-}
-
 // OpenSSL rejects a null key pointer even with length 0 (a null key means
 // "keep the current key" to EVP_MAC_init), so an empty key points here.
 constexpr std::uint8_t kEmpty[1] = {0};
@@ -85,17 +82,17 @@ Digest HmacSha256::compute(std::initializer_list<Bytes> parts) {
   }
   // A null key re-arms the context with the key already set: no allocation.
   if (ctx_ == nullptr || EVP_MAC_init(ctx_, nullptr, 0, nullptr) != 1) {
-    die("HMAC-SHA256 re-init failed");
+    fatal("HMAC-SHA256 re-init failed");
   }
   for (Bytes part : parts) {
     if (!part.empty() && EVP_MAC_update(ctx_, part.data(), part.size()) != 1) {
-      die("HMAC-SHA256 update failed");
+      fatal("HMAC-SHA256 update failed");
     }
   }
   Digest out{};
   std::size_t len = 0;
   if (EVP_MAC_final(ctx_, out.data(), &len, out.size()) != 1 || len != out.size()) {
-    die("HMAC-SHA256 final failed");
+    fatal("HMAC-SHA256 final failed");
   }
   return out;
 }
@@ -118,7 +115,7 @@ Digest hmac_sha256(Bytes key, std::initializer_list<Bytes> parts) {
     return out;
   }
   Result<HmacSha256> mac = HmacSha256::create(key);
-  if (!mac) die(mac.error().what);
+  if (!mac) fatal(mac.error().what);
   return mac->compute(parts);
 }
 
@@ -132,7 +129,7 @@ Digest sha256(std::initializer_list<Bytes> parts) {
   unsigned int len = 0;
   ok = ok && EVP_DigestFinal_ex(ctx, out.data(), &len) == 1 && len == out.size();
   EVP_MD_CTX_free(ctx);
-  if (!ok) die("SHA-256 failed");
+  if (!ok) fatal("SHA-256 failed");
   return out;
 }
 

@@ -10,15 +10,11 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "core/common/fatal.h"
 #include "core/crypto/hmac.h"
 
 namespace buckwild::crypto {
 namespace {
-
-[[noreturn]] void die(const char* what) {
-  std::fprintf(stderr, "buckwild: %s\n", what);
-  std::abort();
-}
 
 // OpenSSL length arguments are int; stay well inside them.
 constexpr std::size_t kMaxChunk = std::size_t{1} << 30;
@@ -30,7 +26,7 @@ void SystemRandom::fill(MutableBytes out) {
   while (!out.empty()) {
     std::size_t n = std::min(out.size(), kMaxChunk);
     if (RAND_bytes(out.data(), static_cast<int>(n)) != 1) {
-      die("RAND_bytes failed; refusing to continue without a working CSPRNG");
+      fatal("RAND_bytes failed; refusing to continue without a working CSPRNG");
     }
     out = out.subspan(n);
   }
@@ -59,7 +55,7 @@ void DeterministicRandom::fill(MutableBytes out) {
 
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   if (ctx == nullptr || EVP_EncryptInit_ex(ctx, EVP_chacha20(), nullptr, key.data(), iv) != 1) {
-    die("cannot set up ChaCha20 for DeterministicRandom");
+    fatal("cannot set up ChaCha20 for DeterministicRandom");
   }
   OPENSSL_cleanse(key.data(), key.size());
 
@@ -75,7 +71,7 @@ void DeterministicRandom::fill(MutableBytes out) {
     rest = rest.subspan(n);
   }
   EVP_CIPHER_CTX_free(ctx);
-  if (!ok) die("ChaCha20 failed in DeterministicRandom");
+  if (!ok) fatal("ChaCha20 failed in DeterministicRandom");
   counter_ += out.size();
 }
 

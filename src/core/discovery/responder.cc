@@ -68,7 +68,9 @@ Responder::Responder(const PskSet& psks, ResponderPolicy policy, ResponderLimits
       secrets_{crypto::SecretBytes::random(32, rng), crypto::SecretBytes::random(32, rng)},
       rotated_at_(now) {}
 
-void Responder::on_time(TimePoint now) { rotate(now); }
+TimePoint Responder::next_expiry() const { return rotated_at_ + kCookieRotation; }
+
+void Responder::on_expiry(TimePoint now) { rotate(now); }
 
 void Responder::rotate(TimePoint now) {
   // The ephemeral keys of past exchanges die with the secret: forward secrecy

@@ -71,10 +71,11 @@ class Responder {
   Result<Established> consume_confirm(Bytes datagram, const Endpoint& from,
                                       std::int64_t now_unix_ms, TimePoint now);
 
-  // Rotates the cookie secrets on time even when no discovery traffic arrives,
-  // so the responder's ephemeral keys (derived from them) are gone within 60 s.
-  // Call it periodically (the daemon does every 100 ms).
-  void on_time(TimePoint now);
+  // The cookie secrets rotate on time even when no discovery traffic arrives,
+  // so the responder's ephemeral keys (derived from them) are gone within 60 s:
+  // call on_expiry() at next_expiry() (or later; a late call rotates late).
+  TimePoint next_expiry() const;
+  void on_expiry(TimePoint now);
 
   const ResponderCounters& counters() const { return counters_; }
   // The session id of the last CONFIRM refused with kReplayAttack.

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <utility>
 
+#include "core/common/fatal.h"
 #include "core/hop/time_window.h"
 
 namespace buckwild::hop {
@@ -32,11 +33,6 @@ std::uint32_t base_from_digest(const crypto::Digest& mac) {
 std::uint16_t port_from(std::uint32_t base, std::uint16_t offset) {
   return static_cast<std::uint16_t>(kMinPort +
                                     (base + std::uint32_t{offset} * kOffsetStride) % kPortRange);
-}
-
-[[noreturn]] void die(const char* what) {
-  std::fprintf(stderr, "buckwild: port schedule: %s\n", what);
-  std::abort();
 }
 
 }  // namespace
@@ -85,11 +81,11 @@ PortSchedule::DayState& PortSchedule::day_state(std::int64_t day) {
   // The PSK length was checked in create(), and 32-byte daily keys are what
   // the other two derivations accept, so only allocation can fail here.
   auto key = daily_key(psk_.view(), day);
-  if (!key) die("daily key derivation failed");
+  if (!key) fatal("port schedule: daily key derivation failed");
   auto hmac = crypto::HmacSha256::create(key->view());
-  if (!hmac) die("cannot create an HMAC context");
+  if (!hmac) fatal("cannot create an HMAC context");
   auto offsets = ConnectionOffsets::create(key->view(), session_id_);
-  if (!offsets) die("connection offset derivation failed");
+  if (!offsets) fatal("connection offset derivation failed");
   // The daily key itself is not kept: the HMAC context and the offset table are
   // all a port lookup needs.
   victim->reset();

@@ -10,8 +10,8 @@
 #include <cstring>
 
 #include "core/wire/codec.h"
-#include "daemon/bpf_probe.h"
-#include "daemon/netlink.h"
+#include "daemon/ebpf/ebpf_probe.h"
+#include "daemon/net/netlink.h"
 
 namespace buckwild::daemon::bpftest {
 namespace {
@@ -22,7 +22,7 @@ void put16(Frame& f, std::size_t at, std::uint16_t v) {
 }
 
 void append(Frame& f, std::span<const std::uint8_t> bytes) {
-  f.insert(f.end(), bytes.begin(), bytes.end());
+  for (std::uint8_t b : bytes) f.push_back(b);  // not insert(): g++ 12 -O3 warns falsely on it
 }
 
 }  // namespace
@@ -147,9 +147,9 @@ std::uint32_t run_frame(int prog_fd, std::span<const std::uint8_t> frame, int if
   return opts.retval;
 }
 
-std::unique_ptr<BpfDataPath> load_filter(const BpfFilterConfig& config, std::string& skip,
+std::unique_ptr<EbpfPrograms> load_filter(const BpfFilterConfig& config, std::string& skip,
                                          const BpfLoadOptions& options) {
-  auto loaded = BpfDataPath::load(config, options);
+  auto loaded = EbpfPrograms::load(config, options);
   if (loaded) return std::move(*loaded);
   // Skipped only where this process cannot run eBPF at all. The verifier also
   // answers EACCES when it rejects a program: where the probe loads, that is

@@ -15,11 +15,11 @@
 #include <vector>
 
 #include "core/wire/messages.h"
-#include "daemon/bpf_data_path.h"
-#include "daemon/ip_address.h"
-#include "daemon/socket_address.h"
-#include "daemon/udp_socket.h"
-#include "daemon/unique_fd.h"
+#include "daemon/ebpf/ebpf_programs.h"
+#include "core/common/ip_address.h"
+#include "core/common/socket_address.h"
+#include "daemon/net/udp_socket.h"
+#include "daemon/os/unique_fd.h"
 
 // Skips the test unless this process is root (for private network
 // namespaces) and may load eBPF programs; fails it if loading fails otherwise.
@@ -81,7 +81,7 @@ inline constexpr std::uint32_t kTcShot = 2;
 // Loads the filter with `config`. When this process may not load eBPF
 // programs at all (no privilege, no bpf()), returns nullptr and sets `skip`
 // to the reason; any other failure is a test failure.
-std::unique_ptr<BpfDataPath> load_filter(const BpfFilterConfig& config, std::string& skip,
+std::unique_ptr<EbpfPrograms> load_filter(const BpfFilterConfig& config, std::string& skip,
                                          const BpfLoadOptions& options = {});
 
 // Counters after minus counters before.

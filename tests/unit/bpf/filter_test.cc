@@ -88,7 +88,7 @@ class FrameFilterTest : public ::testing::TestWithParam<FilterCase> {
   }
 
   BpfFilterConfig config_;
-  std::unique_ptr<BpfDataPath> path_;
+  std::unique_ptr<EbpfPrograms> path_;
   std::vector<ValidPort> allowed_;
 };
 

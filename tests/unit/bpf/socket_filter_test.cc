@@ -8,7 +8,7 @@
 #include <string>
 
 #include "bpf_test_support.h"
-#include "test_support.h"
+#include "support/daemon_test_support.h"
 
 namespace buckwild::daemon {
 namespace {

@@ -33,7 +33,7 @@ Psk psk(const std::string& id, std::uint32_t label) {
 PskSet make_set(std::size_t count, std::uint32_t base, std::size_t shared_at) {
   std::vector<Psk> v;
   for (std::size_t i = 0; i < count; ++i) {
-    v.push_back(i == shared_at ? psk("shared", 1) : psk("k" + std::to_string(i), base + static_cast<std::uint32_t>(i)));
+    v.push_back(i == shared_at ? psk("shared", 1) : psk(std::string(1, 'k').append(std::to_string(i)), base + static_cast<std::uint32_t>(i)));
   }
   return PskSet::create(std::move(v)).value();
 }
@@ -265,6 +265,27 @@ TEST(DiscoveryTest, ReplayedMessagesFail) {
   EXPECT_NE(*mallory_response, *r);
   // A stale DISCOVERY (over 30 s old) is ignored.
   EXPECT_FALSE(resp.consume_discovery(d, kAlice, kUnix + 31'000, kT0 + seconds(63)).has_value());
+}
+
+// Without any discovery traffic, the cookie secrets still rotate when the
+// responder's timer says so: a RESPONSE's secrets are gone within 60 s.
+TEST(DiscoveryTest, ResponderRotatesItsSecretsOnItsOwnTimer) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(1, 200, 0);
+  crypto::DeterministicRandom irng(19), rrng(20);
+  Initiator init(ipsks, kOffered, irng);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  EXPECT_EQ(resp.next_expiry(), kT0 + kCookieRotation);
+  auto r = resp.consume_discovery(init.start(kUnix, kT0), kAlice, kUnix, kT0);
+  auto o = init.consume_response(*r, kUnix, kT0);
+  ASSERT_TRUE(o);
+  resp.on_expiry(kT0 + kCookieRotation);
+  EXPECT_EQ(resp.next_expiry(), kT0 + 2 * kCookieRotation);
+  resp.on_expiry(kT0 + 2 * kCookieRotation);
+  EXPECT_EQ(resp.next_expiry(), kT0 + 3 * kCookieRotation);
+  // Both secrets have changed since the RESPONSE: its cookie no longer verifies.
+  EXPECT_FALSE(resp.consume_confirm(o->confirm, kAlice, kUnix, kT0 + 2 * kCookieRotation + seconds(1)).has_value());
+  EXPECT_EQ(resp.counters().bad_cookie, 1u);
 }
 
 TEST(DiscoveryTest, ConfirmFromAnotherAddressFails) {

@@ -1,0 +1,161 @@
+// The daemon configuration: a TOML file plus BUCKWILD_<SECTION>_<KEY>
+// environment overrides, checked completely before the daemon touches anything.
+//
+// The schema, its defaults and ranges are documented key by key in
+// packaging/buckwild.toml. Loading never throws and reports every problem it
+// finds, each as one line "FILE:LINE:COL: key: problem" (or "env NAME: problem"
+// for an environment variable, "FILE: key: missing" when a required key is
+// absent and there is no section to point at). Key paths are dotted, with
+// 0-based indices for array entries: "network.mtu", "psk[1].key_file".
+//
+// Secrets: PSK bytes are decoded straight into crypto::SecretBytes (locked,
+// zeroed on destruction). No error message contains key text. The TOML text of
+// an inline `key = "..."` unavoidably passes through the parser's own heap
+// strings; those copies in the parsed document are overwritten before it is
+// freed. `key_file` avoids even that and is what production configs should use.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/conn/congestion_control.h"
+#include "core/crypto/aead.h"
+#include "core/crypto/packet_protection.h"
+#include "core/crypto/secret_bytes.h"
+#include "core/common/cidr.h"
+#include "core/common/ip_address.h"
+#include "core/common/socket_address.h"
+
+namespace buckwild::daemon {
+
+enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError, kCritical, kOff };
+enum class SyslogFacility : std::uint8_t {
+  kDaemon,
+  kUser,
+  kLocal0,
+  kLocal1,
+  kLocal2,
+  kLocal3,
+  kLocal4,
+  kLocal5,
+  kLocal6,
+  kLocal7
+};
+enum class TcpMode : std::uint8_t { kStream, kPacket };
+
+// Where the eBPF frame filter attaches on the underlay interfaces: the first
+// of XDP in the driver, generic XDP and TC ingress that an interface accepts,
+// or only the one named.
+enum class EbpfAttach : std::uint8_t { kAuto, kXdpDriver, kXdpGeneric, kTcIngress };
+
+struct NetworkConfig {
+  std::string interface;  // "" = the interface that routes to the first peer
+  IpAddress listen_address = IpAddress::any(IpFamily::kV4);
+  std::uint16_t discovery_port = 1025;
+  std::string virtual_device = "bw0";
+  Cidr virtual_address;                  // required, IPv4 host address with its prefix
+  std::optional<Cidr> virtual_address6;  // optional IPv6 host address with its prefix
+  std::uint32_t mtu = 0;                 // 0 = derive from the underlay MTU
+  bool ebpf = true;
+  EbpfAttach ebpf_attach = EbpfAttach::kAuto;
+};
+
+struct ProtocolConfig {
+  std::uint32_t hop_interval_ms = 250;
+  std::uint32_t time_sync_tolerance_ms = 50;
+  std::uint32_t heartbeat_interval_ms = 30'000;
+  std::uint32_t heartbeat_timeout_ms = 90'000;
+  std::uint32_t max_packet_lifetime_ms = 60'000;
+  std::optional<std::uint8_t> delay_allowance;  // nullopt = "auto" (adaptive, 1..16)
+  TcpMode tcp_mode = TcpMode::kStream;
+  // Congestion control of the transparent-TCP connections between the daemons.
+  conn::CongestionAlgorithm congestion_control = conn::CongestionAlgorithm::kBbr;
+};
+
+struct SecurityConfig {
+  std::uint32_t max_connections = 4096;
+  std::uint32_t max_connections_per_source = 100;
+  std::uint32_t rate_limit_packets_per_second = 1000;
+  std::uint32_t discovery_work_per_second = 200;
+  // Datagrams per second from one peer address to its valid hopping ports,
+  // enforced in the kernel on the eBPF path; 0 = no limit.
+  std::uint32_t peer_rate_limit_packets_per_second = 1'000'000;
+  std::uint32_t replay_window_ms = 30'000;
+};
+
+struct CryptoConfig {
+  crypto::ProtectionMode protection = crypto::ProtectionMode::kAead;
+  crypto::AeadAlgorithm aead = crypto::AeadAlgorithm::kChaCha20Poly1305;
+  bool forward_secrecy = true;
+  std::uint32_t key_rotation_interval_hours = 24;
+};
+
+struct LoggingConfig {
+  LogLevel level = LogLevel::kInfo;
+  bool syslog = true;
+  SyslogFacility syslog_facility = SyslogFacility::kDaemon;
+  std::string audit_log_path;  // "" = no audit log; otherwise an absolute path
+};
+
+struct TestingConfig {
+  std::int64_t clock_offset_ms = 0;  // TEST AID: added to this daemon's UTC clock
+};
+
+struct PskConfig {
+  std::string id;
+  crypto::SecretBytes key;             // 16..64 bytes
+  std::vector<Cidr> allowed_prefixes;  // what an initiator without a [[peer]] may claim
+};
+
+struct PeerConfig {
+  std::string name;
+  std::optional<SocketAddress> endpoint;  // underlay address; port defaults to
+                                          // network.discovery_port; nullopt = the peer
+                                          // only ever initiates (then initiate = false)
+  IpAddress virtual_address;
+  std::vector<Cidr> routes;
+  std::string psk;  // "" = any PSK; otherwise a PskConfig::id
+  bool initiate = true;
+};
+
+struct Config {
+  std::string source_path;  // the file it was loaded from
+  NetworkConfig network;
+  ProtocolConfig protocol;
+  SecurityConfig security;
+  CryptoConfig crypto;
+  LoggingConfig logging;
+  TestingConfig testing;
+  std::vector<PskConfig> psks;
+  std::vector<PeerConfig> peers;
+};
+
+// Environment variables considered for overrides, by name. Tests pass their
+// own; the daemon passes buckwild_environment().
+using Environment = std::map<std::string, std::string, std::less<>>;
+
+// The process environment's BUCKWILD_* variables.
+Environment buckwild_environment();
+
+// Loads and checks the configuration at `path`, then applies overrides from
+// `env`: BUCKWILD_<SECTION>_<KEY> sets a scalar key of a single-instance
+// section (network, protocol, security, crypto, logging, ntp, testing) and is
+// parsed with that key's type (booleans: true/false/1/0). A variable whose
+// SECTION is one of those but whose KEY is unknown is an error; other
+// BUCKWILD_* variables are not ours and are ignored. `key_file` paths that are
+// relative are resolved against the directory of `path`.
+// Returns the Config, or every problem found, in file order, then environment
+// problems, then cross-key problems.
+std::expected<Config, std::vector<std::string>> load_config(const std::string& path,
+                                                            const Environment& env);
+
+// Names for logs and messages: "info", "daemon", "stream".
+const char* log_level_name(LogLevel level);
+const char* syslog_facility_name(SyslogFacility facility);
+
+}  // namespace buckwild::daemon

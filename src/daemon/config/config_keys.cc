@@ -1,0 +1,434 @@
+#include "daemon/config/config_keys.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace buckwild::daemon {
+namespace {
+
+using Scalar = ConfigScalar;
+using Kind = ConfigKind;
+using KeySpec = ConfigKey;
+
+std::string range_problem(std::int64_t value, std::int64_t lo, std::int64_t hi) {
+  return "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
+         std::to_string(value);
+}
+
+template <auto Section, auto Field, std::int64_t Lo, std::int64_t Hi>
+std::string set_integer(Config& c, const Scalar& v) {
+  std::int64_t n = std::get<std::int64_t>(v);
+  if (n < Lo || n > Hi) return range_problem(n, Lo, Hi);
+  auto& field = (c.*Section).*Field;
+  field = static_cast<std::remove_reference_t<decltype(field)>>(n);
+  return {};
+}
+
+template <auto Section, auto Field>
+std::string set_bool(Config& c, const Scalar& v) {
+  (c.*Section).*Field = std::get<bool>(v);
+  return {};
+}
+
+template <typename E, std::size_t N>
+std::string set_choice(E& out, const Scalar& v,
+                       const std::array<std::pair<std::string_view, E>, N>& choices) {
+  const auto& s = std::get<std::string>(v);
+  for (const auto& [name, value] : choices) {
+    if (s == name) {
+      out = value;
+      return {};
+    }
+  }
+  std::string list;
+  for (const auto& [name, value] : choices) {
+    if (!list.empty()) list += ", ";
+    list += in_quotes(name);
+  }
+  return "must be one of " + list + ", got " + in_quotes(s);
+}
+
+constexpr std::array<std::pair<std::string_view, LogLevel>, 7> kLogLevels = {{
+    {"trace", LogLevel::kTrace},
+    {"debug", LogLevel::kDebug},
+    {"info", LogLevel::kInfo},
+    {"warn", LogLevel::kWarn},
+    {"error", LogLevel::kError},
+    {"critical", LogLevel::kCritical},
+    {"off", LogLevel::kOff},
+}};
+
+constexpr std::array<std::pair<std::string_view, SyslogFacility>, 10> kFacilities = {{
+    {"daemon", SyslogFacility::kDaemon},
+    {"user", SyslogFacility::kUser},
+    {"local0", SyslogFacility::kLocal0},
+    {"local1", SyslogFacility::kLocal1},
+    {"local2", SyslogFacility::kLocal2},
+    {"local3", SyslogFacility::kLocal3},
+    {"local4", SyslogFacility::kLocal4},
+    {"local5", SyslogFacility::kLocal5},
+    {"local6", SyslogFacility::kLocal6},
+    {"local7", SyslogFacility::kLocal7},
+}};
+
+// Linux interface names: 1..15 bytes (IFNAMSIZ - 1). The virtual device is
+// ours to name, so it gets a conservative alphabet; the underlay interface
+// exists already and only has to be a name the kernel could have given.
+std::string check_device_name(const std::string& s) {
+  if (s.empty() || s.size() > 15)
+    return "must be 1..15 characters, got " + std::to_string(s.size());
+  for (char ch : s) {
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '.' || ch == '-';
+    if (!ok) return "may contain only letters, digits, '_', '.' and '-', got " + in_quotes(s);
+  }
+  if (s == "." || s == "..") return "cannot be " + in_quotes(s);
+  return {};
+}
+
+std::string check_underlay_name(const std::string& s) {
+  if (s.empty()) return {};
+  if (s.size() > 15) return "an interface name has at most 15 characters, got " + in_quotes(s);
+  for (char ch : s) {
+    if (ch == '/' || ch == ':' || static_cast<unsigned char>(ch) <= ' ' || ch == 0x7f) {
+      return "is not a valid interface name: " + in_quotes(s);
+    }
+  }
+  if (s == "." || s == "..") return "is not a valid interface name: " + in_quotes(s);
+  return {};
+}
+
+std::string set_interface(Config& c, const Scalar& v) {
+  const auto& s = std::get<std::string>(v);
+  if (auto p = check_underlay_name(s); !p.empty()) return p;
+  c.network.interface = s;
+  return {};
+}
+
+std::string set_listen_address(Config& c, const Scalar& v) {
+  const auto& s = std::get<std::string>(v);
+  auto ip = IpAddress::parse(s);
+  if (!ip) return "must be an IPv4 or IPv6 address literal, got " + in_quotes(s);
+  c.network.listen_address = *ip;
+  return {};
+}
+
+std::string set_virtual_device(Config& c, const Scalar& v) {
+  const auto& s = std::get<std::string>(v);
+  if (auto p = check_device_name(s); !p.empty()) return p;
+  c.network.virtual_device = s;
+  return {};
+}
+
+std::string set_virtual_address(Config& c, const Scalar& v) {
+  const auto& s = std::get<std::string>(v);
+  if (s.empty())
+    return "must be this host's IPv4 address on the tunnel with its prefix, such as "
+           "\"10.77.0.1/24\"";
+  auto cidr = validate_interface_address(s, IpFamily::kV4);
+  if (!cidr) return cidr.error() + " (in " + in_quotes(s) + ")";
+  c.network.virtual_address = *cidr;
+  return {};
+}
+
+std::string set_virtual_address6(Config& c, const Scalar& v) {
+  const auto& s = std::get<std::string>(v);
+  if (s.empty()) {
+    c.network.virtual_address6.reset();
+    return {};
+  }
+  auto cidr = validate_interface_address(s, IpFamily::kV6);
+  if (!cidr) return cidr.error() + " (in " + in_quotes(s) + ")";
+  c.network.virtual_address6 = *cidr;
+  return {};
+}
+
+std::string set_mtu(Config& c, const Scalar& v) {
+  std::int64_t n = std::get<std::int64_t>(v);
+  if (n != 0 && (n < 576 || n > 9000)) {
+    return "must be 0 (derive from the underlay) or between 576 and 9000, got " + std::to_string(n);
+  }
+  c.network.mtu = static_cast<std::uint32_t>(n);
+  return {};
+}
+
+std::string set_hop_interval(Config& c, const Scalar& v) {
+  std::int64_t n = std::get<std::int64_t>(v);
+  if (n != 250) {
+    return "protocol v1 hops every 250 ms and supports no other interval, got " + std::to_string(n);
+  }
+  c.protocol.hop_interval_ms = 250;
+  return {};
+}
+
+std::string set_delay_allowance(Config& c, const Scalar& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) {
+    if (*s == "auto") {
+      c.protocol.delay_allowance.reset();
+      return {};
+    }
+    return "must be \"auto\" or a number of windows 1..16, got " + in_quotes(*s);
+  }
+  std::int64_t n = std::get<std::int64_t>(v);
+  if (n < 1 || n > 16)
+    return "must be \"auto\" or a number of windows 1..16, got " + std::to_string(n);
+  c.protocol.delay_allowance = static_cast<std::uint8_t>(n);
+  return {};
+}
+
+std::string set_tcp_mode(Config& c, const Scalar& v) {
+  static constexpr std::array<std::pair<std::string_view, TcpMode>, 2> kModes = {{
+      {"stream", TcpMode::kStream},
+      {"packet", TcpMode::kPacket},
+  }};
+  return set_choice(c.protocol.tcp_mode, v, kModes);
+}
+
+std::string set_congestion_control(Config& c, const Scalar& v) {
+  static constexpr std::array<std::pair<std::string_view, conn::CongestionAlgorithm>, 2> kAlgorithms = {{
+      {"bbr", conn::CongestionAlgorithm::kBbr},
+      {"newreno", conn::CongestionAlgorithm::kNewReno},
+  }};
+  return set_choice(c.protocol.congestion_control, v, kAlgorithms);
+}
+
+std::string set_ebpf_attach(Config& c, const Scalar& v) {
+  static constexpr std::array<std::pair<std::string_view, EbpfAttach>, 4> kHooks = {{
+      {"auto", EbpfAttach::kAuto},
+      {"xdp-driver", EbpfAttach::kXdpDriver},
+      {"xdp-generic", EbpfAttach::kXdpGeneric},
+      {"tc-ingress", EbpfAttach::kTcIngress},
+  }};
+  return set_choice(c.network.ebpf_attach, v, kHooks);
+}
+
+std::string set_protection(Config& c, const Scalar& v) {
+  static constexpr std::array<std::pair<std::string_view, crypto::ProtectionMode>, 2> kModes = {{
+      {"aead", crypto::ProtectionMode::kAead},
+      {"hmac", crypto::ProtectionMode::kHmac},
+  }};
+  return set_choice(c.crypto.protection, v, kModes);
+}
+
+std::string set_aead(Config& c, const Scalar& v) {
+  static constexpr std::array<std::pair<std::string_view, crypto::AeadAlgorithm>, 2> kAlgs = {{
+      {"chacha20-poly1305", crypto::AeadAlgorithm::kChaCha20Poly1305},
+      {"aes-256-gcm", crypto::AeadAlgorithm::kAes256Gcm},
+  }};
+  return set_choice(c.crypto.aead, v, kAlgs);
+}
+
+std::string set_level(Config& c, const Scalar& v) {
+  return set_choice(c.logging.level, v, kLogLevels);
+}
+
+std::string set_facility(Config& c, const Scalar& v) {
+  return set_choice(c.logging.syslog_facility, v, kFacilities);
+}
+
+std::string set_audit_log_path(Config& c, const Scalar& v) {
+  const auto& s = std::get<std::string>(v);
+  if (!s.empty() && s.front() != '/')
+    return "must be \"\" or an absolute path, got " + in_quotes(s);
+  if (s.find('\0') != std::string::npos) return "must not contain NUL characters";
+  c.logging.audit_log_path = s;
+  return {};
+}
+
+std::string set_ntp_enabled(Config&, const Scalar& v) {
+  if (std::get<bool>(v)) {
+    return "the NTP client is not in this version of buckwild; set enabled = false and keep "
+           "the clock in sync with chrony or systemd-timesyncd";
+  }
+  return {};
+}
+
+constexpr std::array kNetworkKeys = {
+    KeySpec{"interface", Kind::kString, set_interface},
+    KeySpec{"listen_address", Kind::kString, set_listen_address},
+    KeySpec{"discovery_port", Kind::kInteger,
+            set_integer<&Config::network, &NetworkConfig::discovery_port, 1, 65535>},
+    KeySpec{"virtual_device", Kind::kString, set_virtual_device},
+    KeySpec{"virtual_address", Kind::kString, set_virtual_address},
+    KeySpec{"virtual_address6", Kind::kString, set_virtual_address6},
+    KeySpec{"mtu", Kind::kInteger, set_mtu},
+    KeySpec{"ebpf", Kind::kBool, set_bool<&Config::network, &NetworkConfig::ebpf>},
+    KeySpec{"ebpf_attach", Kind::kString, set_ebpf_attach},
+};
+
+constexpr std::array kProtocolKeys = {
+    KeySpec{"hop_interval_ms", Kind::kInteger, set_hop_interval},
+    KeySpec{"time_sync_tolerance_ms", Kind::kInteger,
+            set_integer<&Config::protocol, &ProtocolConfig::time_sync_tolerance_ms, 1, 1000>},
+    KeySpec{
+        "heartbeat_interval_ms", Kind::kInteger,
+        set_integer<&Config::protocol, &ProtocolConfig::heartbeat_interval_ms, 1000, 3'600'000>},
+    KeySpec{
+        "heartbeat_timeout_ms", Kind::kInteger,
+        set_integer<&Config::protocol, &ProtocolConfig::heartbeat_timeout_ms, 2000, 10'800'000>},
+    KeySpec{"max_packet_lifetime_ms", Kind::kInteger,
+            set_integer<&Config::protocol, &ProtocolConfig::max_packet_lifetime_ms, 1000, 600'000>},
+    KeySpec{"delay_allowance", Kind::kAutoOrInteger, set_delay_allowance},
+    KeySpec{"tcp_mode", Kind::kString, set_tcp_mode},
+    KeySpec{"congestion_control", Kind::kString, set_congestion_control},
+};
+
+constexpr std::array kSecurityKeys = {
+    KeySpec{"max_connections", Kind::kInteger,
+            set_integer<&Config::security, &SecurityConfig::max_connections, 1, 65536>},
+    KeySpec{"max_connections_per_source", Kind::kInteger,
+            set_integer<&Config::security, &SecurityConfig::max_connections_per_source, 1, 65536>},
+    KeySpec{"rate_limit_packets_per_second", Kind::kInteger,
+            set_integer<&Config::security, &SecurityConfig::rate_limit_packets_per_second, 1,
+                        10'000'000>},
+    KeySpec{
+        "discovery_work_per_second", Kind::kInteger,
+        set_integer<&Config::security, &SecurityConfig::discovery_work_per_second, 1, 1'000'000>},
+    KeySpec{"peer_rate_limit_packets_per_second", Kind::kInteger,
+            set_integer<&Config::security, &SecurityConfig::peer_rate_limit_packets_per_second, 0,
+                        100'000'000>},
+    KeySpec{"replay_window_ms", Kind::kInteger,
+            set_integer<&Config::security, &SecurityConfig::replay_window_ms, 1000, 60'000>},
+};
+
+constexpr std::array kCryptoKeys = {
+    KeySpec{"protection", Kind::kString, set_protection},
+    KeySpec{"aead", Kind::kString, set_aead},
+    KeySpec{"forward_secrecy", Kind::kBool,
+            set_bool<&Config::crypto, &CryptoConfig::forward_secrecy>},
+    KeySpec{"key_rotation_interval_hours", Kind::kInteger,
+            set_integer<&Config::crypto, &CryptoConfig::key_rotation_interval_hours, 1, 24>},
+};
+
+constexpr std::array kLoggingKeys = {
+    KeySpec{"level", Kind::kString, set_level},
+    KeySpec{"syslog", Kind::kBool, set_bool<&Config::logging, &LoggingConfig::syslog>},
+    KeySpec{"syslog_facility", Kind::kString, set_facility},
+    KeySpec{"audit_log_path", Kind::kString, set_audit_log_path},
+};
+
+constexpr std::array kNtpKeys = {
+    KeySpec{"enabled", Kind::kBool, set_ntp_enabled},
+};
+
+constexpr std::array kTestingKeys = {
+    KeySpec{
+        "clock_offset_ms", Kind::kInteger,
+        set_integer<&Config::testing, &TestingConfig::clock_offset_ms, -86'400'000, 86'400'000>},
+};
+
+constexpr std::array<ConfigSection, 7> kSections = {{
+    {"network", kNetworkKeys},
+    {"protocol", kProtocolKeys},
+    {"security", kSecurityKeys},
+    {"crypto", kCryptoKeys},
+    {"logging", kLoggingKeys},
+    {"ntp", kNtpKeys},
+    {"testing", kTestingKeys},
+}};
+
+}  // namespace
+
+std::string in_quotes(std::string_view s) {
+  // Built by appending: g++ 12 at -O3 reports a false -Wrestrict on the
+  // operator+ chain, which broke Release builds.
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.push_back('"');
+  out.append(s);
+  out.push_back('"');
+  return out;
+}
+
+std::span<const ConfigSection> config_sections() {
+  return kSections;
+}
+
+const ConfigSection* find_config_section(std::string_view name) {
+  for (const auto& s : kSections) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+const ConfigKey* find_config_key(const ConfigSection& section, std::string_view name) {
+  for (const auto& k : section.keys) {
+    if (k.name == name) return &k;
+  }
+  return nullptr;
+}
+
+const char* config_kind_name(ConfigKind kind) {
+  switch (kind) {
+    case ConfigKind::kInteger:
+      return "an integer";
+    case ConfigKind::kBool:
+      return "a boolean (true or false)";
+    case ConfigKind::kString:
+      return "a string";
+    case ConfigKind::kAutoOrInteger:
+      return "\"auto\" or an integer";
+  }
+  return "a value";
+}
+
+std::expected<ConfigScalar, std::string> parse_config_scalar(std::string_view text,
+                                                             ConfigKind kind) {
+  auto integer = [&]() -> std::optional<std::int64_t> {
+    std::int64_t n = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return n;
+  };
+  switch (kind) {
+    case ConfigKind::kInteger:
+      if (auto n = integer()) return ConfigScalar{*n};
+      return std::unexpected("expected an integer, got " + in_quotes(text));
+    case ConfigKind::kBool:
+      if (text == "true" || text == "1") return ConfigScalar{true};
+      if (text == "false" || text == "0") return ConfigScalar{false};
+      return std::unexpected("expected true, false, 1 or 0, got " + in_quotes(text));
+    case ConfigKind::kString:
+      return ConfigScalar{std::string(text)};
+    case ConfigKind::kAutoOrInteger:
+      if (auto n = integer()) return ConfigScalar{*n};
+      return ConfigScalar{std::string(text)};
+  }
+  return std::unexpected(std::string("unsupported type"));
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+const char* log_level_name(LogLevel level) {
+  for (const auto& [name, value] : kLogLevels) {
+    if (value == level) return name.data();
+  }
+  return "?";
+}
+
+const char* syslog_facility_name(SyslogFacility facility) {
+  for (const auto& [name, value] : kFacilities) {
+    if (value == facility) return name.data();
+  }
+  return "?";
+}
+
+}  // namespace buckwild::daemon

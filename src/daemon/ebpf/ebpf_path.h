@@ -1,0 +1,43 @@
+// The eBPF receive path as the tunnel sees it: one socket receives every
+// (peer, port) pair that is valid now, and the tunnel says which pairs those
+// are at every window change. EbpfPrograms implements it in the daemon
+// (kernel_filter.h); FakeEbpfPath does on a FakeDatagramNetwork.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "core/common/ip_address.h"
+#include "daemon/os/sys_error.h"
+#include "daemon/net/udp_socket.h"
+
+namespace buckwild::daemon {
+
+// Datagrams from `source` to local UDP `port` are expected now. The other
+// fields are carried for diagnostics (the kernel only tests for presence).
+struct ValidPort {
+  IpAddress source;  // v4 and v4-mapped v6 spellings are the same key
+  std::uint16_t port = 0;
+  std::uint64_t session_id = 0;
+  std::uint32_t window = 0;  // the hop window the port belongs to (low 32 bits)
+  std::uint16_t connection_id = 0;
+};
+
+class EbpfPath {
+ public:
+  virtual ~EbpfPath() = default;
+  // From now on, datagrams to every valid pair arrive at `socket` (which keeps
+  // receiving those sent to its own port). Called once, with the discovery socket.
+  virtual SysResult<void> steer_to(DatagramSocket& socket) = 0;
+  // Makes the valid pairs exactly `ports`, make-before-break: a pair in both the
+  // old and the new set is never missing. Returns the time the update took.
+  virtual SysResult<std::chrono::nanoseconds> set_valid_ports(const std::vector<ValidPort>& ports) = 0;
+  // The local ports the tunnel's own sockets are bound to now. The hopping
+  // range spans the ephemeral ports, so a datagram to a port that is not valid
+  // passes when another application's socket would receive it; a socket on
+  // one of these ports is ours and does not count.
+  virtual SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) = 0;
+};
+
+}  // namespace buckwild::daemon

@@ -1,0 +1,274 @@
+// The eBPF receive path: loads the kernel filter (src/bpf/filter.bpf.c)
+// through its libbpf skeleton, attaches it to underlay interfaces, the
+// daemon's sockets and the network namespace, and keeps its maps current.
+//
+//   XDP / TC ingress   drop datagrams to the hopping range whose port is not
+//                      valid for their source now, malformed headers and
+//                      sources over their rate, before the kernel stack
+//   socket filter      only well-formed Buckwild datagrams reach a socket
+//   sk_lookup          datagrams for every valid (source, port) go to one socket
+//
+// Everything attached is detached when the EbpfPrograms is destroyed (links
+// are closed, TC filters removed, socket filters taken off), so a crashed
+// daemon leaves no XDP program behind either: links die with the process.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "bpf/filter_abi.h"
+#include "core/wire/messages.h"
+#include "core/common/ip_address.h"
+#include "daemon/ebpf/ebpf_path.h"
+#include "daemon/os/sys_error.h"
+#include "daemon/os/unique_fd.h"
+
+struct buckwild_filter;  // the generated skeleton (bpf/filter.skel.h)
+struct ring_buffer;      // libbpf
+
+namespace buckwild::daemon {
+
+// Where the frame filter runs on one interface, in the order tried by default.
+enum class AttachMode : std::uint8_t { kXdpDriver, kXdpGeneric, kTcIngress };
+inline constexpr std::array<AttachMode, 3> kDefaultAttachOrder = {
+    AttachMode::kXdpDriver, AttachMode::kXdpGeneric, AttachMode::kTcIngress};
+// "xdp-driver", "xdp-generic", "tc-ingress".
+std::string_view attach_mode_name(AttachMode mode);
+
+struct InterfaceAttachment {
+  std::string interface;
+  int ifindex = 0;
+  AttachMode mode = AttachMode::kXdpDriver;
+  // Why the modes tried before `mode` failed ("xdp-driver: Operation not
+  // supported"), "; "-separated; empty when the first one worked.
+  std::string fallback_reason;
+};
+
+// One token bucket: a sustained rate and the burst allowed above it.
+struct RateLimit {
+  std::uint32_t packets_per_second = 0;  // 0 = unlimited
+  std::uint32_t burst = 1;               // packets; 0 is taken as 1
+};
+
+struct BpfFilterConfig {
+  // The hopping range (inclusive) and the discovery port: UDP to any other
+  // port passes the frame filter untouched.
+  std::uint16_t port_low = wire::kMinPort;
+  std::uint16_t port_high = wire::kMaxPort;
+  std::uint16_t discovery_port = wire::kDiscoveryPort;
+  // Per source, datagrams to ports valid for it.
+  RateLimit data_per_source{0, 1};
+  // Per source and for all sources together, datagrams to the discovery port
+  // that are not valid session traffic.
+  RateLimit discovery_per_source{10, 20};
+  RateLimit discovery_total{1000, 2000};
+  // Security events: all together, and at most one per source per gap.
+  RateLimit events{100, 100};
+  std::chrono::milliseconds event_source_gap{1000};
+};
+
+// The hooks and verdicts of filter_abi.h, as C++ enums with the same values.
+enum class BpfHook : std::uint8_t {
+  kXdp = BW_HOOK_XDP,
+  kTc = BW_HOOK_TC,
+  kSocket = BW_HOOK_SOCKET,
+  kSkLookup = BW_HOOK_SK_LOOKUP,
+};
+inline constexpr std::size_t kBpfHookCount = BW_HOOK_COUNT;
+
+enum class BpfCounter : std::uint8_t {
+  kPass = BW_CTR_PASS,
+  kPassDiscovery = BW_CTR_PASS_DISCOVERY,
+  kNotOurs = BW_CTR_NOT_OURS,
+  kPassUnparsed = BW_CTR_PASS_UNPARSED,
+  kPassForeign = BW_CTR_PASS_FOREIGN,
+  kDropBadPort = BW_CTR_DROP_BAD_PORT,
+  kDropBadVersion = BW_CTR_DROP_BAD_VERSION,
+  kDropUnknownType = BW_CTR_DROP_UNKNOWN_TYPE,
+  kDropBadHeader = BW_CTR_DROP_BAD_HEADER,
+  kDropTruncated = BW_CTR_DROP_TRUNCATED,
+  kDropBadLength = BW_CTR_DROP_BAD_LENGTH,
+  kDropRateLimited = BW_CTR_DROP_RATE_LIMITED,
+  kDropDiscoveryRate = BW_CTR_DROP_DISCOVERY_RATE,
+  kDropDiscoveryTotal = BW_CTR_DROP_DISCOVERY_TOTAL,
+  kSteerFailed = BW_CTR_STEER_FAILED,
+  kEventsSent = BW_CTR_EVENTS_SENT,
+  kEventsSuppressed = BW_CTR_EVENTS_SUPPRESSED,
+  kEventsLost = BW_CTR_EVENTS_LOST,
+};
+inline constexpr std::size_t kBpfCounterCount = BW_COUNTER_COUNT;
+
+// "xdp", "tc", "socket", "sk_lookup".
+std::string_view bpf_hook_name(BpfHook hook);
+// "pass", "drop_bad_port", ... (the enum names in snake case).
+std::string_view bpf_counter_name(BpfCounter counter);
+
+// Counter values summed over CPUs, per hook.
+class BpfCounters {
+ public:
+  std::uint64_t get(BpfHook hook, BpfCounter counter) const {
+    return values_[BW_COUNTER_INDEX(hook, counter)];
+  }
+  // Over all hooks.
+  std::uint64_t total(BpfCounter counter) const;
+  void set(BpfHook hook, BpfCounter counter, std::uint64_t value) {
+    values_[BW_COUNTER_INDEX(hook, counter)] = value;
+  }
+
+ private:
+  std::array<std::uint64_t, BW_COUNTER_ENTRIES> values_{};
+};
+
+// A security event from the kernel (rate-limit trip, malformed datagram,
+// discovery flood, datagram to a port not valid now).
+struct SecurityEvent {
+  BpfHook hook = BpfHook::kXdp;
+  BpfCounter reason = BpfCounter::kDropBadPort;  // the drop verdict
+  IpAddress source;                              // v4-mapped addresses unmapped
+  std::uint16_t source_port = 0;
+  std::uint16_t destination_port = 0;
+  std::uint32_t ifindex = 0;       // 0 when the hook does not know it
+  std::uint8_t packet_type = 0;    // the header's type byte, 0 when not read
+  std::uint64_t suppressed = 0;    // events about this source not sent before this one
+  std::uint64_t monotonic_ns = 0;  // CLOCK_MONOTONIC of the drop
+};
+
+struct BpfLoadOptions {
+  // Capacity of the valid-port map: sessions × connections × (2d + 1).
+  std::uint32_t max_valid_ports = BW_VALID_PORTS_DEFAULT;
+};
+
+// What the kernel measured of one program: how often it ran and how long it
+// took in all. Both stay 0 unless the kernel collects program statistics
+// (sysctl kernel.bpf_stats_enabled=1); they count from that moment on.
+struct ProgramRunStats {
+  std::uint64_t runs = 0;
+  std::uint64_t run_time_ns = 0;
+};
+
+class EbpfPrograms {
+ public:
+  // Checks that the kernel can run the filter, loads it and writes `config`.
+  // Attaches nothing. The error says why, for "receive path: user space
+  // because …":
+  //   EPERM / EACCES  no permission (needs root, or CAP_BPF + CAP_NET_ADMIN),
+  //   ENOSYS          the kernel has no bpf() system call,
+  //   EOPNOTSUPP      the kernel lacks a program or map type (names it and the
+  //                   Linux version that added it),
+  //   EINVAL ...      the verifier rejected a program (with its last words),
+  //                   or `config` is invalid (port_low > port_high, port 0).
+  static SysResult<std::unique_ptr<EbpfPrograms>> load(const BpfFilterConfig& config,
+                                                      const BpfLoadOptions& options = {});
+  ~EbpfPrograms();
+  EbpfPrograms(const EbpfPrograms&) = delete;
+  EbpfPrograms& operator=(const EbpfPrograms&) = delete;
+
+  // Replaces the configuration; takes effect for the next packet. Errors:
+  // EINVAL for an invalid config (the running one stays).
+  SysResult<void> set_config(const BpfFilterConfig& config);
+
+  // Attaches the frame filter to `interface`, trying `order` until one mode
+  // works, and records where. Errors: ENODEV no such interface, EEXIST already
+  // attached here, EOPNOTSUPP a link type the filter cannot parse (neither
+  // Ethernet nor bare IP), or the last mode's errno with every mode's reason.
+  SysResult<InterfaceAttachment> attach_interface(
+      std::string_view interface, std::span<const AttachMode> order = kDefaultAttachOrder);
+  std::vector<InterfaceAttachment> attachments() const;
+
+  // Puts `udp_fd` (a bound UDP socket) in the socket map and, the first time,
+  // attaches sk_lookup to the calling thread's network namespace, so that
+  // datagrams to every valid (source, port) are delivered to this socket. A
+  // later call replaces the socket. IPv4 datagrams need an AF_INET or a
+  // dual-stack AF_INET6 socket. Errors: EBADF / ENOTSOCK not a socket,
+  // EPROTOTYPE not a UDP socket, or the kernel's refusal.
+  SysResult<void> steer_to_socket(int udp_fd);
+
+  // Attaches the socket filter to `fd` (SO_ATTACH_BPF): only well-formed
+  // Buckwild datagrams are queued on it. Detached in the destructor if `fd`
+  // is still the same socket then.
+  SysResult<void> attach_socket_filter(int fd);
+
+  // Makes the valid-port map equal to `next`, make-before-break: entries of
+  // `next` are written first (new ones added, changed ones updated), then
+  // entries not in `next` are deleted, so a pair valid in both the old and new
+  // set is never missing. Returns the time the map updates took. Errors: E2BIG
+  // when the current entries and the new ones of `next` together exceed the
+  // map's capacity (nothing changed), or the kernel's errno (the map then
+  // holds the old entries plus part of the new, and valid_port_count() says
+  // how many).
+  SysResult<std::chrono::nanoseconds> update_valid_ports(const std::vector<ValidPort>& next);
+  std::size_t valid_port_count() const { return current_.size(); }
+
+  // Makes the set of the daemon's own local ports exactly `ports`. A datagram
+  // to a port not valid for its source passes the frame filter when a socket
+  // would receive it, unless that socket's port is one of these (then it is
+  // ours, and the datagram is dropped as usual). Errors: E2BIG beyond
+  // BW_OWN_PORTS_MAX ports (nothing changed), or the kernel's errno.
+  SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports);
+
+  // Counter values, summed over CPUs.
+  SysResult<BpfCounters> counters() const;
+
+  // A descriptor that becomes readable when security events are waiting (for
+  // EventLoop::watch_fd); then call drain_events.
+  int events_fd() const;
+  // Calls `on_event` for every waiting event; returns how many.
+  SysResult<std::size_t> drain_events(const std::function<void(const SecurityEvent&)>& on_event);
+
+  // The kernel's run statistics of the program at `hook`. Errors: the
+  // kernel's errno when it will not describe the program.
+  SysResult<ProgramRunStats> run_stats(BpfHook hook) const;
+
+  // The program descriptors, for BPF_PROG_TEST_RUN.
+  int program_fd(BpfHook hook) const;
+  // The valid-port map's descriptor, for inspection in tests.
+  int valid_ports_fd() const;
+
+ private:
+  struct PortKeyHash {
+    std::size_t operator()(const bw_port_key& key) const noexcept;
+  };
+  struct PortKeyEqual {
+    bool operator()(const bw_port_key& a, const bw_port_key& b) const noexcept;
+  };
+  using PortMap = std::unordered_map<bw_port_key, bw_port_value, PortKeyHash, PortKeyEqual>;
+
+  struct SocketFilter {
+    int fd = -1;
+    std::uint64_t cookie = 0;
+  };
+  struct Interface {
+    InterfaceAttachment attachment;
+    UniqueFd xdp_link;  // XDP modes
+    bool tc = false;    // TC mode
+    bool created_tc_hook = false;
+    bool l3_device = false;
+  };
+
+  EbpfPrograms(buckwild_filter* skel, std::uint32_t max_valid_ports);
+  SysResult<void> try_attach(Interface& iface, AttachMode mode);
+  void detach_interface(Interface& iface);
+  static int on_ring_sample(void* ctx, void* data, std::size_t size);
+
+  buckwild_filter* skel_;
+  std::uint32_t max_valid_ports_;
+  ring_buffer* ring_ = nullptr;
+  std::vector<Interface> interfaces_;
+  UniqueFd sk_lookup_link_;
+  std::vector<SocketFilter> socket_filters_;
+  PortMap current_;
+  std::unordered_set<std::uint16_t> own_ports_;
+  const std::function<void(const SecurityEvent&)>* on_event_ = nullptr;
+};
+
+}  // namespace buckwild::daemon

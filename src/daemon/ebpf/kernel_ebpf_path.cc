@@ -1,0 +1,260 @@
+#include "daemon/ebpf/kernel_ebpf_path.h"
+
+#include <net/if.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <span>
+
+#include "core/wire/messages.h"
+#include "daemon/ebpf/ebpf_probe.h"
+
+namespace buckwild::daemon {
+namespace {
+
+// The verdicts in log order (events statistics after them).
+constexpr std::array kVerdicts = {
+    BpfCounter::kPass,           BpfCounter::kPassDiscovery,    BpfCounter::kNotOurs,
+    BpfCounter::kPassUnparsed,   BpfCounter::kPassForeign,      BpfCounter::kDropBadPort,      BpfCounter::kDropBadVersion,
+    BpfCounter::kDropUnknownType, BpfCounter::kDropBadHeader,   BpfCounter::kDropTruncated,
+    BpfCounter::kDropBadLength,  BpfCounter::kDropRateLimited,  BpfCounter::kDropDiscoveryRate,
+    BpfCounter::kDropDiscoveryTotal, BpfCounter::kSteerFailed,  BpfCounter::kEventsSent,
+    BpfCounter::kEventsSuppressed, BpfCounter::kEventsLost};
+constexpr std::array kMalformed = {BpfCounter::kDropBadVersion, BpfCounter::kDropUnknownType,
+                                   BpfCounter::kDropBadHeader, BpfCounter::kDropTruncated,
+                                   BpfCounter::kDropBadLength};
+constexpr std::array kOverRate = {BpfCounter::kDropRateLimited, BpfCounter::kDropDiscoveryRate,
+                                  BpfCounter::kDropDiscoveryTotal};
+constexpr std::array kHooks = {BpfHook::kXdp, BpfHook::kTc, BpfHook::kSocket, BpfHook::kSkLookup};
+
+RateLimit rate(std::uint64_t per_second, std::uint64_t burst) {
+  if (per_second == 0) return RateLimit{0, 1};
+  return RateLimit{static_cast<std::uint32_t>(std::min<std::uint64_t>(per_second, UINT32_MAX)),
+                   static_cast<std::uint32_t>(std::clamp<std::uint64_t>(burst, 1, UINT32_MAX))};
+}
+
+std::string interface_name(std::uint32_t ifindex) {
+  if (ifindex == 0) return "";
+  std::array<char, IF_NAMESIZE> name{};
+  if (::if_indextoname(ifindex, name.data()) == nullptr) return std::string(1, '#').append(std::to_string(ifindex));
+  return name.data();
+}
+
+void add_unique(std::vector<std::string>& names, const std::string& name) {
+  if (!name.empty() && std::find(names.begin(), names.end(), name) == names.end()) {
+    names.push_back(name);
+  }
+}
+
+// The modes to try on each interface for [network] ebpf_attach.
+std::span<const AttachMode> attach_order(EbpfAttach attach) {
+  static constexpr std::array kXdpDriverOnly = {AttachMode::kXdpDriver};
+  static constexpr std::array kXdpGenericOnly = {AttachMode::kXdpGeneric};
+  static constexpr std::array kTcIngressOnly = {AttachMode::kTcIngress};
+  switch (attach) {
+    case EbpfAttach::kXdpDriver:
+      return kXdpDriverOnly;
+    case EbpfAttach::kXdpGeneric:
+      return kXdpGenericOnly;
+    case EbpfAttach::kTcIngress:
+      return kTcIngressOnly;
+    case EbpfAttach::kAuto:
+      break;
+  }
+  return kDefaultAttachOrder;
+}
+
+}  // namespace
+
+BpfFilterConfig filter_config(const Config& config) {
+  const SecurityConfig& s = config.security;
+  BpfFilterConfig f;
+  f.port_low = wire::kMinPort;
+  f.port_high = wire::kMaxPort;
+  f.discovery_port = config.network.discovery_port;
+  // A peer may burst a tenth of a second above its rate (at least 64 datagrams).
+  f.data_per_source = rate(s.peer_rate_limit_packets_per_second,
+                           std::max<std::uint64_t>(s.peer_rate_limit_packets_per_second / 10, 64));
+  // Unauthenticated traffic to the discovery port: per source as the
+  // responder's own limit, and in total ten times the public-key work budget
+  // (the responder turns away what it cannot afford cheaply, with cookies).
+  f.discovery_per_source =
+      rate(s.rate_limit_packets_per_second, 2 * std::uint64_t{s.rate_limit_packets_per_second});
+  const std::uint64_t total =
+      std::max<std::uint64_t>(10 * std::uint64_t{s.discovery_work_per_second}, s.rate_limit_packets_per_second);
+  f.discovery_total = rate(total, 2 * total);
+  return f;
+}
+
+std::uint32_t valid_port_capacity(const Config& config) {
+  const std::uint64_t wanted = (std::uint64_t{config.security.max_connections} + 64) * 9 * 2;
+  return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(wanted, BW_VALID_PORTS_DEFAULT, 1u << 19));
+}
+
+SysResult<std::vector<std::string>> underlay_interfaces(const Config& config, Netlink& netlink) {
+  std::vector<std::string> names;
+  if (!config.network.interface.empty()) {
+    names.push_back(config.network.interface);
+    return names;
+  }
+  for (const PeerConfig& p : config.peers) {
+    if (!p.endpoint) continue;
+    if (auto route = netlink.route_to(p.endpoint->ip)) add_unique(names, route->interface);
+  }
+  auto links = netlink.links();
+  if (!links) return std::unexpected(links.error());
+  const IpAddress& listen = config.network.listen_address;
+  if (!listen.is_unspecified()) {
+    for (const LinkInfo& link : *links) {
+      auto addresses = netlink.addresses(link.ifindex);
+      if (!addresses) continue;
+      for (const Cidr& a : *addresses) {
+        if (a.address.unmapped() == listen.unmapped()) add_unique(names, link.name);
+      }
+    }
+  }
+  if (!names.empty()) return names;
+  for (const LinkInfo& link : *links) {
+    if ((link.flags & IFF_UP) == 0 || (link.flags & IFF_LOOPBACK) != 0) continue;
+    if (link.name == config.network.virtual_device) continue;
+    add_unique(names, link.name);
+  }
+  return names;
+}
+
+SysResult<std::unique_ptr<KernelEbpfPath>> KernelEbpfPath::start(
+    const Config& config, const std::vector<std::string>& interfaces, EventLoop& loop) {
+  if (!config.network.ebpf) return sys_fail_plain(0, "[network] ebpf = false");
+  if (auto probe = probe_bpf_support(); !probe) return std::unexpected(probe.error());
+  if (interfaces.empty()) {
+    return sys_fail_plain(ENODEV, "no underlay interface to attach the frame filter to");
+  }
+  BpfLoadOptions options;
+  options.max_valid_ports = valid_port_capacity(config);
+  auto path = EbpfPrograms::load(filter_config(config), options);
+  if (!path) {
+    std::string why = "the eBPF filter did not load: " + path.error().message;
+    // The verifier's wording when CAP_BPF is there but CAP_PERFMON is not.
+    if (why.find("for !root") != std::string::npos) why += " (give the daemon CAP_PERFMON too)";
+    return sys_fail_plain(path.error().sys_errno, why);
+  }
+  std::string failures;
+  for (const std::string& name : interfaces) {
+    auto attached = (*path)->attach_interface(name, attach_order(config.network.ebpf_attach));
+    if (!attached) {
+      spdlog::warn("eBPF: the frame filter cannot attach to {}: {}", name, attached.error().message);
+      failures += (failures.empty() ? "" : "; ") + name + ": " + attached.error().message;
+    }
+  }
+  if ((*path)->attachments().empty()) {
+    return sys_fail_plain(ENODEV, "the frame filter attached to no interface (" + failures + ")");
+  }
+  std::unique_ptr<KernelEbpfPath> filter(new KernelEbpfPath(std::move(*path), loop));
+  auto watched = loop.watch_fd(filter->path_->events_fd(), kReadable,
+                               [f = filter.get()](std::uint32_t) { f->on_events(); });
+  if (!watched) return sys_fail_plain(watched.error().sys_errno, "cannot watch the security-event ring: " + watched.error().message);
+  filter->watching_events_ = true;
+  return filter;
+}
+
+KernelEbpfPath::KernelEbpfPath(std::unique_ptr<EbpfPrograms> path, EventLoop& loop)
+    : path_(std::move(path)), loop_(loop), events_log_(5, seconds(10)) {}
+
+KernelEbpfPath::~KernelEbpfPath() {
+  if (watching_events_) loop_.unwatch_fd(path_->events_fd());
+}
+
+SysResult<void> KernelEbpfPath::steer_to(DatagramSocket& socket) {
+  if (auto r = path_->steer_to_socket(socket.fd()); !r) return r;
+  return path_->attach_socket_filter(socket.fd());
+}
+
+SysResult<std::chrono::nanoseconds> KernelEbpfPath::set_valid_ports(const std::vector<ValidPort>& ports) {
+  return path_->update_valid_ports(ports);
+}
+
+SysResult<void> KernelEbpfPath::set_own_ports(const std::vector<std::uint16_t>& ports) {
+  return path_->set_own_ports(ports);
+}
+
+std::string KernelEbpfPath::where() const {
+  std::string out;
+  std::string reasons;
+  for (const InterfaceAttachment& a : path_->attachments()) {
+    out += (out.empty() ? "" : ", ") + std::string(attach_mode_name(a.mode)) + " on " + a.interface;
+    if (!a.fallback_reason.empty()) {
+      reasons += (reasons.empty() ? "" : "; ") + a.interface + ": " + a.fallback_reason;
+    }
+  }
+  if (!reasons.empty()) out += " (" + reasons + ")";
+  return out;
+}
+
+std::optional<BpfCounters> KernelEbpfPath::counters() const {
+  auto c = path_->counters();
+  if (!c) return std::nullopt;
+  return *c;
+}
+
+void KernelEbpfPath::log_counters() const {
+  auto c = path_->counters();
+  if (!c) {
+    spdlog::warn("eBPF counters unavailable: {}", c.error().message);
+    return;
+  }
+  for (BpfHook hook : kHooks) {
+    std::string line;
+    std::uint64_t seen = 0;
+    for (BpfCounter counter : kVerdicts) {
+      const std::uint64_t v = c->get(hook, counter);
+      seen += v;
+      line += fmt::format(" {}={}", bpf_counter_name(counter), v);
+    }
+    if (seen == 0) continue;  // a hook not in use here (TC where XDP attached)
+    spdlog::info("eBPF counters {}:{}", bpf_hook_name(hook), line);
+  }
+  // Run times exist only while the kernel collects them (kernel.bpf_stats_enabled).
+  for (BpfHook hook : kHooks) {
+    auto stats = path_->run_stats(hook);
+    if (!stats || stats->runs == 0) continue;
+    spdlog::info("eBPF program {}: {} runs timed by the kernel, {:.0f} ns each on average",
+                 bpf_hook_name(hook), stats->runs,
+                 static_cast<double>(stats->run_time_ns) / static_cast<double>(stats->runs));
+  }
+  if (events_ != 0) spdlog::info("eBPF: {} security events read from the kernel", events_);
+}
+
+std::string KernelEbpfPath::summary() const {
+  auto c = path_->counters();
+  if (!c) return "kernel filter counters unavailable";
+  std::uint64_t malformed = 0;
+  std::uint64_t over_rate = 0;
+  for (BpfCounter k : kMalformed) malformed += c->total(k);
+  for (BpfCounter k : kOverRate) over_rate += c->total(k);
+  const std::uint64_t bad_port = c->total(BpfCounter::kDropBadPort);
+  return fmt::format("kernel dropped {} (bad port {}, malformed {}, over rate {})",
+                     bad_port + malformed + over_rate, bad_port, malformed, over_rate);
+}
+
+void KernelEbpfPath::on_events() {
+  const TimePoint now = loop_.now();
+  auto drained = path_->drain_events([&](const SecurityEvent& e) {
+    ++events_;
+    const std::string key = fmt::format("bpf.{}", bpf_counter_name(e.reason));
+    const std::string on = e.ifindex != 0 ? " on " + interface_name(e.ifindex) : std::string();
+    const std::string earlier =
+        e.suppressed != 0 ? fmt::format(" ({} earlier from this source not reported)", e.suppressed)
+                          : std::string();
+    events_log_.log(now, key, spdlog::level::warn, "security: {} dropped a datagram from {}:{} to port {}{}: {}{}",
+                    bpf_hook_name(e.hook), e.source.to_string(), e.source_port, e.destination_port, on,
+                    bpf_counter_name(e.reason), earlier);
+  });
+  if (!drained) {
+    events_log_.log(now, "bpf.ring", spdlog::level::warn, "eBPF: cannot read security events: {}",
+                    drained.error().message);
+  }
+  events_log_.flush(now);
+}
+
+}  // namespace buckwild::daemon

@@ -1,0 +1,80 @@
+// The eBPF receive path in the running daemon. At start-up it decides whether
+// the path can be used (or says why not), attaches the frame filter (XDP, else
+// TC ingress) to the underlay interfaces and, as the tunnel's EbpfPath,
+// steers every valid (peer, port) pair to one socket. While running it logs
+// the kernel's security events, rate-limited; its counters go to the log at
+// shutdown and on SIGUSR1, and a summary into the service status.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/ebpf/ebpf_programs.h"
+#include "daemon/config/config.h"
+#include "daemon/os/event_loop.h"
+#include "daemon/net/netlink.h"
+#include "daemon/ebpf/ebpf_path.h"
+#include "daemon/log/rate_limited_log.h"
+
+namespace buckwild::daemon {
+
+// The filter's settings for `config`: the hopping range, the discovery port
+// and the rates of [security].
+BpfFilterConfig filter_config(const Config& config);
+
+// Capacity of the valid-port map for `config`: every connection's 2d + 1 ports
+// for d up to 4, twice over (make-before-break holds old and new together).
+std::uint32_t valid_port_capacity(const Config& config);
+
+// The interfaces to filter: [network] interface when set; otherwise each
+// interface that routes to a peer's endpoint and the one holding a specific
+// listen_address; when that finds none (a responder listening on every
+// address), every interface that is up except loopback and `virtual_device`.
+SysResult<std::vector<std::string>> underlay_interfaces(const Config& config, Netlink& netlink);
+
+class KernelEbpfPath final : public EbpfPath {
+ public:
+  // Loads the filter and attaches it to `interfaces`. On failure returns why
+  // the user-space path must be used instead, in words for the start-up log
+  // ("no permission to load eBPF programs (needs root, or CAP_BPF and
+  // CAP_NET_ADMIN)"). An interface where no mode attaches is skipped with a
+  // warning; none at all is a failure.
+  static SysResult<std::unique_ptr<KernelEbpfPath>> start(
+      const Config& config, const std::vector<std::string>& interfaces, EventLoop& loop);
+  ~KernelEbpfPath() override;
+  KernelEbpfPath(const KernelEbpfPath&) = delete;
+  KernelEbpfPath& operator=(const KernelEbpfPath&) = delete;
+
+  // EbpfPath: steer_to puts the socket in the socket map (sk_lookup) and
+  // attaches the socket filter to it.
+  SysResult<void> steer_to(DatagramSocket& socket) override;
+  SysResult<std::chrono::nanoseconds> set_valid_ports(const std::vector<ValidPort>& ports) override;
+  SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) override;
+
+  // "xdp-driver on eth0, tc-ingress on eth1 (xdp-driver: ...; xdp-generic: ...)".
+  std::string where() const;
+  // One line per hook in use: every verdict by name, "name=value"; and, while
+  // the kernel times BPF programs (kernel.bpf_stats_enabled), each program's
+  // mean run time.
+  void log_counters() const;
+  // "kernel dropped N (bad port N, malformed N, over rate N)" for STATUS=.
+  std::string summary() const;
+  // Every counter summed over CPUs; nullopt when the kernel refused to say.
+  std::optional<BpfCounters> counters() const;
+
+ private:
+  KernelEbpfPath(std::unique_ptr<EbpfPrograms> path, EventLoop& loop);
+  void on_events();
+
+  std::unique_ptr<EbpfPrograms> path_;
+  EventLoop& loop_;
+  bool watching_events_ = false;
+  RateLimitedLog events_log_;
+  std::uint64_t events_ = 0;
+};
+
+}  // namespace buckwild::daemon

@@ -1,0 +1,54 @@
+// EbpfPath on a FakeDatagramNetwork, so tunnel tests run the eBPF receive
+// path without a kernel: datagrams to `host` from a valid
+// (source, port) pair go to the steered socket; datagrams to any other port
+// of the hopping range except the discovery port are dropped, as the frame
+// filter drops them, unless a socket that is not one of the tunnel's own
+// would receive them.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <vector>
+
+#include "daemon/net/testing/fake_datagram_network.h"
+#include "daemon/ebpf/ebpf_path.h"
+
+namespace buckwild::daemon {
+
+class FakeEbpfPath final : public EbpfPath {
+ public:
+  FakeEbpfPath(FakeDatagramNetwork& network, IpAddress host, std::uint16_t discovery_port);
+  ~FakeEbpfPath() override;
+  FakeEbpfPath(const FakeEbpfPath&) = delete;
+  FakeEbpfPath& operator=(const FakeEbpfPath&) = delete;
+
+  // Errors: EPROTOTYPE when `socket` is not a FakeDatagramSocket.
+  SysResult<void> steer_to(DatagramSocket& socket) override;
+  SysResult<std::chrono::nanoseconds> set_valid_ports(const std::vector<ValidPort>& ports) override;
+  SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) override;
+
+  const std::vector<ValidPort>& valid_ports() const { return current_; }
+  std::uint64_t steered() const { return steered_; }
+  std::uint64_t dropped() const { return dropped_; }
+  std::uint64_t foreign() const { return foreign_; }
+  const std::set<std::uint16_t>& own_ports() const { return own_; }
+  std::uint64_t updates() const { return updates_; }
+
+ private:
+  std::optional<FakeDatagramSocket*> lookup(const SocketAddress& from, const SocketAddress& to);
+
+  FakeDatagramNetwork& network_;
+  IpAddress host_;
+  std::uint16_t discovery_port_;
+  std::uint64_t lookup_id_ = 0;
+  FakeDatagramSocket* target_ = nullptr;
+  std::set<SocketAddress> valid_;  // (source, local port)
+  std::set<std::uint16_t> own_;
+  std::vector<ValidPort> current_;
+  std::uint64_t steered_ = 0;
+  std::uint64_t dropped_ = 0;
+  std::uint64_t foreign_ = 0;
+  std::uint64_t updates_ = 0;
+};
+
+}  // namespace buckwild::daemon

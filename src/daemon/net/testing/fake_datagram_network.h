@@ -1,0 +1,108 @@
+// An in-memory UDP network: sockets bound in one FakeDatagramNetwork deliver
+// to each other, so two daemons can be wired together inside one test process
+// (wireguard-go's channel binds). A filter lets a test drop or inspect traffic.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "daemon/os/testing/readiness_flag.h"
+#include "daemon/net/udp_socket.h"
+
+namespace buckwild::daemon {
+
+class FakeDatagramSocket;
+
+class FakeDatagramNetwork {
+ public:
+  // Decides the fate of each datagram: true delivers it, false drops it.
+  using Filter =
+      std::function<bool(const SocketAddress& from, const SocketAddress& to, Bytes payload)>;
+
+  FakeDatagramNetwork() = default;
+  FakeDatagramNetwork(const FakeDatagramNetwork&) = delete;
+  FakeDatagramNetwork& operator=(const FakeDatagramNetwork&) = delete;
+  // Every socket must be destroyed before the network (asserted).
+  ~FakeDatagramNetwork();
+
+  // Binds a socket at `address`; port 0 picks a free port from 49152 up.
+  // `host` is the address a socket bound to the unspecified address sends
+  // from (defaults to the bound address). `queue_capacity` datagrams may wait
+  // before delivery drops (like a full socket buffer).
+  // Errors: EADDRINUSE when the address and port are taken, as the kernel says.
+  SysResult<std::unique_ptr<FakeDatagramSocket>> bind(SocketAddress address,
+                                                      std::optional<IpAddress> host = std::nullopt,
+                                                      std::size_t queue_capacity = 1024);
+
+  void set_filter(Filter filter) { filter_ = std::move(filter); }
+
+  // An sk_lookup stand-in, asked before the bound sockets: a socket it returns
+  // receives the datagram; nullopt leaves it to the bound sockets; nullptr
+  // drops it (as a frame filter would). add_lookup returns an id for remove_lookup.
+  using Lookup = std::function<std::optional<FakeDatagramSocket*>(const SocketAddress& from,
+                                                                  const SocketAddress& to)>;
+  std::uint64_t add_lookup(Lookup lookup);
+  void remove_lookup(std::uint64_t id);
+
+  // Whether a socket would receive a datagram sent to `to`.
+  bool bound(const SocketAddress& to) const { return find(to) != nullptr; }
+
+  std::uint64_t delivered() const { return delivered_; }
+  // Dropped because nobody was bound there, the queue was full, or the filter said so.
+  std::uint64_t dropped() const { return dropped_; }
+
+ private:
+  friend class FakeDatagramSocket;
+  void send(const SocketAddress& from, const SocketAddress& to, Bytes payload);
+  void unbind(const SocketAddress& address);
+  FakeDatagramSocket* find(const SocketAddress& to) const;
+
+  std::map<SocketAddress, FakeDatagramSocket*> sockets_;
+  Filter filter_;
+  std::map<std::uint64_t, Lookup> lookups_;
+  std::uint64_t next_lookup_ = 1;
+  std::uint16_t next_port_ = 49152;
+  std::uint64_t delivered_ = 0;
+  std::uint64_t dropped_ = 0;
+};
+
+class FakeDatagramSocket final : public DatagramSocket {
+ public:
+  ~FakeDatagramSocket() override;
+
+  int fd() const override { return ready_.fd(); }
+  SocketAddress local_address() const override { return local_; }
+  SysResult<std::size_t> receive_batch(std::span<ReceivedDatagram> batch) override;
+  // Every datagram is consumed (delivered or dropped by the network).
+  SysResult<std::size_t> send_batch(std::span<const OutgoingDatagram> batch) override;
+  std::uint64_t send_errors() const override { return 0; }
+  int last_send_errno() const override { return 0; }
+
+  std::size_t pending() const { return queue_.size(); }
+
+ private:
+  friend class FakeDatagramNetwork;
+  struct Queued {
+    SocketAddress source;
+    SocketAddress destination;
+    std::vector<std::uint8_t> payload;
+  };
+  FakeDatagramSocket(FakeDatagramNetwork* network, SocketAddress local, IpAddress host,
+                     std::size_t capacity)
+      : network_(network), local_(local), host_(host), capacity_(capacity) {}
+  bool enqueue(const SocketAddress& from, const SocketAddress& to, Bytes payload);
+
+  FakeDatagramNetwork* network_;
+  SocketAddress local_;
+  IpAddress host_;
+  std::size_t capacity_;
+  std::deque<Queued> queue_;
+  ReadinessFlag ready_;
+};
+
+}  // namespace buckwild::daemon

@@ -1,0 +1,56 @@
+// An in-memory TunDevice for tests and simulations: the test plays the kernel.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/os/testing/readiness_flag.h"
+#include "daemon/net/tun_device.h"
+
+namespace buckwild::daemon {
+
+class FakeTunDevice final : public TunDevice {
+ public:
+  // `capacity`: packets the kernel side may queue before inject() drops.
+  explicit FakeTunDevice(std::string name, std::size_t capacity = 1024)
+      : name_(std::move(name)), capacity_(capacity) {}
+
+  // TunDevice: fd() is readable while injected packets are waiting.
+  int fd() const override { return ready_.fd(); }
+  const std::string& name() const override { return name_; }
+  SysResult<std::size_t> read_packet(MutableBytes buffer) override;
+  SysResult<void> write_packet(Bytes packet) override;
+
+  // The kernel routes `packet` into the tunnel. False (and counted in
+  // dropped()) when the queue is full.
+  bool inject(Bytes packet);
+  // The oldest packet the daemon wrote, if any.
+  std::optional<std::vector<std::uint8_t>> take_written();
+  std::size_t written_count() const { return written_.size(); }
+  std::size_t pending_count() const { return inbound_.size(); }
+  std::size_t dropped() const { return dropped_; }
+
+  // Makes the next write_packet() calls fail with `err` (0 = stop failing).
+  void fail_writes_with(int err) { write_errno_ = err; }
+  // Makes read_packet() fail with `err` and fd() readable, as a device that
+  // was deleted under the daemon (0 = stop failing).
+  void fail_reads_with(int err);
+  // read_packet() calls so far, failed ones included.
+  std::size_t reads() const { return reads_; }
+
+ private:
+  std::string name_;
+  std::size_t capacity_;
+  std::deque<std::vector<std::uint8_t>> inbound_;  // kernel -> daemon
+  std::deque<std::vector<std::uint8_t>> written_;  // daemon -> kernel
+  std::size_t dropped_ = 0;
+  int write_errno_ = 0;
+  int read_errno_ = 0;
+  std::size_t reads_ = 0;
+  ReadinessFlag ready_;
+};
+
+}  // namespace buckwild::daemon

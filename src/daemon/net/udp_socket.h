@@ -1,0 +1,116 @@
+// UDP sockets for the underlay, moving datagrams in batches (recvmmsg /
+// sendmmsg) between the kernel and caller-owned buffers.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+
+#include "core/common/bytes.h"
+#include "core/common/socket_address.h"
+#include "daemon/os/sys_error.h"
+#include "daemon/os/unique_fd.h"
+
+namespace buckwild::daemon {
+
+// One datagram slot for receive_batch. The caller points `buffer` at storage
+// (a PacketPool buffer); the socket fills in the rest.
+struct ReceivedDatagram {
+  ReceivedDatagram() = default;
+  // A slot that receives into `storage`: `ReceivedDatagram slot{buffer};`.
+  ReceivedDatagram(MutableBytes storage)
+      : buffer(storage) {}  // NOLINT(google-explicit-constructor)
+
+  MutableBytes buffer;        // in: where the payload goes
+  std::size_t length = 0;     // out: payload bytes written to buffer
+  bool truncated = false;     // out: the datagram was longer than buffer
+  SocketAddress source;       // out: the sender
+  SocketAddress destination;  // out: the local address and port it was sent to
+};
+
+// One datagram for send_batch.
+struct OutgoingDatagram {
+  Bytes payload;
+  SocketAddress destination;
+  // The local address to send from (IP_PKTINFO / IPV6_PKTINFO), for a socket
+  // bound to the unspecified address that must answer from the address the
+  // peer used. nullopt: the kernel chooses.
+  std::optional<IpAddress> source;
+};
+
+// The interface the data path uses (STYLE rule 8): UdpSocket is the real one,
+// FakeDatagramNetwork hands out in-memory ones.
+class DatagramSocket {
+ public:
+  virtual ~DatagramSocket() = default;
+  // Readable while datagrams are waiting (for EventLoop::watch_fd).
+  virtual int fd() const = 0;
+  // The bound address and port (the real port when 0 was asked for).
+  virtual SocketAddress local_address() const = 0;
+  // Fills batch[0..k) and returns k; 0 when nothing is waiting. Never blocks.
+  virtual SysResult<std::size_t> receive_batch(std::span<ReceivedDatagram> batch) = 0;
+  // Sends batch in order and returns how many were consumed: sent, or
+  // refused by the kernel for that datagram alone (EMSGSIZE, ENETUNREACH,
+  // EPERM from a firewall, a destination of the wrong family...), which is
+  // counted in send_errors(). Returns less than batch.size() only when the
+  // socket buffer is full (EAGAIN/ENOBUFS): watch for kWritable and resend the
+  // rest. Errors only for a broken socket (EBADF, ENOTSOCK, EFAULT).
+  virtual SysResult<std::size_t> send_batch(std::span<const OutgoingDatagram> batch) = 0;
+  // Datagrams dropped by send_batch, and the errno of the latest.
+  virtual std::uint64_t send_errors() const = 0;
+  virtual int last_send_errno() const = 0;
+};
+
+struct UdpSocketOptions {
+  SocketAddress bind_address;          // port 0: the kernel picks one
+  int receive_buffer_bytes = 4 << 20;  // SO_RCVBUF(FORCE); 0 = leave the default
+  int send_buffer_bytes = 4 << 20;     // SO_SNDBUF(FORCE); 0 = leave the default
+};
+
+class UdpSocket final : public DatagramSocket {
+ public:
+  // Most datagrams one system call moves.
+  static constexpr std::size_t kMaxBatch = 64;
+
+  // Creates a non-blocking socket bound to options.bind_address. An IPv6
+  // wildcard ("::") socket also receives IPv4 (dual stack); its IPv4 peers
+  // appear as plain IPv4 addresses. Buffer sizes are forced beyond the sysctl
+  // limits when the process has CAP_NET_ADMIN, else capped by them. Errors:
+  //   EADDRINUSE    "port N is already in use" (another buckwild running?),
+  //   EACCES        ports below 1024 need CAP_NET_BIND_SERVICE,
+  //   EADDRNOTAVAIL the address is not one of this host's.
+  static SysResult<std::unique_ptr<UdpSocket>> bind(const UdpSocketOptions& options);
+  ~UdpSocket() override;
+
+  int fd() const override { return fd_.get(); }
+  SocketAddress local_address() const override { return local_; }
+  SysResult<std::size_t> receive_batch(std::span<ReceivedDatagram> batch) override;
+  SysResult<std::size_t> send_batch(std::span<const OutgoingDatagram> batch) override;
+  std::uint64_t send_errors() const override { return send_errors_; }
+  int last_send_errno() const override { return last_send_errno_; }
+
+  // The buffer sizes the kernel actually granted (it reports twice what was
+  // set, to account for bookkeeping).
+  int receive_buffer_bytes() const;
+  int send_buffer_bytes() const;
+
+ private:
+  struct Scratch;  // per-call arrays for recvmmsg/sendmmsg, allocated once
+
+  UdpSocket(UniqueFd fd, SocketAddress local, IpFamily family);
+  bool prepare_send(std::size_t slot, const OutgoingDatagram& d);
+
+  UniqueFd fd_;
+  SocketAddress local_;
+  IpFamily family_;
+  std::unique_ptr<Scratch> scratch_;
+  std::uint64_t send_errors_ = 0;
+  int last_send_errno_ = 0;
+};
+
+}  // namespace buckwild::daemon

@@ -1,0 +1,211 @@
+// Discovery in both roles, and sessions coming and going (docs/protocol.md §7).
+//
+//   initiator   start_discovery → DISCOVERY to the peer's endpoint, repeated
+//               on the initiator's own timer; on_response → the session is
+//               added (its ports open first) → CONFIRM; on_sequence_confirm
+//               → the responder's SEQUENCE_NEG completes it
+//   responder   on_discovery → RESPONSE (or silence: the core's Responder
+//               counts why); on_confirm → which peer is this (Peers::identify)
+//               → the session is added → SEQUENCE_NEG
+//
+// add_session applies the one-session-per-peer rule (session_table.h
+// `succession`); remove_session resets the session's connections.
+#include <spdlog/spdlog.h>
+
+#include "daemon/tunnel/tunnel.h"
+
+namespace buckwild::daemon {
+namespace {
+
+// Sessions with peers that have no [[peer]] entry (accepted by their PSK's
+// prefixes): capped, so a PSK holder cannot exhaust sockets and memory.
+constexpr std::size_t kMaxUnlistedSessions = 256;
+constexpr Duration kDiscoveryRetryDelay = seconds(2);
+
+bool awaiting_answer(const discovery::Initiator& i) {
+  return i.state() == discovery::Initiator::State::kInitiated ||
+         i.state() == discovery::Initiator::State::kResponded;
+}
+
+}  // namespace
+
+// ---- as initiator ----
+
+void Tunnel::start_discovery(Peer& p) {
+  p.initiator.emplace(*p.psks, offered_features_, rng_);
+  send_discovery(p.initiator->start(unix_ms(), now()), *p.config->endpoint);
+  spdlog::info("discovery started towards {} ({})", p.config->name, p.config->endpoint->to_string());
+  arm_discovery_timer(p);
+}
+
+void Tunnel::arm_discovery_timer(Peer& p) {
+  if (p.discovery_timer != kNoTimer) loop_.cancel_timer(p.discovery_timer);
+  p.discovery_timer = kNoTimer;
+  if (!p.initiator) return;
+  TimePoint due = kNever;
+  if (awaiting_answer(*p.initiator)) {
+    due = p.initiator->next_expiry();
+  } else if (p.initiator->state() == discovery::Initiator::State::kFailed && p.session_id == 0) {
+    due = now() + kDiscoveryRetryDelay;
+  }
+  if (due == kNever) return;
+  p.discovery_timer = loop_.add_timer_at(due, [this, &p] {
+    p.discovery_timer = kNoTimer;
+    on_discovery_timer(p);
+  });
+}
+
+void Tunnel::on_discovery_timer(Peer& p) {
+  if (!p.initiator) return;
+  if (p.initiator->state() == discovery::Initiator::State::kFailed) {
+    if (p.session_id == 0) start_discovery(p);  // the retry
+    return;
+  }
+  if (awaiting_answer(*p.initiator) && p.initiator->next_expiry() <= now()) {
+    if (auto again = p.initiator->on_expiry(now())) send_discovery(*again, *p.config->endpoint);
+    if (p.initiator->state() == discovery::Initiator::State::kFailed && p.session_id == 0) {
+      warn_log_.log(now(), "discovery.failed", spdlog::level::warn, "discovery towards {} got no answer; retrying",
+                    p.config->name);
+    }
+  }
+  arm_discovery_timer(p);
+}
+
+void Tunnel::on_response(Bytes datagram, const SocketAddress& source) {
+  for (std::size_t i = 0; i < peers_.size(); ++i) {
+    Peer& p = peers_[i];
+    if (!p.initiator || p.initiator->state() != discovery::Initiator::State::kInitiated) continue;
+    auto outcome = p.initiator->consume_response(datagram, unix_ms(), now());
+    if (!outcome) {
+      if (outcome.error().code != ErrorCode::kSessionNotFound) {
+        warn_log_.log(now(), "discovery.bad_response", spdlog::level::warn, "discovery response from {} refused: {}",
+                      source.to_string(), outcome.error().what);
+      }
+      continue;
+    }
+    const std::size_t psk_index = p.psk_index[outcome->session.psk_index];
+    outcome->session.psk_index = psk_index;
+    auto s = session::Session::create(std::move(outcome->session), psks_.key(psk_index), session_config_, now());
+    if (!s) return;
+    // Open the session's ports first: the responder answers CONFIRM at once, on them.
+    add_session(std::make_unique<session::Session>(std::move(*s)), source, i, psk_index);
+    send_discovery(outcome->confirm, source);
+    arm_discovery_timer(p);  // CONFIRM is repeated until SEQUENCE_NEG arrives
+    return;
+  }
+}
+
+void Tunnel::on_sequence_confirm(SessionEntry& e, const wire::Body& body) {
+  if (!e.peer) return;
+  Peer& p = peers_[*e.peer];
+  const auto* confirm = std::get_if<wire::SequenceNegBody>(&body);
+  if (confirm != nullptr && p.initiator && p.initiator->state() == discovery::Initiator::State::kResponded &&
+      p.initiator->consume_sequence_confirm(*confirm)) {
+    spdlog::info("session {} confirmed by {}", short_id(e.id), p.config->name);
+    arm_discovery_timer(p);
+  }
+}
+
+// ---- as responder ----
+
+void Tunnel::on_discovery(Bytes datagram, const SocketAddress& source) {
+  auto response = responder_->consume_discovery(datagram, to_endpoint(source), unix_ms(), now());
+  if (!response) return;  // silence; the responder counted why
+  send_discovery(*response, source);
+}
+
+void Tunnel::on_confirm(Bytes datagram, const SocketAddress& source) {
+  auto est = responder_->consume_confirm(datagram, to_endpoint(source), unix_ms(), now());
+  if (!est) {
+    if (est.error().code == ErrorCode::kReplayAttack) {
+      // The initiator did not hear our confirmation: say it again.
+      if (SessionEntry* e = sessions_.find(responder_->replayed_session())) send_sequence_confirm(*e);
+    }
+    return;
+  }
+  const std::optional<std::size_t> peer = peers_.identify(source, psks_.id(est->psk_index));
+  if (!peer) {
+    // A restarted peer without an entry replaces its own earlier session.
+    const std::vector<std::uint64_t> stale = sessions_.unlisted_from(source.ip);
+    for (std::uint64_t id : stale) remove_session(id, "replaced by a new session from the same address");
+    if (sessions_.unlisted() >= kMaxUnlistedSessions) {
+      warn_log_.log(now(), "discovery.unlisted_cap", spdlog::level::warn,
+                    "{}: refused, already {} sessions with peers that have no [[peer]] entry", source.to_string(),
+                    kMaxUnlistedSessions);
+      return;
+    }
+    if (config_.psks[est->psk_index].allowed_prefixes.empty()) {
+      warn_log_.log(now(), "discovery.unknown_peer", spdlog::level::warn,
+                    "{} proved PSK {} but has no [[peer]] entry and that PSK allows no prefixes: refused",
+                    source.to_string(), psks_.id(est->psk_index));
+      return;
+    }
+  }
+  const std::size_t psk_index = est->psk_index;
+  auto s = session::Session::create(std::move(*est), psks_.key(psk_index), session_config_, now());
+  if (!s) return;
+  add_session(std::make_unique<session::Session>(std::move(*s)), source, peer, psk_index);
+}
+
+// ---- sessions ----
+
+void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddress& remote,
+                         std::optional<std::size_t> peer, std::size_t psk_index) {
+  const std::uint64_t id = s->id();
+  if (sessions_.find(id) != nullptr) return;
+  auto e = std::make_unique<SessionEntry>();
+  e->id = id;
+  e->remote = remote;
+  e->peer = peer;
+  std::optional<IpAddress> address;
+  if (peer) {
+    Peer& p = peers_[*peer];
+    const PeerConfig& pc = *p.config;
+    e->allowed.push_back(Cidr{pc.virtual_address, static_cast<std::uint8_t>(pc.virtual_address.bits())});
+    for (const Cidr& r : pc.routes) e->allowed.push_back(r);
+    if (p.session_id != 0 && p.session_id != id) {
+      const SessionEntry* existing = sessions_.find(p.session_id);
+      if (existing != nullptr && succession(*existing, p.session_since, *s, now()) == Succession::kKeepExisting) {
+        spdlog::info("session {} with {} not kept: both sides started at once and {} stays", short_id(id), pc.name,
+                     short_id(p.session_id));
+        return;
+      }
+      remove_session(p.session_id, "replaced by a new session");
+    }
+    p.session_id = id;
+    p.session_since = now();
+    address = pc.virtual_address;
+    // Our own discovery towards this peer is moot now.
+    if (p.initiator && p.initiator->state() == discovery::Initiator::State::kInitiated) {
+      p.initiator.reset();
+      arm_discovery_timer(p);
+    }
+  } else {
+    e->claimable = config_.psks[psk_index].allowed_prefixes;
+  }
+  const bool initiator = s->initiator();
+  const std::int32_t offset = s->clock_offset_ms();
+  e->session = std::move(s);
+  SessionEntry& entry = sessions_.insert(std::move(e), address);
+  bridge_->add_session(id, initiator);
+  ++stats_.sessions_established;
+  spdlog::info("session {} established with {} ({}) using PSK {} as {}, clock offset {:+d} ms", short_id(id),
+               remote.ip.to_string(), peer ? peers_[*peer].config->name : std::string("a peer without an entry"),
+               psks_.id(psk_index), initiator ? "initiator" : "responder", offset);
+  hop_ports_->update(HopPorts::Closing::kKeepAll);  // its ports open now, not at the next tick
+  arm_session_timer(entry);
+  if (!initiator) send_sequence_confirm(entry);
+}
+
+void Tunnel::remove_session(std::uint64_t id, const char* why) {
+  std::unique_ptr<SessionEntry> e = sessions_.remove(id);
+  if (e == nullptr) return;
+  spdlog::info("session {} with {} closed: {}", short_id(id), e->remote.ip.to_string(), why);
+  if (Peer* p = peers_.with_session(id)) p->session_id = 0;
+  if (e->timer != kNoTimer) loop_.cancel_timer(e->timer);
+  bridge_->remove_session(id);  // its applications' connections are reset
+  ++stats_.sessions_lost;
+  // The Session's keys are wiped by their owners' destructors as `e` goes.
+}
+
+}  // namespace buckwild::daemon

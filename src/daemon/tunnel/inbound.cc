@@ -1,0 +1,166 @@
+// Peers → TUN or connections: a datagram on a hopping port (or the discovery
+// port) becomes an application's IP packet or bytes on its TCP connection.
+//
+//   1. on_socket_readable  a batch of datagrams into pool buffers (recvmmsg);
+//                          truncated ones are counted and dropped
+//   2. on_datagram         discovery types go to discovery.cc, if they came
+//                          to the discovery port; the rest find their session
+//                          by the header's session id
+//   3. on_session_packet   authenticate and decrypt in place (Session::open)
+//   4.                     DATAGRAM: check the inner source is one the peer
+//                          may use, write the IP packet to the TUN device;
+//                          HEARTBEAT: answer a probe;
+//                          connection packets: to the stream bridge, which
+//                          queues the bytes for the application's socket
+//   5.                     after the batch, the bridge writes what the
+//                          packets made due (StreamBridge::flush)
+#include <spdlog/spdlog.h>
+
+#include <array>
+
+#include "core/inner/ip_packet.h"
+#include "core/wire/codec.h"
+#include "daemon/tunnel/tunnel.h"
+
+namespace buckwild::daemon {
+namespace {
+
+constexpr std::size_t kBatch = 64;
+
+std::uint64_t session_id_of(Bytes datagram) {
+  std::uint64_t id = 0;
+  for (std::size_t i = 0; i < 8; ++i) id = (id << 8) | datagram[4 + i];
+  return id;
+}
+
+}  // namespace
+
+void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
+  // 1. A batch.
+  std::array<PacketPool::Buffer, kBatch> held;
+  std::array<ReceivedDatagram, kBatch> batch;
+  std::size_t slots = 0;
+  for (; slots < kBatch; ++slots) {
+    held[slots] = pool_.acquire();
+    if (!held[slots]) break;
+    batch[slots].buffer = held[slots].space();
+  }
+  if (slots == 0) {
+    ++stats_.pool_exhausted;
+    return;
+  }
+  auto got = socket.receive_batch(std::span(batch.data(), slots));
+  if (!got) return;
+  for (std::size_t i = 0; i < *got; ++i) {
+    ++stats_.datagrams_received;
+    if (batch[i].truncated) {
+      // Larger than any datagram of ours: a peer with a larger MTU, or junk.
+      ++stats_.truncated;
+      warn_log_.log(now(), "datagram.truncated", spdlog::level::warn,
+                    "datagram from {} larger than {} bytes: dropped", batch[i].source.to_string(),
+                    batch[i].buffer.size());
+      continue;
+    }
+    // On the eBPF path the discovery socket receives every hopping port too;
+    // only what was sent to the discovery port itself is discovery.
+    const bool to_discovery_port = arrival == Arrival::kDiscoverySocket &&
+                                   batch[i].destination.port == config_.network.discovery_port;
+    on_datagram(batch[i].buffer.first(batch[i].length), batch[i].source, to_discovery_port);
+  }
+  // 5. What the packets made due on the applications' connections.
+  bridge_->flush();
+}
+
+void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, bool to_discovery_port) {
+  // 2. Discovery, or a session's.
+  if (datagram.size() < wire::kOverhead || datagram[0] != wire::kVersion) {
+    ++stats_.rejected;
+    return;
+  }
+  const auto type = static_cast<wire::PacketType>(datagram[1]);
+  if (wire::is_discovery_type(type)) {
+    if (!to_discovery_port) {
+      ++stats_.rejected;
+      return;
+    }
+    if (type == wire::PacketType::kDiscovery) on_discovery(datagram, source);
+    if (type == wire::PacketType::kDiscoveryResponse) on_response(datagram, source);
+    if (type == wire::PacketType::kDiscoveryConfirm) on_confirm(datagram, source);
+    return;
+  }
+  SessionEntry* e = sessions_.find(session_id_of(datagram));
+  if (e == nullptr) {
+    ++stats_.no_session;
+    return;
+  }
+  on_session_packet(*e, datagram, source);
+}
+
+void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source) {
+  // 3. Authenticate and decrypt.
+  auto r = e.session->open(datagram, unix_ms(), now());
+  if (!r) {
+    ++stats_.rejected;
+    warn_log_.log(now(), "session.rejected", spdlog::level::debug, "datagram for session {} from {} refused: {}",
+                  short_id(e.id), source.to_string(), r.error().what);
+    return;
+  }
+  // The peer's address stays the one discovery saw: a copy of an authentic
+  // packet re-sent from elsewhere must not redirect our traffic.
+  // 4. By type.
+  switch (r->header.type) {
+    case wire::PacketType::kDatagram: {
+      auto addresses = inner::ip_addresses(r->body);
+      if (!addresses || !sessions_.accept_source(e, addresses->source)) {
+        ++stats_.spoofed_source;
+        warn_log_.log(now(), "session.spoofed", spdlog::level::warn,
+                      "session {}: inner packet from an address the peer may not use: dropped", short_id(e.id));
+        return;
+      }
+      write_tun(r->body);
+      return;
+    }
+    case wire::PacketType::kHeartbeat:
+      if (r->answer_heartbeat) send_heartbeat(e, false);
+      return;
+    case wire::PacketType::kSyn:
+    case wire::PacketType::kSynAck:
+    case wire::PacketType::kAck:
+    case wire::PacketType::kData:
+    case wire::PacketType::kFin:
+    case wire::PacketType::kRst:
+    case wire::PacketType::kWindowUpdate:
+    case wire::PacketType::kError: {
+      if (r->header.connection_id == 0) {
+        ++stats_.unsupported_type;
+        return;
+      }
+      auto body = wire::parse_body(r->header, r->body);
+      if (!body) {
+        ++stats_.rejected;
+        return;
+      }
+      bridge_->on_connection_packet(e.id, r->header, *body);
+      return;
+    }
+    case wire::PacketType::kSequenceNeg: {
+      auto body = wire::parse_body(r->header, r->body);
+      if (body) on_sequence_confirm(e, *body);
+      return;
+    }
+    default:
+      ++stats_.unsupported_type;
+      return;
+  }
+}
+
+void Tunnel::write_tun(Bytes ip_packet) {
+  if (auto written = tun_.write_packet(ip_packet); !written) {
+    ++stats_.tun_write_errors;
+    warn_log_.log(now(), "tun.write", spdlog::level::warn, "{}", written.error().message);
+    return;
+  }
+  ++stats_.tun_packets_out;
+}
+
+}  // namespace buckwild::daemon

@@ -1,0 +1,179 @@
+// TUN → peers: an application's IP packet becomes a sealed datagram on the
+// port the peer listens on now.
+//
+//   1. on_tun_readable   read a batch of IP packets into pool buffers, each
+//                        leaving room for our header in front
+//   2.                   stream mode: the transparent TCP bridge takes its
+//                        segments (stream/bridge.h); they come back sealed as
+//                        connection packets through send_connection_packet
+//   3.                   route by inner destination to a session
+//   4.                   seal in place as a DATAGRAM
+//   5.                   send in runs that share a socket, one sendmmsg each,
+//                        from our current port to the peer's current port
+//
+// The other senders of session packets (heartbeats, the sequence confirm,
+// connection packets) share send_sealed's last step.
+#include <spdlog/spdlog.h>
+
+#include <array>
+
+#include "core/inner/ip_packet.h"
+#include "core/wire/codec.h"
+#include "daemon/tunnel/tunnel.h"
+
+namespace buckwild::daemon {
+namespace {
+
+constexpr std::size_t kBatch = 64;
+
+}  // namespace
+
+void Tunnel::on_tun_readable(std::uint32_t events) {
+  std::array<OutgoingDatagram, kBatch> out;
+  std::array<PacketPool::Buffer, kBatch> held;
+  std::array<SessionEntry*, kBatch> by{};
+  std::size_t n = 0;
+  std::size_t read = 0;
+  // 1. Up to one batch per wake-up, so sockets get their turn too.
+  for (std::size_t i = 0; i < kBatch; ++i) {
+    PacketPool::Buffer b = pool_.acquire();
+    if (!b) {
+      ++stats_.pool_exhausted;
+      break;
+    }
+    MutableBytes space = b.space();
+    auto got = tun_.read_packet(space.subspan(wire::kHeaderSize, space.size() - wire::kOverhead));
+    if (!got) {
+      on_tun_failed(got.error());
+      break;
+    }
+    if (*got == 0) break;
+    ++read;
+    ++stats_.tun_packets_in;
+    MutableBytes ip(space.data() + wire::kHeaderSize, *got);
+    // 2. Transparent TCP.
+    if (bridge_->on_tun_segment(ip)) continue;
+    // 3. Route.
+    auto addresses = inner::ip_addresses(ip);
+    if (!addresses) {
+      ++stats_.not_ip;
+      continue;
+    }
+    SessionEntry* e = sessions_.route(addresses->destination);
+    if (e == nullptr) {
+      ++stats_.no_route;
+      continue;
+    }
+    // 4. Seal.
+    auto sealed = e->session->seal_datagram(space, *got, unix_ms(), now());
+    if (!sealed) continue;
+    b.set_length(*sealed);
+    out[n] = OutgoingDatagram{b.payload(), SocketAddress{e->remote.ip, e->session->send_port(unix_ms())},
+                              std::nullopt};
+    by[n] = e;
+    held[n] = std::move(b);
+    ++n;
+  }
+  if (read == 0 && (events & kHangup) != 0 && tun_watched_) {
+    // Readable with nothing to read and hung up: the device is gone. Level
+    // triggering would wake us for ever.
+    on_tun_failed(SysError{EIO, "the TUN device " + tun_.name() + " hung up"});
+  }
+  // 5. Send in runs that share a socket.
+  auto socket_of = [this](const SessionEntry* e) {
+    return e->send_via != nullptr ? e->send_via : discovery_socket_.get();
+  };
+  std::size_t start = 0;
+  while (start < n) {
+    DatagramSocket* via = socket_of(by[start]);
+    std::size_t end = start + 1;
+    while (end < n && socket_of(by[end]) == via) ++end;
+    auto sent = via->send_batch(std::span(out.data() + start, end - start));
+    const std::size_t ok = sent ? *sent : 0;
+    stats_.datagrams_sent += ok;
+    stats_.send_errors += (end - start) - ok;
+    start = end;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i == 0 || by[i] != by[i - 1]) arm_session_timer(*by[i]);  // an answer is due now
+  }
+}
+
+void Tunnel::on_tun_failed(const SysError& error) {
+  ++stats_.tun_read_errors;
+  if (error.sys_errno == ENOBUFS || error.sys_errno == ENOMEM) {
+    // Short of memory for a moment: the next turn tries again.
+    warn_log_.log(now(), "tun.read", spdlog::level::warn, "{}", error.message);
+    return;
+  }
+  // The device is gone or broken; a level-triggered descriptor in that state
+  // would wake the loop for ever. Stop watching it and let the owner decide.
+  if (!tun_watched_) return;
+  loop_.unwatch_fd(tun_.fd());
+  tun_watched_ = false;
+  spdlog::error("virtual interface {} failed: {}", tun_.name(), error.message);
+  if (on_fatal_) on_fatal_(error);
+}
+
+void Tunnel::send_sealed(SessionEntry& e, Bytes datagram) {
+  DatagramSocket* via = e.send_via != nullptr ? e.send_via : discovery_socket_.get();
+  OutgoingDatagram out{datagram, SocketAddress{e.remote.ip, e.session->send_port(unix_ms())}, std::nullopt};
+  auto sent = via->send_batch({&out, 1});
+  if (!sent || *sent == 0) {
+    ++stats_.send_errors;
+  } else {
+    ++stats_.datagrams_sent;
+  }
+  arm_session_timer(e);
+}
+
+void Tunnel::send_heartbeat(SessionEntry& e, bool probe) {
+  std::array<std::uint8_t, 128> buf;
+  auto n = e.session->make_heartbeat(buf, probe, unix_ms(), now());
+  if (n) send_sealed(e, Bytes(buf.data(), *n));
+}
+
+void Tunnel::send_sequence_confirm(SessionEntry& e) {
+  std::array<std::uint8_t, 256> buf;
+  wire::Header h;
+  h.type = wire::PacketType::kSequenceNeg;
+  h.flags = wire::flags::kAck;
+  auto body = wire::write_body(h, e.session->sequence_confirm(),
+                               MutableBytes(buf).subspan(wire::kHeaderSize, wire::kSequenceNegBodySize));
+  if (!body) return;
+  auto n = e.session->seal(h, buf, *body, unix_ms(), now());
+  if (n) send_sealed(e, Bytes(buf.data(), *n));
+}
+
+void Tunnel::send_connection_packet(std::uint64_t session, wire::Header& header, MutableBytes packet,
+                                    std::size_t body_len) {
+  SessionEntry* e = sessions_.find(session);
+  if (e == nullptr) return;
+  // A SYN travels on the session's own port sequence: the peer cannot listen
+  // on the ports of a connection it has not heard of yet (docs/protocol.md §10.3).
+  const std::uint16_t port_of = header.type == wire::PacketType::kSyn ? 0 : header.connection_id;
+  auto n = e->session->seal(header, packet, body_len, unix_ms(), now());
+  if (!n) return;
+  DatagramSocket* via = e->send_via != nullptr ? e->send_via : discovery_socket_.get();
+  OutgoingDatagram out{Bytes(packet.data(), *n), SocketAddress{e->remote.ip, e->session->send_port(unix_ms(), port_of)},
+                       std::nullopt};
+  auto sent = via->send_batch({&out, 1});
+  if (!sent || *sent == 0) {
+    ++stats_.send_errors;
+  } else {
+    ++stats_.datagrams_sent;
+  }
+  arm_session_timer(*e);
+}
+
+void Tunnel::send_discovery(Bytes datagram, const SocketAddress& to) {
+  OutgoingDatagram out{datagram, to, std::nullopt};
+  auto sent = discovery_socket_->send_batch({&out, 1});
+  if (!sent || *sent == 0) {
+    ++stats_.send_errors;
+  } else {
+    ++stats_.datagrams_sent;
+  }
+}
+
+}  // namespace buckwild::daemon

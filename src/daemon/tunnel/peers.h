@@ -1,0 +1,61 @@
+// The configured peers ([[peer]]): the PSKs each may use, our discovery
+// towards those we initiate to, and which peer a session established as
+// responder belongs to.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "core/common/socket_address.h"
+#include "core/common/time.h"
+#include "core/discovery/initiator.h"
+#include "core/discovery/psk_set.h"
+#include "daemon/config/config.h"
+#include "daemon/os/sys_error.h"
+#include "daemon/os/timer_queue.h"
+
+namespace buckwild::daemon {
+
+struct Peer {
+  const PeerConfig* config = nullptr;
+  // The PSKs this peer may use: only the configured one when `psk` is set, so
+  // a holder of another of our PSKs can never answer for this peer.
+  std::unique_ptr<discovery::PskSet> psks;
+  std::vector<std::size_t> psk_index;  // psks index → our global PSK index
+  std::optional<discovery::Initiator> initiator;
+  TimerId discovery_timer = kNoTimer;  // the initiator's next expiry, or the retry
+  std::uint64_t session_id = 0;        // its session now, 0 for none
+  TimePoint session_since = 0;
+
+  // Whether we start discovery towards it (and restart it when its session dies).
+  bool initiates() const { return config->initiate && config->endpoint.has_value(); }
+};
+
+class Peers {
+ public:
+  // A PSK set for each peer. Fails (EINVAL) with the peer's name and why.
+  static SysResult<Peers> create(const Config& config);
+
+  std::size_t size() const { return peers_.size(); }
+  Peer& operator[](std::size_t i) { return *peers_[i]; }
+  const Peer& operator[](std::size_t i) const { return *peers_[i]; }
+
+  // The peer a session established as responder belongs to, given where its
+  // CONFIRM came from and the PSK it proved: one whose endpoint address it
+  // came from (and whose `psk`, if set, it proved); else a peer without an
+  // endpoint (it only initiates, or sits behind NAT) that is bound to that
+  // PSK. nullopt: a peer without an entry.
+  std::optional<std::size_t> identify(const SocketAddress& source, std::string_view psk_id) const;
+
+  // The peer whose session is `session_id`, if any.
+  Peer* with_session(std::uint64_t session_id);
+
+ private:
+  Peers() = default;
+  std::vector<std::unique_ptr<Peer>> peers_;
+};
+
+}  // namespace buckwild::daemon

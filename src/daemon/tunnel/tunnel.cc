@@ -1,0 +1,280 @@
+#include "daemon/tunnel/tunnel.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "core/discovery/features.h"
+#include "core/hop/time_window.h"
+#include "core/wire/codec.h"
+
+namespace buckwild::daemon {
+namespace {
+
+constexpr std::size_t kPoolBuffers = 256;  // four receive or send batches
+
+// What we offer as initiator and accept as responder, from [crypto].
+struct FeaturePolicy {
+  std::uint16_t offered = 0;
+  discovery::ResponderPolicy responder;
+};
+
+FeaturePolicy feature_policy(const Config& config) {
+  using namespace discovery;
+  std::uint16_t protection = 0;
+  if (config.crypto.protection == crypto::ProtectionMode::kHmac) {
+    protection = feature::kHmacOnly;
+  } else {
+    protection = config.crypto.aead == crypto::AeadAlgorithm::kAes256Gcm ? feature::kAes256Gcm
+                                                                         : feature::kChaCha20Poly1305;
+  }
+  const std::uint16_t aeads = feature::kChaCha20Poly1305 | feature::kAes256Gcm;
+  const std::uint16_t allowed_protection = protection == feature::kHmacOnly ? feature::kHmacOnly : aeads;
+  const std::uint16_t extras = static_cast<std::uint16_t>(
+      feature::kDatagram | (config.crypto.forward_secrecy ? feature::kForwardSecrecy : 0));
+  FeaturePolicy p;
+  p.offered = static_cast<std::uint16_t>(allowed_protection | extras);
+  p.responder.allowed =
+      static_cast<std::uint16_t>(allowed_protection | feature::kForwardSecrecy | feature::kDatagram);
+  p.responder.preferred_protection = protection;
+  p.responder.require_forward_secrecy = config.crypto.forward_secrecy;
+  return p;
+}
+
+}  // namespace
+
+SysResult<std::unique_ptr<Tunnel>> Tunnel::create(const Config& config, std::uint32_t mtu, TunnelDeps deps) {
+  std::vector<discovery::Psk> psks;
+  for (const PskConfig& p : config.psks) {
+    psks.push_back({p.id, crypto::SecretBytes::copy_of(p.key.view())});
+  }
+  auto set = discovery::PskSet::create(std::move(psks));
+  if (!set) return sys_fail_plain(EINVAL, std::string("PSK set: ") + set.error().what);
+  auto peers = Peers::create(config);
+  if (!peers) return std::unexpected(peers.error());
+  std::unique_ptr<Tunnel> t(new Tunnel(config, mtu, std::move(deps), std::move(*set), std::move(*peers)));
+  if (auto started = t->start(); !started) return std::unexpected(started.error());
+  return t;
+}
+
+Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discovery::PskSet psks, Peers peers)
+    : config_(config),
+      loop_(deps.loop),
+      clock_(deps.clock),
+      tun_(deps.tun),
+      tcp_(deps.tcp),
+      rng_(deps.rng),
+      ebpf_(deps.ebpf),
+      on_fatal_(std::move(deps.on_fatal)),
+      psks_(std::move(psks)),
+      peers_(std::move(peers)),
+      mtu_(mtu),
+      pool_(kPoolBuffers,
+            std::max<std::size_t>(mtu + wire::kOverhead + 64, wire::kMaxDiscoveryDatagram + 64)),
+      warn_log_(5, seconds(10)),
+      sessions_(config),
+      bind_socket_(std::move(deps.bind_socket)) {
+  const FeaturePolicy policy = feature_policy(config);
+  offered_features_ = policy.offered;
+  discovery::ResponderLimits limits;
+  limits.per_source_rate = std::max<double>(1, config.security.rate_limit_packets_per_second);
+  limits.per_source_burst = 2 * limits.per_source_rate;
+  limits.work_per_second = std::max<double>(1, config.security.discovery_work_per_second);
+  responder_ = std::make_unique<discovery::Responder>(psks_, policy.responder, limits, rng_, now());
+
+  if (config.protocol.delay_allowance) session_config_.fixed_delay_allowance = *config.protocol.delay_allowance;
+  session_config_.heartbeat_interval = milliseconds(config.protocol.heartbeat_interval_ms);
+  session_config_.dead_after = milliseconds(config.protocol.heartbeat_timeout_ms);
+}
+
+Tunnel::~Tunnel() {
+  // Connections go before the sessions they use; the keys are wiped by their
+  // owners' destructors.
+  bridge_.reset();
+  hop_ports_.reset();
+  sessions_.for_each([this](SessionEntry& e) {
+    if (e.timer != kNoTimer) loop_.cancel_timer(e.timer);
+  });
+  for (std::size_t i = 0; i < peers_.size(); ++i) {
+    if (peers_[i].discovery_timer != kNoTimer) loop_.cancel_timer(peers_[i].discovery_timer);
+  }
+  if (window_timer_ != kNoTimer) loop_.cancel_timer(window_timer_);
+  if (responder_timer_ != kNoTimer) loop_.cancel_timer(responder_timer_);
+  if (tun_watched_) loop_.unwatch_fd(tun_.fd());
+  if (discovery_socket_) loop_.unwatch_fd(discovery_socket_->fd());
+}
+
+SysResult<void> Tunnel::start() {
+  // 1. Transparent TCP.
+  StreamBridge::Options so;
+  so.virtual_v4 = config_.network.virtual_address.address;
+  if (config_.network.virtual_address6) so.virtual_v6 = config_.network.virtual_address6->address;
+  so.connection.mss = mtu_;  // a segment fills a datagram as large as a TUN packet's
+  so.limits.max_flows = config_.security.max_connections;
+  so.limits.max_per_source = config_.security.max_connections_per_source;
+  so.open_local = config_.protocol.tcp_mode == TcpMode::kStream;
+  so.connection.congestion = config_.protocol.congestion_control;
+  auto bridge = StreamBridge::create(so, *this, loop_, tcp_, rng_);
+  if (!bridge) return sys_fail_plain(bridge.error().sys_errno, "transparent TCP: " + bridge.error().message);
+  bridge_ = std::move(*bridge);
+  spdlog::info("TCP from applications on this host: {}; congestion control between the daemons: {}",
+               so.open_local ? "stream mode (ends in this daemon, travels as Buckwild connections)"
+                             : "packet mode (travels inside DATAGRAM packets); peers' stream-mode "
+                               "connections are still accepted",
+               so.connection.congestion == conn::CongestionAlgorithm::kBbr ? "bbr" : "newreno");
+
+  // 2. The discovery socket (on the eBPF path, every valid hopping port too).
+  auto sock = bind_socket_(SocketAddress{config_.network.listen_address, config_.network.discovery_port});
+  if (!sock) return sys_fail_plain(sock.error().sys_errno, "discovery port: " + sock.error().message);
+  discovery_socket_ = std::move(*sock);
+  if (ebpf_ != nullptr) {
+    if (auto r = ebpf_->steer_to(*discovery_socket_); !r) {
+      return sys_fail_plain(r.error().sys_errno,
+                            "steering the hopping ports to the discovery socket: " + r.error().message);
+    }
+  }
+  auto w = loop_.watch_fd(discovery_socket_->fd(), kReadable, [this](std::uint32_t) {
+    on_socket_readable(*discovery_socket_, Arrival::kDiscoverySocket);
+  });
+  if (!w) return std::unexpected(w.error());
+
+  // 3. The hopping ports, the TUN device and the clocks that drive them.
+  hop_ports_ = std::make_unique<HopPorts>(
+      HopPorts::Deps{
+          .loop = loop_,
+          .bind_socket = bind_socket_,
+          .ebpf = ebpf_,
+          .listen_address = config_.network.listen_address,
+          .discovery_port = config_.network.discovery_port,
+          .needs = [this](std::vector<PortNeed>& out) { list_port_needs(out); },
+          .on_readable = [this](DatagramSocket& s) { on_socket_readable(s, Arrival::kHoppingSocket); },
+          .on_updated = [this] { choose_send_sockets(); },
+      },
+      warn_log_);
+  auto t = loop_.watch_fd(tun_.fd(), kReadable, [this](std::uint32_t events) { on_tun_readable(events); });
+  if (!t) return std::unexpected(t.error());
+  tun_watched_ = true;
+  schedule_window();
+  arm_responder_timer();
+
+  // 4. Discovery towards the peers we initiate to.
+  for (std::size_t i = 0; i < peers_.size(); ++i) {
+    if (peers_[i].initiates()) start_discovery(peers_[i]);
+  }
+  spdlog::info("listening for discovery on {} ({} PSK{}, {} peer{})", discovery_socket_->local_address().to_string(),
+               psks_.size(), psks_.size() == 1 ? "" : "s", peers_.size(), peers_.size() == 1 ? "" : "s");
+  return {};
+}
+
+const session::Session* Tunnel::session(std::uint64_t id) const {
+  const SessionEntry* e = sessions_.find(id);
+  return e == nullptr ? nullptr : e->session.get();
+}
+
+// ---- time: the hop clock ----
+
+void Tunnel::schedule_window() {
+  // 100 µs past the boundary, so the new window is current when we look.
+  const std::int64_t t = unix_ms();
+  const std::int64_t next = (hop::window_at(t) + 1) * hop::kHopIntervalMs;
+  window_timer_ = loop_.add_timer(milliseconds(next - t) + 100, [this] {
+    window_timer_ = kNoTimer;
+    on_window();
+    schedule_window();
+  });
+}
+
+void Tunnel::on_window() {
+  hop_ports_->update(HopPorts::Closing::kCloseUnneeded);
+  warn_log_.flush(now());
+}
+
+void Tunnel::list_port_needs(std::vector<PortNeed>& out) {
+  // Windows w−d … w+d of connection 0 and of each live connection (§10.3);
+  // listen_ports lists them oldest first, our current window in the middle.
+  const std::int64_t t = unix_ms();
+  const std::int64_t w = hop::window_at(t);
+  std::vector<std::uint16_t> ports;
+  std::vector<std::uint16_t> conns;
+  sessions_.for_each([&](SessionEntry& e) {
+    conns.assign(1, 0);
+    bridge_->connection_ids(e.id, conns);
+    for (std::uint16_t conn : conns) {
+      ports.clear();
+      e.session->listen_ports(t, conn, ports);
+      const std::int64_t d = static_cast<std::int64_t>(ports.size() - 1) / 2;
+      for (std::size_t i = 0; i < ports.size(); ++i) {
+        const std::int64_t window = w - d + static_cast<std::int64_t>(i);
+        out.push_back(PortNeed{ValidPort{e.remote.ip, ports[i], e.id, static_cast<std::uint32_t>(window), conn},
+                               conn == 0 && i == ports.size() / 2});
+      }
+    }
+  });
+}
+
+void Tunnel::choose_send_sockets() {
+  // Send from the socket of our own current receive port, so source ports hop too.
+  const std::int64_t t = unix_ms();
+  std::vector<std::uint16_t> ports;
+  sessions_.for_each([&](SessionEntry& e) {
+    ports.clear();
+    e.session->listen_ports(t, 0, ports);
+    e.send_via = ports.empty() ? nullptr : hop_ports_->socket_for(ports[ports.size() / 2]);
+  });
+}
+
+// ---- time: each session's own timer ----
+
+void Tunnel::arm_session_timer(SessionEntry& e) {
+  // Armed at the session's next expiry; a deadline that moved later is found
+  // when the timer fires, one that moved earlier (we sent and await an
+  // answer) re-arms it here.
+  const TimePoint due = e.session->next_expiry();
+  if (due >= e.timer_at) return;
+  if (e.timer != kNoTimer) loop_.cancel_timer(e.timer);
+  e.timer_at = due;
+  e.timer = due == kNever ? kNoTimer : loop_.add_timer_at(due, [this, id = e.id] { on_session_timer(id); });
+}
+
+void Tunnel::on_session_timer(std::uint64_t id) {
+  SessionEntry* e = sessions_.find(id);
+  if (e == nullptr) return;
+  e->timer = kNoTimer;
+  e->timer_at = kNever;
+  const TimePoint t = now();
+  if (e->session->next_expiry() <= t) {
+    const session::Session::Expiry x = e->session->on_expiry(t);
+    if (x.dead) {
+      const std::optional<std::size_t> peer = e->peer;
+      remove_session(id, "peer stopped answering");
+      if (peer && peers_[*peer].initiates()) start_discovery(peers_[*peer]);
+      return;
+    }
+    if (x.probe || x.send_heartbeat) send_heartbeat(*e, x.probe);
+  }
+  arm_session_timer(*e);
+}
+
+void Tunnel::arm_responder_timer() {
+  // The responder's cookie secrets rotate on time even without traffic.
+  responder_timer_ = loop_.add_timer_at(responder_->next_expiry(), [this] {
+    responder_->on_expiry(now());
+    arm_responder_timer();
+  });
+}
+
+// ---- StreamHost: what the transparent TCP bridge asks of us ----
+
+std::uint64_t Tunnel::session_for(const IpAddress& destination) {
+  SessionEntry* e = sessions_.route(destination);
+  return e == nullptr ? 0 : e->id;
+}
+
+bool Tunnel::source_allowed(std::uint64_t session, const IpAddress& source) {
+  SessionEntry* e = sessions_.find(session);
+  return e != nullptr && sessions_.accept_source(*e, source);
+}
+
+void Tunnel::connections_changed(std::uint64_t /*session*/) { hop_ports_->connections_changed(); }
+
+}  // namespace buckwild::daemon

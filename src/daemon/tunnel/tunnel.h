@@ -1,0 +1,184 @@
+// The running tunnel: discovery, sessions and the packet paths between the
+// TUN device and the hopping UDP ports. It owns its parts and wires them:
+//
+//   peers.h          the configured peers, their PSKs, which peer is this
+//   session_table.h  the sessions, routing and inner source addresses
+//   hop_ports.h      the ports sessions receive on, window by window
+//   ../stream/       transparent TCP (stream mode), as a StreamHost's guest
+//
+// and its member functions are spread by concern, each file in processing
+// order:
+//
+//   tunnel.cc     creation, start, timers, teardown, what the bridge asks of us
+//   outbound.cc   TUN → sealed datagrams to the peers
+//   inbound.cc    datagrams → sessions → TUN or connections
+//   discovery.cc  discovery as initiator and as responder, session set-up
+//
+// Everything reaches the outside world through the interfaces it is given
+// (EventLoop, Clock, TunDevice, a socket factory, TcpEndpoints, EbpfPath), so
+// two tunnels run in one test process over in-memory fakes, and the real
+// daemon (run_daemon.h) wires the same class to epoll, the kernel TUN device,
+// UDP and TCP sockets and the eBPF programs.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "core/crypto/random.h"
+#include "core/discovery/responder.h"
+#include "core/session/session.h"
+#include "daemon/config/config.h"
+#include "daemon/ebpf/ebpf_path.h"
+#include "daemon/log/rate_limited_log.h"
+#include "daemon/net/packet_pool.h"
+#include "daemon/net/tun_device.h"
+#include "daemon/net/udp_socket.h"
+#include "daemon/os/clock.h"
+#include "daemon/os/event_loop.h"
+#include "daemon/stream/bridge.h"
+#include "daemon/stream/tcp_endpoints.h"
+#include "daemon/tunnel/hop_ports.h"
+#include "daemon/tunnel/peers.h"
+#include "daemon/tunnel/session_table.h"
+
+namespace buckwild::daemon {
+
+struct TunnelDeps {
+  EventLoop& loop;  // and its now(): the daemon's one monotonic clock
+  const Clock& clock;  // UTC, for the protocol's windows and timestamps
+  TunDevice& tun;
+  SocketFactory bind_socket;
+  TcpEndpoints& tcp;
+  crypto::RandomSource& rng;
+  // The eBPF receive path; null for the user-space one.
+  EbpfPath* ebpf = nullptr;
+  // The tunnel cannot go on (its TUN device failed): the owner stops it.
+  std::function<void(const SysError&)> on_fatal;
+};
+
+// Counters for logs and status; every drop has a reason.
+struct TunnelStats {
+  std::uint64_t tun_packets_in = 0;    // read from the TUN device
+  std::uint64_t tun_packets_out = 0;   // written to it
+  std::uint64_t tun_read_errors = 0;   // reads that failed (the device went away, ...)
+  std::uint64_t tun_write_errors = 0;  // packets the kernel refused (queue full, malformed)
+  std::uint64_t datagrams_sent = 0;
+  std::uint64_t datagrams_received = 0;
+  std::uint64_t truncated = 0;         // a datagram longer than our buffers: dropped
+  std::uint64_t no_route = 0;          // TUN packet for an address no session serves
+  std::uint64_t not_ip = 0;            // TUN packet that is not IPv4/IPv6
+  std::uint64_t no_session = 0;        // datagram for an unknown session id
+  std::uint64_t rejected = 0;          // failed authentication, replay or freshness
+  std::uint64_t spoofed_source = 0;    // inner source address the peer may not use
+  std::uint64_t unsupported_type = 0;  // a valid packet of a type this mode does not carry
+  std::uint64_t send_errors = 0;
+  std::uint64_t sessions_established = 0;
+  std::uint64_t sessions_lost = 0;
+  std::uint64_t pool_exhausted = 0;
+};
+
+class Tunnel : private StreamHost {
+ public:
+  // Binds the discovery socket, starts discovery towards every peer with
+  // `initiate` and an endpoint, and registers its descriptors and timers with
+  // deps.loop. `mtu` is the TUN device's MTU (buffers are sized from it).
+  // Fails with a message for the operator (port in use, bad PSK set, …).
+  static SysResult<std::unique_ptr<Tunnel>> create(const Config& config, std::uint32_t mtu, TunnelDeps deps);
+  ~Tunnel() override;
+  Tunnel(const Tunnel&) = delete;
+  Tunnel& operator=(const Tunnel&) = delete;
+
+  const TunnelStats& stats() const { return stats_; }
+  const HopPortStats& hop_port_stats() const { return hop_ports_->stats(); }
+  // Transparent TCP (stream/bridge.h).
+  const StreamStats& stream_stats() const { return bridge_->stats(); }
+  std::size_t stream_flows() const { return bridge_->flow_count(); }
+  std::size_t stream_buffered_bytes() const { return bridge_->buffered_bytes(); }
+  const discovery::ResponderCounters& discovery_counters() const { return responder_->counters(); }
+  std::size_t session_count() const { return sessions_.size(); }
+  // The established session ids (for tests and status).
+  std::vector<std::uint64_t> session_ids() const { return sessions_.ids(); }
+  const session::Session* session(std::uint64_t id) const;
+
+ private:
+  Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discovery::PskSet psks, Peers peers);
+  SysResult<void> start();
+
+  // tunnel.cc: time.
+  void schedule_window();
+  void on_window();
+  void list_port_needs(std::vector<PortNeed>& out);
+  void choose_send_sockets();
+  void arm_session_timer(SessionEntry& e);
+  void on_session_timer(std::uint64_t id);
+  void arm_responder_timer();
+
+  // outbound.cc: TUN → peers.
+  void on_tun_readable(std::uint32_t events);
+  void on_tun_failed(const SysError& error);
+  void send_sealed(SessionEntry& e, Bytes datagram);
+  void send_heartbeat(SessionEntry& e, bool probe);
+  void send_sequence_confirm(SessionEntry& e);
+  void send_discovery(Bytes datagram, const SocketAddress& to);
+
+  // inbound.cc: peers → TUN or connections.
+  enum class Arrival : std::uint8_t { kHoppingSocket, kDiscoverySocket };
+  void on_socket_readable(DatagramSocket& socket, Arrival arrival);
+  void on_datagram(MutableBytes datagram, const SocketAddress& source, bool to_discovery_port);
+  void on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source);
+  void write_tun(Bytes ip_packet) override;
+
+  // discovery.cc: both roles, and sessions coming and going.
+  void start_discovery(Peer& p);
+  void arm_discovery_timer(Peer& p);
+  void on_discovery_timer(Peer& p);
+  void on_discovery(Bytes datagram, const SocketAddress& source);
+  void on_response(Bytes datagram, const SocketAddress& source);
+  void on_confirm(Bytes datagram, const SocketAddress& source);
+  void on_sequence_confirm(SessionEntry& e, const wire::Body& body);
+  void add_session(std::unique_ptr<session::Session> s, const SocketAddress& remote,
+                   std::optional<std::size_t> peer, std::size_t psk_index);
+  void remove_session(std::uint64_t id, const char* why);
+
+  // StreamHost (tunnel.cc, outbound.cc).
+  std::uint64_t session_for(const IpAddress& destination) override;
+  bool source_allowed(std::uint64_t session, const IpAddress& source) override;
+  void send_connection_packet(std::uint64_t session, wire::Header& header, MutableBytes packet,
+                              std::size_t body_len) override;
+  void connections_changed(std::uint64_t session) override;
+
+  std::int64_t unix_ms() const { return clock_.unix_ms(); }
+  TimePoint now() const { return loop_.now(); }
+
+  const Config& config_;
+  EventLoop& loop_;
+  const Clock& clock_;
+  TunDevice& tun_;
+  TcpEndpoints& tcp_;
+  crypto::RandomSource& rng_;
+  EbpfPath* ebpf_;
+  std::function<void(const SysError&)> on_fatal_;
+  discovery::PskSet psks_;
+  Peers peers_;
+  std::uint16_t offered_features_ = 0;
+  std::unique_ptr<discovery::Responder> responder_;
+  session::SessionConfig session_config_;
+  std::uint32_t mtu_;
+  PacketPool pool_;
+  RateLimitedLog warn_log_;
+  TunnelStats stats_;
+
+  SessionTable sessions_;
+  std::unique_ptr<DatagramSocket> discovery_socket_;
+  std::unique_ptr<HopPorts> hop_ports_;
+  std::unique_ptr<StreamBridge> bridge_;
+  SocketFactory bind_socket_;
+  bool tun_watched_ = false;
+  TimerId window_timer_ = kNoTimer;
+  TimerId responder_timer_ = kNoTimer;
+};
+
+}  // namespace buckwild::daemon

@@ -1,0 +1,433 @@
+// Two tunnels in one process: in-memory TUN devices and UDP network, virtual
+// time. Discovery, hopping, IP packets both ways, clock skew, anti-spoofing
+// and a restarted responder, all through the real Tunnel code, on both receive
+// paths: a socket per hopping port (user space) and one steered socket (the
+// eBPF path, with FakeEbpfPath standing in for sk_lookup and XDP).
+#include "daemon/tunnel/tunnel.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <set>
+
+#include "daemon/net/testing/fake_datagram_network.h"
+#include "daemon/ebpf/testing/fake_ebpf_path.h"
+#include "daemon/net/testing/fake_tun_device.h"
+#include "daemon/os/testing/fake_clock.h"
+#include "daemon/os/testing/manual_event_loop.h"
+
+namespace buckwild::daemon {
+namespace {
+
+constexpr std::int64_t kUnixStart = 1'764'080'000'000;
+
+IpAddress ip(const char* text) { return *IpAddress::parse(text); }
+Cidr cidr(const char* text) { return *Cidr::parse(text); }
+
+crypto::SecretBytes test_psk() {
+  crypto::DeterministicRandom rng(77);
+  return crypto::SecretBytes::random(32, rng);
+}
+
+Config host_config(const char* underlay, const char* vip, const char* peer_underlay,
+                   const char* peer_vip, bool initiate) {
+  Config c;
+  c.network.listen_address = ip(underlay);
+  c.network.virtual_address = cidr(vip);
+  c.protocol.tcp_mode = TcpMode::kPacket;
+  PskConfig psk;
+  psk.id = "main";
+  psk.key = test_psk();
+  c.psks.push_back(std::move(psk));
+  PeerConfig peer;
+  peer.name = initiate ? "bob" : "alice";
+  peer.endpoint = SocketAddress{ip(peer_underlay), 1025};
+  peer.virtual_address = ip(peer_vip);
+  peer.initiate = initiate;
+  c.peers.push_back(std::move(peer));
+  return c;
+}
+
+// A minimal IPv4 packet from `src` to `dst` carrying `payload`.
+std::vector<std::uint8_t> ipv4(const char* src, const char* dst, const std::string& payload) {
+  std::vector<std::uint8_t> p(20 + payload.size());
+  p[0] = 0x45;
+  p[2] = static_cast<std::uint8_t>(p.size() >> 8);
+  p[3] = static_cast<std::uint8_t>(p.size());
+  p[8] = 64;
+  p[9] = 17;
+  const IpAddress s = ip(src);
+  const IpAddress d = ip(dst);
+  std::copy(s.bytes().begin(), s.bytes().end(), p.begin() + 12);
+  std::copy(d.bytes().begin(), d.bytes().end(), p.begin() + 16);
+  std::copy(payload.begin(), payload.end(), p.begin() + 20);
+  return p;
+}
+
+struct Host {
+  Config config;
+  FakeClock clock;
+  FakeTunDevice tun{"bw0"};
+  KernelTcpEndpoints tcp;
+  crypto::DeterministicRandom rng;
+  std::unique_ptr<FakeEbpfPath> ebpf;  // set on the eBPF path
+  std::unique_ptr<Tunnel> tunnel;
+  int fatal_errors = 0;  // on_fatal calls
+
+  Host(Config c, const ManualEventLoop& loop, std::int64_t skew, std::uint64_t seed)
+      : config(std::move(c)), clock(loop, kUnixStart + skew), rng(seed) {}
+
+  void start(ManualEventLoop& loop, FakeDatagramNetwork& net, bool steered) {
+    tunnel.reset();
+    ebpf.reset();
+    if (steered) {
+      ebpf = std::make_unique<FakeEbpfPath>(net, config.network.listen_address,
+                                                    config.network.discovery_port);
+    }
+    SocketFactory factory = [&net](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
+      auto s = net.bind(at);
+      if (!s) return std::unexpected(s.error());
+      return std::unique_ptr<DatagramSocket>(std::move(*s));
+    };
+    auto t = Tunnel::create(config, 1412, TunnelDeps{loop, clock, tun, factory, tcp, rng, ebpf.get(),
+                                                                 [this](const SysError&) { ++fatal_errors; }});
+    ASSERT_TRUE(t.has_value()) << t.error().message;
+    tunnel = std::move(*t);
+  }
+};
+
+class TunnelTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    net.set_filter([this](const SocketAddress&, const SocketAddress& to, Bytes payload) {
+      if (payload.size() > 1 && payload[1] == 0x18) datagram_ports.insert(to.port);
+      return !drop_all;
+    });
+  }
+  void start(std::int64_t bob_skew_ms = 0) {
+    alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
+                                   loop, 0, 1);
+    bob = std::make_unique<Host>(host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false),
+                                 loop, bob_skew_ms, 2);
+    bob->start(loop, net, GetParam());
+    alice->start(loop, net, GetParam());
+  }
+  bool connected() {
+    return loop.run_until([&] { return alice->tunnel->session_count() == 1 && bob->tunnel->session_count() == 1; },
+                          loop.now() + seconds(20));
+  }
+  // Sends one packet each way and checks both arrive intact.
+  void exchange(const std::string& tag) {
+    auto there = ipv4("10.77.0.1", "10.77.0.2", "to bob " + tag);
+    auto back = ipv4("10.77.0.2", "10.77.0.1", "to alice " + tag);
+    ASSERT_TRUE(alice->tun.inject(there));
+    ASSERT_TRUE(bob->tun.inject(back));
+    loop.run_for(milliseconds(50));
+    auto got = bob->tun.take_written();
+    ASSERT_TRUE(got.has_value()) << tag;
+    EXPECT_EQ(*got, there);
+    auto got_back = alice->tun.take_written();
+    ASSERT_TRUE(got_back.has_value()) << tag;
+    EXPECT_EQ(*got_back, back);
+  }
+
+  ManualEventLoop loop{seconds(1)};
+  FakeDatagramNetwork net;
+  std::set<std::uint16_t> datagram_ports;
+  bool drop_all = false;
+  std::unique_ptr<Host> alice, bob;
+};
+
+TEST_P(TunnelTest, DiscoversAndCarriesPacketsBothWaysOnHoppingPorts) {
+  start();
+  ASSERT_TRUE(connected());
+  for (int i = 0; i < 40; ++i) {  // 40 × 50 ms = 8 windows
+    exchange(std::to_string(i));
+  }
+  EXPECT_GE(datagram_ports.size(), 12u);  // both directions hop every 250 ms
+  EXPECT_EQ(net.dropped(), 0u);           // nothing ever hit a port that was not open
+  EXPECT_EQ(alice->tunnel->stats().rejected, 0u);
+  EXPECT_EQ(bob->tunnel->stats().rejected, 0u);
+}
+
+TEST_P(TunnelTest, WorksWithSkewedClocks) {
+  start(/*bob_skew_ms=*/40);
+  ASSERT_TRUE(connected());
+  for (int i = 0; i < 20; ++i) exchange(std::to_string(i));
+  EXPECT_EQ(net.dropped(), 0u);
+  const auto* s = bob->tunnel->session(bob->tunnel->session_ids().at(0));
+  ASSERT_NE(s, nullptr);
+  EXPECT_NEAR(s->clock_offset_ms(), -40, 5);
+}
+
+TEST_P(TunnelTest, DropsInnerPacketsFromAddressesThePeerMayNotUse) {
+  start();
+  ASSERT_TRUE(connected());
+  ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.9", "10.77.0.2", "spoofed")));
+  loop.run_for(milliseconds(50));
+  EXPECT_FALSE(bob->tun.take_written().has_value());
+  EXPECT_EQ(bob->tunnel->stats().spoofed_source, 1u);
+}
+
+TEST_P(TunnelTest, NoRouteIsCountedNotSent) {
+  start();
+  ASSERT_TRUE(connected());
+  ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "192.0.2.7", "nowhere")));
+  loop.run_for(milliseconds(10));
+  EXPECT_EQ(alice->tunnel->stats().no_route, 1u);
+}
+
+TEST_P(TunnelTest, RestartedResponderIsFoundAgainWhileTrafficFlows) {
+  start();
+  ASSERT_TRUE(connected());
+  exchange("before");
+  const std::uint64_t old_id = alice->tunnel->session_ids().at(0);
+  // Bob's daemon dies and comes back with no memory of the session.
+  bob->tunnel.reset();
+  const TimePoint restarted = loop.now();
+  bob->start(loop, net, GetParam());
+  // Alice keeps sending; she notices the silence, probes, and rediscovers.
+  bool back = false;
+  for (int i = 0; i < 300 && !back; ++i) {
+    alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "while down"));
+    loop.run_for(milliseconds(100));
+    back = alice->tunnel->session_count() == 1 && alice->tunnel->session_ids().at(0) != old_id &&
+           bob->tunnel->session_count() == 1;
+  }
+  ASSERT_TRUE(back);
+  EXPECT_LE(loop.now() - restarted, seconds(15));
+  while (bob->tun.take_written()) {
+  }
+  exchange("after");
+}
+
+TEST_P(TunnelTest, RestartedInitiatorReplacesItsOldSession) {
+  start();
+  ASSERT_TRUE(connected());
+  const std::uint64_t old_id = bob->tunnel->session_ids().at(0);
+  alice->tunnel.reset();
+  const TimePoint restarted = loop.now();
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(loop.run_until([&] {
+    return alice->tunnel->session_count() == 1 && bob->tunnel->session_count() == 1 &&
+           bob->tunnel->session_ids().at(0) != old_id;
+  }, loop.now() + seconds(10)));
+  EXPECT_LE(loop.now() - restarted, seconds(5));
+  exchange("after");
+}
+
+// Both sides configured to initiate and started together: they must settle on
+// one and the same session, not each keep the one the other dropped.
+TEST_P(TunnelTest, BothSidesInitiatingSettleOnOneSession) {
+  alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
+                                 loop, 0, 1);
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", true);
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(connected());
+  loop.run_for(seconds(2));
+  ASSERT_EQ(alice->tunnel->session_count(), 1u);
+  ASSERT_EQ(bob->tunnel->session_count(), 1u);
+  EXPECT_EQ(alice->tunnel->session_ids().at(0), bob->tunnel->session_ids().at(0));
+  for (int i = 0; i < 10; ++i) exchange(std::to_string(i));
+}
+
+// A peer bound to one PSK is never reached through another of our PSKs.
+TEST_P(TunnelTest, InitiatorOffersOnlyThePeersOwnPsk) {
+  Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+  PskConfig other;
+  other.id = "other";
+  crypto::DeterministicRandom r(99);
+  other.key = crypto::SecretBytes::random(32, r);
+  ac.psks.push_back(std::move(other));
+  ac.peers[0].psk = "other";  // alice expects bob to use "other"; bob only holds "main"
+  alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
+  bob = std::make_unique<Host>(host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false),
+                               loop, 0, 2);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  loop.run_for(seconds(5));
+  EXPECT_EQ(alice->tunnel->session_count(), 0u);
+  EXPECT_EQ(bob->tunnel->session_count(), 0u);
+  EXPECT_GE(bob->tunnel->discovery_counters().no_shared_psk, 1u);
+}
+
+TEST_P(TunnelTest, StrangersGetSilence) {
+  start();
+  ASSERT_TRUE(connected());
+  auto stranger = net.bind(SocketAddress{ip("10.200.0.66"), 5555});
+  ASSERT_TRUE(stranger.has_value());
+  std::array<std::uint8_t, 1176> junk{};
+  junk[0] = 0x01;
+  junk[1] = 0x0C;
+  for (int i = 0; i < 10; ++i) {
+    OutgoingDatagram d{junk, SocketAddress{ip("10.200.0.2"), 1025}, std::nullopt};
+    ASSERT_TRUE((*stranger)->send_batch({&d, 1}).has_value());
+  }
+  loop.run_for(milliseconds(100));
+  std::array<std::uint8_t, 2048> buf;
+  ReceivedDatagram r{buf};
+  EXPECT_EQ((*stranger)->receive_batch({&r, 1}).value(), 0u);
+  EXPECT_GE(bob->tunnel->discovery_counters().malformed, 10u);
+}
+
+// A responder with no [[peer]] entry for the initiator accepts it because they
+// share a PSK that allows a prefix; the initiator may then use one address in it.
+TEST_P(TunnelTest, PeerWithoutAnEntryGetsOneAddressInsideItsPskPrefixes) {
+  alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
+                                 loop, 0, 1);
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  bc.peers.clear();
+  bc.psks[0].allowed_prefixes.push_back(cidr("10.77.0.0/28"));
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(connected());
+  // Until it has sent from an address, nothing routes to it.
+  ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "first")));
+  loop.run_for(milliseconds(50));
+  ASSERT_TRUE(bob->tun.take_written().has_value());
+  exchange("claims 10.77.0.1");
+  // Having claimed 10.77.0.1, it cannot also use another address of the prefix.
+  ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.5", "10.77.0.2", "second address")));
+  loop.run_for(milliseconds(50));
+  EXPECT_FALSE(bob->tun.take_written().has_value());
+  EXPECT_EQ(bob->tunnel->stats().spoofed_source, 1u);
+}
+
+TEST_P(TunnelTest, PeerWithoutAnEntryIsRefusedWhenItsPskAllowsNoPrefix) {
+  alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
+                                 loop, 0, 1);
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  bc.peers.clear();
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  loop.run_for(seconds(3));
+  EXPECT_EQ(bob->tunnel->session_count(), 0u);
+}
+
+// User space opens a socket for every valid port; the steered path opens only
+// the one it sends from and describes the rest as valid (peer, port) pairs.
+TEST_P(TunnelTest, OpensEveryValidPortOrSteersThem) {
+  start();
+  ASSERT_TRUE(connected());
+  const std::uint64_t id = bob->tunnel->session_ids().at(0);
+  std::set<std::uint16_t> seen;
+  for (int i = 0; i < 8; ++i) {  // 8 × 150 ms: several window changes
+    exchange(std::to_string(i));
+    loop.run_for(milliseconds(100));
+    const HopPortStats& s = bob->tunnel->hop_port_stats();
+    if (!GetParam()) {
+      EXPECT_GE(s.open, 3u);  // w−d … w+d with d ≥ 1
+      EXPECT_EQ(s.valid_ports, 0u);
+      continue;
+    }
+    EXPECT_LE(s.open, 1u);  // the port bob sends from (none if it is the discovery port)
+    const std::vector<ValidPort>& valid = bob->ebpf->valid_ports();
+    ASSERT_GE(valid.size(), 3u);
+    ASSERT_EQ(valid.size() % 2, 1u);
+    EXPECT_EQ(valid.size(), s.valid_ports);
+    for (std::size_t k = 0; k < valid.size(); ++k) {
+      EXPECT_EQ(valid[k].source, ip("10.200.0.1"));
+      EXPECT_EQ(valid[k].session_id, id);
+      EXPECT_EQ(valid[k].connection_id, 0);
+      EXPECT_EQ(valid[k].window, valid[0].window + k);  // consecutive windows, oldest first
+      seen.insert(valid[k].port);
+    }
+  }
+  if (!GetParam()) return;
+  EXPECT_GT(seen.size(), 3u);  // the set moved with the windows
+  EXPECT_GT(bob->ebpf->steered(), 0u);
+  EXPECT_EQ(bob->tunnel->hop_port_stats().valid_port_update_failures, 0u);
+  // The same ports are not valid for anyone else: a stranger's datagram to one
+  // of them is dropped before any socket.
+  auto stranger = net.bind(SocketAddress{ip("10.200.0.66"), 5555});
+  ASSERT_TRUE(stranger.has_value());
+  std::array<std::uint8_t, 100> junk{};
+  const std::uint64_t before = bob->ebpf->dropped();
+  const std::uint64_t received = bob->tunnel->stats().datagrams_received;
+  OutgoingDatagram d{junk, SocketAddress{ip("10.200.0.2"), bob->ebpf->valid_ports().at(1).port}, std::nullopt};
+  ASSERT_TRUE((*stranger)->send_batch({&d, 1}).has_value());
+  loop.run_for(milliseconds(10));
+  EXPECT_EQ(bob->ebpf->dropped(), before + 1);
+  EXPECT_EQ(bob->tunnel->stats().datagrams_received, received);
+  // Another application's socket inside the hopping range (a DNS client's
+  // ephemeral port) still gets its datagrams.
+  EXPECT_TRUE(bob->ebpf->own_ports().contains(1025));
+  auto resolver = net.bind(SocketAddress{ip("10.200.0.2"), 40000});
+  ASSERT_TRUE(resolver.has_value());
+  OutgoingDatagram reply{junk, SocketAddress{ip("10.200.0.2"), 40000}, std::nullopt};
+  ASSERT_TRUE((*stranger)->send_batch({&reply, 1}).has_value());
+  EXPECT_EQ((*resolver)->pending(), 1u);
+  EXPECT_EQ(bob->ebpf->foreign(), 1u);
+}
+
+// A TUN device that fails (deleted under the daemon) is readable for ever; the
+// tunnel must stop reading it and say so once, not spin the loop.
+TEST_P(TunnelTest, AFailedTunDeviceIsReportedOnceNotSpunOn) {
+  start();
+  ASSERT_TRUE(connected());
+  alice->tun.fail_reads_with(EBADFD);
+  const std::size_t reads = alice->tun.reads();
+  loop.run_for(milliseconds(100));  // hangs if the loop spins on the descriptor
+  EXPECT_EQ(alice->fatal_errors, 1);
+  EXPECT_EQ(alice->tunnel->stats().tun_read_errors, 1u);
+  EXPECT_EQ(alice->tun.reads(), reads + 1);
+  EXPECT_EQ(bob->fatal_errors, 0);
+}
+
+TEST_P(TunnelTest, PacketsTheTunDeviceRefusesAreCounted) {
+  start();
+  ASSERT_TRUE(connected());
+  bob->tun.fail_writes_with(EINVAL);
+  ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "refused")));
+  loop.run_for(milliseconds(50));
+  EXPECT_EQ(bob->tunnel->stats().tun_write_errors, 1u);
+  EXPECT_EQ(bob->tunnel->stats().tun_packets_out, 0u);
+  bob->tun.fail_writes_with(0);
+  exchange("after");
+}
+
+TEST_P(TunnelTest, TruncatedDatagramsAreCounted) {
+  start();
+  ASSERT_TRUE(connected());
+  auto stranger = net.bind(SocketAddress{ip("10.200.0.66"), 5555});
+  ASSERT_TRUE(stranger.has_value());
+  std::vector<std::uint8_t> huge(9000, 0);
+  huge[0] = 0x01;
+  OutgoingDatagram d{huge, SocketAddress{ip("10.200.0.2"), 1025}, std::nullopt};
+  ASSERT_TRUE((*stranger)->send_batch({&d, 1}).has_value());
+  loop.run_for(milliseconds(10));
+  EXPECT_EQ(bob->tunnel->stats().truncated, 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(ReceivePaths, TunnelTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& param) {
+                           return std::string(param.param ? "Ebpf" : "UserSpace");
+                         });
+
+TEST(TunnelConfigTest, BothTcpModesStart) {
+  ManualEventLoop loop;
+  FakeDatagramNetwork net;
+  FakeTunDevice tun("bw0");
+  FakeClock clock(loop, kUnixStart);
+  KernelTcpEndpoints tcp;
+  crypto::DeterministicRandom rng(1);
+  SocketFactory factory = [&net](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
+    auto s = net.bind(at);
+    if (!s) return std::unexpected(s.error());
+    return std::unique_ptr<DatagramSocket>(std::move(*s));
+  };
+  for (TcpMode mode : {TcpMode::kStream, TcpMode::kPacket}) {
+    Config c = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+    c.protocol.tcp_mode = mode;
+    auto t = Tunnel::create(c, 1412, TunnelDeps{loop, clock, tun, factory, tcp, rng, nullptr, {}});
+    ASSERT_TRUE(t.has_value()) << t.error().message;
+    EXPECT_EQ((*t)->stream_flows(), 0u);
+  }
+}
+
+}  // namespace
+}  // namespace buckwild::daemon
