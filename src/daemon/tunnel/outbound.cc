@@ -116,14 +116,8 @@ void Tunnel::on_tun_failed(const SysError& error) {
 }
 
 void Tunnel::send_sealed(SessionEntry& e, Bytes datagram) {
-  DatagramSocket* via = e.send_via != nullptr ? e.send_via : discovery_socket_.get();
-  OutgoingDatagram out{datagram, SocketAddress{e.remote.ip, e.session->send_port(unix_ms())}, std::nullopt};
-  auto sent = via->send_batch({&out, 1});
-  if (!sent || *sent == 0) {
-    ++stats_.send_errors;
-  } else {
-    ++stats_.datagrams_sent;
-  }
+  send_one(e.send_via != nullptr ? *e.send_via : *discovery_socket_,
+           OutgoingDatagram{datagram, SocketAddress{e.remote.ip, e.session->send_port(unix_ms())}, std::nullopt});
   arm_session_timer(e);
 }
 
@@ -154,21 +148,18 @@ void Tunnel::send_connection_packet(std::uint64_t session, wire::Header& header,
   const std::uint16_t port_of = header.type == wire::PacketType::kSyn ? 0 : header.connection_id;
   auto n = e->session->seal(header, packet, body_len, unix_ms(), now());
   if (!n) return;
-  DatagramSocket* via = e->send_via != nullptr ? e->send_via : discovery_socket_.get();
-  OutgoingDatagram out{Bytes(packet.data(), *n), SocketAddress{e->remote.ip, e->session->send_port(unix_ms(), port_of)},
-                       std::nullopt};
-  auto sent = via->send_batch({&out, 1});
-  if (!sent || *sent == 0) {
-    ++stats_.send_errors;
-  } else {
-    ++stats_.datagrams_sent;
-  }
+  send_one(e->send_via != nullptr ? *e->send_via : *discovery_socket_,
+           OutgoingDatagram{Bytes(packet.data(), *n),
+                            SocketAddress{e->remote.ip, e->session->send_port(unix_ms(), port_of)}, std::nullopt});
   arm_session_timer(*e);
 }
 
 void Tunnel::send_discovery(Bytes datagram, const SocketAddress& to) {
-  OutgoingDatagram out{datagram, to, std::nullopt};
-  auto sent = discovery_socket_->send_batch({&out, 1});
+  send_one(*discovery_socket_, OutgoingDatagram{datagram, to, std::nullopt});
+}
+
+void Tunnel::send_one(DatagramSocket& via, const OutgoingDatagram& datagram) {
+  auto sent = via.send_batch({&datagram, 1});
   if (!sent || *sent == 0) {
     ++stats_.send_errors;
   } else {

@@ -123,6 +123,7 @@ class Tunnel : private StreamHost {
   void send_heartbeat(SessionEntry& e, bool probe);
   void send_sequence_confirm(SessionEntry& e);
   void send_discovery(Bytes datagram, const SocketAddress& to);
+  void send_one(DatagramSocket& via, const OutgoingDatagram& datagram);
 
   // inbound.cc: peers → TUN or connections.
   enum class Arrival : std::uint8_t { kHoppingSocket, kDiscoverySocket };
