@@ -184,7 +184,7 @@ int run_daemon(const Config& config) {
     // mode every application segment crosses it twice, and the default of 500
     // packets overflows under a few hundred busy connections (each overflow is
     // a loss the local TCP must recover from).
-    if (auto r = nl->set_link(ifindex, mtu, true, kTunQueueLength); !r) return r;
+    if (auto r = nl->set_link(ifindex, mtu, Netlink::LinkState::kUp, kTunQueueLength); !r) return r;
     if (auto r = nl->add_address(ifindex, config.network.virtual_address); !r) return r;
     if (config.network.virtual_address6) {
       if (auto r = nl->add_address(ifindex, *config.network.virtual_address6); !r) return r;

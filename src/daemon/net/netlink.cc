@@ -246,8 +246,9 @@ SysResult<std::vector<LinkInfo>> Netlink::links() {
   return out;
 }
 
-SysResult<void> Netlink::set_link(int ifindex, std::optional<std::uint32_t> mtu, bool up,
+SysResult<void> Netlink::set_link(int ifindex, std::optional<std::uint32_t> mtu, LinkState state,
                                   std::optional<std::uint32_t> queue_length) {
+  const bool up = state == LinkState::kUp;
   nlmsghdr* nlh = mnl_nlmsg_put_header(buffer_.data());
   nlh->nlmsg_type = RTM_NEWLINK;
   nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;

@@ -54,10 +54,11 @@ class Netlink {
   SysResult<LinkInfo> link(int ifindex);
   // Every interface in this network namespace.
   SysResult<std::vector<LinkInfo>> links();
+  enum class LinkState : std::uint8_t { kDown, kUp };
   // Sets the MTU (when given) and brings the link up or down (RTM_NEWLINK).
   // `queue_length` sets the transmit queue (packets the kernel may hold for
   // the device's reader) when given.
-  SysResult<void> set_link(int ifindex, std::optional<std::uint32_t> mtu, bool up,
+  SysResult<void> set_link(int ifindex, std::optional<std::uint32_t> mtu, LinkState state,
                            std::optional<std::uint32_t> queue_length = std::nullopt);
   // Adds (or replaces) an interface address with its prefix: 10.77.0.1/24 also
   // gives the kernel's prefix route through the device once it is up. IPv6

@@ -63,15 +63,17 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
     }
     // On the eBPF path the discovery socket receives every hopping port too;
     // only what was sent to the discovery port itself is discovery.
-    const bool to_discovery_port = arrival == Arrival::kDiscoverySocket &&
-                                   batch[i].destination.port == config_.network.discovery_port;
-    on_datagram(batch[i].buffer.first(batch[i].length), batch[i].source, to_discovery_port);
+    const SentTo sent_to = arrival == Arrival::kDiscoverySocket &&
+                                   batch[i].destination.port == config_.network.discovery_port
+                               ? SentTo::kDiscoveryPort
+                               : SentTo::kHoppingPort;
+    on_datagram(batch[i].buffer.first(batch[i].length), batch[i].source, sent_to);
   }
   // 5. What the packets made due on the applications' connections.
   bridge_->flush();
 }
 
-void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, bool to_discovery_port) {
+void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, SentTo sent_to) {
   // 2. Discovery, or a session's.
   if (datagram.size() < wire::kOverhead || datagram[0] != wire::kVersion) {
     ++stats_.rejected;
@@ -79,7 +81,7 @@ void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, boo
   }
   const auto type = static_cast<wire::PacketType>(datagram[1]);
   if (wire::is_discovery_type(type)) {
-    if (!to_discovery_port) {
+    if (sent_to != SentTo::kDiscoveryPort) {
       ++stats_.rejected;
       return;
     }
@@ -121,7 +123,7 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
       return;
     }
     case wire::PacketType::kHeartbeat:
-      if (r->answer_heartbeat) send_heartbeat(e, false);
+      if (r->answer_heartbeat) send_heartbeat(e, Heartbeat::kRegular);
       return;
     case wire::PacketType::kSyn:
     case wire::PacketType::kSynAck:

@@ -121,9 +121,9 @@ void Tunnel::send_sealed(SessionEntry& e, Bytes datagram) {
   arm_session_timer(e);
 }
 
-void Tunnel::send_heartbeat(SessionEntry& e, bool probe) {
+void Tunnel::send_heartbeat(SessionEntry& e, Heartbeat kind) {
   std::array<std::uint8_t, 128> buf;
-  auto n = e.session->make_heartbeat(buf, probe, unix_ms(), now());
+  auto n = e.session->make_heartbeat(buf, kind == Heartbeat::kProbe, unix_ms(), now());
   if (n) send_sealed(e, Bytes(buf.data(), *n));
 }
 

@@ -250,7 +250,7 @@ void Tunnel::on_session_timer(std::uint64_t id) {
       if (peer && peers_[*peer].initiates()) start_discovery(peers_[*peer]);
       return;
     }
-    if (x.probe || x.send_heartbeat) send_heartbeat(*e, x.probe);
+    if (x.probe || x.send_heartbeat) send_heartbeat(*e, x.probe ? Heartbeat::kProbe : Heartbeat::kRegular);
   }
   arm_session_timer(*e);
 }

@@ -120,7 +120,8 @@ class Tunnel : private StreamHost {
   void on_tun_readable(std::uint32_t events);
   void on_tun_failed(const SysError& error);
   void send_sealed(SessionEntry& e, Bytes datagram);
-  void send_heartbeat(SessionEntry& e, bool probe);
+  enum class Heartbeat : std::uint8_t { kRegular, kProbe };  // a probe asks for an answer at once
+  void send_heartbeat(SessionEntry& e, Heartbeat kind);
   void send_sequence_confirm(SessionEntry& e);
   void send_discovery(Bytes datagram, const SocketAddress& to);
   void send_one(DatagramSocket& via, const OutgoingDatagram& datagram);
@@ -128,7 +129,8 @@ class Tunnel : private StreamHost {
   // inbound.cc: peers → TUN or connections.
   enum class Arrival : std::uint8_t { kHoppingSocket, kDiscoverySocket };
   void on_socket_readable(DatagramSocket& socket, Arrival arrival);
-  void on_datagram(MutableBytes datagram, const SocketAddress& source, bool to_discovery_port);
+  enum class SentTo : std::uint8_t { kHoppingPort, kDiscoveryPort };
+  void on_datagram(MutableBytes datagram, const SocketAddress& source, SentTo sent_to);
   void on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source);
   void write_tun(Bytes ip_packet) override;
 

@@ -202,7 +202,7 @@ void loopback_up() {
   ASSERT_TRUE(nl) << nl.error().message;
   auto lo = Netlink::ifindex("lo");
   ASSERT_TRUE(lo) << lo.error().message;
-  auto up = nl->set_link(*lo, std::nullopt, true);
+  auto up = nl->set_link(*lo, std::nullopt, Netlink::LinkState::kUp);
   ASSERT_TRUE(up) << up.error().message;
 }
 

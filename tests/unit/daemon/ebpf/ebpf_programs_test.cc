@@ -228,7 +228,7 @@ void check_bare_ip_interface(std::span<const AttachMode> order, BpfHook frame_ho
   const int ifindex = (*tun)->ifindex();
   auto nl = Netlink::open();
   ASSERT_TRUE(nl);
-  ASSERT_TRUE(nl->set_link(ifindex, std::nullopt, true));
+  ASSERT_TRUE(nl->set_link(ifindex, std::nullopt, Netlink::LinkState::kUp));
   std::string skip;
   auto path = bpftest::load_filter({}, skip);
   ASSERT_TRUE(path);

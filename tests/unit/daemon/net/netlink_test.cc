@@ -43,7 +43,7 @@ TEST(NetlinkTest, LoopbackLinkAndRoute) {
     ASSERT_TRUE(before) << before.error().message;
     EXPECT_EQ(before->name, "lo");
     EXPECT_FALSE(before->flags & IFF_UP);  // a new namespace starts with lo down
-    ASSERT_TRUE(nl->set_link(*lo, 16384, true));
+    ASSERT_TRUE(nl->set_link(*lo, 16384, Netlink::LinkState::kUp));
     auto after = nl->link(*lo);
     ASSERT_TRUE(after);
     EXPECT_TRUE(after->flags & IFF_UP);
@@ -65,7 +65,7 @@ TEST(NetlinkTest, FindsTheUnderlayInterfaceAndItsMtu) {
     ASSERT_TRUE(under) << under.error().message;
     auto nl = Netlink::open();
     ASSERT_TRUE(nl);
-    ASSERT_TRUE(nl->set_link((*under)->ifindex(), 1420, true));
+    ASSERT_TRUE(nl->set_link((*under)->ifindex(), 1420, Netlink::LinkState::kUp));
     ASSERT_TRUE(nl->add_address((*under)->ifindex(), cidr("10.200.0.1/24")));
     auto r = nl->route_to(ip("10.200.0.2"));
     ASSERT_TRUE(r) << r.error().message;
@@ -86,7 +86,7 @@ TEST(NetlinkTest, ErrorsCarryErrnoAndTheKernelsWords) {
     ASSERT_TRUE(tun) << tun.error().message;
     auto nl = Netlink::open();
     ASSERT_TRUE(nl);
-    ASSERT_TRUE(nl->set_link((*tun)->ifindex(), std::nullopt, true));
+    ASSERT_TRUE(nl->set_link((*tun)->ifindex(), std::nullopt, Netlink::LinkState::kUp));
 
     // No route anywhere in an empty namespace.
     auto none = nl->route_to(ip("203.0.113.1"));
@@ -104,7 +104,7 @@ TEST(NetlinkTest, ErrorsCarryErrnoAndTheKernelsWords) {
     EXPECT_NE(bad.error().message.find("(kernel: "), std::string::npos) << bad.error().message;
 
     // An MTU below the IPv4 minimum.
-    auto tiny = nl->set_link((*tun)->ifindex(), 10, true);
+    auto tiny = nl->set_link((*tun)->ifindex(), 10, Netlink::LinkState::kUp);
     ASSERT_FALSE(tiny);
     EXPECT_EQ(tiny.error().sys_errno, EINVAL);
     EXPECT_NE(tiny.error().message.find("with MTU 10"), std::string::npos) << tiny.error().message;
@@ -125,7 +125,7 @@ TEST(NetlinkTest, ChangesNeedCapNetAdmin) {
   auto attempt = [] {
     auto nl = Netlink::open();
     ASSERT_TRUE(nl);
-    auto r = nl->set_link(1, std::nullopt, true);
+    auto r = nl->set_link(1, std::nullopt, Netlink::LinkState::kUp);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().sys_errno, EPERM);
     EXPECT_NE(r.error().message.find("cannot bring up interface lo"), std::string::npos)

@@ -88,7 +88,7 @@ std::optional<std::vector<std::uint8_t>> read_until(
 void bring_up_loopback() {
   auto nl = Netlink::open();
   ASSERT_TRUE(nl) << nl.error().message;
-  ASSERT_TRUE(nl->set_link(1, std::nullopt, true));
+  ASSERT_TRUE(nl->set_link(1, std::nullopt, Netlink::LinkState::kUp));
 }
 
 TEST(LinuxTunDeviceTest, RefusesBadNamesWithoutTouchingTheKernel) {
@@ -113,7 +113,7 @@ TEST(LinuxTunDeviceTest, CreateConfigureAndCarryPacketsBothWays) {
 
     auto nl = Netlink::open();
     ASSERT_TRUE(nl) << nl.error().message;
-    ASSERT_TRUE(nl->set_link(dev.ifindex(), 1380, true));
+    ASSERT_TRUE(nl->set_link(dev.ifindex(), 1380, Netlink::LinkState::kUp));
     ASSERT_TRUE(nl->add_address(dev.ifindex(), cidr("10.99.0.1/24")));
     ASSERT_TRUE(nl->add_address(dev.ifindex(), cidr("fd99::1/64")));
     auto routed = nl->add_route(dev.ifindex(), cidr("10.98.0.0/16"), ip("10.99.0.1"));

@@ -230,7 +230,7 @@ TEST(UdpSocketTest, DualStackWildcardSeesIpv4PeersAsIpv4) {
   testing::run_isolated(CLONE_NEWNET, [] {
     auto nl = Netlink::open();
     ASSERT_TRUE(nl);
-    ASSERT_TRUE(nl->set_link(1, std::nullopt, true));  // lo
+    ASSERT_TRUE(nl->set_link(1, std::nullopt, Netlink::LinkState::kUp));  // lo
     UdpSocketOptions o;
     o.bind_address = addr("[::]:4500");
     auto wild = UdpSocket::bind(o);
