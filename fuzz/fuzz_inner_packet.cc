@@ -15,7 +15,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const Bytes input(data, size);
   auto addresses = inner::ip_addresses(input);
   auto header = inner::parse_ip(input);
-  if (header && (!addresses || header->end > size || header->transport_offset > header->end)) std::abort();
+  if (header && (!addresses || header->end > size || header->transport_offset > header->end))
+    std::abort();
   auto segment = inner::parse_tcp(input);
   if (!segment) return 0;
   if (!header || header->protocol != inner::kProtoTcp) std::abort();
@@ -25,7 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // New endpoints of the packet's own family, taken from its first bytes.
   const bool v4 = segment->source.ip.is_v4();
   std::array<std::uint8_t, 16> a{};
-  for (std::size_t i = 0; i < a.size() && i < size; ++i) a[i] = static_cast<std::uint8_t>(data[i] ^ 0x5A);
+  for (std::size_t i = 0; i < a.size() && i < size; ++i)
+    a[i] = static_cast<std::uint8_t>(data[i] ^ 0x5A);
   const IpAddress from = v4 ? IpAddress::v4({a[0], a[1], a[2], a[3]}) : IpAddress::v6(a);
   const IpAddress to = v4 ? IpAddress::v4({a[4], a[5], a[6], a[7]}) : IpAddress::v6(a);
   const SocketAddress new_source{from, static_cast<std::uint16_t>(a[8] << 8 | a[9])};
@@ -39,7 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::size_t n = inner::make_rst(*again, rst);
   if (n != 0) {
     auto r = inner::parse_tcp(Bytes(rst.data(), n));
-    if (!r || !r->has(inner::tcp_flag::kRst) || !inner::tcp_checksums_ok(Bytes(rst.data(), n))) std::abort();
+    if (!r || !r->has(inner::tcp_flag::kRst) || !inner::tcp_checksums_ok(Bytes(rst.data(), n)))
+      std::abort();
   }
   return 0;
 }

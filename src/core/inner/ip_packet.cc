@@ -6,7 +6,9 @@
 namespace buckwild::inner {
 namespace {
 
-std::uint16_t load16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
+std::uint16_t load16(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+}
 
 template <std::size_t N>
 IpAddress address_at(Bytes packet, std::size_t offset) {

@@ -33,9 +33,9 @@ std::optional<IpAddresses> ip_addresses(Bytes packet);
 // with the transport protocol as the first next header.
 struct IpHeader {
   IpAddresses addresses;
-  std::uint8_t protocol = 0;          // IPv4 protocol / IPv6 next header
-  std::size_t transport_offset = 0;   // where the transport header starts
-  std::size_t end = 0;                // the packet's length by its header (<= buffer size)
+  std::uint8_t protocol = 0;         // IPv4 protocol / IPv6 next header
+  std::size_t transport_offset = 0;  // where the transport header starts
+  std::size_t end = 0;               // the packet's length by its header (<= buffer size)
 };
 
 // The header of `packet` as above, or nullopt for anything else (other

@@ -1,18 +1,21 @@
 #include "core/inner/tcp_segment.h"
 
-#include "core/inner/ip_packet.h"
-
 #include <array>
 #include <cstring>
+
+#include "core/inner/ip_packet.h"
 
 namespace buckwild::inner {
 namespace {
 
 constexpr std::size_t kTcpHeader = 20;
 
-std::uint16_t load16(const std::uint8_t* p) { return static_cast<std::uint16_t>((p[0] << 8) | p[1]); }
+std::uint16_t load16(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+}
 std::uint32_t load32(const std::uint8_t* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         p[3];
 }
 void store16(std::uint8_t* p, std::uint16_t v) {
   p[0] = static_cast<std::uint8_t>(v >> 8);
@@ -53,15 +56,16 @@ class ChecksumDelta {
 };
 
 // Writes address + port of `to` over the packet's fields, feeding both deltas.
-void replace_address(std::uint8_t* field, const IpAddress& to, ChecksumDelta& ip, ChecksumDelta& tcp) {
+void replace_address(std::uint8_t* field, const IpAddress& to, ChecksumDelta& ip,
+                     ChecksumDelta& tcp) {
   const auto b = to.bytes();
   ip.replace(field, b.data(), b.size());
   tcp.replace(field, b.data(), b.size());
   std::memcpy(field, b.data(), b.size());
 }
 
-std::uint16_t pseudo_checksum(const SocketAddress& src, const SocketAddress& dst, const std::uint8_t* tcp,
-                              std::size_t tcp_len) {
+std::uint16_t pseudo_checksum(const SocketAddress& src, const SocketAddress& dst,
+                              const std::uint8_t* tcp, std::size_t tcp_len) {
   std::uint32_t acc = 0;
   acc = sum16(src.ip.bytes().data(), src.ip.size(), acc);
   acc = sum16(dst.ip.bytes().data(), dst.ip.size(), acc);
@@ -94,7 +98,8 @@ std::optional<TcpSegment> parse_tcp(Bytes p) {
   return s;
 }
 
-void rewrite_tcp(MutableBytes p, TcpSegment& s, const SocketAddress& source, const SocketAddress& destination) {
+void rewrite_tcp(MutableBytes p, TcpSegment& s, const SocketAddress& source,
+                 const SocketAddress& destination) {
   const bool v4 = s.source.ip.is_v4();
   ChecksumDelta ip;
   ChecksumDelta tcp;

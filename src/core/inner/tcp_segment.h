@@ -32,7 +32,10 @@ struct TcpSegment {
 
   bool has(std::uint8_t f) const { return (flags & f) != 0; }
   // An opening SYN: SYN without ACK, RST or FIN.
-  bool opening() const { return (flags & (tcp_flag::kSyn | tcp_flag::kAck | tcp_flag::kRst | tcp_flag::kFin)) == tcp_flag::kSyn; }
+  bool opening() const {
+    return (flags & (tcp_flag::kSyn | tcp_flag::kAck | tcp_flag::kRst | tcp_flag::kFin)) ==
+           tcp_flag::kSyn;
+  }
 };
 
 // The TCP segment in an IPv4 or IPv6 packet, if it is a whole one: IPv4 not

@@ -12,7 +12,9 @@
 namespace buckwild::daemon {
 namespace {
 
-int family_of(const IpAddress& a) { return a.is_v4() ? AF_INET : AF_INET6; }
+int family_of(const IpAddress& a) {
+  return a.is_v4() ? AF_INET : AF_INET6;
+}
 
 // Lets a socket bind an address that is not configured (yet): the virtual
 // address in tests, or before netlink has added it.
@@ -30,7 +32,8 @@ void set_nodelay(int fd) {
 SysResult<SocketAddress> local_address_of(int fd) {
   sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return sys_fail(errno, "getsockname()");
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+    return sys_fail(errno, "getsockname()");
   auto bound = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
   if (!bound) return sys_fail_plain(EAFNOSUPPORT, "unexpected local address family");
   return *bound;
@@ -98,7 +101,8 @@ class KernelTcpListener final : public TcpListener {
   SysResult<Accepted> accept() override {
     sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    UniqueFd fd(::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    UniqueFd fd(
+        ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd) return sys_fail(errno, "accept()");
     auto peer = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
     if (!peer) return sys_fail_plain(EAFNOSUPPORT, "accept(): unexpected peer address family");
@@ -126,11 +130,13 @@ SysResult<std::unique_ptr<TcpListener>> KernelTcpEndpoints::listen(const IpAddre
   }
   if (::listen(s.get(), SOMAXCONN) != 0) return sys_fail(errno, "stream listener listen()");
   auto bound = local_address_of(s.get());
-  if (!bound) return sys_fail_plain(bound.error().sys_errno, "stream listener: " + bound.error().message);
+  if (!bound)
+    return sys_fail_plain(bound.error().sys_errno, "stream listener: " + bound.error().message);
   return std::make_unique<KernelTcpListener>(std::move(s), bound->port);
 }
 
-SysResult<TcpEndpoints::Connecting> KernelTcpEndpoints::connect(const IpAddress& from, const SocketAddress& to) {
+SysResult<TcpEndpoints::Connecting> KernelTcpEndpoints::connect(const IpAddress& from,
+                                                                const SocketAddress& to) {
   UniqueFd fd(::socket(family_of(to.ip), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return sys_fail(errno, "socket()");
   set_freebind(fd.get(), from);

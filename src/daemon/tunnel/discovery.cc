@@ -34,7 +34,8 @@ bool awaiting_answer(const discovery::Initiator& i) {
 void Tunnel::start_discovery(Peer& p) {
   p.initiator.emplace(*p.psks, offered_features_, rng_);
   send_discovery(p.initiator->start(unix_ms(), now()), *p.config->endpoint);
-  spdlog::info("discovery started towards {} ({})", p.config->name, p.config->endpoint->to_string());
+  spdlog::info("discovery started towards {} ({})", p.config->name,
+               p.config->endpoint->to_string());
   arm_discovery_timer(p);
 }
 
@@ -64,8 +65,8 @@ void Tunnel::on_discovery_timer(Peer& p) {
   if (awaiting_answer(*p.initiator) && p.initiator->next_expiry() <= now()) {
     if (auto again = p.initiator->on_expiry(now())) send_discovery(*again, *p.config->endpoint);
     if (p.initiator->state() == discovery::Initiator::State::kFailed && p.session_id == 0) {
-      warn_log_.log(now(), "discovery.failed", spdlog::level::warn, "discovery towards {} got no answer; retrying",
-                    p.config->name);
+      warn_log_.log(now(), "discovery.failed", spdlog::level::warn,
+                    "discovery towards {} got no answer; retrying", p.config->name);
     }
   }
   arm_discovery_timer(p);
@@ -78,14 +79,16 @@ void Tunnel::on_response(Bytes datagram, const SocketAddress& source) {
     auto outcome = p.initiator->consume_response(datagram, unix_ms(), now());
     if (!outcome) {
       if (outcome.error().code != ErrorCode::kSessionNotFound) {
-        warn_log_.log(now(), "discovery.bad_response", spdlog::level::warn, "discovery response from {} refused: {}",
-                      source.to_string(), outcome.error().what);
+        warn_log_.log(now(), "discovery.bad_response", spdlog::level::warn,
+                      "discovery response from {} refused: {}", source.to_string(),
+                      outcome.error().what);
       }
       continue;
     }
     const std::size_t psk_index = p.psk_index[outcome->session.psk_index];
     outcome->session.psk_index = psk_index;
-    auto s = session::Session::create(std::move(outcome->session), psks_.key(psk_index), session_config_, now());
+    auto s = session::Session::create(std::move(outcome->session), psks_.key(psk_index),
+                                      session_config_, now());
     if (!s) return;
     // Open the session's ports first: the responder answers CONFIRM at once, on them.
     add_session(std::make_unique<session::Session>(std::move(*s)), source, i, psk_index);
@@ -99,7 +102,8 @@ void Tunnel::on_sequence_confirm(SessionEntry& e, const wire::Body& body) {
   if (!e.peer) return;
   Peer& p = peers_[*e.peer];
   const auto* confirm = std::get_if<wire::SequenceNegBody>(&body);
-  if (confirm != nullptr && p.initiator && p.initiator->state() == discovery::Initiator::State::kResponded &&
+  if (confirm != nullptr && p.initiator &&
+      p.initiator->state() == discovery::Initiator::State::kResponded &&
       p.initiator->consume_sequence_confirm(*confirm)) {
     spdlog::info("session {} confirmed by {}", short_id(e.id), p.config->name);
     arm_discovery_timer(p);
@@ -119,7 +123,8 @@ void Tunnel::on_confirm(Bytes datagram, const SocketAddress& source) {
   if (!est) {
     if (est.error().code == ErrorCode::kReplayAttack) {
       // The initiator did not hear our confirmation: say it again.
-      if (SessionEntry* e = sessions_.find(responder_->replayed_session())) send_sequence_confirm(*e);
+      if (SessionEntry* e = sessions_.find(responder_->replayed_session()))
+        send_sequence_confirm(*e);
     }
     return;
   }
@@ -127,17 +132,19 @@ void Tunnel::on_confirm(Bytes datagram, const SocketAddress& source) {
   if (!peer) {
     // A restarted peer without an entry replaces its own earlier session.
     const std::vector<std::uint64_t> stale = sessions_.unlisted_from(source.ip);
-    for (std::uint64_t id : stale) remove_session(id, "replaced by a new session from the same address");
+    for (std::uint64_t id : stale)
+      remove_session(id, "replaced by a new session from the same address");
     if (sessions_.unlisted() >= kMaxUnlistedSessions) {
       warn_log_.log(now(), "discovery.unlisted_cap", spdlog::level::warn,
-                    "{}: refused, already {} sessions with peers that have no [[peer]] entry", source.to_string(),
-                    kMaxUnlistedSessions);
+                    "{}: refused, already {} sessions with peers that have no [[peer]] entry",
+                    source.to_string(), kMaxUnlistedSessions);
       return;
     }
     if (config_.psks[est->psk_index].allowed_prefixes.empty()) {
-      warn_log_.log(now(), "discovery.unknown_peer", spdlog::level::warn,
-                    "{} proved PSK {} but has no [[peer]] entry and that PSK allows no prefixes: refused",
-                    source.to_string(), psks_.id(est->psk_index));
+      warn_log_.log(
+          now(), "discovery.unknown_peer", spdlog::level::warn,
+          "{} proved PSK {} but has no [[peer]] entry and that PSK allows no prefixes: refused",
+          source.to_string(), psks_.id(est->psk_index));
       return;
     }
   }
@@ -161,13 +168,15 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
   if (peer) {
     Peer& p = peers_[*peer];
     const PeerConfig& pc = *p.config;
-    e->allowed.push_back(Cidr{pc.virtual_address, static_cast<std::uint8_t>(pc.virtual_address.bits())});
+    e->allowed.push_back(
+        Cidr{pc.virtual_address, static_cast<std::uint8_t>(pc.virtual_address.bits())});
     for (const Cidr& r : pc.routes) e->allowed.push_back(r);
     if (p.session_id != 0 && p.session_id != id) {
       const SessionEntry* existing = sessions_.find(p.session_id);
-      if (existing != nullptr && succession(*existing, p.session_since, *s, now()) == Succession::kKeepExisting) {
-        spdlog::info("session {} with {} not kept: both sides started at once and {} stays", short_id(id), pc.name,
-                     short_id(p.session_id));
+      if (existing != nullptr &&
+          succession(*existing, p.session_since, *s, now()) == Succession::kKeepExisting) {
+        spdlog::info("session {} with {} not kept: both sides started at once and {} stays",
+                     short_id(id), pc.name, short_id(p.session_id));
         return;
       }
       remove_session(p.session_id, "replaced by a new session");
@@ -189,8 +198,9 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
   SessionEntry& entry = sessions_.insert(std::move(e), address);
   bridge_->add_session(id, initiator);
   ++stats_.sessions_established;
-  spdlog::info("session {} established with {} ({}) using PSK {} as {}, clock offset {:+d} ms", short_id(id),
-               remote.ip.to_string(), peer ? peers_[*peer].config->name : std::string("a peer without an entry"),
+  spdlog::info("session {} established with {} ({}) using PSK {} as {}, clock offset {:+d} ms",
+               short_id(id), remote.ip.to_string(),
+               peer ? peers_[*peer].config->name : std::string("a peer without an entry"),
                psks_.id(psk_index), initiator ? "initiator" : "responder", offset);
   hop_ports_->update(HopPorts::Closing::kKeepAll);  // its ports open now, not at the next tick
   arm_session_timer(entry);

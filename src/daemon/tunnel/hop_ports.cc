@@ -12,7 +12,8 @@ constexpr int kMaxRounds = 4;
 
 }  // namespace
 
-HopPorts::HopPorts(Deps deps, RateLimitedLog& warn_log) : deps_(std::move(deps)), warn_log_(warn_log) {}
+HopPorts::HopPorts(Deps deps, RateLimitedLog& warn_log)
+    : deps_(std::move(deps)), warn_log_(warn_log) {}
 
 HopPorts::~HopPorts() {
   if (deferred_ != kNoTimer) deps_.loop.cancel_timer(deferred_);
@@ -104,15 +105,16 @@ void HopPorts::open(std::uint16_t port) {
   auto socket = deps_.bind_socket(SocketAddress{deps_.listen_address, port});
   if (!socket) {
     ++stats_.bind_failures;
-    warn_log_.log(deps_.loop.now(), "ports.bind", spdlog::level::warn, "hopping port {} unavailable: {}", port,
-                  socket.error().message);
+    warn_log_.log(deps_.loop.now(), "ports.bind", spdlog::level::warn,
+                  "hopping port {} unavailable: {}", port, socket.error().message);
     return;
   }
   DatagramSocket* raw = socket->get();
-  auto watched = deps_.loop.watch_fd(raw->fd(), kReadable, [this, raw](std::uint32_t) { deps_.on_readable(*raw); });
+  auto watched = deps_.loop.watch_fd(raw->fd(), kReadable,
+                                     [this, raw](std::uint32_t) { deps_.on_readable(*raw); });
   if (!watched) {
-    warn_log_.log(deps_.loop.now(), "ports.watch", spdlog::level::warn, "hopping port {} cannot be watched: {}",
-                  port, watched.error().message);
+    warn_log_.log(deps_.loop.now(), "ports.watch", spdlog::level::warn,
+                  "hopping port {} cannot be watched: {}", port, watched.error().message);
     return;
   }
   sockets_.emplace(port, std::move(*socket));
@@ -126,13 +128,14 @@ void HopPorts::steer(const std::vector<PortNeed>& needs) {
   if (!updated) {
     ++stats_.valid_port_update_failures;
     warn_log_.log(deps_.loop.now(), "ports.steer", spdlog::level::warn,
-                  "cannot update the valid hopping ports ({} pairs): {}", valid.size(), updated.error().message);
+                  "cannot update the valid hopping ports ({} pairs): {}", valid.size(),
+                  updated.error().message);
     return;
   }
   ++stats_.valid_port_updates;
   stats_.valid_ports = valid.size();
-  stats_.valid_port_update_max_ns =
-      std::max<std::uint64_t>(stats_.valid_port_update_max_ns, static_cast<std::uint64_t>(updated->count()));
+  stats_.valid_port_update_max_ns = std::max<std::uint64_t>(
+      stats_.valid_port_update_max_ns, static_cast<std::uint64_t>(updated->count()));
 }
 
 void HopPorts::record_own_ports(const std::vector<std::uint16_t>& also) {
@@ -141,8 +144,8 @@ void HopPorts::record_own_ports(const std::vector<std::uint16_t>& also) {
   for (const auto& [port, socket] : sockets_) own.push_back(port);
   own.insert(own.end(), also.begin(), also.end());
   if (auto r = deps_.ebpf->set_own_ports(own); !r) {
-    warn_log_.log(deps_.loop.now(), "ports.own", spdlog::level::warn, "cannot record the tunnel's own ports: {}",
-                  r.error().message);
+    warn_log_.log(deps_.loop.now(), "ports.own", spdlog::level::warn,
+                  "cannot record the tunnel's own ports: {}", r.error().message);
   }
 }
 

@@ -44,11 +44,11 @@ struct HopPortStats {
   std::uint64_t bind_failures = 0;  // a hopping port that could not be opened
   std::uint64_t open = 0;           // hopping sockets open now
   // eBPF path only.
-  std::uint64_t valid_ports = 0;        // (peer, port) pairs steered to us now
-  std::uint64_t valid_port_updates = 0; // rewrites of that set
+  std::uint64_t valid_ports = 0;         // (peer, port) pairs steered to us now
+  std::uint64_t valid_port_updates = 0;  // rewrites of that set
   std::uint64_t valid_port_update_failures = 0;
   std::uint64_t valid_port_update_max_ns = 0;  // slowest rewrite so far
-  std::uint64_t deferred_updates = 0;   // requests folded into an update under way
+  std::uint64_t deferred_updates = 0;          // requests folded into an update under way
 };
 
 class HopPorts {
@@ -100,8 +100,8 @@ class HopPorts {
   bool updating_ = false;
   bool again_ = false;
   TimerId deferred_ = kNoTimer;
-  std::vector<PortNeed> needs_;          // scratch, kept to avoid reallocating
-  std::vector<std::uint16_t> wanted_;    // scratch
+  std::vector<PortNeed> needs_;        // scratch, kept to avoid reallocating
+  std::vector<std::uint16_t> wanted_;  // scratch
   HopPortStats stats_;
 };
 

@@ -98,13 +98,15 @@ void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, Sen
   on_session_packet(*e, datagram, source);
 }
 
-void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source) {
+void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram,
+                               const SocketAddress& source) {
   // 3. Authenticate and decrypt.
   auto r = e.session->open(datagram, unix_ms(), now());
   if (!r) {
     ++stats_.rejected;
-    warn_log_.log(now(), "session.rejected", spdlog::level::debug, "datagram for session {} from {} refused: {}",
-                  short_id(e.id), source.to_string(), r.error().what);
+    warn_log_.log(now(), "session.rejected", spdlog::level::debug,
+                  "datagram for session {} from {} refused: {}", short_id(e.id), source.to_string(),
+                  r.error().what);
     return;
   }
   // The peer's address stays the one discovery saw: a copy of an authentic
@@ -116,7 +118,8 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
       if (!addresses || !sessions_.accept_source(e, addresses->source)) {
         ++stats_.spoofed_source;
         warn_log_.log(now(), "session.spoofed", spdlog::level::warn,
-                      "session {}: inner packet from an address the peer may not use: dropped", short_id(e.id));
+                      "session {}: inner packet from an address the peer may not use: dropped",
+                      short_id(e.id));
         return;
       }
       write_tun(r->body);

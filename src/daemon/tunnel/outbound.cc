@@ -68,8 +68,8 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
     auto sealed = e->session->seal_datagram(space, *got, unix_ms(), now());
     if (!sealed) continue;
     b.set_length(*sealed);
-    out[n] = OutgoingDatagram{b.payload(), SocketAddress{e->remote.ip, e->session->send_port(unix_ms())},
-                              std::nullopt};
+    out[n] = OutgoingDatagram{
+        b.payload(), SocketAddress{e->remote.ip, e->session->send_port(unix_ms())}, std::nullopt};
     by[n] = e;
     held[n] = std::move(b);
     ++n;
@@ -117,7 +117,8 @@ void Tunnel::on_tun_failed(const SysError& error) {
 
 void Tunnel::send_sealed(SessionEntry& e, Bytes datagram) {
   send_one(e.send_via != nullptr ? *e.send_via : *discovery_socket_,
-           OutgoingDatagram{datagram, SocketAddress{e.remote.ip, e.session->send_port(unix_ms())}, std::nullopt});
+           OutgoingDatagram{datagram, SocketAddress{e.remote.ip, e.session->send_port(unix_ms())},
+                            std::nullopt});
   arm_session_timer(e);
 }
 
@@ -132,15 +133,16 @@ void Tunnel::send_sequence_confirm(SessionEntry& e) {
   wire::Header h;
   h.type = wire::PacketType::kSequenceNeg;
   h.flags = wire::flags::kAck;
-  auto body = wire::write_body(h, e.session->sequence_confirm(),
-                               MutableBytes(buf).subspan(wire::kHeaderSize, wire::kSequenceNegBodySize));
+  auto body =
+      wire::write_body(h, e.session->sequence_confirm(),
+                       MutableBytes(buf).subspan(wire::kHeaderSize, wire::kSequenceNegBodySize));
   if (!body) return;
   auto n = e.session->seal(h, buf, *body, unix_ms(), now());
   if (n) send_sealed(e, Bytes(buf.data(), *n));
 }
 
-void Tunnel::send_connection_packet(std::uint64_t session, wire::Header& header, MutableBytes packet,
-                                    std::size_t body_len) {
+void Tunnel::send_connection_packet(std::uint64_t session, wire::Header& header,
+                                    MutableBytes packet, std::size_t body_len) {
   SessionEntry* e = sessions_.find(session);
   if (e == nullptr) return;
   // A SYN travels on the session's own port sequence: the peer cannot listen
@@ -150,7 +152,8 @@ void Tunnel::send_connection_packet(std::uint64_t session, wire::Header& header,
   if (!n) return;
   send_one(e->send_via != nullptr ? *e->send_via : *discovery_socket_,
            OutgoingDatagram{Bytes(packet.data(), *n),
-                            SocketAddress{e->remote.ip, e->session->send_port(unix_ms(), port_of)}, std::nullopt});
+                            SocketAddress{e->remote.ip, e->session->send_port(unix_ms(), port_of)},
+                            std::nullopt});
   arm_session_timer(*e);
 }
 

@@ -21,7 +21,8 @@ SysResult<Peers> Peers::create(const Config& config) {
   return peers;
 }
 
-std::optional<std::size_t> Peers::identify(const SocketAddress& source, std::string_view psk_id) const {
+std::optional<std::size_t> Peers::identify(const SocketAddress& source,
+                                           std::string_view psk_id) const {
   for (std::size_t i = 0; i < peers_.size(); ++i) {
     const PeerConfig& pc = *peers_[i]->config;
     if (!pc.endpoint || pc.endpoint->ip.unmapped() != source.ip.unmapped()) continue;

@@ -4,13 +4,16 @@
 
 namespace buckwild::daemon {
 
-std::string short_id(std::uint64_t id) { return fmt::format("{:08x}…", id >> 32); }
+std::string short_id(std::uint64_t id) {
+  return fmt::format("{:08x}…", id >> 32);
+}
 
-Succession succession(const SessionEntry& existing, TimePoint existing_since, const session::Session& incoming,
-                      TimePoint now) {
+Succession succession(const SessionEntry& existing, TimePoint existing_since,
+                      const session::Session& incoming, TimePoint now) {
   const bool crossed = existing.session->initiator() != incoming.initiator() &&
                        now - existing_since < kSimultaneousWindow;
-  return crossed && incoming.id() > existing.id ? Succession::kKeepExisting : Succession::kReplaceExisting;
+  return crossed && incoming.id() > existing.id ? Succession::kKeepExisting
+                                                : Succession::kReplaceExisting;
 }
 
 SessionEntry* SessionTable::find(std::uint64_t id) {
@@ -30,7 +33,8 @@ std::vector<std::uint64_t> SessionTable::ids() const {
   return ids;
 }
 
-SessionEntry& SessionTable::insert(std::unique_ptr<SessionEntry> entry, std::optional<IpAddress> address) {
+SessionEntry& SessionTable::insert(std::unique_ptr<SessionEntry> entry,
+                                   std::optional<IpAddress> address) {
   SessionEntry& e = *entry;
   if (address) by_address_[*address] = e.id;
   by_id_.emplace(e.id, std::move(entry));
@@ -74,14 +78,16 @@ bool SessionTable::accept_source(SessionEntry& e, const IpAddress& source) {
   if (!claimable || belongs_to_someone(source)) return false;
   e.claimed = source;
   by_address_[source] = e.id;
-  spdlog::info("session {}: peer without an entry uses virtual address {}", short_id(e.id), source.to_string());
+  spdlog::info("session {}: peer without an entry uses virtual address {}", short_id(e.id),
+               source.to_string());
   return true;
 }
 
 bool SessionTable::belongs_to_someone(const IpAddress& address) const {
   if (by_address_.contains(address)) return true;
   if (config_.network.virtual_address.address == address) return true;
-  if (config_.network.virtual_address6 && config_.network.virtual_address6->address == address) return true;
+  if (config_.network.virtual_address6 && config_.network.virtual_address6->address == address)
+    return true;
   for (const PeerConfig& pc : config_.peers) {
     if (pc.virtual_address == address) return true;
     for (const Cidr& route : pc.routes) {

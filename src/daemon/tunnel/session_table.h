@@ -27,11 +27,11 @@ namespace buckwild::daemon {
 struct SessionEntry {
   std::uint64_t id = 0;
   std::unique_ptr<session::Session> session;
-  SocketAddress remote;             // the peer's underlay address (port: its discovery port)
-  std::optional<std::size_t> peer;  // index into the configured peers, if it has an entry
-  std::vector<Cidr> allowed;        // inner source addresses it may use
-  std::optional<IpAddress> claimed; // for a peer without an entry: the address it took
-  std::vector<Cidr> claimable;      // ... out of these prefixes (its PSK's)
+  SocketAddress remote;              // the peer's underlay address (port: its discovery port)
+  std::optional<std::size_t> peer;   // index into the configured peers, if it has an entry
+  std::vector<Cidr> allowed;         // inner source addresses it may use
+  std::optional<IpAddress> claimed;  // for a peer without an entry: the address it took
+  std::vector<Cidr> claimable;       // ... out of these prefixes (its PSK's)
   // The socket to send from in the current window (our own current receive
   // port), refreshed whenever the hopping sockets change, so the packet path
   // never computes or allocates it. Null: the discovery socket.
@@ -52,8 +52,8 @@ inline constexpr Duration kSimultaneousWindow = seconds(10);
 // (established at `existing_since`): a new one replaces the old (the peer
 // restarted), except in a simultaneous start where the old id is smaller.
 enum class Succession : std::uint8_t { kReplaceExisting, kKeepExisting };
-Succession succession(const SessionEntry& existing, TimePoint existing_since, const session::Session& incoming,
-                      TimePoint now);
+Succession succession(const SessionEntry& existing, TimePoint existing_since,
+                      const session::Session& incoming, TimePoint now);
 
 class SessionTable {
  public:

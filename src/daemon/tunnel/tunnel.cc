@@ -25,17 +25,19 @@ FeaturePolicy feature_policy(const Config& config) {
   if (config.crypto.protection == crypto::ProtectionMode::kHmac) {
     protection = feature::kHmacOnly;
   } else {
-    protection = config.crypto.aead == crypto::AeadAlgorithm::kAes256Gcm ? feature::kAes256Gcm
-                                                                         : feature::kChaCha20Poly1305;
+    protection = config.crypto.aead == crypto::AeadAlgorithm::kAes256Gcm
+                     ? feature::kAes256Gcm
+                     : feature::kChaCha20Poly1305;
   }
   const std::uint16_t aeads = feature::kChaCha20Poly1305 | feature::kAes256Gcm;
-  const std::uint16_t allowed_protection = protection == feature::kHmacOnly ? feature::kHmacOnly : aeads;
+  const std::uint16_t allowed_protection =
+      protection == feature::kHmacOnly ? feature::kHmacOnly : aeads;
   const std::uint16_t extras = static_cast<std::uint16_t>(
       feature::kDatagram | (config.crypto.forward_secrecy ? feature::kForwardSecrecy : 0));
   FeaturePolicy p;
   p.offered = static_cast<std::uint16_t>(allowed_protection | extras);
-  p.responder.allowed =
-      static_cast<std::uint16_t>(allowed_protection | feature::kForwardSecrecy | feature::kDatagram);
+  p.responder.allowed = static_cast<std::uint16_t>(allowed_protection | feature::kForwardSecrecy |
+                                                   feature::kDatagram);
   p.responder.preferred_protection = protection;
   p.responder.require_forward_secrecy = config.crypto.forward_secrecy;
   return p;
@@ -43,7 +45,8 @@ FeaturePolicy feature_policy(const Config& config) {
 
 }  // namespace
 
-SysResult<std::unique_ptr<Tunnel>> Tunnel::create(const Config& config, std::uint32_t mtu, TunnelDeps deps) {
+SysResult<std::unique_ptr<Tunnel>> Tunnel::create(const Config& config, std::uint32_t mtu,
+                                                  TunnelDeps deps) {
   std::vector<discovery::Psk> psks;
   for (const PskConfig& p : config.psks) {
     psks.push_back({p.id, crypto::SecretBytes::copy_of(p.key.view())});
@@ -52,12 +55,14 @@ SysResult<std::unique_ptr<Tunnel>> Tunnel::create(const Config& config, std::uin
   if (!set) return sys_fail_plain(EINVAL, std::string("PSK set: ") + set.error().what);
   auto peers = Peers::create(config);
   if (!peers) return std::unexpected(peers.error());
-  std::unique_ptr<Tunnel> t(new Tunnel(config, mtu, std::move(deps), std::move(*set), std::move(*peers)));
+  std::unique_ptr<Tunnel> t(
+      new Tunnel(config, mtu, std::move(deps), std::move(*set), std::move(*peers)));
   if (auto started = t->start(); !started) return std::unexpected(started.error());
   return t;
 }
 
-Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discovery::PskSet psks, Peers peers)
+Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discovery::PskSet psks,
+               Peers peers)
     : config_(config),
       loop_(deps.loop),
       clock_(deps.clock),
@@ -82,7 +87,8 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
   limits.work_per_second = std::max<double>(1, config.security.discovery_work_per_second);
   responder_ = std::make_unique<discovery::Responder>(psks_, policy.responder, limits, rng_, now());
 
-  if (config.protocol.delay_allowance) session_config_.fixed_delay_allowance = *config.protocol.delay_allowance;
+  if (config.protocol.delay_allowance)
+    session_config_.fixed_delay_allowance = *config.protocol.delay_allowance;
   session_config_.heartbeat_interval = milliseconds(config.protocol.heartbeat_interval_ms);
   session_config_.dead_after = milliseconds(config.protocol.heartbeat_timeout_ms);
 }
@@ -115,7 +121,8 @@ SysResult<void> Tunnel::start() {
   so.open_local = config_.protocol.tcp_mode == TcpMode::kStream;
   so.connection.congestion = config_.protocol.congestion_control;
   auto bridge = StreamBridge::create(so, *this, loop_, tcp_, rng_);
-  if (!bridge) return sys_fail_plain(bridge.error().sys_errno, "transparent TCP: " + bridge.error().message);
+  if (!bridge)
+    return sys_fail_plain(bridge.error().sys_errno, "transparent TCP: " + bridge.error().message);
   bridge_ = std::move(*bridge);
   spdlog::info("TCP from applications on this host: {}; congestion control between the daemons: {}",
                so.open_local ? "stream mode (ends in this daemon, travels as Buckwild connections)"
@@ -124,13 +131,16 @@ SysResult<void> Tunnel::start() {
                so.connection.congestion == conn::CongestionAlgorithm::kBbr ? "bbr" : "newreno");
 
   // 2. The discovery socket (on the eBPF path, every valid hopping port too).
-  auto sock = bind_socket_(SocketAddress{config_.network.listen_address, config_.network.discovery_port});
-  if (!sock) return sys_fail_plain(sock.error().sys_errno, "discovery port: " + sock.error().message);
+  auto sock =
+      bind_socket_(SocketAddress{config_.network.listen_address, config_.network.discovery_port});
+  if (!sock)
+    return sys_fail_plain(sock.error().sys_errno, "discovery port: " + sock.error().message);
   discovery_socket_ = std::move(*sock);
   if (ebpf_ != nullptr) {
     if (auto r = ebpf_->steer_to(*discovery_socket_); !r) {
-      return sys_fail_plain(r.error().sys_errno,
-                            "steering the hopping ports to the discovery socket: " + r.error().message);
+      return sys_fail_plain(
+          r.error().sys_errno,
+          "steering the hopping ports to the discovery socket: " + r.error().message);
     }
   }
   auto w = loop_.watch_fd(discovery_socket_->fd(), kReadable, [this](std::uint32_t) {
@@ -147,11 +157,13 @@ SysResult<void> Tunnel::start() {
           .listen_address = config_.network.listen_address,
           .discovery_port = config_.network.discovery_port,
           .needs = [this](std::vector<PortNeed>& out) { list_port_needs(out); },
-          .on_readable = [this](DatagramSocket& s) { on_socket_readable(s, Arrival::kHoppingSocket); },
+          .on_readable =
+              [this](DatagramSocket& s) { on_socket_readable(s, Arrival::kHoppingSocket); },
           .on_updated = [this] { choose_send_sockets(); },
       },
       warn_log_);
-  auto t = loop_.watch_fd(tun_.fd(), kReadable, [this](std::uint32_t events) { on_tun_readable(events); });
+  auto t = loop_.watch_fd(tun_.fd(), kReadable,
+                          [this](std::uint32_t events) { on_tun_readable(events); });
   if (!t) return std::unexpected(t.error());
   tun_watched_ = true;
   schedule_window();
@@ -161,8 +173,9 @@ SysResult<void> Tunnel::start() {
   for (std::size_t i = 0; i < peers_.size(); ++i) {
     if (peers_[i].initiates()) start_discovery(peers_[i]);
   }
-  spdlog::info("listening for discovery on {} ({} PSK{}, {} peer{})", discovery_socket_->local_address().to_string(),
-               psks_.size(), psks_.size() == 1 ? "" : "s", peers_.size(), peers_.size() == 1 ? "" : "s");
+  spdlog::info("listening for discovery on {} ({} PSK{}, {} peer{})",
+               discovery_socket_->local_address().to_string(), psks_.size(),
+               psks_.size() == 1 ? "" : "s", peers_.size(), peers_.size() == 1 ? "" : "s");
   return {};
 }
 
@@ -205,8 +218,9 @@ void Tunnel::list_port_needs(std::vector<PortNeed>& out) {
       const std::int64_t d = static_cast<std::int64_t>(ports.size() - 1) / 2;
       for (std::size_t i = 0; i < ports.size(); ++i) {
         const std::int64_t window = w - d + static_cast<std::int64_t>(i);
-        out.push_back(PortNeed{ValidPort{e.remote.ip, ports[i], e.id, static_cast<std::uint32_t>(window), conn},
-                               conn == 0 && i == ports.size() / 2});
+        out.push_back(PortNeed{
+            ValidPort{e.remote.ip, ports[i], e.id, static_cast<std::uint32_t>(window), conn},
+            conn == 0 && i == ports.size() / 2});
       }
     }
   });
@@ -233,7 +247,8 @@ void Tunnel::arm_session_timer(SessionEntry& e) {
   if (due >= e.timer_at) return;
   if (e.timer != kNoTimer) loop_.cancel_timer(e.timer);
   e.timer_at = due;
-  e.timer = due == kNever ? kNoTimer : loop_.add_timer_at(due, [this, id = e.id] { on_session_timer(id); });
+  e.timer = due == kNever ? kNoTimer
+                          : loop_.add_timer_at(due, [this, id = e.id] { on_session_timer(id); });
 }
 
 void Tunnel::on_session_timer(std::uint64_t id) {
@@ -250,7 +265,8 @@ void Tunnel::on_session_timer(std::uint64_t id) {
       if (peer && peers_[*peer].initiates()) start_discovery(peers_[*peer]);
       return;
     }
-    if (x.probe || x.send_heartbeat) send_heartbeat(*e, x.probe ? Heartbeat::kProbe : Heartbeat::kRegular);
+    if (x.probe || x.send_heartbeat)
+      send_heartbeat(*e, x.probe ? Heartbeat::kProbe : Heartbeat::kRegular);
   }
   arm_session_timer(*e);
 }
@@ -275,6 +291,8 @@ bool Tunnel::source_allowed(std::uint64_t session, const IpAddress& source) {
   return e != nullptr && sessions_.accept_source(*e, source);
 }
 
-void Tunnel::connections_changed(std::uint64_t /*session*/) { hop_ports_->connections_changed(); }
+void Tunnel::connections_changed(std::uint64_t /*session*/) {
+  hop_ports_->connections_changed();
+}
 
 }  // namespace buckwild::daemon

@@ -47,7 +47,7 @@
 namespace buckwild::daemon {
 
 struct TunnelDeps {
-  EventLoop& loop;  // and its now(): the daemon's one monotonic clock
+  EventLoop& loop;     // and its now(): the daemon's one monotonic clock
   const Clock& clock;  // UTC, for the protocol's windows and timestamps
   TunDevice& tun;
   SocketFactory bind_socket;
@@ -86,7 +86,8 @@ class Tunnel : private StreamHost {
   // `initiate` and an endpoint, and registers its descriptors and timers with
   // deps.loop. `mtu` is the TUN device's MTU (buffers are sized from it).
   // Fails with a message for the operator (port in use, bad PSK set, …).
-  static SysResult<std::unique_ptr<Tunnel>> create(const Config& config, std::uint32_t mtu, TunnelDeps deps);
+  static SysResult<std::unique_ptr<Tunnel>> create(const Config& config, std::uint32_t mtu,
+                                                   TunnelDeps deps);
   ~Tunnel() override;
   Tunnel(const Tunnel&) = delete;
   Tunnel& operator=(const Tunnel&) = delete;
@@ -104,7 +105,8 @@ class Tunnel : private StreamHost {
   const session::Session* session(std::uint64_t id) const;
 
  private:
-  Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discovery::PskSet psks, Peers peers);
+  Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discovery::PskSet psks,
+         Peers peers);
   SysResult<void> start();
 
   // tunnel.cc: time.

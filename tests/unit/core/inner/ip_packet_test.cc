@@ -7,7 +7,8 @@
 namespace buckwild::inner {
 namespace {
 
-std::vector<std::uint8_t> ipv4(std::uint8_t protocol, std::size_t payload, std::uint16_t fragment = 0) {
+std::vector<std::uint8_t> ipv4(std::uint8_t protocol, std::size_t payload,
+                               std::uint16_t fragment = 0) {
   std::vector<std::uint8_t> p(20 + payload);
   p[0] = 0x45;
   p[2] = static_cast<std::uint8_t>(p.size() >> 8);

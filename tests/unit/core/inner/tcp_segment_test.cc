@@ -10,7 +10,9 @@
 namespace buckwild::inner {
 namespace {
 
-SocketAddress at(const char* ip, std::uint16_t port) { return SocketAddress{*IpAddress::parse(ip), port}; }
+SocketAddress at(const char* ip, std::uint16_t port) {
+  return SocketAddress{*IpAddress::parse(ip), port};
+}
 
 // A TCP segment with correct checksums, built through make_rst's checksum code
 // path being independent: we compute the checksum here from scratch.
@@ -21,8 +23,8 @@ std::uint16_t fold_sum(const std::uint8_t* p, std::size_t n, std::uint32_t acc) 
   return static_cast<std::uint16_t>(acc);
 }
 
-std::vector<std::uint8_t> build(const SocketAddress& src, const SocketAddress& dst, std::uint8_t flags,
-                                std::size_t payload, std::uint8_t fill) {
+std::vector<std::uint8_t> build(const SocketAddress& src, const SocketAddress& dst,
+                                std::uint8_t flags, std::size_t payload, std::uint8_t fill) {
   const bool v4 = src.ip.is_v4();
   const std::size_t ip_len = v4 ? 20 : 40;
   const std::size_t tcp_len = 20 + 4 + payload;  // one 4-byte option (MSS)
@@ -121,7 +123,8 @@ TEST(TcpSegmentTest, RewriteKeepsChecksumsCorrect) {
     std::array<std::uint8_t, 8> r{};
     rng.fill(r);
     auto ports = [&](int i) { return static_cast<std::uint16_t>((r[2 * i] << 8) | r[2 * i + 1]); };
-    auto p = build(at(pick(0), ports(0)), at(pick(1), ports(1)), tcp_flag::kAck, static_cast<std::size_t>(round % 37), r[7]);
+    auto p = build(at(pick(0), ports(0)), at(pick(1), ports(1)), tcp_flag::kAck,
+                   static_cast<std::size_t>(round % 37), r[7]);
     auto s = parse_tcp(p);
     ASSERT_TRUE(s);
     const SocketAddress new_src = at(pick(2), ports(2));

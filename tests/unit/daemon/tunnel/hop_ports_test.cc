@@ -24,7 +24,8 @@ class HopPortsTest : public ::testing::Test {
   std::unique_ptr<HopPorts> make(EbpfPath* ebpf = nullptr) {
     HopPorts::Deps deps{
         .loop = loop,
-        .bind_socket = [this](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
+        .bind_socket =
+            [this](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
           auto s = net.bind(at);
           if (!s) return std::unexpected(s.error());
           return std::unique_ptr<DatagramSocket>(std::move(*s));
@@ -32,7 +33,10 @@ class HopPortsTest : public ::testing::Test {
         .ebpf = ebpf,
         .listen_address = kHost,
         .discovery_port = kDiscoveryPort,
-        .needs = [this](std::vector<PortNeed>& out) { out.insert(out.end(), needs.begin(), needs.end()); },
+        .needs =
+            [this](std::vector<PortNeed>& out) {
+              out.insert(out.end(), needs.begin(), needs.end());
+            },
         .on_readable = [this](DatagramSocket& s) { on_readable(s); },
         .on_updated = [this] { ++updated; },
     };
@@ -41,7 +45,8 @@ class HopPortsTest : public ::testing::Test {
 
   void need(std::initializer_list<std::uint16_t> ports, std::uint16_t send_from = 0) {
     needs.clear();
-    for (std::uint16_t p : ports) needs.push_back(PortNeed{ValidPort{kPeer, p, 7, 0, 0}, p == send_from});
+    for (std::uint16_t p : ports)
+      needs.push_back(PortNeed{ValidPort{kPeer, p, 7, 0, 0}, p == send_from});
   }
 
   void send_to(std::uint16_t port) {
@@ -105,7 +110,8 @@ TEST_F(HopPortsTest, AnUpdateAskedForWhileDrainingIsFoldedIntoTheOneUnderWay) {
   // enough to make the socket table grow (rehash) while it is being walked.
   on_readable = [&](DatagramSocket& s) {
     drain(s);
-    for (std::uint16_t p = 3000; p < 3200; ++p) needs.push_back(PortNeed{ValidPort{kPeer, p, 7, 0, 9}, false});
+    for (std::uint16_t p = 3000; p < 3200; ++p)
+      needs.push_back(PortNeed{ValidPort{kPeer, p, 7, 0, 9}, false});
     hop->connections_changed();
   };
   need({2001});

@@ -10,8 +10,8 @@
 #include <array>
 #include <set>
 
-#include "daemon/net/testing/fake_datagram_network.h"
 #include "daemon/ebpf/testing/fake_ebpf_path.h"
+#include "daemon/net/testing/fake_datagram_network.h"
 #include "daemon/net/testing/fake_tun_device.h"
 #include "daemon/os/testing/fake_clock.h"
 #include "daemon/os/testing/manual_event_loop.h"
@@ -21,8 +21,12 @@ namespace {
 
 constexpr std::int64_t kUnixStart = 1'764'080'000'000;
 
-IpAddress ip(const char* text) { return *IpAddress::parse(text); }
-Cidr cidr(const char* text) { return *Cidr::parse(text); }
+IpAddress ip(const char* text) {
+  return *IpAddress::parse(text);
+}
+Cidr cidr(const char* text) {
+  return *Cidr::parse(text);
+}
 
 crypto::SecretBytes test_psk() {
   crypto::DeterministicRandom rng(77);
@@ -82,15 +86,17 @@ struct Host {
     ebpf.reset();
     if (steered) {
       ebpf = std::make_unique<FakeEbpfPath>(net, config.network.listen_address,
-                                                    config.network.discovery_port);
+                                            config.network.discovery_port);
     }
-    SocketFactory factory = [&net](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
+    SocketFactory factory =
+        [&net](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
       auto s = net.bind(at);
       if (!s) return std::unexpected(s.error());
       return std::unique_ptr<DatagramSocket>(std::move(*s));
     };
-    auto t = Tunnel::create(config, 1412, TunnelDeps{loop, clock, tun, factory, tcp, rng, ebpf.get(),
-                                                                 [this](const SysError&) { ++fatal_errors; }});
+    auto t = Tunnel::create(config, 1412,
+                            TunnelDeps{loop, clock, tun, factory, tcp, rng, ebpf.get(),
+                                       [this](const SysError&) { ++fatal_errors; }});
     ASSERT_TRUE(t.has_value()) << t.error().message;
     tunnel = std::move(*t);
   }
@@ -105,16 +111,18 @@ class TunnelTest : public ::testing::TestWithParam<bool> {
     });
   }
   void start(std::int64_t bob_skew_ms = 0) {
-    alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
-                                   loop, 0, 1);
-    bob = std::make_unique<Host>(host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false),
-                                 loop, bob_skew_ms, 2);
+    alice = std::make_unique<Host>(
+        host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
+    bob = std::make_unique<Host>(
+        host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false), loop,
+        bob_skew_ms, 2);
     bob->start(loop, net, GetParam());
     alice->start(loop, net, GetParam());
   }
   bool connected() {
-    return loop.run_until([&] { return alice->tunnel->session_count() == 1 && bob->tunnel->session_count() == 1; },
-                          loop.now() + seconds(20));
+    return loop.run_until(
+        [&] { return alice->tunnel->session_count() == 1 && bob->tunnel->session_count() == 1; },
+        loop.now() + seconds(20));
   }
   // Sends one packet each way and checks both arrive intact.
   void exchange(const std::string& tag) {
@@ -208,10 +216,12 @@ TEST_P(TunnelTest, RestartedInitiatorReplacesItsOldSession) {
   alice->tunnel.reset();
   const TimePoint restarted = loop.now();
   alice->start(loop, net, GetParam());
-  ASSERT_TRUE(loop.run_until([&] {
-    return alice->tunnel->session_count() == 1 && bob->tunnel->session_count() == 1 &&
-           bob->tunnel->session_ids().at(0) != old_id;
-  }, loop.now() + seconds(10)));
+  ASSERT_TRUE(loop.run_until(
+      [&] {
+        return alice->tunnel->session_count() == 1 && bob->tunnel->session_count() == 1 &&
+               bob->tunnel->session_ids().at(0) != old_id;
+      },
+      loop.now() + seconds(10)));
   EXPECT_LE(loop.now() - restarted, seconds(5));
   exchange("after");
 }
@@ -219,8 +229,8 @@ TEST_P(TunnelTest, RestartedInitiatorReplacesItsOldSession) {
 // Both sides configured to initiate and started together: they must settle on
 // one and the same session, not each keep the one the other dropped.
 TEST_P(TunnelTest, BothSidesInitiatingSettleOnOneSession) {
-  alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
-                                 loop, 0, 1);
+  alice = std::make_unique<Host>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
   Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", true);
   bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
   bob->start(loop, net, GetParam());
@@ -243,8 +253,8 @@ TEST_P(TunnelTest, InitiatorOffersOnlyThePeersOwnPsk) {
   ac.psks.push_back(std::move(other));
   ac.peers[0].psk = "other";  // alice expects bob to use "other"; bob only holds "main"
   alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
-  bob = std::make_unique<Host>(host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false),
-                               loop, 0, 2);
+  bob = std::make_unique<Host>(
+      host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false), loop, 0, 2);
   bob->start(loop, net, GetParam());
   alice->start(loop, net, GetParam());
   loop.run_for(seconds(5));
@@ -275,8 +285,8 @@ TEST_P(TunnelTest, StrangersGetSilence) {
 // A responder with no [[peer]] entry for the initiator accepts it because they
 // share a PSK that allows a prefix; the initiator may then use one address in it.
 TEST_P(TunnelTest, PeerWithoutAnEntryGetsOneAddressInsideItsPskPrefixes) {
-  alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
-                                 loop, 0, 1);
+  alice = std::make_unique<Host>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
   Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
   bc.peers.clear();
   bc.psks[0].allowed_prefixes.push_back(cidr("10.77.0.0/28"));
@@ -297,8 +307,8 @@ TEST_P(TunnelTest, PeerWithoutAnEntryGetsOneAddressInsideItsPskPrefixes) {
 }
 
 TEST_P(TunnelTest, PeerWithoutAnEntryIsRefusedWhenItsPskAllowsNoPrefix) {
-  alice = std::make_unique<Host>(host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true),
-                                 loop, 0, 1);
+  alice = std::make_unique<Host>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
   Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
   bc.peers.clear();
   bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
@@ -348,7 +358,8 @@ TEST_P(TunnelTest, OpensEveryValidPortOrSteersThem) {
   std::array<std::uint8_t, 100> junk{};
   const std::uint64_t before = bob->ebpf->dropped();
   const std::uint64_t received = bob->tunnel->stats().datagrams_received;
-  OutgoingDatagram d{junk, SocketAddress{ip("10.200.0.2"), bob->ebpf->valid_ports().at(1).port}, std::nullopt};
+  OutgoingDatagram d{junk, SocketAddress{ip("10.200.0.2"), bob->ebpf->valid_ports().at(1).port},
+                     std::nullopt};
   ASSERT_TRUE((*stranger)->send_batch({&d, 1}).has_value());
   loop.run_for(milliseconds(10));
   EXPECT_EQ(bob->ebpf->dropped(), before + 1);
@@ -415,7 +426,8 @@ TEST(TunnelConfigTest, BothTcpModesStart) {
   FakeClock clock(loop, kUnixStart);
   KernelTcpEndpoints tcp;
   crypto::DeterministicRandom rng(1);
-  SocketFactory factory = [&net](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
+  SocketFactory factory =
+      [&net](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
     auto s = net.bind(at);
     if (!s) return std::unexpected(s.error());
     return std::unique_ptr<DatagramSocket>(std::move(*s));
