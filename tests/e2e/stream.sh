@@ -237,7 +237,7 @@ check "underlay during it: no TCP at all, only UDP" t_no_tcp_on_underlay
 check "100 MB http download (IPv6), checksum" t_http_v6
 check "100 MB http download with 5 % loss on the underlay, checksum" t_http_loss
 check "closed port: connection refused within RTT + 100 ms" t_refused
-check "half-close: the reply arrives in full after the client's FIN" t_halfclose
+check "half-close: the reply arrives in full after the client's FIN; the server sees the client's own address" t_halfclose
 check "ssh runs a command and scp copies 8 MB" t_ssh
 check "redis-cli against redis-server" t_redis
 check "iperf3 -P 8 for 20 s" t_iperf_parallel

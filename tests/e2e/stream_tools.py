@@ -109,23 +109,27 @@ def read_all(sock):
 
 def serve_halfclose(addr, port):
     with listener(addr, port) as s:
-        conn, _ = s.accept()
+        conn, peer = s.accept()
         with conn:
             conn.settimeout(60)
             data = read_all(conn)  # the client's FIN ends this
-            conn.sendall(data[::-1])
+            # First line: the address the server saw the client connect from.
+            conn.sendall(peer[0].encode() + b"\n" + data[::-1])
 
 
 def halfclose(addr, port, size):
     data = pattern(size, seed=7)
     with connect(addr, port) as c:
+        own = c.getsockname()[0]
         c.sendall(data)
         c.shutdown(socket.SHUT_WR)
         reply = read_all(c)
+    seen, _, reply = reply.partition(b"\n")
+    seen = seen.decode(errors="replace")
     ok = reply == data[::-1]
     print(f"sent {size} bytes and shut down writing; reply {len(reply)} bytes, "
-          f"{'matches' if ok else 'DOES NOT match'}")
-    return ok
+          f"{'matches' if ok else 'DOES NOT match'}; the server saw {seen}, the client is {own}")
+    return ok and seen == own
 
 
 def serve_stream(addr, port, size):

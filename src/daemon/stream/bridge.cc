@@ -404,7 +404,7 @@ void StreamBridge::on_remote_syn(Streams& st, const wire::Header& h, const wire:
     refuse_remote(st.session, h.connection_id, ErrorCode::kConnectionLimit);
     return;
   }
-  auto connecting = tcp_.connect(*here, dst);
+  auto connecting = tcp_.connect(*here, app);  // to A:X, through the TUN: rewritten to reach D:dp as A:X
   if (!connecting) {
     ++stats_.refused;
     const int err = connecting.error().sys_errno;
