@@ -1,111 +1,27 @@
+// Loading the frame filter through its skeleton, its configuration, the
+// sockets it serves (sk_lookup steering and the socket filter), counters and
+// security events, and taking everything off again on destruction. Attaching
+// to interfaces is in ebpf_attach.cc, the port maps in ebpf_valid_ports.cc.
 #include "daemon/ebpf/ebpf_programs.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
-#include <linux/if_link.h>
-#include <net/if.h>
-#include <net/if_arp.h>
 #include <netinet/in.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <cstdarg>
-#include <cstdio>
 #include <cstring>
 #include <utility>
 
 #include "bpf/filter.skel.h"
 #include "daemon/ebpf/ebpf_probe.h"
+#include "daemon/ebpf/libbpf_log.h"
 
 namespace buckwild::daemon {
 namespace {
-
-// Our TC filter's place at the ingress hook. BPF_TC_F_REPLACE with a fixed
-// handle and priority means a daemon restarted after a crash replaces its own
-// stale filter instead of stacking a second one.
-constexpr std::uint32_t kTcHandle = 0xB3D;
-constexpr std::uint32_t kTcPriority = 1;
-
-// ---- libbpf's messages, kept for error reports -------------------------------
-
-thread_local std::string* g_libbpf_log = nullptr;
-
-int capture_libbpf(libbpf_print_level level, const char* format, va_list args) {
-  if (level == LIBBPF_DEBUG || g_libbpf_log == nullptr) return 0;
-  va_list measure;
-  va_copy(measure, args);
-  const int n = std::vsnprintf(nullptr, 0, format, measure);
-  va_end(measure);
-  if (n <= 0) return 0;
-  std::string text(static_cast<std::size_t>(n) + 1, '\0');
-  std::vsnprintf(text.data(), text.size(), format, args);
-  text.resize(static_cast<std::size_t>(n));
-  *g_libbpf_log += text;
-  constexpr std::size_t kKeep = 64 * 1024;  // the verifier's last words are at the end
-  if (g_libbpf_log->size() > kKeep) g_libbpf_log->erase(0, g_libbpf_log->size() - kKeep);
-  return 0;
-}
-
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    if (end > start) lines.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return lines;
-}
-
-// Routes libbpf's warnings into a string while it lives (libbpf's printer is
-// process-wide; the previous one is restored).
-class LibbpfLogCapture {
- public:
-  LibbpfLogCapture() : previous_(libbpf_set_print(capture_libbpf)) { g_libbpf_log = &log_; }
-  ~LibbpfLogCapture() {
-    g_libbpf_log = nullptr;
-    libbpf_set_print(previous_);
-  }
-  LibbpfLogCapture(const LibbpfLogCapture&) = delete;
-  LibbpfLogCapture& operator=(const LibbpfLogCapture&) = delete;
-
-  // What went wrong in one line: libbpf's first failure and, for a program,
-  // the verifier's last message about it; else libbpf's last message.
-  std::string summary() const {
-    const std::vector<std::string> lines = split_lines(log_);
-    std::string program;
-    std::string verifier;
-    for (std::size_t i = 0; i < lines.size(); ++i) {
-      // libbpf's first complaint names the map or program at fault
-      // ("map 'valid_ports': failed to create: ...", "prog 'bw_xdp': BPF
-      // program load failed: ..."); the later ones only repeat it.
-      if (program.empty() && lines[i].find("failed") != std::string::npos) {
-        program = lines[i].starts_with("libbpf: ") ? lines[i].substr(8) : lines[i];
-      }
-      if (lines[i].find("-- END PROG LOAD LOG --") == std::string::npos) continue;
-      // The lines before the end marker: "<error>", then statistics.
-      for (std::size_t j = i; j-- > 0;) {
-        if (lines[j].starts_with("processed ") || lines[j].starts_with("verification time")) {
-          continue;
-        }
-        verifier = lines[j];
-        break;
-      }
-    }
-    if (!program.empty() && !verifier.empty()) return program + ": " + verifier;
-    if (!program.empty()) return program;
-    return lines.empty() ? "libbpf said nothing" : lines.back();
-  }
-
- private:
-  std::string log_;
-  libbpf_print_fn_t previous_;
-};
 
 // ---- Configuration ----------------------------------------------------------
 
@@ -140,68 +56,11 @@ SysResult<bw_config> to_kernel_config(const BpfFilterConfig& c) {
   return k;
 }
 
-// ---- Interfaces -------------------------------------------------------------
-
-// True when frames on `name` start at the IP header (tun, wireguard), false
-// for an Ethernet header (including loopback). Other link types are refused.
-SysResult<bool> bare_ip_link(const std::string& name) {
-  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!sock) return sys_fail(errno, "cannot create a socket to query " + name);
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
-  if (::ioctl(sock.get(), SIOCGIFHWADDR, &ifr) != 0) {
-    return sys_fail(errno, "cannot read the link type of " + name);
-  }
-  switch (ifr.ifr_hwaddr.sa_family) {
-    case ARPHRD_ETHER:
-    case ARPHRD_LOOPBACK:
-      return false;
-    case ARPHRD_NONE:
-    case ARPHRD_RAWIP:
-      return true;
-    default:
-      return sys_fail_plain(EOPNOTSUPP, "interface " + name + " has link type " +
-                                            std::to_string(ifr.ifr_hwaddr.sa_family) +
-                                            ", which the eBPF filter cannot parse");
-  }
-}
-
-std::uint32_t program_id(int prog_fd) {
-  bpf_prog_info info{};
-  __u32 len = sizeof info;
-  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0) return 0;
-  return info.id;
-}
-
-bpf_tc_hook ingress_hook(int ifindex) {
-  bpf_tc_hook hook{};
-  hook.sz = sizeof hook;
-  hook.ifindex = ifindex;
-  hook.attach_point = BPF_TC_INGRESS;
-  return hook;
-}
-
-bpf_tc_opts our_tc_filter() {
-  bpf_tc_opts opts{};
-  opts.sz = sizeof opts;
-  opts.handle = kTcHandle;
-  opts.priority = kTcPriority;
-  return opts;
-}
-
 std::uint64_t socket_cookie(int fd) {
   std::uint64_t cookie = 0;
   socklen_t len = sizeof cookie;
   if (::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) return 0;
   return cookie;
-}
-
-bw_port_key make_key(const IpAddress& source, std::uint16_t port) {
-  bw_port_key key{};
-  IpAddress mapped = source.mapped_v6();
-  std::memcpy(key.source.bytes, mapped.bytes().data(), sizeof key.source.bytes);
-  key.port = port;
-  return key;
 }
 
 }  // namespace
@@ -267,21 +126,11 @@ std::uint64_t BpfCounters::total(BpfCounter counter) const {
 
 // ---- Loading ------------------------------------------------------------------
 
-std::size_t EbpfPrograms::PortKeyHash::operator()(const bw_port_key& key) const noexcept {
-  return std::hash<std::string_view>{}(
-      std::string_view(reinterpret_cast<const char*>(&key), sizeof key));
-}
-
-bool EbpfPrograms::PortKeyEqual::operator()(const bw_port_key& a,
-                                           const bw_port_key& b) const noexcept {
-  return std::memcmp(&a, &b, sizeof a) == 0;
-}
-
 EbpfPrograms::EbpfPrograms(buckwild_filter* skel, std::uint32_t max_valid_ports)
     : skel_(skel), max_valid_ports_(max_valid_ports) {}
 
 SysResult<std::unique_ptr<EbpfPrograms>> EbpfPrograms::load(const BpfFilterConfig& config,
-                                                          const BpfLoadOptions& options) {
+                                                            const BpfLoadOptions& options) {
   auto kernel_config = to_kernel_config(config);
   if (!kernel_config) return std::unexpected(kernel_config.error());
   if (options.max_valid_ports == 0) {
@@ -371,116 +220,6 @@ int EbpfPrograms::valid_ports_fd() const {
   return bpf_map__fd(skel_->maps.valid_ports);
 }
 
-// ---- Interfaces ---------------------------------------------------------------
-
-std::vector<InterfaceAttachment> EbpfPrograms::attachments() const {
-  std::vector<InterfaceAttachment> out;
-  out.reserve(interfaces_.size());
-  for (const Interface& iface : interfaces_) out.push_back(iface.attachment);
-  return out;
-}
-
-SysResult<InterfaceAttachment> EbpfPrograms::attach_interface(std::string_view interface,
-                                                             std::span<const AttachMode> order) {
-  std::string name(interface);
-  if (order.empty()) return sys_fail_plain(EINVAL, "no attach mode to try on " + name);
-  unsigned index = ::if_nametoindex(name.c_str());
-  if (index == 0) return sys_fail_plain(ENODEV, "no network interface named \"" + name + "\"");
-  const int ifindex = static_cast<int>(index);
-  for (const Interface& iface : interfaces_) {
-    if (iface.attachment.ifindex == ifindex) {
-      return sys_fail_plain(EEXIST, "the eBPF filter is already attached to " + name);
-    }
-  }
-  auto bare_ip = bare_ip_link(name);
-  if (!bare_ip) return std::unexpected(bare_ip.error());
-
-  Interface iface;
-  iface.attachment.interface = name;
-  iface.attachment.ifindex = ifindex;
-  iface.l3_device = *bare_ip;
-  __u32 key = index;
-  if (iface.l3_device) {
-    __u8 one = 1;
-    if (int err = bpf_map__update_elem(skel_->maps.l3_devices, &key, sizeof key, &one, sizeof one,
-                                       BPF_ANY);
-        err != 0) {
-      return sys_fail(-err, "cannot mark " + name + " as a bare-IP interface");
-    }
-  }
-  std::string reasons;
-  int last_errno = 0;
-  for (AttachMode mode : order) {
-    auto attached = try_attach(iface, mode);
-    if (attached) {
-      iface.attachment.mode = mode;
-      iface.attachment.fallback_reason = reasons;
-      InterfaceAttachment result = iface.attachment;
-      interfaces_.push_back(std::move(iface));
-      return result;
-    }
-    if (!reasons.empty()) reasons += "; ";
-    reasons += std::string(attach_mode_name(mode)) + ": " + attached.error().message;
-    last_errno = attached.error().sys_errno;
-  }
-  if (iface.l3_device) bpf_map__delete_elem(skel_->maps.l3_devices, &key, sizeof key, 0);
-  return sys_fail_plain(last_errno,
-                        "cannot attach the eBPF filter to " + name + " (" + reasons + ")");
-}
-
-SysResult<void> EbpfPrograms::try_attach(Interface& iface, AttachMode mode) {
-  const int ifindex = iface.attachment.ifindex;
-  if (mode == AttachMode::kXdpDriver || mode == AttachMode::kXdpGeneric) {
-    // A link, not a netlink attachment: it goes away with the last descriptor,
-    // so a daemon that dies cannot leave the interface filtered.
-    bpf_link_create_opts opts{};
-    opts.sz = sizeof opts;
-    opts.flags = mode == AttachMode::kXdpDriver ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
-    int fd = bpf_link_create(bpf_program__fd(skel_->progs.bw_xdp), ifindex, BPF_XDP, &opts);
-    if (fd < 0) return sys_fail_plain(-fd, errno_text(-fd));
-    iface.xdp_link.reset(fd);
-    return {};
-  }
-
-  bpf_tc_hook hook = ingress_hook(ifindex);
-  int err = bpf_tc_hook_create(&hook);  // the clsact qdisc
-  if (err != 0 && err != -EEXIST) return sys_fail_plain(-err, errno_text(-err));
-  const bool created = err == 0;
-  bpf_tc_opts opts = our_tc_filter();
-  opts.prog_fd = bpf_program__fd(skel_->progs.bw_tc_ingress);
-  opts.flags = BPF_TC_F_REPLACE;
-  err = bpf_tc_attach(&hook, &opts);
-  if (err != 0) {
-    if (created) {
-      hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-      bpf_tc_hook_destroy(&hook);
-    }
-    return sys_fail_plain(-err, errno_text(-err));
-  }
-  iface.tc = true;
-  iface.created_tc_hook = created;
-  return {};
-}
-
-void EbpfPrograms::detach_interface(Interface& iface) {
-  iface.xdp_link.reset();
-  if (!iface.tc) return;
-  bpf_tc_hook hook = ingress_hook(iface.attachment.ifindex);
-  bpf_tc_opts query = our_tc_filter();
-  // Remove the filter only if it is still ours (not replaced by another
-  // daemon since).
-  if (bpf_tc_query(&hook, &query) == 0 &&
-      query.prog_id == program_id(bpf_program__fd(skel_->progs.bw_tc_ingress))) {
-    bpf_tc_opts ours = our_tc_filter();
-    bpf_tc_detach(&hook, &ours);
-  }
-  if (iface.created_tc_hook) {
-    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-    bpf_tc_hook_destroy(&hook);
-  }
-  iface.tc = false;
-}
-
 // ---- Sockets ------------------------------------------------------------------
 
 SysResult<void> EbpfPrograms::steer_to_socket(int udp_fd) {
@@ -520,118 +259,6 @@ SysResult<void> EbpfPrograms::attach_socket_filter(int fd) {
     return sys_fail(errno, "cannot attach the socket filter to descriptor " + std::to_string(fd));
   }
   socket_filters_.push_back({fd, socket_cookie(fd)});
-  return {};
-}
-
-// ---- Valid ports ----------------------------------------------------------------
-
-SysResult<std::chrono::nanoseconds> EbpfPrograms::update_valid_ports(
-    const std::vector<ValidPort>& next) {
-  PortMap wanted;
-  wanted.reserve(next.size());
-  for (const ValidPort& p : next) {
-    bw_port_value value{};
-    value.session_id = p.session_id;
-    value.window = p.window;
-    value.connection_id = p.connection_id;
-    wanted[make_key(p.source, p.port)] = value;
-  }
-
-  std::vector<bw_port_key> add_keys;
-  std::vector<bw_port_value> add_values;
-  std::size_t new_keys = 0;
-  for (const auto& [key, value] : wanted) {
-    auto it = current_.find(key);
-    if (it != current_.end() && std::memcmp(&it->second, &value, sizeof value) == 0) continue;
-    if (it == current_.end()) ++new_keys;
-    add_keys.push_back(key);
-    add_values.push_back(value);
-  }
-  std::vector<bw_port_key> remove_keys;
-  for (const auto& entry : current_) {
-    if (!wanted.contains(entry.first)) remove_keys.push_back(entry.first);
-  }
-  // Make-before-break holds old and new together for a moment.
-  if (current_.size() + new_keys > max_valid_ports_) {
-    return sys_fail_plain(E2BIG, "the valid-port map holds " + std::to_string(max_valid_ports_) +
-                                     " entries; the old and new sets together need " +
-                                     std::to_string(current_.size() + new_keys));
-  }
-
-  const int fd = bpf_map__fd(skel_->maps.valid_ports);
-  bpf_map_batch_opts opts{};
-  opts.sz = sizeof opts;
-  opts.elem_flags = BPF_ANY;
-  // valid_port_bits, shared with the programs through the mapping of .bss: a
-  // new port's bit is set before its entries exist, and bits are cleared only
-  // once the map has lost a port's last entry (a set bit just means "look").
-  __u64* bits = skel_->bss->valid_port_bits;
-  const auto start = std::chrono::steady_clock::now();
-  for (const bw_port_key& key : add_keys) {
-    __atomic_fetch_or(&bits[key.port >> 6], __u64{1} << (key.port & 63), __ATOMIC_RELEASE);
-  }
-  if (!add_keys.empty()) {
-    auto count = static_cast<__u32>(add_keys.size());
-    if (int err = bpf_map_update_batch(fd, add_keys.data(), add_values.data(), &count, &opts);
-        err != 0) {
-      for (__u32 i = 0; i < count && i < add_keys.size(); ++i)
-        current_[add_keys[i]] = add_values[i];
-      return sys_fail(-err, "cannot add to the valid-port map");
-    }
-  }
-  if (!remove_keys.empty()) {
-    bpf_map_batch_opts del{};
-    del.sz = sizeof del;
-    auto count = static_cast<__u32>(remove_keys.size());
-    if (int err = bpf_map_delete_batch(fd, remove_keys.data(), &count, &del); err != 0) {
-      for (const auto& [key, value] : wanted) current_[key] = value;
-      for (__u32 i = 0; i < count && i < remove_keys.size(); ++i) current_.erase(remove_keys[i]);
-      return sys_fail(-err, "cannot remove from the valid-port map");
-    }
-  }
-  std::array<__u64, BW_PORT_BIT_WORDS> now_valid{};
-  for (const auto& entry : wanted)
-    now_valid[entry.first.port >> 6] |= __u64{1} << (entry.first.port & 63);
-  for (std::size_t i = 0; i < now_valid.size(); ++i) {
-    if (__atomic_load_n(&bits[i], __ATOMIC_RELAXED) != now_valid[i]) {
-      __atomic_store_n(&bits[i], now_valid[i], __ATOMIC_RELEASE);
-    }
-  }
-  const auto elapsed = std::chrono::steady_clock::now() - start;
-  current_ = std::move(wanted);
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed);
-}
-
-SysResult<void> EbpfPrograms::set_own_ports(const std::vector<std::uint16_t>& ports) {
-  const std::unordered_set<std::uint16_t> wanted(ports.begin(), ports.end());
-  if (wanted.size() > BW_OWN_PORTS_MAX) {
-    return sys_fail_plain(E2BIG, "the daemon's own-port map holds " +
-                                     std::to_string(BW_OWN_PORTS_MAX) + " ports; " +
-                                     std::to_string(wanted.size()) + " asked");
-  }
-  const std::uint8_t one = 1;
-  // Add first: a port of ours must never look like another application's.
-  for (std::uint16_t port : wanted) {
-    if (own_ports_.contains(port)) continue;
-    if (int err = bpf_map__update_elem(skel_->maps.own_ports, &port, sizeof port, &one, sizeof one,
-                                       BPF_ANY);
-        err != 0) {
-      return sys_fail(-err, "cannot add to the own-port map");
-    }
-    own_ports_.insert(port);
-  }
-  for (auto it = own_ports_.begin(); it != own_ports_.end();) {
-    if (wanted.contains(*it)) {
-      ++it;
-      continue;
-    }
-    std::uint16_t port = *it;
-    if (int err = bpf_map__delete_elem(skel_->maps.own_ports, &port, sizeof port, 0);
-        err != 0 && err != -ENOENT) {
-      return sys_fail(-err, "cannot remove from the own-port map");
-    }
-    it = own_ports_.erase(it);
-  }
   return {};
 }
 
