@@ -7,7 +7,7 @@
  *                     daemon's one receiving socket
  *
  * The checks live in filter_logic.bpf.h, the layouts in filter_abi.h, the
- * loader in src/daemon/bpf_data_path.cc. */
+ * loader in src/daemon/ebpf/ebpf_programs.cc. */
 /* Kernel types before the libbpf headers that use them. */
 /* clang-format off */
 #include <linux/bpf.h>

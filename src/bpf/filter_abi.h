@@ -1,5 +1,5 @@
 /* The contract between the eBPF filter (src/bpf/filter.bpf.c) and the daemon
- * (src/daemon/bpf_data_path.cc): map keys and values, counter indices, the
+ * (src/daemon/ebpf/ebpf_programs.cc): map keys and values, counter indices, the
  * configuration record and the security-event record.
  *
  * Plain C with fixed-width kernel types, included by both the BPF program

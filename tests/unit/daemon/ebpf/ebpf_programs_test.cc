@@ -1,4 +1,4 @@
-// EbpfPrograms (src/daemon/bpf_data_path.cc): why loading fails, where the
+// EbpfPrograms (src/daemon/ebpf/ebpf_programs.cc): why loading fails, where the
 // frame filter attaches and that everything is detached again, live traffic
 // through all hooks on loopback, the valid-port map (make-before-break, and
 // the time a window change takes for 64 sessions), and security events.
@@ -64,7 +64,7 @@ int query_our_tc_filter(int ifindex) {
 
 // ---- Loading ----------------------------------------------------------------
 
-TEST(BpfDataPathTest, InvalidConfigIsRefusedBeforeTheKernelIsAsked) {
+TEST(EbpfProgramsTest, InvalidConfigIsRefusedBeforeTheKernelIsAsked) {
   BpfFilterConfig c;
   c.port_low = 30000;
   c.port_high = 20000;
@@ -83,7 +83,7 @@ TEST(BpfDataPathTest, InvalidConfigIsRefusedBeforeTheKernelIsAsked) {
   EXPECT_EQ(zero.error().sys_errno, EINVAL);
 }
 
-TEST(BpfDataPathTest, AKernelRefusalNamesWhatFailed) {
+TEST(EbpfProgramsTest, AKernelRefusalNamesWhatFailed) {
   if (!is_root()) GTEST_SKIP() << "needs root to load eBPF programs";
   // A valid-port map the kernel will not create.
   auto r = EbpfPrograms::load({}, BpfLoadOptions{0xFFFFFFFFu});
@@ -95,7 +95,7 @@ TEST(BpfDataPathTest, AKernelRefusalNamesWhatFailed) {
   EXPECT_NE(r.error().message.find("valid_ports"), std::string::npos) << r.error().message;
 }
 
-TEST(BpfDataPathTest, RunStatsCountOnlyWhileTheKernelTimesPrograms) {
+TEST(EbpfProgramsTest, RunStatsCountOnlyWhileTheKernelTimesPrograms) {
   std::string skip;
   auto path = bpftest::load_filter({}, skip);
   if (!path && !skip.empty()) GTEST_SKIP() << skip;
