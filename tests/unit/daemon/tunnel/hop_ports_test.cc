@@ -35,6 +35,7 @@ class HopPortsTest : public ::testing::Test {
         .discovery_port = kDiscoveryPort,
         .needs =
             [this](std::vector<PortNeed>& out) {
+              if (draining) ++reentered;  // an update started inside a drain
               out.insert(out.end(), needs.begin(), needs.end());
             },
         .on_readable = [this](DatagramSocket& s) { on_readable(s); },
@@ -61,6 +62,8 @@ class HopPortsTest : public ::testing::Test {
   std::vector<PortNeed> needs;
   std::function<void(DatagramSocket&)> on_readable = [this](DatagramSocket& s) { drain(s); };
   int updated = 0;
+  bool draining = false;
+  int reentered = 0;
   std::size_t drained = 0;
   std::unique_ptr<FakeDatagramSocket> peer = *net.bind(SocketAddress{kPeer, 40000});
 
@@ -109,15 +112,18 @@ TEST_F(HopPortsTest, AnUpdateAskedForWhileDrainingIsFoldedIntoTheOneUnderWay) {
   // Draining port 2000 opens a connection that needs many new ports at once:
   // enough to make the socket table grow (rehash) while it is being walked.
   on_readable = [&](DatagramSocket& s) {
+    draining = true;
     drain(s);
     for (std::uint16_t p = 3000; p < 3200; ++p)
       needs.push_back(PortNeed{ValidPort{kPeer, p, 7, 0, 9}, false});
     hop->connections_changed();
+    draining = false;
   };
   need({2001});
   hop->update(HopPorts::Closing::kCloseUnneeded);
   EXPECT_EQ(drained, 1u);
   EXPECT_EQ(hop->socket_for(2000), nullptr);
+  EXPECT_EQ(reentered, 0);  // the socket table was never changed while it was walked
   EXPECT_GE(hop->stats().deferred_updates, 1u);
   for (std::uint16_t p = 3000; p < 3200; ++p) ASSERT_NE(hop->socket_for(p), nullptr) << p;
   EXPECT_EQ(hop->stats().open, 201u);
