@@ -404,7 +404,11 @@ void StreamBridge::on_remote_syn(Streams& st, const wire::Header& h, const wire:
     refuse_remote(st.session, h.connection_id, ErrorCode::kConnectionLimit);
     return;
   }
-  auto connecting = tcp_.connect(*here, dst);
+  // Connect to the application's own address, which routes through the TUN
+  // device: our SYN comes back to us there and is rewritten to A:X -> D:dp, so
+  // the server sees the application's address (connecting to D:dp directly
+  // would show it ours, and bypass the NAT keys below).
+  auto connecting = tcp_.connect(*here, app);
   if (!connecting) {
     ++stats_.refused;
     const int err = connecting.error().sys_errno;
