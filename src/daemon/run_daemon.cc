@@ -114,9 +114,10 @@ void log_stats(const Tunnel& t, const KernelEbpfPath* ebpf) {
   const StreamStats& st = t.stream_stats();
   spdlog::info(
       "transparent TCP: {} opened here, {} accepted for the peer, {} refused ({} by limits), {} "
-      "completed, {} reset; {} bytes up, {} down; {} segments rewritten; {} flows left",
+      "completed, {} reset; {} bytes up, {} down; {} segments rewritten; {} flows left; accept() "
+      "paused {} times out of descriptors or memory, failed {} times",
       st.opened, st.accepted, st.refused, st.limit_refusals, st.completed, st.resets, st.bytes_up,
-      st.bytes_down, st.rewritten, t.stream_flows());
+      st.bytes_down, st.rewritten, t.stream_flows(), st.listener.accept_pauses, st.listener.accept_errors);
   if (ebpf == nullptr) return;
   spdlog::info("eBPF path: {} valid (peer, port) pairs now; {} rewrites of them, {} failed, slowest {} us",
                h.valid_ports, h.valid_port_updates, h.valid_port_update_failures,

@@ -17,32 +17,41 @@
 //     application's own address
 //     D:dp -> A:X        the server's replies, rewritten to A:X -> V:E
 //
-// V is this host's virtual address (of the packet's family). Every rewrite is
-// one hash lookup on the packet's 4-tuple; each flow owns two keys. A refused
-// or unreachable destination on the far side comes back as an RST with a
-// reason, and the held SYN is answered with a TCP RST: the application sees
-// "connection refused" within one round trip. Bytes move between the kernel
-// socket and the Connection only as fast as the other side takes them, so a
-// slow reader stops the far writer through the windows, and each daemon holds
-// at most the Connection's buffers (plus one read chunk) per flow.
+// V is this host's virtual address (of the packet's family). A refused or
+// unreachable destination on the far side comes back as an RST with a reason,
+// and the held SYN is answered with a TCP RST: the application sees
+// "connection refused" within one round trip.
+//
+// The parts, one concern each:
+//   nat_table.h        the 4-tuple keys and rewrite rules, ports P, per-source counts
+//   flow.h             one flow and its state machine
+//   byte_pump.h        bytes between a socket and a connection (the flow control)
+//   stream_listener.h  the listener on the virtual address, paused when out of descriptors
+//   tcp_endpoints.h    the kernel sockets, behind an interface (fakes in testing/)
+//   bridge.cc          sessions, servicing a flow, its timer, its end
+//   tun_side.cc        segments from the TUN device; client flows opening; accepting
+//   peer_side.cc       connection packets from the peer; server flows connecting
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <set>
 #include <unordered_map>
 #include <vector>
 
 #include "core/common/bytes.h"
+#include "core/common/socket_address.h"
 #include "core/common/time.h"
 #include "core/conn/connection_table.h"
 #include "core/crypto/random.h"
-#include "core/wire/messages.h"
-#include "daemon/os/event_loop.h"
-#include "core/common/socket_address.h"
-#include "daemon/os/sys_error.h"
 #include "core/inner/tcp_segment.h"
+#include "core/wire/messages.h"
+#include "daemon/log/rate_limited_log.h"
+#include "daemon/os/event_loop.h"
+#include "daemon/os/sys_error.h"
+#include "daemon/stream/flow.h"
+#include "daemon/stream/nat_table.h"
+#include "daemon/stream/stream_listener.h"
 #include "daemon/stream/tcp_endpoints.h"
 
 namespace buckwild::daemon {
@@ -67,7 +76,8 @@ class StreamHost {
 struct StreamLimits {
   std::size_t max_flows = 4096;       // in total
   std::size_t max_per_source = 100;   // per application address
-  Duration connect_timeout = seconds(20);  // far side: the server must answer by then
+  Duration connect_timeout = seconds(20);  // far side: the server must answer by then;
+                                           // client side: the listener must accept by then
   Duration linger = seconds(60);      // NAT keys kept after a flow ends, for late segments
 };
 
@@ -82,7 +92,12 @@ struct StreamStats {
   std::uint64_t bytes_up = 0;         // from local sockets into connections
   std::uint64_t bytes_down = 0;       // from connections into local sockets
   std::uint64_t spoofed_targets = 0;  // a SYN naming a source the peer may not use
+  ListenerStats listener;             // accept() failures (stream_listener.h)
 };
+
+// Which end of its session this daemon is: picks the parity of the
+// connection ids it opens (core/conn/connection_table.h).
+enum class SessionRole : std::uint8_t { kInitiator, kResponder };
 
 class StreamBridge {
  public:
@@ -100,6 +115,8 @@ class StreamBridge {
                                                          EventLoop& loop, TcpEndpoints& tcp,
                                                          crypto::RandomSource& rng);
   ~StreamBridge();
+  StreamBridge(const StreamBridge&) = delete;
+  StreamBridge& operator=(const StreamBridge&) = delete;
 
   // A TCP segment read from the TUN device. True if the bridge consumed it
   // (rewritten and written back, held, answered or dropped); false if it is
@@ -112,88 +129,84 @@ class StreamBridge {
   // acknowledgments). Call after each received batch.
   void flush();
 
-  void add_session(std::uint64_t session, bool initiator);
+  // A session came up / went away (its flows are reset, their applications
+  // get an RST).
+  void add_session(std::uint64_t session, SessionRole role);
   void remove_session(std::uint64_t session);
   // The connection ids whose ports `session` must listen on.
   void connection_ids(std::uint64_t session, std::vector<std::uint16_t>& out) const;
 
-  // Expires connect and linger deadlines; call periodically.
-  void housekeeping();
-
   const StreamStats& stats() const { return stats_; }
+  // Flows, lingering ones included.
   std::size_t flow_count() const { return flows_.size(); }
   // Bytes held in connections' buffers and pending socket writes.
   std::size_t buffered_bytes() const;
+  // The port of the listener for addresses of `address`'s family; 0 if none.
+  std::uint16_t listener_port(const IpAddress& address) const;
 
  private:
-  struct Flow;
-  struct Streams;
-  struct Key {
-    SocketAddress source;
-    SocketAddress destination;
-    friend bool operator==(const Key&, const Key&) = default;
+  // One session's connection table and its live flows by connection id.
+  struct Streams {
+    std::uint64_t session = 0;
+    std::unique_ptr<conn::ConnectionTable> table;
+    std::unordered_map<std::uint16_t, FlowId> by_conn;
   };
-  struct KeyHash {
-    std::size_t operator()(const Key& k) const noexcept;
-  };
-  struct Rule {
-    std::uint64_t flow = 0;
-    SocketAddress source;  // what the segment's addresses become
-    SocketAddress destination;
+  enum class Ending : std::uint8_t {
+    kGraceful,  // both FINs went through
+    kAbortive,  // the socket closes with an RST and the connection is reset
   };
 
   StreamBridge(const Options& options, StreamHost& host, EventLoop& loop, TcpEndpoints& tcp,
                crypto::RandomSource& rng);
-  SysResult<std::unique_ptr<TcpListener>> listen(const IpAddress& address);
+  SysResult<std::unique_ptr<StreamListener>> listen(const IpAddress& address);
+  Streams* streams(std::uint64_t session);
+  StreamListener* listener_for(const IpAddress& address) const;
 
-  // Client side.
-  void open_flow(MutableBytes ip_packet, const inner::TcpSegment& s);
-  void on_listener_readable(TcpListener& listener);
-  void answer_with_rst(const inner::TcpSegment& s);
-  // Server side.
-  void on_remote_syn(Streams& st, const wire::Header& h, const wire::SynBody& syn);
-  void on_connect_done(std::uint64_t flow_id);
-  void refuse_remote(std::uint64_t session, std::uint16_t conn_id, ErrorCode reason);
-
-  // Both.
+  // bridge.cc: a flow from start to end.
+  Flow& add_flow(std::unique_ptr<Flow> flow);  // counts it
+  // Adds the key `k` -> (source, destination) to `f`; a flow that is over and
+  // held the key gives way at once.
+  void install_key(Flow& f, const NatKey& k, const SocketAddress& source, const SocketAddress& destination);
   void service(Flow& f);
-  void pump_socket_to_connection(Flow& f);
-  void pump_connection_to_socket(Flow& f);
+  void pump(Flow& f);
   void transmit(Flow& f);
   void handle_events(Flow& f);
   void update_interest(Flow& f);
-  void schedule(Flow& f);
-  void on_timer();
-  void finish(Flow& f, bool abort);
-  void destroy(std::uint64_t flow_id);
-  void add_key(const Key& k, const Rule& r);
-  bool within_limits(const IpAddress& source) const;
-  Streams* streams(std::uint64_t session);
+  void arm_timer(Flow& f);
+  void on_flow_timer(FlowId id);
+  void abort(Flow& f);                   // kReset: waits for the connection to close
+  void finish(Flow& f, Ending ending);   // kEnded: lingers
+  void destroy(FlowId id);
+
+  // tun_side.cc: the application's side of client flows, and rewriting.
+  void open_flow(MutableBytes ip_packet, const inner::TcpSegment& s);
+  void answer_with_rst(const inner::TcpSegment& s);
+  void refuse_held_syn(Flow& f);
+  void release_held_syn(Flow& f);
+  void on_accepted(TcpListener::Accepted accepted);
+
+  // peer_side.cc: server flows, asked for by the peer.
+  void on_remote_syn(Streams& st, const wire::Header& h, const wire::SynBody& syn);
+  void on_connect_done(FlowId id);
+  void refuse_remote(std::uint64_t session, std::uint16_t conn_id, ErrorCode reason);
 
   Options options_;
   StreamHost& host_;
   EventLoop& loop_;
   TcpEndpoints& tcp_;
   crypto::RandomSource& rng_;
-  std::unique_ptr<TcpListener> listener4_;
-  std::unique_ptr<TcpListener> listener6_;
+  RateLimitedLog log_;
+  StreamStats stats_;
+  std::unique_ptr<StreamListener> listener4_;
+  std::unique_ptr<StreamListener> listener6_;
 
   std::unordered_map<std::uint64_t, std::unique_ptr<Streams>> sessions_;
-  std::unordered_map<std::uint64_t, std::unique_ptr<Flow>> flows_;
-  std::unordered_map<Key, Rule, KeyHash> rules_;
-  std::unordered_map<std::uint16_t, std::uint64_t> by_nat_port_;  // client side: P -> flow
-  std::unordered_map<IpAddress, std::size_t> per_source_;
-  std::uint64_t next_flow_id_ = 1;
-  std::uint16_t next_nat_port_ = 1024;
-  std::size_t live_flows_ = 0;  // flows not yet lingering
-
-  std::set<std::pair<TimePoint, std::uint64_t>> expiries_;
-  TimerId timer_ = kNoTimer;
-  TimePoint timer_at_ = kNever;
-  std::vector<std::uint64_t> dirty_;
+  std::unordered_map<FlowId, std::unique_ptr<Flow>> flows_;
+  NatTable nat_;
+  FlowId next_flow_id_ = 1;
+  std::vector<FlowId> dirty_;  // touched by packets since the last flush()
 
   std::vector<std::uint8_t> scratch_;  // one socket read or one packet
-  StreamStats stats_;
 };
 
 }  // namespace buckwild::daemon

@@ -196,7 +196,7 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
   const std::int32_t offset = s->clock_offset_ms();
   e->session = std::move(s);
   SessionEntry& entry = sessions_.insert(std::move(e), address);
-  bridge_->add_session(id, initiator);
+  bridge_->add_session(id, initiator ? SessionRole::kInitiator : SessionRole::kResponder);
   ++stats_.sessions_established;
   spdlog::info("session {} established with {} ({}) using PSK {} as {}, clock offset {:+d} ms",
                short_id(id), remote.ip.to_string(),

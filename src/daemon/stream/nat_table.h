@@ -1,0 +1,90 @@
+// The stream bridge's NAT (docs/architecture.md "Transparent TCP"): which
+// 4-tuples belong to which flow and what each becomes, the source ports P the
+// listener tells client flows apart by, and how many flows each application
+// address holds. Pure bookkeeping: no I/O, no clock, no event loop.
+//
+// Every flow owns two keys, one per direction, so every rewrite is one lookup
+// whichever way the segment goes. A key belongs to exactly one flow; a new
+// flow may take a key over (a new SYN on the 4-tuple of a flow that is over),
+// and removing a flow's keys leaves alone those another flow has taken.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <unordered_map>
+
+#include "core/common/ip_address.h"
+#include "core/common/socket_address.h"
+
+namespace buckwild::daemon {
+
+using FlowId = std::uint64_t;
+inline constexpr FlowId kNoFlow = 0;
+
+// A segment's addresses as read from the TUN device.
+struct NatKey {
+  SocketAddress source;
+  SocketAddress destination;
+  friend bool operator==(const NatKey&, const NatKey&) = default;
+};
+
+struct NatKeyHash {
+  std::size_t operator()(const NatKey& k) const noexcept;
+};
+
+// What a segment matching a key becomes before it is written back.
+struct NatRule {
+  FlowId flow = kNoFlow;
+  SocketAddress source;
+  SocketAddress destination;
+};
+
+struct NatLimits {
+  std::size_t max_flows = 4096;      // live flows in total
+  std::size_t max_per_source = 100;  // live flows per application address
+};
+
+class NatTable {
+ public:
+  // Ports P are handed out from [kFirstPort, 65535], round robin.
+  static constexpr std::uint16_t kFirstPort = 1024;
+
+  explicit NatTable(NatLimits limits) : limits_(limits) {}
+
+  // The rule for a segment with these addresses, or nullptr.
+  const NatRule* find(const NatKey& key) const;
+  // Installs `key` -> `rule`. Returns the flow that held the key until now, if
+  // it was another one (the caller decides what becomes of that flow).
+  std::optional<FlowId> insert(const NatKey& key, const NatRule& rule);
+  // Removes `key` if `owner` still holds it.
+  void erase(const NatKey& key, FlowId owner);
+  std::size_t key_count() const { return rules_.size(); }
+
+  // A port P no flow holds (a flow that is over keeps its own while its keys
+  // stay, so a reused port never meets an old socket in TIME_WAIT soon), now
+  // held by `flow`; nullopt when all are held.
+  std::optional<std::uint16_t> allocate_port(FlowId flow);
+  // The flow holding port P, or kNoFlow.
+  FlowId port_owner(std::uint16_t port) const;
+  // Frees port P if `owner` holds it.
+  void release_port(std::uint16_t port, FlowId owner);
+
+  // Whether one more live flow from `source` is within the limits.
+  bool admits(const IpAddress& source) const;
+  // A live flow from `source` starts / ends (ends must pair with starts).
+  void count_flow(const IpAddress& source);
+  void uncount_flow(const IpAddress& source);
+  std::size_t live_flows() const { return live_flows_; }
+  std::size_t flows_from(const IpAddress& source) const;
+
+ private:
+  NatLimits limits_;
+  std::unordered_map<NatKey, NatRule, NatKeyHash> rules_;
+  std::unordered_map<std::uint16_t, FlowId> ports_;  // P -> client flow
+  std::uint16_t next_port_ = kFirstPort;
+  std::unordered_map<IpAddress, std::size_t> per_source_;
+  std::size_t live_flows_ = 0;
+};
+
+}  // namespace buckwild::daemon

@@ -1,0 +1,508 @@
+// Two stream bridges in one process: the client host's (a) and the server
+// host's (b), joined by a StreamHost that carries their connection packets
+// with a fixed one-way delay, over FakeTcpEndpoints (Unix socket pairs) and one
+// ManualEventLoop. The test plays the kernels: it feeds TCP segments in as the
+// TUN device would, reads what the bridges write to it, and holds the
+// application's and the server's sockets.
+#include "daemon/stream/bridge.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/crypto/random.h"
+#include "core/wire/codec.h"
+#include "daemon/os/testing/manual_event_loop.h"
+#include "daemon/stream/testing/fake_tcp_endpoints.h"
+
+namespace buckwild::daemon {
+namespace {
+
+using inner::parse_tcp;
+using inner::tcp_checksums_ok;
+using inner::TcpSegment;
+namespace tcp_flag = inner::tcp_flag;
+
+constexpr std::uint64_t kSession = 0x5eed;
+constexpr Duration kLatency = milliseconds(5);  // one way
+
+const IpAddress kHostA = *IpAddress::parse("10.77.0.1");  // client host: V, and the application's A
+const IpAddress kHostB = *IpAddress::parse("10.77.0.2");  // server host: V, and the destination D
+const SocketAddress kApp{kHostA, 40001};
+const SocketAddress kServer{kHostB, 80};
+
+// ---- TCP segments, with checksums computed here from scratch ----
+
+std::uint16_t fold_sum(const std::uint8_t* p, std::size_t n, std::uint32_t acc) {
+  for (; n >= 2; p += 2, n -= 2) acc += static_cast<std::uint32_t>((p[0] << 8) | p[1]);
+  if (n == 1) acc += static_cast<std::uint32_t>(p[0] << 8);
+  while (acc >> 16) acc = (acc & 0xFFFF) + (acc >> 16);
+  return static_cast<std::uint16_t>(acc);
+}
+
+std::vector<std::uint8_t> segment(const SocketAddress& src, const SocketAddress& dst, std::uint8_t flags) {
+  std::vector<std::uint8_t> p(40, 0);  // IPv4 + TCP, no options
+  p[0] = 0x45;
+  p[3] = 40;
+  p[6] = 0x40;
+  p[8] = 64;
+  p[9] = 6;
+  std::memcpy(&p[12], src.ip.bytes().data(), 4);
+  std::memcpy(&p[16], dst.ip.bytes().data(), 4);
+  const std::uint16_t ic = static_cast<std::uint16_t>(~fold_sum(p.data(), 20, 0));
+  p[10] = static_cast<std::uint8_t>(ic >> 8);
+  p[11] = static_cast<std::uint8_t>(ic);
+  std::uint8_t* t = &p[20];
+  t[0] = static_cast<std::uint8_t>(src.port >> 8);
+  t[1] = static_cast<std::uint8_t>(src.port);
+  t[2] = static_cast<std::uint8_t>(dst.port >> 8);
+  t[3] = static_cast<std::uint8_t>(dst.port);
+  t[4] = 0x12;
+  t[7] = 0x34;
+  t[12] = 5 << 4;
+  t[13] = flags;
+  t[14] = 0xFF;
+  t[15] = 0xFF;
+  std::uint32_t acc = fold_sum(src.ip.bytes().data(), 4, 0) + fold_sum(dst.ip.bytes().data(), 4, 0) + 6 + 20;
+  const std::uint16_t c = static_cast<std::uint16_t>(~fold_sum(t, 20, acc));
+  t[16] = static_cast<std::uint8_t>(c >> 8);
+  t[17] = static_cast<std::uint8_t>(c);
+  return p;
+}
+
+std::vector<std::uint8_t> syn(const SocketAddress& src, const SocketAddress& dst) {
+  return segment(src, dst, tcp_flag::kSyn);
+}
+
+// The TUN device hands `packet` to the bridge.
+bool feed(StreamBridge& bridge, std::vector<std::uint8_t> packet) { return bridge.on_tun_segment(packet); }
+
+// ---- the tunnel between the two bridges ----
+
+class TestHost final : public StreamHost {
+ public:
+  TestHost(ManualEventLoop& loop, IpAddress peer) : loop_(loop), peer_(peer) {}
+  void connect_to(TestHost& other) { other_ = &other; }
+  void set_bridge(StreamBridge* b) { bridge_ = b; }
+
+  std::uint64_t session_for(const IpAddress& destination) override {
+    return destination == peer_ ? kSession : 0;
+  }
+  bool source_allowed(std::uint64_t, const IpAddress& source) override { return source == peer_; }
+  void send_connection_packet(std::uint64_t session, wire::Header& header, MutableBytes packet,
+                              std::size_t body_len) override {
+    EXPECT_EQ(session, kSession);
+    ++packets_sent;
+    wire::Header h = header;
+    h.payload_length = static_cast<std::uint16_t>(body_len);
+    std::vector<std::uint8_t> body(packet.begin() + wire::kHeaderSize,
+                                   packet.begin() + static_cast<std::ptrdiff_t>(wire::kHeaderSize + body_len));
+    TestHost* to = other_;
+    loop_.add_timer(kLatency, [to, h, body = std::move(body)] { to->deliver(h, body); });
+  }
+  void write_tun(Bytes ip_packet) override { tun.emplace_back(ip_packet.begin(), ip_packet.end()); }
+  void connections_changed(std::uint64_t) override { ++changes; }
+
+  void deliver(const wire::Header& h, const std::vector<std::uint8_t>& body) {
+    if (bridge_ == nullptr) return;
+    auto parsed = wire::parse_body(h, body);
+    ASSERT_TRUE(parsed) << "a connection packet the codec refuses";
+    bridge_->on_connection_packet(kSession, h, *parsed);
+    bridge_->flush();
+  }
+
+  std::deque<std::vector<std::uint8_t>> tun;  // what the bridge wrote to the TUN device
+  std::size_t packets_sent = 0;
+  std::size_t changes = 0;
+
+ private:
+  ManualEventLoop& loop_;
+  IpAddress peer_;
+  TestHost* other_ = nullptr;
+  StreamBridge* bridge_ = nullptr;
+};
+
+// ---- sockets the test holds ----
+
+std::size_t write_some(int fd, const std::string& s) {
+  const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
+// Reads what is there; sets `eof` on EOF.
+void read_into(int fd, std::string& out, bool* eof = nullptr) {
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      out.append(buf, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n == 0 && eof != nullptr) *eof = true;
+    return;
+  }
+}
+
+// Bytes i..i+n of a pattern that makes any misordering or loss visible.
+std::string pattern(std::size_t from, std::size_t n) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>(((from + i) * 7 + (from + i) / 251) & 0xFF);
+  return s;
+}
+
+class StreamBridgeTest : public ::testing::Test {
+ protected:
+  struct OpenFlow {
+    UniqueFd app;     // the application's socket, on host a
+    UniqueFd server;  // the server's socket, on host b
+    std::uint16_t nat_port = 0;
+  };
+
+  void SetUp() override { host_a.connect_to(host_b), host_b.connect_to(host_a); }
+
+  void start() {
+    ASSERT_TRUE(make(a, options_a, host_a, tcp_a, kHostA));
+    ASSERT_TRUE(make(b, options_b, host_b, tcp_b, kHostB));
+    a->add_session(kSession, SessionRole::kInitiator);
+    b->add_session(kSession, SessionRole::kResponder);
+  }
+
+  bool make(std::unique_ptr<StreamBridge>& bridge, StreamBridge::Options options, TestHost& host,
+            FakeTcpEndpoints& tcp, const IpAddress& v) {
+    options.virtual_v4 = v;
+    auto created = StreamBridge::create(options, host, loop, tcp, rng);
+    if (!created) return false;
+    bridge = std::move(*created);
+    host.set_bridge(bridge.get());
+    return true;
+  }
+
+  bool run_until(const std::function<bool()>& done, Duration limit = seconds(10)) {
+    return loop.run_until(done, loop.now() + limit);
+  }
+
+  // The application at `app` connects to kServer through the bridges, all the
+  // way to bytes flowing.
+  OpenFlow open(const SocketAddress& app = kApp) {
+    OpenFlow flow;
+    auto s = syn(app, kServer);
+    EXPECT_TRUE(a->on_tun_segment(s));
+    EXPECT_TRUE(host_a.tun.empty()) << "the application's SYN is held";
+    // Host b connects to the application's own address (its SYN comes back
+    // through the TUN device and is rewritten to A:X -> D:dp).
+    if (!run_until([&] { return tcp_b.connect_calls().size() > connects_seen_; })) {
+      ADD_FAILURE() << "host b never connected";
+      return flow;
+    }
+    const auto call = tcp_b.connect_calls()[connects_seen_++];
+    EXPECT_EQ(call.to, app);
+    EXPECT_EQ(call.from, kHostB);
+    auto kernel_syn = syn(call.local, app);
+    EXPECT_TRUE(b->on_tun_segment(kernel_syn));
+    if (!host_b.tun.empty()) {
+      auto rewritten = host_b.tun.front();
+      host_b.tun.pop_front();
+      auto r = parse_tcp(rewritten);
+      EXPECT_TRUE(r && r->source == app && r->destination == kServer) << "the server sees the application";
+      EXPECT_TRUE(tcp_checksums_ok(rewritten));
+    } else {
+      ADD_FAILURE() << "host b's SYN was not rewritten";
+    }
+    flow.server = tcp_b.take_server(app).value_or(UniqueFd());
+    // Host a lets its listener take the held SYN, rewritten to D:P -> V:L.
+    if (!run_until([&] { return !host_a.tun.empty(); })) {
+      ADD_FAILURE() << "the held SYN was never released";
+      return flow;
+    }
+    auto released = host_a.tun.front();
+    host_a.tun.pop_front();
+    auto r = parse_tcp(released);
+    EXPECT_TRUE(r && r->opening());
+    EXPECT_TRUE(tcp_checksums_ok(released));
+    if (!r) return flow;
+    EXPECT_EQ(r->source.ip, kServer.ip);
+    EXPECT_EQ(r->destination, (SocketAddress{kHostA, a->listener_port(kHostA)}));
+    flow.nat_port = r->source.port;
+    flow.app = tcp_a.push_connection(kHostA, r->source).value_or(UniqueFd());
+    return flow;
+  }
+
+  // Moves `data` from `from` to `to` through the bridges; returns what arrived.
+  std::string carry(int from, int to, const std::string& data) {
+    std::string got;
+    std::size_t sent = 0;
+    run_until([&] {
+      if (sent < data.size()) sent += write_some(from, data.substr(sent));
+      read_into(to, got);
+      return got.size() >= data.size();
+    });
+    return got;
+  }
+
+  ManualEventLoop loop{seconds(1000)};
+  crypto::DeterministicRandom rng{7};
+  TestHost host_a{loop, kHostB};
+  TestHost host_b{loop, kHostA};
+  FakeTcpEndpoints tcp_a;
+  FakeTcpEndpoints tcp_b;
+  StreamBridge::Options options_a;
+  StreamBridge::Options options_b;
+  std::unique_ptr<StreamBridge> a;
+  std::unique_ptr<StreamBridge> b;
+  std::size_t connects_seen_ = 0;
+};
+
+TEST_F(StreamBridgeTest, OpensAndCarriesBytesBothWaysExactly) {
+  start();
+  OpenFlow f = open();
+  ASSERT_GE(f.app.get(), 0);
+  ASSERT_GE(f.server.get(), 0);
+  EXPECT_EQ(a->stats().opened, 1u);
+  EXPECT_EQ(b->stats().accepted, 1u);
+
+  const std::string up = pattern(0, 300'000);
+  EXPECT_EQ(carry(f.app.get(), f.server.get(), up), up);
+  const std::string down = pattern(5, 200'000);
+  EXPECT_EQ(carry(f.server.get(), f.app.get(), down), down);
+  EXPECT_EQ(a->stats().bytes_up, up.size());
+  EXPECT_EQ(b->stats().bytes_down, up.size());
+  EXPECT_EQ(b->stats().bytes_up, down.size());
+  EXPECT_EQ(a->stats().bytes_down, down.size());
+}
+
+TEST_F(StreamBridgeTest, ListenerRepliesAreRewrittenToTheApplicationsAddresses) {
+  start();
+  OpenFlow f = open();
+  // The listener's SYN-ACK, V:L -> D:P, goes back to the application as D:dp -> A:X.
+  auto reply = segment(SocketAddress{kHostA, a->listener_port(kHostA)}, SocketAddress{kHostB, f.nat_port},
+                       tcp_flag::kSyn | tcp_flag::kAck);
+  ASSERT_TRUE(a->on_tun_segment(reply));
+  ASSERT_EQ(host_a.tun.size(), 1u);
+  auto r = parse_tcp(host_a.tun.front());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->source, kServer);
+  EXPECT_EQ(r->destination, kApp);
+  EXPECT_TRUE(tcp_checksums_ok(host_a.tun.front()));
+  EXPECT_EQ(a->stats().rewritten, 1u);
+}
+
+TEST_F(StreamBridgeTest, RefusedByTheFarServerTheApplicationGetsAnRstWithinARoundTrip) {
+  start();
+  tcp_b.set_connect_outcome(kApp, FakeTcpEndpoints::ConnectOutcome::kRefuse);
+  const TimePoint start_at = loop.now();
+  auto s = syn(kApp, kServer);
+  ASSERT_TRUE(a->on_tun_segment(s));
+  ASSERT_TRUE(run_until([&] { return !host_a.tun.empty(); }));
+  EXPECT_LE(loop.now() - start_at, 2 * kLatency + milliseconds(1));
+  auto r = parse_tcp(host_a.tun.front());
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->has(tcp_flag::kRst));
+  EXPECT_EQ(r->source, kServer);
+  EXPECT_EQ(r->destination, kApp);
+  EXPECT_TRUE(tcp_checksums_ok(host_a.tun.front()));
+  EXPECT_EQ(a->stats().refused, 1u);
+  EXPECT_EQ(b->stats().refused, 1u);
+  EXPECT_EQ(b->stats().accepted, 0u);
+}
+
+TEST_F(StreamBridgeTest, HalfCloseLetsTheOtherDirectionFlowThenBothClose) {
+  start();
+  OpenFlow f = open();
+  ASSERT_GE(f.app.get(), 0);
+  ASSERT_EQ(carry(f.app.get(), f.server.get(), "request"), "request");
+  ASSERT_EQ(::shutdown(f.app.get(), SHUT_WR), 0);  // the application is done sending
+  std::string got;
+  bool server_eof = false;
+  ASSERT_TRUE(run_until([&] {
+    read_into(f.server.get(), got, &server_eof);
+    return server_eof;
+  }));
+  EXPECT_EQ(got, "");
+  // The server still answers, at length, after the application's FIN.
+  const std::string answer = pattern(0, 150'000);
+  EXPECT_EQ(carry(f.server.get(), f.app.get(), answer), answer);
+  ASSERT_EQ(::shutdown(f.server.get(), SHUT_WR), 0);
+  std::string rest;
+  bool app_eof = false;
+  ASSERT_TRUE(run_until([&] {
+    read_into(f.app.get(), rest, &app_eof);
+    return app_eof;
+  }));
+  EXPECT_EQ(rest, "");
+  // Both flows end cleanly (after the connection's TIME_WAIT on one side).
+  ASSERT_TRUE(run_until([&] { return a->stats().completed == 1 && b->stats().completed == 1; }, seconds(120)));
+  EXPECT_EQ(a->stats().resets, 0u);
+  EXPECT_EQ(b->stats().resets, 0u);
+  EXPECT_EQ(tcp_a.abortive_closes() + tcp_b.abortive_closes(), 0u);
+}
+
+TEST_F(StreamBridgeTest, StalledReaderStopsTheFarWriterWithBoundedBuffersAndResumes) {
+  options_a.connection.send_buffer = options_a.connection.receive_buffer = 64 * 1024;
+  options_b.connection.send_buffer = options_b.connection.receive_buffer = 64 * 1024;
+  tcp_a.set_buffer_size(16 * 1024);
+  tcp_b.set_buffer_size(16 * 1024);
+  start();
+  OpenFlow f = open();
+  ASSERT_GE(f.app.get(), 0);
+
+  // The application reads nothing; the server writes all it can.
+  std::size_t written = 0;
+  std::size_t most_buffered = 0;
+  auto write_more = [&] {
+    for (;;) {
+      const std::size_t n = write_some(f.server.get(), pattern(written, 32 * 1024));
+      if (n == 0) return;
+      written += n;
+    }
+  };
+  run_until(
+      [&] {
+        write_more();
+        most_buffered = std::max(most_buffered, a->buffered_bytes() + b->buffered_bytes());
+        return false;
+      },
+      seconds(3));
+  const std::size_t stalled_at = written;
+  // The bridges hold at most b's send buffer, a's receive buffer and a chunk
+  // per flow; the rest of what the server wrote sits in the two socket pairs.
+  constexpr std::size_t kBridgeBound = 2 * 64 * 1024 + 2 * kPumpChunk;
+  EXPECT_LE(most_buffered, kBridgeBound);
+  EXPECT_LE(stalled_at, kBridgeBound + 2 * 64 * 1024);
+  EXPECT_GE(stalled_at, 64 * 1024u) << "bytes flowed before the stall";
+  run_until(
+      [&] {
+        write_more();
+        return false;
+      },
+      seconds(2));
+  EXPECT_EQ(written, stalled_at) << "the server's bytes are still being taken";
+
+  // The application reads again: everything arrives, in order, and more follows.
+  std::string got;
+  const std::size_t total = stalled_at + 500'000;
+  ASSERT_TRUE(run_until([&] {
+    if (written < total) written += write_some(f.server.get(), pattern(written, std::min<std::size_t>(32 * 1024, total - written)));
+    read_into(f.app.get(), got);
+    return got.size() >= total;
+  }, seconds(60)));
+  EXPECT_EQ(got.size(), total);
+  EXPECT_TRUE(got == pattern(0, total)) << "bytes lost, duplicated or reordered";
+}
+
+TEST_F(StreamBridgeTest, FlowLimitRefusesWithAnRstAndCounts) {
+  options_a.limits.max_flows = 1;
+  start();
+  ASSERT_TRUE(feed(*a, syn(kApp, kServer)));
+  EXPECT_TRUE(host_a.tun.empty());
+  const SocketAddress second{kHostA, 40002};
+  ASSERT_TRUE(feed(*a, syn(second, kServer)));
+  ASSERT_EQ(host_a.tun.size(), 1u);
+  auto r = parse_tcp(host_a.tun.front());
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->has(tcp_flag::kRst));
+  EXPECT_EQ(r->destination, second);
+  EXPECT_EQ(a->stats().limit_refusals, 1u);
+  EXPECT_EQ(a->stats().opened, 1u);
+}
+
+TEST_F(StreamBridgeTest, PerSourceLimitOnTheFarSideRefusesWithAnRstAndCounts) {
+  options_b.limits.max_per_source = 1;
+  start();
+  OpenFlow first = open();
+  ASSERT_GE(first.app.get(), 0);
+  const SocketAddress second{kHostA, 40002};
+  ASSERT_TRUE(feed(*a, syn(second, kServer)));
+  ASSERT_TRUE(run_until([&] { return !host_a.tun.empty(); }));
+  auto r = parse_tcp(host_a.tun.front());
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->has(tcp_flag::kRst));
+  EXPECT_EQ(r->destination, second);
+  EXPECT_EQ(b->stats().limit_refusals, 1u);
+  EXPECT_EQ(tcp_b.connect_calls().size(), 1u) << "the refused flow must not connect";
+  // Other sources are not limited by this one's count.
+  EXPECT_EQ(carry(first.app.get(), first.server.get(), "still fine"), "still fine");
+}
+
+TEST_F(StreamBridgeTest, NatKeysLingerAfterAFlowEndsThenGo) {
+  options_a.limits.linger = seconds(60);
+  start();
+  tcp_b.set_connect_outcome(kApp, FakeTcpEndpoints::ConnectOutcome::kRefuse);
+  ASSERT_TRUE(feed(*a, syn(kApp, kServer)));
+  ASSERT_TRUE(run_until([&] { return !host_a.tun.empty(); }));  // the RST
+  host_a.tun.clear();
+  EXPECT_EQ(a->flow_count(), 1u) << "the flow lingers";
+  // A late segment on the 4-tuple is still the bridge's (rewritten, not a DATAGRAM).
+  auto late = segment(kApp, kServer, tcp_flag::kAck);
+  EXPECT_TRUE(a->on_tun_segment(late));
+  loop.run_for(seconds(59));
+  EXPECT_EQ(a->flow_count(), 1u);
+  loop.run_for(seconds(2));
+  EXPECT_EQ(a->flow_count(), 0u);
+  auto later = segment(kApp, kServer, tcp_flag::kAck);
+  EXPECT_FALSE(a->on_tun_segment(later)) << "the keys are gone";
+}
+
+TEST_F(StreamBridgeTest, ANewSynOnALingeringFourTupleReplacesItsKeysAtOnce) {
+  start();
+  tcp_b.set_connect_outcome(kApp, FakeTcpEndpoints::ConnectOutcome::kRefuse);
+  ASSERT_TRUE(feed(*a, syn(kApp, kServer)));
+  ASSERT_TRUE(run_until([&] { return !host_a.tun.empty(); }));
+  host_a.tun.clear();
+  ASSERT_EQ(a->flow_count(), 1u);
+  ++connects_seen_;  // the refused one
+  tcp_b.set_connect_outcome(kApp, FakeTcpEndpoints::ConnectOutcome::kSucceed);
+  OpenFlow f = open();  // same 4-tuple, at once
+  EXPECT_EQ(a->flow_count(), 1u) << "the lingering flow gave way";
+  EXPECT_EQ(a->stats().opened, 2u);
+  ASSERT_GE(f.app.get(), 0);
+  EXPECT_EQ(carry(f.app.get(), f.server.get(), "again"), "again");
+}
+
+TEST_F(StreamBridgeTest, AcceptOutOfDescriptorsPausesTheListenerInsteadOfSpinning) {
+  start();
+  // Open up to the point where the listener must accept.
+  ASSERT_TRUE(feed(*a, syn(kApp, kServer)));
+  ASSERT_TRUE(run_until([&] { return !host_a.tun.empty(); }));
+  auto r = parse_tcp(host_a.tun.front());
+  ASSERT_TRUE(r);
+  tcp_a.fail_accepts_with(kHostA, EMFILE);
+  auto app = tcp_a.push_connection(kHostA, r->source);
+  ASSERT_TRUE(app);
+  const std::size_t calls_before = tcp_a.accept_calls(kHostA);
+  // A spinning listener would make thousands of calls without time moving.
+  run_until([&] { return tcp_a.accept_calls(kHostA) > calls_before + 1000; }, seconds(1));
+  const std::size_t calls = tcp_a.accept_calls(kHostA) - calls_before;
+  EXPECT_GE(calls, 2u) << "it tries again";
+  EXPECT_LE(calls, 12u) << "about one try per 100 ms pause";
+  EXPECT_GE(a->stats().listener.accept_pauses, 2u);
+  EXPECT_EQ(tcp_a.pending_connections(kHostA), 1u) << "the connection waits in the queue";
+
+  tcp_a.fail_accepts_with(kHostA, 0);
+  loop.run_for(milliseconds(150));
+  EXPECT_EQ(tcp_a.pending_connections(kHostA), 0u);
+  auto server = tcp_b.take_server(kApp);
+  ASSERT_TRUE(server);
+  EXPECT_EQ(carry(app->get(), server->get(), "accepted at last"), "accepted at last");
+}
+
+TEST_F(StreamBridgeTest, ASessionGoingAwayResetsItsFlows) {
+  start();
+  OpenFlow f = open();
+  ASSERT_GE(f.app.get(), 0);
+  ASSERT_EQ(carry(f.app.get(), f.server.get(), "x"), "x");
+  a->remove_session(kSession);
+  EXPECT_EQ(a->stats().resets, 1u);
+  EXPECT_EQ(tcp_a.abortive_closes(), 1u);
+  std::vector<std::uint16_t> ids;
+  a->connection_ids(kSession, ids);
+  EXPECT_TRUE(ids.empty());
+}
+
+}  // namespace
+}  // namespace buckwild::daemon
