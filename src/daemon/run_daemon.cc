@@ -21,7 +21,7 @@
 #include "daemon/net/tun_device.h"
 #include "daemon/tunnel/tunnel.h"
 #include "daemon/net/udp_socket.h"
-#include "daemon/stream/tcp_endpoints.h"
+#include "daemon/net/tcp_endpoints.h"
 
 namespace buckwild::daemon {
 namespace {

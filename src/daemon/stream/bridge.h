@@ -52,7 +52,7 @@
 #include "daemon/stream/flow.h"
 #include "daemon/stream/nat_table.h"
 #include "daemon/stream/stream_listener.h"
-#include "daemon/stream/tcp_endpoints.h"
+#include "daemon/net/tcp_endpoints.h"
 
 namespace buckwild::daemon {
 

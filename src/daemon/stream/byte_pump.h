@@ -15,7 +15,7 @@
 
 #include "core/common/bytes.h"
 #include "core/conn/connection.h"
-#include "daemon/stream/tcp_endpoints.h"
+#include "daemon/net/tcp_endpoints.h"
 
 namespace buckwild::daemon {
 

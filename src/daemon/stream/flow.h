@@ -35,7 +35,7 @@
 #include "daemon/os/timer_queue.h"
 #include "daemon/stream/byte_pump.h"
 #include "daemon/stream/nat_table.h"
-#include "daemon/stream/tcp_endpoints.h"
+#include "daemon/net/tcp_endpoints.h"
 
 namespace buckwild::daemon {
 

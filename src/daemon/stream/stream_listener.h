@@ -18,7 +18,7 @@
 #include "daemon/log/rate_limited_log.h"
 #include "daemon/os/event_loop.h"
 #include "daemon/os/sys_error.h"
-#include "daemon/stream/tcp_endpoints.h"
+#include "daemon/net/tcp_endpoints.h"
 
 namespace buckwild::daemon {
 

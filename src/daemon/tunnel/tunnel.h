@@ -39,7 +39,7 @@
 #include "daemon/os/clock.h"
 #include "daemon/os/event_loop.h"
 #include "daemon/stream/bridge.h"
-#include "daemon/stream/tcp_endpoints.h"
+#include "daemon/net/tcp_endpoints.h"
 #include "daemon/tunnel/hop_ports.h"
 #include "daemon/tunnel/peers.h"
 #include "daemon/tunnel/session_table.h"

@@ -19,7 +19,8 @@
 #include "core/crypto/random.h"
 #include "core/wire/codec.h"
 #include "daemon/os/testing/manual_event_loop.h"
-#include "daemon/stream/testing/fake_tcp_endpoints.h"
+#include "daemon/net/testing/fake_tcp_endpoints.h"
+#include "support/inner_packets.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -37,43 +38,10 @@ const IpAddress kHostB = *IpAddress::parse("10.77.0.2");  // server host: V, and
 const SocketAddress kApp{kHostA, 40001};
 const SocketAddress kServer{kHostB, 80};
 
-// ---- TCP segments, with checksums computed here from scratch ----
-
-std::uint16_t fold_sum(const std::uint8_t* p, std::size_t n, std::uint32_t acc) {
-  for (; n >= 2; p += 2, n -= 2) acc += static_cast<std::uint32_t>((p[0] << 8) | p[1]);
-  if (n == 1) acc += static_cast<std::uint32_t>(p[0] << 8);
-  while (acc >> 16) acc = (acc & 0xFFFF) + (acc >> 16);
-  return static_cast<std::uint16_t>(acc);
-}
+// ---- TCP segments, with checksums computed from scratch (tests/support) ----
 
 std::vector<std::uint8_t> segment(const SocketAddress& src, const SocketAddress& dst, std::uint8_t flags) {
-  std::vector<std::uint8_t> p(40, 0);  // IPv4 + TCP, no options
-  p[0] = 0x45;
-  p[3] = 40;
-  p[6] = 0x40;
-  p[8] = 64;
-  p[9] = 6;
-  std::memcpy(&p[12], src.ip.bytes().data(), 4);
-  std::memcpy(&p[16], dst.ip.bytes().data(), 4);
-  const std::uint16_t ic = static_cast<std::uint16_t>(~fold_sum(p.data(), 20, 0));
-  p[10] = static_cast<std::uint8_t>(ic >> 8);
-  p[11] = static_cast<std::uint8_t>(ic);
-  std::uint8_t* t = &p[20];
-  t[0] = static_cast<std::uint8_t>(src.port >> 8);
-  t[1] = static_cast<std::uint8_t>(src.port);
-  t[2] = static_cast<std::uint8_t>(dst.port >> 8);
-  t[3] = static_cast<std::uint8_t>(dst.port);
-  t[4] = 0x12;
-  t[7] = 0x34;
-  t[12] = 5 << 4;
-  t[13] = flags;
-  t[14] = 0xFF;
-  t[15] = 0xFF;
-  std::uint32_t acc = fold_sum(src.ip.bytes().data(), 4, 0) + fold_sum(dst.ip.bytes().data(), 4, 0) + 6 + 20;
-  const std::uint16_t c = static_cast<std::uint16_t>(~fold_sum(t, 20, acc));
-  t[16] = static_cast<std::uint8_t>(c >> 8);
-  t[17] = static_cast<std::uint8_t>(c);
-  return p;
+  return testing::tcp_segment(src, dst, flags);
 }
 
 std::vector<std::uint8_t> syn(const SocketAddress& src, const SocketAddress& dst) {

@@ -7,14 +7,20 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+
 #include <array>
 #include <set>
+#include <string>
 
 #include "daemon/ebpf/testing/fake_ebpf_path.h"
+#include "core/inner/tcp_segment.h"
 #include "daemon/net/testing/fake_datagram_network.h"
+#include "daemon/net/testing/fake_tcp_endpoints.h"
 #include "daemon/net/testing/fake_tun_device.h"
 #include "daemon/os/testing/fake_clock.h"
 #include "daemon/os/testing/manual_event_loop.h"
+#include "support/inner_packets.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -72,7 +78,7 @@ struct Host {
   Config config;
   FakeClock clock;
   FakeTunDevice tun{"bw0"};
-  KernelTcpEndpoints tcp;
+  FakeTcpEndpoints tcp;
   crypto::DeterministicRandom rng;
   std::unique_ptr<FakeEbpfPath> ebpf;  // set on the eBPF path
   std::unique_ptr<Tunnel> tunnel;
@@ -375,6 +381,89 @@ TEST_P(TunnelTest, OpensEveryValidPortOrSteersThem) {
   EXPECT_EQ(bob->ebpf->foreign(), 1u);
 }
 
+// Stream mode through both tunnels: an application's TCP connection from
+// alice to a server on bob ends in the daemons (the test plays both kernels and
+// holds the application's and the server's sockets) and its bytes travel as a
+// Buckwild connection on its own hopping ports, byte-exact both ways.
+TEST_P(TunnelTest, StreamModeCarriesAnApplicationsConnection) {
+  Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  ac.protocol.tcp_mode = bc.protocol.tcp_mode = TcpMode::kStream;
+  alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(connected());
+  std::set<std::uint16_t> data_ports;
+  net.set_filter([&](const SocketAddress&, const SocketAddress& to, Bytes payload) {
+    if (payload.size() > 1 && payload[1] == static_cast<std::uint8_t>(wire::PacketType::kData)) {
+      data_ports.insert(to.port);
+    }
+    return true;
+  });
+
+  // The application's SYN: bob's daemon connects to the server as the application.
+  const SocketAddress app{ip("10.77.0.1"), 40001};
+  const SocketAddress server{ip("10.77.0.2"), 80};
+  ASSERT_TRUE(alice->tun.inject(testing::tcp_segment(app, server, inner::tcp_flag::kSyn)));
+  ASSERT_TRUE(loop.run_until([&] { return !bob->tcp.connect_calls().empty(); }, loop.now() + seconds(2)));
+  EXPECT_EQ(bob->tcp.connect_calls().at(0).to, app);
+  auto server_end = bob->tcp.take_server(app);
+  ASSERT_TRUE(server_end.has_value());
+  // Connected far away: alice's daemon rewrites the held SYN towards its own
+  // listener; alice's kernel would queue that connection on it.
+  std::optional<inner::TcpSegment> held;
+  ASSERT_TRUE(loop.run_until(
+      [&] {
+        while (auto p = alice->tun.take_written()) {
+          auto s = inner::parse_tcp(*p);
+          if (s && s->opening()) held = s;
+        }
+        return held.has_value();
+      },
+      loop.now() + seconds(2)));
+  EXPECT_EQ(held->destination.ip, ip("10.77.0.1"));
+  auto app_end = alice->tcp.push_connection(ip("10.77.0.1"), held->source);
+  ASSERT_TRUE(app_end.has_value());
+
+  // 200 KB each way, written as the sockets take it and read as it arrives.
+  auto pattern = [](char seed) {
+    std::string s(200'000, '\0');
+    for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<char>(seed + static_cast<char>(i % 251));
+    return s;
+  };
+  const std::string up = pattern('a');
+  const std::string down = pattern('z');
+  std::string got_up, got_down;
+  std::size_t sent_up = 0, sent_down = 0;
+  auto pump = [](int fd, const std::string& out, std::size_t& sent, std::string& in) {
+    if (sent < out.size()) {
+      const ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) sent += static_cast<std::size_t>(n);
+    }
+    char buf[65536];
+    for (;;) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n <= 0) return;
+      in.append(buf, static_cast<std::size_t>(n));
+    }
+  };
+  bool done = false;
+  for (int i = 0; i < 3000 && !done; ++i) {
+    pump(app_end->get(), up, sent_up, got_down);
+    pump(server_end->get(), down, sent_down, got_up);
+    loop.run_for(milliseconds(5));
+    done = got_up.size() >= up.size() && got_down.size() >= down.size();
+  }
+  ASSERT_TRUE(done) << "up " << got_up.size() << ", down " << got_down.size();
+  EXPECT_EQ(got_up, up);
+  EXPECT_EQ(got_down, down);
+  EXPECT_EQ(alice->tunnel->stream_stats().opened, 1u);
+  EXPECT_EQ(bob->tunnel->stream_stats().accepted, 1u);
+  EXPECT_GE(data_ports.size(), 2u);  // the connection's packets hopped
+  EXPECT_EQ(alice->tunnel->stats().rejected + bob->tunnel->stats().rejected, 0u);
+}
+
 // A TUN device that fails (deleted under the daemon) is readable for ever; the
 // tunnel must stop reading it and say so once, not spin the loop.
 TEST_P(TunnelTest, AFailedTunDeviceIsReportedOnceNotSpunOn) {
@@ -424,7 +513,7 @@ TEST(TunnelConfigTest, BothTcpModesStart) {
   FakeDatagramNetwork net;
   FakeTunDevice tun("bw0");
   FakeClock clock(loop, kUnixStart);
-  KernelTcpEndpoints tcp;
+  FakeTcpEndpoints tcp;
   crypto::DeterministicRandom rng(1);
   SocketFactory factory =
       [&net](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {

@@ -1,4 +1,4 @@
-#include "daemon/stream/testing/fake_tcp_endpoints.h"
+#include "daemon/net/testing/fake_tcp_endpoints.h"
 
 #include <gtest/gtest.h>
 #include <poll.h>

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "daemon/os/unique_fd.h"
-#include "daemon/stream/tcp_endpoints.h"
+#include "daemon/net/tcp_endpoints.h"
 
 namespace buckwild::daemon {
 

@@ -1,4 +1,4 @@
-#include "daemon/stream/tcp_endpoints.h"
+#include "daemon/net/tcp_endpoints.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>

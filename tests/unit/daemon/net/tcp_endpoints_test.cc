@@ -1,5 +1,5 @@
 // KernelTcpEndpoints against the kernel's loopback: no root needed.
-#include "daemon/stream/tcp_endpoints.h"
+#include "daemon/net/tcp_endpoints.h"
 
 #include <gtest/gtest.h>
 #include <poll.h>

@@ -1,4 +1,4 @@
-#include "daemon/stream/testing/fake_tcp_endpoints.h"
+#include "daemon/net/testing/fake_tcp_endpoints.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>
