@@ -14,7 +14,8 @@ std::uint16_t fold_sum(const std::uint8_t* p, std::size_t n, std::uint32_t acc) 
 
 }  // namespace
 
-std::vector<std::uint8_t> tcp_segment(const SocketAddress& src, const SocketAddress& dst, std::uint8_t flags) {
+std::vector<std::uint8_t> tcp_segment(const SocketAddress& src, const SocketAddress& dst,
+                                      std::uint8_t flags) {
   std::vector<std::uint8_t> p(40, 0);  // IPv4 + TCP, no options
   p[0] = 0x45;
   p[3] = 40;
@@ -37,7 +38,8 @@ std::vector<std::uint8_t> tcp_segment(const SocketAddress& src, const SocketAddr
   t[13] = flags;
   t[14] = 0xFF;
   t[15] = 0xFF;
-  std::uint32_t acc = fold_sum(src.ip.bytes().data(), 4, 0) + fold_sum(dst.ip.bytes().data(), 4, 0) + 6 + 20;
+  std::uint32_t acc =
+      fold_sum(src.ip.bytes().data(), 4, 0) + fold_sum(dst.ip.bytes().data(), 4, 0) + 6 + 20;
   const std::uint16_t c = static_cast<std::uint16_t>(~fold_sum(t, 20, acc));
   t[16] = static_cast<std::uint8_t>(c >> 8);
   t[17] = static_cast<std::uint8_t>(c);
