@@ -67,10 +67,8 @@ struct NetworkConfig {
 
 struct ProtocolConfig {
   std::uint32_t hop_interval_ms = 250;
-  std::uint32_t time_sync_tolerance_ms = 50;
   std::uint32_t heartbeat_interval_ms = 30'000;
   std::uint32_t heartbeat_timeout_ms = 90'000;
-  std::uint32_t max_packet_lifetime_ms = 60'000;
   std::optional<std::uint8_t> delay_allowance;  // nullopt = "auto" (adaptive, 1..16)
   TcpMode tcp_mode = TcpMode::kStream;
   // Congestion control of the transparent-TCP connections between the daemons.
@@ -85,14 +83,12 @@ struct SecurityConfig {
   // Datagrams per second from one peer address to its valid hopping ports,
   // enforced in the kernel on the eBPF path; 0 = no limit.
   std::uint32_t peer_rate_limit_packets_per_second = 1'000'000;
-  std::uint32_t replay_window_ms = 30'000;
 };
 
 struct CryptoConfig {
   crypto::ProtectionMode protection = crypto::ProtectionMode::kAead;
   crypto::AeadAlgorithm aead = crypto::AeadAlgorithm::kChaCha20Poly1305;
   bool forward_secrecy = true;
-  std::uint32_t key_rotation_interval_hours = 24;
 };
 
 struct LoggingConfig {

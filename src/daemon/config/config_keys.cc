@@ -240,6 +240,27 @@ std::string set_audit_log_path(Config& c, const Scalar& v) {
   return {};
 }
 
+// Keys of the design document that this version does not implement: refused
+// with what governs the behaviour instead, so an operator's old or copied file
+// says why rather than seeming to work.
+template <const char* kWhy>
+std::string not_in_this_version(Config&, const Scalar&) {
+  return std::string("not in this version of buckwild: ") + kWhy + "; remove the key";
+}
+constexpr char kNoTimeSyncTolerance[] =
+    "the peers' clocks may differ by as much as the delay allowance absorbs ([protocol] "
+    "delay_allowance, 1..16 windows of 250 ms, measured at discovery and negotiated in "
+    "heartbeats)";
+constexpr char kNoPacketLifetime[] =
+    "a packet is accepted while its timestamp is within 30 s of this daemon's clock "
+    "(docs/protocol.md, packet protection)";
+constexpr char kNoReplayWindow[] =
+    "each session refuses a replayed packet by its number (a 4096-packet window) and a stale "
+    "one by its timestamp (30 s)";
+constexpr char kNoKeyRotation[] =
+    "keys change with every new session and with the daily key at UTC midnight; rekeying "
+    "within a session is not implemented";
+
 std::string set_ntp_enabled(Config&, const Scalar& v) {
   if (std::get<bool>(v)) {
     return "the NTP client is not in this version of buckwild; set enabled = false and keep "
@@ -263,16 +284,14 @@ constexpr std::array kNetworkKeys = {
 
 constexpr std::array kProtocolKeys = {
     KeySpec{"hop_interval_ms", Kind::kInteger, set_hop_interval},
-    KeySpec{"time_sync_tolerance_ms", Kind::kInteger,
-            set_integer<&Config::protocol, &ProtocolConfig::time_sync_tolerance_ms, 1, 1000>},
+    KeySpec{"time_sync_tolerance_ms", Kind::kInteger, not_in_this_version<kNoTimeSyncTolerance>},
     KeySpec{
         "heartbeat_interval_ms", Kind::kInteger,
         set_integer<&Config::protocol, &ProtocolConfig::heartbeat_interval_ms, 1000, 3'600'000>},
     KeySpec{
         "heartbeat_timeout_ms", Kind::kInteger,
         set_integer<&Config::protocol, &ProtocolConfig::heartbeat_timeout_ms, 2000, 10'800'000>},
-    KeySpec{"max_packet_lifetime_ms", Kind::kInteger,
-            set_integer<&Config::protocol, &ProtocolConfig::max_packet_lifetime_ms, 1000, 600'000>},
+    KeySpec{"max_packet_lifetime_ms", Kind::kInteger, not_in_this_version<kNoPacketLifetime>},
     KeySpec{"delay_allowance", Kind::kAutoOrInteger, set_delay_allowance},
     KeySpec{"tcp_mode", Kind::kString, set_tcp_mode},
     KeySpec{"congestion_control", Kind::kString, set_congestion_control},
@@ -292,8 +311,7 @@ constexpr std::array kSecurityKeys = {
     KeySpec{"peer_rate_limit_packets_per_second", Kind::kInteger,
             set_integer<&Config::security, &SecurityConfig::peer_rate_limit_packets_per_second, 0,
                         100'000'000>},
-    KeySpec{"replay_window_ms", Kind::kInteger,
-            set_integer<&Config::security, &SecurityConfig::replay_window_ms, 1000, 60'000>},
+    KeySpec{"replay_window_ms", Kind::kInteger, not_in_this_version<kNoReplayWindow>},
 };
 
 constexpr std::array kCryptoKeys = {
@@ -301,8 +319,7 @@ constexpr std::array kCryptoKeys = {
     KeySpec{"aead", Kind::kString, set_aead},
     KeySpec{"forward_secrecy", Kind::kBool,
             set_bool<&Config::crypto, &CryptoConfig::forward_secrecy>},
-    KeySpec{"key_rotation_interval_hours", Kind::kInteger,
-            set_integer<&Config::crypto, &CryptoConfig::key_rotation_interval_hours, 1, 24>},
+    KeySpec{"key_rotation_interval_hours", Kind::kInteger, not_in_this_version<kNoKeyRotation>},
 };
 
 constexpr std::array kLoggingKeys = {
