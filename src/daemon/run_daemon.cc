@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -75,6 +76,20 @@ std::uint32_t choose_mtu(const Config& config, Netlink& nl) {
   const std::uint32_t limit = static_cast<std::uint32_t>(wire::kMaxBodySize);
   const std::uint32_t mtu = underlay > overhead + 576 ? underlay - overhead : 576;
   return std::min(mtu, limit);
+}
+
+// The kernel's random source must be seeded before any key is made: a daemon
+// started early in boot on a machine without a hardware generator would
+// otherwise draw its ephemeral keys from a predictable pool.
+SysResult<void> check_random_seeded() {
+  unsigned char byte = 0;
+  if (::getrandom(&byte, 1, GRND_NONBLOCK) == 1) return {};
+  if (errno == EAGAIN) {
+    return sys_fail_plain(EAGAIN,
+                          "the kernel's random source is not seeded yet (getrandom would block); "
+                          "start buckwild once the system has gathered entropy");
+  }
+  return sys_fail(errno, "getrandom()");
 }
 
 // Each transparent TCP flow holds a socket, and on the user-space receive path
@@ -160,6 +175,10 @@ int run_daemon(const Config& config) {
   if (config.testing.clock_offset_ms != 0) {
     spdlog::warn("testing.clock_offset_ms = {}: this daemon's clock is deliberately skewed (a test aid)",
                  config.testing.clock_offset_ms);
+  }
+  if (auto seeded = check_random_seeded(); !seeded) {
+    spdlog::error("{}", seeded.error().message);
+    return 1;
   }
   auto loop = EpollEventLoop::create();
   if (!loop) {

@@ -83,6 +83,9 @@ struct SecurityConfig {
   // Datagrams per second from one peer address to its valid hopping ports,
   // enforced in the kernel on the eBPF path; 0 = no limit.
   std::uint32_t peer_rate_limit_packets_per_second = 1'000'000;
+  // The least strength, in bits, every PSK must have (its length: PSKs are
+  // random bytes, buckwild genpsk's 256 bits).
+  std::uint32_t entropy_requirement_bits = 128;
 };
 
 struct CryptoConfig {

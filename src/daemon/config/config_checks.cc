@@ -77,6 +77,14 @@ void Loader::check_psks() {
                "duplicate id " + in_quotes(psks[i].id) + " (also psk[" + std::to_string(j) + "])");
       }
     }
+    const std::size_t bits = psks[i].key.size() * 8;
+    if (!psks[i].key.empty() && bits < config_.security.entropy_requirement_bits) {
+      report(psk_origins_[i], base + ".key",
+             "has " + std::to_string(bits) +
+                 " bits, fewer than security.entropy_requirement_bits (" +
+                 std::to_string(config_.security.entropy_requirement_bits) +
+                 "); buckwild genpsk makes 256");
+    }
     if (!have_v4) continue;
     for (std::size_t k = 0; k < psks[i].allowed_prefixes.size(); ++k) {
       const Cidr& c = psks[i].allowed_prefixes[k];

@@ -190,10 +190,11 @@ std::string set_tcp_mode(Config& c, const Scalar& v) {
 }
 
 std::string set_congestion_control(Config& c, const Scalar& v) {
-  static constexpr std::array<std::pair<std::string_view, conn::CongestionAlgorithm>, 2> kAlgorithms = {{
-      {"bbr", conn::CongestionAlgorithm::kBbr},
-      {"newreno", conn::CongestionAlgorithm::kNewReno},
-  }};
+  static constexpr std::array<std::pair<std::string_view, conn::CongestionAlgorithm>, 2>
+      kAlgorithms = {{
+          {"bbr", conn::CongestionAlgorithm::kBbr},
+          {"newreno", conn::CongestionAlgorithm::kNewReno},
+      }};
   return set_choice(c.protocol.congestion_control, v, kAlgorithms);
 }
 
@@ -261,6 +262,30 @@ constexpr char kNoKeyRotation[] =
     "keys change with every new session and with the daily key at UTC midnight; rekeying "
     "within a session is not implemented";
 
+// Keys of the design document with one meaningful value in protocol v1:
+// accepted with it, refused with any other.
+template <const char* kOnly, const char* kWhat>
+std::string only_value(Config&, const Scalar& v) {
+  const auto& s = std::get<std::string>(v);
+  if (s == kOnly) return {};
+  return std::string("must be ") + in_quotes(kOnly) + " (" + kWhat + "), got " + in_quotes(s);
+}
+constexpr char kSha256[] = "sha256";
+constexpr char kSha256Why[] =
+    "protocol v1 uses HMAC-SHA256 for the port schedule, discovery and HMAC-only packets";
+constexpr char kHkdf[] = "hkdf-sha256";
+constexpr char kHkdfWhy[] = "protocol v1 derives every key with HKDF-SHA256";
+
+std::string set_entropy_requirement(Config& c, const Scalar& v) {
+  const std::int64_t n = std::get<std::int64_t>(v);
+  if (n < 128 || n > 512 || n % 8 != 0) {
+    return "must be a multiple of 8 between 128 and 512 (a PSK is 16..64 bytes), got " +
+           std::to_string(n);
+  }
+  c.security.entropy_requirement_bits = static_cast<std::uint32_t>(n);
+  return {};
+}
+
 std::string set_ntp_enabled(Config&, const Scalar& v) {
   if (std::get<bool>(v)) {
     return "the NTP client is not in this version of buckwild; set enabled = false and keep "
@@ -308,6 +333,7 @@ constexpr std::array kSecurityKeys = {
     KeySpec{
         "discovery_work_per_second", Kind::kInteger,
         set_integer<&Config::security, &SecurityConfig::discovery_work_per_second, 1, 1'000'000>},
+    KeySpec{"entropy_requirement_bits", Kind::kInteger, set_entropy_requirement},
     KeySpec{"peer_rate_limit_packets_per_second", Kind::kInteger,
             set_integer<&Config::security, &SecurityConfig::peer_rate_limit_packets_per_second, 0,
                         100'000'000>},
@@ -320,6 +346,8 @@ constexpr std::array kCryptoKeys = {
     KeySpec{"forward_secrecy", Kind::kBool,
             set_bool<&Config::crypto, &CryptoConfig::forward_secrecy>},
     KeySpec{"key_rotation_interval_hours", Kind::kInteger, not_in_this_version<kNoKeyRotation>},
+    KeySpec{"hmac_algorithm", Kind::kString, only_value<kSha256, kSha256Why>},
+    KeySpec{"key_derivation_algorithm", Kind::kString, only_value<kHkdf, kHkdfWhy>},
 };
 
 constexpr std::array kLoggingKeys = {

@@ -42,11 +42,14 @@ max_connections_per_source = 8
 rate_limit_packets_per_second = 500
 discovery_work_per_second = 50
 peer_rate_limit_packets_per_second = 0
+entropy_requirement_bits = 256
 
 [crypto]
 protection = "hmac"
 aead = "aes-256-gcm"
 forward_secrecy = false
+hmac_algorithm = "sha256"
+key_derivation_algorithm = "hkdf-sha256"
 
 [logging]
 level = "debug"
@@ -159,6 +162,7 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_EQ(s.rate_limit_packets_per_second, 500u);
   EXPECT_EQ(s.discovery_work_per_second, 50u);
   EXPECT_EQ(s.peer_rate_limit_packets_per_second, 0u);
+  EXPECT_EQ(s.entropy_requirement_bits, 256u);
 
   EXPECT_EQ(c->crypto.protection, crypto::ProtectionMode::kHmac);
   EXPECT_EQ(c->crypto.aead, crypto::AeadAlgorithm::kAes256Gcm);
@@ -220,6 +224,7 @@ TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
   EXPECT_EQ(c->security.rate_limit_packets_per_second, 1000u);
   EXPECT_EQ(c->security.discovery_work_per_second, 200u);
   EXPECT_EQ(c->security.peer_rate_limit_packets_per_second, 1'000'000u);
+  EXPECT_EQ(c->security.entropy_requirement_bits, 128u);
   EXPECT_EQ(c->crypto.protection, crypto::ProtectionMode::kAead);
   EXPECT_EQ(c->crypto.aead, crypto::AeadAlgorithm::kChaCha20Poly1305);
   EXPECT_TRUE(c->crypto.forward_secrecy);
@@ -263,6 +268,25 @@ virtual_address = "10.77.0.1/24"
           "network.listen_address: must be an IPv4 or IPv6 address literal, got \"localhost\"");
   EXPECT_EQ(problem(base + "interface = \"eth/0\"\n"),
             at(6, 13) + "network.interface: is not a valid interface name: \"eth/0\"");
+  // Keys with one meaningful value in protocol v1.
+  EXPECT_EQ(problem(base + "[crypto]\nhmac_algorithm = \"sha512\"\n"),
+            at(7, 18) +
+                "crypto.hmac_algorithm: must be \"sha256\" (protocol v1 uses HMAC-SHA256 for the "
+                "port schedule, discovery and HMAC-only packets), got \"sha512\"");
+  EXPECT_EQ(problem(base + "[crypto]\nkey_derivation_algorithm = \"pbkdf2\"\n"),
+            at(7, 28) +
+                "crypto.key_derivation_algorithm: must be \"hkdf-sha256\" (protocol v1 derives "
+                "every key with HKDF-SHA256), got \"pbkdf2\"");
+  EXPECT_EQ(problem(base + "[security]\nentropy_requirement_bits = 100\n"),
+            at(7, 28) +
+                "security.entropy_requirement_bits: must be a multiple of 8 between 128 and 512 "
+                "(a PSK is 16..64 bytes), got 100");
+  // The base's PSK has 256 bits: enough for 256, too few for 264.
+  EXPECT_TRUE(load(base + "[security]\nentropy_requirement_bits = 256\n").has_value());
+  EXPECT_EQ(problem(base + "[security]\nentropy_requirement_bits = 264\n"),
+            at(1, 1) +
+                "psk[0].key: has 256 bits, fewer than security.entropy_requirement_bits (264); "
+                "buckwild genpsk makes 256");
   // Keys of the design document this version does not implement: refused
   // with what governs the behaviour instead, whatever the value.
   EXPECT_EQ(problem(base + "[security]\nreplay_window_ms = 30000\n"),
