@@ -244,7 +244,9 @@ int run_daemon(const Config& config) {
     failed = true;
     (*loop)->stop();
   };
-  auto deps = [&](EbpfPath* path) { return TunnelDeps{**loop, clock, **tun, factory, tcp, rng, path, on_fatal}; };
+  auto deps = [&](EbpfPath* path) {
+    return TunnelDeps{**loop, clock, **tun, factory, tcp, rng, path, on_fatal, [&] { return (*logging)->audit(); }};
+  };
   std::unique_ptr<KernelEbpfPath> ebpf_path = ebpf ? std::move(*ebpf) : nullptr;
   auto tunnel = Tunnel::create(config, mtu, deps(ebpf_path.get()));
   if (!tunnel && ebpf_path) {

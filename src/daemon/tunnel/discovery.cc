@@ -12,6 +12,8 @@
 // `succession`); remove_session resets the session's connections.
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
 #include "daemon/tunnel/tunnel.h"
 
 namespace buckwild::daemon {
@@ -202,6 +204,10 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
                short_id(id), remote.ip.to_string(),
                peer ? peers_[*peer].config->name : std::string("a peer without an entry"),
                psks_.id(psk_index), initiator ? "initiator" : "responder", offset);
+  audit("session_established", entry, "info",
+        {{"psk", psks_.id(psk_index)},
+         {"role", initiator ? "initiator" : "responder"},
+         {"clock_offset_ms", offset}});
   hop_ports_->update(HopPorts::Closing::kKeepAll);  // its ports open now, not at the next tick
   arm_session_timer(entry);
   if (!initiator) send_sequence_confirm(entry);
@@ -211,11 +217,32 @@ void Tunnel::remove_session(std::uint64_t id, const char* why) {
   std::unique_ptr<SessionEntry> e = sessions_.remove(id);
   if (e == nullptr) return;
   spdlog::info("session {} with {} closed: {}", short_id(id), e->remote.ip.to_string(), why);
+  audit("session_ended", *e, "info", {{"reason", why}});
   if (Peer* p = peers_.with_session(id)) p->session_id = 0;
   if (e->timer != kNoTimer) loop_.cancel_timer(e->timer);
   bridge_->remove_session(id);  // its applications' connections are reset
   ++stats_.sessions_lost;
   // The Session's keys are wiped by their owners' destructors as `e` goes.
+}
+
+void Tunnel::audit(std::string_view event, const SessionEntry& e, std::string_view severity,
+                   const nlohmann::json& details) {
+  AuditLog* log = audit_ ? audit_() : nullptr;
+  if (log == nullptr) return;
+  // docs/architecture.md "The audit log": never a key, only a PSK's id.
+  nlohmann::json record = {
+      {"severity", severity},
+      {"peer", e.peer ? nlohmann::json(peers_[*e.peer].config->name) : nlohmann::json(nullptr)},
+      {"source_address", e.remote.ip.to_string()},
+      {"source_port", e.remote.port},
+      {"session_id", fmt::format("{:016x}", e.id)},
+      {"details", details},
+  };
+  if (auto r = log->record(event, record); !r) {
+    ++stats_.audit_errors;
+    warn_log_.log(now(), "audit.write", spdlog::level::warn, "audit log {}: {}", log->path(),
+                  r.error().message);
+  }
 }
 
 }  // namespace buckwild::daemon

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <vector>
 
@@ -32,14 +33,15 @@
 #include "core/session/session.h"
 #include "daemon/config/config.h"
 #include "daemon/ebpf/ebpf_path.h"
+#include "daemon/log/audit_log.h"
 #include "daemon/log/rate_limited_log.h"
 #include "daemon/net/packet_pool.h"
+#include "daemon/net/tcp_endpoints.h"
 #include "daemon/net/tun_device.h"
 #include "daemon/net/udp_socket.h"
 #include "daemon/os/clock.h"
 #include "daemon/os/event_loop.h"
 #include "daemon/stream/bridge.h"
-#include "daemon/net/tcp_endpoints.h"
 #include "daemon/tunnel/hop_ports.h"
 #include "daemon/tunnel/peers.h"
 #include "daemon/tunnel/session_table.h"
@@ -57,6 +59,10 @@ struct TunnelDeps {
   EbpfPath* ebpf = nullptr;
   // The tunnel cannot go on (its TUN device failed): the owner stops it.
   std::function<void(const SysError&)> on_fatal;
+  // The audit log in use now ([logging] audit_log_path; a reload may switch
+  // it), where sessions established and ended are recorded; null or empty
+  // for none.
+  std::function<AuditLog*()> audit;
 };
 
 // Counters for logs and status; every drop has a reason.
@@ -78,6 +84,7 @@ struct TunnelStats {
   std::uint64_t sessions_established = 0;
   std::uint64_t sessions_lost = 0;
   std::uint64_t pool_exhausted = 0;
+  std::uint64_t audit_errors = 0;  // audit records that could not be written
 };
 
 class Tunnel : private StreamHost {
@@ -147,6 +154,8 @@ class Tunnel : private StreamHost {
   void add_session(std::unique_ptr<session::Session> s, const SocketAddress& remote,
                    std::optional<std::size_t> peer, std::size_t psk_index);
   void remove_session(std::uint64_t id, const char* why);
+  void audit(std::string_view event, const SessionEntry& e, std::string_view severity,
+             const nlohmann::json& details);
 
   // StreamHost (tunnel.cc, outbound.cc).
   std::uint64_t session_for(const IpAddress& destination) override;
@@ -166,6 +175,7 @@ class Tunnel : private StreamHost {
   crypto::RandomSource& rng_;
   EbpfPath* ebpf_;
   std::function<void(const SysError&)> on_fatal_;
+  std::function<AuditLog*()> audit_;
   discovery::PskSet psks_;
   Peers peers_;
   std::uint16_t offered_features_ = 0;

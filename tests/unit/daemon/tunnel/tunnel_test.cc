@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 
@@ -20,6 +22,7 @@
 #include "daemon/net/testing/fake_tun_device.h"
 #include "daemon/os/testing/fake_clock.h"
 #include "daemon/os/testing/manual_event_loop.h"
+#include "support/daemon_test_support.h"
 #include "support/inner_packets.h"
 
 namespace buckwild::daemon {
@@ -83,6 +86,7 @@ struct Host {
   std::unique_ptr<FakeEbpfPath> ebpf;  // set on the eBPF path
   std::unique_ptr<Tunnel> tunnel;
   int fatal_errors = 0;  // on_fatal calls
+  std::unique_ptr<AuditLog> audit;  // set before start() to record sessions
 
   Host(Config c, const ManualEventLoop& loop, std::int64_t skew, std::uint64_t seed)
       : config(std::move(c)), clock(loop, kUnixStart + skew), rng(seed) {}
@@ -102,7 +106,8 @@ struct Host {
     };
     auto t = Tunnel::create(config, 1412,
                             TunnelDeps{loop, clock, tun, factory, tcp, rng, ebpf.get(),
-                                       [this](const SysError&) { ++fatal_errors; }});
+                                       [this](const SysError&) { ++fatal_errors; },
+                                       [this] { return audit.get(); }});
     ASSERT_TRUE(t.has_value()) << t.error().message;
     tunnel = std::move(*t);
   }
@@ -405,7 +410,7 @@ TEST_P(TunnelTest, StreamModeCarriesAnApplicationsConnection) {
   // The application's SYN: bob's daemon connects to the server as the application.
   const SocketAddress app{ip("10.77.0.1"), 40001};
   const SocketAddress server{ip("10.77.0.2"), 80};
-  ASSERT_TRUE(alice->tun.inject(testing::tcp_segment(app, server, inner::tcp_flag::kSyn)));
+  ASSERT_TRUE(alice->tun.inject(buckwild::testing::tcp_segment(app, server, inner::tcp_flag::kSyn)));
   ASSERT_TRUE(loop.run_until([&] { return !bob->tcp.connect_calls().empty(); }, loop.now() + seconds(2)));
   EXPECT_EQ(bob->tcp.connect_calls().at(0).to, app);
   auto server_end = bob->tcp.take_server(app);
@@ -462,6 +467,54 @@ TEST_P(TunnelTest, StreamModeCarriesAnApplicationsConnection) {
   EXPECT_EQ(bob->tunnel->stream_stats().accepted, 1u);
   EXPECT_GE(data_ports.size(), 2u);  // the connection's packets hopped
   EXPECT_EQ(alice->tunnel->stats().rejected + bob->tunnel->stats().rejected, 0u);
+}
+
+// Sessions established and ended go to the audit log as JSON lines, by peer
+// name and PSK id, never with a key.
+TEST_P(TunnelTest, SessionsAreRecordedInTheAuditLog) {
+  daemon::testing::TempDir dir;
+  const std::string path = dir.path() + "/audit.jsonl";
+  alice = std::make_unique<Host>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
+  bob = std::make_unique<Host>(
+      host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false), loop, 0, 2);
+  auto opened = AuditLog::open(path);
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  bob->audit = std::move(*opened);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(connected());
+  const std::uint64_t first = bob->tunnel->session_ids().at(0);
+  // Alice restarts: bob's old session with her ends, a new one begins.
+  alice->tunnel.reset();
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(loop.run_until(
+      [&] { return bob->tunnel->session_count() == 1 && bob->tunnel->session_ids().at(0) != first; },
+      loop.now() + seconds(10)));
+
+  std::ifstream in(path);
+  std::vector<nlohmann::json> records;
+  for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0]["event"], "session_established");
+  EXPECT_EQ(records[0]["peer"], "alice");
+  EXPECT_EQ(records[0]["source_address"], "10.200.0.1");
+  EXPECT_EQ(records[0]["session_id"], fmt::format("{:016x}", first));
+  EXPECT_EQ(records[0]["details"]["psk"], "main");
+  EXPECT_EQ(records[0]["details"]["role"], "responder");
+  EXPECT_EQ(records[1]["event"], "session_ended");
+  EXPECT_EQ(records[1]["session_id"], fmt::format("{:016x}", first));
+  EXPECT_EQ(records[1]["details"]["reason"], "replaced by a new session");
+  EXPECT_EQ(records[2]["event"], "session_established");
+  for (const auto& r : records) EXPECT_TRUE(r.contains("time") && r.contains("severity"));
+  // No key material: neither the PSK's bytes in base64 nor in hex.
+  std::ifstream raw(path);
+  const std::string text((std::istreambuf_iterator<char>(raw)), std::istreambuf_iterator<char>());
+  const crypto::SecretBytes key = test_psk();
+  std::string hex;
+  for (std::uint8_t b : key.view()) hex += fmt::format("{:02x}", b);
+  EXPECT_EQ(text.find(hex.substr(0, 16)), std::string::npos);
+  EXPECT_EQ(bob->tunnel->stats().audit_errors, 0u);
 }
 
 // A TUN device that fails (deleted under the daemon) is readable for ever; the
@@ -524,7 +577,7 @@ TEST(TunnelConfigTest, BothTcpModesStart) {
   for (TcpMode mode : {TcpMode::kStream, TcpMode::kPacket}) {
     Config c = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
     c.protocol.tcp_mode = mode;
-    auto t = Tunnel::create(c, 1412, TunnelDeps{loop, clock, tun, factory, tcp, rng, nullptr, {}});
+    auto t = Tunnel::create(c, 1412, TunnelDeps{loop, clock, tun, factory, tcp, rng, nullptr, {}, {}});
     ASSERT_TRUE(t.has_value()) << t.error().message;
     EXPECT_EQ((*t)->stream_flows(), 0u);
   }
