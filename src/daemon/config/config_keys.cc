@@ -259,8 +259,8 @@ constexpr char kNoReplayWindow[] =
     "each session refuses a replayed packet by its number (a 4096-packet window) and a stale "
     "one by its timestamp (30 s)";
 constexpr char kNoKeyRotation[] =
-    "keys change with every new session and with the daily key at UTC midnight; rekeying "
-    "within a session is not implemented";
+    "keys change with every new session and with the daily key at UTC midnight, and a "
+    "session keeps its keys until it ends";
 
 // Keys of the design document with one meaningful value in protocol v1:
 // accepted with it, refused with any other.

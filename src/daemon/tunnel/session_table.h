@@ -36,6 +36,7 @@ struct SessionEntry {
   // port), refreshed whenever the hopping sockets change, so the packet path
   // never computes or allocates it. Null: the discovery socket.
   DatagramSocket* send_via = nullptr;
+  std::uint16_t receive_port = 0;  // ... its port, as the last port update computed it
   // The session's timer (heartbeats, probes, death) and when it is due.
   TimerId timer = kNoTimer;
   TimePoint timer_at = kNever;

@@ -219,22 +219,21 @@ void Tunnel::list_port_needs(std::vector<PortNeed>& out) {
       const std::int64_t d = static_cast<std::int64_t>(ports.size() - 1) / 2;
       for (std::size_t i = 0; i < ports.size(); ++i) {
         const std::int64_t window = w - d + static_cast<std::int64_t>(i);
+        const bool ours_now = conn == 0 && i == ports.size() / 2;
+        if (ours_now) e.receive_port = ports[i];
         out.push_back(PortNeed{
             ValidPort{e.remote.ip, ports[i], e.id, static_cast<std::uint32_t>(window), conn},
-            conn == 0 && i == ports.size() / 2});
+            ours_now});
       }
     }
   });
 }
 
 void Tunnel::choose_send_sockets() {
-  // Send from the socket of our own current receive port, so source ports hop too.
-  const std::int64_t t = unix_ms();
-  std::vector<std::uint16_t> ports;
+  // Send from the socket of our own current receive port, so source ports hop
+  // too; list_port_needs has just computed that port.
   sessions_.for_each([&](SessionEntry& e) {
-    ports.clear();
-    e.session->listen_ports(t, 0, ports);
-    e.send_via = ports.empty() ? nullptr : hop_ports_->socket_for(ports[ports.size() / 2]);
+    e.send_via = e.receive_port == 0 ? nullptr : hop_ports_->socket_for(e.receive_port);
   });
 }
 

@@ -297,8 +297,8 @@ virtual_address = "10.77.0.1/24"
   EXPECT_EQ(problem(base + "[crypto]\nkey_rotation_interval_hours = 24\n"),
             at(7, 31) +
                 "crypto.key_rotation_interval_hours: not in this version of buckwild: keys change "
-                "with every new session and with the daily key at UTC midnight; rekeying within a "
-                "session is not implemented; remove the key");
+                "with every new session and with the daily key at UTC midnight, and a session "
+                "keeps its keys until it ends; remove the key");
   EXPECT_NE(problem(base + "[protocol]\ntime_sync_tolerance_ms = 50\n")
                 .find("protocol.time_sync_tolerance_ms: not in this version of buckwild: the "
                       "peers' clocks may differ by as much as the delay allowance absorbs"),

@@ -116,8 +116,11 @@ struct Host {
 class TunnelTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
-    net.set_filter([this](const SocketAddress&, const SocketAddress& to, Bytes payload) {
-      if (payload.size() > 1 && payload[1] == 0x18) datagram_ports.insert(to.port);
+    net.set_filter([this](const SocketAddress& from, const SocketAddress& to, Bytes payload) {
+      if (payload.size() > 1 && payload[1] == 0x18) {
+        datagram_ports.insert(to.port);
+        source_ports.insert(from.port);
+      }
       return !drop_all;
     });
   }
@@ -153,6 +156,7 @@ class TunnelTest : public ::testing::TestWithParam<bool> {
   ManualEventLoop loop{seconds(1)};
   FakeDatagramNetwork net;
   std::set<std::uint16_t> datagram_ports;
+  std::set<std::uint16_t> source_ports;
   bool drop_all = false;
   std::unique_ptr<Host> alice, bob;
 };
@@ -164,6 +168,7 @@ TEST_P(TunnelTest, DiscoversAndCarriesPacketsBothWaysOnHoppingPorts) {
     exchange(std::to_string(i));
   }
   EXPECT_GE(datagram_ports.size(), 12u);  // both directions hop every 250 ms
+  EXPECT_GE(source_ports.size(), 12u);    // and send from their own current port
   EXPECT_EQ(net.dropped(), 0u);           // nothing ever hit a port that was not open
   EXPECT_EQ(alice->tunnel->stats().rejected, 0u);
   EXPECT_EQ(bob->tunnel->stats().rejected, 0u);
