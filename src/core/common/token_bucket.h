@@ -22,6 +22,14 @@ class TokenBucket {
     return true;
   }
 
+  // New rate and burst from `now` on; the tokens held stay (up to the new burst).
+  void set_rate(TimePoint now, double rate_per_second, double burst) {
+    refill(now);
+    rate_ = rate_per_second / 1e6;
+    burst_ = burst;
+    tokens_ = std::min(tokens_, burst_);
+  }
+
   double available(TimePoint now) {
     refill(now);
     return tokens_;

@@ -46,6 +46,10 @@ Connection* ConnectionTable::find(std::uint16_t id) {
   return id < kSlots ? slots_[id].get() : nullptr;
 }
 
+const Connection* ConnectionTable::find(std::uint16_t id) const {
+  return id < kSlots ? slots_[id].get() : nullptr;
+}
+
 void ConnectionTable::remove(std::uint16_t id, TimePoint now) {
   if (id >= kSlots || !slots_[id]) return;
   slots_[id].reset();

@@ -50,6 +50,7 @@ class ConnectionTable {
   Connection* on_packet(const wire::Header& header, const wire::Body& body, TimePoint now);
 
   Connection* find(std::uint16_t id);
+  const Connection* find(std::uint16_t id) const;
   // Destroys connection `id`; an id of our parity rests until now + quarantine.
   void remove(std::uint16_t id, TimePoint now);
 

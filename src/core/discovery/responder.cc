@@ -68,6 +68,13 @@ Responder::Responder(const PskSet& psks, ResponderPolicy policy, ResponderLimits
       secrets_{crypto::SecretBytes::random(32, rng), crypto::SecretBytes::random(32, rng)},
       rotated_at_(now) {}
 
+void Responder::set_limits(const ResponderLimits& limits, TimePoint now) {
+  sources_.set_rate(limits.per_source_rate, limits.per_source_burst, now);
+  const double burst = std::max(1.0, limits.work_per_second / 10);
+  work_.set_rate(now, limits.work_per_second, burst);
+  confirm_work_.set_rate(now, limits.work_per_second, burst);
+}
+
 TimePoint Responder::next_expiry() const { return rotated_at_ + kCookieRotation; }
 
 void Responder::on_expiry(TimePoint now) { rotate(now); }

@@ -57,6 +57,11 @@ class Responder {
   Responder(const PskSet& psks, ResponderPolicy policy, ResponderLimits limits,
             crypto::RandomSource& rng, TimePoint now);
 
+  // New rate limits from `now` on (source_slots stays as constructed). The
+  // PSK set may also change under the responder (it holds a reference): a
+  // cookie minted for a PSK that is gone no longer finds its key.
+  void set_limits(const ResponderLimits& limits, TimePoint now);
+
   // A DISCOVERY from `from`. Returns the DISCOVERY_RESPONSE to send back to
   // `from`, or nothing (the reason is counted; nothing is ever sent to a
   // sender that did not prove a shared PSK).

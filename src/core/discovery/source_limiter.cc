@@ -27,4 +27,12 @@ bool SourceLimiter::allow(const Endpoint& from, TimePoint now) {
   return s.bucket.take(now);
 }
 
+void SourceLimiter::set_rate(double rate, double burst, TimePoint now) {
+  rate_ = rate;
+  burst_ = burst;
+  for (Slot& s : slots_) {
+    if (s.used) s.bucket.set_rate(now, rate, burst);
+  }
+}
+
 }  // namespace buckwild::discovery

@@ -19,6 +19,9 @@ class SourceLimiter {
   // `salt` keys the slot hash so an attacker cannot aim at a victim's slot.
   SourceLimiter(double rate, double burst, std::size_t slots, std::uint64_t salt);
 
+  // New limits for every source from `now` on (a configuration reload).
+  void set_rate(double rate, double burst, TimePoint now);
+
   // True if a packet from `from` may be processed at `now`.
   bool allow(const Endpoint& from, TimePoint now);
 

@@ -23,6 +23,16 @@ int DelayEstimator::desired() const {
   return std::clamp(d, kMin, kMax);
 }
 
+std::optional<std::int32_t> DelayEstimator::median_ms() const {
+  const std::size_t n = std::min(count_, samples_.size());
+  if (n == 0) return std::nullopt;
+  std::array<std::int32_t, 64> v{};
+  for (std::size_t i = 0; i < n; ++i) v[i] = std::abs(samples_[i]);
+  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(n / 2);
+  std::nth_element(v.begin(), mid, v.begin() + static_cast<std::ptrdiff_t>(n));
+  return *mid;
+}
+
 std::uint16_t DelayEstimator::jitter_ms() const {
   const std::size_t n = std::min(count_, samples_.size());
   if (n < 2) return 0;

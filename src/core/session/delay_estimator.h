@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 
 namespace buckwild::session {
 
@@ -25,6 +26,8 @@ class DelayEstimator {
   int desired() const;
   // Mean absolute deviation of the samples, ms (the jitter reported in HEARTBEAT).
   std::uint16_t jitter_ms() const;
+  // The median of the samples' magnitudes, ms; nullopt before the first.
+  std::optional<std::int32_t> median_ms() const;
   std::uint8_t sample_count() const { return count_ > 255 ? 255 : static_cast<std::uint8_t>(count_); }
 
  private:

@@ -74,6 +74,7 @@ Result<std::size_t> Session::seal(wire::Header& h, MutableBytes out, std::size_t
   if (n) {
     last_sent_ = now;
     ++stats_.sent;
+    stats_.sent_bytes += *n;
   }
   return n;
 }
@@ -119,6 +120,7 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_
     return std::unexpected(opened.error());
   }
   ++stats_.received;
+  stats_.received_bytes += datagram.size();
   last_received_ = now;
   probes_sent_ = 0;
   next_probe_ = kNever;

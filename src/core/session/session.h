@@ -35,6 +35,8 @@ inline constexpr int kProbes = 5;
 struct SessionStats {
   std::uint64_t sent = 0;
   std::uint64_t received = 0;
+  std::uint64_t sent_bytes = 0;      // datagram bytes, header and tag included
+  std::uint64_t received_bytes = 0;  // ... of authenticated datagrams
   std::uint64_t rejected = 0;  // failed authentication, replay, timestamp or header checks
   std::uint64_t heartbeats_sent = 0;
   std::uint64_t heartbeats_received = 0;
@@ -106,6 +108,11 @@ class Session {
 
   bool dead() const { return dead_; }
   const SessionStats& stats() const { return stats_; }
+  // When it last authenticated a packet from the peer (its start before any).
+  TimePoint last_received() const { return last_received_; }
+  // The median measured one-way delay, ms (corrected by the clock offset);
+  // nullopt before the first sample.
+  std::optional<std::int32_t> one_way_delay_ms() const { return delay_.median_ms(); }
 
  private:
   Session(discovery::Established e, hop::PortSchedule ports, crypto::PacketSealer sealer,

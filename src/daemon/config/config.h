@@ -101,6 +101,17 @@ struct LoggingConfig {
   std::string audit_log_path;  // "" = no audit log; otherwise an absolute path
 };
 
+// The control socket (docs/control.md): `buckwild status`, `reload`, `stop`.
+struct ControlConfig {
+  std::string socket;  // absolute path; "" in the file = /run/buckwild/<virtual_device>.sock
+  std::string group;   // "" = root only (mode 0600); else this group too (0660)
+};
+
+// The Prometheus endpoint: GET /metrics on this address; nullopt = none.
+struct MetricsConfig {
+  std::optional<SocketAddress> listen;
+};
+
 struct TestingConfig {
   std::int64_t clock_offset_ms = 0;  // TEST AID: added to this daemon's UTC clock
 };
@@ -129,6 +140,8 @@ struct Config {
   SecurityConfig security;
   CryptoConfig crypto;
   LoggingConfig logging;
+  ControlConfig control;
+  MetricsConfig metrics;
   TestingConfig testing;
   std::vector<PskConfig> psks;
   std::vector<PeerConfig> peers;
@@ -143,7 +156,8 @@ Environment buckwild_environment();
 
 // Loads and checks the configuration at `path`, then applies overrides from
 // `env`: BUCKWILD_<SECTION>_<KEY> sets a scalar key of a single-instance
-// section (network, protocol, security, crypto, logging, ntp, testing) and is
+// section (network, protocol, security, crypto, logging, control, metrics,
+// ntp, testing) and is
 // parsed with that key's type (booleans: true/false/1/0). A variable whose
 // SECTION is one of those but whose KEY is unknown is an error; other
 // BUCKWILD_* variables are not ours and are ignored. `key_file` paths that are

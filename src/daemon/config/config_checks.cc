@@ -42,6 +42,10 @@ void Loader::check() {
                    std::to_string(net.mtu));
   }
 
+  if (config_.control.socket.empty()) {
+    config_.control.socket = "/run/buckwild/" + net.virtual_device + ".sock";
+  }
+
   check_psks();
   check_peers();
 }

@@ -241,6 +241,45 @@ std::string set_audit_log_path(Config& c, const Scalar& v) {
   return {};
 }
 
+std::string set_control_socket(Config& c, const Scalar& v) {
+  const auto& s = std::get<std::string>(v);
+  if (s.empty() || s.front() != '/') return "must be an absolute path, got " + in_quotes(s);
+  if (s.find('\0') != std::string::npos) return "must not contain NUL characters";
+  // sockaddr_un::sun_path holds 108 bytes with the terminating NUL.
+  if (s.size() > 107) return "must be at most 107 bytes (a Unix socket path), got " + std::to_string(s.size());
+  if (s.back() == '/') return "must name a file, not a directory, got " + in_quotes(s);
+  c.control.socket = s;
+  return {};
+}
+
+// A POSIX portable user/group name (whether it exists is checked at start).
+std::string set_control_group(Config& c, const Scalar& v) {
+  const auto& s = std::get<std::string>(v);
+  const bool ok = s.size() <= 32 && (s.empty() || s.front() != '-') &&
+                  std::all_of(s.begin(), s.end(), [](char ch) {
+                    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                           (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-';
+                  });
+  if (!ok) return "must be a group name (letters, digits, '_', '.', '-'; at most 32), got " + in_quotes(s);
+  c.control.group = s;
+  return {};
+}
+
+std::string set_metrics_listen(Config& c, const Scalar& v) {
+  const auto& s = std::get<std::string>(v);
+  if (s.empty()) {
+    c.metrics.listen.reset();
+    return {};
+  }
+  auto at = SocketAddress::parse(s, 0);
+  if (!at || at->port == 0) {
+    return "must be \"\" (no endpoint) or ADDRESS:PORT such as \"127.0.0.1:9586\" or "
+           "\"[::1]:9586\", got " + in_quotes(s);
+  }
+  c.metrics.listen = *at;
+  return {};
+}
+
 // Keys of the design document that this version does not implement: refused
 // with what governs the behaviour instead, so an operator's old or copied file
 // says why rather than seeming to work.
@@ -357,6 +396,15 @@ constexpr std::array kLoggingKeys = {
     KeySpec{"audit_log_path", Kind::kString, set_audit_log_path},
 };
 
+constexpr std::array kControlKeys = {
+    KeySpec{"socket", Kind::kString, set_control_socket},
+    KeySpec{"group", Kind::kString, set_control_group},
+};
+
+constexpr std::array kMetricsKeys = {
+    KeySpec{"listen", Kind::kString, set_metrics_listen},
+};
+
 constexpr std::array kNtpKeys = {
     KeySpec{"enabled", Kind::kBool, set_ntp_enabled},
 };
@@ -367,12 +415,14 @@ constexpr std::array kTestingKeys = {
         set_integer<&Config::testing, &TestingConfig::clock_offset_ms, -86'400'000, 86'400'000>},
 };
 
-constexpr std::array<ConfigSection, 7> kSections = {{
+constexpr std::array<ConfigSection, 9> kSections = {{
     {"network", kNetworkKeys},
     {"protocol", kProtocolKeys},
     {"security", kSecurityKeys},
     {"crypto", kCryptoKeys},
     {"logging", kLoggingKeys},
+    {"control", kControlKeys},
+    {"metrics", kMetricsKeys},
     {"ntp", kNtpKeys},
     {"testing", kTestingKeys},
 }};

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/common/ip_address.h"
+#include "daemon/config/config.h"
 #include "daemon/os/sys_error.h"
 #include "daemon/net/udp_socket.h"
 
@@ -38,6 +39,8 @@ class EbpfPath {
   // passes when another application's socket would receive it; a socket on
   // one of these ports is ours and does not count.
   virtual SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) = 0;
+  // New rate limits from [security] (a reload), in force for the next datagram.
+  virtual SysResult<void> set_limits(const SecurityConfig& security) = 0;
 };
 
 }  // namespace buckwild::daemon

@@ -67,12 +67,11 @@ std::span<const AttachMode> attach_order(EbpfAttach attach) {
 
 }  // namespace
 
-BpfFilterConfig filter_config(const Config& config) {
-  const SecurityConfig& s = config.security;
+BpfFilterConfig filter_config(std::uint16_t discovery_port, const SecurityConfig& s) {
   BpfFilterConfig f;
   f.port_low = wire::kMinPort;
   f.port_high = wire::kMaxPort;
-  f.discovery_port = config.network.discovery_port;
+  f.discovery_port = discovery_port;
   // A peer may burst a tenth of a second above its rate (at least 64 datagrams).
   f.data_per_source = rate(s.peer_rate_limit_packets_per_second,
                            std::max<std::uint64_t>(s.peer_rate_limit_packets_per_second / 10, 64));
@@ -150,7 +149,8 @@ SysResult<std::unique_ptr<KernelEbpfPath>> KernelEbpfPath::start(
   if ((*path)->attachments().empty()) {
     return sys_fail_plain(ENODEV, "the frame filter attached to no interface (" + failures + ")");
   }
-  std::unique_ptr<KernelEbpfPath> filter(new KernelEbpfPath(std::move(*path), loop));
+  std::unique_ptr<KernelEbpfPath> filter(
+      new KernelEbpfPath(std::move(*path), loop, config.network.discovery_port));
   auto watched = loop.watch_fd(filter->path_->events_fd(), kReadable,
                                [f = filter.get()](std::uint32_t) { f->on_events(); });
   if (!watched) return sys_fail_plain(watched.error().sys_errno, "cannot watch the security-event ring: " + watched.error().message);
@@ -158,8 +158,13 @@ SysResult<std::unique_ptr<KernelEbpfPath>> KernelEbpfPath::start(
   return filter;
 }
 
-KernelEbpfPath::KernelEbpfPath(std::unique_ptr<EbpfPrograms> path, EventLoop& loop)
-    : path_(std::move(path)), loop_(loop), events_log_(5, seconds(10)) {}
+KernelEbpfPath::KernelEbpfPath(std::unique_ptr<EbpfPrograms> path, EventLoop& loop,
+                               std::uint16_t discovery_port)
+    : path_(std::move(path)), discovery_port_(discovery_port), loop_(loop), events_log_(5, seconds(10)) {}
+
+SysResult<void> KernelEbpfPath::set_limits(const SecurityConfig& security) {
+  return path_->set_config(filter_config(discovery_port_, security));
+}
 
 KernelEbpfPath::~KernelEbpfPath() {
   if (watching_events_) loop_.unwatch_fd(path_->events_fd());

@@ -24,7 +24,10 @@ namespace buckwild::daemon {
 
 // The filter's settings for `config`: the hopping range, the discovery port
 // and the rates of [security].
-BpfFilterConfig filter_config(const Config& config);
+BpfFilterConfig filter_config(std::uint16_t discovery_port, const SecurityConfig& security);
+inline BpfFilterConfig filter_config(const Config& config) {
+  return filter_config(config.network.discovery_port, config.security);
+}
 
 // Capacity of the valid-port map for `config`: every connection's 2d + 1 ports
 // for d up to 4, twice over (make-before-break holds old and new together).
@@ -54,6 +57,8 @@ class KernelEbpfPath final : public EbpfPath {
   SysResult<void> steer_to(DatagramSocket& socket) override;
   SysResult<std::chrono::nanoseconds> set_valid_ports(const std::vector<ValidPort>& ports) override;
   SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) override;
+  // Rewrites the filter's configuration map with the new rates.
+  SysResult<void> set_limits(const SecurityConfig& security) override;
 
   // "xdp-driver on eth0, tc-ingress on eth1 (xdp-driver: ...; xdp-generic: ...)".
   std::string where() const;
@@ -67,10 +72,11 @@ class KernelEbpfPath final : public EbpfPath {
   std::optional<BpfCounters> counters() const;
 
  private:
-  KernelEbpfPath(std::unique_ptr<EbpfPrograms> path, EventLoop& loop);
+  KernelEbpfPath(std::unique_ptr<EbpfPrograms> path, EventLoop& loop, std::uint16_t discovery_port);
   void on_events();
 
   std::unique_ptr<EbpfPrograms> path_;
+  std::uint16_t discovery_port_;
   EventLoop& loop_;
   bool watching_events_ = false;
   RateLimitedLog events_log_;

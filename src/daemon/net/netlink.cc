@@ -337,6 +337,26 @@ SysResult<void> Netlink::add_route(int ifindex, const Cidr& destination,
       nlh, {}, "cannot add route " + destination.to_string() + " via " + interface_name(ifindex));
 }
 
+SysResult<void> Netlink::delete_route(int ifindex, const Cidr& destination) {
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buffer_.data());
+  nlh->nlmsg_type = RTM_DELROUTE;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = af(destination.address);
+  rtm->rtm_dst_len = destination.prefix_len;
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = RTPROT_STATIC;
+  rtm->rtm_scope = RT_SCOPE_NOWHERE;
+  rtm->rtm_type = RTN_UNICAST;
+  auto dst = destination.address.bytes();
+  mnl_attr_put(nlh, RTA_DST, dst.size(), dst.data());
+  mnl_attr_put_u32(nlh, RTA_OIF, static_cast<std::uint32_t>(ifindex));
+  auto r = transact(nlh, {},
+                    "cannot delete route " + destination.to_string() + " via " + interface_name(ifindex));
+  if (!r && r.error().sys_errno == ESRCH) return {};
+  return r;
+}
+
 SysResult<RouteInfo> Netlink::route_to(const IpAddress& destination) {
   nlmsghdr* nlh = mnl_nlmsg_put_header(buffer_.data());
   nlh->nlmsg_type = RTM_GETROUTE;

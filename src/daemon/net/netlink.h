@@ -72,6 +72,9 @@ class Netlink {
   // source address.
   SysResult<void> add_route(int ifindex, const Cidr& destination,
                             std::optional<IpAddress> preferred_source = std::nullopt);
+  // Deletes the route to `destination` out of interface `ifindex` (a reload
+  // removed the peer behind it). A route that is gone already is no error.
+  SysResult<void> delete_route(int ifindex, const Cidr& destination);
   // The route the kernel would pick for `destination` (RTM_GETROUTE):
   // ENETUNREACH / EHOSTUNREACH when there is none.
   SysResult<RouteInfo> route_to(const IpAddress& destination);

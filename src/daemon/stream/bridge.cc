@@ -104,6 +104,36 @@ StreamBridge::Streams* StreamBridge::streams(std::uint64_t session) {
   return it == sessions_.end() ? nullptr : it->second.get();
 }
 
+void StreamBridge::remove_connection(Streams& st, std::uint16_t id, TimePoint now) {
+  if (const conn::Connection* c = st.table->find(id)) {
+    st.retransmissions_ended += c->stats().sender.retransmissions;
+  }
+  st.table->remove(id, now);
+}
+
+void StreamBridge::set_limits(std::size_t max_flows, std::size_t max_per_source) {
+  options_.limits.max_flows = max_flows;
+  options_.limits.max_per_source = max_per_source;
+  nat_.set_limits(NatLimits{max_flows, max_per_source});
+}
+
+StreamBridge::SessionConnections StreamBridge::session_connections(std::uint64_t session) const {
+  SessionConnections out;
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return out;
+  const Streams& st = *it->second;
+  out.retransmissions = st.retransmissions_ended;
+  for (std::uint16_t id : st.table->ids()) {
+    const conn::Connection* c = st.table->find(id);
+    if (c == nullptr) continue;
+    ++out.live;
+    out.retransmissions += c->stats().sender.retransmissions;
+    const Duration rtt = c->sender().rtt().smoothed();
+    if (rtt > 0 && (!out.min_rtt || rtt < *out.min_rtt)) out.min_rtt = rtt;
+  }
+  return out;
+}
+
 void StreamBridge::connection_ids(std::uint64_t session, std::vector<std::uint16_t>& out) const {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
@@ -321,7 +351,7 @@ void StreamBridge::finish(Flow& f, Ending ending) {
         f.conn->reset(ErrorCode::kSuccess);
         transmit(f);
       }
-      st->table->remove(f.conn_id, now);
+      remove_connection(*st, f.conn_id, now);
     }
     if (auto it = st->by_conn.find(f.conn_id); it != st->by_conn.end() && it->second == f.id) {
       st->by_conn.erase(it);

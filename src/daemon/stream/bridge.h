@@ -136,6 +136,18 @@ class StreamBridge {
   // The connection ids whose ports `session` must listen on.
   void connection_ids(std::uint64_t session, std::vector<std::uint16_t>& out) const;
 
+  // New flow limits (a configuration reload): they govern the flows admitted
+  // from now on; flows already over a lowered limit are left to finish.
+  void set_limits(std::size_t max_flows, std::size_t max_per_source);
+
+  // What status reports of one session's connections.
+  struct SessionConnections {
+    std::size_t live = 0;
+    std::uint64_t retransmissions = 0;  // by its connections, ended ones included
+    std::optional<Duration> min_rtt;    // the smallest smoothed RTT of the live ones
+  };
+  SessionConnections session_connections(std::uint64_t session) const;
+
   const StreamStats& stats() const { return stats_; }
   // Flows, lingering ones included.
   std::size_t flow_count() const { return flows_.size(); }
@@ -150,7 +162,10 @@ class StreamBridge {
     std::uint64_t session = 0;
     std::unique_ptr<conn::ConnectionTable> table;
     std::unordered_map<std::uint16_t, FlowId> by_conn;
+    std::uint64_t retransmissions_ended = 0;  // by connections already removed
   };
+  // Removes connection `id` from `st`'s table, keeping its retransmissions.
+  void remove_connection(Streams& st, std::uint16_t id, TimePoint now);
   enum class Ending : std::uint8_t {
     kGraceful,  // both FINs went through
     kAbortive,  // the socket closes with an RST and the connection is reset

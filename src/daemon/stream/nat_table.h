@@ -51,6 +51,8 @@ class NatTable {
   static constexpr std::uint16_t kFirstPort = 1024;
 
   explicit NatTable(NatLimits limits) : limits_(limits) {}
+  // New limits for flows admitted from now on; live flows stay.
+  void set_limits(NatLimits limits) { limits_ = limits; }
 
   // The rule for a segment with these addresses, or nullptr.
   const NatRule* find(const NatKey& key) const;

@@ -61,7 +61,7 @@ void StreamBridge::on_connection_packet(std::uint64_t session, const wire::Heade
       host_.send_connection_packet(session, reply, buf, len);
       reply = wire::Header{};
     }
-    st->table->remove(c->id(), now);
+    remove_connection(*st, c->id(), now);
     return;
   }
   dirty_.push_back(p->second);  // serviced in flush(), once per batch

@@ -142,7 +142,7 @@ void Tunnel::on_confirm(Bytes datagram, const SocketAddress& source) {
                     source.to_string(), kMaxUnlistedSessions);
       return;
     }
-    if (config_.psks[est->psk_index].allowed_prefixes.empty()) {
+    if (config_->psks[est->psk_index].allowed_prefixes.empty()) {
       warn_log_.log(
           now(), "discovery.unknown_peer", spdlog::level::warn,
           "{} proved PSK {} but has no [[peer]] entry and that PSK allows no prefixes: refused",
@@ -166,6 +166,8 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
   e->id = id;
   e->remote = remote;
   e->peer = peer;
+  e->psk_id = psks_.id(psk_index);
+  e->established_at = now();
   std::optional<IpAddress> address;
   if (peer) {
     Peer& p = peers_[*peer];
@@ -192,7 +194,7 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
       arm_discovery_timer(p);
     }
   } else {
-    e->claimable = config_.psks[psk_index].allowed_prefixes;
+    e->claimable = config_->psks[psk_index].allowed_prefixes;
   }
   const bool initiator = s->initiator();
   const std::int32_t offset = s->clock_offset_ms();

@@ -64,7 +64,7 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
     // On the eBPF path the discovery socket receives every hopping port too;
     // only what was sent to the discovery port itself is discovery.
     const SentTo sent_to = arrival == Arrival::kDiscoverySocket &&
-                                   batch[i].destination.port == config_.network.discovery_port
+                                   batch[i].destination.port == config_->network.discovery_port
                                ? SentTo::kDiscoveryPort
                                : SentTo::kHoppingPort;
     on_datagram(batch[i].buffer.first(batch[i].length), batch[i].source, sent_to);

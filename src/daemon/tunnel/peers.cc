@@ -38,9 +38,22 @@ std::optional<std::size_t> Peers::identify(const SocketAddress& source,
 
 Peer* Peers::with_session(std::uint64_t session_id) {
   for (auto& p : peers_) {
-    if (p->session_id == session_id) return p.get();
+    if (p != nullptr && p->session_id == session_id) return p.get();
   }
   return nullptr;
+}
+
+std::optional<std::size_t> Peers::find(std::string_view name) const {
+  for (std::size_t i = 0; i < peers_.size(); ++i) {
+    if (peers_[i] != nullptr && peers_[i]->config->name == name) return i;
+  }
+  return std::nullopt;
+}
+
+void Peers::adopt(std::size_t i, std::unique_ptr<Peer> kept) {
+  kept->config = peers_[i]->config;
+  kept->psk_index = std::move(peers_[i]->psk_index);
+  peers_[i] = std::move(kept);
 }
 
 }  // namespace buckwild::daemon

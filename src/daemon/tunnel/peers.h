@@ -52,6 +52,15 @@ class Peers {
 
   // The peer whose session is `session_id`, if any.
   Peer* with_session(std::uint64_t session_id);
+  // The peer called `name`, if any.
+  std::optional<std::size_t> find(std::string_view name) const;
+
+  // A reload keeps a peer that did not change: `kept` (taken from the old
+  // Peers with release()) replaces entry i, with its session, its discovery
+  // and its timer, and points at entry i's configuration and PSK indices.
+  // Its own PSK set stays (the caller checked it holds the same keys).
+  void adopt(std::size_t i, std::unique_ptr<Peer> kept);
+  std::unique_ptr<Peer> release(std::size_t i) { return std::move(peers_[i]); }
 
  private:
   Peers() = default;

@@ -85,10 +85,10 @@ bool SessionTable::accept_source(SessionEntry& e, const IpAddress& source) {
 
 bool SessionTable::belongs_to_someone(const IpAddress& address) const {
   if (by_address_.contains(address)) return true;
-  if (config_.network.virtual_address.address == address) return true;
-  if (config_.network.virtual_address6 && config_.network.virtual_address6->address == address)
+  if (config_->network.virtual_address.address == address) return true;
+  if (config_->network.virtual_address6 && config_->network.virtual_address6->address == address)
     return true;
-  for (const PeerConfig& pc : config_.peers) {
+  for (const PeerConfig& pc : config_->peers) {
     if (pc.virtual_address == address) return true;
     for (const Cidr& route : pc.routes) {
       if (route.contains(address)) return true;

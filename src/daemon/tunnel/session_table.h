@@ -32,6 +32,8 @@ struct SessionEntry {
   std::vector<Cidr> allowed;         // inner source addresses it may use
   std::optional<IpAddress> claimed;  // for a peer without an entry: the address it took
   std::vector<Cidr> claimable;       // ... out of these prefixes (its PSK's)
+  std::string psk_id;                // the PSK it proved
+  TimePoint established_at = 0;
   // The socket to send from in the current window (our own current receive
   // port), refreshed whenever the hopping sockets change, so the packet path
   // never computes or allocates it. Null: the discovery socket.
@@ -58,7 +60,9 @@ Succession succession(const SessionEntry& existing, TimePoint existing_since,
 
 class SessionTable {
  public:
-  explicit SessionTable(const Config& config) : config_(config) {}
+  explicit SessionTable(const Config* config) : config_(config) {}
+  // The configuration a reload put in force (it outlives the table's use of it).
+  void set_config(const Config* config) { config_ = config; }
 
   std::size_t size() const { return by_id_.size(); }
   SessionEntry* find(std::uint64_t id);
@@ -94,7 +98,7 @@ class SessionTable {
  private:
   bool belongs_to_someone(const IpAddress& address) const;
 
-  const Config& config_;
+  const Config* config_;
   std::unordered_map<std::uint64_t, std::unique_ptr<SessionEntry>> by_id_;
   std::unordered_map<IpAddress, std::uint64_t> by_address_;  // peer virtual address → session
 };

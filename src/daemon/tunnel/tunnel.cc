@@ -63,7 +63,7 @@ SysResult<std::unique_ptr<Tunnel>> Tunnel::create(const Config& config, std::uin
 
 Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discovery::PskSet psks,
                Peers peers)
-    : config_(config),
+    : config_(&config),
       loop_(deps.loop),
       clock_(deps.clock),
       tun_(deps.tun),
@@ -78,15 +78,12 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
       pool_(kPoolBuffers,
             std::max<std::size_t>(mtu + wire::kOverhead + 64, wire::kMaxDiscoveryDatagram + 64)),
       warn_log_(5, seconds(10)),
-      sessions_(config),
+      sessions_(&config),
       bind_socket_(std::move(deps.bind_socket)) {
   const FeaturePolicy policy = feature_policy(config);
   offered_features_ = policy.offered;
-  discovery::ResponderLimits limits;
-  limits.per_source_rate = std::max<double>(1, config.security.rate_limit_packets_per_second);
-  limits.per_source_burst = 2 * limits.per_source_rate;
-  limits.work_per_second = std::max<double>(1, config.security.discovery_work_per_second);
-  responder_ = std::make_unique<discovery::Responder>(psks_, policy.responder, limits, rng_, now());
+  responder_ = std::make_unique<discovery::Responder>(
+      psks_, policy.responder, responder_limits(config.security), rng_, now());
 
   if (config.protocol.delay_allowance)
     session_config_.fixed_delay_allowance = *config.protocol.delay_allowance;
@@ -114,13 +111,13 @@ Tunnel::~Tunnel() {
 SysResult<void> Tunnel::start() {
   // 1. Transparent TCP.
   StreamBridge::Options so;
-  so.virtual_v4 = config_.network.virtual_address.address;
-  if (config_.network.virtual_address6) so.virtual_v6 = config_.network.virtual_address6->address;
+  so.virtual_v4 = config_->network.virtual_address.address;
+  if (config_->network.virtual_address6) so.virtual_v6 = config_->network.virtual_address6->address;
   so.connection.mss = mtu_;  // a segment fills a datagram as large as a TUN packet's
-  so.limits.max_flows = config_.security.max_connections;
-  so.limits.max_per_source = config_.security.max_connections_per_source;
-  so.open_local = config_.protocol.tcp_mode == TcpMode::kStream;
-  so.connection.congestion = config_.protocol.congestion_control;
+  so.limits.max_flows = config_->security.max_connections;
+  so.limits.max_per_source = config_->security.max_connections_per_source;
+  so.open_local = config_->protocol.tcp_mode == TcpMode::kStream;
+  so.connection.congestion = config_->protocol.congestion_control;
   auto bridge = StreamBridge::create(so, *this, loop_, tcp_, rng_);
   if (!bridge)
     return sys_fail_plain(bridge.error().sys_errno, "transparent TCP: " + bridge.error().message);
@@ -133,7 +130,7 @@ SysResult<void> Tunnel::start() {
 
   // 2. The discovery socket (on the eBPF path, every valid hopping port too).
   auto sock =
-      bind_socket_(SocketAddress{config_.network.listen_address, config_.network.discovery_port});
+      bind_socket_(SocketAddress{config_->network.listen_address, config_->network.discovery_port});
   if (!sock)
     return sys_fail_plain(sock.error().sys_errno, "discovery port: " + sock.error().message);
   discovery_socket_ = std::move(*sock);
@@ -155,8 +152,8 @@ SysResult<void> Tunnel::start() {
           .loop = loop_,
           .bind_socket = bind_socket_,
           .ebpf = ebpf_,
-          .listen_address = config_.network.listen_address,
-          .discovery_port = config_.network.discovery_port,
+          .listen_address = config_->network.listen_address,
+          .discovery_port = config_->network.discovery_port,
           .needs = [this](std::vector<PortNeed>& out) { list_port_needs(out); },
           .on_readable =
               [this](DatagramSocket& s) { on_socket_readable(s, Arrival::kHoppingSocket); },

@@ -87,6 +87,17 @@ struct TunnelStats {
   std::uint64_t audit_errors = 0;  // audit records that could not be written
 };
 
+// What a reload changed (docs/control.md "reload").
+struct ReloadSummary {
+  std::vector<std::string> peers_added, peers_removed, peers_changed;
+  std::vector<std::string> psks_added, psks_removed, psks_changed;
+  std::vector<std::string> settings_changed;  // "security.max_connections", ...
+  std::size_t sessions_ended = 0;
+};
+
+// The discovery responder's limits from [security].
+discovery::ResponderLimits responder_limits(const SecurityConfig& security);
+
 class Tunnel : private StreamHost {
  public:
   // Binds the discovery socket, starts discovery towards every peer with
@@ -110,6 +121,20 @@ class Tunnel : private StreamHost {
   // The established session ids (for tests and status).
   std::vector<std::uint64_t> session_ids() const { return sessions_.ids(); }
   const session::Session* session(std::uint64_t id) const;
+
+  // reload.cc: puts `next` in force, which must stay alive until the tunnel
+  // ends or the next reconfigure(). Peers and PSKs are compared by name and
+  // id: the sessions of those that did not change carry on untouched; those
+  // removed or changed end, new and changed peers are discovered; limits
+  // apply at once. Fails, changing nothing, when `next` differs in a key that
+  // cannot change while running (config_diff.h) or the eBPF path refused the
+  // new rate limits.
+  SysResult<ReloadSummary> reconfigure(const Config& next);
+
+  // status.cc: this tunnel's part of the status document (docs/control.md
+  // "status"): window, ports, counters, drops, discovery, transparent TCP and
+  // the peers with their sessions.
+  nlohmann::json status();
 
  private:
   Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discovery::PskSet psks,
@@ -167,7 +192,7 @@ class Tunnel : private StreamHost {
   std::int64_t unix_ms() const { return clock_.unix_ms(); }
   TimePoint now() const { return loop_.now(); }
 
-  const Config& config_;
+  const Config* config_;  // the running configuration (reconfigure() swaps it)
   EventLoop& loop_;
   const Clock& clock_;
   TunDevice& tun_;

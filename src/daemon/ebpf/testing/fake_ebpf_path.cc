@@ -53,4 +53,9 @@ std::optional<FakeDatagramSocket*> FakeEbpfPath::lookup(const SocketAddress& fro
   return nullptr;
 }
 
+SysResult<void> FakeEbpfPath::set_limits(const SecurityConfig& security) {
+  limits_ = security;
+  return {};
+}
+
 }  // namespace buckwild::daemon

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -26,6 +27,8 @@ class FakeEbpfPath final : public EbpfPath {
   SysResult<void> steer_to(DatagramSocket& socket) override;
   SysResult<std::chrono::nanoseconds> set_valid_ports(const std::vector<ValidPort>& ports) override;
   SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) override;
+  // Records the limits (no rate limiting is modelled).
+  SysResult<void> set_limits(const SecurityConfig& security) override;
 
   const std::vector<ValidPort>& valid_ports() const { return current_; }
   std::uint64_t steered() const { return steered_; }
@@ -33,6 +36,7 @@ class FakeEbpfPath final : public EbpfPath {
   std::uint64_t foreign() const { return foreign_; }
   const std::set<std::uint16_t>& own_ports() const { return own_; }
   std::uint64_t updates() const { return updates_; }
+  const std::optional<SecurityConfig>& limits() const { return limits_; }
 
  private:
   std::optional<FakeDatagramSocket*> lookup(const SocketAddress& from, const SocketAddress& to);
@@ -49,6 +53,7 @@ class FakeEbpfPath final : public EbpfPath {
   std::uint64_t dropped_ = 0;
   std::uint64_t foreign_ = 0;
   std::uint64_t updates_ = 0;
+  std::optional<SecurityConfig> limits_;
 };
 
 }  // namespace buckwild::daemon

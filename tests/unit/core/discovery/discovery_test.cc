@@ -442,5 +442,40 @@ TEST(DiscoveryTest, FloodsAreCappedPerSourceAndInTotal) {
   EXPECT_GT(resp.counters().overloaded, 900u);
 }
 
+TEST(DiscoveryTest, NewLimitsTakeEffectAtOnceForKnownAndNewSources) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(1, 200, 0);
+  crypto::DeterministicRandom irng(30), rrng(31);
+  Initiator init(ipsks, kOffered, irng);
+  ResponderLimits limits;
+  limits.per_source_rate = 1;
+  limits.per_source_burst = 2;
+  limits.work_per_second = 1000;
+  Responder resp(rpsks, ResponderPolicy{}, limits, rrng, kT0);
+  auto d = init.start(kUnix, kT0);
+  int answered = 0;
+  for (int i = 0; i < 10; ++i) answered += resp.consume_discovery(d, kAlice, kUnix, kT0).has_value();
+  EXPECT_EQ(answered, 2);
+  // A reload raises the per-source rate: one second later the known source
+  // has earned 50 tokens, not 1.
+  limits.per_source_rate = 50;
+  limits.per_source_burst = 100;
+  resp.set_limits(limits, kT0);
+  answered = 0;
+  for (int i = 0; i < 100; ++i) {
+    answered += resp.consume_discovery(d, kAlice, kUnix, kT0 + seconds(1)).has_value();
+  }
+  EXPECT_EQ(answered, 50);
+  // And lowers the global budget: burst of rate/10 = 1 across many sources.
+  limits.work_per_second = 10;
+  resp.set_limits(limits, kT0 + seconds(1));
+  int total = 0;
+  for (std::uint32_t i = 0; i < 100; ++i) {
+    total += resp.consume_discovery(d, Endpoint::ipv4(0x0B000000 + i, 1), kUnix, kT0 + seconds(1))
+                 .has_value();
+  }
+  EXPECT_LE(total, 1);
+}
+
 }  // namespace
 }  // namespace buckwild::discovery

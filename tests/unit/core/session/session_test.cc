@@ -41,6 +41,22 @@ TEST(SessionTest, DatagramsTravelBothWays) {
   EXPECT_FALSE(p.initiator->open(own, kUnix, kT0).has_value());
 }
 
+TEST(SessionTest, CountsBytesLastArrivalAndOneWayDelayForStatus) {
+  auto p = testing::make_session_pair(kUnix, kT0);
+  EXPECT_FALSE(p.responder->one_way_delay_ms().has_value());
+  auto d = datagram_from(*p.initiator, "twelve bytes", kUnix, kT0);
+  EXPECT_EQ(p.initiator->stats().sent_bytes, d.size());
+  ASSERT_TRUE(p.responder->open(d, kUnix + 7, kT0 + 7000).has_value());
+  EXPECT_EQ(p.responder->stats().received_bytes, d.size());
+  EXPECT_EQ(p.responder->last_received(), kT0 + 7000);
+  // Arrived 7 ms after it was stamped (the pair's clocks agree).
+  EXPECT_EQ(p.responder->one_way_delay_ms(), 7 + p.responder->clock_offset_ms());
+  // A rejected datagram counts no bytes and is no arrival.
+  EXPECT_FALSE(p.responder->open(d, kUnix + 9, kT0 + 9000).has_value());
+  EXPECT_EQ(p.responder->stats().received_bytes, d.size());
+  EXPECT_EQ(p.responder->last_received(), kT0 + 7000);
+}
+
 TEST(SessionTest, ConnectionZeroSequenceStartsAtTheNegotiatedValue) {
   auto p = testing::make_session_pair(kUnix, kT0);
   auto a = datagram_from(*p.initiator, "x", kUnix, kT0);

@@ -13,7 +13,8 @@ TEST(ConfigKeysTest, SectionsAndKeysAreTheDocumentedOnes) {
   std::vector<std::string> sections;
   for (const auto& s : config_sections()) sections.emplace_back(s.name);
   EXPECT_EQ(sections, (std::vector<std::string>{"network", "protocol", "security", "crypto",
-                                                "logging", "ntp", "testing"}));
+                                                "logging", "control", "metrics", "ntp",
+                                                "testing"}));
   const ConfigSection* net = find_config_section("network");
   ASSERT_NE(net, nullptr);
   std::vector<std::string> keys;

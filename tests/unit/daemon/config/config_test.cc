@@ -57,6 +57,13 @@ syslog = false
 syslog_facility = "local3"
 audit_log_path = "/var/log/buckwild-audit.jsonl"
 
+[control]
+socket = "/run/bw-test.sock"
+group = "adm"
+
+[metrics]
+listen = "[::1]:9586"
+
 [ntp]
 enabled = false
 
@@ -173,6 +180,10 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_EQ(c->logging.syslog_facility, SyslogFacility::kLocal3);
   EXPECT_EQ(c->logging.audit_log_path, "/var/log/buckwild-audit.jsonl");
   EXPECT_EQ(c->testing.clock_offset_ms, -40);
+  EXPECT_EQ(c->control.socket, "/run/bw-test.sock");
+  EXPECT_EQ(c->control.group, "adm");
+  ASSERT_TRUE(c->metrics.listen);
+  EXPECT_EQ(c->metrics.listen->to_string(), "[::1]:9586");
 
   ASSERT_EQ(c->psks.size(), 2u);
   EXPECT_EQ(c->psks[0].id, "main");
@@ -840,6 +851,45 @@ TEST(ConfigEnvironmentTest, CollectsOnlyBuckwildVariables) {
   ASSERT_TRUE(env.contains("BUCKWILD_TEST_ONLY_VARIABLE"));
   EXPECT_EQ(env.at("BUCKWILD_TEST_ONLY_VARIABLE"), "x=y");
   for (const auto& [k, v] : env) EXPECT_EQ(k.rfind("BUCKWILD_", 0), 0u) << k;
+}
+
+TEST_F(ConfigTest, TheControlSocketDefaultsToTheDevicesNameAndMetricsToNone) {
+  auto c = load(std::string(kMinimal) + "\n");
+  ASSERT_TRUE(c) << join(c.error());
+  EXPECT_EQ(c->control.socket, "/run/buckwild/bw0.sock");
+  EXPECT_EQ(c->control.group, "");
+  EXPECT_FALSE(c->metrics.listen);
+  auto named = load(R"([network]
+virtual_address = "10.77.0.1/24"
+virtual_device = "tun-office"
+[[psk]]
+id = "main"
+key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+)");
+  ASSERT_TRUE(named) << join(named.error());
+  EXPECT_EQ(named->control.socket, "/run/buckwild/tun-office.sock");
+}
+
+TEST_F(ConfigTest, ControlAndMetricsValuesAreChecked) {
+  const std::string base = kMinimal;
+  EXPECT_EQ(problem(base + "[control]\nsocket = \"relative.sock\"\n"),
+            at(8, 10) + "control.socket: must be an absolute path, got \"relative.sock\"");
+  EXPECT_NE(problem(base + "[control]\nsocket = \"/" + std::string(120, 'a') + "\"\n")
+                .find("at most 107 bytes"),
+            std::string::npos);
+  EXPECT_NE(problem(base + "[control]\ngroup = \"bad group\"\n").find("must be a group name"),
+            std::string::npos);
+  EXPECT_NE(problem(base + "[metrics]\nlisten = \"127.0.0.1\"\n").find("ADDRESS:PORT"),
+            std::string::npos);
+  EXPECT_NE(problem(base + "[metrics]\nlisten = \"localhost:9586\"\n").find("ADDRESS:PORT"),
+            std::string::npos);
+  auto off = load(base + "[metrics]\nlisten = \"\"\n");
+  ASSERT_TRUE(off) << join(off.error());
+  EXPECT_FALSE(off->metrics.listen);
+  // And from the environment, like every single-instance key.
+  auto env = load(base, {{"BUCKWILD_METRICS_LISTEN", "127.0.0.1:9100"}});
+  ASSERT_TRUE(env) << join(env.error());
+  EXPECT_EQ(env->metrics.listen->to_string(), "127.0.0.1:9100");
 }
 
 }  // namespace

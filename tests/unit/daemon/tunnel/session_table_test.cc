@@ -37,7 +37,7 @@ std::unique_ptr<SessionEntry> entry(std::uint64_t id, std::optional<std::size_t>
 
 TEST(SessionTableTest, RoutesByPeerAddressThenLongestRoute) {
   const Config c = config_with_peer();
-  SessionTable t(c);
+  SessionTable t(&c);
   auto bob = entry(1, 0);
   bob->allowed = {cidr("10.77.0.2/32"), cidr("192.168.50.0/24")};
   auto other = entry(2, std::nullopt);
@@ -56,7 +56,7 @@ TEST(SessionTableTest, RoutesByPeerAddressThenLongestRoute) {
 
 TEST(SessionTableTest, APeerWithoutAnEntryClaimsOneFreeAddressOfItsPrefixes) {
   const Config c = config_with_peer();
-  SessionTable t(c);
+  SessionTable t(&c);
   auto a = entry(7, std::nullopt);
   a->claimable = {cidr("10.77.0.0/28")};
   auto b = entry(8, std::nullopt);

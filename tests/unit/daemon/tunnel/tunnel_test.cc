@@ -158,7 +158,13 @@ class TunnelTest : public ::testing::TestWithParam<bool> {
   std::set<std::uint16_t> datagram_ports;
   std::set<std::uint16_t> source_ports;
   bool drop_all = false;
+  // Configurations put in force by reconfigure(): they outlive the tunnels.
+  std::vector<std::unique_ptr<Config>> reloaded;
   std::unique_ptr<Host> alice, bob;
+  Config& keep(std::unique_ptr<Config> c) {
+    reloaded.push_back(std::move(c));
+    return *reloaded.back();
+  }
 };
 
 TEST_P(TunnelTest, DiscoversAndCarriesPacketsBothWaysOnHoppingPorts) {
@@ -565,6 +571,157 @@ INSTANTIATE_TEST_SUITE_P(ReceivePaths, TunnelTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& param) {
                            return std::string(param.param ? "Ebpf" : "UserSpace");
                          });
+
+// ---- reload and status ----
+
+TEST_P(TunnelTest, ReloadAddsAPeerAndChangesALimitWithoutTouchingTheRunningSession) {
+  start();
+  ASSERT_TRUE(connected());
+  exchange("before");
+  const std::uint64_t id = alice->tunnel->session_ids().front();
+  auto carol = std::make_unique<Host>(
+      host_config("10.200.0.3", "10.77.0.3/24", "10.200.0.1", "10.77.0.1", false), loop, 0, 3);
+  carol->start(loop, net, GetParam());
+
+  auto next = std::make_unique<Config>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
+  next->security.max_connections_per_source = 7;
+  PeerConfig c;
+  c.name = "carol";
+  c.endpoint = SocketAddress{ip("10.200.0.3"), 1025};
+  c.virtual_address = ip("10.77.0.3");
+  next->peers.push_back(std::move(c));
+  auto r = alice->tunnel->reconfigure(keep(std::move(next)));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->peers_added, std::vector<std::string>{"carol"});
+  EXPECT_TRUE(r->peers_changed.empty());
+  EXPECT_EQ(r->settings_changed, std::vector<std::string>{"security.max_connections_per_source"});
+  EXPECT_EQ(r->sessions_ended, 0u);
+  if (GetParam()) {
+    ASSERT_TRUE(alice->ebpf->limits().has_value());
+    EXPECT_EQ(alice->ebpf->limits()->max_connections_per_source, 7u);
+  }
+  ASSERT_TRUE(loop.run_until([&] { return alice->tunnel->session_count() == 2; },
+                             loop.now() + seconds(20)));
+  // bob's session is the one it was, and still carries traffic.
+  const std::vector<std::uint64_t> ids = alice->tunnel->session_ids();
+  EXPECT_NE(std::find(ids.begin(), ids.end(), id), ids.end());
+  EXPECT_EQ(alice->tunnel->stats().sessions_lost, 0u);
+  exchange("after");
+  // And carol is reached by name and address.
+  auto to_carol = ipv4("10.77.0.1", "10.77.0.3", "to carol");
+  ASSERT_TRUE(alice->tun.inject(to_carol));
+  loop.run_for(milliseconds(50));
+  auto got = carol->tun.take_written();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, to_carol);
+  const nlohmann::json st = alice->tunnel->status();
+  ASSERT_EQ(st["peers"].size(), 2u);
+  EXPECT_EQ(st["peers"][1]["name"], "carol");
+  EXPECT_FALSE(st["peers"][1]["session"].is_null());
+}
+
+TEST_P(TunnelTest, ReloadEndsOnlyTheSessionsOfRemovedOrChangedPeersAndPsks) {
+  start();
+  ASSERT_TRUE(connected());
+  const std::uint64_t id = alice->tunnel->session_ids().front();
+  // A changed peer (a new route) loses its session and is discovered again.
+  auto changed = std::make_unique<Config>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
+  changed->peers[0].routes.push_back(cidr("192.168.9.0/24"));
+  auto r = alice->tunnel->reconfigure(keep(std::move(changed)));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->peers_changed, std::vector<std::string>{"bob"});
+  EXPECT_EQ(r->sessions_ended, 1u);
+  // bob replaces its old session when the new one is confirmed.
+  ASSERT_TRUE(loop.run_until(
+      [&] {
+        return alice->tunnel->session_count() == 1 &&
+               alice->tunnel->session_ids() == bob->tunnel->session_ids() &&
+               alice->tunnel->session_ids().front() != id;
+      },
+      loop.now() + seconds(20)));
+  exchange("rediscovered");
+
+  // A changed PSK ends the sessions that proved it (bob still has the old
+  // key, so no new one comes up).
+  auto rekeyed = std::make_unique<Config>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
+  rekeyed->peers[0].routes.push_back(cidr("192.168.9.0/24"));
+  crypto::DeterministicRandom other(78);
+  rekeyed->psks[0].key = crypto::SecretBytes::random(32, other);
+  r = alice->tunnel->reconfigure(keep(std::move(rekeyed)));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->psks_changed, std::vector<std::string>{"main"});
+  EXPECT_EQ(r->sessions_ended, 1u);
+  EXPECT_EQ(alice->tunnel->session_count(), 0u);
+
+  // A removed peer: nothing of it is left.
+  auto removed = std::make_unique<Config>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
+  removed->peers.clear();
+  r = alice->tunnel->reconfigure(keep(std::move(removed)));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->peers_removed, std::vector<std::string>{"bob"});
+  EXPECT_EQ(r->psks_changed, std::vector<std::string>{"main"});  // back to bob's key
+  loop.run_for(seconds(5));
+  EXPECT_EQ(alice->tunnel->session_count(), 0u);
+  EXPECT_TRUE(alice->tunnel->status()["peers"].empty());
+}
+
+TEST_P(TunnelTest, ReloadRefusesAKeyThatCannotChangeAndChangesNothing) {
+  start();
+  ASSERT_TRUE(connected());
+  const std::uint64_t id = alice->tunnel->session_ids().front();
+  auto next = std::make_unique<Config>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
+  next->network.discovery_port = 2000;
+  next->peers.clear();
+  auto r = alice->tunnel->reconfigure(keep(std::move(next)));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message,
+            "network.discovery_port cannot change while running; restart buckwild to change it");
+  EXPECT_EQ(alice->tunnel->session_ids(), std::vector<std::uint64_t>{id});
+  exchange("unchanged");
+}
+
+TEST_P(TunnelTest, StatusReportsEachPeerItsSessionPortsAndCounters) {
+  start();
+  ASSERT_TRUE(connected());
+  exchange("one");
+  nlohmann::json st = alice->tunnel->status();
+  ASSERT_EQ(st["peers"].size(), 1u);
+  const nlohmann::json& bob_block = st["peers"][0];
+  EXPECT_EQ(bob_block["name"], "bob");
+  EXPECT_EQ(bob_block["endpoint_configured"], "10.200.0.2:1025");
+  EXPECT_EQ(bob_block["virtual_addresses"], nlohmann::json::array({"10.77.0.2"}));
+  const nlohmann::json& s = bob_block["session"];
+  ASSERT_TRUE(s.is_object());
+  EXPECT_EQ(s["id"], fmt::format("{:08x}", alice->tunnel->session_ids().front() >> 32));
+  EXPECT_EQ(s["role"], "initiator");
+  EXPECT_EQ(s["psk"], "main");
+  EXPECT_EQ(s["endpoint"], "10.200.0.2:1025");
+  EXPECT_GE(s["tx_packets"].get<std::uint64_t>(), 1u);
+  EXPECT_GT(s["rx_bytes"].get<std::uint64_t>(), 0u);
+  EXPECT_FALSE(s["one_way_delay_ms"].is_null());
+  EXPECT_TRUE(s["rtt_ms"].is_null());  // packet mode: no connections
+  // Our listening ports of the session are among the interface's, with the discovery port.
+  const auto all = st["listening_ports"].get<std::vector<std::uint16_t>>();
+  EXPECT_NE(std::find(all.begin(), all.end(), 1025), all.end());
+  for (std::uint16_t port : s["listen_ports"].get<std::vector<std::uint16_t>>()) {
+    EXPECT_NE(std::find(all.begin(), all.end(), port), all.end()) << port;
+  }
+  EXPECT_EQ(st["ebpf"].is_null(), !GetParam());
+  // A window later the ports have hopped and the counters moved.
+  const std::uint64_t sent = st["counters"]["datagrams_sent"];
+  const auto before = s["listen_ports"];
+  loop.run_for(milliseconds(300));
+  exchange("two");
+  nlohmann::json later = alice->tunnel->status();
+  EXPECT_NE(later["window"]["index"], st["window"]["index"]);
+  EXPECT_NE(later["peers"][0]["session"]["listen_ports"], before);
+  EXPECT_GT(later["counters"]["datagrams_sent"].get<std::uint64_t>(), sent);
+}
 
 TEST(TunnelConfigTest, BothTcpModesStart) {
   ManualEventLoop loop;

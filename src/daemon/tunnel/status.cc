@@ -1,0 +1,179 @@
+// The tunnel's part of `buckwild status` (docs/control.md "status"). Read
+// only: nothing here changes a port, a timer or a counter.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/hop/time_window.h"
+#include "daemon/tunnel/tunnel.h"
+
+namespace buckwild::daemon {
+namespace {
+
+using nlohmann::json;
+
+double ms_between(TimePoint from, TimePoint to) {
+  return static_cast<double>(to - from) / 1000.0;  // TimePoint counts microseconds
+}
+
+json optional_ms(std::optional<Duration> d) {
+  if (!d) return nullptr;
+  return static_cast<double>(*d) / 1000.0;
+}
+
+}  // namespace
+
+nlohmann::json Tunnel::status() {
+  const std::int64_t t = unix_ms();
+  const std::int64_t w = hop::window_at(t);
+  const TimePoint n = now();
+
+  json out;
+  out["listen"] = {{"address", config_->network.listen_address.to_string()},
+                   {"discovery_port", config_->network.discovery_port}};
+  out["window"] = {{"index", w},
+                   {"hop_interval_ms", hop::kHopIntervalMs},
+                   {"remaining_ms", (w + 1) * hop::kHopIntervalMs - t}};
+
+  const TunnelStats& s = stats_;
+  out["counters"] = {{"tun_packets_in", s.tun_packets_in},
+                     {"tun_packets_out", s.tun_packets_out},
+                     {"datagrams_sent", s.datagrams_sent},
+                     {"datagrams_received", s.datagrams_received},
+                     {"sessions_established", s.sessions_established},
+                     {"sessions_lost", s.sessions_lost},
+                     {"sessions", sessions_.size()}};
+  const HopPortStats& h = hop_ports_->stats();
+  out["drops"] = {{"no_route", s.no_route},
+                  {"not_ip", s.not_ip},
+                  {"no_session", s.no_session},
+                  {"rejected", s.rejected},
+                  {"spoofed_source", s.spoofed_source},
+                  {"unsupported_type", s.unsupported_type},
+                  {"truncated", s.truncated},
+                  {"send_errors", s.send_errors},
+                  {"tun_read_errors", s.tun_read_errors},
+                  {"tun_write_errors", s.tun_write_errors},
+                  {"pool_exhausted", s.pool_exhausted},
+                  {"audit_errors", s.audit_errors},
+                  {"hop_port_bind_failures", h.bind_failures}};
+  const discovery::ResponderCounters& d = responder_->counters();
+  out["discovery"] = {{"responses", d.responses},
+                      {"sessions", d.sessions},
+                      {"malformed", d.malformed},
+                      {"stale", d.stale},
+                      {"rate_limited", d.rate_limited},
+                      {"overloaded", d.overloaded},
+                      {"no_shared_psk", d.no_shared_psk},
+                      {"no_common_features", d.no_common_features},
+                      {"bad_cookie", d.bad_cookie},
+                      {"bad_proof", d.bad_proof},
+                      {"replayed", d.replayed}};
+  const StreamStats& st = bridge_->stats();
+  out["stream"] = {{"flows", bridge_->flow_count()},
+                   {"buffered_bytes", bridge_->buffered_bytes()},
+                   {"opened", st.opened},
+                   {"accepted", st.accepted},
+                   {"refused", st.refused},
+                   {"limit_refusals", st.limit_refusals},
+                   {"resets", st.resets},
+                   {"completed", st.completed},
+                   {"rewritten", st.rewritten},
+                   {"bytes_up", st.bytes_up},
+                   {"bytes_down", st.bytes_down},
+                   {"spoofed_targets", st.spoofed_targets},
+                   {"accept_pauses", st.listener.accept_pauses},
+                   {"accept_errors", st.listener.accept_errors}};
+  if (ebpf_ != nullptr) {
+    out["ebpf"] = {{"valid_ports", h.valid_ports},
+                   {"valid_port_updates", h.valid_port_updates},
+                   {"valid_port_update_failures", h.valid_port_update_failures}};
+  } else {
+    out["ebpf"] = nullptr;
+  }
+
+  // Each session: its block, and its ports into the interface's list.
+  std::set<std::uint16_t> listening = {config_->network.discovery_port};
+  std::vector<std::uint16_t> ports;
+  std::vector<std::uint16_t> conns;
+  auto session_block = [&](SessionEntry& e) {
+    session::Session& ss = *e.session;
+    conns.assign(1, 0);
+    bridge_->connection_ids(e.id, conns);
+    for (std::uint16_t conn : conns) {
+      ports.clear();
+      ss.listen_ports(t, conn, ports);
+      listening.insert(ports.begin(), ports.end());
+    }
+    ports.clear();
+    ss.listen_ports(t, 0, ports);
+    const StreamBridge::SessionConnections c = bridge_->session_connections(e.id);
+    const session::SessionStats& x = ss.stats();
+    const std::optional<std::int32_t> delay = ss.one_way_delay_ms();
+    return json{
+        {"id", fmt::format("{:08x}", e.id >> 32)},
+        {"role", ss.initiator() ? "initiator" : "responder"},
+        {"endpoint", e.remote.to_string()},
+        {"psk", e.psk_id},
+        {"established_ms_ago", ms_between(e.established_at, n)},
+        {"last_received_ms_ago", ms_between(ss.last_received(), n)},
+        {"window", w},
+        {"send_port", ss.send_port(t)},
+        {"listen_ports", ports},
+        {"delay_allowance", ss.delay_allowance()},
+        {"clock_offset_ms", ss.clock_offset_ms()},
+        {"one_way_delay_ms", delay ? json(*delay) : json(nullptr)},
+        {"rtt_ms", optional_ms(c.min_rtt)},
+        {"rx_packets", x.received},
+        {"tx_packets", x.sent},
+        {"rx_bytes", x.received_bytes},
+        {"tx_bytes", x.sent_bytes},
+        {"rejected", x.rejected},
+        {"heartbeats_sent", x.heartbeats_sent},
+        {"heartbeats_received", x.heartbeats_received},
+        {"connections", c.live},
+        {"retransmissions", c.retransmissions},
+    };
+  };
+
+  json peers = json::array();
+  for (std::size_t i = 0; i < peers_.size(); ++i) {
+    const Peer& p = peers_[i];
+    const PeerConfig& pc = *p.config;
+    json routes = json::array();
+    for (const Cidr& r : pc.routes) routes.push_back(r.to_string());
+    SessionEntry* e = p.session_id != 0 ? sessions_.find(p.session_id) : nullptr;
+    peers.push_back({{"name", pc.name},
+                     {"configured", true},
+                     {"endpoint_configured", pc.endpoint ? json(pc.endpoint->to_string()) : json(nullptr)},
+                     {"virtual_addresses", json::array({pc.virtual_address.to_string()})},
+                     {"routes", routes},
+                     {"psk", pc.psk.empty() ? json(nullptr) : json(pc.psk)},
+                     {"session", e != nullptr ? session_block(*e) : json(nullptr)}});
+  }
+  // Sessions with peers that have no entry, in id order.
+  std::vector<std::uint64_t> unlisted;
+  sessions_.for_each([&](SessionEntry& e) {
+    if (!e.peer) unlisted.push_back(e.id);
+  });
+  std::sort(unlisted.begin(), unlisted.end());
+  for (std::uint64_t id : unlisted) {
+    SessionEntry& e = *sessions_.find(id);
+    json addresses = json::array();
+    if (e.claimed) addresses.push_back(e.claimed->to_string());
+    peers.push_back({{"name", e.claimed ? e.claimed->to_string() : e.remote.to_string()},
+                     {"configured", false},
+                     {"endpoint_configured", nullptr},
+                     {"virtual_addresses", addresses},
+                     {"routes", json::array()},
+                     {"psk", nullptr},
+                     {"session", session_block(e)}});
+  }
+  out["peers"] = std::move(peers);
+  out["listening_ports"] = json(std::vector<std::uint16_t>(listening.begin(), listening.end()));
+  return out;
+}
+
+}  // namespace buckwild::daemon
