@@ -52,7 +52,9 @@ int run(const std::string& config_path, const daemon::Environment& env, std::ost
     err.flush();
     return kExitFailure;
   }
-  return daemon::run_daemon(*config) == 0 ? kExitOk : kExitFailure;
+  return daemon::run_daemon(std::make_unique<daemon::Config>(std::move(*config)), env) == 0
+             ? kExitOk
+             : kExitFailure;
 }
 
 int genpsk(int fd, std::ostream& err) {

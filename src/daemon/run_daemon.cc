@@ -14,6 +14,9 @@
 
 #include "core/crypto/random.h"
 #include "core/wire/messages.h"
+#include "daemon/config/config_watch.h"
+#include "daemon/control/reload.h"
+#include "daemon/control/status.h"
 #include "daemon/os/clock.h"
 #include "daemon/os/event_loop.h"
 #include "daemon/ebpf/kernel_ebpf_path.h"
@@ -166,7 +169,8 @@ SysResult<std::unique_ptr<KernelEbpfPath>> start_ebpf_path(const Config& config,
 
 }  // namespace
 
-int run_daemon(const Config& config) {
+int run_daemon(std::unique_ptr<Config> owned, Environment env) {
+  const Config& config = *owned;  // until the Reloader owns it; then reloader->config()
   auto logging = Logging::start(config.logging);
   if (!logging) {
     spdlog::error("{}", logging.error().message);
@@ -268,6 +272,27 @@ int run_daemon(const Config& config) {
     return 1;
   }
 
+  // From here on the configuration in force is the Reloader's.
+  Reloader reloader(std::move(owned), std::move(env),
+                    Reloader::Deps{**tunnel, **logging, *nl, ifindex});
+  DaemonFacts facts;
+  facts.started = (*loop)->now();
+  if (ebpf_path) {
+    facts.ebpf_detail = ebpf_path->where();
+  } else {
+    facts.ebpf_why_not = why_not;
+  }
+  auto status = [&] {
+    return daemon_status(**tunnel, ebpf_path.get(), reloader, facts, (*loop)->now());
+  };
+  auto watch = ConfigWatch::start(**loop, reloader.config().source_path,
+                                  [&] { (void)reloader.reload("a change to the file"); });
+  if (!watch) {
+    spdlog::warn("the configuration file is not watched for changes ({}); reload with SIGHUP or "
+                 "buckwild reload",
+                 watch.error().message);
+  }
+
   bool stopping = false;
   auto stop = [&](int signo) {
     if (!stopping) spdlog::info("{}: shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
@@ -277,13 +302,16 @@ int run_daemon(const Config& config) {
   (void)(*loop)->watch_signal(SIGINT, stop);
   (void)(*loop)->watch_signal(SIGTERM, stop);
   (void)(*loop)->watch_signal(SIGHUP, [&](int) {
+    // Log files are reopened whatever the reload's outcome (logrotate).
     if (auto r = (*logging)->reopen(); !r) spdlog::warn("log reopen: {}", r.error().message);
-    spdlog::info("SIGHUP: logs reopened");
+    spdlog::info("SIGHUP: logs reopened; reloading {}", reloader.config().source_path);
+    (void)reloader.reload("SIGHUP");
   });
   (void)(*loop)->watch_signal(SIGPIPE, [](int) {});
   (void)(*loop)->watch_signal(SIGUSR1, [&](int) {
     spdlog::info("SIGUSR1: counters follow");
     log_stats(**tunnel, ebpf_path.get());
+    spdlog::debug("status: {}", status().dump());
   });
   const TimerId status_timer = (*loop)->add_periodic_timer(seconds(10), [&] {
     notify_systemd(("STATUS=" + status_line(**tunnel, ebpf_path.get())).c_str());
@@ -294,6 +322,7 @@ int run_daemon(const Config& config) {
   notify_systemd("STOPPING=1");
   (*loop)->cancel_timer(status_timer);
   log_stats(**tunnel, ebpf_path.get());
+  if (watch) watch->reset();
   tunnel->reset();  // sessions and their keys go first
   ebpf_path.reset();  // then the eBPF programs (their links, TC filter, socket map)
   tun->reset();     // closing the descriptor removes the interface

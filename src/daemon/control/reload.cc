@@ -1,0 +1,126 @@
+#include "daemon/control/reload.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <nlohmann/json.hpp>
+
+#include "daemon/config/config_diff.h"
+
+namespace buckwild::daemon {
+namespace {
+
+using nlohmann::json;
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const std::string& s : v) {
+    if (!out.empty()) out += ", ";
+    out += s;
+  }
+  return out;
+}
+
+// "peers added carol; settings changed security.max_connections; 0 sessions ended".
+std::string summary_line(const ReloadSummary& s) {
+  std::string out;
+  auto part = [&](const char* what, const std::vector<std::string>& names) {
+    if (names.empty()) return;
+    if (!out.empty()) out += "; ";
+    out += what;
+    out += ' ';
+    out += joined(names);
+  };
+  part("peers added", s.peers_added);
+  part("peers removed", s.peers_removed);
+  part("peers changed", s.peers_changed);
+  part("PSKs added", s.psks_added);
+  part("PSKs removed", s.psks_removed);
+  part("PSKs changed", s.psks_changed);
+  part("settings changed", s.settings_changed);
+  if (out.empty()) return "nothing changed";
+  out += "; " + std::to_string(s.sessions_ended) + " session" + (s.sessions_ended == 1 ? "" : "s") +
+         " ended";
+  return out;
+}
+
+// Every route of every peer of `c`.
+std::vector<Cidr> all_routes(const Config& c) {
+  std::vector<Cidr> out;
+  for (const PeerConfig& p : c.peers) out.insert(out.end(), p.routes.begin(), p.routes.end());
+  return out;
+}
+
+bool has(const std::vector<Cidr>& v, const Cidr& c) {
+  return std::find(v.begin(), v.end(), c) != v.end();
+}
+
+}  // namespace
+
+Reloader::Reloader(std::unique_ptr<Config> running, Environment env, Deps deps)
+    : config_(std::move(running)), env_(std::move(env)), deps_(deps) {}
+
+json Reloader::refuse(std::string_view trigger, const std::string& error,
+                      const std::vector<std::string>& problems) {
+  ++refused_;
+  spdlog::error("reload ({}) refused, the running configuration stays: {}", trigger, error);
+  for (const std::string& p : problems) spdlog::error("  {}", p);
+  return {{"ok", false}, {"error", error}, {"problems", problems}};
+}
+
+json Reloader::reload(std::string_view trigger) {
+  const std::string& path = config_->source_path;
+  auto next = load_config(path, env_);
+  if (!next) return refuse(trigger, path + " has problems", next.error());
+  // The random source stays seeded once it was; checked anyway, as at start.
+  unsigned char byte = 0;
+  if (::getrandom(&byte, 1, GRND_NONBLOCK) != 1) {
+    return refuse(trigger, "the kernel's random source cannot be read without blocking", {});
+  }
+  const ConfigDiff diff = diff_config(*config_, *next);
+  if (!diff.fixed.empty()) {
+    return refuse(trigger, "keys that cannot change while running differ", fixed_key_problems(diff));
+  }
+  auto owned = std::make_unique<Config>(std::move(*next));
+  auto applied = deps_.tunnel.reconfigure(*owned);
+  if (!applied) return refuse(trigger, applied.error().message, {});
+  update_routes(*owned);
+  if (auto r = deps_.logging.reopen(owned->logging); !r) {
+    spdlog::warn("reload: the audit log stays {}: {}",
+                 deps_.logging.audit() ? deps_.logging.audit()->path() : "off", r.error().message);
+  }
+  config_ = std::move(owned);  // the tunnel points at it since reconfigure()
+  ++applied_;
+  spdlog::info("reload ({}) applied: {}", trigger, summary_line(*applied));
+  return {{"ok", true},
+          {"reload",
+           {{"peers_added", applied->peers_added},
+            {"peers_removed", applied->peers_removed},
+            {"peers_changed", applied->peers_changed},
+            {"psks_added", applied->psks_added},
+            {"psks_removed", applied->psks_removed},
+            {"psks_changed", applied->psks_changed},
+            {"settings_changed", applied->settings_changed},
+            {"sessions_ended", applied->sessions_ended}}}};
+}
+
+void Reloader::update_routes(const Config& next) {
+  const std::vector<Cidr> before = all_routes(*config_);
+  const std::vector<Cidr> after = all_routes(next);
+  for (const Cidr& r : before) {
+    if (has(after, r)) continue;
+    if (auto d = deps_.netlink.delete_route(deps_.ifindex, r.network()); !d) {
+      spdlog::warn("reload: {}", d.error().message);
+    }
+  }
+  for (const Cidr& r : after) {
+    if (has(before, r)) continue;
+    if (auto a = deps_.netlink.add_route(deps_.ifindex, r.network()); !a) {
+      spdlog::warn("reload: {}", a.error().message);
+    }
+  }
+}
+
+}  // namespace buckwild::daemon
