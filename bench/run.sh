@@ -322,13 +322,13 @@ start_buckwild() {  # start_buckwild stream|packet
   sed -e "s/^tcp_mode = .*/tcp_mode = \"$mode\"/" "$ROOT/examples/bob.toml" >"$WORK/bob-$mode.toml"
   chmod 600 "$WORK/alice-$mode.toml" "$WORK/bob-$mode.toml"
   PEER=10.77.0.2 TARGET_HOST=10.77.0.2 TARGET_PORT=$PORT BIND=10.77.0.2
-  spawn B "$WORK/buckwild-$mode-B.log" "$BUCKWILD" run --config "$WORK/bob-$mode.toml"
+  spawn B "$WORK/buckwild-$mode-B.log" env BUCKWILD_CONTROL_SOCKET="$WORK/ctl-B.sock" "$BUCKWILD" run --config "$WORK/bob-$mode.toml"
   local b=$SPAWNED a=
   TUN_PIDS=("$b")
   local t0
   if responder_ready 1025 "$b"; then
     t0=$(now_ms)
-    spawn A "$WORK/buckwild-$mode-A.log" "$BUCKWILD" run --config "$WORK/alice-$mode.toml"
+    spawn A "$WORK/buckwild-$mode-A.log" env BUCKWILD_CONTROL_SOCKET="$WORK/ctl-A.sock" "$BUCKWILD" run --config "$WORK/alice-$mode.toml"
     a=$SPAWNED
   fi
   [[ -n $a ]] && TUN_PIDS=("$a" "$b")

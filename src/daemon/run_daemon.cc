@@ -285,8 +285,11 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   auto status = [&] {
     return daemon_status(**tunnel, ebpf_path.get(), reloader, facts, (*loop)->now());
   };
-  auto watch = ConfigWatch::start(**loop, reloader.config().source_path,
-                                  [&] { (void)reloader.reload("a change to the file"); });
+  SysResult<std::unique_ptr<ConfigWatch>> watch = std::unique_ptr<ConfigWatch>();
+  if (reloader.config().control.reload_on_change) {
+    watch = ConfigWatch::start(**loop, reloader.config().source_path,
+                               [&] { (void)reloader.reload("a change to the file"); });
+  }
   if (!watch) {
     spdlog::warn("the configuration file is not watched for changes ({}); reload with SIGHUP or "
                  "buckwild reload",

@@ -108,12 +108,16 @@ spawn() {
 }
 
 # start_daemon A|B CONFIG [ENV=VALUE ...]: starts buckwild run in that host; sets DAEMON_PID.
+# Its control socket is $WORK/ctl-A.sock or ctl-B.sock.
 start_daemon() {
   local host=$1 config=$2
   shift 2
   local path_env=()
   [[ $RECEIVE_PATH == userspace ]] && path_env=(BUCKWILD_NETWORK_EBPF=false)
-  spawn "$host" "$WORK/daemon-$host.log" env "${path_env[@]}" "$@" "$BUCKWILD" run --config "$config"
+  # Both hosts' daemons see one file system: each gets its own control socket
+  # (an argument BUCKWILD_CONTROL_SOCKET=... overrides it).
+  spawn "$host" "$WORK/daemon-$host.log" env "${path_env[@]}" BUCKWILD_CONTROL_SOCKET="$WORK/ctl-$host.sock" \
+    "$@" "$BUCKWILD" run --config "$config"
   DAEMON_PID=$SPAWNED
 }
 

@@ -105,6 +105,7 @@ struct LoggingConfig {
 struct ControlConfig {
   std::string socket;  // absolute path; "" in the file = /run/buckwild/<virtual_device>.sock
   std::string group;   // "" = root only (mode 0600); else this group too (0660)
+  bool reload_on_change = true;  // a change to the file reloads it (inotify)
 };
 
 // The Prometheus endpoint: GET /metrics on this address; nullopt = none.

@@ -63,6 +63,7 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::logging, &LoggingConfig::audit_log_path>("logging.audit_log_path", kLive),
       key<&Config::control, &ControlConfig::socket>("control.socket", kFixed),
       key<&Config::control, &ControlConfig::group>("control.group", kFixed),
+      key<&Config::control, &ControlConfig::reload_on_change>("control.reload_on_change", kFixed),
       key<&Config::metrics, &MetricsConfig::listen>("metrics.listen", kFixed),
       key<&Config::testing, &TestingConfig::clock_offset_ms>("testing.clock_offset_ms", kFixed),
   };

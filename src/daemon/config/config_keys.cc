@@ -399,6 +399,8 @@ constexpr std::array kLoggingKeys = {
 constexpr std::array kControlKeys = {
     KeySpec{"socket", Kind::kString, set_control_socket},
     KeySpec{"group", Kind::kString, set_control_group},
+    KeySpec{"reload_on_change", Kind::kBool,
+            set_bool<&Config::control, &ControlConfig::reload_on_change>},
 };
 
 constexpr std::array kMetricsKeys = {

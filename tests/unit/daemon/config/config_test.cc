@@ -60,6 +60,7 @@ audit_log_path = "/var/log/buckwild-audit.jsonl"
 [control]
 socket = "/run/bw-test.sock"
 group = "adm"
+reload_on_change = false
 
 [metrics]
 listen = "[::1]:9586"
@@ -182,6 +183,7 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_EQ(c->testing.clock_offset_ms, -40);
   EXPECT_EQ(c->control.socket, "/run/bw-test.sock");
   EXPECT_EQ(c->control.group, "adm");
+  EXPECT_FALSE(c->control.reload_on_change);
   ASSERT_TRUE(c->metrics.listen);
   EXPECT_EQ(c->metrics.listen->to_string(), "[::1]:9586");
 
@@ -858,6 +860,7 @@ TEST_F(ConfigTest, TheControlSocketDefaultsToTheDevicesNameAndMetricsToNone) {
   ASSERT_TRUE(c) << join(c.error());
   EXPECT_EQ(c->control.socket, "/run/buckwild/bw0.sock");
   EXPECT_EQ(c->control.group, "");
+  EXPECT_TRUE(c->control.reload_on_change);
   EXPECT_FALSE(c->metrics.listen);
   auto named = load(R"([network]
 virtual_address = "10.77.0.1/24"
