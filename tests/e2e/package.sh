@@ -75,7 +75,7 @@ fi
 while read -r file; do
   [[ ! -e /$file && ! -L /$file ]] || die "/$file exists already (not from a buckwild package): this test would overwrite and then remove it; move it away first"
 done <<<"$EXPECTED_FILES"$'\n'"${PSK_FILE#/}"
-ETC_DIR_EXISTED=0  # /etc/buckwild with files of someone else's stays after the purge
+ETC_DIR_EXISTED=0  # an /etc/buckwild that held other files before stays after the purge
 [[ -e /etc/buckwild ]] && ETC_DIR_EXISTED=1
 
 log "building the .deb from $BUILD_DIR (version $VERSION)"
