@@ -5,7 +5,9 @@
 #   3. the end-to-end tests in network namespaces (tests/e2e/run.sh for the
 #      packet path, tests/e2e/stream.sh for transparent TCP, each on the eBPF
 #      and the user-space receive path; tests/e2e/flood.sh),
-#   4. a short pass of every fuzz target.
+#   4. the package: tests/e2e/package.sh builds the .deb from the release build,
+#      installs it with dpkg -i, checks it and purges it,
+#   5. a short pass of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -13,7 +15,8 @@ jobs=$(nproc)
 bash scripts/setup.sh
 
 echo "== release build (exactly a packager's build, with warnings as errors)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUCKWILD_WERROR=ON >/dev/null
+# The prefix a distribution builds for (and the .deb needs: its units name /usr/bin/buckwild).
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUCKWILD_WERROR=ON -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
@@ -38,6 +41,9 @@ for path in ebpf userspace; do
 done
 echo "== e2e: flood.sh"
 bash tests/e2e/flood.sh | tee "$e2e_log"
+e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
+echo "== e2e: package.sh (the .deb: cpack, dpkg -i, checks, dpkg --purge)"
+BUILD_DIR=build bash tests/e2e/package.sh | tee "$e2e_log"
 e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
 rm -f "$e2e_log"
 
