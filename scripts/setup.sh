@@ -16,7 +16,7 @@ packages=(
   libssl-dev libsodium-dev
   libbpf-dev bpftool linux-libc-dev
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
-  libsnmp-dev libsystemd-dev libmnl-dev
+  libsnmp-dev libsystemd-dev libmnl-dev libmicrohttpd-dev
   # tests and micro-benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # the metrics tests check our exposition with the Prometheus client's own parser
