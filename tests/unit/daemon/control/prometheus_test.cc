@@ -196,6 +196,22 @@ TEST(PrometheusTest, DocsExampleHasEveryFamily) {
   EXPECT_EQ(text.find("_ms"), std::string::npos);
 }
 
+// docs/control.md "Metrics" shows part of the example's exposition: it must
+// be what the renderer writes.
+TEST(PrometheusTest, DocsSampleOutputIsTheRenderersOwn) {
+  const std::string doc = read_file(source_root() / "docs" / "control.md");
+  const std::size_t section = doc.find("## Metrics");
+  ASSERT_NE(section, std::string::npos);
+  const std::size_t start = doc.find("```\n", section);
+  ASSERT_NE(start, std::string::npos);
+  const std::size_t end = doc.find("```", start + 4);
+  ASSERT_NE(end, std::string::npos);
+  const std::string text = render_one(docs_example());
+  const std::vector<std::string> shown = lines_of(doc.substr(start + 4, end - start - 4));
+  ASSERT_FALSE(shown.empty());
+  for (const std::string& line : shown) EXPECT_TRUE(has_line(text, line)) << line;
+}
+
 TEST(PrometheusTest, LabelValuesAreEscaped) {
   Json doc = docs_example();
   doc["device"] = "bw\\0";
