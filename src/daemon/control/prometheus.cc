@@ -9,8 +9,6 @@
 #include <optional>
 #include <string_view>
 #include <unordered_set>
-#include <utility>
-#include <vector>
 
 namespace buckwild::daemon {
 namespace {
@@ -148,7 +146,7 @@ constexpr std::array<FamilySpec, kFamilyCount> kSpecs{{
     {"buckwild_peer_delay_allowance_windows", Kind::kGauge,
      "Hop windows either side of the current one the session accepts packets in."},
     {"buckwild_peer_clock_offset_seconds", Kind::kGauge,
-     "The peer's clock minus ours, as agreed in discovery."},
+     "Estimate of the peer's clock minus ours, made in discovery."},
     {"buckwild_peer_one_way_delay_seconds", Kind::kGauge,
      "Median of the measured one-way delays from the peer."},
     {"buckwild_peer_rtt_seconds", Kind::kGauge,
