@@ -16,9 +16,11 @@ packages=(
   libssl-dev libsodium-dev
   libbpf-dev bpftool linux-libc-dev
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libspdlog-dev
-  libsnmp-dev libsystemd-dev libmnl-dev
+  libsnmp-dev libsystemd-dev libmnl-dev libmicrohttpd-dev
   # tests and micro-benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # the metrics tests check our exposition with the Prometheus client's own parser
+  python3-prometheus-client
   # end-to-end tests and the demo: namespaces, capture, real servers and clients
   iproute2 iputils-ping tcpdump nginx-light dnsmasq-base bind9-dnsutils curl iperf3 python3 procps
   openssh-server openssh-client redis-server redis-tools
