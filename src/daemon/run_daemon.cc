@@ -15,6 +15,8 @@
 #include "core/crypto/random.h"
 #include "core/wire/messages.h"
 #include "daemon/config/config_watch.h"
+#include "daemon/control/metrics_server.h"
+#include "daemon/control/prometheus.h"
 #include "daemon/control/reload.h"
 #include "daemon/control/status.h"
 #include "daemon/os/clock.h"
@@ -296,6 +298,22 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
                  watch.error().message);
   }
 
+  // The Prometheus endpoint: libmicrohttpd's own thread, a snapshot made on
+  // this one per scrape.
+  std::unique_ptr<MetricsServer> metrics;
+  if (const auto& listen = reloader.config().metrics.listen) {
+    auto m = MetricsServer::start(**loop, *listen, [&] {
+      const nlohmann::json doc = status();
+      return render_prometheus(std::span(&doc, 1));
+    });
+    if (!m) {
+      spdlog::error("{}", m.error().message);
+      return 1;
+    }
+    metrics = std::move(*m);
+    spdlog::info("metrics: http://{}/metrics", metrics->address().to_string());
+  }
+
   bool stopping = false;
   auto stop = [&](int signo) {
     if (!stopping) spdlog::info("{}: shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
@@ -326,6 +344,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   (*loop)->cancel_timer(status_timer);
   log_stats(**tunnel, ebpf_path.get());
   if (watch) watch->reset();
+  metrics.reset();
   tunnel->reset();  // sessions and their keys go first
   ebpf_path.reset();  // then the eBPF programs (their links, TC filter, socket map)
   tun->reset();     // closing the descriptor removes the interface
