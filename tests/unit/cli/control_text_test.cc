@@ -67,6 +67,16 @@ TEST(ControlTextTest, DocsExampleRendersLikeWgShow) {
   EXPECT_EQ(render_status(status), kExampleText);
 }
 
+TEST(ControlTextTest, DocsShowTheRenderingOfTheirExample) {
+  std::ifstream in(std::string(BUCKWILD_SOURCE_DIR) + "/docs/control.md");
+  std::string doc((std::istreambuf_iterator<char>(in)), {});
+  std::size_t start = doc.find("```\ninterface: ");
+  ASSERT_NE(start, std::string::npos) << "docs/control.md shows no `buckwild status` output";
+  start += 4;
+  std::size_t end = doc.find("```", start);
+  EXPECT_EQ(doc.substr(start, end - start), render_status(docs_example(0)));
+}
+
 TEST(ControlTextTest, NonZeroDropsAndUserspacePathAndPeersWithoutSessions) {
   Json status = docs_example(0);
   ASSERT_TRUE(status.is_object());
