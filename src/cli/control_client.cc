@@ -111,8 +111,9 @@ daemon::SysResult<std::string> control_request(const std::string& path, std::str
       ::poll(nullptr, 0, 10);
       continue;
     }
-    if (err == EAGAIN) return sys_fail_plain(err, path + ": the daemon accepts no connection within " +
-                                                      duration_text(timeout));
+    if (err == EAGAIN)
+      return sys_fail_plain(
+          err, path + ": the daemon accepts no connection within " + duration_text(timeout));
     return sys_fail_plain(err, "cannot connect to " + path + ": " + daemon::errno_text(err) +
                                    connect_hint(err, device));
   }
@@ -129,7 +130,8 @@ daemon::SysResult<std::string> control_request(const std::string& path, std::str
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       if (!wait_for(fd.get(), POLLOUT, deadline)) {
-        return sys_fail_plain(ETIMEDOUT, path + ": the daemon takes no request within " + duration_text(timeout));
+        return sys_fail_plain(
+            ETIMEDOUT, path + ": the daemon takes no request within " + duration_text(timeout));
       }
       continue;
     }
@@ -155,7 +157,9 @@ daemon::SysResult<std::string> control_request(const std::string& path, std::str
       }
       continue;
     }
-    if (n == 0) return sys_fail_plain(ECONNRESET, path + ": the daemon closed the connection without a reply");
+    if (n == 0)
+      return sys_fail_plain(ECONNRESET,
+                            path + ": the daemon closed the connection without a reply");
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       if (!wait_for(fd.get(), POLLIN, deadline)) {

@@ -19,28 +19,33 @@ struct Targets {
 
 // The sockets `command` goes to, or the sentence saying why there is none.
 // `one`: exactly one is needed (reload, stop).
-std::expected<Targets, std::string> targets_of(const ControlTarget& t, std::string_view command, bool one) {
+std::expected<Targets, std::string> targets_of(const ControlTarget& t, std::string_view command,
+                                               bool one) {
   if (!t.socket.empty()) return Targets{{t.socket}, true};
   if (!t.device.empty()) {
     if (t.device.find('/') != std::string::npos || t.device == "." || t.device == "..") {
-      return std::unexpected("\"" + t.device + "\" is not a device name (give --socket PATH for a path)");
+      return std::unexpected("\"" + t.device +
+                             "\" is not a device name (give --socket PATH for a path)");
     }
     return Targets{{t.socket_dir + "/" + t.device + ".sock"}, true};
   }
   std::vector<std::string> found = list_control_sockets(t.socket_dir);
-  if (found.empty()) return std::unexpected("no buckwild tunnel is running (no sockets in " + t.socket_dir + ")");
+  if (found.empty())
+    return std::unexpected("no buckwild tunnel is running (no sockets in " + t.socket_dir + ")");
   if (one && found.size() > 1) {
     std::string names;
     for (const auto& p : found) names += (names.empty() ? "" : ", ") + device_of_socket(p);
-    return std::unexpected("several buckwild tunnels are running (" + names + "); name one: buckwild " +
-                           std::string(command) + " " + device_of_socket(found.front()));
+    return std::unexpected("several buckwild tunnels are running (" + names +
+                           "); name one: buckwild " + std::string(command) + " " +
+                           device_of_socket(found.front()));
   }
   return Targets{std::move(found), false};
 }
 
 // Sends `request` and parses the reply; an error sentence if there is no JSON
 // object to read. The object may still say "ok": false.
-std::expected<Json, std::string> ask(const std::string& path, std::string_view request, Duration timeout) {
+std::expected<Json, std::string> ask(const std::string& path, std::string_view request,
+                                     Duration timeout) {
   auto line = control_request(path, request, timeout);
   if (!line) return std::unexpected(line.error().message);
   Json reply = Json::parse(*line, nullptr, false);
@@ -75,7 +80,8 @@ std::optional<std::pair<dev_t, ino_t>> identity(const std::string& path) {
 
 }  // namespace
 
-int status(const ControlTarget& target, bool json, bool color, std::ostream& out, std::ostream& err) {
+int status(const ControlTarget& target, bool json, bool color, std::ostream& out,
+           std::ostream& err) {
   auto targets = targets_of(target, "status", false);
   if (!targets) {
     err << "buckwild status: " << targets.error() << '\n';
@@ -181,8 +187,8 @@ int stop(const ControlTarget& target, std::ostream& out, std::ostream& err, Dura
     if (monotonic_now() >= deadline) break;
     ::poll(nullptr, 0, 20);
   }
-  err << "buckwild stop: " << device << ": still running after " << duration_text(wait) << " (" << path
-      << " is still there)\n";
+  err << "buckwild stop: " << device << ": still running after " << duration_text(wait) << " ("
+      << path << " is still there)\n";
   return kExitFailure;
 }
 

@@ -27,7 +27,8 @@ struct ControlTarget {
 // it, or, when no DEVICE or socket was named, a JSON array of them (even of
 // one). Errors (no socket found, a daemon that does not answer) go to `err`;
 // the tunnels that answered are still printed. Returns 0, or 1 if any failed.
-int status(const ControlTarget& target, bool json, bool color, std::ostream& out, std::ostream& err);
+int status(const ControlTarget& target, bool json, bool color, std::ostream& out,
+           std::ostream& err);
 
 // Asks the daemon to reload its configuration. Prints the summary
 // ("reloaded: ..."), or the error and then each configuration problem as
@@ -39,6 +40,7 @@ int reload(const ControlTarget& target, std::ostream& out, std::ostream& err);
 // until the socket path is gone (the daemon removes it as it exits) or is
 // another daemon's. Returns 0 once it is gone; 1 if the daemon refused, did not
 // answer, or is still there after `wait` (said on `err`). Target as reload.
-int stop(const ControlTarget& target, std::ostream& out, std::ostream& err, Duration wait = seconds(10));
+int stop(const ControlTarget& target, std::ostream& out, std::ostream& err,
+         Duration wait = seconds(10));
 
 }  // namespace buckwild::cli

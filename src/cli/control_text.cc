@@ -104,7 +104,9 @@ std::string nonzero_counters(const Json* obj) {
   return s;
 }
 
-std::string ago(double ms) { return human_duration(ms) + " ago"; }
+std::string ago(double ms) {
+  return human_duration(ms) + " ago";
+}
 
 // A JSON number of bytes, whatever it holds (negative, fractional, huge).
 std::uint64_t byte_count(double v) {
@@ -205,8 +207,8 @@ void render_interface(const Json& s, Writer& w) {
     auto sent = count_of(*c, "datagrams_sent");
     auto received = count_of(*c, "datagrams_received");
     if (in && out && sent && received) {
-      w.line("packets", *in + " from the interface, " + *out + " to it; " + plural(*sent, "datagram") +
-                            " sent, " + *received + " received");
+      w.line("packets", *in + " from the interface, " + *out + " to it; " +
+                            plural(*sent, "datagram") + " sent, " + *received + " received");
     }
   }
   w.line("drops", nonzero_counters(field(s, "drops")));
@@ -216,8 +218,7 @@ void render_interface(const Json& s, Writer& w) {
     auto flows = count_of(*st, "flows");
     if (flows) v = plural(*flows, "flow");
     if (auto buffered = number_of(*st, "buffered_bytes")) {
-      v += (v.empty() ? "" : ", ") + human_bytes(byte_count(*buffered)) +
-           " buffered";
+      v += (v.empty() ? "" : ", ") + human_bytes(byte_count(*buffered)) + " buffered";
     }
     auto up = number_of(*st, "bytes_up");
     auto down = number_of(*st, "bytes_down");
@@ -246,7 +247,8 @@ void render_interface(const Json& s, Writer& w) {
       auto failures = number_of(*e, "valid_port_update_failures");
       if (updates) {
         v += " (" + plural(*updates, "update");
-        if (failures && *failures != 0) v += ", " + count_of(*e, "valid_port_update_failures").value() + " failed";
+        if (failures && *failures != 0)
+          v += ", " + count_of(*e, "valid_port_update_failures").value() + " failed";
         v += ")";
       }
     }
@@ -266,7 +268,8 @@ void render_session(const Json& session, Writer& w) {
   if (auto role = text_of(session, "role")) id += " (" + *role + ")";
   w.line("session", id);
   if (auto ms = number_of(session, "established_ms_ago")) w.line("established", ago(*ms));
-  if (auto ms = number_of(session, "last_received_ms_ago")) w.line("last packet received", ago(*ms));
+  if (auto ms = number_of(session, "last_received_ms_ago"))
+    w.line("last packet received", ago(*ms));
   {
     std::vector<std::string> parts;
     if (auto window = count_of(session, "window")) parts.push_back("window " + *window);
@@ -277,27 +280,31 @@ void render_session(const Json& session, Writer& w) {
     for (const auto& p : parts) v += (v.empty() ? "" : ", ") + p;
     w.line("ports", v);
   }
-  if (auto d = count_of(session, "delay_allowance")) w.line("delay allowance", plural(*d, "window"));
+  if (auto d = count_of(session, "delay_allowance"))
+    w.line("delay allowance", plural(*d, "window"));
   if (auto ms = number_of(session, "clock_offset_ms")) w.line("clock offset", human_ms(*ms));
   if (auto ms = number_of(session, "one_way_delay_ms")) w.line("one-way delay", human_ms(*ms));
   if (auto ms = number_of(session, "rtt_ms")) w.line("rtt", human_ms(*ms));
   auto rx = number_of(session, "rx_bytes");
   auto tx = number_of(session, "tx_bytes");
   if (rx && tx) {
-    std::string v = human_bytes(byte_count(*rx)) + " received, " +
-                    human_bytes(byte_count(*tx)) + " sent";
+    std::string v =
+        human_bytes(byte_count(*rx)) + " received, " + human_bytes(byte_count(*tx)) + " sent";
     auto rxp = count_of(session, "rx_packets");
     auto txp = count_of(session, "tx_packets");
     if (rxp && txp) v += " (" + plural(*rxp, "packet") + " received, " + *txp + " sent)";
     w.line("transfer", v);
   }
-  if (auto rejected = count_of(session, "rejected")) w.line("rejected", plural(*rejected, "packet"));
+  if (auto rejected = count_of(session, "rejected"))
+    w.line("rejected", plural(*rejected, "packet"));
   auto hb_sent = count_of(session, "heartbeats_sent");
   auto hb_received = count_of(session, "heartbeats_received");
-  if (hb_sent && hb_received) w.line("heartbeats", *hb_sent + " sent, " + *hb_received + " received");
+  if (hb_sent && hb_received)
+    w.line("heartbeats", *hb_sent + " sent, " + *hb_received + " received");
   if (auto conns = count_of(session, "connections")) {
     std::string v = *conns;
-    if (auto re = count_of(session, "retransmissions")) v += " (" + plural(*re, "retransmission") + ")";
+    if (auto re = count_of(session, "retransmissions"))
+      v += " (" + plural(*re, "retransmission") + ")";
     w.line("connections", v);
   }
 }
@@ -305,15 +312,18 @@ void render_session(const Json& session, Writer& w) {
 void render_peer(const Json& peer, Writer& w) {
   std::string name = text_of(peer, "name").value_or("?");
   const Json* configured = field(peer, "configured");
-  if (configured != nullptr && configured->is_boolean() && !configured->get<bool>()) name += " (not configured)";
+  if (configured != nullptr && configured->is_boolean() && !configured->get<bool>())
+    name += " (not configured)";
   w.title("peer", name, kPeerColor);
   const Json* session = field(peer, "session");
   if (session != nullptr && !session->is_object()) session = nullptr;
   auto configured_endpoint = text_of(peer, "endpoint_configured");
-  std::optional<std::string> observed = session != nullptr ? text_of(*session, "endpoint") : std::nullopt;
+  std::optional<std::string> observed =
+      session != nullptr ? text_of(*session, "endpoint") : std::nullopt;
   if (observed) {
     std::string v = *observed;
-    if (configured_endpoint && *configured_endpoint != *observed) v += " (configured " + *configured_endpoint + ")";
+    if (configured_endpoint && *configured_endpoint != *observed)
+      v += " (configured " + *configured_endpoint + ")";
     w.line("endpoint", v);
   } else if (configured_endpoint) {
     w.line("endpoint", *configured_endpoint + " (configured)");
@@ -384,9 +394,9 @@ std::string render_status(const Json& status, bool color) {
 
 std::string render_reload(const Json& reload) {
   static constexpr std::pair<const char*, const char*> kLists[] = {
-      {"peers_added", "peers added"},       {"peers_removed", "peers removed"},
-      {"peers_changed", "peers changed"},   {"psks_added", "PSKs added"},
-      {"psks_removed", "PSKs removed"},     {"psks_changed", "PSKs changed"},
+      {"peers_added", "peers added"},           {"peers_removed", "peers removed"},
+      {"peers_changed", "peers changed"},       {"psks_added", "PSKs added"},
+      {"psks_removed", "PSKs removed"},         {"psks_changed", "PSKs changed"},
       {"settings_changed", "settings changed"},
   };
   std::string s;

@@ -21,8 +21,8 @@ using Json = nlohmann::ordered_json;
 std::string render_status(const Json& status, bool color = false);
 
 // One `reload` object as one line, without a newline:
-// "reloaded: peers added carol; settings changed security.max_connections_per_source; 0 sessions ended",
-// or "reloaded: nothing changed".
+// "reloaded: peers added carol; settings changed security.max_connections_per_source; 0 sessions
+// ended", or "reloaded: nothing changed".
 std::string render_reload(const Json& reload);
 
 // 70110 -> "1 minute, 10 seconds"; below a second "180 ms". Negative counts as 0.

@@ -32,7 +32,8 @@ constexpr const char* kFooter =
 // DEVICE and --socket, one or the other: which tunnel a control command is for.
 void add_target_options(CLI::App* cmd, buckwild::cli::ControlTarget& target) {
   CLI::Option* device =
-      cmd->add_option("DEVICE", target.device, "the tunnel's interface name (its socket is /run/buckwild/DEVICE.sock)")
+      cmd->add_option("DEVICE", target.device,
+                      "the tunnel's interface name (its socket is /run/buckwild/DEVICE.sock)")
           ->type_name("");
   cmd->add_option("--socket", target.socket, "the control socket to use instead ([control] socket)")
       ->type_name("PATH")

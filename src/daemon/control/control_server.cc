@@ -90,10 +90,11 @@ SysResult<gid_t> group_id(const std::string& name) {
       size *= 2;
       continue;
     }
-    if (err != 0) return sys_fail(err, "cannot look up the control socket's group \"" + name + "\"");
+    if (err != 0)
+      return sys_fail(err, "cannot look up the control socket's group \"" + name + "\"");
     if (found == nullptr) {
-      return sys_fail_plain(ENOENT, "the control socket's group \"" + name +
-                                        "\" does not exist ([control] group)");
+      return sys_fail_plain(
+          ENOENT, "the control socket's group \"" + name + "\" does not exist ([control] group)");
     }
     return found->gr_gid;
   }
@@ -104,7 +105,8 @@ SysResult<gid_t> group_id(const std::string& name) {
 SysResult<bool> someone_listens(const sockaddr_un& addr, const std::string& path) {
   UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!probe) return sys_fail(errno, "cannot create a socket to check " + path);
-  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) return true;
+  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0)
+    return true;
   int err = errno;
   if (err == EAGAIN || err == EINPROGRESS) return true;
   if (err == ECONNREFUSED || err == ENOENT) return false;
@@ -119,8 +121,10 @@ SysResult<void> clear_stale(const sockaddr_un& addr, const std::string& path) {
     return sys_fail(errno, "cannot check the control socket path " + path);
   }
   if (!S_ISSOCK(st.st_mode)) {
-    return sys_fail_plain(EEXIST, path + " exists and is not a socket; remove it or set [control] socket "
-                                         "to another path");
+    return sys_fail_plain(EEXIST,
+                          path +
+                              " exists and is not a socket; remove it or set [control] socket "
+                              "to another path");
   }
   auto listening = someone_listens(addr, path);
   if (!listening) return std::unexpected(listening.error());
@@ -152,12 +156,13 @@ std::string control_error_reply(std::string_view message) {
 struct ControlServer::Client {
   std::uint64_t id = 0;
   UniqueFd fd;
-  std::string in;            // received, not yet answered
-  std::string out;           // replies; out[0, out_sent) already written
+  std::string in;   // received, not yet answered
+  std::string out;  // replies; out[0, out_sent) already written
   std::size_t out_sent = 0;
   std::uint64_t queued_total = 0;   // reply bytes ever queued
   std::uint64_t written_total = 0;  // reply bytes ever written
-  std::deque<std::pair<std::uint64_t, std::function<void()>>> after_sent;  // (queued_total at its end, callback)
+  std::deque<std::pair<std::uint64_t, std::function<void()>>>
+      after_sent;               // (queued_total at its end, callback)
   TimePoint last_request = 0;   // accepted, or the latest request answered
   TimePoint last_progress = 0;  // the latest write, or when replies started waiting
   bool eof = false;             // the client shut down its side
@@ -169,8 +174,8 @@ struct ControlServer::Client {
   std::size_t pending() const { return out.size() - out_sent; }
 };
 
-SysResult<std::unique_ptr<ControlServer>> ControlServer::create(EventLoop& loop, ControlOptions options,
-                                                                std::vector<ControlCommand> commands) {
+SysResult<std::unique_ptr<ControlServer>> ControlServer::create(
+    EventLoop& loop, ControlOptions options, std::vector<ControlCommand> commands) {
   const std::string& path = options.path;
   auto addr = unix_address(path);
   if (!addr) return std::unexpected(addr.error());
@@ -204,10 +209,11 @@ SysResult<std::unique_ptr<ControlServer>> ControlServer::create(EventLoop& loop,
   }
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return fail(errno, "cannot stat the control socket " + path);
-  if (::listen(fd.get(), kBacklog) != 0) return fail(errno, "cannot listen on the control socket " + path);
+  if (::listen(fd.get(), kBacklog) != 0)
+    return fail(errno, "cannot listen on the control socket " + path);
 
-  std::unique_ptr<ControlServer> server(
-      new ControlServer(loop, std::move(options), std::move(commands), std::move(fd), st.st_dev, st.st_ino));
+  std::unique_ptr<ControlServer> server(new ControlServer(
+      loop, std::move(options), std::move(commands), std::move(fd), st.st_dev, st.st_ino));
   if (auto w = server->watch_listener(); !w) {
     // The destructor unlinks the path (it is still ours).
     return std::unexpected(w.error());
@@ -215,8 +221,9 @@ SysResult<std::unique_ptr<ControlServer>> ControlServer::create(EventLoop& loop,
   return server;
 }
 
-ControlServer::ControlServer(EventLoop& loop, ControlOptions options, std::vector<ControlCommand> commands,
-                             UniqueFd listener, dev_t dev, ino_t ino)
+ControlServer::ControlServer(EventLoop& loop, ControlOptions options,
+                             std::vector<ControlCommand> commands, UniqueFd listener, dev_t dev,
+                             ino_t ino)
     : loop_(loop),
       options_(std::move(options)),
       commands_(std::move(commands)),
@@ -278,8 +285,8 @@ void ControlServer::on_listener_ready() {
     client->last_request = loop_.now();
     client->last_progress = client->last_request;
     std::uint64_t id = client->id;
-    auto watched = loop_.watch_fd(fd.get(), kReadable,
-                                  [this, id](std::uint32_t events) { on_client_event(id, events); });
+    auto watched = loop_.watch_fd(
+        fd.get(), kReadable, [this, id](std::uint32_t events) { on_client_event(id, events); });
     if (!watched) {
       ++stats_.accept_errors;
       continue;
@@ -302,8 +309,8 @@ void ControlServer::pause_accepting() {
 
 void ControlServer::refuse(UniqueFd fd) {
   ++stats_.clients_refused;
-  std::string line = control_error_reply("too many control clients (" +
-                                         std::to_string(options_.limits.max_clients) + "); try again");
+  std::string line = control_error_reply(
+      "too many control clients (" + std::to_string(options_.limits.max_clients) + "); try again");
   line += '\n';
   // Best effort: a fresh socket's buffer takes one short line, and if it
   // does not, the client sees the connection closed.
@@ -338,7 +345,8 @@ void ControlServer::on_client_timer(std::uint64_t id) {
   run_callbacks(due);
 }
 
-void ControlServer::service(Client& c, std::uint32_t events, std::vector<std::function<void()>>& due) {
+void ControlServer::service(Client& c, std::uint32_t events,
+                            std::vector<std::function<void()>>& due) {
   const std::uint64_t id = c.id;
   if ((events & (kReadable | kHangup)) && (c.interest & kReadable)) {
     if (!read_some(c)) {
@@ -398,12 +406,14 @@ void ControlServer::answer_lines(Client& c) {
     std::string_view rest = std::string_view(c.in).substr(pos);
     if (nl == std::string::npos) {
       // A partial line may still end in "\r" before its '\n'.
-      bool too_long = rest.size() > max_line + 1 || (rest.size() == max_line + 1 && rest.back() != '\r');
+      bool too_long =
+          rest.size() > max_line + 1 || (rest.size() == max_line + 1 && rest.back() != '\r');
       if (too_long) {
         ++stats_.requests;
         ++stats_.bad_requests;
-        queue_reply(c, control_error_reply("request line longer than " + std::to_string(max_line) +
-                                           " bytes; closing the connection"),
+        queue_reply(c,
+                    control_error_reply("request line longer than " + std::to_string(max_line) +
+                                        " bytes; closing the connection"),
                     nullptr);
         c.closing = true;
         pos = c.in.size();
@@ -419,8 +429,9 @@ void ControlServer::answer_lines(Client& c) {
     if (line_length(line) > max_line) {
       ++stats_.requests;
       ++stats_.bad_requests;
-      queue_reply(c, control_error_reply("request line longer than " + std::to_string(max_line) +
-                                         " bytes; closing the connection"),
+      queue_reply(c,
+                  control_error_reply("request line longer than " + std::to_string(max_line) +
+                                      " bytes; closing the connection"),
                   nullptr);
       c.closing = true;
       pos = c.in.size();
@@ -483,7 +494,8 @@ void ControlServer::queue_reply(Client& c, std::string line, std::function<void(
 
 bool ControlServer::write_some(Client& c, std::vector<std::function<void()>>& due) {
   while (c.pending() > 0) {
-    ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_sent, c.pending(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n =
+        ::send(c.fd.get(), c.out.data() + c.out_sent, c.pending(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       c.out_sent += static_cast<std::size_t>(n);
       c.written_total += static_cast<std::uint64_t>(n);

@@ -50,8 +50,8 @@ struct ControlLimits {
   std::size_t max_clients = 16;
   std::size_t max_unread_reply_bytes = std::size_t{4} << 20;
   std::size_t pause_reading_bytes = std::size_t{64} << 10;  // backpressure
-  Duration idle_timeout = seconds(10);          // no request, nothing to send
-  Duration write_stall_timeout = seconds(5);    // replies waiting, none written
+  Duration idle_timeout = seconds(10);                      // no request, nothing to send
+  Duration write_stall_timeout = seconds(5);                // replies waiting, none written
 };
 
 struct ControlOptions {

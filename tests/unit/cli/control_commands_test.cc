@@ -55,8 +55,8 @@ class ServerThread {
       return;
     }
     loop_ = std::move(*loop);
-    auto server = daemon::ControlServer::create(*loop_, daemon::ControlOptions{std::move(path), std::nullopt, {}},
-                                                std::move(commands));
+    auto server = daemon::ControlServer::create(
+        *loop_, daemon::ControlOptions{std::move(path), std::nullopt, {}}, std::move(commands));
     if (!server) {
       ADD_FAILURE() << server.error().message;
       return;
@@ -66,7 +66,8 @@ class ServerThread {
     if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) std::abort();
     wake_read_.reset(fds[0]);
     wake_write_.reset(fds[1]);
-    (void)loop_->watch_fd(wake_read_.get(), daemon::kReadable, [this](std::uint32_t) { loop_->stop(); });
+    (void)loop_->watch_fd(wake_read_.get(), daemon::kReadable,
+                          [this](std::uint32_t) { loop_->stop(); });
     thread_ = std::thread([this] {
       (void)loop_->run();
       server_.reset();
@@ -92,7 +93,9 @@ class ServerThread {
 
 std::vector<ControlCommand> answering_status(std::string reply) {
   std::vector<ControlCommand> commands;
-  commands.push_back({"status", [reply](std::string_view) { return ControlReply{reply, nullptr}; }});
+  commands.push_back({"status", [reply](std::string_view) {
+                        return ControlReply{reply, nullptr};
+                      }});
   return commands;
 }
 
@@ -117,12 +120,14 @@ TEST(ControlCommandsTest, StatusOfOneDeviceAsTextAndJson) {
   ASSERT_TRUE(server.ok());
 
   Output text;
-  EXPECT_EQ(cli::status(in_dir(dir, "bw0"), false, false, text.out, text.err), kExitOk) << text.err.str();
+  EXPECT_EQ(cli::status(in_dir(dir, "bw0"), false, false, text.out, text.err), kExitOk)
+      << text.err.str();
   EXPECT_EQ(text.out.str(), render_status(status));
   EXPECT_EQ(text.err.str(), "");
 
   Output json;
-  EXPECT_EQ(cli::status(in_dir(dir, "bw0"), true, false, json.out, json.err), kExitOk) << json.err.str();
+  EXPECT_EQ(cli::status(in_dir(dir, "bw0"), true, false, json.out, json.err), kExitOk)
+      << json.err.str();
   // The object itself, in the daemon's field order.
   EXPECT_EQ(json.out.str(), status.dump(2) + "\n");
 
@@ -173,22 +178,24 @@ TEST(ControlCommandsTest, NoTunnelRunning) {
   TempDir dir;
   Output o;
   EXPECT_EQ(cli::status(in_dir(dir), false, false, o.out, o.err), kExitFailure);
-  EXPECT_EQ(o.err.str(), "buckwild status: no buckwild tunnel is running (no sockets in " + dir.path() + ")\n");
+  EXPECT_EQ(o.err.str(),
+            "buckwild status: no buckwild tunnel is running (no sockets in " + dir.path() + ")\n");
   EXPECT_EQ(o.out.str(), "");
   ControlTarget missing = in_dir(dir);
   missing.socket_dir = dir.path() + "/nowhere";
   Output m;
   EXPECT_EQ(cli::reload(missing, m.out, m.err), kExitFailure);
-  EXPECT_EQ(m.err.str(), "buckwild reload: no buckwild tunnel is running (no sockets in " + dir.path() +
-                             "/nowhere)\n");
+  EXPECT_EQ(m.err.str(), "buckwild reload: no buckwild tunnel is running (no sockets in " +
+                             dir.path() + "/nowhere)\n");
 }
 
 TEST(ControlCommandsTest, ConnectionErrorsSayWhatToDo) {
   TempDir dir;
   Output o;
   EXPECT_EQ(cli::status(in_dir(dir, "bw0"), false, false, o.out, o.err), kExitFailure);
-  EXPECT_EQ(o.err.str(), "buckwild status: cannot connect to " + dir.path() +
-                             "/bw0.sock: No such file or directory (is buckwild running for bw0?)\n");
+  EXPECT_EQ(o.err.str(),
+            "buckwild status: cannot connect to " + dir.path() +
+                "/bw0.sock: No such file or directory (is buckwild running for bw0?)\n");
 
   // A socket left by a daemon that is gone.
   {
@@ -201,8 +208,9 @@ TEST(ControlCommandsTest, ConnectionErrorsSayWhatToDo) {
   }
   Output refused;
   EXPECT_EQ(cli::stop(in_dir(dir, "bw0"), refused.out, refused.err), kExitFailure);
-  EXPECT_EQ(refused.err.str(), "buckwild stop: cannot connect to " + dir.path() +
-                                   "/bw0.sock: Connection refused (is buckwild running for bw0?)\n");
+  EXPECT_EQ(refused.err.str(),
+            "buckwild stop: cannot connect to " + dir.path() +
+                "/bw0.sock: Connection refused (is buckwild running for bw0?)\n");
   EXPECT_EQ(refused.out.str(), "");
 
   // Root is never refused by the mode, so the hint is checked on its own.
@@ -210,7 +218,8 @@ TEST(ControlCommandsTest, ConnectionErrorsSayWhatToDo) {
   EXPECT_EQ(connect_hint(EIO, "bw0"), "");
 
   Output bad_name;
-  EXPECT_EQ(cli::status(in_dir(dir, "../etc"), false, false, bad_name.out, bad_name.err), kExitFailure);
+  EXPECT_EQ(cli::status(in_dir(dir, "../etc"), false, false, bad_name.out, bad_name.err),
+            kExitFailure);
   EXPECT_EQ(bad_name.err.str(),
             "buckwild status: \"../etc\" is not a device name (give --socket PATH for a path)\n");
 }
@@ -241,7 +250,9 @@ TEST(ControlCommandsTest, ErrorAndMalformedReplies) {
   TempDir dir;
   std::vector<ControlCommand> commands = answering_status(R"({"ok":false,"error":"busy"})");
   commands.push_back({"reload", [](std::string_view) { return ControlReply{"[1,2]", nullptr}; }});
-  commands.push_back({"stop", [](std::string_view) { return ControlReply{"this is not json", nullptr}; }});
+  commands.push_back({"stop", [](std::string_view) {
+                        return ControlReply{"this is not json", nullptr};
+                      }});
   ServerThread a(dir.path() + "/bw0.sock", std::move(commands));
   ASSERT_TRUE(a.ok());
   Output s;
@@ -249,7 +260,8 @@ TEST(ControlCommandsTest, ErrorAndMalformedReplies) {
   EXPECT_EQ(s.err.str(), "buckwild status: bw0: busy\n");
   Output r;
   EXPECT_EQ(cli::reload(in_dir(dir, "bw0"), r.out, r.err), kExitFailure);
-  EXPECT_EQ(r.err.str(), "buckwild reload: " + dir.path() + "/bw0.sock: the reply is not a JSON object: [1,2]\n");
+  EXPECT_EQ(r.err.str(), "buckwild reload: " + dir.path() +
+                             "/bw0.sock: the reply is not a JSON object: [1,2]\n");
   Output st;
   EXPECT_EQ(cli::stop(in_dir(dir, "bw0"), st.out, st.err), kExitFailure);
   EXPECT_EQ(st.out.str(), "");
@@ -259,11 +271,12 @@ TEST(ControlCommandsTest, ReloadPrintsTheSummary) {
   TempDir dir;
   std::vector<ControlCommand> commands;
   commands.push_back({"reload", [](std::string_view) {
-                        return ControlReply{R"({"ok":true,"reload":{"peers_added":["carol"],"peers_removed":[],)"
-                                            R"("peers_changed":[],"psks_added":[],"psks_removed":[],)"
-                                            R"("psks_changed":[],"settings_changed":)"
-                                            R"(["security.max_connections_per_source"],"sessions_ended":0}})",
-                                            nullptr};
+                        return ControlReply{
+                            R"({"ok":true,"reload":{"peers_added":["carol"],"peers_removed":[],)"
+                            R"("peers_changed":[],"psks_added":[],"psks_removed":[],)"
+                            R"("psks_changed":[],"settings_changed":)"
+                            R"(["security.max_connections_per_source"],"sessions_ended":0}})",
+                            nullptr};
                       }});
   ServerThread a(dir.path() + "/bw0.sock", std::move(commands));
   ASSERT_TRUE(a.ok());
@@ -271,21 +284,23 @@ TEST(ControlCommandsTest, ReloadPrintsTheSummary) {
   // No DEVICE: the one tunnel running.
   EXPECT_EQ(cli::reload(in_dir(dir), o.out, o.err), kExitOk) << o.err.str();
   EXPECT_EQ(o.out.str(),
-            "reloaded: peers added carol; settings changed security.max_connections_per_source; 0 sessions ended\n");
+            "reloaded: peers added carol; settings changed security.max_connections_per_source; 0 "
+            "sessions ended\n");
   EXPECT_EQ(o.err.str(), "");
 }
 
 TEST(ControlCommandsTest, RefusedReloadPrintsEveryProblemAndFails) {
   TempDir dir;
   std::vector<ControlCommand> commands;
-  commands.push_back({"reload", [](std::string_view) {
-                        return ControlReply{
-                            R"({"ok":false,"error":"the configuration has problems; nothing changed",)"
-                            R"("problems":["/etc/buckwild/buckwild.toml:3:7: network.mtu: must be 576..9000",)"
-                            R"("/etc/buckwild/buckwild.toml:9:1: network.virtual_device cannot change while )"
-                            R"(running; restart buckwild to change it"]})",
-                            nullptr};
-                      }});
+  commands.push_back(
+      {"reload", [](std::string_view) {
+         return ControlReply{
+             R"({"ok":false,"error":"the configuration has problems; nothing changed",)"
+             R"("problems":["/etc/buckwild/buckwild.toml:3:7: network.mtu: must be 576..9000",)"
+             R"("/etc/buckwild/buckwild.toml:9:1: network.virtual_device cannot change while )"
+             R"(running; restart buckwild to change it"]})",
+             nullptr};
+       }});
   ServerThread a(dir.path() + "/bw0.sock", std::move(commands));
   ASSERT_TRUE(a.ok());
   Output o;
@@ -294,7 +309,8 @@ TEST(ControlCommandsTest, RefusedReloadPrintsEveryProblemAndFails) {
   EXPECT_EQ(o.err.str(),
             "buckwild reload: bw0: the configuration has problems; nothing changed\n"
             "/etc/buckwild/buckwild.toml:3:7: network.mtu: must be 576..9000\n"
-            "/etc/buckwild/buckwild.toml:9:1: network.virtual_device cannot change while running; restart "
+            "/etc/buckwild/buckwild.toml:9:1: network.virtual_device cannot change while running; "
+            "restart "
             "buckwild to change it\n");
 }
 
@@ -306,11 +322,13 @@ TEST(ControlCommandsTest, ReloadAndStopNeedOneTunnelWhenSeveralRun) {
   Output r;
   EXPECT_EQ(cli::reload(in_dir(dir), r.out, r.err), kExitFailure);
   EXPECT_EQ(r.err.str(),
-            "buckwild reload: several buckwild tunnels are running (bw0, bw1); name one: buckwild reload bw0\n");
+            "buckwild reload: several buckwild tunnels are running (bw0, bw1); name one: buckwild "
+            "reload bw0\n");
   Output s;
   EXPECT_EQ(cli::stop(in_dir(dir), s.out, s.err), kExitFailure);
   EXPECT_EQ(s.err.str(),
-            "buckwild stop: several buckwild tunnels are running (bw0, bw1); name one: buckwild stop bw0\n");
+            "buckwild stop: several buckwild tunnels are running (bw0, bw1); name one: buckwild "
+            "stop bw0\n");
 }
 
 TEST(ControlCommandsTest, StopWaitsUntilTheDaemonHasGone) {
@@ -342,14 +360,16 @@ TEST(ControlCommandsTest, StopSaysSoWhenTheDaemonDoesNotExit) {
   TempDir dir;
   std::string path = dir.path() + "/bw0.sock";
   std::vector<ControlCommand> commands;
-  commands.push_back(
-      {"stop", [](std::string_view) { return ControlReply{R"({"ok":true,"stop":"shutting down"})", nullptr}; }});
+  commands.push_back({"stop", [](std::string_view) {
+                        return ControlReply{R"({"ok":true,"stop":"shutting down"})", nullptr};
+                      }});
   ServerThread a(path, std::move(commands));
   ASSERT_TRUE(a.ok());
   Output o;
   EXPECT_EQ(cli::stop(in_dir(dir, "bw0"), o.out, o.err, milliseconds(200)), kExitFailure);
   EXPECT_EQ(o.out.str(), "bw0: stopping\n");
-  EXPECT_EQ(o.err.str(), "buckwild stop: bw0: still running after 200 ms (" + path + " is still there)\n");
+  EXPECT_EQ(o.err.str(),
+            "buckwild stop: bw0: still running after 200 ms (" + path + " is still there)\n");
 }
 
 TEST(ControlCommandsTest, SocketListing) {

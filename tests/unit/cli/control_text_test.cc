@@ -106,15 +106,18 @@ TEST(ControlTextTest, NonZeroDropsAndUserspacePathAndPeersWithoutSessions) {
   EXPECT_NE(text.find("\n  drops: no route 3, spoofed source 1\n"), std::string::npos) << text;
   EXPECT_NE(text.find("\n  receive path: userspace (no CAP_BPF)\n"), std::string::npos) << text;
   EXPECT_EQ(text.find("ebpf:"), std::string::npos) << text;
-  EXPECT_NE(text.find("\n  stream: 0 flows, 0 B buffered, 0 B up, 0 B down; refused 2\n"), std::string::npos);
+  EXPECT_NE(text.find("\n  stream: 0 flows, 0 B buffered, 0 B up, 0 B down; refused 2\n"),
+            std::string::npos);
   EXPECT_NE(text.find("\npeer: bob\n  endpoint: 198.51.100.1:1025 (configured 192.0.2.2:1025)\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("\npeer: carol\n  endpoint: 192.0.2.3:1025 (configured)\n  virtual addresses: "
-                      "10.99.0.2\n  psk: main\n  no session\n"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("\npeer: carol\n  endpoint: 192.0.2.3:1025 (configured)\n  virtual addresses: "
+                "10.99.0.2\n  psk: main\n  no session\n"),
+      std::string::npos)
       << text;
-  EXPECT_NE(text.find("\npeer: 10.99.0.9 (not configured)\n  endpoint: 198.51.100.7:40000\n"), std::string::npos)
+  EXPECT_NE(text.find("\npeer: 10.99.0.9 (not configured)\n  endpoint: 198.51.100.7:40000\n"),
+            std::string::npos)
       << text;
   EXPECT_NE(text.find("  transfer: 5.00 MiB received"), std::string::npos) << text;
   // rtt null: left out for that peer only.
@@ -137,17 +140,27 @@ TEST(ControlTextTest, ColorOnlyWhenAsked) {
 TEST(ControlTextTest, AnyFieldOfAnyShapeNeverBreaksTheRendering) {
   const Json example = docs_example(0);
   ASSERT_TRUE(example.is_object());
-  const std::vector<Json> odd = {nullptr, "text", -1, 1e300, -1e300, 0.5, true, Json::array(), Json::object(),
-                                 Json::array({nullptr, Json::object()}), std::uint64_t{UINT64_MAX}};
+  const std::vector<Json> odd = {nullptr,
+                                 "text",
+                                 -1,
+                                 1e300,
+                                 -1e300,
+                                 0.5,
+                                 true,
+                                 Json::array(),
+                                 Json::object(),
+                                 Json::array({nullptr, Json::object()}),
+                                 std::uint64_t{UINT64_MAX}};
   std::vector<Json::json_pointer> leaves;
-  std::function<void(const Json&, const Json::json_pointer&)> walk = [&](const Json& j, const Json::json_pointer& at) {
-    leaves.push_back(at);
-    if (j.is_object()) {
-      for (const auto& [k, v] : j.items()) walk(v, at / k);
-    } else if (j.is_array()) {
-      for (std::size_t i = 0; i < j.size(); ++i) walk(j[i], at / i);
-    }
-  };
+  std::function<void(const Json&, const Json::json_pointer&)> walk =
+      [&](const Json& j, const Json::json_pointer& at) {
+        leaves.push_back(at);
+        if (j.is_object()) {
+          for (const auto& [k, v] : j.items()) walk(v, at / k);
+        } else if (j.is_array()) {
+          for (std::size_t i = 0; i < j.size(); ++i) walk(j[i], at / i);
+        }
+      };
   walk(example, Json::json_pointer());
   ASSERT_GT(leaves.size(), 100u);
   std::size_t renders = 0;
@@ -172,7 +185,8 @@ TEST(ControlTextTest, ReloadSummaries) {
   Json reply = docs_example(1);
   ASSERT_TRUE(reply.is_object());
   EXPECT_EQ(render_reload(reply["reload"]),
-            "reloaded: peers added carol; settings changed security.max_connections_per_source; 0 sessions ended");
+            "reloaded: peers added carol; settings changed security.max_connections_per_source; 0 "
+            "sessions ended");
   Json nothing = reply["reload"];
   nothing["peers_added"] = Json::array();
   nothing["settings_changed"] = Json::array();
@@ -184,7 +198,8 @@ TEST(ControlTextTest, ReloadSummaries) {
   many["peers_removed"] = Json::array({"bob", "dave"});
   many["psks_changed"] = Json::array({"main"});
   many["sessions_ended"] = 2;
-  EXPECT_EQ(render_reload(many), "reloaded: peers removed bob, dave; PSKs changed main; 2 sessions ended");
+  EXPECT_EQ(render_reload(many),
+            "reloaded: peers removed bob, dave; PSKs changed main; 2 sessions ended");
   EXPECT_EQ(render_reload(Json::object()), "reloaded: nothing changed");
   EXPECT_EQ(render_reload(Json("garbage")), "reloaded: nothing changed");
 }
