@@ -2,11 +2,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/control_commands.h"
 
 namespace {
 
@@ -21,9 +23,22 @@ constexpr const char* kFooter =
     "  buckwild run --config /etc/buckwild/buckwild.toml\n"
     "  buckwild genpsk > /etc/buckwild/psk && chmod 600 /etc/buckwild/psk\n"
     "  buckwild check-config /etc/buckwild/buckwild.toml\n"
+    "  buckwild status            (every running tunnel; buckwild status bw0 for one)\n"
+    "  buckwild reload bw0        (apply an edited configuration file)\n"
     "\nEnvironment: BUCKWILD_<SECTION>_<KEY> overrides a key of [network], [protocol],\n"
     "[security], [crypto], [logging], [ntp] or [testing], e.g. BUCKWILD_LOGGING_LEVEL=debug.\n"
     "Exit status: 0 success, 1 failure (such as a bad configuration), 2 bad command line.";
+
+// DEVICE and --socket, one or the other: which tunnel a control command is for.
+void add_target_options(CLI::App* cmd, buckwild::cli::ControlTarget& target) {
+  CLI::Option* device =
+      cmd->add_option("DEVICE", target.device,
+                      "the tunnel's interface name (its socket is /run/buckwild/DEVICE.sock)")
+          ->type_name("");
+  cmd->add_option("--socket", target.socket, "the control socket to use instead ([control] socket)")
+      ->type_name("PATH")
+      ->excludes(device);
+}
 
 int run(int argc, char** argv) {
   CLI::App app(kDescription, "buckwild");
@@ -54,6 +69,37 @@ int run(int argc, char** argv) {
   CLI::App* ver = app.add_subcommand(
       "version", "Print the buckwild and protocol versions and the crypto libraries in use.");
 
+  buckwild::cli::ControlTarget status_target;
+  bool status_json = false;
+  CLI::App* status_cmd = app.add_subcommand(
+      "status",
+      "Show what running tunnels are doing, as `wg show` does: the interface (receive path,\n"
+      "hop window, listening ports, counters; drops only where non-zero), then each peer\n"
+      "(endpoint, session, delays, transfer). Asks every /run/buckwild/*.sock, or DEVICE's\n"
+      "only. --json prints the daemon's status object (fields in docs/control.md); without\n"
+      "DEVICE or --socket, a JSON array of them, one per tunnel. Exits 1 if no tunnel is\n"
+      "running or one does not answer within 5 s.");
+  add_target_options(status_cmd, status_target);
+  status_cmd->add_flag("--json", status_json, "print JSON instead of text");
+
+  buckwild::cli::ControlTarget reload_target;
+  CLI::App* reload_cmd = app.add_subcommand(
+      "reload",
+      "Make the running daemon re-read its configuration file and apply the difference, as\n"
+      "SIGHUP does: peers and PSKs added, removed or changed, and the [security] limits.\n"
+      "Prints what changed (\"reloaded: peers added carol; 0 sessions ended\"). A configuration\n"
+      "with problems changes nothing: each problem is printed as \"FILE:LINE:COL: key: problem\"\n"
+      "on stderr and the exit status is 1. Without DEVICE, the one tunnel running.");
+  add_target_options(reload_cmd, reload_target);
+
+  buckwild::cli::ControlTarget stop_target;
+  CLI::App* stop_cmd = app.add_subcommand(
+      "stop",
+      "Stop the running daemon cleanly, as SIGTERM does, and wait (at most 10 s) until it has\n"
+      "exited, so the next command can rely on it. Without DEVICE, the one tunnel running.\n"
+      "Exits 1 if it did not answer or is still running after 10 s.");
+  add_target_options(stop_cmd, stop_target);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -71,6 +117,12 @@ int run(int argc, char** argv) {
   }
   if (gen->parsed()) return buckwild::cli::genpsk(STDOUT_FILENO, std::cerr);
   if (ver->parsed()) return buckwild::cli::version(std::cout);
+  if (status_cmd->parsed()) {
+    bool color = ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
+    return buckwild::cli::status(status_target, status_json, color, std::cout, std::cerr);
+  }
+  if (reload_cmd->parsed()) return buckwild::cli::reload(reload_target, std::cout, std::cerr);
+  if (stop_cmd->parsed()) return buckwild::cli::stop(stop_target, std::cout, std::cerr);
   return buckwild::cli::kExitUsage;
 }
 

@@ -139,6 +139,25 @@ TOML
     expect_code 0
     [[ $out == "$tmp/packaged.toml: ok (1 PSKs, 1 peers)" ]] || fail "packaging/buckwild.toml: $out $err"
     ;;
+  control)
+    # status, reload and stop without a daemon: the message says what to do.
+    for cmd in status reload stop; do
+      run "$bin" "$cmd" --help
+      expect_code 0
+      [[ $out == *"--socket PATH"* && $out == *DEVICE* ]] || fail "$cmd --help: $out"
+      run "$bin" "$cmd" --socket "$tmp/bw9.sock"
+      expect_code 1
+      [[ -z $out ]] || fail "$cmd: stdout not empty: $out"
+      [[ $err == "buckwild $cmd: cannot connect to $tmp/bw9.sock: No such file or directory (is buckwild running for bw9?)" ]] ||
+        fail "$cmd: stderr: $err"
+      run "$bin" "$cmd" bw0 --socket "$tmp/bw9.sock"
+      expect_code 2
+    done
+    run "$bin" status --help
+    [[ $out == *--json* && $out == *"JSON array"* ]] || fail "status --help does not explain --json: $out"
+    run "$bin" status --prometheus
+    expect_code 2
+    ;;
   *)
     fail "unknown case"
     ;;
