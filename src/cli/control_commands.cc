@@ -1,5 +1,7 @@
 #include "cli/control_commands.h"
 
+#include "daemon/control/prometheus.h"
+
 #include <poll.h>
 #include <sys/stat.h>
 
@@ -80,8 +82,9 @@ std::optional<std::pair<dev_t, ino_t>> identity(const std::string& path) {
 
 }  // namespace
 
-int status(const ControlTarget& target, bool json, bool color, std::ostream& out,
+int status(const ControlTarget& target, StatusFormat format, bool color, std::ostream& out,
            std::ostream& err) {
+  const bool json = format != StatusFormat::kText;
   auto targets = targets_of(target, "status", false);
   if (!targets) {
     err << "buckwild status: " << targets.error() << '\n';
@@ -115,7 +118,12 @@ int status(const ControlTarget& target, bool json, bool color, std::ostream& out
       text += render_status(*s, color);
     }
   }
-  if (json) {
+  if (format == StatusFormat::kPrometheus) {
+    // The renderer takes the daemon's own JSON type (keys sorted, not kept in order).
+    std::vector<nlohmann::json> docs;
+    for (const Json& d : all) docs.push_back(nlohmann::json::parse(d.dump()));
+    out << daemon::render_prometheus(docs);
+  } else if (json) {
     if (targets->named) {
       if (!all.empty()) out << dump(all.front()) << '\n';
     } else {

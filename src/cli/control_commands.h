@@ -3,6 +3,7 @@
 // as functions that return the exit code, so tests can call them.
 #pragma once
 
+#include <cstdint>
 #include <ostream>
 #include <string>
 
@@ -21,13 +22,17 @@ struct ControlTarget {
   Duration timeout = kReplyTimeout;  // for each reply
 };
 
+enum class StatusFormat : std::uint8_t { kText, kJson, kPrometheus };
+
 // Asks each tunnel for its status: the one named, or every socket in
 // socket_dir (sorted). Prints the text rendering (control_text.h), tunnels
-// separated by a blank line; with `json`, the status object as the daemon sent
-// it, or, when no DEVICE or socket was named, a JSON array of them (even of
-// one). Errors (no socket found, a daemon that does not answer) go to `err`;
-// the tunnels that answered are still printed. Returns 0, or 1 if any failed.
-int status(const ControlTarget& target, bool json, bool color, std::ostream& out,
+// separated by a blank line; kJson: the status object as the daemon sent it,
+// or, when no DEVICE or socket was named, a JSON array of them (even of one);
+// kPrometheus: the Prometheus text exposition of them all, one `device` label
+// per tunnel (for node_exporter's textfile collector). Errors (no socket
+// found, a daemon that does not answer) go to `err`; the tunnels that answered
+// are still printed. Returns 0, or 1 if any failed.
+int status(const ControlTarget& target, StatusFormat format, bool color, std::ostream& out,
            std::ostream& err);
 
 // Asks the daemon to reload its configuration. Prints the summary

@@ -80,7 +80,13 @@ int run(int argc, char** argv) {
       "DEVICE or --socket, a JSON array of them, one per tunnel. Exits 1 if no tunnel is\n"
       "running or one does not answer within 5 s.");
   add_target_options(status_cmd, status_target);
-  status_cmd->add_flag("--json", status_json, "print JSON instead of text");
+  bool status_prometheus = false;
+  auto* json_flag = status_cmd->add_flag("--json", status_json, "print JSON instead of text");
+  status_cmd
+      ->add_flag("--prometheus", status_prometheus,
+                 "print the Prometheus text format instead (for node_exporter's textfile\n"
+                 "collector: buckwild status --prometheus > .../buckwild.prom)")
+      ->excludes(json_flag);
 
   buckwild::cli::ControlTarget reload_target;
   CLI::App* reload_cmd = app.add_subcommand(
@@ -119,7 +125,10 @@ int run(int argc, char** argv) {
   if (ver->parsed()) return buckwild::cli::version(std::cout);
   if (status_cmd->parsed()) {
     bool color = ::isatty(STDOUT_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
-    return buckwild::cli::status(status_target, status_json, color, std::cout, std::cerr);
+    const auto format = status_prometheus ? buckwild::cli::StatusFormat::kPrometheus
+                        : status_json     ? buckwild::cli::StatusFormat::kJson
+                                          : buckwild::cli::StatusFormat::kText;
+    return buckwild::cli::status(status_target, format, color, std::cout, std::cerr);
   }
   if (reload_cmd->parsed()) return buckwild::cli::reload(reload_target, std::cout, std::cerr);
   if (stop_cmd->parsed()) return buckwild::cli::stop(stop_target, std::cout, std::cerr);

@@ -9,12 +9,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <cstdlib>
 #include <cstring>
 
 #include "core/crypto/random.h"
 #include "core/wire/messages.h"
 #include "daemon/config/config_watch.h"
+#include "daemon/control/control_server.h"
 #include "daemon/control/metrics_server.h"
 #include "daemon/control/prometheus.h"
 #include "daemon/control/reload.h"
@@ -284,8 +286,20 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   } else {
     facts.ebpf_why_not = why_not;
   }
+  std::unique_ptr<ControlServer> control;
   auto status = [&] {
-    return daemon_status(**tunnel, ebpf_path.get(), reloader, facts, (*loop)->now());
+    nlohmann::json doc = daemon_status(**tunnel, ebpf_path.get(), reloader, facts, (*loop)->now());
+    if (control) {
+      const ControlStats& c = control->stats();
+      doc["control"] = {{"clients", control->clients()},
+                        {"clients_accepted", c.clients_accepted},
+                        {"clients_refused", c.clients_refused},
+                        {"clients_dropped_slow", c.clients_dropped_slow},
+                        {"clients_timed_out", c.clients_timed_out},
+                        {"requests", c.requests},
+                        {"bad_requests", c.bad_requests}};
+    }
+    return doc;
   };
   SysResult<std::unique_ptr<ConfigWatch>> watch = std::unique_ptr<ConfigWatch>();
   if (reloader.config().control.reload_on_change) {
@@ -315,13 +329,41 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   }
 
   bool stopping = false;
-  auto stop = [&](int signo) {
-    if (!stopping) spdlog::info("{}: shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
+  auto stop = [&](const char* why) {
+    if (!stopping) spdlog::info("{}: shutting down", why);
     stopping = true;
     (*loop)->stop();
   };
-  (void)(*loop)->watch_signal(SIGINT, stop);
-  (void)(*loop)->watch_signal(SIGTERM, stop);
+
+  // The control socket (docs/control.md), last: a second daemon started with
+  // this configuration has failed on its ports by now, with that reason.
+  const ControlConfig& cc = reloader.config().control;
+  auto served = ControlServer::create(
+      **loop,
+      ControlOptions{cc.socket, cc.group.empty() ? std::nullopt : std::optional<std::string>(cc.group), {}},
+      {
+          {"status",
+           [&](std::string_view) {
+             return ControlReply{nlohmann::json{{"ok", true}, {"status", status()}}.dump(), {}};
+           }},
+          {"reload",
+           [&](std::string_view) {
+             return ControlReply{reloader.reload("the control socket").dump(), {}};
+           }},
+          {"stop",
+           [&](std::string_view) {
+             return ControlReply{nlohmann::json{{"ok", true}, {"stop", "shutting down"}}.dump(),
+                                 [&] { stop("buckwild stop"); }};
+           }},
+      });
+  if (!served) {
+    spdlog::error("control socket: {}", served.error().message);
+    return 1;
+  }
+  control = std::move(*served);
+  spdlog::info("control socket: {} (buckwild status, reload, stop)", control->path());
+  (void)(*loop)->watch_signal(SIGINT, [&](int) { stop("SIGINT"); });
+  (void)(*loop)->watch_signal(SIGTERM, [&](int) { stop("SIGTERM"); });
   (void)(*loop)->watch_signal(SIGHUP, [&](int) {
     // Log files are reopened whatever the reload's outcome (logrotate).
     if (auto r = (*logging)->reopen(); !r) spdlog::warn("log reopen: {}", r.error().message);
@@ -345,6 +387,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   log_stats(**tunnel, ebpf_path.get());
   if (watch) watch->reset();
   metrics.reset();
+  control.reset();  // the socket file goes: `buckwild stop` waits for that
   tunnel->reset();  // sessions and their keys go first
   ebpf_path.reset();  // then the eBPF programs (their links, TC filter, socket map)
   tun->reset();     // closing the descriptor removes the interface

@@ -155,8 +155,11 @@ TOML
     done
     run "$bin" status --help
     [[ $out == *--json* && $out == *"JSON array"* ]] || fail "status --help does not explain --json: $out"
-    run "$bin" status --prometheus
+    [[ $out == *--prometheus* ]] || fail "status --help does not name --prometheus: $out"
+    run "$bin" status --json --prometheus
     expect_code 2
+    run "$bin" status --prometheus --socket "$tmp/bw9.sock"
+    expect_code 1
     ;;
   *)
     fail "unknown case"

@@ -1,5 +1,7 @@
 #include "cli/control_commands.h"
 
+#include "daemon/control/prometheus.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -120,13 +122,13 @@ TEST(ControlCommandsTest, StatusOfOneDeviceAsTextAndJson) {
   ASSERT_TRUE(server.ok());
 
   Output text;
-  EXPECT_EQ(cli::status(in_dir(dir, "bw0"), false, false, text.out, text.err), kExitOk)
+  EXPECT_EQ(cli::status(in_dir(dir, "bw0"), cli::StatusFormat::kText, false, text.out, text.err), kExitOk)
       << text.err.str();
   EXPECT_EQ(text.out.str(), render_status(status));
   EXPECT_EQ(text.err.str(), "");
 
   Output json;
-  EXPECT_EQ(cli::status(in_dir(dir, "bw0"), true, false, json.out, json.err), kExitOk)
+  EXPECT_EQ(cli::status(in_dir(dir, "bw0"), cli::StatusFormat::kJson, false, json.out, json.err), kExitOk)
       << json.err.str();
   // The object itself, in the daemon's field order.
   EXPECT_EQ(json.out.str(), status.dump(2) + "\n");
@@ -135,7 +137,7 @@ TEST(ControlCommandsTest, StatusOfOneDeviceAsTextAndJson) {
   Output by_path;
   ControlTarget t = in_dir(dir);
   t.socket = dir.path() + "/bw0.sock";
-  EXPECT_EQ(cli::status(t, true, false, by_path.out, by_path.err), kExitOk);
+  EXPECT_EQ(cli::status(t, cli::StatusFormat::kJson, false, by_path.out, by_path.err), kExitOk);
   EXPECT_EQ(by_path.out.str(), json.out.str());
 }
 
@@ -153,12 +155,29 @@ TEST(ControlCommandsTest, StatusOfEveryTunnelIsSortedAndJsonIsAnArray) {
   ASSERT_TRUE(a.ok() && b.ok());
 
   Output text;
-  EXPECT_EQ(cli::status(in_dir(dir), false, false, text.out, text.err), kExitOk) << text.err.str();
+  EXPECT_EQ(cli::status(in_dir(dir), cli::StatusFormat::kText, false, text.out, text.err), kExitOk) << text.err.str();
   EXPECT_EQ(text.out.str(), render_status(status) + "\n" + render_status(second));
 
   Output json;
-  EXPECT_EQ(cli::status(in_dir(dir), true, false, json.out, json.err), kExitOk);
+  EXPECT_EQ(cli::status(in_dir(dir), cli::StatusFormat::kJson, false, json.out, json.err), kExitOk);
   EXPECT_EQ(json.out.str(), Json::array({status, second}).dump(2) + "\n");
+}
+
+TEST(ControlCommandsTest, StatusInThePrometheusFormatIsEveryTunnelsRendering) {
+  Json status = docs_status();
+  Json second = status;
+  second["device"] = "bw1";
+  TempDir dir;
+  ServerThread a(dir.path() + "/bw0.sock", answering_status(ok_status_reply(status)));
+  ServerThread b(dir.path() + "/bw1.sock", answering_status(ok_status_reply(second)));
+  ASSERT_TRUE(a.ok() && b.ok());
+  Output prom;
+  EXPECT_EQ(cli::status(in_dir(dir), cli::StatusFormat::kPrometheus, false, prom.out, prom.err), kExitOk)
+      << prom.err.str();
+  const std::vector<nlohmann::json> both = {nlohmann::json::parse(status.dump()),
+                                            nlohmann::json::parse(second.dump())};
+  EXPECT_EQ(prom.out.str(), daemon::render_prometheus(both));
+  EXPECT_NE(prom.out.str().find("device=\"bw1\""), std::string::npos);
 }
 
 TEST(ControlCommandsTest, StatusWithOneTunnelAndNoDeviceIsStillAnArray) {
@@ -167,7 +186,7 @@ TEST(ControlCommandsTest, StatusWithOneTunnelAndNoDeviceIsStillAnArray) {
   ServerThread a(dir.path() + "/bw0.sock", answering_status(ok_status_reply(status)));
   ASSERT_TRUE(a.ok());
   Output json;
-  EXPECT_EQ(cli::status(in_dir(dir), true, false, json.out, json.err), kExitOk);
+  EXPECT_EQ(cli::status(in_dir(dir), cli::StatusFormat::kJson, false, json.out, json.err), kExitOk);
   Json printed = Json::parse(json.out.str(), nullptr, false);
   ASSERT_TRUE(printed.is_array());
   ASSERT_EQ(printed.size(), 1u);
@@ -177,7 +196,7 @@ TEST(ControlCommandsTest, StatusWithOneTunnelAndNoDeviceIsStillAnArray) {
 TEST(ControlCommandsTest, NoTunnelRunning) {
   TempDir dir;
   Output o;
-  EXPECT_EQ(cli::status(in_dir(dir), false, false, o.out, o.err), kExitFailure);
+  EXPECT_EQ(cli::status(in_dir(dir), cli::StatusFormat::kText, false, o.out, o.err), kExitFailure);
   EXPECT_EQ(o.err.str(),
             "buckwild status: no buckwild tunnel is running (no sockets in " + dir.path() + ")\n");
   EXPECT_EQ(o.out.str(), "");
@@ -192,7 +211,7 @@ TEST(ControlCommandsTest, NoTunnelRunning) {
 TEST(ControlCommandsTest, ConnectionErrorsSayWhatToDo) {
   TempDir dir;
   Output o;
-  EXPECT_EQ(cli::status(in_dir(dir, "bw0"), false, false, o.out, o.err), kExitFailure);
+  EXPECT_EQ(cli::status(in_dir(dir, "bw0"), cli::StatusFormat::kText, false, o.out, o.err), kExitFailure);
   EXPECT_EQ(o.err.str(),
             "buckwild status: cannot connect to " + dir.path() +
                 "/bw0.sock: No such file or directory (is buckwild running for bw0?)\n");
@@ -218,7 +237,7 @@ TEST(ControlCommandsTest, ConnectionErrorsSayWhatToDo) {
   EXPECT_EQ(connect_hint(EIO, "bw0"), "");
 
   Output bad_name;
-  EXPECT_EQ(cli::status(in_dir(dir, "../etc"), false, false, bad_name.out, bad_name.err),
+  EXPECT_EQ(cli::status(in_dir(dir, "../etc"), cli::StatusFormat::kText, false, bad_name.out, bad_name.err),
             kExitFailure);
   EXPECT_EQ(bad_name.err.str(),
             "buckwild status: \"../etc\" is not a device name (give --socket PATH for a path)\n");
@@ -241,7 +260,7 @@ TEST(ControlCommandsTest, SilentDaemonTimesOutAndTheOthersAreStillShown) {
   ControlTarget t = in_dir(dir);
   t.timeout = milliseconds(200);
   Output o;
-  EXPECT_EQ(cli::status(t, false, false, o.out, o.err), kExitFailure);
+  EXPECT_EQ(cli::status(t, cli::StatusFormat::kText, false, o.out, o.err), kExitFailure);
   EXPECT_EQ(o.out.str(), render_status(status));
   EXPECT_EQ(o.err.str(), "buckwild status: " + path + ": no reply within 200 ms\n");
 }
@@ -256,7 +275,7 @@ TEST(ControlCommandsTest, ErrorAndMalformedReplies) {
   ServerThread a(dir.path() + "/bw0.sock", std::move(commands));
   ASSERT_TRUE(a.ok());
   Output s;
-  EXPECT_EQ(cli::status(in_dir(dir, "bw0"), false, false, s.out, s.err), kExitFailure);
+  EXPECT_EQ(cli::status(in_dir(dir, "bw0"), cli::StatusFormat::kText, false, s.out, s.err), kExitFailure);
   EXPECT_EQ(s.err.str(), "buckwild status: bw0: busy\n");
   Output r;
   EXPECT_EQ(cli::reload(in_dir(dir, "bw0"), r.out, r.err), kExitFailure);
