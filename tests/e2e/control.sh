@@ -12,6 +12,8 @@ source "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
 
 TOOLS=$ROOT/tests/e2e/control_tools.py
+# Debian's python3 (its prometheus_client), whatever else is first on PATH.
+PY=/usr/bin/python3
 CTL_A=$WORK/ctl-A.sock
 CTL_B=$WORK/ctl-B.sock
 METRICS=127.0.0.1:9586
@@ -49,6 +51,11 @@ CONF
 }
 
 bw() { "$BUCKWILD" "$@"; }
+listening() { ip netns exec "$([[ $1 == A ]] && echo "$NS_A" || echo "$NS_B")" ss -Hltn "sport = :$2" | grep -q .; }
+# flowing SOCKET: the daemon carries a stream-mode connection now.
+flowing() {
+  bw status --socket "$1" --json | $PY -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["stream"]["flows"] > 0 else 1)'
+}
 status_json() { bw status --socket "$1" --json >"$2"; }
 
 start_pair() {
@@ -75,8 +82,8 @@ t_status_text() {
   # Both ends name the same session.
   local id_a id_b
   status_json "$CTL_A" "$WORK/sa.json" && status_json "$CTL_B" "$WORK/sb.json" || return 1
-  id_a=$(python3 "$TOOLS" field "$WORK/sa.json" peers.0.session.id)
-  id_b=$(python3 "$TOOLS" field "$WORK/sb.json" peers.0.session.id)
+  id_a=$($PY "$TOOLS" field "$WORK/sa.json" peers.0.session.id)
+  id_b=$($PY "$TOOLS" field "$WORK/sb.json" peers.0.session.id)
   [[ -n $id_a && $id_a == "$id_b" ]] || { log "session ids $id_a / $id_b"; return 1; }
   grep -q "$id_a" <<<"$a"
 }
@@ -86,11 +93,11 @@ t_status_hops() {
   in_a ping -c 3 -i 0.1 -W 1 10.77.0.2 >/dev/null || return 1
   sleep 0.3
   status_json "$CTL_A" "$WORK/s2.json" || return 1
-  python3 "$TOOLS" hop "$WORK/s1.json" "$WORK/s2.json" >&2
+  $PY "$TOOLS" hop "$WORK/s1.json" "$WORK/s2.json" >&2
 }
 
 t_metrics() {
-  in_a python3 "$TOOLS" scrape "http://$METRICS/metrics" >&2 &&
+  in_a $PY "$TOOLS" scrape "http://$METRICS/metrics" >&2 &&
     bw status --socket "$CTL_A" --prometheus >"$WORK/textfile.prom" &&
     grep -q '^buckwild_build_info' "$WORK/textfile.prom"
 }
@@ -100,15 +107,15 @@ t_metrics() {
 # intact and bob's session is the one it was.
 t_reload_during_transfer() {
   local before established
-  before=$(python3 "$TOOLS" field "$WORK/sa.json" peers.0.session.id)
-  established=$(python3 "$TOOLS" field "$WORK/sa.json" counters.sessions_established)
-  spawn B "$WORK/serve.log" python3 "$ROOT/tests/e2e/stream_tools.py" serve-many 10.77.0.2 5201 300000000 1
+  before=$($PY "$TOOLS" field "$WORK/sa.json" peers.0.session.id)
+  established=$($PY "$TOOLS" field "$WORK/sa.json" counters.sessions_established)
+  spawn B "$WORK/serve.log" $PY "$ROOT/tests/e2e/stream_tools.py" serve-many 10.77.0.2 5201 300000000 1
   local srv=$SPAWNED
-  sleep 0.5
-  spawn A "$WORK/client.log" python3 "$ROOT/tests/e2e/stream_tools.py" many 10.77.0.2 5201 300000000 1
+  # (both ends make the 300 MB pattern before they listen or connect)
+  wait_until 30 listening B 5201 || { log "the server did not listen"; return 1; }
+  spawn A "$WORK/client.log" $PY "$ROOT/tests/e2e/stream_tools.py" many 10.77.0.2 5201 300000000 1
   local client=$SPAWNED
-  sleep 1
-  kill -0 "$client" 2>/dev/null || { log "the transfer ended before the reload"; return 1; }
+  wait_until 30 flowing "$CTL_A" || { log "the transfer did not start"; return 1; }
   { carol_peer; printf '\n[security]\nmax_connections_per_source = 50\n'; } >>"$WORK/alice.toml"
   local reply
   reply=$(bw reload --socket "$CTL_A") || { log "reload: $reply"; return 1; }
@@ -119,26 +126,26 @@ t_reload_during_transfer() {
   stop_pid "$srv"
   status_json "$CTL_A" "$WORK/sa2.json" || return 1
   local after now_established names
-  after=$(python3 "$TOOLS" field "$WORK/sa2.json" peers.0.session.id)
-  now_established=$(python3 "$TOOLS" field "$WORK/sa2.json" counters.sessions_established)
-  names=$(python3 -c 'import json,sys; print(" ".join(p["name"] for p in json.load(open(sys.argv[1]))["peers"]))' "$WORK/sa2.json")
+  after=$($PY "$TOOLS" field "$WORK/sa2.json" peers.0.session.id)
+  now_established=$($PY "$TOOLS" field "$WORK/sa2.json" counters.sessions_established)
+  names=$($PY -c 'import json,sys; print(" ".join(p["name"] for p in json.load(open(sys.argv[1]))["peers"]))' "$WORK/sa2.json")
   log "session $before -> $after; established $established -> $now_established; peers: $names"
   [[ $after == "$before" && $now_established == "$established" && $names == "bob carol" ]]
 }
 
 t_reload_refused() {
   cp "$WORK/alice.toml" "$WORK/alice.good.toml"
-  printf '\n[security]\nmax_connections = "many"\n' >>"$WORK/alice.toml"
+  printf '\n[ntp]\nenabled = "yes"\n' >>"$WORK/alice.toml"
   local out rc=0
   out=$(bw reload --socket "$CTL_A" 2>&1) || rc=$?
   cp "$WORK/alice.good.toml" "$WORK/alice.toml"
   log "buckwild reload (exit $rc): $out"
   ((rc == 1)) || return 1
-  grep -qE "alice\.toml:[0-9]+:[0-9]+: " <<<"$out" || return 1
+  grep -qE "alice\.toml:[0-9]+:[0-9]+: ntp\.enabled: " <<<"$out" || return 1
   grep -q 'reload.*refused' "$WORK/daemon-A.log" || return 1
   # Still running as before.
   status_json "$CTL_A" "$WORK/sa3.json" &&
-    [[ $(python3 "$TOOLS" field "$WORK/sa3.json" reloads.refused) == 1 ]] &&
+    [[ $($PY "$TOOLS" field "$WORK/sa3.json" reloads.refused) == 1 ]] &&
     in_a ping -c 2 -i 0.2 -W 1 10.77.0.2 >/dev/null
 }
 
@@ -147,7 +154,7 @@ t_sighup() {
   kill -HUP "$ALICE"
   wait_until 5 bash -c "'$BUCKWILD' status --socket '$CTL_A' --json | grep -qv carol" || return 1
   status_json "$CTL_A" "$WORK/sa4.json" &&
-    [[ $(python3 "$TOOLS" field "$WORK/sa4.json" peers.0.name) == bob ]] &&
+    [[ $($PY "$TOOLS" field "$WORK/sa4.json" peers.0.name) == bob ]] &&
     ! grep -q carol "$WORK/sa4.json"
 }
 
@@ -165,7 +172,7 @@ iperf_mbps() {  # iperf_mbps LABEL SECONDS
   sleep 0.5
   in_a iperf3 -c 10.77.0.2 -t "$2" -J >"$WORK/iperf-$1.json" || { stop_pid "$srv"; return 1; }
   stop_pid "$srv"
-  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['end']['sum_received']['bits_per_second']/1e6)" "$WORK/iperf-$1.json"
+  $PY -c "import json,sys; print(json.load(open(sys.argv[1]))['end']['sum_received']['bits_per_second']/1e6)" "$WORK/iperf-$1.json"
 }
 
 # 1 000 malformed requests and 100 idle clients while iperf3 runs: every bad
@@ -176,7 +183,7 @@ t_abuse_under_load() {
   local clean loaded rss0 rss1
   clean=$(iperf_mbps clean 5) || return 1
   rss0=$(rss_kb "$ALICE")
-  spawn A "$WORK/abuse.log" python3 "$TOOLS" abuse "$CTL_A" 1000 100 4
+  spawn A "$WORK/abuse.log" $PY "$TOOLS" abuse "$CTL_A" 1000 100 4
   local abuser=$SPAWNED
   loaded=$(iperf_mbps abused 5) || return 1
   wait "$abuser" || { cat "$WORK/abuse.log" >&2; return 1; }
@@ -184,7 +191,7 @@ t_abuse_under_load() {
   cat "$WORK/abuse.log" >&2
   log "iperf3 clean ${clean%.*} Mbit/s, under abuse ${loaded%.*} Mbit/s; RSS ${rss0} -> ${rss1} kB"
   echo "control socket abuse: iperf3 ${clean%.*} -> ${loaded%.*} Mbit/s, RSS ${rss0} -> ${rss1} kB" >>"$WORK/results"
-  python3 -c "import sys; sys.exit(0 if float(sys.argv[2]) >= 0.5 * float(sys.argv[1]) else 1)" "$clean" "$loaded" || return 1
+  $PY -c "import sys; sys.exit(0 if float(sys.argv[2]) >= 0.5 * float(sys.argv[1]) else 1)" "$clean" "$loaded" || return 1
   ((rss1 - rss0 < 4096))
 }
 
