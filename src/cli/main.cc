@@ -26,7 +26,8 @@ constexpr const char* kFooter =
     "  buckwild status            (every running tunnel; buckwild status bw0 for one)\n"
     "  buckwild reload bw0        (apply an edited configuration file)\n"
     "\nEnvironment: BUCKWILD_<SECTION>_<KEY> overrides a key of [network], [protocol],\n"
-    "[security], [crypto], [logging], [ntp] or [testing], e.g. BUCKWILD_LOGGING_LEVEL=debug.\n"
+    "[security], [crypto], [logging], [control], [metrics], [ntp] or [testing],\n"
+    "e.g. BUCKWILD_LOGGING_LEVEL=debug.\n"
     "Exit status: 0 success, 1 failure (such as a bad configuration), 2 bad command line.";
 
 // DEVICE and --socket, one or the other: which tunnel a control command is for.
@@ -58,7 +59,9 @@ int run(int argc, char** argv) {
       "run",
       "Run the daemon in the foreground (what the systemd unit runs): create the virtual\n"
       "interface, discover the configured peers, carry traffic until SIGINT or SIGTERM.\n"
-      "SIGHUP reopens the logs. Needs root (CAP_NET_ADMIN). Exits 1 if it cannot start.");
+      "SIGHUP reopens the logs and reloads the configuration (as buckwild reload does),\n"
+      "so does a change to the file; SIGUSR1 logs the counters. Needs root (CAP_NET_ADMIN).\n"
+      "Exits 1 if it cannot start.");
   run_cmd->add_option("-c,--config", run_config, "the TOML configuration file")->required();
 
   CLI::App* gen = app.add_subcommand(
