@@ -30,6 +30,7 @@
 #include "daemon/tunnel/tunnel.h"
 #include "daemon/net/udp_socket.h"
 #include "daemon/net/tcp_endpoints.h"
+#include "daemon/snmp/snmp_agent.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -328,6 +329,28 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     spdlog::info("metrics: http://{}/metrics", metrics->address().to_string());
   }
 
+  // The AgentX subagent: net-snmp on its own thread, a snapshot made on this
+  // one when it asks.
+  std::unique_ptr<snmp::SnmpAgent> snmp_agent;
+  if (const SnmpConfig& sc = reloader.config().snmp; sc.enabled) {
+    snmp::SnmpAgentOptions options;
+    options.agentx_socket = sc.agentx_socket;
+    auto a = snmp::SnmpAgent::start(**loop, options, [&] { return status(); },
+                                    [](bool warning, const std::string& message) {
+                                      if (warning) {
+                                        spdlog::warn("{}", message);
+                                      } else {
+                                        spdlog::info("{}", message);
+                                      }
+                                    });
+    if (!a) {
+      spdlog::error("{}", a.error().message);
+      return 1;
+    }
+    snmp_agent = std::move(*a);
+    spdlog::info("snmp: AgentX subagent for BUCKWILD-MIB, master at {}", sc.agentx_socket);
+  }
+
   bool stopping = false;
   auto stop = [&](const char* why) {
     if (!stopping) spdlog::info("{}: shutting down", why);
@@ -386,6 +409,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   (*loop)->cancel_timer(status_timer);
   log_stats(**tunnel, ebpf_path.get());
   if (watch) watch->reset();
+  snmp_agent.reset();
   metrics.reset();
   control.reset();  // the socket file goes: `buckwild stop` waits for that
   tunnel->reset();  // sessions and their keys go first

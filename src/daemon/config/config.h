@@ -113,6 +113,12 @@ struct MetricsConfig {
   std::optional<SocketAddress> listen;
 };
 
+// The SNMP AgentX subagent (src/daemon/snmp/): off unless enabled.
+struct SnmpConfig {
+  bool enabled = false;
+  std::string agentx_socket = "/var/agentx/master";  // the master agent's Unix socket
+};
+
 struct TestingConfig {
   std::int64_t clock_offset_ms = 0;  // TEST AID: added to this daemon's UTC clock
 };
@@ -143,6 +149,7 @@ struct Config {
   LoggingConfig logging;
   ControlConfig control;
   MetricsConfig metrics;
+  SnmpConfig snmp;
   TestingConfig testing;
   std::vector<PskConfig> psks;
   std::vector<PeerConfig> peers;
@@ -158,7 +165,7 @@ Environment buckwild_environment();
 // Loads and checks the configuration at `path`, then applies overrides from
 // `env`: BUCKWILD_<SECTION>_<KEY> sets a scalar key of a single-instance
 // section (network, protocol, security, crypto, logging, control, metrics,
-// ntp, testing) and is
+// snmp, ntp, testing) and is
 // parsed with that key's type (booleans: true/false/1/0). A variable whose
 // SECTION is one of those but whose KEY is unknown is an error; other
 // BUCKWILD_* variables are not ours and are ignored. `key_file` paths that are

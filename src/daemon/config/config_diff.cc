@@ -65,6 +65,8 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::control, &ControlConfig::group>("control.group", kFixed),
       key<&Config::control, &ControlConfig::reload_on_change>("control.reload_on_change", kFixed),
       key<&Config::metrics, &MetricsConfig::listen>("metrics.listen", kFixed),
+      key<&Config::snmp, &SnmpConfig::enabled>("snmp.enabled", kFixed),
+      key<&Config::snmp, &SnmpConfig::agentx_socket>("snmp.agentx_socket", kFixed),
       key<&Config::testing, &TestingConfig::clock_offset_ms>("testing.clock_offset_ms", kFixed),
   };
   return keys;

@@ -280,6 +280,19 @@ std::string set_metrics_listen(Config& c, const Scalar& v) {
   return {};
 }
 
+// The master agent's AgentX socket: a Unix socket path (net-snmp's default
+// /var/agentx/master, or snmpd.conf's agentXSocket).
+std::string set_agentx_socket(Config& c, const Scalar& v) {
+  const auto& s = std::get<std::string>(v);
+  if (s.empty() || s.front() != '/') return "must be an absolute path, got " + in_quotes(s);
+  if (s.size() > 107) {
+    return "must be at most 107 bytes (a Unix socket path), got " + std::to_string(s.size());
+  }
+  if (s.back() == '/') return "must name a socket, not a directory, got " + in_quotes(s);
+  c.snmp.agentx_socket = s;
+  return {};
+}
+
 // Keys of the design document that this version does not implement: refused
 // with what governs the behaviour instead, so an operator's old or copied file
 // says why rather than seeming to work.
@@ -407,6 +420,11 @@ constexpr std::array kMetricsKeys = {
     KeySpec{"listen", Kind::kString, set_metrics_listen},
 };
 
+constexpr std::array kSnmpKeys = {
+    KeySpec{"enabled", Kind::kBool, set_bool<&Config::snmp, &SnmpConfig::enabled>},
+    KeySpec{"agentx_socket", Kind::kString, set_agentx_socket},
+};
+
 constexpr std::array kNtpKeys = {
     KeySpec{"enabled", Kind::kBool, set_ntp_enabled},
 };
@@ -417,7 +435,7 @@ constexpr std::array kTestingKeys = {
         set_integer<&Config::testing, &TestingConfig::clock_offset_ms, -86'400'000, 86'400'000>},
 };
 
-constexpr std::array<ConfigSection, 9> kSections = {{
+constexpr std::array<ConfigSection, 10> kSections = {{
     {"network", kNetworkKeys},
     {"protocol", kProtocolKeys},
     {"security", kSecurityKeys},
@@ -425,6 +443,7 @@ constexpr std::array<ConfigSection, 9> kSections = {{
     {"logging", kLoggingKeys},
     {"control", kControlKeys},
     {"metrics", kMetricsKeys},
+    {"snmp", kSnmpKeys},
     {"ntp", kNtpKeys},
     {"testing", kTestingKeys},
 }};

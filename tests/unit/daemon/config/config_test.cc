@@ -895,5 +895,30 @@ TEST_F(ConfigTest, ControlAndMetricsValuesAreChecked) {
   EXPECT_EQ(env->metrics.listen->to_string(), "127.0.0.1:9100");
 }
 
+TEST_F(ConfigTest, SnmpIsOffByDefaultAndItsSocketIsChecked) {
+  const std::string base = kMinimal;
+  auto c = load(base + "\n");
+  ASSERT_TRUE(c) << join(c.error());
+  EXPECT_FALSE(c->snmp.enabled);
+  EXPECT_EQ(c->snmp.agentx_socket, "/var/agentx/master");
+  auto on = load(base + "[snmp]\nenabled = true\nagentx_socket = \"/run/snmp/agentx\"\n");
+  ASSERT_TRUE(on) << join(on.error());
+  EXPECT_TRUE(on->snmp.enabled);
+  EXPECT_EQ(on->snmp.agentx_socket, "/run/snmp/agentx");
+  EXPECT_EQ(problem(base + "[snmp]\nagentx_socket = \"agentx\"\n"),
+            at(8, 17) + "snmp.agentx_socket: must be an absolute path, got \"agentx\"");
+  EXPECT_NE(problem(base + "[snmp]\nagentx_socket = \"/" + std::string(120, 'a') + "\"\n")
+                .find("at most 107 bytes"),
+            std::string::npos);
+  EXPECT_NE(problem(base + "[snmp]\nagentx_socket = \"/var/agentx/\"\n").find("not a directory"),
+            std::string::npos);
+  EXPECT_NE(problem(base + "[snmp]\nenabled = \"yes\"\n").find("snmp.enabled"), std::string::npos);
+  auto env = load(base, {{"BUCKWILD_SNMP_ENABLED", "true"},
+                         {"BUCKWILD_SNMP_AGENTX_SOCKET", "/tmp/x/master"}});
+  ASSERT_TRUE(env) << join(env.error());
+  EXPECT_TRUE(env->snmp.enabled);
+  EXPECT_EQ(env->snmp.agentx_socket, "/tmp/x/master");
+}
+
 }  // namespace
 }  // namespace buckwild::daemon
