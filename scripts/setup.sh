@@ -21,8 +21,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # the metrics tests check our exposition with the Prometheus client's own parser
   python3-prometheus-client
-  # the MIB's lint (smilint)
-  smitools
+  # the MIB's lint (smilint); tests/e2e/snmp.sh's master agent, trap receiver and clients
+  smitools snmpd snmptrapd snmp
   # end-to-end tests and the demo: namespaces, capture, real servers and clients
   iproute2 iputils-ping tcpdump nginx-light dnsmasq-base bind9-dnsutils curl iperf3 python3 procps
   openssh-server openssh-client redis-server redis-tools
