@@ -107,6 +107,15 @@ t_walk_has_alice() {
     ! grep -q 'No Such\|^Timeout' <<<"$out"
 }
 
+# GETBULK (what most managers use) walks the same objects as GETNEXT.
+t_bulkwalk() {
+  local next bulk
+  next=$(walk buckwild | wc -l)
+  bulk=$(SNMP_OIDS=(buckwild); snmp snmpbulkwalk -Oq -Cr25 | wc -l)
+  log "snmpwalk $next objects, snmpbulkwalk $bulk"
+  ((next > 60 && next == bulk))
+}
+
 t_counters_move() {
   local before after
   mapfile -t before < <(get "bwPeerRxPackets.$ALICE_ROW" "bwPeerTxPackets.$ALICE_ROW" bwDatagramsReceived.0 bwTunPacketsOut.0)
@@ -190,6 +199,7 @@ check "tunnel comes up" start_pair
 check "snmptrapd receives snmpd's coldStart" t_trap_path
 check "subagent registers BUCKWILD-MIB with snmpd" t_registered
 check "snmpwalk: scalars and the session row for alice" t_walk_has_alice
+check "snmpbulkwalk sees the same objects" t_bulkwalk
 check "snmpget: counters move under ping" t_counters_move
 check "snmpset of a read-only object refused" t_not_writable
 check "snmpd restarted: subagent back within 10 s" t_snmpd_restart
