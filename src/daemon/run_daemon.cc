@@ -252,8 +252,10 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     failed = true;
     (*loop)->stop();
   };
+  // The audit trail: the audit log in use now (a reload may switch it).
+  SecurityAudit audit(**loop, [&] { return (*logging)->audit(); });
   auto deps = [&](EbpfPath* path) {
-    return TunnelDeps{**loop, clock, **tun, factory, tcp, rng, path, on_fatal, [&] { return (*logging)->audit(); }};
+    return TunnelDeps{**loop, clock, **tun, factory, tcp, rng, path, on_fatal, &audit};
   };
   std::unique_ptr<KernelEbpfPath> ebpf_path = ebpf ? std::move(*ebpf) : nullptr;
   auto tunnel = Tunnel::create(config, mtu, deps(ebpf_path.get()));
@@ -278,7 +280,8 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
 
   // From here on the configuration in force is the Reloader's.
   Reloader reloader(std::move(owned), std::move(env),
-                    Reloader::Deps{**tunnel, **logging, *nl, ifindex});
+                    Reloader::Deps{**tunnel, **logging, *nl, ifindex, &audit});
+  if (ebpf_path) ebpf_path->set_audit(&audit);
   DaemonFacts facts;
   facts.started = (*loop)->now();
   if (ebpf_path) {
@@ -330,7 +333,10 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
 
   bool stopping = false;
   auto stop = [&](const char* why) {
-    if (!stopping) spdlog::info("{}: shutting down", why);
+    if (!stopping) {
+      spdlog::info("{}: shutting down", why);
+      audit.record("daemon_stopping", "info", {{"details", {{"trigger", why}}}});
+    }
     stopping = true;
     (*loop)->stop();
   };
@@ -388,7 +394,8 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   if (watch) watch->reset();
   metrics.reset();
   control.reset();  // the socket file goes: `buckwild stop` waits for that
-  tunnel->reset();  // sessions and their keys go first
+  tunnel->reset();  // sessions and their keys go first (their ends are audited)
+  audit.flush();    // what was counted since the last interval
   ebpf_path.reset();  // then the eBPF programs (their links, TC filter, socket map)
   tun->reset();     // closing the descriptor removes the interface
   spdlog::info("stopped");

@@ -67,6 +67,10 @@ json Reloader::refuse(std::string_view trigger, const std::string& error,
   ++refused_;
   spdlog::error("reload ({}) refused, the running configuration stays: {}", trigger, error);
   for (const std::string& p : problems) spdlog::error("  {}", p);
+  if (deps_.audit != nullptr) {
+    deps_.audit->record("reload_refused", "warning",
+                        {{"details", {{"trigger", trigger}, {"error", error}, {"problems", problems}}}});
+  }
   return {{"ok", false}, {"error", error}, {"problems", problems}};
 }
 
@@ -94,16 +98,20 @@ json Reloader::reload(std::string_view trigger) {
   config_ = std::move(owned);  // the tunnel points at it since reconfigure()
   ++applied_;
   spdlog::info("reload ({}) applied: {}", trigger, summary_line(*applied));
-  return {{"ok", true},
-          {"reload",
-           {{"peers_added", applied->peers_added},
-            {"peers_removed", applied->peers_removed},
-            {"peers_changed", applied->peers_changed},
-            {"psks_added", applied->psks_added},
-            {"psks_removed", applied->psks_removed},
-            {"psks_changed", applied->psks_changed},
-            {"settings_changed", applied->settings_changed},
-            {"sessions_ended", applied->sessions_ended}}}};
+  json changes = {{"peers_added", applied->peers_added},
+                  {"peers_removed", applied->peers_removed},
+                  {"peers_changed", applied->peers_changed},
+                  {"psks_added", applied->psks_added},
+                  {"psks_removed", applied->psks_removed},
+                  {"psks_changed", applied->psks_changed},
+                  {"settings_changed", applied->settings_changed},
+                  {"sessions_ended", applied->sessions_ended}};
+  if (deps_.audit != nullptr) {
+    json details = changes;
+    details["trigger"] = trigger;
+    deps_.audit->record("reload_applied", "notice", {{"details", details}});
+  }
+  return {{"ok", true}, {"reload", std::move(changes)}};
 }
 
 void Reloader::update_routes(const Config& next) {

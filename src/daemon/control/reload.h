@@ -10,6 +10,7 @@
 
 #include "daemon/config/config.h"
 #include "daemon/log/logging.h"
+#include "daemon/log/security_audit.h"
 #include "daemon/net/netlink.h"
 #include "daemon/tunnel/tunnel.h"
 
@@ -22,6 +23,7 @@ class Reloader {
     Logging& logging;
     Netlink& netlink;
     int ifindex;  // the TUN device, for the peers' routes
+    SecurityAudit* audit = nullptr;  // each reload, applied or refused, is recorded
   };
   // `running` is the configuration `deps.tunnel` was created with; `env` the
   // BUCKWILD_* overrides the daemon started with (a reload applies them again).

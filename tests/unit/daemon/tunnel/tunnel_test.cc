@@ -84,9 +84,10 @@ struct Host {
   FakeTcpEndpoints tcp;
   crypto::DeterministicRandom rng;
   std::unique_ptr<FakeEbpfPath> ebpf;  // set on the eBPF path
+  std::unique_ptr<AuditLog> audit;  // set before start() to record sessions
+  std::unique_ptr<SecurityAudit> trail;  // writes to `audit`
   std::unique_ptr<Tunnel> tunnel;
   int fatal_errors = 0;  // on_fatal calls
-  std::unique_ptr<AuditLog> audit;  // set before start() to record sessions
 
   Host(Config c, const ManualEventLoop& loop, std::int64_t skew, std::uint64_t seed)
       : config(std::move(c)), clock(loop, kUnixStart + skew), rng(seed) {}
@@ -94,6 +95,9 @@ struct Host {
   void start(ManualEventLoop& loop, FakeDatagramNetwork& net, bool steered) {
     tunnel.reset();
     ebpf.reset();
+    // Counted events are written every second, at most 4 sources each.
+    trail = std::make_unique<SecurityAudit>(loop, [this] { return audit.get(); },
+                                            SecurityAuditLimits{seconds(1), 4});
     if (steered) {
       ebpf = std::make_unique<FakeEbpfPath>(net, config.network.listen_address,
                                             config.network.discovery_port);
@@ -107,7 +111,7 @@ struct Host {
     auto t = Tunnel::create(config, 1412,
                             TunnelDeps{loop, clock, tun, factory, tcp, rng, ebpf.get(),
                                        [this](const SysError&) { ++fatal_errors; },
-                                       [this] { return audit.get(); }});
+                                       trail.get()});
     ASSERT_TRUE(t.has_value()) << t.error().message;
     tunnel = std::move(*t);
   }
@@ -525,7 +529,72 @@ TEST_P(TunnelTest, SessionsAreRecordedInTheAuditLog) {
   std::string hex;
   for (std::uint8_t b : key.view()) hex += fmt::format("{:02x}", b);
   EXPECT_EQ(text.find(hex.substr(0, 16)), std::string::npos);
-  EXPECT_EQ(bob->tunnel->stats().audit_errors, 0u);
+  EXPECT_EQ(bob->trail->stats().write_errors, 0u);
+}
+
+// What a flood can cause is counted, not written per datagram: one record per
+// (event, source, reason) and interval, at most 4 sources (this test's
+// limit) and one line for the rest.
+TEST_P(TunnelTest, FloodsReachTheAuditLogAsBoundedCountedRecords) {
+  daemon::testing::TempDir dir;
+  const std::string path = dir.path() + "/audit.jsonl";
+  auto opened = AuditLog::open(path);
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  std::vector<std::uint8_t> captured;  // one of alice's DATAGRAMs, to replay
+  net.set_filter([&](const SocketAddress&, const SocketAddress& to, Bytes payload) {
+    if (captured.empty() && to.ip == ip("10.200.0.2") && payload.size() > 1 && payload[1] == 0x18) {
+      captured.assign(payload.begin(), payload.end());
+    }
+    return true;
+  });
+  start();
+  ASSERT_TRUE(connected());
+  bob->audit = std::move(*opened);
+  exchange("to be replayed");
+  ASSERT_FALSE(captured.empty());
+  auto replayer = net.bind(SocketAddress{ip("10.200.0.99"), 4444});
+  ASSERT_TRUE(replayer.has_value());
+  OutgoingDatagram again{captured, SocketAddress{ip("10.200.0.2"), 1025}, std::nullopt};
+  ASSERT_TRUE((*replayer)->send_batch({&again, 1}).has_value());
+  loop.run_for(milliseconds(10));
+  std::array<std::uint8_t, 1176> junk{};
+  junk[0] = 0x01;
+  junk[1] = 0x0C;  // DISCOVERY, with nothing valid in it
+  for (std::uint32_t source = 0; source < 10; ++source) {
+    auto stranger = net.bind(SocketAddress{
+        IpAddress::v4({10, 200, 0, static_cast<std::uint8_t>(64 + source)}), 5555});
+    ASSERT_TRUE(stranger.has_value());
+    for (int i = 0; i < 100; ++i) {
+      OutgoingDatagram d{junk, SocketAddress{ip("10.200.0.2"), 1025}, std::nullopt};
+      ASSERT_TRUE((*stranger)->send_batch({&d, 1}).has_value());
+    }
+    loop.run_for(milliseconds(10));
+  }
+  loop.run_for(seconds(2));
+
+  std::ifstream in(path);
+  std::uint64_t refused = 0;
+  std::size_t lines = 0;
+  bool replay = false;
+  for (std::string line; std::getline(in, line);) {
+    ++lines;
+    const nlohmann::json r = nlohmann::json::parse(line);
+    if (r["event"] == "packet_rejected" && r["details"]["reason"] == "replay" &&
+        r["source_address"] == "10.200.0.99") {
+      replay = true;
+    }
+    if (r["event"] != "discovery_refused") continue;
+    EXPECT_EQ(r["severity"], "warning");
+    EXPECT_TRUE(r.contains("time"));
+    refused += r["details"]["count"].get<std::uint64_t>();
+  }
+  // Every refusal counted (the per-source rate limit refused most of them),
+  // in no more than 4 + 1 lines per reason and interval.
+  EXPECT_EQ(refused, 1000u);
+  EXPECT_TRUE(replay) << "the replayed datagram is not in the audit log";
+  EXPECT_LE(lines, 2u * (4 + 1) * 2 + 1);
+  EXPECT_EQ(bob->trail->stats().counted, 1001u);  // and the replay
+  EXPECT_GT(bob->trail->stats().overflowed, 0u);
 }
 
 // A TUN device that fails (deleted under the daemon) is readable for ever; the
