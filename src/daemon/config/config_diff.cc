@@ -58,6 +58,7 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::crypto, &CryptoConfig::aead>("crypto.aead", kFixed),
       key<&Config::crypto, &CryptoConfig::forward_secrecy>("crypto.forward_secrecy", kFixed),
       key<&Config::logging, &LoggingConfig::level>("logging.level", kLive),
+      key<&Config::logging, &LoggingConfig::format>("logging.format", kLive),
       key<&Config::logging, &LoggingConfig::syslog>("logging.syslog", kLive),
       key<&Config::logging, &LoggingConfig::syslog_facility>("logging.syslog_facility", kLive),
       key<&Config::logging, &LoggingConfig::audit_log_path>("logging.audit_log_path", kLive),
