@@ -376,6 +376,11 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     spdlog::info("SIGHUP: logs reopened; reloading {}", reloader.config().source_path);
     (void)reloader.reload("SIGHUP");
   });
+  (void)(*loop)->watch_signal(SIGUSR2, [&](int) {
+    // logrotate's: the log files only, the configuration untouched.
+    if (auto r = (*logging)->reopen(); !r) spdlog::warn("log reopen: {}", r.error().message);
+    spdlog::info("SIGUSR2: logs reopened");
+  });
   (void)(*loop)->watch_signal(SIGPIPE, [](int) {});
   (void)(*loop)->watch_signal(SIGUSR1, [&](int) {
     spdlog::info("SIGUSR1: counters follow");

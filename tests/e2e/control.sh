@@ -230,9 +230,9 @@ t_audit_logs() {
   stop_pid "$BOB"
   $PY - "$WORK/audit-A.jsonl" "$WORK/audit-B.jsonl" <<'PY'
 import json, sys
-def load(path):
-    return [json.loads(line) for line in open(path)]
-a, b = load(sys.argv[1]), load(sys.argv[2])
+def load(*paths):
+    return [json.loads(line) for path in paths for line in open(path)]
+a, b = load(sys.argv[1] + ".1", sys.argv[1]), load(sys.argv[2])
 for r in a + b:
     assert isinstance(r, dict) and {"time", "event", "severity"} <= set(r), r
 def has(records, event, **details):
@@ -268,6 +268,17 @@ PY
   return $rc
 }
 
+# logrotate's way: the file moved away, SIGUSR2, the next record in a new file.
+t_audit_rotation() {
+  mv "$WORK/audit-A.jsonl" "$WORK/audit-A.jsonl.1"
+  kill -USR2 "$ALICE"
+  wait_until 5 test -e "$WORK/audit-A.jsonl" || { log "no new audit file after SIGUSR2"; return 1; }
+  bw reload --socket "$CTL_A" >/dev/null || return 1
+  grep -q '"reload_applied"' "$WORK/audit-A.jsonl" || return 1
+  # The reload by SIGUSR2 did not happen: it reopens the logs only.
+  ! grep -q '"trigger":"SIGUSR2"' "$WORK/audit-A.jsonl" "$WORK/audit-A.jsonl.1"
+}
+
 t_bad_socket() {
   local out rc=0
   out=$(bw status --socket "$WORK/none.sock" 2>&1) || rc=$?
@@ -289,6 +300,7 @@ check "a change to the file reloads (inotify)" t_file_watch
 check "1000 malformed requests and 100 idle clients under iperf3" t_abuse_under_load
 check "status of a socket nobody serves: clear error" t_bad_socket
 check "junk DISCOVERY from a stranger" t_junk_discovery
+check "SIGUSR2 reopens the audit log (logrotate)" t_audit_rotation
 check "buckwild stop" t_stop
 check "audit logs: reloads, stop, sessions and counted junk, every line JSON" t_audit_logs
 
