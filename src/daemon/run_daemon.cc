@@ -332,10 +332,13 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   }
 
   bool stopping = false;
+  nlohmann::json stop_requester;  // who asked, when the control socket did
   auto stop = [&](const char* why) {
     if (!stopping) {
       spdlog::info("{}: shutting down", why);
-      audit.record("daemon_stopping", "info", {{"details", {{"trigger", why}}}});
+      nlohmann::json details = {{"trigger", why}};
+      if (!stop_requester.is_null()) details["requester"] = stop_requester;
+      audit.record("daemon_stopping", "info", {{"details", details}});
     }
     stopping = true;
     (*loop)->stop();
@@ -344,6 +347,12 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   // The control socket (docs/control.md), last: a second daemon started with
   // this configuration has failed on its ports by now, with that reason.
   const ControlConfig& cc = reloader.config().control;
+  // The client a control request came from, for the audit log.
+  auto requester = [&]() -> nlohmann::json {
+    if (!control || !control->requester()) return nullptr;
+    const auto& r = *control->requester();
+    return {{"pid", r.pid}, {"uid", r.uid}, {"gid", r.gid}};
+  };
   auto served = ControlServer::create(
       **loop,
       ControlOptions{cc.socket, cc.group.empty() ? std::nullopt : std::optional<std::string>(cc.group), {}},
@@ -354,10 +363,11 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
            }},
           {"reload",
            [&](std::string_view) {
-             return ControlReply{reloader.reload("the control socket").dump(), {}};
+             return ControlReply{reloader.reload("the control socket", requester()).dump(), {}};
            }},
           {"stop",
            [&](std::string_view) {
+             stop_requester = requester();
              return ControlReply{nlohmann::json{{"ok", true}, {"stop", "shutting down"}}.dump(),
                                  [&] { stop("buckwild stop"); }};
            }},

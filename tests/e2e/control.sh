@@ -246,6 +246,9 @@ for event, details in (("session_established", {}),
                        ("daemon_stopping", {"trigger": "buckwild stop"})):
     if not has(a, event, **details):
         problems.append(f"alice: no {event} {details}")
+if not any(r["event"] == "reload_applied" and r["details"].get("requester", {}).get("uid") == 0
+           for r in a):
+    problems.append("alice: the socket's reload does not name its requester (uid 0)")
 if not has(b, "reload_applied", trigger="a change to the file"):
     problems.append("bob: no reload by the file watch")
 # The frame filter drops the junk (its length field is wrong) and reports the

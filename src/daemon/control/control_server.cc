@@ -170,6 +170,7 @@ struct ControlServer::Client {
   std::uint32_t interest = kReadable;
   TimerId timer = kNoTimer;
   TimePoint timer_at = kNever;
+  std::optional<ucred> peer;  // the client's process, as the kernel saw it at connect
 
   std::size_t pending() const { return out.size() - out_sent; }
 };
@@ -282,6 +283,11 @@ void ControlServer::on_listener_ready() {
     }
     auto client = std::make_unique<Client>();
     client->id = next_client_id_++;
+    ucred cred{};
+    socklen_t cred_len = sizeof cred;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0 && cred_len == sizeof cred) {
+      client->peer = cred;
+    }
     client->last_request = loop_.now();
     client->last_progress = client->last_request;
     std::uint64_t id = client->id;
@@ -468,8 +474,11 @@ void ControlServer::answer(Client& c, std::string_view raw) {
   }
   ControlReply reply;
   try {
+    if (c.peer) requester_ = Requester{c.peer->pid, c.peer->uid, c.peer->gid};
     reply = command->handler(request);
+    requester_.reset();
   } catch (const std::exception& e) {
+    requester_.reset();
     bad("internal error while answering \"" + command->word + "\": " + e.what());
     return;
   }

@@ -62,34 +62,35 @@ bool has(const std::vector<Cidr>& v, const Cidr& c) {
 Reloader::Reloader(std::unique_ptr<Config> running, Environment env, Deps deps)
     : config_(std::move(running)), env_(std::move(env)), deps_(deps) {}
 
-json Reloader::refuse(std::string_view trigger, const std::string& error,
+json Reloader::refuse(std::string_view trigger, const json& requester, const std::string& error,
                       const std::vector<std::string>& problems) {
   ++refused_;
   spdlog::error("reload ({}) refused, the running configuration stays: {}", trigger, error);
   for (const std::string& p : problems) spdlog::error("  {}", p);
   if (deps_.audit != nullptr) {
-    deps_.audit->record("reload_refused", "warning",
-                        {{"details", {{"trigger", trigger}, {"error", error}, {"problems", problems}}}});
+    json details = {{"trigger", trigger}, {"error", error}, {"problems", problems}};
+    if (!requester.is_null()) details["requester"] = requester;
+    deps_.audit->record("reload_refused", "warning", {{"details", details}});
   }
   return {{"ok", false}, {"error", error}, {"problems", problems}};
 }
 
-json Reloader::reload(std::string_view trigger) {
+json Reloader::reload(std::string_view trigger, const json& requester) {
   const std::string& path = config_->source_path;
   auto next = load_config(path, env_);
-  if (!next) return refuse(trigger, path + " has problems", next.error());
+  if (!next) return refuse(trigger, requester, path + " has problems", next.error());
   // The random source stays seeded once it was; checked anyway, as at start.
   unsigned char byte = 0;
   if (::getrandom(&byte, 1, GRND_NONBLOCK) != 1) {
-    return refuse(trigger, "the kernel's random source cannot be read without blocking", {});
+    return refuse(trigger, requester, "the kernel's random source cannot be read without blocking", {});
   }
   const ConfigDiff diff = diff_config(*config_, *next);
   if (!diff.fixed.empty()) {
-    return refuse(trigger, "keys that cannot change while running differ", fixed_key_problems(diff));
+    return refuse(trigger, requester, "keys that cannot change while running differ", fixed_key_problems(diff));
   }
   auto owned = std::make_unique<Config>(std::move(*next));
   auto applied = deps_.tunnel.reconfigure(*owned);
-  if (!applied) return refuse(trigger, applied.error().message, {});
+  if (!applied) return refuse(trigger, requester, applied.error().message, {});
   update_routes(*owned);
   if (auto r = deps_.logging.reopen(owned->logging); !r) {
     spdlog::warn("reload: the audit log stays {}: {}",
@@ -109,6 +110,7 @@ json Reloader::reload(std::string_view trigger) {
   if (deps_.audit != nullptr) {
     json details = changes;
     details["trigger"] = trigger;
+    if (!requester.is_null()) details["requester"] = requester;
     deps_.audit->record("reload_applied", "notice", {{"details", details}});
   }
   return {{"ok", true}, {"reload", std::move(changes)}};

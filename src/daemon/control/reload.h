@@ -35,14 +35,16 @@ class Reloader {
   // docs/control.md: {"ok":true,"reload":{…}} or {"ok":false,"error":…,
   // "problems":[…]}; the outcome is logged either way, naming `trigger`
   // ("SIGHUP", "the control socket", "a change to the file").
-  nlohmann::json reload(std::string_view trigger);
+  // `requester` (the control socket's client: pid, uid) goes into the audit
+  // record when given.
+  nlohmann::json reload(std::string_view trigger, const nlohmann::json& requester = nullptr);
 
   std::uint64_t applied() const { return applied_; }
   std::uint64_t refused() const { return refused_; }
 
  private:
-  nlohmann::json refuse(std::string_view trigger, const std::string& error,
-                        const std::vector<std::string>& problems);
+  nlohmann::json refuse(std::string_view trigger, const nlohmann::json& requester,
+                        const std::string& error, const std::vector<std::string>& problems);
   void update_routes(const Config& next);
 
   std::unique_ptr<Config> config_;
