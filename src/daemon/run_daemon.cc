@@ -34,6 +34,12 @@
 namespace buckwild::daemon {
 namespace {
 
+// A control reply or a log line from JSON that may hold text from outside
+// (paths, interface names, libbpf's messages): invalid UTF-8 is replaced, never thrown.
+std::string dump_line(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 // sd_notify(3) without linking libsystemd: one datagram to $NOTIFY_SOCKET.
 void notify_systemd(const char* state) {
   const char* path = std::getenv("NOTIFY_SOCKET");
@@ -174,15 +180,16 @@ SysResult<std::unique_ptr<KernelEbpfPath>> start_ebpf_path(const Config& config,
 }  // namespace
 
 int run_daemon(std::unique_ptr<Config> owned, Environment env) {
-  const Config& config = *owned;  // until the Reloader owns it; then reloader->config()
-  auto logging = Logging::start(config.logging);
+  // The start-up configuration; from the Reloader on, reloader.config() (a reload frees this one).
+  const Config* config = owned.get();
+  auto logging = Logging::start(config->logging);
   if (!logging) {
     spdlog::error("{}", logging.error().message);
     return 1;
   }
-  if (config.testing.clock_offset_ms != 0) {
+  if (config->testing.clock_offset_ms != 0) {
     spdlog::warn("testing.clock_offset_ms = {}: this daemon's clock is deliberately skewed (a test aid)",
-                 config.testing.clock_offset_ms);
+                 config->testing.clock_offset_ms);
   }
   if (auto seeded = check_random_seeded(); !seeded) {
     spdlog::error("{}", seeded.error().message);
@@ -198,11 +205,11 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     spdlog::error("netlink: {}", nl.error().message);
     return 1;
   }
-  const std::uint32_t mtu = choose_mtu(config, *nl);
+  const std::uint32_t mtu = choose_mtu(*config, *nl);
   raise_descriptor_limit();
-  auto tun = LinuxTunDevice::open(config.network.virtual_device);
+  auto tun = LinuxTunDevice::open(config->network.virtual_device);
   if (!tun) {
-    spdlog::error("cannot create the virtual interface {}: {}", config.network.virtual_device,
+    spdlog::error("cannot create the virtual interface {}: {}", config->network.virtual_device,
                   tun.error().message);
     return 1;
   }
@@ -213,11 +220,11 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     // packets overflows under a few hundred busy connections (each overflow is
     // a loss the local TCP must recover from).
     if (auto r = nl->set_link(ifindex, mtu, Netlink::LinkState::kUp, kTunQueueLength); !r) return r;
-    if (auto r = nl->add_address(ifindex, config.network.virtual_address); !r) return r;
-    if (config.network.virtual_address6) {
-      if (auto r = nl->add_address(ifindex, *config.network.virtual_address6); !r) return r;
+    if (auto r = nl->add_address(ifindex, config->network.virtual_address); !r) return r;
+    if (config->network.virtual_address6) {
+      if (auto r = nl->add_address(ifindex, *config->network.virtual_address6); !r) return r;
     }
-    for (const PeerConfig& p : config.peers) {
+    for (const PeerConfig& p : config->peers) {
       for (const Cidr& route : p.routes) {
         if (auto r = nl->add_route(ifindex, route.network()); !r) return r;
       }
@@ -229,14 +236,14 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     return 1;
   }
   spdlog::info("virtual interface {} up: {}{}, mtu {}", (*tun)->name(),
-               config.network.virtual_address.to_string(),
-               config.network.virtual_address6 ? ", " + config.network.virtual_address6->to_string() : "",
+               config->network.virtual_address.to_string(),
+               config->network.virtual_address6 ? ", " + config->network.virtual_address6->to_string() : "",
                mtu);
 
-  SystemClock clock(config.testing.clock_offset_ms);
+  SystemClock clock(config->testing.clock_offset_ms);
   crypto::SystemRandom rng;
   KernelTcpEndpoints tcp;
-  auto ebpf = start_ebpf_path(config, *nl, **loop);
+  auto ebpf = start_ebpf_path(*config, *nl, **loop);
   std::string why_not = ebpf ? "" : ebpf.error().message;
   SocketFactory factory = [](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
     UdpSocketOptions options;
@@ -258,11 +265,11 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     return TunnelDeps{**loop, clock, **tun, factory, tcp, rng, path, on_fatal, &audit};
   };
   std::unique_ptr<KernelEbpfPath> ebpf_path = ebpf ? std::move(*ebpf) : nullptr;
-  auto tunnel = Tunnel::create(config, mtu, deps(ebpf_path.get()));
+  auto tunnel = Tunnel::create(*config, mtu, deps(ebpf_path.get()));
   if (!tunnel && ebpf_path) {
     why_not = "the eBPF path failed to start: " + tunnel.error().message;
     ebpf_path.reset();
-    tunnel = Tunnel::create(config, mtu, deps(nullptr));
+    tunnel = Tunnel::create(*config, mtu, deps(nullptr));
   }
   if (ebpf_path) {
     spdlog::info("receive path: eBPF (frame filter: {}; every valid hopping port steered to one "
@@ -281,6 +288,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   // From here on the configuration in force is the Reloader's.
   Reloader reloader(std::move(owned), std::move(env),
                     Reloader::Deps{**tunnel, **logging, *nl, ifindex, &audit});
+  config = nullptr;
   if (ebpf_path) ebpf_path->set_audit(&audit);
   DaemonFacts facts;
   facts.started = (*loop)->now();
@@ -333,6 +341,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
 
   bool stopping = false;
   nlohmann::json stop_requester;  // who asked, when the control socket did
+  TimePoint last_socket_reload = kNever;
   auto stop = [&](const char* why) {
     if (!stopping) {
       spdlog::info("{}: shutting down", why);
@@ -359,17 +368,28 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
       {
           {"status",
            [&](std::string_view) {
-             return ControlReply{nlohmann::json{{"ok", true}, {"status", status()}}.dump(), {}};
+             return ControlReply{dump_line({{"ok", true}, {"status", status()}}), {}};
            }},
           {"reload",
            [&](std::string_view) {
-             return ControlReply{reloader.reload("the control socket", requester()).dump(), {}};
+             // A reload re-reads the file and rewrites maps: pipelined or
+             // repeated requests must not hold the loop, so one per 200 ms.
+             const TimePoint t = (*loop)->now();
+             if (last_socket_reload != kNever && t - last_socket_reload < milliseconds(200)) {
+               return ControlReply{dump_line({{"ok", false},
+                                              {"error", "a reload ran less than 200 ms ago; try again"}}),
+                                   {}};
+             }
+             last_socket_reload = t;
+             return ControlReply{dump_line(reloader.reload("the control socket", requester())), {}};
            }},
           {"stop",
            [&](std::string_view) {
-             stop_requester = requester();
-             return ControlReply{nlohmann::json{{"ok", true}, {"stop", "shutting down"}}.dump(),
-                                 [&] { stop("buckwild stop"); }};
+             return ControlReply{dump_line({{"ok", true}, {"stop", "shutting down"}}),
+                                 [&, who = requester()] {
+                                   if (!stopping) stop_requester = who;
+                                   stop("buckwild stop");
+                                 }};
            }},
       });
   if (!served) {
@@ -395,7 +415,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   (void)(*loop)->watch_signal(SIGUSR1, [&](int) {
     spdlog::info("SIGUSR1: counters follow");
     log_stats(**tunnel, ebpf_path.get());
-    spdlog::debug("status: {}", status().dump());
+    if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("status: {}", dump_line(status()));
   });
   const TimerId status_timer = (*loop)->add_periodic_timer(seconds(10), [&] {
     notify_systemd(("STATUS=" + status_line(**tunnel, ebpf_path.get())).c_str());
@@ -409,7 +429,8 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   if (watch) watch->reset();
   metrics.reset();
   control.reset();  // the socket file goes: `buckwild stop` waits for that
-  tunnel->reset();  // sessions and their keys go first (their ends are audited)
+  (*tunnel)->end_sessions("the daemon stopped");  // each end audited
+  tunnel->reset();  // sessions and their keys go first
   audit.flush();    // what was counted since the last interval
   ebpf_path.reset();  // then the eBPF programs (their links, TC filter, socket map)
   tun->reset();     // closing the descriptor removes the interface

@@ -136,6 +136,7 @@ t_reload_during_transfer() {
 }
 
 t_reload_refused() {
+  sleep 0.3  # the socket takes one reload per 200 ms
   cp "$WORK/alice.toml" "$WORK/alice.good.toml"
   printf '\n[ntp]\nenabled = "yes"\n' >>"$WORK/alice.toml"
   local out rc=0
@@ -276,10 +277,34 @@ t_audit_rotation() {
   mv "$WORK/audit-A.jsonl" "$WORK/audit-A.jsonl.1"
   kill -USR2 "$ALICE"
   wait_until 5 test -e "$WORK/audit-A.jsonl" || { log "no new audit file after SIGUSR2"; return 1; }
+  sleep 0.3
   bw reload --socket "$CTL_A" >/dev/null || return 1
   grep -q '"reload_applied"' "$WORK/audit-A.jsonl" || return 1
   # The reload by SIGUSR2 did not happen: it reopens the logs only.
   ! grep -q '"trigger":"SIGUSR2"' "$WORK/audit-A.jsonl" "$WORK/audit-A.jsonl.1"
+}
+
+# Reloads by the socket are one per 200 ms: a burst cannot hold the loop.
+t_reload_rate() {
+  sleep 0.3
+  local out rc=0
+  out=$(printf 'reload\nreload\n' | $PY -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(sys.stdin.buffer.read())
+buf = b""
+while buf.count(b"\n") < 2:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+print(buf.decode(), end="")
+' "$CTL_A") || rc=$?
+  log "two pipelined reloads: $out"
+  ((rc == 0)) && [[ $(sed -n 1p <<<"$out") == *'"ok":true'* ]] &&
+    [[ $(sed -n 2p <<<"$out") == *'less than 200 ms'* ]]
 }
 
 t_bad_socket() {
@@ -304,6 +329,7 @@ check "1000 malformed requests and 100 idle clients under iperf3" t_abuse_under_
 check "status of a socket nobody serves: clear error" t_bad_socket
 check "junk DISCOVERY from a stranger" t_junk_discovery
 check "SIGUSR2 reopens the audit log (logrotate)" t_audit_rotation
+check "reloads by the socket: one per 200 ms" t_reload_rate
 check "buckwild stop" t_stop
 check "audit logs: reloads, stop, sessions and counted junk, every line JSON" t_audit_logs
 

@@ -91,7 +91,7 @@ json Reloader::reload(std::string_view trigger, const json& requester) {
   auto owned = std::make_unique<Config>(std::move(*next));
   auto applied = deps_.tunnel.reconfigure(*owned);
   if (!applied) return refuse(trigger, requester, applied.error().message, {});
-  update_routes(*owned);
+  const std::vector<std::string> warnings = update_routes(*owned);
   if (auto r = deps_.logging.reopen(owned->logging); !r) {
     spdlog::warn("reload: the audit log stays {}: {}",
                  deps_.logging.audit() ? deps_.logging.audit()->path() : "off", r.error().message);
@@ -107,6 +107,8 @@ json Reloader::reload(std::string_view trigger, const json& requester) {
                   {"psks_changed", applied->psks_changed},
                   {"settings_changed", applied->settings_changed},
                   {"sessions_ended", applied->sessions_ended}};
+  // What could not be done in the kernel (a route): applied, with warnings.
+  if (!warnings.empty()) changes["warnings"] = warnings;
   if (deps_.audit != nullptr) {
     json details = changes;
     details["trigger"] = trigger;
@@ -116,21 +118,24 @@ json Reloader::reload(std::string_view trigger, const json& requester) {
   return {{"ok", true}, {"reload", std::move(changes)}};
 }
 
-void Reloader::update_routes(const Config& next) {
+std::vector<std::string> Reloader::update_routes(const Config& next) {
+  std::vector<std::string> warnings;
   const std::vector<Cidr> before = all_routes(*config_);
   const std::vector<Cidr> after = all_routes(next);
   for (const Cidr& r : before) {
     if (has(after, r)) continue;
     if (auto d = deps_.netlink.delete_route(deps_.ifindex, r.network()); !d) {
-      spdlog::warn("reload: {}", d.error().message);
+      warnings.push_back(d.error().message);
     }
   }
   for (const Cidr& r : after) {
     if (has(before, r)) continue;
     if (auto a = deps_.netlink.add_route(deps_.ifindex, r.network()); !a) {
-      spdlog::warn("reload: {}", a.error().message);
+      warnings.push_back(a.error().message);
     }
   }
+  for (const std::string& w : warnings) spdlog::warn("reload: {}", w);
+  return warnings;
 }
 
 }  // namespace buckwild::daemon

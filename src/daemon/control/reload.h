@@ -45,7 +45,8 @@ class Reloader {
  private:
   nlohmann::json refuse(std::string_view trigger, const nlohmann::json& requester,
                         const std::string& error, const std::vector<std::string>& problems);
-  void update_routes(const Config& next);
+  // Adds and deletes the peers' routes that differ; returns what failed.
+  std::vector<std::string> update_routes(const Config& next);
 
   std::unique_ptr<Config> config_;
   Environment env_;

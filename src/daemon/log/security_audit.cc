@@ -49,7 +49,15 @@ void SecurityAudit::count(std::string_view event, const std::optional<IpAddress>
     counts_.emplace(std::move(key), n);
   } else {
     stats_.overflowed += n;
-    overflow_[{std::string(event), std::string(reason)}] += n;
+    // Reasons are a closed set of words, but the sum is capped all the same.
+    auto o = overflow_.find({std::string(event), std::string(reason)});
+    if (o != overflow_.end()) {
+      o->second += n;
+    } else if (overflow_.size() < limits_.max_keys) {
+      overflow_.emplace(std::make_pair(std::string(event), std::string(reason)), n);
+    } else {
+      overflow_[{std::string(event), "other"}] += n;
+    }
   }
   arm();
 }

@@ -51,7 +51,8 @@ class SecurityAudit {
   void record(std::string_view event, std::string_view severity, nlohmann::json fields);
 
   // Counts `n` occurrences of `event` from `source` (nullopt: no address) for
-  // `reason`; written at the end of the interval as
+  // `reason`, which must be one of a fixed set of words (never text a sender
+  // chooses: it is part of the key); written at the end of the interval as
   //   {"event", "severity": "warning", "source_address", "details": {"reason",
   //    "count", "interval_s"}}.
   void count(std::string_view event, const std::optional<IpAddress>& source, std::string_view reason,

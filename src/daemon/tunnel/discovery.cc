@@ -143,12 +143,15 @@ void Tunnel::on_confirm(Bytes datagram, const SocketAddress& source) {
   const discovery::ResponderCounters before = responder_->counters();
   auto est = responder_->consume_confirm(datagram, to_endpoint(source), unix_ms(), now());
   if (!est) {
-    audit_drop("discovery_refused", source, refusal_reason(before, responder_->counters()));
     if (est.error().code == ErrorCode::kReplayAttack) {
-      // The initiator did not hear our confirmation: say it again.
-      if (SessionEntry* e = sessions_.find(responder_->replayed_session()))
+      // The initiator did not hear our confirmation: say it again (a
+      // retransmission, not an attack: not for the audit trail).
+      if (SessionEntry* e = sessions_.find(responder_->replayed_session())) {
         send_sequence_confirm(*e);
+        return;
+      }
     }
+    audit_drop("discovery_refused", source, refusal_reason(before, responder_->counters()));
     return;
   }
   const std::optional<std::size_t> peer = peers_.identify(source, psks_.id(est->psk_index));

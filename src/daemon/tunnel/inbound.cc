@@ -122,7 +122,9 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram,
       auto addresses = inner::ip_addresses(r->body);
       if (!addresses || !sessions_.accept_source(e, addresses->source)) {
         ++stats_.spoofed_source;
-        audit_drop("spoofed_source", source, addresses ? addresses->source.to_string() : "not IP");
+        // The reason is one of two words: the inner address is the sender's
+        // choice and must not become a key of the audit's counts.
+        audit_drop("spoofed_source", source, addresses ? "inner_source_not_allowed" : "not_ip");
         warn_log_.log(now(), "session.spoofed", spdlog::level::warn,
                       "session {}: inner packet from an address the peer may not use: dropped",
                       short_id(e.id));

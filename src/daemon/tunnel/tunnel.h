@@ -130,6 +130,10 @@ class Tunnel : private StreamHost {
   // new rate limits.
   SysResult<ReloadSummary> reconfigure(const Config& next);
 
+  // Ends every session now, each recorded as ended for `why` (the daemon is
+  // stopping: the audit trail gets an end for every beginning).
+  void end_sessions(const char* why);
+
   // status.cc: this tunnel's part of the status document (docs/control.md
   // "status"): window, ports, counters, drops, discovery, transparent TCP and
   // the peers with their sessions.

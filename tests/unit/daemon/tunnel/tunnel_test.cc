@@ -738,6 +738,77 @@ TEST_P(TunnelTest, ReloadEndsOnlyTheSessionsOfRemovedOrChangedPeersAndPsks) {
   EXPECT_TRUE(alice->tunnel->status()["peers"].empty());
 }
 
+TEST_P(TunnelTest, APsksPrefixesAloneDoNotEndANamedPeersSession) {
+  start();
+  ASSERT_TRUE(connected());
+  const std::uint64_t id = alice->tunnel->session_ids().front();
+  auto next = std::make_unique<Config>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
+  next->psks[0].allowed_prefixes.push_back(cidr("10.77.0.128/25"));
+  auto r = alice->tunnel->reconfigure(keep(std::move(next)));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->psks_changed, std::vector<std::string>{"main"});
+  EXPECT_EQ(r->sessions_ended, 0u);
+  EXPECT_EQ(alice->tunnel->session_ids(), std::vector<std::uint64_t>{id});
+  exchange("same session");
+}
+
+TEST_P(TunnelTest, AnAddressClaimedWithoutAnEntryIsTakenBackWhenAPeerIsConfiguredOnIt) {
+  alice = std::make_unique<Host>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  bc.peers.clear();
+  bc.psks[0].allowed_prefixes.push_back(cidr("10.77.0.0/28"));
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(connected());
+  ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "claims 10.77.0.1")));
+  loop.run_for(milliseconds(50));
+  ASSERT_TRUE(bob->tun.take_written().has_value());
+  // Bob's operator now configures carol on 10.77.0.1, the claimed address.
+  auto next = std::make_unique<Config>(
+      host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.3", "10.77.0.1", false));
+  next->peers[0].name = "carol";
+  next->psks[0].allowed_prefixes.push_back(cidr("10.77.0.0/28"));
+  auto r = bob->tunnel->reconfigure(keep(std::move(next)));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->sessions_ended, 1u);
+  EXPECT_EQ(bob->tunnel->session_count(), 0u);
+}
+
+TEST_P(TunnelTest, MaxConnectionsMayNotGrowOnTheEbpfPath) {
+  start();
+  ASSERT_TRUE(connected());
+  auto next = std::make_unique<Config>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
+  next->security.max_connections = alice->config.security.max_connections * 2;
+  auto r = alice->tunnel->reconfigure(keep(std::move(next)));
+  if (GetParam()) {
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().message.find("security.max_connections cannot grow"), std::string::npos);
+  } else {
+    EXPECT_TRUE(r.has_value());
+  }
+}
+
+TEST_P(TunnelTest, EndingEverySessionRecordsEachEnd) {
+  daemon::testing::TempDir dir;
+  auto opened = AuditLog::open(dir.path() + "/audit.jsonl");
+  ASSERT_TRUE(opened.has_value());
+  start();
+  ASSERT_TRUE(connected());
+  alice->audit = std::move(*opened);
+  alice->tunnel->end_sessions("the daemon stopped");
+  EXPECT_EQ(alice->tunnel->session_count(), 0u);
+  std::ifstream in(dir.path() + "/audit.jsonl");
+  std::string line;
+  ASSERT_TRUE(static_cast<bool>(std::getline(in, line)));
+  const nlohmann::json r = nlohmann::json::parse(line);
+  EXPECT_EQ(r["event"], "session_ended");
+  EXPECT_EQ(r["details"]["reason"], "the daemon stopped");
+}
+
 TEST_P(TunnelTest, ReloadRefusesAKeyThatCannotChangeAndChangesNothing) {
   start();
   ASSERT_TRUE(connected());
