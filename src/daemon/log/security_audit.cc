@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <tuple>
+#include <vector>
+
 namespace buckwild::daemon {
 
 SecurityAudit::SecurityAudit(EventLoop& loop, std::function<AuditLog*()> log,
@@ -37,27 +41,31 @@ void SecurityAudit::record(std::string_view event, std::string_view severity, nl
   write(event, std::move(fields));
 }
 
+SecurityAudit::Word SecurityAudit::intern(std::string_view word) {
+  // Events and reasons are closed sets of words; the cap only guards against
+  // a caller that breaks that rule.
+  constexpr std::size_t kMaxWords = 256;
+  if (auto it = words_.find(word); it != words_.end()) return &*it;
+  if (words_.size() >= kMaxWords) word = "other";
+  return &*words_.emplace(word).first;
+}
+
 void SecurityAudit::count(std::string_view event, const std::optional<IpAddress>& source,
                           std::string_view reason, std::uint64_t n) {
   if (!enabled()) return;
   stats_.counted += n;
-  Key key{std::string(event), source ? source->to_string() : std::string(), std::string(reason)};
+  const Word e = intern(event);
+  const Word r = intern(reason);
+  const Key key{e, source, r};
   auto it = counts_.find(key);
   if (it != counts_.end()) {
     it->second += n;
   } else if (counts_.size() < limits_.max_keys) {
-    counts_.emplace(std::move(key), n);
+    counts_.emplace(key, n);
   } else {
     stats_.overflowed += n;
-    // Reasons are a closed set of words, but the sum is capped all the same.
-    auto o = overflow_.find({std::string(event), std::string(reason)});
-    if (o != overflow_.end()) {
-      o->second += n;
-    } else if (overflow_.size() < limits_.max_keys) {
-      overflow_.emplace(std::make_pair(std::string(event), std::string(reason)), n);
-    } else {
-      overflow_[{std::string(event), "other"}] += n;
-    }
+    // Bounded by the words' cap, like everything here.
+    overflow_[{e, r}] += n;
   }
   arm();
 }
@@ -72,21 +80,31 @@ void SecurityAudit::arm() {
 
 void SecurityAudit::flush() {
   const double interval_s = static_cast<double>(limits_.interval) / 1e6;
+  // In a stable order (event, source, reason as text), not the words' addresses.
+  struct Line {
+    std::string event, source, reason;
+    std::uint64_t count;
+    bool summed;
+  };
+  std::vector<Line> lines;
+  lines.reserve(counts_.size() + overflow_.size());
   for (const auto& [key, n] : counts_) {
     const auto& [event, source, reason] = key;
-    write(event, {{"severity", "warning"},
-                  {"source_address", source.empty() ? nlohmann::json(nullptr) : nlohmann::json(source)},
-                  {"details", {{"reason", reason}, {"count", n}, {"interval_s", interval_s}}}});
+    lines.push_back({*event, source ? source->to_string() : std::string(), *reason, n, false});
   }
-  for (const auto& [key, n] : overflow_) {
-    write(key.first, {{"severity", "warning"},
-                      {"source_address", nullptr},
-                      {"details",
-                       {{"reason", key.second},
-                        {"count", n},
-                        {"interval_s", interval_s},
-                        {"sources", "more than " + std::to_string(limits_.max_keys) +
-                                        " sources this interval; not listed"}}}});
+  for (const auto& [key, n] : overflow_) lines.push_back({*key.first, {}, *key.second, n, true});
+  std::sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) {
+    return std::tie(a.summed, a.event, a.source, a.reason) < std::tie(b.summed, b.event, b.source, b.reason);
+  });
+  for (const Line& l : lines) {
+    nlohmann::json details = {{"reason", l.reason}, {"count", l.count}, {"interval_s", interval_s}};
+    if (l.summed) {
+      details["sources"] =
+          "more than " + std::to_string(limits_.max_keys) + " sources this interval; not listed";
+    }
+    write(l.event, {{"severity", "warning"},
+                    {"source_address", l.source.empty() ? nlohmann::json(nullptr) : nlohmann::json(l.source)},
+                    {"details", std::move(details)}});
   }
   counts_.clear();
   overflow_.clear();

@@ -13,6 +13,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -66,15 +67,22 @@ class SecurityAudit {
   const SecurityAuditStats& stats() const { return stats_; }
 
  private:
-  using Key = std::tuple<std::string, std::string, std::string>;  // event, source, reason
+  // Counting runs once per dropped datagram during a flood, so it allocates
+  // nothing for a key it has seen: events and reasons are interned words
+  // (found by string_view), sources kept as addresses, and text is made only
+  // when the interval is written.
+  using Word = const std::string*;
+  using Key = std::tuple<Word, std::optional<IpAddress>, Word>;  // event, source, reason
+  Word intern(std::string_view word);
   void write(std::string_view event, nlohmann::json fields);
   void arm();
 
   EventLoop& loop_;
   std::function<AuditLog*()> log_;
   SecurityAuditLimits limits_;
+  std::set<std::string, std::less<>> words_;  // bounded: kMaxWords, then "other"
   std::map<Key, std::uint64_t> counts_;
-  std::map<std::pair<std::string, std::string>, std::uint64_t> overflow_;  // event, reason
+  std::map<std::pair<Word, Word>, std::uint64_t> overflow_;  // event, reason
   TimerId timer_ = kNoTimer;
   RateLimitedLog warn_log_;
   SecurityAuditStats stats_;
