@@ -137,6 +137,17 @@ class TunnelTest : public ::testing::TestWithParam<bool> {
     bob->start(loop, net, GetParam());
     alice->start(loop, net, GetParam());
   }
+  // Alice initiates; bob has no [[peer]] for her, only a PSK allowing `prefixes`.
+  void start_without_an_entry(std::vector<Cidr> prefixes) {
+    alice = std::make_unique<Host>(
+        host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
+    Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+    bc.peers.clear();
+    bc.psks[0].allowed_prefixes = std::move(prefixes);
+    bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+    bob->start(loop, net, GetParam());
+    alice->start(loop, net, GetParam());
+  }
   bool connected() {
     return loop.run_until(
         [&] { return alice->tunnel->session_count() == 1 && bob->tunnel->session_count() == 1; },
@@ -311,14 +322,7 @@ TEST_P(TunnelTest, StrangersGetSilence) {
 // A responder with no [[peer]] entry for the initiator accepts it because they
 // share a PSK that allows a prefix; the initiator may then use one address in it.
 TEST_P(TunnelTest, PeerWithoutAnEntryGetsOneAddressInsideItsPskPrefixes) {
-  alice = std::make_unique<Host>(
-      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
-  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
-  bc.peers.clear();
-  bc.psks[0].allowed_prefixes.push_back(cidr("10.77.0.0/28"));
-  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
-  bob->start(loop, net, GetParam());
-  alice->start(loop, net, GetParam());
+  start_without_an_entry({cidr("10.77.0.0/28")});
   ASSERT_TRUE(connected());
   // Until it has sent from an address, nothing routes to it.
   ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "first")));
@@ -333,13 +337,7 @@ TEST_P(TunnelTest, PeerWithoutAnEntryGetsOneAddressInsideItsPskPrefixes) {
 }
 
 TEST_P(TunnelTest, PeerWithoutAnEntryIsRefusedWhenItsPskAllowsNoPrefix) {
-  alice = std::make_unique<Host>(
-      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
-  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
-  bc.peers.clear();
-  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
-  bob->start(loop, net, GetParam());
-  alice->start(loop, net, GetParam());
+  start_without_an_entry({});
   loop.run_for(seconds(3));
   EXPECT_EQ(bob->tunnel->session_count(), 0u);
 }
@@ -754,14 +752,7 @@ TEST_P(TunnelTest, APsksPrefixesAloneDoNotEndANamedPeersSession) {
 }
 
 TEST_P(TunnelTest, AnAddressClaimedWithoutAnEntryIsTakenBackWhenAPeerIsConfiguredOnIt) {
-  alice = std::make_unique<Host>(
-      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
-  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
-  bc.peers.clear();
-  bc.psks[0].allowed_prefixes.push_back(cidr("10.77.0.0/28"));
-  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
-  bob->start(loop, net, GetParam());
-  alice->start(loop, net, GetParam());
+  start_without_an_entry({cidr("10.77.0.0/28")});
   ASSERT_TRUE(connected());
   ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "claims 10.77.0.1")));
   loop.run_for(milliseconds(50));
