@@ -2,7 +2,6 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -22,6 +21,7 @@
 #include "daemon/control/reload.h"
 #include "daemon/control/status.h"
 #include "daemon/os/clock.h"
+#include "daemon/os/random_seeded.h"
 #include "daemon/os/event_loop.h"
 #include "daemon/ebpf/kernel_ebpf_path.h"
 #include "daemon/log/logging.h"
@@ -89,20 +89,6 @@ std::uint32_t choose_mtu(const Config& config, Netlink& nl) {
   const std::uint32_t limit = static_cast<std::uint32_t>(wire::kMaxBodySize);
   const std::uint32_t mtu = underlay > overhead + 576 ? underlay - overhead : 576;
   return std::min(mtu, limit);
-}
-
-// The kernel's random source must be seeded before any key is made: a daemon
-// started early in boot on a machine without a hardware generator would
-// otherwise draw its ephemeral keys from a predictable pool.
-SysResult<void> check_random_seeded() {
-  unsigned char byte = 0;
-  if (::getrandom(&byte, 1, GRND_NONBLOCK) == 1) return {};
-  if (errno == EAGAIN) {
-    return sys_fail_plain(EAGAIN,
-                          "the kernel's random source is not seeded yet (getrandom would block); "
-                          "start buckwild once the system has gathered entropy");
-  }
-  return sys_fail(errno, "getrandom()");
 }
 
 // Each transparent TCP flow holds a socket, and on the user-space receive path

@@ -96,9 +96,12 @@ bool same_peer(const PeerConfig& a, const PeerConfig& b) {
          a.routes == b.routes && a.psk == b.psk && a.initiate == b.initiate;
 }
 
+bool same_psk_key(const PskConfig& a, const PskConfig& b) {
+  return a.key.size() == b.key.size() && a.key.equals(b.key.view());
+}
+
 bool same_psk(const PskConfig& a, const PskConfig& b) {
-  return a.id == b.id && a.allowed_prefixes == b.allowed_prefixes && a.key.size() == b.key.size() &&
-         a.key.equals(b.key.view());
+  return a.id == b.id && a.allowed_prefixes == b.allowed_prefixes && same_psk_key(a, b);
 }
 
 ConfigDiff diff_config(const Config& running, const Config& next) {

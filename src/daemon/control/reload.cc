@@ -1,13 +1,13 @@
 #include "daemon/control/reload.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/random.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <nlohmann/json.hpp>
 
 #include "daemon/config/config_diff.h"
+#include "daemon/os/random_seeded.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -80,9 +80,8 @@ json Reloader::reload(std::string_view trigger, const json& requester) {
   auto next = load_config(path, env_);
   if (!next) return refuse(trigger, requester, path + " has problems", next.error());
   // The random source stays seeded once it was; checked anyway, as at start.
-  unsigned char byte = 0;
-  if (::getrandom(&byte, 1, GRND_NONBLOCK) != 1) {
-    return refuse(trigger, requester, "the kernel's random source cannot be read without blocking", {});
+  if (auto seeded = check_random_seeded(); !seeded) {
+    return refuse(trigger, requester, seeded.error().message, {});
   }
   const ConfigDiff diff = diff_config(*config_, *next);
   if (!diff.fixed.empty()) {

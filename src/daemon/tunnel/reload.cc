@@ -81,7 +81,7 @@ SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
   for (const std::string& id : diff.psks_changed) {
     const PskConfig* a = find_psk(*config_, id);
     const PskConfig* b = find_psk(next, id);
-    if (a == nullptr || b == nullptr || a->key.size() != b->key.size() || !a->key.equals(b->key.view())) {
+    if (a == nullptr || b == nullptr || !same_psk_key(*a, *b)) {
       rekeyed.push_back(id);
     }
   }
