@@ -28,7 +28,7 @@ packages=(
   openssh-server openssh-client redis-server redis-tools
   # the .deb (CPack: dpkg-shlibdeps, file) and tests/e2e/package.sh: its man
   # pages, its units (systemd-analyze), its bash completion
-  dpkg-dev file man-db groff-base systemd bash-completion
+  dpkg-dev file man-db groff-base systemd bash-completion logrotate
 )
 
 missing=()

@@ -2,7 +2,6 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -22,6 +21,7 @@
 #include "daemon/control/reload.h"
 #include "daemon/control/status.h"
 #include "daemon/os/clock.h"
+#include "daemon/os/random_seeded.h"
 #include "daemon/os/event_loop.h"
 #include "daemon/ebpf/kernel_ebpf_path.h"
 #include "daemon/log/logging.h"
@@ -34,6 +34,12 @@
 
 namespace buckwild::daemon {
 namespace {
+
+// A control reply or a log line from JSON that may hold text from outside
+// (paths, interface names, libbpf's messages): invalid UTF-8 is replaced, never thrown.
+std::string dump_line(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 // sd_notify(3) without linking libsystemd: one datagram to $NOTIFY_SOCKET.
 void notify_systemd(const char* state) {
@@ -84,20 +90,6 @@ std::uint32_t choose_mtu(const Config& config, Netlink& nl) {
   const std::uint32_t limit = static_cast<std::uint32_t>(wire::kMaxBodySize);
   const std::uint32_t mtu = underlay > overhead + 576 ? underlay - overhead : 576;
   return std::min(mtu, limit);
-}
-
-// The kernel's random source must be seeded before any key is made: a daemon
-// started early in boot on a machine without a hardware generator would
-// otherwise draw its ephemeral keys from a predictable pool.
-SysResult<void> check_random_seeded() {
-  unsigned char byte = 0;
-  if (::getrandom(&byte, 1, GRND_NONBLOCK) == 1) return {};
-  if (errno == EAGAIN) {
-    return sys_fail_plain(EAGAIN,
-                          "the kernel's random source is not seeded yet (getrandom would block); "
-                          "start buckwild once the system has gathered entropy");
-  }
-  return sys_fail(errno, "getrandom()");
 }
 
 // Each transparent TCP flow holds a socket, and on the user-space receive path
@@ -175,15 +167,16 @@ SysResult<std::unique_ptr<KernelEbpfPath>> start_ebpf_path(const Config& config,
 }  // namespace
 
 int run_daemon(std::unique_ptr<Config> owned, Environment env) {
-  const Config& config = *owned;  // until the Reloader owns it; then reloader->config()
-  auto logging = Logging::start(config.logging);
+  // The start-up configuration; from the Reloader on, reloader.config() (a reload frees this one).
+  const Config* config = owned.get();
+  auto logging = Logging::start(config->logging);
   if (!logging) {
     spdlog::error("{}", logging.error().message);
     return 1;
   }
-  if (config.testing.clock_offset_ms != 0) {
+  if (config->testing.clock_offset_ms != 0) {
     spdlog::warn("testing.clock_offset_ms = {}: this daemon's clock is deliberately skewed (a test aid)",
-                 config.testing.clock_offset_ms);
+                 config->testing.clock_offset_ms);
   }
   if (auto seeded = check_random_seeded(); !seeded) {
     spdlog::error("{}", seeded.error().message);
@@ -199,11 +192,11 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     spdlog::error("netlink: {}", nl.error().message);
     return 1;
   }
-  const std::uint32_t mtu = choose_mtu(config, *nl);
+  const std::uint32_t mtu = choose_mtu(*config, *nl);
   raise_descriptor_limit();
-  auto tun = LinuxTunDevice::open(config.network.virtual_device);
+  auto tun = LinuxTunDevice::open(config->network.virtual_device);
   if (!tun) {
-    spdlog::error("cannot create the virtual interface {}: {}", config.network.virtual_device,
+    spdlog::error("cannot create the virtual interface {}: {}", config->network.virtual_device,
                   tun.error().message);
     return 1;
   }
@@ -214,11 +207,11 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     // packets overflows under a few hundred busy connections (each overflow is
     // a loss the local TCP must recover from).
     if (auto r = nl->set_link(ifindex, mtu, Netlink::LinkState::kUp, kTunQueueLength); !r) return r;
-    if (auto r = nl->add_address(ifindex, config.network.virtual_address); !r) return r;
-    if (config.network.virtual_address6) {
-      if (auto r = nl->add_address(ifindex, *config.network.virtual_address6); !r) return r;
+    if (auto r = nl->add_address(ifindex, config->network.virtual_address); !r) return r;
+    if (config->network.virtual_address6) {
+      if (auto r = nl->add_address(ifindex, *config->network.virtual_address6); !r) return r;
     }
-    for (const PeerConfig& p : config.peers) {
+    for (const PeerConfig& p : config->peers) {
       for (const Cidr& route : p.routes) {
         if (auto r = nl->add_route(ifindex, route.network()); !r) return r;
       }
@@ -230,14 +223,14 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     return 1;
   }
   spdlog::info("virtual interface {} up: {}{}, mtu {}", (*tun)->name(),
-               config.network.virtual_address.to_string(),
-               config.network.virtual_address6 ? ", " + config.network.virtual_address6->to_string() : "",
+               config->network.virtual_address.to_string(),
+               config->network.virtual_address6 ? ", " + config->network.virtual_address6->to_string() : "",
                mtu);
 
-  SystemClock clock(config.testing.clock_offset_ms);
+  SystemClock clock(config->testing.clock_offset_ms);
   crypto::SystemRandom rng;
   KernelTcpEndpoints tcp;
-  auto ebpf = start_ebpf_path(config, *nl, **loop);
+  auto ebpf = start_ebpf_path(*config, *nl, **loop);
   std::string why_not = ebpf ? "" : ebpf.error().message;
   SocketFactory factory = [](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
     UdpSocketOptions options;
@@ -253,15 +246,17 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     failed = true;
     (*loop)->stop();
   };
+  // The audit trail: the audit log in use now (a reload may switch it).
+  SecurityAudit audit(**loop, [&] { return (*logging)->audit(); });
   auto deps = [&](EbpfPath* path) {
-    return TunnelDeps{**loop, clock, **tun, factory, tcp, rng, path, on_fatal, [&] { return (*logging)->audit(); }};
+    return TunnelDeps{**loop, clock, **tun, factory, tcp, rng, path, on_fatal, &audit};
   };
   std::unique_ptr<KernelEbpfPath> ebpf_path = ebpf ? std::move(*ebpf) : nullptr;
-  auto tunnel = Tunnel::create(config, mtu, deps(ebpf_path.get()));
+  auto tunnel = Tunnel::create(*config, mtu, deps(ebpf_path.get()));
   if (!tunnel && ebpf_path) {
     why_not = "the eBPF path failed to start: " + tunnel.error().message;
     ebpf_path.reset();
-    tunnel = Tunnel::create(config, mtu, deps(nullptr));
+    tunnel = Tunnel::create(*config, mtu, deps(nullptr));
   }
   if (ebpf_path) {
     spdlog::info("receive path: eBPF (frame filter: {}; every valid hopping port steered to one "
@@ -279,7 +274,9 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
 
   // From here on the configuration in force is the Reloader's.
   Reloader reloader(std::move(owned), std::move(env),
-                    Reloader::Deps{**tunnel, **logging, *nl, ifindex});
+                    Reloader::Deps{**tunnel, **logging, *nl, ifindex, &audit});
+  config = nullptr;
+  if (ebpf_path) ebpf_path->set_audit(&audit);
   DaemonFacts facts;
   facts.started = (*loop)->now();
   if (ebpf_path) {
@@ -352,8 +349,15 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   }
 
   bool stopping = false;
+  nlohmann::json stop_requester;  // who asked, when the control socket did
+  TimePoint last_socket_reload = kNever;
   auto stop = [&](const char* why) {
-    if (!stopping) spdlog::info("{}: shutting down", why);
+    if (!stopping) {
+      spdlog::info("{}: shutting down", why);
+      nlohmann::json details = {{"trigger", why}};
+      if (!stop_requester.is_null()) details["requester"] = stop_requester;
+      audit.record("daemon_stopping", "info", {{"details", details}});
+    }
     stopping = true;
     (*loop)->stop();
   };
@@ -361,22 +365,40 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   // The control socket (docs/control.md), last: a second daemon started with
   // this configuration has failed on its ports by now, with that reason.
   const ControlConfig& cc = reloader.config().control;
+  // The client a control request came from, for the audit log.
+  auto requester = [&]() -> nlohmann::json {
+    if (!control || !control->requester()) return nullptr;
+    const auto& r = *control->requester();
+    return {{"pid", r.pid}, {"uid", r.uid}, {"gid", r.gid}};
+  };
   auto served = ControlServer::create(
       **loop,
       ControlOptions{cc.socket, cc.group.empty() ? std::nullopt : std::optional<std::string>(cc.group), {}},
       {
           {"status",
            [&](std::string_view) {
-             return ControlReply{nlohmann::json{{"ok", true}, {"status", status()}}.dump(), {}};
+             return ControlReply{dump_line({{"ok", true}, {"status", status()}}), {}};
            }},
           {"reload",
            [&](std::string_view) {
-             return ControlReply{reloader.reload("the control socket").dump(), {}};
+             // A reload re-reads the file and rewrites maps: pipelined or
+             // repeated requests must not hold the loop, so one per 200 ms.
+             const TimePoint t = (*loop)->now();
+             if (last_socket_reload != kNever && t - last_socket_reload < milliseconds(200)) {
+               return ControlReply{dump_line({{"ok", false},
+                                              {"error", "a reload ran less than 200 ms ago; try again"}}),
+                                   {}};
+             }
+             last_socket_reload = t;
+             return ControlReply{dump_line(reloader.reload("the control socket", requester())), {}};
            }},
           {"stop",
            [&](std::string_view) {
-             return ControlReply{nlohmann::json{{"ok", true}, {"stop", "shutting down"}}.dump(),
-                                 [&] { stop("buckwild stop"); }};
+             return ControlReply{dump_line({{"ok", true}, {"stop", "shutting down"}}),
+                                 [&, who = requester()] {
+                                   if (!stopping) stop_requester = who;
+                                   stop("buckwild stop");
+                                 }};
            }},
       });
   if (!served) {
@@ -393,11 +415,16 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     spdlog::info("SIGHUP: logs reopened; reloading {}", reloader.config().source_path);
     (void)reloader.reload("SIGHUP");
   });
+  (void)(*loop)->watch_signal(SIGUSR2, [&](int) {
+    // logrotate's: the log files only, the configuration untouched.
+    if (auto r = (*logging)->reopen(); !r) spdlog::warn("log reopen: {}", r.error().message);
+    spdlog::info("SIGUSR2: logs reopened");
+  });
   (void)(*loop)->watch_signal(SIGPIPE, [](int) {});
   (void)(*loop)->watch_signal(SIGUSR1, [&](int) {
     spdlog::info("SIGUSR1: counters follow");
     log_stats(**tunnel, ebpf_path.get());
-    spdlog::debug("status: {}", status().dump());
+    if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("status: {}", dump_line(status()));
   });
   const TimerId status_timer = (*loop)->add_periodic_timer(seconds(10), [&] {
     notify_systemd(("STATUS=" + status_line(**tunnel, ebpf_path.get())).c_str());
@@ -412,7 +439,9 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   snmp_agent.reset();
   metrics.reset();
   control.reset();  // the socket file goes: `buckwild stop` waits for that
+  (*tunnel)->end_sessions("the daemon stopped");  // each end audited
   tunnel->reset();  // sessions and their keys go first
+  audit.flush();    // what was counted since the last interval
   ebpf_path.reset();  // then the eBPF programs (their links, TC filter, socket map)
   tun->reset();     // closing the descriptor removes the interface
   spdlog::info("stopped");

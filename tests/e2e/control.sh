@@ -59,9 +59,11 @@ flowing() {
 status_json() { bw status --socket "$1" --json >"$2"; }
 
 start_pair() {
-  start_daemon B "$WORK/bob.toml" BUCKWILD_CONTROL_SOCKET="$CTL_B"
+  start_daemon B "$WORK/bob.toml" BUCKWILD_CONTROL_SOCKET="$CTL_B" \
+    BUCKWILD_LOGGING_AUDIT_LOG_PATH="$WORK/audit-B.jsonl"
   BOB=$DAEMON_PID
-  start_daemon A "$WORK/alice.toml" BUCKWILD_CONTROL_SOCKET="$CTL_A"
+  start_daemon A "$WORK/alice.toml" BUCKWILD_CONTROL_SOCKET="$CTL_A" \
+    BUCKWILD_LOGGING_AUDIT_LOG_PATH="$WORK/audit-A.jsonl"
   ALICE=$DAEMON_PID
   wait_until 10 tunnel_up || { tail -n 20 "$WORK"/daemon-*.log >&2; return 1; }
   wait_until 5 test -S "$CTL_A" && wait_until 5 test -S "$CTL_B"
@@ -134,6 +136,7 @@ t_reload_during_transfer() {
 }
 
 t_reload_refused() {
+  sleep 0.3  # the socket takes one reload per 200 ms
   cp "$WORK/alice.toml" "$WORK/alice.good.toml"
   printf '\n[ntp]\nenabled = "yes"\n' >>"$WORK/alice.toml"
   local out rc=0
@@ -208,6 +211,102 @@ t_stop() {
   ((rc == 0)) && [[ ! -e $CTL_A ]] && grep -q 'stopped' "$WORK/daemon-A.log"
 }
 
+# A stranger (alice's namespace, another source port) sends bob 500 junk
+# DISCOVERY datagrams: the audit log gets them counted, not 500 lines.
+t_junk_discovery() {
+  in_a $PY - <<'PY' || return 1
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+junk = bytes([0x01, 0x0C]) + bytes(1174)
+for _ in range(500):
+    s.sendto(junk, ("10.200.0.2", 1025))
+PY
+  sleep 0.5
+}
+
+# The audit logs, every line a JSON object: alice's reloads (by the socket,
+# refused, by SIGHUP) and her stop; bob's sessions, his file-watch reload and
+# the junk, counted (written when bob stops, or at the end of its interval).
+t_audit_logs() {
+  stop_pid "$BOB"
+  $PY - "$WORK/audit-A.jsonl" "$WORK/audit-B.jsonl" <<'PY'
+import json, sys
+def load(*paths):
+    return [json.loads(line) for path in paths for line in open(path)]
+a, b = load(sys.argv[1] + ".1", sys.argv[1]), load(sys.argv[2])
+for r in a + b:
+    assert isinstance(r, dict) and {"time", "event", "severity"} <= set(r), r
+def has(records, event, **details):
+    return any(r["event"] == event and all(r.get("details", {}).get(k) == v for k, v in details.items())
+               for r in records)
+problems = []
+for event, details in (("session_established", {}),
+                       ("reload_applied", {"trigger": "the control socket"}),
+                       ("reload_refused", {"trigger": "the control socket"}),
+                       ("reload_applied", {"trigger": "SIGHUP"}),
+                       ("daemon_stopping", {"trigger": "buckwild stop"})):
+    if not has(a, event, **details):
+        problems.append(f"alice: no {event} {details}")
+if not any(r["event"] == "reload_applied" and r["details"].get("requester", {}).get("uid") == 0
+           for r in a):
+    problems.append("alice: the socket's reload does not name its requester (uid 0)")
+if not has(b, "reload_applied", trigger="a change to the file"):
+    problems.append("bob: no reload by the file watch")
+# The frame filter drops the junk (its length field is wrong) and reports the
+# first drop from a source, then one per second with the count suppressed
+# since; the user-space path counts each refusal.
+junk_records = [r for r in b if r["event"] in ("filter_drop", "discovery_refused")
+                and r.get("source_address") == "10.200.0.1"]
+junk = sum(r["details"]["count"] for r in junk_records)
+if junk == 0:
+    problems.append("bob: the junk is not in the audit log")
+lines = len(junk_records)
+print(f"alice {len(a)} lines, bob {len(b)} lines; 500 junk DISCOVERY: {lines} line(s), count {junk}",
+      file=sys.stderr)
+for p in problems:
+    print(p, file=sys.stderr)
+sys.exit(1 if problems or lines > 2 else 0)
+PY
+  local rc=$?
+  ((rc == 0)) || { grep -E "security: |discovery: " "$WORK/daemon-B.log" | tail -n 5; cat "$WORK/audit-B.jsonl"; } >&2
+  return $rc
+}
+
+# logrotate's way: the file moved away, SIGUSR2, the next record in a new file.
+t_audit_rotation() {
+  mv "$WORK/audit-A.jsonl" "$WORK/audit-A.jsonl.1"
+  kill -USR2 "$ALICE"
+  wait_until 5 test -e "$WORK/audit-A.jsonl" || { log "no new audit file after SIGUSR2"; return 1; }
+  sleep 0.3
+  bw reload --socket "$CTL_A" >/dev/null || return 1
+  grep -q '"reload_applied"' "$WORK/audit-A.jsonl" || return 1
+  # The reload by SIGUSR2 did not happen: it reopens the logs only.
+  ! grep -q '"trigger":"SIGUSR2"' "$WORK/audit-A.jsonl" "$WORK/audit-A.jsonl.1"
+}
+
+# Reloads by the socket are one per 200 ms: a burst cannot hold the loop.
+t_reload_rate() {
+  sleep 0.3
+  local out rc=0
+  out=$(printf 'reload\nreload\n' | $PY -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(sys.stdin.buffer.read())
+buf = b""
+while buf.count(b"\n") < 2:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+print(buf.decode(), end="")
+' "$CTL_A") || rc=$?
+  log "two pipelined reloads: $out"
+  ((rc == 0)) && [[ $(sed -n 1p <<<"$out") == *'"ok":true'* ]] &&
+    [[ $(sed -n 2p <<<"$out") == *'less than 200 ms'* ]]
+}
+
 t_bad_socket() {
   local out rc=0
   out=$(bw status --socket "$WORK/none.sock" 2>&1) || rc=$?
@@ -228,7 +327,11 @@ check "SIGHUP reloads" t_sighup
 check "a change to the file reloads (inotify)" t_file_watch
 check "1000 malformed requests and 100 idle clients under iperf3" t_abuse_under_load
 check "status of a socket nobody serves: clear error" t_bad_socket
+check "junk DISCOVERY from a stranger" t_junk_discovery
+check "SIGUSR2 reopens the audit log (logrotate)" t_audit_rotation
+check "reloads by the socket: one per 200 ms" t_reload_rate
 check "buckwild stop" t_stop
+check "audit logs: reloads, stop, sessions and counted junk, every line JSON" t_audit_logs
 
 [[ -f $WORK/results ]] && cat "$WORK/results" >&2
 echo "$passed passed, $failed failed"

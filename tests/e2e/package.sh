@@ -23,6 +23,7 @@ PSK_FILE=/etc/buckwild/psk
 RUN_DIR=/run/buckwild
 # Files the package installs (directories aside), relative to /.
 EXPECTED_FILES="etc/buckwild/buckwild.toml
+etc/logrotate.d/buckwild
 usr/bin/buckwild
 usr/lib/systemd/system/buckwild.service
 usr/lib/systemd/system/buckwild@.service
@@ -105,7 +106,7 @@ t_deb_control() {
   # The example configuration is a conffile, and there are no maintainer
   # scripts (installing does not enable or start anything).
   dpkg-deb -e "$DEB" "$WORK/control" || return 1
-  [[ $(cat "$WORK/control/conffiles") == /etc/buckwild/buckwild.toml ]] ||
+  [[ $(cat "$WORK/control/conffiles") == $'/etc/buckwild/buckwild.toml\n/etc/logrotate.d/buckwild' ]] ||
     { log "conffiles: $(cat "$WORK/control/conffiles")"; return 1; }
   local script
   for script in preinst postinst prerm postrm; do
@@ -154,6 +155,11 @@ t_dpkg_install() {
   same_files "dpkg -L buckwild" "$EXPECTED_FILES" "$listed" || return 1
   dpkg-query -W -f='${Conffiles}' buckwild | grep -q '^ /etc/buckwild/buckwild.toml ' ||
     { log "dpkg does not list /etc/buckwild/buckwild.toml as a conffile"; return 1; }
+  # logrotate reads the installed rules without a complaint (debug mode: it
+  # rotates nothing).
+  local rotate
+  rotate=$(logrotate --debug /etc/logrotate.d/buckwild 2>&1) || { log "$rotate"; return 1; }
+  ! grep -qi 'error' <<<"$rotate" || { log "$rotate"; return 1; }
 }
 
 t_version() {

@@ -46,6 +46,9 @@ enum class SyslogFacility : std::uint8_t {
   kLocal6,
   kLocal7
 };
+// How stderr lines look: text for a terminal, JSON lines for a log shipper
+// (docs/architecture.md "The main log as JSON").
+enum class LogFormat : std::uint8_t { kText, kJson };
 enum class TcpMode : std::uint8_t { kStream, kPacket };
 
 // Where the eBPF frame filter attaches on the underlay interfaces: the first
@@ -96,6 +99,7 @@ struct CryptoConfig {
 
 struct LoggingConfig {
   LogLevel level = LogLevel::kInfo;
+  LogFormat format = LogFormat::kText;
   bool syslog = true;
   SyslogFacility syslog_facility = SyslogFacility::kDaemon;
   std::string audit_log_path;  // "" = no audit log; otherwise an absolute path

@@ -58,6 +58,7 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::crypto, &CryptoConfig::aead>("crypto.aead", kFixed),
       key<&Config::crypto, &CryptoConfig::forward_secrecy>("crypto.forward_secrecy", kFixed),
       key<&Config::logging, &LoggingConfig::level>("logging.level", kLive),
+      key<&Config::logging, &LoggingConfig::format>("logging.format", kLive),
       key<&Config::logging, &LoggingConfig::syslog>("logging.syslog", kLive),
       key<&Config::logging, &LoggingConfig::syslog_facility>("logging.syslog_facility", kLive),
       key<&Config::logging, &LoggingConfig::audit_log_path>("logging.audit_log_path", kLive),
@@ -97,9 +98,12 @@ bool same_peer(const PeerConfig& a, const PeerConfig& b) {
          a.routes == b.routes && a.psk == b.psk && a.initiate == b.initiate;
 }
 
+bool same_psk_key(const PskConfig& a, const PskConfig& b) {
+  return a.key.size() == b.key.size() && a.key.equals(b.key.view());
+}
+
 bool same_psk(const PskConfig& a, const PskConfig& b) {
-  return a.id == b.id && a.allowed_prefixes == b.allowed_prefixes && a.key.size() == b.key.size() &&
-         a.key.equals(b.key.view());
+  return a.id == b.id && a.allowed_prefixes == b.allowed_prefixes && same_psk_key(a, b);
 }
 
 ConfigDiff diff_config(const Config& running, const Config& next) {

@@ -34,5 +34,7 @@ std::vector<std::string> fixed_key_problems(const ConfigDiff& diff);
 
 bool same_peer(const PeerConfig& a, const PeerConfig& b);
 bool same_psk(const PskConfig& a, const PskConfig& b);
+// The same key bytes (allowed_prefixes aside).
+bool same_psk_key(const PskConfig& a, const PskConfig& b);
 
 }  // namespace buckwild::daemon

@@ -228,6 +228,14 @@ std::string set_level(Config& c, const Scalar& v) {
   return set_choice(c.logging.level, v, kLogLevels);
 }
 
+std::string set_log_format(Config& c, const Scalar& v) {
+  static constexpr std::array<std::pair<std::string_view, LogFormat>, 2> kFormats = {{
+      {"text", LogFormat::kText},
+      {"json", LogFormat::kJson},
+  }};
+  return set_choice(c.logging.format, v, kFormats);
+}
+
 std::string set_facility(Config& c, const Scalar& v) {
   return set_choice(c.logging.syslog_facility, v, kFacilities);
 }
@@ -404,6 +412,7 @@ constexpr std::array kCryptoKeys = {
 
 constexpr std::array kLoggingKeys = {
     KeySpec{"level", Kind::kString, set_level},
+    KeySpec{"format", Kind::kString, set_log_format},
     KeySpec{"syslog", Kind::kBool, set_bool<&Config::logging, &LoggingConfig::syslog>},
     KeySpec{"syslog_facility", Kind::kString, set_facility},
     KeySpec{"audit_log_path", Kind::kString, set_audit_log_path},

@@ -170,6 +170,7 @@ struct ControlServer::Client {
   std::uint32_t interest = kReadable;
   TimerId timer = kNoTimer;
   TimePoint timer_at = kNever;
+  std::optional<ucred> peer;  // the client's process, as the kernel saw it at connect
 
   std::size_t pending() const { return out.size() - out_sent; }
 };
@@ -282,6 +283,11 @@ void ControlServer::on_listener_ready() {
     }
     auto client = std::make_unique<Client>();
     client->id = next_client_id_++;
+    ucred cred{};
+    socklen_t cred_len = sizeof cred;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0 && cred_len == sizeof cred) {
+      client->peer = cred;
+    }
     client->last_request = loop_.now();
     client->last_progress = client->last_request;
     std::uint64_t id = client->id;
@@ -399,6 +405,17 @@ bool ControlServer::read_some(Client& c) {
 void ControlServer::answer_lines(Client& c) {
   const std::size_t max_line = options_.limits.max_line_bytes;
   std::size_t pos = 0;
+  // An over-long line is answered once, and the connection closes after it.
+  auto refuse_long_line = [&] {
+    ++stats_.requests;
+    ++stats_.bad_requests;
+    queue_reply(c,
+                control_error_reply("request line longer than " + std::to_string(max_line) +
+                                    " bytes; closing the connection"),
+                nullptr);
+    c.closing = true;
+    pos = c.in.size();
+  };
   // With nothing unsent it always answers one line (whatever the pause is set
   // to), which service()'s loop relies on.
   while (!c.closing && (c.pending() == 0 || c.pending() < options_.limits.pause_reading_bytes)) {
@@ -409,14 +426,7 @@ void ControlServer::answer_lines(Client& c) {
       bool too_long =
           rest.size() > max_line + 1 || (rest.size() == max_line + 1 && rest.back() != '\r');
       if (too_long) {
-        ++stats_.requests;
-        ++stats_.bad_requests;
-        queue_reply(c,
-                    control_error_reply("request line longer than " + std::to_string(max_line) +
-                                        " bytes; closing the connection"),
-                    nullptr);
-        c.closing = true;
-        pos = c.in.size();
+        refuse_long_line();
       } else if (c.eof && !rest.empty()) {
         // A last line cut off by the end of the connection is a request too.
         answer(c, rest);
@@ -427,14 +437,7 @@ void ControlServer::answer_lines(Client& c) {
     std::string_view line = rest.substr(0, nl - pos);
     pos = nl + 1;
     if (line_length(line) > max_line) {
-      ++stats_.requests;
-      ++stats_.bad_requests;
-      queue_reply(c,
-                  control_error_reply("request line longer than " + std::to_string(max_line) +
-                                      " bytes; closing the connection"),
-                  nullptr);
-      c.closing = true;
-      pos = c.in.size();
+      refuse_long_line();
       break;
     }
     answer(c, line);
@@ -471,8 +474,11 @@ void ControlServer::answer(Client& c, std::string_view raw) {
   }
   ControlReply reply;
   try {
+    if (c.peer) requester_ = Requester{c.peer->pid, c.peer->uid, c.peer->gid};
     reply = command->handler(request);
+    requester_.reset();
   } catch (const std::exception& e) {
+    requester_.reset();
     bad("internal error while answering \"" + command->word + "\": " + e.what());
     return;
   }

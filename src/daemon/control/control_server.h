@@ -121,6 +121,14 @@ class ControlServer {
 
   const std::string& path() const { return options_.path; }
   const ControlStats& stats() const { return stats_; }
+  // Who sent the request being handled (SO_PEERCRED at accept), for the audit
+  // log; nullopt outside a handler or when the kernel did not say.
+  struct Requester {
+    pid_t pid = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+  };
+  const std::optional<Requester>& requester() const { return requester_; }
   std::size_t clients() const { return clients_.size(); }
   // Bytes held in every client's input and output buffers now.
   std::size_t buffered_bytes() const;
@@ -156,6 +164,7 @@ class ControlServer {
   ControlOptions options_;
   std::vector<ControlCommand> commands_;
   std::string command_list_;  // "status, reload, stop"
+  std::optional<Requester> requester_;  // set while a handler runs
   UniqueFd listener_;
   dev_t dev_;
   ino_t ino_;

@@ -1,13 +1,13 @@
 #include "daemon/control/reload.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/random.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <nlohmann/json.hpp>
 
 #include "daemon/config/config_diff.h"
+#include "daemon/os/random_seeded.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -62,31 +62,35 @@ bool has(const std::vector<Cidr>& v, const Cidr& c) {
 Reloader::Reloader(std::unique_ptr<Config> running, Environment env, Deps deps)
     : config_(std::move(running)), env_(std::move(env)), deps_(deps) {}
 
-json Reloader::refuse(std::string_view trigger, const std::string& error,
+json Reloader::refuse(std::string_view trigger, const json& requester, const std::string& error,
                       const std::vector<std::string>& problems) {
   ++refused_;
   spdlog::error("reload ({}) refused, the running configuration stays: {}", trigger, error);
   for (const std::string& p : problems) spdlog::error("  {}", p);
+  if (deps_.audit != nullptr) {
+    json details = {{"trigger", trigger}, {"error", error}, {"problems", problems}};
+    if (!requester.is_null()) details["requester"] = requester;
+    deps_.audit->record("reload_refused", "warning", {{"details", details}});
+  }
   return {{"ok", false}, {"error", error}, {"problems", problems}};
 }
 
-json Reloader::reload(std::string_view trigger) {
+json Reloader::reload(std::string_view trigger, const json& requester) {
   const std::string& path = config_->source_path;
   auto next = load_config(path, env_);
-  if (!next) return refuse(trigger, path + " has problems", next.error());
+  if (!next) return refuse(trigger, requester, path + " has problems", next.error());
   // The random source stays seeded once it was; checked anyway, as at start.
-  unsigned char byte = 0;
-  if (::getrandom(&byte, 1, GRND_NONBLOCK) != 1) {
-    return refuse(trigger, "the kernel's random source cannot be read without blocking", {});
+  if (auto seeded = check_random_seeded(); !seeded) {
+    return refuse(trigger, requester, seeded.error().message, {});
   }
   const ConfigDiff diff = diff_config(*config_, *next);
   if (!diff.fixed.empty()) {
-    return refuse(trigger, "keys that cannot change while running differ", fixed_key_problems(diff));
+    return refuse(trigger, requester, "keys that cannot change while running differ", fixed_key_problems(diff));
   }
   auto owned = std::make_unique<Config>(std::move(*next));
   auto applied = deps_.tunnel.reconfigure(*owned);
-  if (!applied) return refuse(trigger, applied.error().message, {});
-  update_routes(*owned);
+  if (!applied) return refuse(trigger, requester, applied.error().message, {});
+  const std::vector<std::string> warnings = update_routes(*owned);
   if (auto r = deps_.logging.reopen(owned->logging); !r) {
     spdlog::warn("reload: the audit log stays {}: {}",
                  deps_.logging.audit() ? deps_.logging.audit()->path() : "off", r.error().message);
@@ -94,33 +98,43 @@ json Reloader::reload(std::string_view trigger) {
   config_ = std::move(owned);  // the tunnel points at it since reconfigure()
   ++applied_;
   spdlog::info("reload ({}) applied: {}", trigger, summary_line(*applied));
-  return {{"ok", true},
-          {"reload",
-           {{"peers_added", applied->peers_added},
-            {"peers_removed", applied->peers_removed},
-            {"peers_changed", applied->peers_changed},
-            {"psks_added", applied->psks_added},
-            {"psks_removed", applied->psks_removed},
-            {"psks_changed", applied->psks_changed},
-            {"settings_changed", applied->settings_changed},
-            {"sessions_ended", applied->sessions_ended}}}};
+  json changes = {{"peers_added", applied->peers_added},
+                  {"peers_removed", applied->peers_removed},
+                  {"peers_changed", applied->peers_changed},
+                  {"psks_added", applied->psks_added},
+                  {"psks_removed", applied->psks_removed},
+                  {"psks_changed", applied->psks_changed},
+                  {"settings_changed", applied->settings_changed},
+                  {"sessions_ended", applied->sessions_ended}};
+  // What could not be done in the kernel (a route): applied, with warnings.
+  if (!warnings.empty()) changes["warnings"] = warnings;
+  if (deps_.audit != nullptr) {
+    json details = changes;
+    details["trigger"] = trigger;
+    if (!requester.is_null()) details["requester"] = requester;
+    deps_.audit->record("reload_applied", "notice", {{"details", details}});
+  }
+  return {{"ok", true}, {"reload", std::move(changes)}};
 }
 
-void Reloader::update_routes(const Config& next) {
+std::vector<std::string> Reloader::update_routes(const Config& next) {
+  std::vector<std::string> warnings;
   const std::vector<Cidr> before = all_routes(*config_);
   const std::vector<Cidr> after = all_routes(next);
   for (const Cidr& r : before) {
     if (has(after, r)) continue;
     if (auto d = deps_.netlink.delete_route(deps_.ifindex, r.network()); !d) {
-      spdlog::warn("reload: {}", d.error().message);
+      warnings.push_back(d.error().message);
     }
   }
   for (const Cidr& r : after) {
     if (has(before, r)) continue;
     if (auto a = deps_.netlink.add_route(deps_.ifindex, r.network()); !a) {
-      spdlog::warn("reload: {}", a.error().message);
+      warnings.push_back(a.error().message);
     }
   }
+  for (const std::string& w : warnings) spdlog::warn("reload: {}", w);
+  return warnings;
 }
 
 }  // namespace buckwild::daemon

@@ -10,6 +10,7 @@
 
 #include "daemon/config/config.h"
 #include "daemon/log/logging.h"
+#include "daemon/log/security_audit.h"
 #include "daemon/net/netlink.h"
 #include "daemon/tunnel/tunnel.h"
 
@@ -22,6 +23,7 @@ class Reloader {
     Logging& logging;
     Netlink& netlink;
     int ifindex;  // the TUN device, for the peers' routes
+    SecurityAudit* audit = nullptr;  // each reload, applied or refused, is recorded
   };
   // `running` is the configuration `deps.tunnel` was created with; `env` the
   // BUCKWILD_* overrides the daemon started with (a reload applies them again).
@@ -33,15 +35,18 @@ class Reloader {
   // docs/control.md: {"ok":true,"reload":{…}} or {"ok":false,"error":…,
   // "problems":[…]}; the outcome is logged either way, naming `trigger`
   // ("SIGHUP", "the control socket", "a change to the file").
-  nlohmann::json reload(std::string_view trigger);
+  // `requester` (the control socket's client: pid, uid) goes into the audit
+  // record when given.
+  nlohmann::json reload(std::string_view trigger, const nlohmann::json& requester = nullptr);
 
   std::uint64_t applied() const { return applied_; }
   std::uint64_t refused() const { return refused_; }
 
  private:
-  nlohmann::json refuse(std::string_view trigger, const std::string& error,
-                        const std::vector<std::string>& problems);
-  void update_routes(const Config& next);
+  nlohmann::json refuse(std::string_view trigger, const nlohmann::json& requester,
+                        const std::string& error, const std::vector<std::string>& problems);
+  // Adds and deletes the peers' routes that differ; returns what failed.
+  std::vector<std::string> update_routes(const Config& next);
 
   std::unique_ptr<Config> config_;
   Environment env_;

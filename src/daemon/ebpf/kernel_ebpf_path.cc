@@ -246,6 +246,11 @@ void KernelEbpfPath::on_events() {
   const TimePoint now = loop_.now();
   auto drained = path_->drain_events([&](const SecurityEvent& e) {
     ++events_;
+    if (audit_ != nullptr) {
+      // The kernel thins these to one per source and gap; the drops it did
+      // not report before this one are in e.suppressed.
+      audit_->count("filter_drop", e.source, bpf_counter_name(e.reason), 1 + e.suppressed);
+    }
     const std::string key = fmt::format("bpf.{}", bpf_counter_name(e.reason));
     const std::string on = e.ifindex != 0 ? " on " + interface_name(e.ifindex) : std::string();
     const std::string earlier =

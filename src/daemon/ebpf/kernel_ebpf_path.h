@@ -19,6 +19,7 @@
 #include "daemon/net/netlink.h"
 #include "daemon/ebpf/ebpf_path.h"
 #include "daemon/log/rate_limited_log.h"
+#include "daemon/log/security_audit.h"
 
 namespace buckwild::daemon {
 
@@ -57,6 +58,9 @@ class KernelEbpfPath final : public EbpfPath {
   SysResult<void> steer_to(DatagramSocket& socket) override;
   SysResult<std::chrono::nanoseconds> set_valid_ports(const std::vector<ValidPort>& ports) override;
   SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) override;
+  // The audit trail the kernel's security events are counted into (per
+  // source and reason); null for none.
+  void set_audit(SecurityAudit* audit) { audit_ = audit; }
   // Rewrites the filter's configuration map with the new rates.
   SysResult<void> set_limits(const SecurityConfig& security) override;
 
@@ -77,6 +81,7 @@ class KernelEbpfPath final : public EbpfPath {
 
   std::unique_ptr<EbpfPrograms> path_;
   std::uint16_t discovery_port_;
+  SecurityAudit* audit_ = nullptr;
   EventLoop& loop_;
   bool watching_events_ = false;
   RateLimitedLog events_log_;

@@ -1,9 +1,12 @@
 #include "daemon/log/logging.h"
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
 #include <syslog.h>
+
+#include "daemon/log/json_formatter.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -12,6 +15,11 @@ constexpr const char* kStderrPattern = "%Y-%m-%d %H:%M:%S.%e [%l] %v";
 constexpr const char* kSyslogPattern = "%v";
 // openlog() keeps the pointer it is given; a literal lives forever.
 constexpr const char* kIdent = "buckwild";
+
+std::unique_ptr<spdlog::formatter> stderr_formatter(LogFormat format) {
+  if (format == LogFormat::kJson) return std::make_unique<JsonFormatter>();
+  return std::make_unique<spdlog::pattern_formatter>(kStderrPattern);
+}
 
 }  // namespace
 
@@ -69,23 +77,27 @@ Logging::Logging(LoggingConfig config, std::vector<spdlog::sink_ptr> extra_sinks
 SysResult<std::unique_ptr<Logging>> Logging::start(const LoggingConfig& config,
                                                    std::vector<spdlog::sink_ptr> extra_sinks) {
   std::unique_ptr<Logging> logging(new Logging(config, std::move(extra_sinks)));
+  // Sinks first: if the audit log cannot be opened, the caller's report of
+  // that goes out in the configured format (the destructor leaves a stderr
+  // logger in it), not as the only text line in a JSON log.
+  logging->build_sinks();
+  spdlog::set_default_logger(logging->logger_);
   if (!config.audit_log_path.empty()) {
     auto audit = AuditLog::open(config.audit_log_path);
     if (!audit) return std::unexpected(audit.error());
     logging->audit_ = std::move(*audit);
   }
-  logging->build_sinks();
-  spdlog::set_default_logger(logging->logger_);
   return logging;
 }
 
 Logging::~Logging() {
   logger_->flush();
   if (spdlog::default_logger_raw() == logger_.get()) {
-    auto plain =
-        std::make_shared<spdlog::logger>(kIdent, std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    plain->set_pattern(kStderrPattern);
-    spdlog::set_default_logger(std::move(plain));
+    // In the configured format: a log shipper reading JSON lines must not
+    // meet a text line from the last moments of the process.
+    auto err = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    err->set_formatter(stderr_formatter(config_.format));
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>(kIdent, std::move(err)));
   }
 }
 
@@ -95,7 +107,7 @@ void Logging::build_sinks() {
   // before the new one calls openlog(), or the new facility would be lost.
   sinks.clear();
   auto err = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-  err->set_pattern(kStderrPattern);
+  err->set_formatter(stderr_formatter(config_.format));
   sinks.push_back(std::move(err));
   if (config_.syslog) {
     auto sys = std::make_shared<spdlog::sinks::syslog_sink_mt>(

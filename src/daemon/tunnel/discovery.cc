@@ -24,6 +24,21 @@ namespace {
 constexpr std::size_t kMaxUnlistedSessions = 256;
 constexpr Duration kDiscoveryRetryDelay = seconds(2);
 
+// Why the responder stayed silent: the counter its refusal moved.
+std::string_view refusal_reason(const discovery::ResponderCounters& a,
+                                const discovery::ResponderCounters& b) {
+  if (b.rate_limited != a.rate_limited) return "rate_limited";
+  if (b.overloaded != a.overloaded) return "overloaded";
+  if (b.malformed != a.malformed) return "malformed";
+  if (b.stale != a.stale) return "stale";
+  if (b.no_shared_psk != a.no_shared_psk) return "no_shared_psk";
+  if (b.no_common_features != a.no_common_features) return "no_common_features";
+  if (b.bad_cookie != a.bad_cookie) return "bad_cookie";
+  if (b.bad_proof != a.bad_proof) return "bad_proof";
+  if (b.replayed != a.replayed) return "replayed";
+  return "refused";
+}
+
 bool awaiting_answer(const discovery::Initiator& i) {
   return i.state() == discovery::Initiator::State::kInitiated ||
          i.state() == discovery::Initiator::State::kResponded;
@@ -115,19 +130,28 @@ void Tunnel::on_sequence_confirm(SessionEntry& e, const wire::Body& body) {
 // ---- as responder ----
 
 void Tunnel::on_discovery(Bytes datagram, const SocketAddress& source) {
+  const discovery::ResponderCounters before = responder_->counters();
   auto response = responder_->consume_discovery(datagram, to_endpoint(source), unix_ms(), now());
-  if (!response) return;  // silence; the responder counted why
+  if (!response) {  // silence; the responder counted why
+    audit_drop("discovery_refused", source, refusal_reason(before, responder_->counters()));
+    return;
+  }
   send_discovery(*response, source);
 }
 
 void Tunnel::on_confirm(Bytes datagram, const SocketAddress& source) {
+  const discovery::ResponderCounters before = responder_->counters();
   auto est = responder_->consume_confirm(datagram, to_endpoint(source), unix_ms(), now());
   if (!est) {
     if (est.error().code == ErrorCode::kReplayAttack) {
-      // The initiator did not hear our confirmation: say it again.
-      if (SessionEntry* e = sessions_.find(responder_->replayed_session()))
+      // The initiator did not hear our confirmation: say it again (a
+      // retransmission, not an attack: not for the audit trail).
+      if (SessionEntry* e = sessions_.find(responder_->replayed_session())) {
         send_sequence_confirm(*e);
+        return;
+      }
     }
+    audit_drop("discovery_refused", source, refusal_reason(before, responder_->counters()));
     return;
   }
   const std::optional<std::size_t> peer = peers_.identify(source, psks_.id(est->psk_index));
@@ -229,22 +253,18 @@ void Tunnel::remove_session(std::uint64_t id, const char* why) {
 
 void Tunnel::audit(std::string_view event, const SessionEntry& e, std::string_view severity,
                    const nlohmann::json& details) {
-  AuditLog* log = audit_ ? audit_() : nullptr;
-  if (log == nullptr) return;
+  if (audit_ == nullptr) return;
   // docs/architecture.md "The audit log": never a key, only a PSK's id.
-  nlohmann::json record = {
-      {"severity", severity},
-      {"peer", e.peer ? nlohmann::json(peers_[*e.peer].config->name) : nlohmann::json(nullptr)},
-      {"source_address", e.remote.ip.to_string()},
-      {"source_port", e.remote.port},
-      {"session_id", fmt::format("{:016x}", e.id)},
-      {"details", details},
-  };
-  if (auto r = log->record(event, record); !r) {
-    ++stats_.audit_errors;
-    warn_log_.log(now(), "audit.write", spdlog::level::warn, "audit log {}: {}", log->path(),
-                  r.error().message);
-  }
+  audit_->record(event, severity,
+                 {{"peer", e.peer ? nlohmann::json(peers_[*e.peer].config->name) : nlohmann::json(nullptr)},
+                  {"source_address", e.remote.ip.to_string()},
+                  {"source_port", e.remote.port},
+                  {"session_id", fmt::format("{:016x}", e.id)},
+                  {"details", details}});
+}
+
+void Tunnel::audit_drop(std::string_view event, const SocketAddress& source, std::string_view reason) {
+  if (audit_ != nullptr) audit_->count(event, source.ip.unmapped(), reason);
 }
 
 }  // namespace buckwild::daemon

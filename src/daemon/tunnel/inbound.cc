@@ -77,12 +77,14 @@ void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, Sen
   // 2. Discovery, or a session's.
   if (datagram.size() < wire::kOverhead || datagram[0] != wire::kVersion) {
     ++stats_.rejected;
+    audit_drop("packet_rejected", source, "malformed");
     return;
   }
   const auto type = static_cast<wire::PacketType>(datagram[1]);
   if (wire::is_discovery_type(type)) {
     if (sent_to != SentTo::kDiscoveryPort) {
       ++stats_.rejected;
+      audit_drop("packet_rejected", source, "discovery_on_a_hopping_port");
       return;
     }
     if (type == wire::PacketType::kDiscovery) on_discovery(datagram, source);
@@ -93,6 +95,7 @@ void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, Sen
   SessionEntry* e = sessions_.find(session_id_of(datagram));
   if (e == nullptr) {
     ++stats_.no_session;
+    audit_drop("packet_rejected", source, "unknown_session");
     return;
   }
   on_session_packet(*e, datagram, source);
@@ -104,6 +107,8 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram,
   auto r = e.session->open(datagram, unix_ms(), now());
   if (!r) {
     ++stats_.rejected;
+    audit_drop("packet_rejected", source,
+               r.error().code == ErrorCode::kReplayAttack ? "replay" : error_code_name(r.error().code));
     warn_log_.log(now(), "session.rejected", spdlog::level::debug,
                   "datagram for session {} from {} refused: {}", short_id(e.id), source.to_string(),
                   r.error().what);
@@ -117,6 +122,9 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram,
       auto addresses = inner::ip_addresses(r->body);
       if (!addresses || !sessions_.accept_source(e, addresses->source)) {
         ++stats_.spoofed_source;
+        // The reason is one of two words: the inner address is the sender's
+        // choice and must not become a key of the audit's counts.
+        audit_drop("spoofed_source", source, addresses ? "inner_source_not_allowed" : "not_ip");
         warn_log_.log(now(), "session.spoofed", spdlog::level::warn,
                       "session {}: inner packet from an address the peer may not use: dropped",
                       short_id(e.id));

@@ -17,6 +17,13 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+const PskConfig* find_psk(const Config& config, const std::string& id) {
+  for (const PskConfig& p : config.psks) {
+    if (p.id == id) return &p;
+  }
+  return nullptr;
+}
+
 // The ids of the PSKs a peer of `config` may use, in order.
 std::vector<std::string> psk_ids(const Config& config, const std::vector<std::size_t>& indices) {
   std::vector<std::string> ids;
@@ -38,6 +45,13 @@ SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
   const ConfigDiff diff = diff_config(*config_, next);
   if (!diff.fixed.empty()) {
     return sys_fail_plain(EINVAL, fixed_key_problems(diff).front());
+  }
+  // The eBPF valid-port map was sized for max_connections at start.
+  if (ebpf_ != nullptr && next.security.max_connections > config_->security.max_connections) {
+    return sys_fail_plain(EINVAL, "security.max_connections cannot grow while running on the eBPF "
+                                  "receive path (its port map is sized at start, for " +
+                                      std::to_string(config_->security.max_connections) +
+                                      "); restart buckwild to raise it");
   }
   // Everything that can fail comes first, so a failure changes nothing.
   std::vector<discovery::Psk> all;
@@ -61,14 +75,26 @@ SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
   summary.peers_changed = diff.peers_changed;
   summary.settings_changed = diff.settings;
 
-  // 1. Sessions that proved a PSK that is gone or changed, or belong to a peer
-  //    that is gone or changed, end (with the old configuration still in
-  //    place, so their audit records and logs name them as they were).
+  // A changed PSK is rekeyed when its key differs; otherwise only its
+  // allowed_prefixes did, which matter to peers without an entry alone.
+  std::vector<std::string> rekeyed;
+  for (const std::string& id : diff.psks_changed) {
+    const PskConfig* a = find_psk(*config_, id);
+    const PskConfig* b = find_psk(next, id);
+    if (a == nullptr || b == nullptr || !same_psk_key(*a, *b)) {
+      rekeyed.push_back(id);
+    }
+  }
+
+  // 1. Sessions that proved a PSK that is gone or rekeyed (or, for a peer
+  //    without an entry, whose prefixes changed), or belong to a peer that is
+  //    gone or changed, end (with the old configuration still in place, so
+  //    their audit records and logs name them as they were).
   std::vector<std::pair<std::uint64_t, const char*>> ending;
   sessions_.for_each([&](SessionEntry& e) {
     if (contains(diff.psks_removed, e.psk_id)) {
       ending.emplace_back(e.id, "its PSK was removed by a reload");
-    } else if (contains(diff.psks_changed, e.psk_id)) {
+    } else if (contains(rekeyed, e.psk_id) || (!e.peer && contains(diff.psks_changed, e.psk_id))) {
       ending.emplace_back(e.id, "its PSK was changed by a reload");
     } else if (e.peer && contains(diff.peers_removed, peers_[*e.peer].config->name)) {
       ending.emplace_back(e.id, "its peer was removed by a reload");
@@ -95,10 +121,9 @@ SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
     }
     std::unique_ptr<Peer> kept = peers_.release(*old);
     const bool same_psks = psk_ids(*config_, kept->psk_index) == psk_ids(next, np.psk_index) &&
-                           std::none_of(diff.psks_changed.begin(), diff.psks_changed.end(),
-                                        [&](const std::string& id) {
-                                          return contains(psk_ids(next, np.psk_index), id);
-                                        });
+                           std::none_of(rekeyed.begin(), rekeyed.end(), [&](const std::string& id) {
+                             return contains(psk_ids(next, np.psk_index), id);
+                           });
     if (!same_psks) {
       // Its discovery used the old set: start over with the new one.
       if (kept->discovery_timer != kNoTimer) loop_.cancel_timer(kept->discovery_timer);
@@ -127,6 +152,16 @@ SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
     auto it = moved.find(e.id);
     e.peer = it == moved.end() ? std::nullopt : std::optional<std::size_t>(it->second);
   });
+  // A peer without an entry may have claimed an address that a configured
+  // peer (or its routes) now owns: that session ends.
+  std::vector<std::uint64_t> conflicting;
+  sessions_.for_each([&](SessionEntry& e) {
+    if (!e.peer && e.claimed && sessions_.configured_address(*e.claimed)) conflicting.push_back(e.id);
+  });
+  for (std::uint64_t id : conflicting) {
+    remove_session(id, "its address now belongs to a configured peer");
+  }
+  summary.sessions_ended += conflicting.size();
   responder_->set_limits(responder_limits(next.security), now());
   bridge_->set_limits(next.security.max_connections, next.security.max_connections_per_source);
 
@@ -134,6 +169,10 @@ SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
   for (std::size_t i : discover) start_discovery(peers_[i]);
   hop_ports_->update(HopPorts::Closing::kCloseUnneeded);
   return summary;
+}
+
+void Tunnel::end_sessions(const char* why) {
+  for (std::uint64_t id : sessions_.ids()) remove_session(id, why);
 }
 
 }  // namespace buckwild::daemon

@@ -84,7 +84,10 @@ bool SessionTable::accept_source(SessionEntry& e, const IpAddress& source) {
 }
 
 bool SessionTable::belongs_to_someone(const IpAddress& address) const {
-  if (by_address_.contains(address)) return true;
+  return by_address_.contains(address) || configured_address(address);
+}
+
+bool SessionTable::configured_address(const IpAddress& address) const {
   if (config_->network.virtual_address.address == address) return true;
   if (config_->network.virtual_address6 && config_->network.virtual_address6->address == address)
     return true;

@@ -90,6 +90,10 @@ class SessionTable {
   // another session).
   bool accept_source(SessionEntry& entry, const IpAddress& source);
 
+  // Whether `address` is ours or a configured peer's (its virtual address or
+  // inside one of its routes).
+  bool configured_address(const IpAddress& address) const;
+
   // Sessions with peers that have no [[peer]] entry: how many, and those whose
   // underlay address is `ip`.
   std::size_t unlisted() const;

@@ -57,7 +57,7 @@ nlohmann::json Tunnel::status() {
                   {"tun_read_errors", s.tun_read_errors},
                   {"tun_write_errors", s.tun_write_errors},
                   {"pool_exhausted", s.pool_exhausted},
-                  {"audit_errors", s.audit_errors},
+                  {"audit_errors", audit_ != nullptr ? audit_->stats().write_errors : 0},
                   {"hop_port_bind_failures", h.bind_failures}};
   const discovery::ResponderCounters& d = responder_->counters();
   out["discovery"] = {{"responses", d.responses},
@@ -100,15 +100,19 @@ nlohmann::json Tunnel::status() {
   std::vector<std::uint16_t> conns;
   auto session_block = [&](SessionEntry& e) {
     session::Session& ss = *e.session;
-    conns.assign(1, 0);
+    // Connection 0's ports are the session's own (reported below); each
+    // live connection's add to the interface's list.
+    conns.clear();
     bridge_->connection_ids(e.id, conns);
+    std::vector<std::uint16_t> conn_ports;
     for (std::uint16_t conn : conns) {
-      ports.clear();
-      ss.listen_ports(t, conn, ports);
-      listening.insert(ports.begin(), ports.end());
+      conn_ports.clear();
+      ss.listen_ports(t, conn, conn_ports);
+      listening.insert(conn_ports.begin(), conn_ports.end());
     }
     ports.clear();
     ss.listen_ports(t, 0, ports);
+    listening.insert(ports.begin(), ports.end());
     const StreamBridge::SessionConnections c = bridge_->session_connections(e.id);
     const session::SessionStats& x = ss.stats();
     const std::optional<std::int32_t> delay = ss.one_way_delay_ms();

@@ -71,7 +71,7 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
       rng_(deps.rng),
       ebpf_(deps.ebpf),
       on_fatal_(std::move(deps.on_fatal)),
-      audit_(std::move(deps.audit)),
+      audit_(deps.audit),
       psks_(std::move(psks)),
       peers_(std::move(peers)),
       mtu_(mtu),

@@ -33,7 +33,7 @@
 #include "core/session/session.h"
 #include "daemon/config/config.h"
 #include "daemon/ebpf/ebpf_path.h"
-#include "daemon/log/audit_log.h"
+#include "daemon/log/security_audit.h"
 #include "daemon/log/rate_limited_log.h"
 #include "daemon/net/packet_pool.h"
 #include "daemon/net/tcp_endpoints.h"
@@ -59,10 +59,10 @@ struct TunnelDeps {
   EbpfPath* ebpf = nullptr;
   // The tunnel cannot go on (its TUN device failed): the owner stops it.
   std::function<void(const SysError&)> on_fatal;
-  // The audit log in use now ([logging] audit_log_path; a reload may switch
-  // it), where sessions established and ended are recorded; null or empty
-  // for none.
-  std::function<AuditLog*()> audit;
+  // The audit trail (docs/architecture.md "The audit log"): sessions
+  // established and ended, and counted per source and interval, refused
+  // discovery, rejected, unknown-session and spoofed packets. Null for none.
+  SecurityAudit* audit = nullptr;
 };
 
 // Counters for logs and status; every drop has a reason.
@@ -84,7 +84,6 @@ struct TunnelStats {
   std::uint64_t sessions_established = 0;
   std::uint64_t sessions_lost = 0;
   std::uint64_t pool_exhausted = 0;
-  std::uint64_t audit_errors = 0;  // audit records that could not be written
 };
 
 // What a reload changed (docs/control.md "reload").
@@ -130,6 +129,10 @@ class Tunnel : private StreamHost {
   // cannot change while running (config_diff.h) or the eBPF path refused the
   // new rate limits.
   SysResult<ReloadSummary> reconfigure(const Config& next);
+
+  // Ends every session now, each recorded as ended for `why` (the daemon is
+  // stopping: the audit trail gets an end for every beginning).
+  void end_sessions(const char* why);
 
   // status.cc: this tunnel's part of the status document (docs/control.md
   // "status"): window, ports, counters, drops, discovery, transparent TCP and
@@ -181,6 +184,8 @@ class Tunnel : private StreamHost {
   void remove_session(std::uint64_t id, const char* why);
   void audit(std::string_view event, const SessionEntry& e, std::string_view severity,
              const nlohmann::json& details);
+  // Counts a refused or dropped datagram from `source` for the audit trail.
+  void audit_drop(std::string_view event, const SocketAddress& source, std::string_view reason);
 
   // StreamHost (tunnel.cc, outbound.cc).
   std::uint64_t session_for(const IpAddress& destination) override;
@@ -200,7 +205,7 @@ class Tunnel : private StreamHost {
   crypto::RandomSource& rng_;
   EbpfPath* ebpf_;
   std::function<void(const SysError&)> on_fatal_;
-  std::function<AuditLog*()> audit_;
+  SecurityAudit* audit_;
   discovery::PskSet psks_;
   Peers peers_;
   std::uint16_t offered_features_ = 0;

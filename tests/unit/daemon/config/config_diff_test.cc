@@ -90,6 +90,18 @@ key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
   EXPECT_EQ(back.psks_removed, Names{"new"});
 }
 
+TEST_F(ConfigDiffTest, TheLogFormatIsLive) {
+  Config a = load(Text{}.str());
+  Text json;
+  json.extra = "[logging]\nformat = \"json\"\n";
+  Config b = load(json.str());
+  const ConfigDiff d = diff_config(a, b);
+  EXPECT_EQ(d.settings, Names{"logging.format"});
+  EXPECT_TRUE(d.fixed.empty());
+  EXPECT_TRUE(fixed_key_problems(d).empty());
+  EXPECT_EQ(diff_config(b, a).settings, Names{"logging.format"});  // and back to text
+}
+
 TEST_F(ConfigDiffTest, LimitsAndLogLevelAreLiveTheDeviceAndAddressesAreFixed) {
   Config a = load(Text{}.str());
   Text live_text;

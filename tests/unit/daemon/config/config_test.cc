@@ -53,6 +53,7 @@ key_derivation_algorithm = "hkdf-sha256"
 
 [logging]
 level = "debug"
+format = "json"
 syslog = false
 syslog_facility = "local3"
 audit_log_path = "/var/log/buckwild-audit.jsonl"
@@ -177,6 +178,7 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_FALSE(c->crypto.forward_secrecy);
 
   EXPECT_EQ(c->logging.level, LogLevel::kDebug);
+  EXPECT_EQ(c->logging.format, LogFormat::kJson);
   EXPECT_FALSE(c->logging.syslog);
   EXPECT_EQ(c->logging.syslog_facility, SyslogFacility::kLocal3);
   EXPECT_EQ(c->logging.audit_log_path, "/var/log/buckwild-audit.jsonl");
@@ -242,6 +244,7 @@ TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
   EXPECT_EQ(c->crypto.aead, crypto::AeadAlgorithm::kChaCha20Poly1305);
   EXPECT_TRUE(c->crypto.forward_secrecy);
   EXPECT_EQ(c->logging.level, LogLevel::kInfo);
+  EXPECT_EQ(c->logging.format, LogFormat::kText);
   EXPECT_TRUE(c->logging.syslog);
   EXPECT_EQ(c->logging.syslog_facility, SyslogFacility::kDaemon);
   EXPECT_EQ(c->logging.audit_log_path, "");
@@ -327,6 +330,12 @@ virtual_address = "10.77.0.1/24"
             at(7, 9) +
                 "logging.level: must be one of \"trace\", \"debug\", \"info\", \"warn\", "
                 "\"error\", \"critical\", \"off\", got \"verbose\"");
+  EXPECT_EQ(problem(base + "[logging]\nformat = \"logfmt\"\n"),
+            at(7, 10) + "logging.format: must be one of \"text\", \"json\", got \"logfmt\"");
+  EXPECT_EQ(problem(base + "[logging]\nformat = \"JSON\"\n"),
+            at(7, 10) + "logging.format: must be one of \"text\", \"json\", got \"JSON\"");
+  EXPECT_EQ(problem(base + "[logging]\nformat = true\n"),
+            at(7, 10) + "logging.format: expected a string, got a boolean");
   EXPECT_EQ(
       problem(base + "[logging]\naudit_log_path = \"audit.log\"\n"),
       at(7, 18) + "logging.audit_log_path: must be \"\" or an absolute path, got \"audit.log\"");
@@ -534,6 +543,23 @@ TEST_F(ConfigTest, EnvironmentOverridesScalarKeys) {
   auto d = load(kMinimal, {{"BUCKWILD_PROTOCOL_DELAY_ALLOWANCE", "auto"}});
   ASSERT_TRUE(d);
   EXPECT_FALSE(d->protocol.delay_allowance);
+}
+
+TEST_F(ConfigTest, LoggingFormatIsTextOrJsonFromTheFileOrTheEnvironment) {
+  auto text = load(std::string(kMinimal) + "[logging]\nformat = \"text\"\n");
+  ASSERT_TRUE(text) << join(text.error());
+  EXPECT_EQ(text->logging.format, LogFormat::kText);
+  auto json = load(std::string(kMinimal) + "[logging]\nformat = \"json\"\n");
+  ASSERT_TRUE(json) << join(json.error());
+  EXPECT_EQ(json->logging.format, LogFormat::kJson);
+
+  auto env = load(std::string(kMinimal) + "[logging]\nformat = \"text\"\n",
+                  {{"BUCKWILD_LOGGING_FORMAT", "json"}});
+  ASSERT_TRUE(env) << join(env.error());
+  EXPECT_EQ(env->logging.format, LogFormat::kJson);  // environment beats the file
+  EXPECT_EQ(problem(kMinimal, {{"BUCKWILD_LOGGING_FORMAT", "yaml"}}),
+            "env BUCKWILD_LOGGING_FORMAT: logging.format must be one of \"text\", \"json\", got "
+            "\"yaml\"");
 }
 
 TEST_F(ConfigTest, EnvironmentCanSupplyARequiredKey) {

@@ -174,6 +174,26 @@ TEST(ControlServerTest, RequestGetsReply) {
   EXPECT_FALSE(client.closed());  // the connection stays open for more requests
 }
 
+TEST(ControlServerTest, AHandlerKnowsWhichProcessAsked) {
+  std::optional<ControlServer::Requester> seen;
+  ControlServer* server = nullptr;
+  std::vector<ControlCommand> commands;
+  commands.push_back({"who", [&](std::string_view) {
+                        seen = server->requester();
+                        return ControlReply{R"({"ok":true})", nullptr};
+                      }});
+  Fixture f({}, std::move(commands));
+  ASSERT_TRUE(f.ok());
+  server = f.server.get();
+  TestClient client(f.path);
+  client.send("who\n");
+  ASSERT_TRUE(run_until(*f.loop, [&] { return client.line_count() == 1; }));
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->pid, ::getpid());  // the test client is this process
+  EXPECT_EQ(seen->uid, ::getuid());
+  EXPECT_FALSE(f.server->requester().has_value());  // only while a handler runs
+}
+
 TEST(ControlServerTest, PipelinedRequestsAreAnsweredInOrder) {
   std::vector<ControlCommand> commands;
   int n = 0;

@@ -8,8 +8,11 @@
 #include <sys/un.h>
 #include <syslog.h>
 
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
 #include "support/daemon_test_support.h"
 
@@ -71,6 +74,141 @@ TEST(LoggingTest, StderrLinesCarryTimeAndLevel) {
   EXPECT_TRUE(std::regex_search(text, info)) << text;
   EXPECT_TRUE(std::regex_search(text, warn)) << text;
   EXPECT_EQ(text.find("below the level"), std::string::npos) << text;
+}
+
+// Each line of `text`, parsed as JSON; a line that is not JSON fails the test.
+std::vector<nlohmann::json> json_lines(const std::string& text) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    auto parsed = nlohmann::json::parse(line, nullptr, false);
+    EXPECT_FALSE(parsed.is_discarded()) << "not JSON: " << line;
+    out.push_back(std::move(parsed));
+  }
+  return out;
+}
+
+// The fields every JSON line has, and nothing else.
+void expect_json_fields(const nlohmann::json& line, std::string_view severity) {
+  ASSERT_TRUE(line.is_object()) << line;
+  EXPECT_EQ(line.size(), 4u) << line;
+  ASSERT_TRUE(line.contains("time") && line["time"].is_string()) << line;
+  EXPECT_TRUE(std::regex_match(line["time"].get<std::string>(),
+                               std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")))
+      << line;
+  EXPECT_EQ(line.value("severity", ""), severity) << line;
+  EXPECT_EQ(line.value("logger", ""), "buckwild") << line;
+  EXPECT_TRUE(line.contains("message") && line["message"].is_string()) << line;
+}
+
+const std::regex kTextLine(R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[\w+\] .*)");
+
+TEST(LoggingTest, TextIsTheDefaultFormat) {
+  EXPECT_EQ(LoggingConfig{}.format, LogFormat::kText);
+  std::string text;
+  {
+    StderrCapture capture;
+    auto logging = Logging::start(quiet_config());
+    ASSERT_TRUE(logging);
+    spdlog::info("plain");
+    (*logging)->logger().flush();
+    text = capture.finish();
+  }
+  EXPECT_TRUE(std::regex_match(text.substr(0, text.size() - 1), kTextLine)) << text;
+}
+
+TEST(LoggingTest, JsonFormatWritesOneValidObjectPerStderrLine) {
+  LoggingConfig c = quiet_config();
+  c.format = LogFormat::kJson;
+  const std::string tricky = "quote \" backslash \\ newline\nsecond line\ttab";
+  const std::string nul("nul\0byte", 8);
+  const std::string bad_utf8 = "bad \xff\xfe utf8 \xC3";
+  std::string text;
+  {
+    StderrCapture capture;
+    auto logging = Logging::start(c);
+    ASSERT_TRUE(logging);
+    spdlog::info("session {} established", "9f3c");
+    spdlog::debug("below the level");
+    spdlog::warn("{}", tricky);
+    spdlog::error("{}", nul);
+    spdlog::critical("{}", bad_utf8);
+    (*logging)->logger().flush();
+    text = capture.finish();
+  }
+  auto lines = json_lines(text);
+  ASSERT_EQ(lines.size(), 4u) << text;  // the debug line is filtered out
+  expect_json_fields(lines[0], "info");
+  EXPECT_EQ(lines[0]["message"], "session 9f3c established");
+  expect_json_fields(lines[1], "warn");
+  EXPECT_EQ(lines[1]["message"], tricky);
+  expect_json_fields(lines[2], "error");
+  EXPECT_EQ(lines[2]["message"].get<std::string>(), nul);
+  expect_json_fields(lines[3], "critical");
+  // Each byte that is not UTF-8, and the cut-off sequence at the end, is U+FFFD.
+  EXPECT_EQ(lines[3]["message"], "bad \xEF\xBF\xBD\xEF\xBF\xBD utf8 \xEF\xBF\xBD");
+  EXPECT_EQ(text.rfind("{\"time\":", 0), 0u) << "time comes first: " << text;
+}
+
+TEST(LoggingTest, ReopenSwitchesTheStderrFormatAndLeavesExtraSinksAlone) {
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_st>(out);
+  sink->set_pattern("%l|%v");
+  LoggingConfig json = quiet_config();
+  json.format = LogFormat::kJson;
+  std::string text;
+  {
+    StderrCapture capture;
+    auto logging = Logging::start(quiet_config(), {sink});
+    ASSERT_TRUE(logging);
+    spdlog::info("one");
+    ASSERT_TRUE((*logging)->reopen(json));
+    spdlog::info("two");
+    ASSERT_TRUE((*logging)->reopen());  // SIGHUP without a change keeps JSON
+    spdlog::info("three");
+    ASSERT_TRUE((*logging)->reopen(quiet_config()));
+    spdlog::info("four");
+    (*logging)->logger().flush();
+    text = capture.finish();
+  }
+  std::istringstream in(text);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 4u) << text;
+  EXPECT_TRUE(std::regex_match(lines[0], kTextLine)) << lines[0];
+  EXPECT_TRUE(lines[0].ends_with("[info] one")) << lines[0];
+  for (int i : {1, 2}) {
+    auto parsed = json_lines(lines[static_cast<std::size_t>(i)]);
+    ASSERT_EQ(parsed.size(), 1u);
+    expect_json_fields(parsed[0], "info");
+    EXPECT_EQ(parsed[0]["message"], i == 1 ? "two" : "three");
+  }
+  EXPECT_TRUE(std::regex_match(lines[3], kTextLine)) << lines[3];
+  EXPECT_TRUE(lines[3].ends_with("[info] four")) << lines[3];
+  EXPECT_EQ(out.str(), "info|one\ninfo|two\ninfo|three\ninfo|four\n");
+}
+
+TEST(LoggingTest, TheLoggerPutBackKeepsTheJsonFormat) {
+  LoggingConfig c = quiet_config();
+  c.format = LogFormat::kJson;
+  std::string text;
+  {
+    StderrCapture capture;
+    {
+      auto logging = Logging::start(c);
+      ASSERT_TRUE(logging);
+    }
+    spdlog::warn("after the daemon's logging is gone");
+    spdlog::default_logger_raw()->flush();
+    text = capture.finish();
+  }
+  auto lines = json_lines(text);
+  ASSERT_EQ(lines.size(), 1u) << text;
+  expect_json_fields(lines[0], "warn");
+  EXPECT_EQ(lines[0]["message"], "after the daemon's logging is gone");
+  // Leave a text logger behind for the tests that follow in this process.
+  auto text_logging = Logging::start(quiet_config());
+  ASSERT_TRUE(text_logging);
 }
 
 TEST(LoggingTest, InstallsTheDefaultLoggerAndPutsAPlainOneBack) {
@@ -145,6 +283,28 @@ TEST(LoggingTest, StartFailsWhenTheAuditLogCannotBeOpened) {
   EXPECT_EQ(logging.error().sys_errno, ENOENT);
 }
 
+TEST(LoggingTest, AStartThatFailsLeavesTheConfiguredFormatForItsReport) {
+  LoggingConfig c = quiet_config();
+  c.format = LogFormat::kJson;
+  c.audit_log_path = "/nonexistent-dir/audit.jsonl";
+  std::string text;
+  {
+    StderrCapture capture;
+    auto logging = Logging::start(c);
+    ASSERT_FALSE(logging);
+    spdlog::error("{}", logging.error().message);  // as run_daemon reports it
+    spdlog::default_logger_raw()->flush();
+    text = capture.finish();
+  }
+  auto lines = json_lines(text);
+  ASSERT_EQ(lines.size(), 1u) << text;
+  expect_json_fields(lines[0], "error");
+  EXPECT_NE(lines[0]["message"].get<std::string>().find("/nonexistent-dir/audit.jsonl"),
+            std::string::npos);
+  auto text_logging = Logging::start(quiet_config());  // text again for later tests
+  ASSERT_TRUE(text_logging);
+}
+
 TEST(LoggingTest, LevelAndFacilityMappings) {
   EXPECT_EQ(to_spdlog_level(LogLevel::kTrace), spdlog::level::trace);
   EXPECT_EQ(to_spdlog_level(LogLevel::kWarn), spdlog::level::warn);
@@ -192,13 +352,16 @@ TEST(LoggingTest, SyslogGetsTheConfiguredFacilityAndReopenChangesIt) {
     EXPECT_EQ(got.find("[warning]"), std::string::npos)
         << "syslog lines carry no stderr prefix: " << got;
 
+    // JSON on stderr changes nothing in syslog: still the plain message.
     c.syslog_facility = SyslogFacility::kLocal5;
+    c.format = LogFormat::kJson;
     ASSERT_TRUE((*logging)->reopen(c));
     spdlog::error("second message");
     got = next();
     // local5 (21) and err (3) = 171.
     EXPECT_EQ(got.rfind("<171>", 0), 0u) << got;
-    EXPECT_NE(got.find("second message"), std::string::npos) << got;
+    EXPECT_NE(got.find("]: second message"), std::string::npos) << got;
+    EXPECT_EQ(got.find("\"severity\""), std::string::npos) << got;
 
     c.syslog = false;
     ASSERT_TRUE((*logging)->reopen(c));

@@ -84,9 +84,10 @@ struct Host {
   FakeTcpEndpoints tcp;
   crypto::DeterministicRandom rng;
   std::unique_ptr<FakeEbpfPath> ebpf;  // set on the eBPF path
+  std::unique_ptr<AuditLog> audit;  // set before start() to record sessions
+  std::unique_ptr<SecurityAudit> trail;  // writes to `audit`
   std::unique_ptr<Tunnel> tunnel;
   int fatal_errors = 0;  // on_fatal calls
-  std::unique_ptr<AuditLog> audit;  // set before start() to record sessions
 
   Host(Config c, const ManualEventLoop& loop, std::int64_t skew, std::uint64_t seed)
       : config(std::move(c)), clock(loop, kUnixStart + skew), rng(seed) {}
@@ -94,6 +95,9 @@ struct Host {
   void start(ManualEventLoop& loop, FakeDatagramNetwork& net, bool steered) {
     tunnel.reset();
     ebpf.reset();
+    // Counted events are written every second, at most 4 sources each.
+    trail = std::make_unique<SecurityAudit>(loop, [this] { return audit.get(); },
+                                            SecurityAuditLimits{seconds(1), 4});
     if (steered) {
       ebpf = std::make_unique<FakeEbpfPath>(net, config.network.listen_address,
                                             config.network.discovery_port);
@@ -107,7 +111,7 @@ struct Host {
     auto t = Tunnel::create(config, 1412,
                             TunnelDeps{loop, clock, tun, factory, tcp, rng, ebpf.get(),
                                        [this](const SysError&) { ++fatal_errors; },
-                                       [this] { return audit.get(); }});
+                                       trail.get()});
     ASSERT_TRUE(t.has_value()) << t.error().message;
     tunnel = std::move(*t);
   }
@@ -130,6 +134,17 @@ class TunnelTest : public ::testing::TestWithParam<bool> {
     bob = std::make_unique<Host>(
         host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false), loop,
         bob_skew_ms, 2);
+    bob->start(loop, net, GetParam());
+    alice->start(loop, net, GetParam());
+  }
+  // Alice initiates; bob has no [[peer]] for her, only a PSK allowing `prefixes`.
+  void start_without_an_entry(std::vector<Cidr> prefixes) {
+    alice = std::make_unique<Host>(
+        host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
+    Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+    bc.peers.clear();
+    bc.psks[0].allowed_prefixes = std::move(prefixes);
+    bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
     bob->start(loop, net, GetParam());
     alice->start(loop, net, GetParam());
   }
@@ -307,14 +322,7 @@ TEST_P(TunnelTest, StrangersGetSilence) {
 // A responder with no [[peer]] entry for the initiator accepts it because they
 // share a PSK that allows a prefix; the initiator may then use one address in it.
 TEST_P(TunnelTest, PeerWithoutAnEntryGetsOneAddressInsideItsPskPrefixes) {
-  alice = std::make_unique<Host>(
-      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
-  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
-  bc.peers.clear();
-  bc.psks[0].allowed_prefixes.push_back(cidr("10.77.0.0/28"));
-  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
-  bob->start(loop, net, GetParam());
-  alice->start(loop, net, GetParam());
+  start_without_an_entry({cidr("10.77.0.0/28")});
   ASSERT_TRUE(connected());
   // Until it has sent from an address, nothing routes to it.
   ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "first")));
@@ -329,13 +337,7 @@ TEST_P(TunnelTest, PeerWithoutAnEntryGetsOneAddressInsideItsPskPrefixes) {
 }
 
 TEST_P(TunnelTest, PeerWithoutAnEntryIsRefusedWhenItsPskAllowsNoPrefix) {
-  alice = std::make_unique<Host>(
-      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
-  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
-  bc.peers.clear();
-  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
-  bob->start(loop, net, GetParam());
-  alice->start(loop, net, GetParam());
+  start_without_an_entry({});
   loop.run_for(seconds(3));
   EXPECT_EQ(bob->tunnel->session_count(), 0u);
 }
@@ -525,7 +527,72 @@ TEST_P(TunnelTest, SessionsAreRecordedInTheAuditLog) {
   std::string hex;
   for (std::uint8_t b : key.view()) hex += fmt::format("{:02x}", b);
   EXPECT_EQ(text.find(hex.substr(0, 16)), std::string::npos);
-  EXPECT_EQ(bob->tunnel->stats().audit_errors, 0u);
+  EXPECT_EQ(bob->trail->stats().write_errors, 0u);
+}
+
+// What a flood can cause is counted, not written per datagram: one record per
+// (event, source, reason) and interval, at most 4 sources (this test's
+// limit) and one line for the rest.
+TEST_P(TunnelTest, FloodsReachTheAuditLogAsBoundedCountedRecords) {
+  daemon::testing::TempDir dir;
+  const std::string path = dir.path() + "/audit.jsonl";
+  auto opened = AuditLog::open(path);
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  std::vector<std::uint8_t> captured;  // one of alice's DATAGRAMs, to replay
+  net.set_filter([&](const SocketAddress&, const SocketAddress& to, Bytes payload) {
+    if (captured.empty() && to.ip == ip("10.200.0.2") && payload.size() > 1 && payload[1] == 0x18) {
+      captured.assign(payload.begin(), payload.end());
+    }
+    return true;
+  });
+  start();
+  ASSERT_TRUE(connected());
+  bob->audit = std::move(*opened);
+  exchange("to be replayed");
+  ASSERT_FALSE(captured.empty());
+  auto replayer = net.bind(SocketAddress{ip("10.200.0.99"), 4444});
+  ASSERT_TRUE(replayer.has_value());
+  OutgoingDatagram again{captured, SocketAddress{ip("10.200.0.2"), 1025}, std::nullopt};
+  ASSERT_TRUE((*replayer)->send_batch({&again, 1}).has_value());
+  loop.run_for(milliseconds(10));
+  std::array<std::uint8_t, 1176> junk{};
+  junk[0] = 0x01;
+  junk[1] = 0x0C;  // DISCOVERY, with nothing valid in it
+  for (std::uint32_t source = 0; source < 10; ++source) {
+    auto stranger = net.bind(SocketAddress{
+        IpAddress::v4({10, 200, 0, static_cast<std::uint8_t>(64 + source)}), 5555});
+    ASSERT_TRUE(stranger.has_value());
+    for (int i = 0; i < 100; ++i) {
+      OutgoingDatagram d{junk, SocketAddress{ip("10.200.0.2"), 1025}, std::nullopt};
+      ASSERT_TRUE((*stranger)->send_batch({&d, 1}).has_value());
+    }
+    loop.run_for(milliseconds(10));
+  }
+  loop.run_for(seconds(2));
+
+  std::ifstream in(path);
+  std::uint64_t refused = 0;
+  std::size_t lines = 0;
+  bool replay = false;
+  for (std::string line; std::getline(in, line);) {
+    ++lines;
+    const nlohmann::json r = nlohmann::json::parse(line);
+    if (r["event"] == "packet_rejected" && r["details"]["reason"] == "replay" &&
+        r["source_address"] == "10.200.0.99") {
+      replay = true;
+    }
+    if (r["event"] != "discovery_refused") continue;
+    EXPECT_EQ(r["severity"], "warning");
+    EXPECT_TRUE(r.contains("time"));
+    refused += r["details"]["count"].get<std::uint64_t>();
+  }
+  // Every refusal counted (the per-source rate limit refused most of them),
+  // in no more than 4 + 1 lines per reason and interval.
+  EXPECT_EQ(refused, 1000u);
+  EXPECT_TRUE(replay) << "the replayed datagram is not in the audit log";
+  EXPECT_LE(lines, 2u * (4 + 1) * 2 + 1);
+  EXPECT_EQ(bob->trail->stats().counted, 1001u);  // and the replay
+  EXPECT_GT(bob->trail->stats().overflowed, 0u);
 }
 
 // A TUN device that fails (deleted under the daemon) is readable for ever; the
@@ -667,6 +734,70 @@ TEST_P(TunnelTest, ReloadEndsOnlyTheSessionsOfRemovedOrChangedPeersAndPsks) {
   loop.run_for(seconds(5));
   EXPECT_EQ(alice->tunnel->session_count(), 0u);
   EXPECT_TRUE(alice->tunnel->status()["peers"].empty());
+}
+
+TEST_P(TunnelTest, APsksPrefixesAloneDoNotEndANamedPeersSession) {
+  start();
+  ASSERT_TRUE(connected());
+  const std::uint64_t id = alice->tunnel->session_ids().front();
+  auto next = std::make_unique<Config>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
+  next->psks[0].allowed_prefixes.push_back(cidr("10.77.0.128/25"));
+  auto r = alice->tunnel->reconfigure(keep(std::move(next)));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->psks_changed, std::vector<std::string>{"main"});
+  EXPECT_EQ(r->sessions_ended, 0u);
+  EXPECT_EQ(alice->tunnel->session_ids(), std::vector<std::uint64_t>{id});
+  exchange("same session");
+}
+
+TEST_P(TunnelTest, AnAddressClaimedWithoutAnEntryIsTakenBackWhenAPeerIsConfiguredOnIt) {
+  start_without_an_entry({cidr("10.77.0.0/28")});
+  ASSERT_TRUE(connected());
+  ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "claims 10.77.0.1")));
+  loop.run_for(milliseconds(50));
+  ASSERT_TRUE(bob->tun.take_written().has_value());
+  // Bob's operator now configures carol on 10.77.0.1, the claimed address.
+  auto next = std::make_unique<Config>(
+      host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.3", "10.77.0.1", false));
+  next->peers[0].name = "carol";
+  next->psks[0].allowed_prefixes.push_back(cidr("10.77.0.0/28"));
+  auto r = bob->tunnel->reconfigure(keep(std::move(next)));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->sessions_ended, 1u);
+  EXPECT_EQ(bob->tunnel->session_count(), 0u);
+}
+
+TEST_P(TunnelTest, MaxConnectionsMayNotGrowOnTheEbpfPath) {
+  start();
+  ASSERT_TRUE(connected());
+  auto next = std::make_unique<Config>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
+  next->security.max_connections = alice->config.security.max_connections * 2;
+  auto r = alice->tunnel->reconfigure(keep(std::move(next)));
+  if (GetParam()) {
+    ASSERT_FALSE(r.has_value());
+    EXPECT_NE(r.error().message.find("security.max_connections cannot grow"), std::string::npos);
+  } else {
+    EXPECT_TRUE(r.has_value());
+  }
+}
+
+TEST_P(TunnelTest, EndingEverySessionRecordsEachEnd) {
+  daemon::testing::TempDir dir;
+  auto opened = AuditLog::open(dir.path() + "/audit.jsonl");
+  ASSERT_TRUE(opened.has_value());
+  start();
+  ASSERT_TRUE(connected());
+  alice->audit = std::move(*opened);
+  alice->tunnel->end_sessions("the daemon stopped");
+  EXPECT_EQ(alice->tunnel->session_count(), 0u);
+  std::ifstream in(dir.path() + "/audit.jsonl");
+  std::string line;
+  ASSERT_TRUE(static_cast<bool>(std::getline(in, line)));
+  const nlohmann::json r = nlohmann::json::parse(line);
+  EXPECT_EQ(r["event"], "session_ended");
+  EXPECT_EQ(r["details"]["reason"], "the daemon stopped");
 }
 
 TEST_P(TunnelTest, ReloadRefusesAKeyThatCannotChangeAndChangesNothing) {
