@@ -89,6 +89,11 @@ struct SecurityConfig {
   // The least strength, in bits, every PSK must have (its length: PSKs are
   // random bytes, buckwild genpsk's 256 bits).
   std::uint32_t entropy_requirement_bits = 128;
+  // An attack is reported (log, audit, SNMP bwAttackDetected) when the eBPF
+  // filter drops, or the discovery responder refuses, more than this many
+  // datagrams per second (log/attack_watch.h); 0 = not watched.
+  std::uint32_t attack_filter_drops_per_second = 1000;
+  std::uint32_t attack_discovery_refusals_per_second = 100;
 };
 
 struct CryptoConfig {
@@ -144,6 +149,7 @@ struct PeerConfig {
   bool initiate = true;
 };
 
+// A new member is copied by clone_config (config.cc) too.
 struct Config {
   std::string source_path;  // the file it was loaded from
   NetworkConfig network;
@@ -178,6 +184,11 @@ Environment buckwild_environment();
 // problems, then cross-key problems.
 std::expected<Config, std::vector<std::string>> load_config(const std::string& path,
                                                             const Environment& env);
+
+// A copy of `config`, its PSKs copied into locked memory of their own. For a
+// change of one setting at run time (Reloader::set): the copy is changed,
+// checked and put in force, the original stays until then.
+Config clone_config(const Config& config);
 
 // Names for logs and messages: "info", "daemon", "stream".
 const char* log_level_name(LogLevel level);

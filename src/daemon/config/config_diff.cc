@@ -54,6 +54,10 @@ const std::vector<KeyDiff>& scalar_keys() {
           "security.peer_rate_limit_packets_per_second", kLive),
       key<&Config::security, &SecurityConfig::entropy_requirement_bits>(
           "security.entropy_requirement_bits", kLive),
+      key<&Config::security, &SecurityConfig::attack_filter_drops_per_second>(
+          "security.attack_filter_drops_per_second", kLive),
+      key<&Config::security, &SecurityConfig::attack_discovery_refusals_per_second>(
+          "security.attack_discovery_refusals_per_second", kLive),
       key<&Config::crypto, &CryptoConfig::protection>("crypto.protection", kFixed),
       key<&Config::crypto, &CryptoConfig::aead>("crypto.aead", kFixed),
       key<&Config::crypto, &CryptoConfig::forward_secrecy>("crypto.forward_secrecy", kFixed),

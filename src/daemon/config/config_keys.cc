@@ -397,6 +397,12 @@ constexpr std::array kSecurityKeys = {
     KeySpec{"peer_rate_limit_packets_per_second", Kind::kInteger,
             set_integer<&Config::security, &SecurityConfig::peer_rate_limit_packets_per_second, 0,
                         100'000'000>},
+    KeySpec{"attack_filter_drops_per_second", Kind::kInteger,
+            set_integer<&Config::security, &SecurityConfig::attack_filter_drops_per_second, 0,
+                        100'000'000>},
+    KeySpec{"attack_discovery_refusals_per_second", Kind::kInteger,
+            set_integer<&Config::security, &SecurityConfig::attack_discovery_refusals_per_second, 0,
+                        100'000'000>},
     KeySpec{"replay_window_ms", Kind::kInteger, not_in_this_version<kNoReplayWindow>},
 };
 

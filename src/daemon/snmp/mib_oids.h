@@ -3,7 +3,9 @@
 // MODULE-IDENTITY only; the CTest packaging.mib_lint checks that the two agree.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <string_view>
 
 namespace buckwild::daemon::snmp {
 
@@ -20,6 +22,31 @@ inline constexpr std::uint32_t kDiscovery = 4;
 inline constexpr std::uint32_t kFilter = 5;
 inline constexpr std::uint32_t kPeers = 6;
 inline constexpr std::uint32_t kControl = 7;
+inline constexpr std::uint32_t kNotifyInfo = 8;
+
+// buckwildNotifications (root.0) and the notifications' own objects.
+inline constexpr std::uint32_t kNotifications = 0;
+enum class Notification : std::uint32_t {
+  kSessionUp = 1,
+  kSessionDown = 2,
+  kRecoveryFailed = 3,
+  kAttackDetected = 4,
+};
+enum class NotifyInfo : std::uint32_t {
+  kReason = 1,
+  kAttackKind = 2,
+  kRate = 3,
+  kThreshold = 4,
+};
+
+// bwControl's writable scalars.
+inline constexpr std::uint32_t kLogLevelItem = 1;
+inline constexpr std::uint32_t kDiscoveryRateLimitItem = 2;
+inline constexpr std::uint32_t kDiscoveryRateLimitMax = 1'000'000;  // its SYNTAX (1..1000000)
+
+// BuckwildLogLevel: value i + 1 is the configuration's name at i.
+inline constexpr std::array<std::string_view, 7> kLogLevelNames = {
+    "trace", "debug", "info", "warn", "error", "critical", "off"};
 
 // bwPeerTable = bwPeers.1, bwPeerEntry = .1, then the column.
 inline constexpr std::uint32_t kPeerTable = 1;

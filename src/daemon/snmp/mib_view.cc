@@ -114,7 +114,7 @@ class MibViewBuilder {
     const bool up = s.is_object();
     cell(PeerColumn::kConfigured, name, Integer32{field(p, "configured") == true ? 1 : 2});
     cell(PeerColumn::kState, name, Integer32{up ? 2 : 1});
-    cell(PeerColumn::kAdminState, name, Integer32{1});
+    cell(PeerColumn::kAdminState, name, Integer32{field(p, "admin_state") == "down" ? 2 : 1});
     cell(PeerColumn::kSessionId, name, OctetString{text(field(s, "id")).substr(0, 8)});
     std::int32_t endpoint_type = 0;  // InetAddressType unknown(0)
     std::string endpoint;
@@ -235,6 +235,17 @@ MibView MibView::from_status(const json& status) {
   if (const json& peers = field(status, "peers"); peers.is_array()) {
     for (const json& p : peers) b.peer(p);
   }
+
+  // bwControl: the writable settings' values in force.
+  const json& settings = field(status, "settings");
+  const std::string level = text(field(settings, "log_level"));
+  std::int32_t level_value = 0;
+  for (std::size_t i = 0; i < kLogLevelNames.size(); ++i) {
+    if (kLogLevelNames[i] == level) level_value = static_cast<std::int32_t>(i + 1);
+  }
+  if (level_value != 0) b.scalar(kControl, kLogLevelItem, Integer32{level_value});
+  b.scalar(kControl, kDiscoveryRateLimitItem,
+           Gauge32{clamp32(u64(field(settings, "discovery_work_per_second")))});
   return view;
 }
 

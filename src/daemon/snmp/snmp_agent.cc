@@ -6,9 +6,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <optional>
+#include <string>
 #include <utility>
+#include <variant>
 
 // net-snmp's headers define macros (MAX, MIN, U64, DEBUGMSG…) that clash with
 // C++ code: they are included here only, last.
@@ -65,9 +69,158 @@ std::span<const std::uint32_t> oid_span(const oid* name, std::size_t length, Oid
   return scratch;
 }
 
+// snmpTrapOID.0 (SNMPv2-MIB), the first object of every notification.
+constexpr oid kSnmpTrapOid[] = {1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0};
+
+// What one varbind of a SET asks for, or the SNMP error that refuses it.
+struct WriteTarget {
+  enum class What : std::uint8_t { kLogLevel, kDiscoveryRateLimit, kAdminState } what;
+  std::string peer;  // kAdminState
+  long value = 0;
+};
+
+Oid with_root(std::initializer_list<std::uint32_t> arcs) {
+  Oid out(std::begin(kBuckwildEnterpriseOid), std::end(kBuckwildEnterpriseOid));
+  out.insert(out.end(), arcs);
+  return out;
+}
+
+bool starts_with(std::span<const std::uint32_t> name, const Oid& prefix) {
+  return name.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), name.begin());
+}
+
+// The peer name a bwPeerTable index spells (length, then octets), if it is one.
+std::optional<std::string> index_name(std::span<const std::uint32_t> index) {
+  if (index.empty() || index[0] != index.size() - 1 || index[0] == 0 || index[0] > kMaxPeerNameLength) {
+    return std::nullopt;
+  }
+  std::string name;
+  for (std::size_t i = 1; i < index.size(); ++i) {
+    if (index[i] > 0xff) return std::nullopt;
+    name.push_back(static_cast<char>(index[i]));
+  }
+  return name;
+}
+
+// A SET varbind checked against the object's MAX-ACCESS and SYNTAX (the
+// values are checked again, as a reload checks them, by the Writer).
+std::variant<WriteTarget, int> classify(const MibView* view, const netsnmp_variable_list* vb,
+                                        std::span<const std::uint32_t> name) {
+  using What = WriteTarget::What;
+  const long* integer = vb->val.integer;
+  const bool is_integer = vb->type == ASN_INTEGER && integer != nullptr;
+  const bool is_unsigned = vb->type == ASN_UNSIGNED && integer != nullptr;
+  if (std::ranges::equal(name, scalar_oid(kControl, kLogLevelItem))) {
+    if (!is_integer) return SNMP_ERR_WRONGTYPE;
+    if (*integer < 1 || *integer > static_cast<long>(kLogLevelNames.size())) return SNMP_ERR_WRONGVALUE;
+    return WriteTarget{What::kLogLevel, {}, *integer};
+  }
+  if (std::ranges::equal(name, scalar_oid(kControl, kDiscoveryRateLimitItem))) {
+    if (!is_unsigned) return SNMP_ERR_WRONGTYPE;
+    if (*integer < 1 || *integer > static_cast<long>(kDiscoveryRateLimitMax)) return SNMP_ERR_WRONGVALUE;
+    return WriteTarget{What::kDiscoveryRateLimit, {}, *integer};
+  }
+  const Oid admin = with_root({kObjects, kPeers, kPeerTable, kPeerEntry,
+                               static_cast<std::uint32_t>(PeerColumn::kAdminState)});
+  if (starts_with(name, admin)) {
+    std::optional<std::string> peer = index_name(name.subspan(admin.size()));
+    if (!peer) return SNMP_ERR_NOCREATION;
+    // Only a configured peer has an administrative state to change.
+    const MibValue* configured =
+        view == nullptr
+            ? nullptr
+            : view->get(peer_cell_oid(static_cast<std::uint32_t>(PeerColumn::kConfigured), *peer));
+    if (configured == nullptr) return SNMP_ERR_NOCREATION;
+    if (std::get<Integer32>(*configured).value != 1) return SNMP_ERR_INCONSISTENTNAME;
+    if (!is_integer) return SNMP_ERR_WRONGTYPE;
+    if (*integer != 1 && *integer != 2) return SNMP_ERR_WRONGVALUE;
+    return WriteTarget{What::kAdminState, std::move(*peer), *integer};
+  }
+  return SNMP_ERR_NOTWRITABLE;
+}
+
+void add_varbind(netsnmp_variable_list** vars, const Oid& name, const MibValue& value) {
+  std::vector<oid> arcs(name.begin(), name.end());
+  netsnmp_variable_list* vb =
+      snmp_varlist_add_variable(vars, arcs.data(), arcs.size(), ASN_NULL, nullptr, 0);
+  if (vb != nullptr) set_value(vb, value);
+}
+
 }  // namespace
 
 struct SnmpAgentCallbacks {
+  // The SET's varbinds as one write; false (and the error set on the
+  // varbind) when one is refused.
+  static bool collect(const MibView* view, netsnmp_agent_request_info* info,
+                      netsnmp_request_info* requests, SnmpWrite& w) {
+    Oid scratch;
+    for (netsnmp_request_info* r = requests; r != nullptr; r = r->next) {
+      netsnmp_variable_list* vb = r->requestvb;
+      auto target = classify(view, vb, oid_span(vb->name, vb->name_length, scratch));
+      if (const int* error = std::get_if<int>(&target)) {
+        netsnmp_set_request_error(info, r, *error);
+        return false;
+      }
+      const WriteTarget& t = std::get<WriteTarget>(target);
+      switch (t.what) {
+        case WriteTarget::What::kLogLevel:
+          w.settings.emplace_back("logging.level",
+                                  std::string(kLogLevelNames[static_cast<std::size_t>(t.value - 1)]));
+          break;
+        case WriteTarget::What::kDiscoveryRateLimit:
+          w.settings.emplace_back("security.discovery_work_per_second", std::to_string(t.value));
+          break;
+        case WriteTarget::What::kAdminState:
+          w.admin.emplace_back(t.peer, t.value == 1);
+          break;
+      }
+    }
+    return true;
+  }
+
+  // A SET, in net-snmp's phases (the master's TestSet is RESERVE1 and
+  // RESERVE2, CommitSet ACTION, UndoSet UNDO, CleanupSet COMMIT and FREE).
+  static void on_set(SnmpAgent& self, const MibView* view, netsnmp_agent_request_info* info,
+                     netsnmp_request_info* requests) {
+    SnmpWrite w;
+    switch (info->mode) {
+      case MODE_SET_RESERVE1:
+        collect(view, info, requests, w);
+        return;
+      case MODE_SET_RESERVE2: {
+        if (!collect(view, info, requests, w)) return;
+        w.check_only = true;
+        std::optional<SnmpWriteResult> checked = self.write(std::move(w));
+        if (!checked) {
+          netsnmp_set_request_error(info, requests, SNMP_ERR_GENERR);
+        } else if (!checked->ok) {
+          netsnmp_set_request_error(info, requests, SNMP_ERR_WRONGVALUE);
+        }
+        return;
+      }
+      case MODE_SET_ACTION: {
+        if (!collect(view, info, requests, w)) return;
+        std::optional<SnmpWriteResult> applied = self.write(std::move(w));
+        if (!applied || !applied->ok) {
+          netsnmp_set_request_error(info, requests, SNMP_ERR_COMMITFAILED);
+          return;
+        }
+        self.undo_ = std::move(applied->previous);
+        return;
+      }
+      case MODE_SET_UNDO: {
+        SnmpWrite undo = std::exchange(self.undo_, {});
+        if (undo.settings.empty() && undo.admin.empty()) return;
+        std::optional<SnmpWriteResult> undone = self.write(std::move(undo));
+        if (!undone || !undone->ok) netsnmp_set_request_error(info, requests, SNMP_ERR_UNDOFAILED);
+        return;
+      }
+      default:  // COMMIT and FREE: the write stands
+        self.undo_ = {};
+        return;
+    }
+  }
+
   // Every GET and GETNEXT under the module's root, on the agent thread.
   static int on_request(netsnmp_mib_handler* /*handler*/, netsnmp_handler_registration* /*reg*/,
                         netsnmp_agent_request_info* info, netsnmp_request_info* requests) {
@@ -83,6 +236,15 @@ struct SnmpAgentCallbacks {
       }
       auto asked = oid_span(vb->name, vb->name_length, scratch);
       switch (info->mode) {
+        case MODE_SET_RESERVE1:
+        case MODE_SET_RESERVE2:
+        case MODE_SET_ACTION:
+        case MODE_SET_COMMIT:
+        case MODE_SET_FREE:
+        case MODE_SET_UNDO:
+          // Every varbind of the SET at once, then done.
+          on_set(*g_agent, view.get(), info, r);
+          return SNMP_ERR_NOERROR;
         case MODE_GET:
           if (const MibValue* v = view->get(asked)) {
             set_value(vb, *v);
@@ -100,8 +262,7 @@ struct SnmpAgentCallbacks {
           }
           break;
         default:
-          // SET and its phases: nothing here is writable yet.
-          netsnmp_set_request_error(info, r, SNMP_ERR_NOTWRITABLE);
+          netsnmp_set_request_error(info, r, SNMP_ERR_GENERR);
           break;
       }
     }
@@ -125,7 +286,7 @@ struct SnmpAgentCallbacks {
 };
 
 SysResult<std::unique_ptr<SnmpAgent>> SnmpAgent::start(EventLoop& loop, SnmpAgentOptions options,
-                                                       Snapshot snapshot, Log log) {
+                                                       Snapshot snapshot, Log log, Writer writer) {
   if (g_running.exchange(true)) return sys_fail_plain(0, "snmp: a subagent is running already");
   auto release = [](bool ok) {
     if (!ok) g_running = false;
@@ -138,7 +299,8 @@ SysResult<std::unique_ptr<SnmpAgent>> SnmpAgent::start(EventLoop& loop, SnmpAgen
     return sys_fail(e, "snmp: cannot create an eventfd");
   }
   std::unique_ptr<SnmpAgent> agent(new SnmpAgent(loop, std::move(options), std::move(snapshot),
-                                                 std::move(log), std::move(wake), std::move(stop)));
+                                                 std::move(log), std::move(writer), std::move(wake),
+                                                 std::move(stop)));
   SnmpAgent* self = agent.get();
   if (auto w = loop.watch_fd(self->wake_.get(), kReadable, [self](std::uint32_t) { self->on_wake(); });
       !w) {
@@ -164,11 +326,12 @@ SysResult<std::unique_ptr<SnmpAgent>> SnmpAgent::start(EventLoop& loop, SnmpAgen
 }
 
 SnmpAgent::SnmpAgent(EventLoop& loop, SnmpAgentOptions options, Snapshot snapshot, Log log,
-                     UniqueFd wake, UniqueFd stop)
+                     Writer writer, UniqueFd wake, UniqueFd stop)
     : loop_(loop),
       options_(std::move(options)),
       snapshot_(std::move(snapshot)),
       log_(std::move(log)),
+      writer_(std::move(writer)),
       wake_(std::move(wake)),
       stop_(std::move(stop)) {}
 
@@ -246,8 +409,18 @@ void SnmpAgent::run() {
     const int count = netsnmp_large_fd_set_select(numfds, &fds, nullptr, nullptr, &timeout);
     if (count > 0) {
       if (netsnmp_large_fd_is_set(stop_.get(), &fds)) {
-        netsnmp_large_fd_set_cleanup(&fds);
-        break;
+        std::uint64_t ignored = 0;
+        static_cast<void>(::read(stop_.get(), &ignored, sizeof ignored));
+        bool closing = false;
+        {
+          std::lock_guard lock(mu_);
+          closing = closing_;
+        }
+        if (closing) {
+          netsnmp_large_fd_set_cleanup(&fds);
+          break;
+        }
+        send_notifications();
       }
       snmp_read2(&fds);
     } else if (count == 0) {
@@ -285,6 +458,105 @@ std::shared_ptr<const MibView> SnmpAgent::view() {
   return view_;
 }
 
+std::optional<SnmpWriteResult> SnmpAgent::write(SnmpWrite w) {
+  std::unique_lock lock(mu_);
+  if (closing_) return std::nullopt;
+  write_ = std::move(w);
+  write_result_.reset();
+  lock.unlock();
+  const std::uint64_t one = 1;
+  static_cast<void>(::write(wake_.get(), &one, sizeof one));
+  lock.lock();
+  answered_cv_.wait_for(lock, std::chrono::microseconds(options_.write_timeout),
+                        [&] { return write_result_.has_value() || closing_; });
+  if (!write_result_ && write_) {
+    // The loop never took it: withdrawn, so it is never applied.
+    write_.reset();
+    return std::nullopt;
+  }
+  // Taken: the loop is applying it now and answers without waiting.
+  answered_cv_.wait(lock, [&] { return write_result_.has_value() || closing_; });
+  return std::exchange(write_result_, std::nullopt);
+}
+
+void SnmpAgent::notify(SnmpNotification n) {
+  {
+    std::lock_guard lock(mu_);
+    if (notifications_.size() >= options_.max_queued_notifications) {
+      ++stats_.notifications_dropped;
+      return;
+    }
+    notifications_.push_back(std::move(n));
+  }
+  const std::uint64_t one = 1;
+  static_cast<void>(::write(stop_.get(), &one, sizeof one));
+}
+
+SnmpAgentStats SnmpAgent::stats() {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void SnmpAgent::send_notifications() {
+  std::deque<SnmpNotification> queued;
+  {
+    std::lock_guard lock(mu_);
+    queued.swap(notifications_);
+  }
+  for (const SnmpNotification& n : queued) {
+    netsnmp_variable_list* vars = nullptr;
+    Oid trap(std::begin(kBuckwildEnterpriseOid), std::end(kBuckwildEnterpriseOid));
+    trap.push_back(kNotifications);
+    trap.push_back(static_cast<std::uint32_t>(n.kind));
+    std::vector<oid> trap_arcs(trap.begin(), trap.end());
+    snmp_varlist_add_variable(&vars, kSnmpTrapOid, std::size(kSnmpTrapOid), ASN_OBJECT_ID,
+                              trap_arcs.data(), trap_arcs.size() * sizeof(oid));
+    auto column = [&](PeerColumn c) { return peer_cell_oid(static_cast<std::uint32_t>(c), n.peer); };
+    auto info = [](NotifyInfo i) {
+      Oid o = scalar_oid(kNotifyInfo, static_cast<std::uint32_t>(i));
+      return o;
+    };
+    const Integer32 state{n.established ? 2 : 1};
+    switch (n.kind) {
+      case Notification::kSessionUp: {
+        add_varbind(&vars, column(PeerColumn::kState), state);
+        add_varbind(&vars, column(PeerColumn::kSessionId), OctetString{n.session_id});
+        std::int32_t type = 0;
+        std::string address;
+        std::uint32_t port = 0;
+        if (n.endpoint) {
+          type = n.endpoint->ip.is_v4() ? 1 : 2;
+          const auto bytes = n.endpoint->ip.bytes();
+          address.assign(bytes.begin(), bytes.end());
+          port = n.endpoint->port;
+        }
+        add_varbind(&vars, column(PeerColumn::kEndpointType), Integer32{type});
+        add_varbind(&vars, column(PeerColumn::kEndpoint), OctetString{std::move(address)});
+        add_varbind(&vars, column(PeerColumn::kEndpointPort), Gauge32{port});
+        break;
+      }
+      case Notification::kSessionDown:
+        add_varbind(&vars, column(PeerColumn::kState), state);
+        add_varbind(&vars, column(PeerColumn::kSessionId), OctetString{n.session_id});
+        add_varbind(&vars, info(NotifyInfo::kReason), OctetString{n.reason.substr(0, 255)});
+        break;
+      case Notification::kRecoveryFailed:
+        add_varbind(&vars, column(PeerColumn::kState), state);
+        add_varbind(&vars, info(NotifyInfo::kReason), OctetString{n.reason.substr(0, 255)});
+        break;
+      case Notification::kAttackDetected:
+        add_varbind(&vars, info(NotifyInfo::kAttackKind), Integer32{n.attack_kind});
+        add_varbind(&vars, info(NotifyInfo::kRate), Gauge32{n.rate});
+        add_varbind(&vars, info(NotifyInfo::kThreshold), Gauge32{n.threshold});
+        break;
+    }
+    send_v2trap(vars);
+    snmp_free_varbind(vars);
+    std::lock_guard lock(mu_);
+    ++stats_.notifications_sent;
+  }
+}
+
 void SnmpAgent::queue_message(bool warning, std::string message) {
   {
     std::lock_guard lock(mu_);
@@ -304,13 +576,24 @@ void SnmpAgent::on_wake() {
   std::deque<std::pair<bool, std::string>> messages;
   std::uint64_t dropped = 0;
   std::uint64_t ticket = 0;
+  std::optional<SnmpWrite> write;
   {
     std::lock_guard lock(mu_);
     messages.swap(messages_);
     dropped = std::exchange(messages_dropped_, 0);
     if (!closing_ && answered_ < asked_) ticket = asked_;
+    if (!closing_) write = std::exchange(write_, std::nullopt);
   }
   for (const auto& [warning, text] : messages) log_(warning, text);
+  if (write) {
+    SnmpWriteResult result = writer_(*write);
+    {
+      std::lock_guard lock(mu_);
+      if (!write->check_only) ++(result.ok ? stats_.writes_applied : stats_.writes_refused);
+      write_result_ = std::move(result);
+    }
+    answered_cv_.notify_all();
+  }
   if (dropped != 0) log_(true, "snmp: " + std::to_string(dropped) + " messages of net-snmp's dropped");
   if (ticket == 0) return;
   // Outside the lock: the agent thread only ever waits on it.

@@ -76,7 +76,7 @@ void Tunnel::arm_discovery_timer(Peer& p) {
 void Tunnel::on_discovery_timer(Peer& p) {
   if (!p.initiator) return;
   if (p.initiator->state() == discovery::Initiator::State::kFailed) {
-    if (p.session_id == 0) start_discovery(p);  // the retry
+    if (p.session_id == 0 && p.initiates()) start_discovery(p);  // the retry
     return;
   }
   if (awaiting_answer(*p.initiator) && p.initiator->next_expiry() <= now()) {
@@ -84,6 +84,7 @@ void Tunnel::on_discovery_timer(Peer& p) {
     if (p.initiator->state() == discovery::Initiator::State::kFailed && p.session_id == 0) {
       warn_log_.log(now(), "discovery.failed", spdlog::level::warn,
                     "discovery towards {} got no answer; retrying", p.config->name);
+      if (++p.unanswered_attempts == kRecoveryAttempts) recovery_failed(p);
     }
   }
   arm_discovery_timer(p);
@@ -155,6 +156,10 @@ void Tunnel::on_confirm(Bytes datagram, const SocketAddress& source) {
     return;
   }
   const std::optional<std::size_t> peer = peers_.identify(source, psks_.id(est->psk_index));
+  if (peer && peers_[*peer].admin_down) {
+    audit_drop("discovery_refused", source, "admin_down");
+    return;
+  }
   if (!peer) {
     // A restarted peer without an entry replaces its own earlier session.
     const std::vector<std::uint64_t> stale = sessions_.unlisted_from(source.ip);
@@ -211,6 +216,7 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
     }
     p.session_id = id;
     p.session_since = now();
+    p.unanswered_attempts = 0;
     address = pc.virtual_address;
     // Our own discovery towards this peer is moot now.
     if (p.initiator && p.initiator->state() == discovery::Initiator::State::kInitiated) {
@@ -234,6 +240,7 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
         {{"psk", psks_.id(psk_index)},
          {"role", initiator ? "initiator" : "responder"},
          {"clock_offset_ms", offset}});
+  notify(TunnelEvent::Kind::kSessionUp, entry, "");
   hop_ports_->update(HopPorts::Closing::kKeepAll);  // its ports open now, not at the next tick
   arm_session_timer(entry);
   if (!initiator) send_sequence_confirm(entry);
@@ -244,6 +251,7 @@ void Tunnel::remove_session(std::uint64_t id, const char* why) {
   if (e == nullptr) return;
   spdlog::info("session {} with {} closed: {}", short_id(id), e->remote.ip.to_string(), why);
   audit("session_ended", *e, "info", {{"reason", why}});
+  notify(TunnelEvent::Kind::kSessionDown, *e, why);
   if (Peer* p = peers_.with_session(id)) p->session_id = 0;
   if (e->timer != kNoTimer) loop_.cancel_timer(e->timer);
   bridge_->remove_session(id);  // its applications' connections are reset
@@ -261,6 +269,51 @@ void Tunnel::audit(std::string_view event, const SessionEntry& e, std::string_vi
                   {"source_port", e.remote.port},
                   {"session_id", fmt::format("{:016x}", e.id)},
                   {"details", details}});
+}
+
+std::string Tunnel::peer_name(const SessionEntry& e) const {
+  if (e.peer) return peers_[*e.peer].config->name;
+  return e.claimed ? e.claimed->to_string() : e.remote.to_string();
+}
+
+void Tunnel::notify(TunnelEvent::Kind kind, const SessionEntry& e, std::string_view reason) {
+  if (!on_event_) return;
+  on_event_(TunnelEvent{kind, peer_name(e), e.id, e.remote, std::string(reason)});
+}
+
+void Tunnel::recovery_failed(const Peer& p) {
+  const std::string reason = fmt::format("{} discovery attempts in a row got no answer; still trying",
+                                         kRecoveryAttempts);
+  spdlog::warn("{}: {}", p.config->name, reason);
+  if (audit_ != nullptr) {
+    audit_->record("recovery_failed", "warning",
+                   {{"peer", p.config->name}, {"details", {{"reason", reason}}}});
+  }
+  if (on_event_) on_event_(TunnelEvent{TunnelEvent::Kind::kRecoveryFailed, p.config->name, 0, p.config->endpoint, reason});
+}
+
+std::optional<bool> Tunnel::admin_up(std::string_view name) const {
+  const std::optional<std::size_t> i = peers_.find(name);
+  if (!i) return std::nullopt;
+  return !peers_[*i].admin_down;
+}
+
+bool Tunnel::set_admin_up(std::string_view name, bool up) {
+  const std::optional<std::size_t> i = peers_.find(name);
+  if (!i) return false;
+  Peer& p = peers_[*i];
+  if (p.admin_down == !up) return true;
+  p.admin_down = !up;
+  spdlog::info("peer {} administratively {}", p.config->name, up ? "up" : "down");
+  if (!up) {
+    if (p.session_id != 0) remove_session(p.session_id, "administratively down");
+    p.initiator.reset();
+    arm_discovery_timer(p);  // cancels it
+  } else if (p.session_id == 0 && p.initiates()) {
+    p.unanswered_attempts = 0;
+    start_discovery(p);
+  }
+  return true;
 }
 
 void Tunnel::audit_drop(std::string_view event, const SocketAddress& source, std::string_view reason) {

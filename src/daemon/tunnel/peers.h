@@ -29,9 +29,13 @@ struct Peer {
   TimerId discovery_timer = kNoTimer;  // the initiator's next expiry, or the retry
   std::uint64_t session_id = 0;        // its session now, 0 for none
   TimePoint session_since = 0;
+  bool admin_down = false;               // Tunnel::set_admin_up(name, false)
+  std::uint32_t unanswered_attempts = 0;  // discovery attempts in a row without an answer
 
   // Whether we start discovery towards it (and restart it when its session dies).
-  bool initiates() const { return config->initiate && config->endpoint.has_value(); }
+  bool initiates() const {
+    return !admin_down && config->initiate && config->endpoint.has_value();
+  }
 };
 
 class Peers {

@@ -72,6 +72,7 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
       ebpf_(deps.ebpf),
       on_fatal_(std::move(deps.on_fatal)),
       audit_(deps.audit),
+      on_event_(std::move(deps.on_event)),
       psks_(std::move(psks)),
       peers_(std::move(peers)),
       mtu_(mtu),

@@ -26,6 +26,8 @@
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/crypto/random.h"
@@ -48,6 +50,25 @@
 
 namespace buckwild::daemon {
 
+// What happened to a peer's session, for the daemon's notifications (SNMP
+// traps). On the loop's thread, after the log line and the audit record.
+struct TunnelEvent {
+  enum class Kind : std::uint8_t {
+    kSessionUp,       // established; `endpoint` is where the peer is
+    kSessionDown,     // ended; `reason` says why
+    kRecoveryFailed,  // kRecoveryAttempts discovery attempts in a row went unanswered
+  };
+  Kind kind;
+  std::string peer;  // its name, or its address for a peer without an entry
+  std::uint64_t session_id = 0;
+  std::optional<SocketAddress> endpoint;
+  std::string reason;
+};
+
+// Unanswered discovery attempts towards a configured peer after which a
+// kRecoveryFailed event says so (once; discovery keeps trying).
+inline constexpr std::uint32_t kRecoveryAttempts = 5;
+
 struct TunnelDeps {
   EventLoop& loop;     // and its now(): the daemon's one monotonic clock
   const Clock& clock;  // UTC, for the protocol's windows and timestamps
@@ -63,6 +84,8 @@ struct TunnelDeps {
   // established and ended, and counted per source and interval, refused
   // discovery, rejected, unknown-session and spoofed packets. Null for none.
   SecurityAudit* audit = nullptr;
+  // Sessions up and down, recovery given up (TunnelEvent). Empty for none.
+  std::function<void(const TunnelEvent&)> on_event;
 };
 
 // Counters for logs and status; every drop has a reason.
@@ -134,6 +157,14 @@ class Tunnel : private StreamHost {
   // stopping: the audit trail gets an end for every beginning).
   void end_sessions(const char* why);
 
+  // A peer's administrative state (SNMP bwPeerAdminState): down ends its
+  // session and keeps it from discovering, or being accepted, until set up
+  // again. Kept across reloads that leave the peer's entry unchanged; not
+  // across restarts. False when no [[peer]] is called `name`.
+  bool set_admin_up(std::string_view name, bool up);
+  // Its administrative state; nullopt when no [[peer]] is called `name`.
+  std::optional<bool> admin_up(std::string_view name) const;
+
   // status.cc: this tunnel's part of the status document (docs/control.md
   // "status"): window, ports, counters, drops, discovery, transparent TCP and
   // the peers with their sessions.
@@ -185,6 +216,12 @@ class Tunnel : private StreamHost {
   void audit(std::string_view event, const SessionEntry& e, std::string_view severity,
              const nlohmann::json& details);
   // Counts a refused or dropped datagram from `source` for the audit trail.
+  // on_event_ for a session's peer, when there is one to tell.
+  // The name status and SNMP know a session's peer by: its [[peer]] name, or
+  // for a peer without an entry the address it claimed (else where it is).
+  std::string peer_name(const SessionEntry& e) const;
+  void notify(TunnelEvent::Kind kind, const SessionEntry& e, std::string_view reason);
+  void recovery_failed(const Peer& p);
   void audit_drop(std::string_view event, const SocketAddress& source, std::string_view reason);
 
   // StreamHost (tunnel.cc, outbound.cc).
@@ -206,6 +243,7 @@ class Tunnel : private StreamHost {
   EbpfPath* ebpf_;
   std::function<void(const SysError&)> on_fatal_;
   SecurityAudit* audit_;
+  std::function<void(const TunnelEvent&)> on_event_;
   discovery::PskSet psks_;
   Peers peers_;
   std::uint16_t offered_features_ = 0;

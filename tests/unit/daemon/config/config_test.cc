@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/config/config_diff.h"
 #include "support/daemon_test_support.h"
 
 namespace buckwild::daemon {
@@ -944,6 +945,36 @@ TEST_F(ConfigTest, SnmpIsOffByDefaultAndItsSocketIsChecked) {
   ASSERT_TRUE(env) << join(env.error());
   EXPECT_TRUE(env->snmp.enabled);
   EXPECT_EQ(env->snmp.agentx_socket, "/tmp/x/master");
+}
+
+TEST_F(ConfigTest, AttackThresholdsHaveDefaultsAndZeroTurnsThemOff) {
+  const std::string base = kMinimal;
+  auto c = load(base);
+  ASSERT_TRUE(c) << join(c.error());
+  EXPECT_EQ(c->security.attack_filter_drops_per_second, 1000u);
+  EXPECT_EQ(c->security.attack_discovery_refusals_per_second, 100u);
+  auto off = load(base + "[security]\nattack_filter_drops_per_second = 0\n"
+                         "attack_discovery_refusals_per_second = 0\n");
+  ASSERT_TRUE(off) << join(off.error());
+  EXPECT_EQ(off->security.attack_filter_drops_per_second, 0u);
+  EXPECT_NE(problem(base + "[security]\nattack_discovery_refusals_per_second = -1\n")
+                .find("security.attack_discovery_refusals_per_second"),
+            std::string::npos);
+}
+
+TEST_F(ConfigTest, ACloneIsEqualAndOwnsItsPsks) {
+  dir_.write("psk2.key", "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=\n", 0600);
+  auto c = load(kFull);
+  ASSERT_TRUE(c) << join(c.error());
+  const Config copy = clone_config(*c);
+  EXPECT_TRUE(diff_config(*c, copy).empty());
+  ASSERT_EQ(copy.psks.size(), c->psks.size());
+  for (std::size_t i = 0; i < copy.psks.size(); ++i) {
+    EXPECT_TRUE(copy.psks[i].key.equals(c->psks[i].key.view()));
+    EXPECT_NE(copy.psks[i].key.data(), c->psks[i].key.data());
+  }
+  EXPECT_EQ(copy.peers.size(), c->peers.size());
+  EXPECT_EQ(copy.source_path, c->source_path);
 }
 
 }  // namespace

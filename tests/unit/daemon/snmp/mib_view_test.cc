@@ -16,6 +16,7 @@ json sample_status() {
   return json::parse(R"({
     "version": "0.1.0", "protocol_version": 1, "device": "bw0", "uptime_ms": 73021,
     "reloads": {"applied": 1, "refused": 2},
+    "settings": {"log_level": "debug", "discovery_work_per_second": 250},
     "receive_path": {"kind": "ebpf", "detail": "xdp-generic on veth-a", "why": null},
     "counters": {"tun_packets_in": 10, "tun_packets_out": 12, "datagrams_sent": 30,
                  "datagrams_received": 31, "sessions_established": 1, "sessions_lost": 0,
@@ -32,7 +33,7 @@ json sample_status() {
         "one_way_delay_ms": 1, "rtt_ms": 0.4, "rx_packets": 31, "tx_packets": 30,
         "rx_bytes": 4113, "tx_bytes": 3980, "rejected": 0, "connections": 2,
         "retransmissions": 5}},
-      {"name": "carol", "configured": true, "session": null},
+      {"name": "carol", "configured": true, "admin_state": "down", "session": null},
       {"name": "2001:db8::9", "configured": false, "session": {
         "id": "01020304", "endpoint": "[2001:db8::9]:1025", "rtt_ms": null}}
     ]})");
@@ -66,6 +67,9 @@ TEST(MibViewTest, ScalarsComeFromTheirStatusFields) {
   EXPECT_EQ(value_at<Counter64>(view, scalar_oid(kDrops, 13)).value, 7u);
   EXPECT_EQ(value_at<Counter64>(view, scalar_oid(kDiscovery, 11)).value, 9u);
   EXPECT_EQ(view.get(scalar_oid(kDrops, 14)), nullptr);
+  // bwControl: debug(2), and the work budget.
+  EXPECT_EQ(value_at<Integer32>(view, scalar_oid(kControl, kLogLevelItem)).value, 2);
+  EXPECT_EQ(value_at<Gauge32>(view, scalar_oid(kControl, kDiscoveryRateLimitItem)).value, 250u);
   // The filter: passes are the entry program's, drops add up.
   EXPECT_EQ(value_at<Gauge32>(view, scalar_oid(kFilter, 1)).value, 6u);
   EXPECT_EQ(value_at<Counter64>(view, scalar_oid(kFilter, 2)).value, 33u);
@@ -78,6 +82,8 @@ TEST(MibViewTest, PeerRowsAreIndexedByName) {
   const MibView view = MibView::from_status(sample_status());
   EXPECT_EQ(value_at<Integer32>(view, peer_cell_oid(col(PeerColumn::kState), "bob")).value, 2);
   EXPECT_EQ(value_at<Integer32>(view, peer_cell_oid(col(PeerColumn::kState), "carol")).value, 1);
+  EXPECT_EQ(value_at<Integer32>(view, peer_cell_oid(col(PeerColumn::kAdminState), "bob")).value, 1);
+  EXPECT_EQ(value_at<Integer32>(view, peer_cell_oid(col(PeerColumn::kAdminState), "carol")).value, 2);
   EXPECT_EQ(value_at<OctetString>(view, peer_cell_oid(col(PeerColumn::kSessionId), "bob")).value,
             "9f3c01a2");
   EXPECT_EQ(value_at<Integer32>(view, peer_cell_oid(col(PeerColumn::kEndpointType), "bob")).value, 1);
@@ -117,8 +123,11 @@ TEST(MibViewTest, GetNextWalksInOidOrderToTheEnd) {
     ASSERT_LE(++walked, view.size());
   }
   EXPECT_EQ(walked, view.size());
-  // The last cell: the longest name's ("2001:db8::9") in the last column.
-  EXPECT_EQ(at, peer_cell_oid(col(PeerColumn::kConnections), "2001:db8::9"));
+  // The last object: bwControl's, after the table.
+  EXPECT_EQ(at, scalar_oid(kControl, kDiscoveryRateLimitItem));
+  // The table's last cell: the longest name's ("2001:db8::9") in the last column.
+  EXPECT_EQ(view.next(peer_cell_oid(col(PeerColumn::kConnections), "2001:db8::9"))->first,
+            scalar_oid(kControl, kLogLevelItem));
   // From before the module and from a point between two objects.
   EXPECT_EQ(view.next(Oid{1, 3, 6})->first, scalar_oid(kDaemon, 1));
   Oid version_object = scalar_oid(kDaemon, 1);

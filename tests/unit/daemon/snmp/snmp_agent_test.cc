@@ -32,11 +32,23 @@ TEST(SnmpAgentTest, WithoutAMasterItKeepsTryingAndStopsPromptly) {
         ++snapshots;
         return nlohmann::json::object();
       },
-      [&](bool, const std::string& m) { messages.push_back(m); });
+      [&](bool, const std::string& m) { messages.push_back(m); },
+      [](const SnmpWrite&) { return SnmpWriteResult{}; });
   ASSERT_TRUE(agent) << agent.error().message;
+  // Notifications without a master: handed to net-snmp (which has nowhere
+  // to send them) or counted as dropped, never blocking the loop.
+  for (int i = 0; i < 3; ++i) {
+    SnmpNotification n;
+    n.kind = Notification::kSessionDown;
+    n.peer = "bob";
+    n.reason = "peer stopped answering";
+    (*agent)->notify(std::move(n));
+  }
 
   // One process, one subagent: net-snmp's state is global.
-  auto second = SnmpAgent::start(**loop, options, [] { return nlohmann::json(); }, [](bool, const std::string&) {});
+  auto second = SnmpAgent::start(
+      **loop, options, [] { return nlohmann::json(); }, [](bool, const std::string&) {},
+      [](const SnmpWrite&) { return SnmpWriteResult{}; });
   ASSERT_FALSE(second);
   EXPECT_NE(second.error().message.find("running already"), std::string::npos);
 
@@ -48,6 +60,8 @@ TEST(SnmpAgentTest, WithoutAMasterItKeepsTryingAndStopsPromptly) {
   (*loop)->cancel_timer(tick);
   EXPECT_GE(ticks, 25);
   EXPECT_EQ(snapshots, 0);  // nobody asked
+  const SnmpAgentStats stats = (*agent)->stats();
+  EXPECT_EQ(stats.notifications_sent + stats.notifications_dropped, 3u);
 
   const auto t0 = std::chrono::steady_clock::now();
   agent->reset();

@@ -88,6 +88,7 @@ struct Host {
   std::unique_ptr<SecurityAudit> trail;  // writes to `audit`
   std::unique_ptr<Tunnel> tunnel;
   int fatal_errors = 0;  // on_fatal calls
+  std::vector<TunnelEvent> events;  // on_event calls
 
   Host(Config c, const ManualEventLoop& loop, std::int64_t skew, std::uint64_t seed)
       : config(std::move(c)), clock(loop, kUnixStart + skew), rng(seed) {}
@@ -111,7 +112,8 @@ struct Host {
     auto t = Tunnel::create(config, 1412,
                             TunnelDeps{loop, clock, tun, factory, tcp, rng, ebpf.get(),
                                        [this](const SysError&) { ++fatal_errors; },
-                                       trail.get()});
+                                       trail.get(),
+                                       [this](const TunnelEvent& e) { events.push_back(e); }});
     ASSERT_TRUE(t.has_value()) << t.error().message;
     tunnel = std::move(*t);
   }
@@ -800,6 +802,69 @@ TEST_P(TunnelTest, EndingEverySessionRecordsEachEnd) {
   EXPECT_EQ(r["details"]["reason"], "the daemon stopped");
 }
 
+std::size_t count_events(const Host& h, TunnelEvent::Kind kind) {
+  return static_cast<std::size_t>(std::count_if(h.events.begin(), h.events.end(),
+                                                [&](const TunnelEvent& e) { return e.kind == kind; }));
+}
+
+TEST_P(TunnelTest, SessionsComingAndGoingAreEvents) {
+  start();
+  ASSERT_TRUE(connected());
+  ASSERT_EQ(count_events(*alice, TunnelEvent::Kind::kSessionUp), 1u);
+  const TunnelEvent& up = alice->events.front();
+  EXPECT_EQ(up.peer, "bob");
+  EXPECT_EQ(up.session_id, alice->tunnel->session_ids().at(0));
+  ASSERT_TRUE(up.endpoint.has_value());
+  EXPECT_EQ(up.endpoint->ip, ip("10.200.0.2"));
+  EXPECT_EQ(bob->events.at(0).peer, "alice");
+  alice->tunnel->end_sessions("the daemon stopped");
+  ASSERT_EQ(count_events(*alice, TunnelEvent::Kind::kSessionDown), 1u);
+  EXPECT_EQ(alice->events.back().reason, "the daemon stopped");
+  EXPECT_EQ(alice->events.back().session_id, up.session_id);
+}
+
+TEST_P(TunnelTest, AdministrativelyDownEndsTheSessionAndKeepsThePeerAwayUntilUp) {
+  start();
+  ASSERT_TRUE(connected());
+  EXPECT_FALSE(bob->tunnel->set_admin_up("nobody", false));
+  EXPECT_FALSE(bob->tunnel->admin_up("nobody").has_value());
+  ASSERT_TRUE(bob->tunnel->set_admin_up("alice", false));
+  EXPECT_EQ(bob->tunnel->admin_up("alice"), false);
+  EXPECT_EQ(bob->tunnel->session_count(), 0u);
+  EXPECT_EQ(bob->events.back().kind, TunnelEvent::Kind::kSessionDown);
+  EXPECT_EQ(bob->events.back().reason, "administratively down");
+  // Alice finds the session dead and discovers again: bob refuses her.
+  loop.run_for(seconds(60));
+  EXPECT_EQ(bob->tunnel->session_count(), 0u);
+  EXPECT_EQ(count_events(*bob, TunnelEvent::Kind::kSessionUp), 1u);
+  EXPECT_EQ(bob->tunnel->status()["peers"][0]["admin_state"], "down");
+  ASSERT_TRUE(bob->tunnel->set_admin_up("alice", true));
+  EXPECT_EQ(bob->tunnel->status()["peers"][0]["admin_state"], "up");
+  ASSERT_TRUE(connected());
+  // Down on the initiating side: its session ends and it sends no discovery.
+  ASSERT_TRUE(alice->tunnel->set_admin_up("bob", false));
+  EXPECT_EQ(alice->tunnel->session_count(), 0u);
+  const std::uint64_t sent = alice->tunnel->stats().datagrams_sent;
+  loop.run_for(seconds(30));
+  EXPECT_EQ(alice->tunnel->stats().datagrams_sent, sent);
+  ASSERT_TRUE(alice->tunnel->set_admin_up("bob", true));
+  ASSERT_TRUE(loop.run_until([&] { return alice->tunnel->session_count() == 1; },
+                             loop.now() + seconds(20)));
+}
+
+TEST_P(TunnelTest, UnansweredDiscoveryIsReportedOnceAfterFiveAttempts) {
+  drop_all = true;  // bob never hears alice
+  start();
+  loop.run_for(seconds(300));
+  EXPECT_EQ(count_events(*alice, TunnelEvent::Kind::kRecoveryFailed), 1u);
+  const nlohmann::json peer = alice->tunnel->status()["peers"][0];
+  EXPECT_GE(peer["unanswered_discovery_attempts"].get<int>(), 5);
+  // The path comes back: a session, and the count starts again.
+  drop_all = false;
+  ASSERT_TRUE(connected());
+  EXPECT_EQ(alice->tunnel->status()["peers"][0]["unanswered_discovery_attempts"], 0);
+}
+
 TEST_P(TunnelTest, ReloadRefusesAKeyThatCannotChangeAndChangesNothing) {
   start();
   ASSERT_TRUE(connected());
@@ -870,7 +935,7 @@ TEST(TunnelConfigTest, BothTcpModesStart) {
   for (TcpMode mode : {TcpMode::kStream, TcpMode::kPacket}) {
     Config c = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
     c.protocol.tcp_mode = mode;
-    auto t = Tunnel::create(c, 1412, TunnelDeps{loop, clock, tun, factory, tcp, rng, nullptr, {}, {}});
+    auto t = Tunnel::create(c, 1412, TunnelDeps{loop, clock, tun, factory, tcp, rng, nullptr, {}, {}, {}});
     ASSERT_TRUE(t.has_value()) << t.error().message;
     EXPECT_EQ((*t)->stream_flows(), 0u);
   }
