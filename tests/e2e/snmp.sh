@@ -4,7 +4,10 @@
 # 127.0.0.1 inside bob's namespace) and snmptrapd; bob's daemon registers
 # BUCKWILD-MIB with it. snmpwalk shows the session row for alice and counters
 # that move under ping; snmpd restarted mid-test has the subagent back within
-# 10 s, the tunnel untouched.
+# 10 s, the tunnel untouched; snmpset changes the log level, the discovery
+# budget and alice's administrative state (bad values refused), each in the
+# audit log; snmptrapd receives bwSessionUp, bwSessionDown (administratively
+# down, and alice stopped), and bwAttackDetected under a junk flood.
 #
 #   tests/e2e/snmp.sh      as root, after a build (scripts/test.sh runs it)
 #
@@ -25,7 +28,7 @@ snmp_opts=(-v2c -c "$COMMUNITY" -t 1 -r 0 -M "$ROOT/tests/mibs:$ROOT/packaging" 
 # snmp TOOL ARGS...: a net-snmp tool against bob's snmpd.
 snmp() { local tool=$1; shift; in_b "$tool" "${snmp_opts[@]}" "$@" "127.0.0.1:$SNMP_PORT" "${SNMP_OIDS[@]}"; }
 # get OID...: the values only, one a line.
-get() { SNMP_OIDS=("$@"); snmp snmpget -Oqv; }
+get() { SNMP_OIDS=("$@"); snmp snmpget -OqvU; }
 walk() { SNMP_OIDS=("$@"); snmp snmpwalk -Oq; }
 
 # The bwPeerTable index of a name: length, then its octets.
@@ -35,6 +38,13 @@ peer_index() {
   echo "$out"
 }
 ALICE_ROW=$(peer_index alice)
+ROOT_OID=.1.3.6.1.4.1.63728
+TRAP_OID=.1.3.6.1.6.3.1.1.4.1.0
+
+# trap_count N: how many bwNotification N snmptrapd logged.
+trap_count() { grep -c -- "$TRAP_OID = OID: $ROOT_OID.0.$1\b" "$WORK/traps.log" || true; }
+# traps_over N COUNT: more than COUNT of them (for wait_until, which reruns it).
+traps_over() { (($(trap_count "$1") > $2)); }
 
 start_snmpd() {
   cat >"$WORK/snmpd.conf" <<CONF
@@ -42,7 +52,7 @@ master agentx
 agentXSocket $AGENTX
 agentXPerms 0600 0700
 agentXTimeout 1
-rocommunity $COMMUNITY 127.0.0.1
+rwcommunity $COMMUNITY 127.0.0.1
 trap2sink 127.0.0.1:$TRAP_PORT $COMMUNITY
 CONF
   mkdir -p "$WORK/snmp-state"
@@ -81,9 +91,14 @@ start_pair() {
 enabled = true
 agentx_socket = "$AGENTX"
 CONF
-  start_daemon B "$WORK/bob.toml"
+  # A peer that stops answering is dead after 3 s (the sessionDown trap in
+  # seconds, not the default 90); attacks reported from 20 refusals or 50
+  # filter drops a second; bob's audit log.
+  local quick=(BUCKWILD_PROTOCOL_HEARTBEAT_INTERVAL_MS=1000 BUCKWILD_PROTOCOL_HEARTBEAT_TIMEOUT_MS=3000)
+  start_daemon B "$WORK/bob.toml" "${quick[@]}" BUCKWILD_SECURITY_ATTACK_DISCOVERY_REFUSALS_PER_SECOND=20 \
+    BUCKWILD_SECURITY_ATTACK_FILTER_DROPS_PER_SECOND=50 BUCKWILD_LOGGING_AUDIT_LOG_PATH="$WORK/audit-B.jsonl"
   BOB=$DAEMON_PID
-  start_daemon A "$WORK/alice.toml"
+  start_daemon A "$WORK/alice.toml" "${quick[@]}"
   ALICE=$DAEMON_PID
   wait_until 10 tunnel_up || { tail -n 20 "$WORK"/daemon-*.log >&2; return 1; }
 }
@@ -180,6 +195,121 @@ t_tunnel_untouched() {
   [[ $established == 1 && $(get bwDropHopPortBindFailures.0) == 0 ]]
 }
 
+# bwSessionUp for alice, with her address.
+t_session_up_trap() {
+  wait_until 10 traps_over 1 0 || { cat "$WORK/traps.log" >&2; return 1; }
+  grep -q -- "$ROOT_OID.1.6.1.1.7.$ALICE_ROW = Hex-STRING: 0A C8 00 01" "$WORK/traps.log"
+}
+
+# bob's log has a debug line after SIGUSR1 ("status: {...}") only at debug.
+debug_line_count() { grep -c 'status: {' "$WORK/daemon-B.log" || true; }
+usr1_debug_lines() {
+  local before
+  before=$(debug_line_count)
+  kill -USR1 "$BOB"
+  sleep 0.5
+  echo $(($(debug_line_count) - before))
+}
+
+t_set_log_level() {
+  [[ $(usr1_debug_lines) == 0 ]] || { log "a debug line at level info"; return 1; }
+  local out
+  out=$(SNMP_OIDS=(bwLogLevel.0 i 2); snmp snmpset -Oqv 2>&1) || { log "$out"; return 1; }
+  log "snmpset bwLogLevel.0 = $out"
+  sleep 0.6  # past the snapshot age
+  [[ $(get bwLogLevel.0) == debug ]] || return 1
+  [[ $(usr1_debug_lines) == 1 ]] || { log "no debug line at level debug"; return 1; }
+  grep -q 'reload (an SNMP SET) applied: settings changed logging.level' "$WORK/daemon-B.log" || return 1
+  SNMP_OIDS=(bwLogLevel.0 i 3); snmp snmpset -Oqv >/dev/null 2>&1 || return 1
+  [[ $(usr1_debug_lines) == 0 ]]
+}
+
+# The subagent's own checks: the client's range and type checks are turned
+# off (-Ir; a numeric OID without the MIB), so the values reach it.
+t_set_bad_values() {
+  local out rc bad
+  for bad in "bwLogLevel.0 i 9" "bwDiscoveryRateLimit.0 u 0" "bwDiscoveryRateLimit.0 u 1000001" \
+    "bwPeerAdminState.$(peer_index mallory) i 2" "bwPeerAdminState.$ALICE_ROW i 3"; do
+    rc=0
+    # shellcheck disable=SC2086
+    out=$(SNMP_OIDS=($bad); snmp snmpset -Ir 2>&1) || rc=$?
+    log "snmpset $bad: $(tr '\n' ' ' <<<"$out")"
+    ((rc != 0)) && grep -qi 'wrongValue\|noCreation\|notWritable' <<<"$out" || return 1
+  done
+  rc=0
+  out=$(in_b snmpset -v2c -c "$COMMUNITY" -t 1 -r 0 "127.0.0.1:$SNMP_PORT" "$ROOT_OID.1.7.2.0" i 5 2>&1) || rc=$?
+  log "snmpset $ROOT_OID.1.7.2.0 (bwDiscoveryRateLimit) i 5: $(tr '\n' ' ' <<<"$out")"
+  ((rc != 0)) && grep -qi 'wrongType' <<<"$out" || return 1
+  sleep 0.6
+  [[ $(get bwLogLevel.0) == info && $(get bwDiscoveryRateLimit.0) == 200 ]]
+}
+
+t_set_rate_limit() {
+  SNMP_OIDS=(bwDiscoveryRateLimit.0 u 500); snmp snmpset -Oqv >/dev/null 2>&1 || return 1
+  local budget
+  budget=$("$BUCKWILD" status --json --socket "$WORK/ctl-B.sock" |
+    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["settings"]["discovery_work_per_second"])')
+  log "status after the set: discovery_work_per_second = $budget"
+  [[ $budget == 500 ]]
+}
+
+# Alice administratively down on bob: her session ends (bwSessionDown, the
+# reason), she is refused while down, and back within 10 s of up.
+t_admin_state() {
+  local downs
+  downs=$(trap_count 2)
+  local out
+  out=$(SNMP_OIDS=("bwPeerAdminState.$ALICE_ROW" i 2); snmp snmpset -Oqv 2>&1) || { log "$out"; return 1; }
+  wait_until 5 traps_over 2 "$downs" || { cat "$WORK/traps.log" >&2; return 1; }
+  grep -q -- "$ROOT_OID.1.8.1.0 = STRING: administratively down" "$WORK/traps.log" || return 1
+  sleep 4  # alice's session dies (3 s) and she tries again: refused
+  [[ $(get "bwPeerAdminState.$ALICE_ROW") == down && $(get "bwPeerState.$ALICE_ROW") == noSession ]] ||
+    return 1
+  local t0=$SECONDS
+  out=$(SNMP_OIDS=("bwPeerAdminState.$ALICE_ROW" i 1); snmp snmpset -Oqv 2>&1) || { log "$out"; return 1; }
+  wait_until 10 tunnel_up || return 1
+  log "session back $((SECONDS - t0)) s after admin up"
+}
+
+# Junk at bob's discovery port from alice's namespace, 300 a second for 3 s.
+t_attack_trap() {
+  in_a /usr/bin/python3 - <<'PY'
+import os, socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end = time.monotonic() + 3
+while time.monotonic() < end:
+    s.sendto(os.urandom(120), ("10.200.0.2", 1025))
+    time.sleep(1 / 300)
+PY
+  wait_until 5 traps_over 4 0 || { tail -n 5 "$WORK/daemon-B.log" >&2; return 1; }
+  log "$(grep -m1 'attack detected' "$WORK/daemon-B.log")"
+  grep -q '"event":"attack_detected"' "$WORK/audit-B.jsonl"
+}
+
+# The SETs are in bob's audit log, each a JSON object.
+t_audit_has_sets() {
+  /usr/bin/python3 - "$WORK/audit-B.jsonl" <<'PY'
+import json, sys
+records = [json.loads(line) for line in open(sys.argv[1])]
+sets = [r for r in records if r["event"] in ("reload_applied", "reload_refused")
+        and r["details"].get("trigger") == "an SNMP SET"]
+admin = [r for r in records if r["event"] == "peer_admin_state"]
+print(f"{len(sets)} SNMP settings records, {len(admin)} admin-state records", file=sys.stderr)
+assert any(r["event"] == "reload_applied" for r in sets)
+assert [r["details"]["admin_state"] for r in admin] == ["down", "up"], admin
+PY
+}
+
+# Alice stops: bob says so within a few seconds (bwSessionDown).
+t_session_down_trap() {
+  local downs
+  downs=$(trap_count 2)
+  kill "$ALICE"
+  wait "$ALICE" || true
+  wait_until 10 traps_over 2 "$downs" || { cat "$WORK/traps.log" >&2; return 1; }
+  grep -q -- "$ROOT_OID.1.8.1.0 = STRING: peer stopped answering" "$WORK/traps.log"
+}
+
 t_stop() {
   kill "$BOB"
   local rc=0
@@ -205,6 +335,14 @@ check "snmpset of a read-only object refused" t_not_writable
 check "snmpd restarted: subagent back within 10 s" t_snmpd_restart
 check "tunnel untouched: one session, no hop-port drops" t_tunnel_untouched
 check "iperf3 through the tunnel while snmpwalk loops: no hop-port drops" t_walks_under_iperf
+check "bwSessionUp trap for alice" t_session_up_trap
+check "snmpset bwLogLevel takes effect" t_set_log_level
+check "snmpset of bad values refused, nothing changed" t_set_bad_values
+check "snmpset bwDiscoveryRateLimit takes effect" t_set_rate_limit
+check "bwPeerAdminState down ends alice's session (bwSessionDown), up brings it back" t_admin_state
+check "junk flood: bwAttackDetected trap and audit record" t_attack_trap
+check "SNMP SETs in the audit log" t_audit_has_sets
+check "alice stops: bwSessionDown trap" t_session_down_trap
 check "daemon stops cleanly and its registration goes" t_stop
 
 [[ -f $WORK/results ]] && cat "$WORK/results" >&2
