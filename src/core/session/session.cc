@@ -67,12 +67,18 @@ void Session::listen_ports(std::int64_t now_unix_ms, std::uint16_t conn,
 
 Result<std::size_t> Session::seal(wire::Header& h, MutableBytes out, std::size_t body_len,
                                   std::int64_t now_unix_ms, TimePoint now) {
+  return seal_as(h, out, body_len, now_unix_ms, now, Counts::kAsSending);
+}
+
+Result<std::size_t> Session::seal_as(wire::Header& h, MutableBytes out, std::size_t body_len,
+                                     std::int64_t now_unix_ms, TimePoint now, Counts counts) {
   h.session_id = id_;
   h.timestamp_ms = hop::ms_since_midnight(now_unix_ms);
   if (h.connection_id == 0) h.sequence = next_sequence_++;
   auto n = sealer_.seal(h, out, body_len);
   if (n) {
-    last_sent_ = now;
+    if (counts == Counts::kAsSending) last_sent_ = now;
+    last_sent_window_ = hop::window_at(now_unix_ms);
     ++stats_.sent;
     stats_.sent_bytes += *n;
   }
@@ -88,6 +94,27 @@ Result<std::size_t> Session::seal_datagram(MutableBytes out, std::size_t ip_len,
 
 Result<std::size_t> Session::make_heartbeat(MutableBytes out, bool probe, std::int64_t now_unix_ms,
                                             TimePoint now) {
+  auto n = heartbeat(out,
+                     static_cast<std::uint8_t>(wire::flags::kAck | (probe ? wire::flags::kSyn : 0)),
+                     now_unix_ms, now, Counts::kAsSending);
+  if (n) last_heartbeat_ = now;
+  return n;
+}
+
+bool Session::path_keepalive_due(std::int64_t now_unix_ms) const {
+  return initiator_ && config_.path_keepalive && !dead_ &&
+         last_sent_window_ != hop::window_at(now_unix_ms);
+}
+
+Result<std::size_t> Session::make_path_keepalive(MutableBytes out, std::int64_t now_unix_ms,
+                                                 TimePoint now) {
+  auto n = heartbeat(out, wire::flags::kAck, now_unix_ms, now, Counts::kNot);
+  if (n) ++stats_.path_keepalives_sent;
+  return n;
+}
+
+Result<std::size_t> Session::heartbeat(MutableBytes out, std::uint8_t flags,
+                                       std::int64_t now_unix_ms, TimePoint now, Counts counts) {
   wire::HeartbeatBody b;
   b.current_time_ms = hop::ms_since_midnight(now_unix_ms);
   b.time_drift_ms = static_cast<std::int16_t>(std::clamp(clock_offset_ms_, -32768, 32767));
@@ -100,15 +127,14 @@ Result<std::size_t> Session::make_heartbeat(MutableBytes out, bool probe, std::i
   b.delay.adaptation_enabled = config_.fixed_delay_allowance == 0;
   wire::Header h;
   h.type = wire::PacketType::kHeartbeat;
-  h.flags = static_cast<std::uint8_t>(wire::flags::kAck | (probe ? wire::flags::kSyn : 0));
+  h.flags = flags;
   if (out.size() < wire::kOverhead + wire::kHeartbeatBodySize) {
     return fail(ErrorCode::kInvalidParameter, "buffer too small for a heartbeat");
   }
   auto written = wire::write_body(h, b, out.subspan(wire::kHeaderSize, wire::kHeartbeatBodySize));
   if (!written) return std::unexpected(written.error());
   ++stats_.heartbeats_sent;
-  last_heartbeat_ = now;
-  return seal(h, out, *written, now_unix_ms, now);
+  return seal_as(h, out, *written, now_unix_ms, now, counts);
 }
 
 Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_unix_ms,

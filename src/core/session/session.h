@@ -28,6 +28,9 @@ struct SessionConfig {
   // While we send and hear nothing back for this long, probe the peer once a
   // second; after kProbes unanswered probes the session is dead.
   Duration probe_after = seconds(3);
+  // The initiator sends a path keepalive in every window it has nothing else
+  // to send in (docs/protocol.md §11.6): what keeps it reachable behind NAT.
+  bool path_keepalive = true;
 };
 
 inline constexpr int kProbes = 5;
@@ -40,6 +43,7 @@ struct SessionStats {
   std::uint64_t rejected = 0;  // failed authentication, replay, timestamp or header checks
   std::uint64_t heartbeats_sent = 0;
   std::uint64_t heartbeats_received = 0;
+  std::uint64_t path_keepalives_sent = 0;
 };
 
 class Session {
@@ -84,6 +88,17 @@ class Session {
   Result<std::size_t> make_heartbeat(MutableBytes out, bool probe, std::int64_t now_unix_ms,
                                      TimePoint now);
 
+  // Whether the initiator owes a path keepalive in the window of `now_unix_ms`
+  // (docs/protocol.md §11.6): it is the initiator, path keepalives are on, and
+  // it has sent nothing in this window yet. Behind a NAT every window's port
+  // pair needs a datagram of ours to open the mapping the responder answers
+  // along; a window with traffic of its own needs no keepalive.
+  bool path_keepalive_due(std::int64_t now_unix_ms) const;
+  // Writes a path keepalive: a HEARTBEAT without SYN that the peer does not
+  // answer and that, unlike other packets, does not count as sending while
+  // awaiting an answer (it never starts liveness probes). Size as make_heartbeat.
+  Result<std::size_t> make_path_keepalive(MutableBytes out, std::int64_t now_unix_ms, TimePoint now);
+
   // What an authenticated packet asks of the caller.
   struct Received {
     wire::Header header;
@@ -115,6 +130,12 @@ class Session {
   std::optional<std::int32_t> one_way_delay_ms() const { return delay_.median_ms(); }
 
  private:
+  enum class Counts : std::uint8_t { kAsSending, kNot };
+  Result<std::size_t> seal_as(wire::Header& h, MutableBytes out, std::size_t body_len,
+                              std::int64_t now_unix_ms, TimePoint now, Counts counts);
+  Result<std::size_t> heartbeat(MutableBytes out, std::uint8_t flags, std::int64_t now_unix_ms,
+                                TimePoint now, Counts counts);
+
   Session(discovery::Established e, hop::PortSchedule ports, crypto::PacketSealer sealer,
           crypto::PacketOpener opener, const SessionConfig& config, TimePoint now);
 
@@ -137,6 +158,7 @@ class Session {
 
   TimePoint last_received_;
   TimePoint last_sent_;
+  std::int64_t last_sent_window_ = -1;  // the window of our last datagram, any kind
   TimePoint last_heartbeat_;
   TimePoint next_probe_ = kNever;
   int probes_sent_ = 0;

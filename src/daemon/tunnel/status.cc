@@ -137,6 +137,10 @@ nlohmann::json Tunnel::status() {
         {"rejected", x.rejected},
         {"heartbeats_sent", x.heartbeats_sent},
         {"heartbeats_received", x.heartbeats_received},
+        {"path_keepalives_sent", x.path_keepalives_sent},
+        {"return_path", e.answer_via != nullptr
+                            ? json{{"from_port", e.answer_port}, {"to", e.answer_to.to_string()}}
+                            : json(nullptr)},
         {"connections", c.live},
         {"retransmissions", c.retransmissions},
     };

@@ -89,6 +89,7 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
     session_config_.fixed_delay_allowance = *config.protocol.delay_allowance;
   session_config_.heartbeat_interval = milliseconds(config.protocol.heartbeat_interval_ms);
   session_config_.dead_after = milliseconds(config.protocol.heartbeat_timeout_ms);
+  session_config_.path_keepalive = config.protocol.path_keepalive;
 }
 
 Tunnel::~Tunnel() {
@@ -103,6 +104,7 @@ Tunnel::~Tunnel() {
     if (peers_[i].discovery_timer != kNoTimer) loop_.cancel_timer(peers_[i].discovery_timer);
   }
   if (window_timer_ != kNoTimer) loop_.cancel_timer(window_timer_);
+  if (keepalive_timer_ != kNoTimer) loop_.cancel_timer(keepalive_timer_);
   if (responder_timer_ != kNoTimer) loop_.cancel_timer(responder_timer_);
   if (tun_watched_) loop_.unwatch_fd(tun_.fd());
   if (discovery_socket_) loop_.unwatch_fd(discovery_socket_->fd());
@@ -198,6 +200,15 @@ void Tunnel::schedule_window() {
 void Tunnel::on_window() {
   hop_ports_->update(HopPorts::Closing::kCloseUnneeded);
   warn_log_.flush(now());
+  // Path keepalives go mid-window (§11.6): by then a window with traffic of
+  // its own has sent some, and the responder has had half a window on the
+  // previous window's path, which the initiator still listens on.
+  if (keepalive_timer_ == kNoTimer) {
+    keepalive_timer_ = loop_.add_timer(milliseconds(hop::kHopIntervalMs / 2), [this] {
+      keepalive_timer_ = kNoTimer;
+      send_path_keepalives();
+    });
+  }
 }
 
 void Tunnel::list_port_needs(std::vector<PortNeed>& out) {
@@ -218,9 +229,15 @@ void Tunnel::list_port_needs(std::vector<PortNeed>& out) {
         const std::int64_t window = w - d + static_cast<std::int64_t>(i);
         const bool ours_now = conn == 0 && i == ports.size() / 2;
         if (ours_now) e.receive_port = ports[i];
+        // As responder we also send from the ports of the paths we may answer
+        // along (§11.6); the eBPF path binds only the ports we send from.
+        bool on_path = false;
+        if (e.paths) {
+          for (const auto& path : e.paths->slots()) on_path = on_path || (path && path->local_port == ports[i]);
+        }
         out.push_back(PortNeed{
             ValidPort{e.remote.ip, ports[i], e.id, static_cast<std::uint32_t>(window), conn},
-            ours_now});
+            ours_now || on_path});
       }
     }
   });
@@ -231,7 +248,22 @@ void Tunnel::choose_send_sockets() {
   // too; list_port_needs has just computed that port.
   sessions_.for_each([&](SessionEntry& e) {
     e.send_via = e.receive_port == 0 ? nullptr : hop_ports_->socket_for(e.receive_port);
+    choose_answer_path(e);
   });
+}
+
+void Tunnel::choose_answer_path(SessionEntry& e) {
+  // As responder: along the freshest path the initiator opened that it still
+  // listens on, from the socket of our port it arrived on (§11.6).
+  e.answer_via = nullptr;
+  if (!e.paths) return;
+  auto path = e.paths->choose(
+      e.receive_port, hop::window_at(unix_ms()), e.session->delay_allowance(),
+      [this](std::uint16_t port) { return hop_ports_->socket_for(port) != nullptr; });
+  if (!path) return;
+  e.answer_via = hop_ports_->socket_for(path->local_port);
+  e.answer_to = path->remote;
+  e.answer_port = path->local_port;
 }
 
 // ---- time: each session's own timer ----

@@ -186,5 +186,45 @@ TEST(SessionTest, PeriodicHeartbeatAndDeathWithoutTraffic) {
   EXPECT_LE(now, kT0 + seconds(90));
 }
 
+// §11.6: the initiator owes one datagram per window; its own traffic pays it.
+TEST(SessionTest, PathKeepaliveIsDueInWindowsWithoutTrafficAndOnlyForTheInitiator) {
+  auto p = testing::make_session_pair(kUnix, kT0);
+  Session& a = *p.initiator;
+  const std::int64_t w0 = hop::window_start_ms(hop::window_at(kUnix) + 1);
+  EXPECT_TRUE(a.path_keepalive_due(w0));
+  EXPECT_FALSE(p.responder->path_keepalive_due(w0));
+  datagram_from(a, "traffic", w0 + 10, kT0);
+  EXPECT_FALSE(a.path_keepalive_due(w0 + 125));
+  EXPECT_TRUE(a.path_keepalive_due(w0 + 250));  // the next window
+  std::vector<std::uint8_t> buf(256);
+  buf.resize(a.make_path_keepalive(buf, w0 + 375, kT0 + milliseconds(375)).value());
+  EXPECT_FALSE(a.path_keepalive_due(w0 + 499));
+  EXPECT_EQ(a.stats().path_keepalives_sent, 1u);
+  // It is a heartbeat without SYN: the responder accepts it and does not answer.
+  auto r = p.responder->open(buf, w0 + 380, kT0 + milliseconds(380));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->header.type, wire::PacketType::kHeartbeat);
+  EXPECT_FALSE(r->answer_heartbeat);
+  // Turned off, never due.
+  SessionConfig off;
+  off.path_keepalive = false;
+  auto q = testing::make_session_pair(kUnix, kT0, 0, off);
+  EXPECT_FALSE(q.initiator->path_keepalive_due(w0));
+}
+
+// Keepalives to a peer that is silent (nothing to say) are not sending while
+// awaiting an answer: they never start liveness probes.
+TEST(SessionTest, PathKeepalivesDoNotStartProbes) {
+  auto p = testing::make_session_pair(kUnix, kT0);
+  Session& a = *p.initiator;
+  std::vector<std::uint8_t> buf(256);
+  for (int i = 1; i <= 40; ++i) {  // 10 s of keepalives, nothing back
+    const TimePoint now = kT0 + milliseconds(250) * i;
+    ASSERT_TRUE(a.make_path_keepalive(buf, kUnix + 250 * i, now).has_value());
+    while (a.next_expiry() <= now) EXPECT_FALSE(a.on_expiry(now).probe);
+  }
+  EXPECT_FALSE(a.dead());
+}
+
 }  // namespace
 }  // namespace buckwild::session
