@@ -30,6 +30,8 @@ in_r() { ip netns exec "$NS_R" "$@"; }
 
 nat_cleanup() {
   cleanup_router_pids
+  # Anything still running in the router namespace was started by this run.
+  ip netns pids "$NS_R" 2>/dev/null | xargs -r kill 2>/dev/null || true
   cleanup
   ip netns del "$NS_R" 2>/dev/null || true
 }
@@ -110,7 +112,8 @@ conntrack_udp() { in_r conntrack -L -p udp -n 2>/dev/null | grep -c '^udp' || tr
 # captured for the first 10 s and the router's new conntrack entries counted.
 t_pings() {
   in_r conntrack -F >/dev/null 2>&1 || true
-  in_r conntrack -E -e NEW -p udp -o timestamp >"$WORK/ct-new.log" 2>/dev/null &
+  # Not through in_r: $! must be conntrack itself (ip netns exec execs it).
+  ip netns exec "$NS_R" conntrack -E -e NEW -p udp -o timestamp >"$WORK/ct-new.log" 2>/dev/null &
   local ct=$!
   ROUTER_PIDS+=("$ct")
   spawn B /dev/null tcpdump -i "vb$RUN_ID" -w "$WORK/public.pcap" -U -s 2048 udp

@@ -78,7 +78,11 @@ Result<std::size_t> Session::seal_as(wire::Header& h, MutableBytes out, std::siz
   auto n = sealer_.seal(h, out, body_len);
   if (n) {
     if (counts == Counts::kAsSending) last_sent_ = now;
-    last_sent_window_ = hop::window_at(now_unix_ms);
+    // Connection 0's ports carry its own packets and every SYN (§10.3): only
+    // those open the port pair a responder answers along (§11.6).
+    if (h.connection_id == 0 || h.type == wire::PacketType::kSyn) {
+      last_path_window_ = hop::window_at(now_unix_ms);
+    }
     ++stats_.sent;
     stats_.sent_bytes += *n;
   }
@@ -103,7 +107,7 @@ Result<std::size_t> Session::make_heartbeat(MutableBytes out, bool probe, std::i
 
 bool Session::path_keepalive_due(std::int64_t now_unix_ms) const {
   return initiator_ && config_.path_keepalive && !dead_ &&
-         last_sent_window_ != hop::window_at(now_unix_ms);
+         last_path_window_ != hop::window_at(now_unix_ms);
 }
 
 Result<std::size_t> Session::make_path_keepalive(MutableBytes out, std::int64_t now_unix_ms,

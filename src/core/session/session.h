@@ -90,9 +90,10 @@ class Session {
 
   // Whether the initiator owes a path keepalive in the window of `now_unix_ms`
   // (docs/protocol.md §11.6): it is the initiator, path keepalives are on, and
-  // it has sent nothing in this window yet. Behind a NAT every window's port
-  // pair needs a datagram of ours to open the mapping the responder answers
-  // along; a window with traffic of its own needs no keepalive.
+  // it has sent nothing to connection 0's ports in this window yet. Behind a
+  // NAT every window's port pair needs a datagram of ours to open the mapping
+  // the responder answers along; a window with such traffic of its own needs
+  // no keepalive (a connection's packets to its own ports do not count).
   bool path_keepalive_due(std::int64_t now_unix_ms) const;
   // Writes a path keepalive: a HEARTBEAT without SYN that the peer does not
   // answer and that, unlike other packets, does not count as sending while
@@ -158,7 +159,7 @@ class Session {
 
   TimePoint last_received_;
   TimePoint last_sent_;
-  std::int64_t last_sent_window_ = -1;  // the window of our last datagram, any kind
+  std::int64_t last_path_window_ = -1;  // the window of our last datagram on connection 0's ports
   TimePoint last_heartbeat_;
   TimePoint next_probe_ = kNever;
   int probes_sent_ = 0;

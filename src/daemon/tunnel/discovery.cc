@@ -12,6 +12,8 @@
 // `succession`); remove_session resets the session's connections.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "daemon/tunnel/tunnel.h"
@@ -23,6 +25,15 @@ namespace {
 // prefixes): capped, so a PSK holder cannot exhaust sockets and memory.
 constexpr std::size_t kMaxUnlistedSessions = 256;
 constexpr Duration kDiscoveryRetryDelay = seconds(2);
+constexpr Duration kDiscoveryRetryMax = seconds(30);
+
+// After `failures` failed attempts in a row: 2 s, doubling, at most 30 s. A
+// peer that is down is asked a few times a minute, not for ever every 2 s.
+Duration retry_delay(unsigned failures) {
+  Duration d = kDiscoveryRetryDelay;
+  for (unsigned i = 1; i < failures && d < kDiscoveryRetryMax; ++i) d *= 2;
+  return std::min(d, kDiscoveryRetryMax);
+}
 
 // Why the responder stayed silent: the counter its refusal moved.
 std::string_view refusal_reason(const discovery::ResponderCounters& a,
@@ -64,7 +75,7 @@ void Tunnel::arm_discovery_timer(Peer& p) {
   if (awaiting_answer(*p.initiator)) {
     due = p.initiator->next_expiry();
   } else if (p.initiator->state() == discovery::Initiator::State::kFailed && p.session_id == 0) {
-    due = now() + kDiscoveryRetryDelay;
+    due = now() + retry_delay(p.discovery_failures);
   }
   if (due == kNever) return;
   p.discovery_timer = loop_.add_timer_at(due, [this, &p] {
@@ -82,8 +93,10 @@ void Tunnel::on_discovery_timer(Peer& p) {
   if (awaiting_answer(*p.initiator) && p.initiator->next_expiry() <= now()) {
     if (auto again = p.initiator->on_expiry(now())) send_discovery(*again, *p.config->endpoint);
     if (p.initiator->state() == discovery::Initiator::State::kFailed && p.session_id == 0) {
+      ++p.discovery_failures;
       warn_log_.log(now(), "discovery.failed", spdlog::level::warn,
-                    "discovery towards {} got no answer; retrying", p.config->name);
+                    "discovery towards {} got no answer; retrying in {} s", p.config->name,
+                    retry_delay(p.discovery_failures) / seconds(1));
     }
   }
   arm_discovery_timer(p);
@@ -211,6 +224,7 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
     }
     p.session_id = id;
     p.session_since = now();
+    p.discovery_failures = 0;
     address = pc.virtual_address;
     // Our own discovery towards this peer is moot now.
     if (p.initiator && p.initiator->state() == discovery::Initiator::State::kInitiated) {

@@ -120,8 +120,11 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
   // The peer's address stays the one discovery saw: a copy of an authentic
   // packet re-sent from elsewhere must not redirect our traffic. Only the
   // port is learned, as responder: the path the datagram opened through a
-  // NAT (§11.6). A datagram on the discovery port opened no hopping path.
+  // NAT (§11.6), from what arrived on connection 0's ports (its own packets
+  // and SYNs): those are the ones we answer from. A datagram on the
+  // discovery port opened no hopping path.
   if (e.paths && local_port != config_->network.discovery_port &&
+      (r->header.connection_id == 0 || r->header.type == wire::PacketType::kSyn) &&
       e.paths->observe(local_port, source, hop::window_at(unix_ms())) &&
       (e.answer_via == nullptr || e.answer_port != local_port || e.answer_to != source)) {
     // The eBPF path binds only the ports we send from: bind this one now

@@ -27,6 +27,9 @@ struct Peer {
   std::vector<std::size_t> psk_index;  // psks index → our global PSK index
   std::optional<discovery::Initiator> initiator;
   TimerId discovery_timer = kNoTimer;  // the initiator's next expiry, or the retry
+  // Discovery attempts that failed in a row (no answer within the discovery
+  // timeout): the retry waits 2 s, 4 s, 8 s, 16 s, then 30 s each time.
+  unsigned discovery_failures = 0;
   std::uint64_t session_id = 0;        // its session now, 0 for none
   TimePoint session_since = 0;
 

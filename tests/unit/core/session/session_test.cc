@@ -196,12 +196,29 @@ TEST(SessionTest, PathKeepaliveIsDueInWindowsWithoutTrafficAndOnlyForTheInitiato
   datagram_from(a, "traffic", w0 + 10, kT0);
   EXPECT_FALSE(a.path_keepalive_due(w0 + 125));
   EXPECT_TRUE(a.path_keepalive_due(w0 + 250));  // the next window
+  {
+    // A connection's packet travels to that connection's ports: no path for
+    // the responder's connection-0 port, still due. A SYN travels on
+    // connection 0's: it pays.
+    std::vector<std::uint8_t> pkt(256);
+    wire::Header h;
+    h.type = wire::PacketType::kData;
+    h.connection_id = 5;
+    ASSERT_TRUE(a.seal(h, pkt, 0, w0 + 260, kT0 + milliseconds(260)).has_value());
+    EXPECT_TRUE(a.path_keepalive_due(w0 + 270));
+    wire::Header syn;
+    syn.type = wire::PacketType::kSyn;
+    syn.connection_id = 6;
+    ASSERT_TRUE(a.seal(syn, pkt, 0, w0 + 280, kT0 + milliseconds(280)).has_value());
+    EXPECT_FALSE(a.path_keepalive_due(w0 + 290));
+  }
   std::vector<std::uint8_t> buf(256);
-  buf.resize(a.make_path_keepalive(buf, w0 + 375, kT0 + milliseconds(375)).value());
-  EXPECT_FALSE(a.path_keepalive_due(w0 + 499));
+  EXPECT_TRUE(a.path_keepalive_due(w0 + 500));
+  buf.resize(a.make_path_keepalive(buf, w0 + 625, kT0 + milliseconds(625)).value());
+  EXPECT_FALSE(a.path_keepalive_due(w0 + 749));
   EXPECT_EQ(a.stats().path_keepalives_sent, 1u);
   // It is a heartbeat without SYN: the responder accepts it and does not answer.
-  auto r = p.responder->open(buf, w0 + 380, kT0 + milliseconds(380));
+  auto r = p.responder->open(buf, w0 + 630, kT0 + milliseconds(630));
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->header.type, wire::PacketType::kHeartbeat);
   EXPECT_FALSE(r->answer_heartbeat);

@@ -247,6 +247,39 @@ TEST_P(TunnelTest, RestartedResponderIsFoundAgainWhileTrafficFlows) {
   exchange("after");
 }
 
+// A peer that is down is asked less and less often: retries 2 s, 4 s, 8 s,
+// 16 s, then every 30 s after each failed attempt (10 s of DISCOVERY and its
+// repeats), and it is found once it is back.
+TEST_P(TunnelTest, DiscoveryRetriesBackOffWhileThePeerIsDown) {
+  std::vector<TimePoint> attempts;  // each attempt's first DISCOVERY (its repeats follow within 10 s)
+  net.set_filter([&](const SocketAddress&, const SocketAddress& to, Bytes payload) {
+    if (payload.size() > 1 && payload[1] == 0x0C && to.port == 1025 &&
+        (attempts.empty() || loop.now() - attempts.back() > seconds(10))) {
+      attempts.push_back(loop.now());
+    }
+    return true;
+  });
+  alice = std::make_unique<Host>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
+  alice->start(loop, net, GetParam());
+  loop.run_for(seconds(200));
+  // Attempts at 0, 12, 26, 44, 70, 110, 150, 190 s (each fails 10 s after it starts).
+  ASSERT_GE(attempts.size(), 6u);
+  EXPECT_LE(attempts.size(), 9u);  // every 12 s without back-off would be 17
+  for (std::size_t i = 2; i < attempts.size(); ++i) {
+    EXPECT_GE(attempts[i] - attempts[i - 1], attempts[i - 1] - attempts[i - 2] - milliseconds(100)) << i;
+    EXPECT_LE(attempts[i] - attempts[i - 1], seconds(41)) << i;  // at most 30 s after a 10 s attempt
+  }
+  // Bob comes up: found on the next attempt.
+  bob = std::make_unique<Host>(
+      host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false), loop, 0, 2);
+  bob->start(loop, net, GetParam());
+  ASSERT_TRUE(loop.run_until(
+      [&] { return alice->tunnel->session_count() == 1 && bob->tunnel->session_count() == 1; },
+      loop.now() + seconds(41)));
+  exchange("found");
+}
+
 TEST_P(TunnelTest, RestartedInitiatorReplacesItsOldSession) {
   start();
   ASSERT_TRUE(connected());
