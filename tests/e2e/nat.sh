@@ -10,6 +10,8 @@
 #
 #   tests/e2e/nat.sh              as root, after a build (scripts/test.sh runs it)
 #   E2E_NAT_PING_SECONDS=20 ...   a shorter ping run while developing (default 60)
+#   E2E_OUTAGE_SECONDS=30 ...     a shorter outage (default 120; user-space path
+#                                 only, E2E_OUTAGE=1 or 0 to force it on or off)
 #
 # Stream mode (the default): TCP travels as Buckwild connections, whose
 # packets take the same paths through the NAT. Ends with "N passed, M failed".
@@ -18,6 +20,7 @@ source "$(dirname "$0")/lib.sh"
 NS_R=bwR$RUN_ID
 ORACLE=${ORACLE:-$ROOT/build/tests/buckwild_port_oracle}
 PING_SECONDS=${E2E_NAT_PING_SECONDS:-60}
+OUTAGE_SECONDS=${E2E_OUTAGE_SECONDS:-120}
 PSK=$(sed -n 's/^key = "\(.*\)"/\1/p' "$ROOT/examples/alice.toml" | head -n1)
 E2E_SETUP='^(tunnel comes up behind NAT.*|receive path is .*)$'
 # Upper bounds for the router's conntrack table (measured: docs/protocol.md
@@ -204,6 +207,104 @@ t_same_session() {
   fi
 }
 
+# An echo server in bob (10.77.0.2:7777) and a client in alice that keeps one
+# TCP connection (stream mode: a Buckwild connection between the daemons):
+# one exchange, then it waits for $WORK/go, sends again on the same socket
+# and reports how long the answer took (or that the connection was reset).
+ECHO_SERVER='
+import socketserver
+class H(socketserver.StreamRequestHandler):
+    def handle(self):
+        for line in self.rfile:
+            self.wfile.write(line)
+class S(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+S(("10.77.0.2", 7777), H).serve_forever()
+'
+ECHO_CLIENT='
+import os, socket, sys, time
+work = sys.argv[1]
+c = socket.create_connection(("10.77.0.2", 7777), timeout=5)
+f = c.makefile("rb")
+c.sendall(b"before\n")
+assert f.readline() == b"before\n"
+open(work + "/echo-ready", "w").close()
+while not os.path.exists(work + "/go"):
+    time.sleep(0.1)
+t0 = time.monotonic()
+c.settimeout(30)
+try:
+    c.sendall(b"after\n")
+    line = f.readline()
+except OSError as e:
+    print(f"reset after {time.monotonic() - t0:.1f} s: {e}")
+    sys.exit(1)
+if line != b"after\n":
+    print(f"closed after {time.monotonic() - t0:.1f} s: {line!r}")
+    sys.exit(1)
+print(f"answered on the same connection {time.monotonic() - t0:.2f} s after the link came back")
+'
+
+start_echo_server() {
+  [[ -n ${ECHO_SERVER_PID:-} ]] && return 0
+  spawn B "$WORK/echo-server.log" python3 -c "$ECHO_SERVER"
+  ECHO_SERVER_PID=$SPAWNED
+  wait_until 5 in_a bash -c 'exec 3<>/dev/tcp/10.77.0.2/7777'
+}
+
+# The underlay between the router and bob goes down for OUTAGE_SECONDS in the
+# middle of an echo conversation; the same connection carries on within 5 s
+# of the link coming back, and the session is the one from before.
+t_outage() {
+  start_echo_server || return 1
+  rm -f "$WORK/echo-ready" "$WORK/go"
+  spawn A "$WORK/echo-client.log" python3 -c "$ECHO_CLIENT" "$WORK"
+  local client=$SPAWNED
+  wait_until 10 test -e "$WORK/echo-ready" || { log "echo client never got its first answer"; return 1; }
+  local sessions_before
+  sessions_before=$(grep -c 'session .* established' "$WORK/daemon-A.log" || true)
+  log "link down for ${OUTAGE_SECONDS} s"
+  in_r ip link set "rb$RUN_ID" down
+  sleep "$OUTAGE_SECONDS"
+  in_r ip link set "rb$RUN_ID" up
+  touch "$WORK/go"
+  local rc=0
+  wait "$client" || rc=$?
+  log "echo client: $(tail -n 1 "$WORK/echo-client.log")"
+  echo "outage ${OUTAGE_SECONDS} s: $(tail -n 1 "$WORK/echo-client.log")" >>"$WORK/results"
+  local took
+  took=$(sed -n 's/.* \([0-9.]*\) s after the link came back/\1/p' "$WORK/echo-client.log")
+  ((rc == 0)) || return 1
+  [[ -n $took ]] && python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 5 else 1)" "$took" || return 1
+  # No new session: the one from before carried the conversation.
+  (( $(grep -c 'session .* established' "$WORK/daemon-A.log" || true) == sessions_before ))
+}
+
+# Bob restarts (a new daemon that has forgotten the session) while alice's
+# echo connection is idle: alice's connection is reset soon after, and a new
+# connection works.
+t_restart() {
+  start_echo_server || return 1
+  rm -f "$WORK/echo-ready" "$WORK/go"
+  spawn A "$WORK/echo-client2.log" python3 -c "$ECHO_CLIENT" "$WORK"
+  local client=$SPAWNED
+  wait_until 10 test -e "$WORK/echo-ready" || return 1
+  stop_pid "$BOB"
+  start_daemon B "$WORK/bob.toml"
+  BOB=$DAEMON_PID
+  local t0=$SECONDS
+  # Alice notices when she next sends: the client's next line.
+  touch "$WORK/go"
+  local rc=0
+  wait "$client" || rc=$?
+  log "after bob's restart: $(tail -n 1 "$WORK/echo-client2.log") ($((SECONDS - t0)) s)"
+  echo "bob restarted: $(tail -n 1 "$WORK/echo-client2.log")" >>"$WORK/results"
+  ((rc != 0)) || { log "the old connection survived a peer that forgot it"; return 1; }
+  ((SECONDS - t0 <= 15)) || return 1
+  wait_until 10 in_a bash -c 'exec 3<>/dev/tcp/10.77.0.2/7777; echo x >&3; read -t 3 l <&3; [[ $l == x ]]'
+}
+
 [[ $(id -u) -eq 0 ]] || die "run as root (network namespaces)"
 [[ -x $BUCKWILD ]] || die "no daemon binary at $BUCKWILD: build first"
 command -v nft >/dev/null || die "nft missing: run scripts/setup.sh"
@@ -219,6 +320,12 @@ check "behind NAT: public side hops both ways, source and destination ports" t_c
 check "behind NAT: router conntrack entries reported and bounded" t_conntrack_bounded
 check "behind NAT: 100 MB download, checksum" t_download
 check "behind NAT: one session throughout" t_same_session
+# The outage takes OUTAGE_SECONDS: on one receive path only (scripts/test.sh
+# runs this script on both; E2E_OUTAGE=1 forces it).
+if [[ ${E2E_OUTAGE:-} == 1 || ( -z ${E2E_OUTAGE:-} && $RECEIVE_PATH == userspace ) ]]; then
+  check "behind NAT: ${OUTAGE_SECONDS} s underlay outage mid echo conversation: same connection within 5 s" t_outage
+  check "behind NAT: bob restarted: alice's idle connection reset, new one works" t_restart
+fi
 
 cat "$WORK/results" >&2
 ((failed == 0)) || log "failed: ${failures[*]}"

@@ -154,10 +154,12 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_
   last_received_ = now;
   probes_sent_ = 0;
   next_probe_ = kNever;
+  const bool restored = suspect_;
+  suspect_ = false;
   // One-way delay on our clock: arrival minus (sender's stamp minus the offset).
   delay_.add_sample(hop::circular_delta_ms(now_ms, opened->header.timestamp_ms) + clock_offset_ms_);
 
-  Received r{opened->header, opened->body, false};
+  Received r{opened->header, opened->body, false, restored};
   if (opened->header.type == wire::PacketType::kHeartbeat) {
     auto body = wire::parse_body(opened->header, opened->body);
     if (!body) {
@@ -193,12 +195,12 @@ Session::Expiry Session::on_expiry(TimePoint now) {
   }
   if (probes_sent_ > 0) {
     if (now >= next_probe_) {
-      if (probes_sent_ >= kProbes) {
-        dead_ = e.dead = true;
-        return e;
-      }
+      // Unanswered probes do not end the session (an outage may last
+      // minutes): the peer becomes suspect and is probed less often until
+      // dead_after. The owner may look for a restarted peer meanwhile.
+      if (probes_sent_ >= kProbes && !suspect_) suspect_ = e.suspect = true;
       ++probes_sent_;
-      next_probe_ = now + seconds(1);
+      next_probe_ = now + (suspect_ ? kSuspectProbeInterval : seconds(1));
       e.probe = true;
     }
   } else if (last_sent_ > last_received_ && now - last_received_ >= config_.probe_after) {

@@ -24,9 +24,12 @@ namespace buckwild::session {
 struct SessionConfig {
   int fixed_delay_allowance = 0;  // 1..16 to pin d; 0 = negotiate from measurements
   Duration heartbeat_interval = seconds(30);
-  Duration dead_after = seconds(90);
+  // The dead-peer timeout: a session that hears nothing for this long ends.
+  Duration dead_after = seconds(180);
   // While we send and hear nothing back for this long, probe the peer once a
-  // second; after kProbes unanswered probes the session is dead.
+  // second; after kProbes unanswered probes the peer is suspect (its path is
+  // down, or it lost the session) and is probed every kSuspectProbeInterval
+  // until it answers or dead_after passes (docs/protocol.md §11.4).
   Duration probe_after = seconds(3);
   // The initiator sends a path keepalive in every window it has nothing else
   // to send in (docs/protocol.md §11.6): what keeps it reachable behind NAT.
@@ -34,6 +37,7 @@ struct SessionConfig {
 };
 
 inline constexpr int kProbes = 5;
+inline constexpr Duration kSuspectProbeInterval = seconds(2);
 
 struct SessionStats {
   std::uint64_t sent = 0;
@@ -105,6 +109,7 @@ class Session {
     wire::Header header;
     MutableBytes body;            // plaintext, inside the datagram
     bool answer_heartbeat = false;  // a probe arrived: send a heartbeat now
+    bool restored = false;  // the first packet from a suspect peer: it is back
   };
 
   // Authenticates and decrypts a datagram addressed to this session (its header
@@ -118,11 +123,14 @@ class Session {
   struct Expiry {
     bool send_heartbeat = false;
     bool probe = false;
+    bool suspect = false;  // the peer just became suspect (kProbes went unanswered)
     bool dead = false;
   };
   Expiry on_expiry(TimePoint now);
 
   bool dead() const { return dead_; }
+  // kProbes probes went unanswered and nothing has arrived since.
+  bool suspect() const { return suspect_; }
   const SessionStats& stats() const { return stats_; }
   // When it last authenticated a packet from the peer (its start before any).
   TimePoint last_received() const { return last_received_; }
@@ -163,6 +171,7 @@ class Session {
   TimePoint last_heartbeat_;
   TimePoint next_probe_ = kNever;
   int probes_sent_ = 0;
+  bool suspect_ = false;
   bool dead_ = false;
   SessionStats stats_;
 };

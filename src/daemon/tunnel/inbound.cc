@@ -135,6 +135,7 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
       choose_answer_path(e);
     }
   }
+  if (r->restored) on_peer_back(e);
   // 4. By type.
   switch (r->header.type) {
     case wire::PacketType::kDatagram: {

@@ -19,6 +19,21 @@ struct FeaturePolicy {
   discovery::ResponderPolicy responder;
 };
 
+// Retransmission timeouts in a row, doubling from the smallest RTO to the
+// largest, that span `span`: a connection gives up no sooner than its session
+// (docs/protocol.md §11.4), never sooner than the reference's limit.
+unsigned retransmissions_spanning(Duration span, const conn::RtoConfig& rto) {
+  unsigned n = 0;
+  Duration total = 0;
+  Duration next = rto.min;
+  while (total < span && n < 64) {
+    total += next;
+    next = std::min(next * 2, rto.max);
+    ++n;
+  }
+  return std::max<unsigned>(n, wire::kMaxRetransmissions);
+}
+
 FeaturePolicy feature_policy(const Config& config) {
   using namespace discovery;
   std::uint16_t protection = 0;
@@ -102,6 +117,7 @@ Tunnel::~Tunnel() {
   });
   for (std::size_t i = 0; i < peers_.size(); ++i) {
     if (peers_[i].discovery_timer != kNoTimer) loop_.cancel_timer(peers_[i].discovery_timer);
+    if (peers_[i].held_timer != kNoTimer) loop_.cancel_timer(peers_[i].held_timer);
   }
   if (window_timer_ != kNoTimer) loop_.cancel_timer(window_timer_);
   if (keepalive_timer_ != kNoTimer) loop_.cancel_timer(keepalive_timer_);
@@ -120,6 +136,8 @@ SysResult<void> Tunnel::start() {
   so.limits.max_per_source = config_->security.max_connections_per_source;
   so.open_local = config_->protocol.tcp_mode == TcpMode::kStream;
   so.connection.congestion = config_->protocol.congestion_control;
+  so.connection.max_retransmissions =
+      retransmissions_spanning(session_config_.dead_after, so.connection.rto);
   auto bridge = StreamBridge::create(so, *this, loop_, tcp_, rng_);
   if (!bridge)
     return sys_fail_plain(bridge.error().sys_errno, "transparent TCP: " + bridge.error().message);
@@ -293,6 +311,17 @@ void Tunnel::on_session_timer(std::uint64_t id) {
       remove_session(id, "peer stopped answering");
       if (peer && peers_[*peer].initiates()) start_discovery(peers_[*peer]);
       return;
+    }
+    if (x.suspect && e->peer && peers_[*e->peer].initiates()) {
+      // The session stays (its connections wait out an outage); discovery
+      // meanwhile finds out whether the peer restarted (on_response).
+      Peer& p = peers_[*e->peer];
+      spdlog::info("session {} with {}: no answer to {} probes; kept, and looking for {} by discovery",
+                   short_id(id), p.config->name, session::kProbes, p.config->name);
+      p.discovery_failures = 0;
+      start_discovery(p);
+      e = sessions_.find(id);
+      if (e == nullptr) return;
     }
     if (x.probe || x.send_heartbeat)
       send_heartbeat(*e, x.probe ? Heartbeat::kProbe : Heartbeat::kRegular);

@@ -182,7 +182,11 @@ class Tunnel : private StreamHost {
   void write_tun(Bytes ip_packet) override;
 
   // discovery.cc: both roles, and sessions coming and going.
+  bool looking_for(const Peer& p) const;
   void start_discovery(Peer& p);
+  void on_held_response(Peer& p);
+  void drop_held(Peer& p);
+  void on_peer_back(SessionEntry& e);
   void arm_discovery_timer(Peer& p);
   void on_discovery_timer(Peer& p);
   void on_discovery(Bytes datagram, const SocketAddress& source);

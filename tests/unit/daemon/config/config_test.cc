@@ -232,7 +232,7 @@ TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
   EXPECT_TRUE(c->network.ebpf);
   EXPECT_EQ(c->network.ebpf_attach, EbpfAttach::kAuto);
   EXPECT_EQ(c->protocol.heartbeat_interval_ms, 30000u);
-  EXPECT_EQ(c->protocol.heartbeat_timeout_ms, 90000u);
+  EXPECT_EQ(c->protocol.heartbeat_timeout_ms, 180000u);
   EXPECT_TRUE(c->protocol.path_keepalive);
   EXPECT_FALSE(c->protocol.delay_allowance);
   EXPECT_EQ(c->protocol.tcp_mode, TcpMode::kStream);
@@ -403,10 +403,10 @@ TEST_F(ConfigTest, HeartbeatTimeoutMustExceedInterval) {
                 "protocol.heartbeat_timeout_ms: must be greater than "
                 "protocol.heartbeat_interval_ms (30000), got 20000");
   // Only the interval set: the problem points at it.
-  EXPECT_EQ(problem(std::string(kMinimal) + "[protocol]\nheartbeat_interval_ms = 95000\n"),
+  EXPECT_EQ(problem(std::string(kMinimal) + "[protocol]\nheartbeat_interval_ms = 195000\n"),
             at(8, 25) +
                 "protocol.heartbeat_interval_ms: must be greater than "
-                "protocol.heartbeat_interval_ms (95000), got 90000");
+                "protocol.heartbeat_interval_ms (195000), got 180000");
 }
 
 TEST_F(ConfigTest, UnknownKeysAndSectionsAreErrorsWithSuggestions) {

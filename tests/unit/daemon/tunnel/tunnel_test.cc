@@ -280,6 +280,57 @@ TEST_P(TunnelTest, DiscoveryRetriesBackOffWhileThePeerIsDown) {
   exchange("found");
 }
 
+// §11.4: an underlay outage of 120 s while alice keeps sending: her probes go
+// unanswered, the peer becomes suspect and discovery looks for it, but the
+// session stays; when the path is back both sides carry on with it.
+TEST_P(TunnelTest, ASessionOutlivesAnOutageOf120Seconds) {
+  start();
+  ASSERT_TRUE(connected());
+  exchange("before");
+  const std::uint64_t id = alice->tunnel->session_ids().at(0);
+  drop_all = true;
+  for (int i = 0; i < 120; ++i) {
+    alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "into the outage"));
+    loop.run_for(seconds(1));
+  }
+  const session::Session* s = alice->tunnel->session(id);
+  ASSERT_NE(s, nullptr);
+  EXPECT_TRUE(s->suspect());
+  ASSERT_EQ(bob->tunnel->session_ids(), std::vector<std::uint64_t>{id});
+  drop_all = false;
+  const TimePoint back = loop.now();
+  ASSERT_TRUE(loop.run_until([&] { return !alice->tunnel->session(id)->suspect(); },
+                             loop.now() + seconds(5)));
+  EXPECT_LE(loop.now() - back, seconds(3));  // the next probe, every 2 s
+  loop.run_for(seconds(15));  // discovery under way when the path came back ends quietly
+  while (alice->tun.take_written()) {
+  }
+  while (bob->tun.take_written()) {
+  }
+  exchange("after");
+  EXPECT_EQ(alice->tunnel->session_ids(), std::vector<std::uint64_t>{id});
+  EXPECT_EQ(bob->tunnel->session_ids(), std::vector<std::uint64_t>{id});
+  EXPECT_EQ(alice->tunnel->stats().sessions_lost, 0u);
+  EXPECT_EQ(bob->tunnel->stats().sessions_lost, 0u);
+}
+
+// Past the dead-peer timeout the session ends and discovery starts over.
+TEST_P(TunnelTest, ASessionEndsAtTheDeadPeerTimeout) {
+  start();
+  ASSERT_TRUE(connected());
+  const std::uint64_t id = alice->tunnel->session_ids().at(0);
+  drop_all = true;
+  loop.run_for(seconds(179));
+  EXPECT_EQ(alice->tunnel->session_ids(), std::vector<std::uint64_t>{id});
+  loop.run_for(seconds(2));
+  EXPECT_EQ(alice->tunnel->session_count(), 0u);
+  EXPECT_EQ(bob->tunnel->session_count(), 0u);
+  drop_all = false;
+  ASSERT_TRUE(connected());
+  EXPECT_NE(alice->tunnel->session_ids().at(0), id);
+  exchange("a new session");
+}
+
 TEST_P(TunnelTest, RestartedInitiatorReplacesItsOldSession) {
   start();
   ASSERT_TRUE(connected());
