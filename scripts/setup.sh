@@ -26,6 +26,8 @@ packages=(
   # end-to-end tests and the demo: namespaces, capture, real servers and clients
   iproute2 iputils-ping tcpdump nginx-light dnsmasq-base bind9-dnsutils curl iperf3 python3 procps
   openssh-server openssh-client redis-server redis-tools
+  # tests/e2e/nat.sh: a masquerading router namespace and its conntrack table
+  nftables conntrack
   # the .deb (CPack: dpkg-shlibdeps, file) and tests/e2e/package.sh: its man
   # pages, its units (systemd-analyze), its bash completion
   dpkg-dev file man-db groff-base systemd bash-completion logrotate

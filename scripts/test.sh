@@ -3,8 +3,9 @@
 #   1. the release build's unit tests (CTest),
 #   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. the end-to-end tests in network namespaces (tests/e2e/run.sh for the
-#      packet path, tests/e2e/stream.sh for transparent TCP, each on the eBPF
-#      and the user-space receive path; tests/e2e/flood.sh; tests/e2e/control.sh
+#      packet path, tests/e2e/stream.sh for transparent TCP, tests/e2e/nat.sh
+#      for an initiator behind NAT, each on the eBPF and the user-space
+#      receive path; tests/e2e/flood.sh; tests/e2e/control.sh
 #      for status, reload, metrics and stop; tests/e2e/snmp.sh for the AgentX
 #      subagent with a real snmpd),
 #   4. the package: tests/e2e/package.sh builds the .deb from the release build,
@@ -35,7 +36,7 @@ echo "== end-to-end tests in network namespaces"
 e2e_log=$(mktemp)
 e2e_passed=0
 for path in ebpf userspace; do
-  for script in run.sh stream.sh; do
+  for script in run.sh stream.sh nat.sh; do
     echo "== e2e: $script, receive path $path"
     E2E_RECEIVE_PATH=$path bash "tests/e2e/$script" | tee "$e2e_log"
     e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))

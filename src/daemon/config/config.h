@@ -71,7 +71,11 @@ struct NetworkConfig {
 struct ProtocolConfig {
   std::uint32_t hop_interval_ms = 250;
   std::uint32_t heartbeat_interval_ms = 30'000;
-  std::uint32_t heartbeat_timeout_ms = 90'000;
+  std::uint32_t heartbeat_timeout_ms = 180'000;  // the dead-peer timeout
+  // The initiator sends a path keepalive in every hop window it has nothing
+  // else to send in, so a NAT in front of it keeps a mapping the responder
+  // can answer along (docs/protocol.md §11.6).
+  bool path_keepalive = true;
   std::optional<std::uint8_t> delay_allowance;  // nullopt = "auto" (adaptive, 1..16)
   TcpMode tcp_mode = TcpMode::kStream;
   // Congestion control of the transparent-TCP connections between the daemons.

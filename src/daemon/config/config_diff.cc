@@ -40,6 +40,7 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::protocol, &ProtocolConfig::hop_interval_ms>("protocol.hop_interval_ms", kFixed),
       key<&Config::protocol, &ProtocolConfig::heartbeat_interval_ms>("protocol.heartbeat_interval_ms", kFixed),
       key<&Config::protocol, &ProtocolConfig::heartbeat_timeout_ms>("protocol.heartbeat_timeout_ms", kFixed),
+      key<&Config::protocol, &ProtocolConfig::path_keepalive>("protocol.path_keepalive", kFixed),
       key<&Config::protocol, &ProtocolConfig::delay_allowance>("protocol.delay_allowance", kFixed),
       key<&Config::protocol, &ProtocolConfig::tcp_mode>("protocol.tcp_mode", kFixed),
       key<&Config::protocol, &ProtocolConfig::congestion_control>("protocol.congestion_control", kFixed),

@@ -376,6 +376,8 @@ constexpr std::array kProtocolKeys = {
     KeySpec{
         "heartbeat_timeout_ms", Kind::kInteger,
         set_integer<&Config::protocol, &ProtocolConfig::heartbeat_timeout_ms, 2000, 10'800'000>},
+    KeySpec{"path_keepalive", Kind::kBool,
+            set_bool<&Config::protocol, &ProtocolConfig::path_keepalive>},
     KeySpec{"max_packet_lifetime_ms", Kind::kInteger, not_in_this_version<kNoPacketLifetime>},
     KeySpec{"delay_allowance", Kind::kAutoOrInteger, set_delay_allowance},
     KeySpec{"tcp_mode", Kind::kString, set_tcp_mode},

@@ -137,6 +137,10 @@ nlohmann::json Tunnel::status() {
         {"rejected", x.rejected},
         {"heartbeats_sent", x.heartbeats_sent},
         {"heartbeats_received", x.heartbeats_received},
+        {"path_keepalives_sent", x.path_keepalives_sent},
+        {"return_path", e.answer_via != nullptr
+                            ? json{{"from_port", e.answer_port}, {"to", e.answer_to.to_string()}}
+                            : json(nullptr)},
         {"connections", c.live},
         {"retransmissions", c.retransmissions},
     };
@@ -152,7 +156,7 @@ nlohmann::json Tunnel::status() {
     peers.push_back({{"name", pc.name},
                      {"configured", true},
                      {"admin_state", p.admin_down ? "down" : "up"},
-                     {"unanswered_discovery_attempts", p.unanswered_attempts},
+                     {"unanswered_discovery_attempts", p.discovery_failures},
                      {"endpoint_configured", pc.endpoint ? json(pc.endpoint->to_string()) : json(nullptr)},
                      {"virtual_addresses", json::array({pc.virtual_address.to_string()})},
                      {"routes", routes},

@@ -180,6 +180,7 @@ class Tunnel : private StreamHost {
   void on_window();
   void list_port_needs(std::vector<PortNeed>& out);
   void choose_send_sockets();
+  void choose_answer_path(SessionEntry& e);
   void arm_session_timer(SessionEntry& e);
   void on_session_timer(std::uint64_t id);
   void arm_responder_timer();
@@ -187,7 +188,14 @@ class Tunnel : private StreamHost {
   // outbound.cc: TUN → peers.
   void on_tun_readable(std::uint32_t events);
   void on_tun_failed(const SysError& error);
+  // Where a session packet goes, and the socket it leaves from.
+  struct Path {
+    DatagramSocket* via;
+    SocketAddress to;
+  };
+  Path path_of(SessionEntry& e, std::uint16_t conn);
   void send_sealed(SessionEntry& e, Bytes datagram);
+  void send_path_keepalives();
   enum class Heartbeat : std::uint8_t { kRegular, kProbe };  // a probe asks for an answer at once
   void send_heartbeat(SessionEntry& e, Heartbeat kind);
   void send_sequence_confirm(SessionEntry& e);
@@ -198,12 +206,18 @@ class Tunnel : private StreamHost {
   enum class Arrival : std::uint8_t { kHoppingSocket, kDiscoverySocket };
   void on_socket_readable(DatagramSocket& socket, Arrival arrival);
   enum class SentTo : std::uint8_t { kHoppingPort, kDiscoveryPort };
-  void on_datagram(MutableBytes datagram, const SocketAddress& source, SentTo sent_to);
-  void on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source);
+  void on_datagram(MutableBytes datagram, const SocketAddress& source, SentTo sent_to,
+                   std::uint16_t local_port);
+  void on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source,
+                         std::uint16_t local_port);
   void write_tun(Bytes ip_packet) override;
 
   // discovery.cc: both roles, and sessions coming and going.
+  bool looking_for(const Peer& p) const;
   void start_discovery(Peer& p);
+  void on_held_response(Peer& p);
+  void drop_held(Peer& p);
+  void on_peer_back(SessionEntry& e);
   void arm_discovery_timer(Peer& p);
   void on_discovery_timer(Peer& p);
   void on_discovery(Bytes datagram, const SocketAddress& source);
@@ -261,6 +275,7 @@ class Tunnel : private StreamHost {
   SocketFactory bind_socket_;
   bool tun_watched_ = false;
   TimerId window_timer_ = kNoTimer;
+  TimerId keepalive_timer_ = kNoTimer;
   TimerId responder_timer_ = kNoTimer;
 };
 

@@ -33,6 +33,7 @@ ebpf_attach = "tc-ingress"
 hop_interval_ms = 250
 heartbeat_interval_ms = 10000
 heartbeat_timeout_ms = 35000
+path_keepalive = false
 delay_allowance = 3
 tcp_mode = "packet"
 congestion_control = "newreno"
@@ -162,6 +163,7 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_EQ(p.hop_interval_ms, 250u);
   EXPECT_EQ(p.heartbeat_interval_ms, 10000u);
   EXPECT_EQ(p.heartbeat_timeout_ms, 35000u);
+  EXPECT_FALSE(p.path_keepalive);
   EXPECT_EQ(p.delay_allowance, std::optional<std::uint8_t>(3));
   EXPECT_EQ(p.tcp_mode, TcpMode::kPacket);
   EXPECT_EQ(p.congestion_control, conn::CongestionAlgorithm::kNewReno);
@@ -231,7 +233,8 @@ TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
   EXPECT_TRUE(c->network.ebpf);
   EXPECT_EQ(c->network.ebpf_attach, EbpfAttach::kAuto);
   EXPECT_EQ(c->protocol.heartbeat_interval_ms, 30000u);
-  EXPECT_EQ(c->protocol.heartbeat_timeout_ms, 90000u);
+  EXPECT_EQ(c->protocol.heartbeat_timeout_ms, 180000u);
+  EXPECT_TRUE(c->protocol.path_keepalive);
   EXPECT_FALSE(c->protocol.delay_allowance);
   EXPECT_EQ(c->protocol.tcp_mode, TcpMode::kStream);
   EXPECT_EQ(c->protocol.congestion_control, conn::CongestionAlgorithm::kBbr);
@@ -401,10 +404,10 @@ TEST_F(ConfigTest, HeartbeatTimeoutMustExceedInterval) {
                 "protocol.heartbeat_timeout_ms: must be greater than "
                 "protocol.heartbeat_interval_ms (30000), got 20000");
   // Only the interval set: the problem points at it.
-  EXPECT_EQ(problem(std::string(kMinimal) + "[protocol]\nheartbeat_interval_ms = 95000\n"),
+  EXPECT_EQ(problem(std::string(kMinimal) + "[protocol]\nheartbeat_interval_ms = 195000\n"),
             at(8, 25) +
                 "protocol.heartbeat_interval_ms: must be greater than "
-                "protocol.heartbeat_interval_ms (95000), got 90000");
+                "protocol.heartbeat_interval_ms (195000), got 180000");
 }
 
 TEST_F(ConfigTest, UnknownKeysAndSectionsAreErrorsWithSuggestions) {
