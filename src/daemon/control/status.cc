@@ -50,8 +50,9 @@ nlohmann::json daemon_status(Tunnel& tunnel, const KernelEbpfPath* ebpf, const R
 AttackWatch::Totals attack_totals(const Tunnel& tunnel, const KernelEbpfPath* ebpf) {
   AttackWatch::Totals t;
   const discovery::ResponderCounters& d = tunnel.discovery_counters();
+  // Not `replayed`: mostly a CONFIRM our answer to was lost, sent again.
   t.discovery_refusals = d.malformed + d.stale + d.rate_limited + d.overloaded + d.no_shared_psk +
-                         d.no_common_features + d.bad_cookie + d.bad_proof + d.replayed;
+                         d.no_common_features + d.bad_cookie + d.bad_proof;
   if (ebpf == nullptr) return t;
   if (std::optional<BpfCounters> counters = ebpf->counters()) {
     for (std::size_t h = 0; h < kBpfHookCount; ++h) {

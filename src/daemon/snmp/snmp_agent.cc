@@ -123,6 +123,8 @@ std::variant<WriteTarget, int> classify(const MibView* view, const netsnmp_varia
   const Oid admin = with_root({kObjects, kPeers, kPeerTable, kPeerEntry,
                                static_cast<std::uint32_t>(PeerColumn::kAdminState)});
   if (starts_with(name, admin)) {
+    if (!is_integer) return SNMP_ERR_WRONGTYPE;
+    if (*integer != 1 && *integer != 2) return SNMP_ERR_WRONGVALUE;
     std::optional<std::string> peer = index_name(name.subspan(admin.size()));
     if (!peer) return SNMP_ERR_NOCREATION;
     // Only a configured peer has an administrative state to change.
@@ -132,8 +134,6 @@ std::variant<WriteTarget, int> classify(const MibView* view, const netsnmp_varia
             : view->get(peer_cell_oid(static_cast<std::uint32_t>(PeerColumn::kConfigured), *peer));
     if (configured == nullptr) return SNMP_ERR_NOCREATION;
     if (std::get<Integer32>(*configured).value != 1) return SNMP_ERR_INCONSISTENTNAME;
-    if (!is_integer) return SNMP_ERR_WRONGTYPE;
-    if (*integer != 1 && *integer != 2) return SNMP_ERR_WRONGVALUE;
     return WriteTarget{What::kAdminState, std::move(*peer), *integer};
   }
   return SNMP_ERR_NOTWRITABLE;
@@ -154,9 +154,17 @@ struct SnmpAgentCallbacks {
   static bool collect(const MibView* view, netsnmp_agent_request_info* info,
                       netsnmp_request_info* requests, SnmpWrite& w) {
     Oid scratch;
+    std::vector<Oid> seen;
     for (netsnmp_request_info* r = requests; r != nullptr; r = r->next) {
       netsnmp_variable_list* vb = r->requestvb;
-      auto target = classify(view, vb, oid_span(vb->name, vb->name_length, scratch));
+      auto name = oid_span(vb->name, vb->name_length, scratch);
+      auto target = classify(view, vb, name);
+      // The same object twice in one SET: which value stands (and what an
+      // undo puts back) would be ambiguous.
+      if (std::holds_alternative<WriteTarget>(target) && std::ranges::find(seen, scratch) != seen.end()) {
+        target = SNMP_ERR_INCONSISTENTVALUE;
+      }
+      seen.push_back(scratch);
       if (const int* error = std::get_if<int>(&target)) {
         netsnmp_set_request_error(info, r, *error);
         return false;
@@ -185,6 +193,7 @@ struct SnmpAgentCallbacks {
     SnmpWrite w;
     switch (info->mode) {
       case MODE_SET_RESERVE1:
+        self.undo_ = {};  // a SET the master never cleaned up must not be undone by this one
         collect(view, info, requests, w);
         return;
       case MODE_SET_RESERVE2: {
@@ -199,6 +208,7 @@ struct SnmpAgentCallbacks {
         return;
       }
       case MODE_SET_ACTION: {
+        self.undo_ = {};
         if (!collect(view, info, requests, w)) return;
         std::optional<SnmpWriteResult> applied = self.write(std::move(w));
         if (!applied || !applied->ok) {
@@ -206,11 +216,14 @@ struct SnmpAgentCallbacks {
           return;
         }
         self.undo_ = std::move(applied->previous);
+        self.view_made_ = {};  // the next GET reads the new values
         return;
       }
       case MODE_SET_UNDO: {
         SnmpWrite undo = std::exchange(self.undo_, {});
         if (undo.settings.empty() && undo.admin.empty()) return;
+        undo.undo = true;
+        self.view_made_ = {};
         std::optional<SnmpWriteResult> undone = self.write(std::move(undo));
         if (!undone || !undone->ok) netsnmp_set_request_error(info, requests, SNMP_ERR_UNDOFAILED);
         return;
@@ -225,7 +238,12 @@ struct SnmpAgentCallbacks {
   static int on_request(netsnmp_mib_handler* /*handler*/, netsnmp_handler_registration* /*reg*/,
                         netsnmp_agent_request_info* info, netsnmp_request_info* requests) {
     if (g_agent == nullptr) return SNMP_ERR_GENERR;
-    std::shared_ptr<const MibView> view = g_agent->view();
+    // A SET's later phases use the view its TestSet checked: no waiting on
+    // the loop inside the master's CommitSet, UndoSet or CleanupSet.
+    const bool later_set_phase = info->mode == MODE_SET_RESERVE2 || info->mode == MODE_SET_ACTION ||
+                                 info->mode == MODE_SET_COMMIT || info->mode == MODE_SET_FREE ||
+                                 info->mode == MODE_SET_UNDO;
+    std::shared_ptr<const MibView> view = later_set_phase ? g_agent->view_ : g_agent->view();
     Oid scratch;
     for (netsnmp_request_info* r = requests; r != nullptr; r = r->next) {
       if (r->processed != 0) continue;
@@ -589,7 +607,11 @@ void SnmpAgent::on_wake() {
     SnmpWriteResult result = writer_(*write);
     {
       std::lock_guard lock(mu_);
-      if (!write->check_only) ++(result.ok ? stats_.writes_applied : stats_.writes_refused);
+      if (!result.ok) {
+        ++stats_.writes_refused;
+      } else if (!write->check_only && !write->undo) {
+        ++stats_.writes_applied;
+      }
       write_result_ = std::move(result);
     }
     answered_cv_.notify_all();

@@ -19,7 +19,9 @@
 // loop's thread in the master's TestSet phase (the checks of a reload, with
 // nothing applied) and applied in its CommitSet phase; UndoSet puts back the
 // values the commit replaced. The agent thread waits for the loop at most
-// `write_timeout` (then the write fails with genErr and is never applied).
+// `write_timeout` (then the write fails, genErr in TestSet and commitFailed in
+// CommitSet, and is never applied); the later phases of a SET use the view
+// its TestSet checked, so none of them waits for a snapshot.
 //
 // Notifications (traps) are queued by the loop (notify(), at most
 // max_queued_notifications, more are dropped and counted) and handed to
@@ -60,12 +62,14 @@ namespace buckwild::daemon::snmp {
 
 struct SnmpAgentOptions {
   std::string agentx_socket = "/var/agentx/master";
-  Duration snapshot_timeout = milliseconds(500);   // the loop's answer
+  // The loop's answers: a TestSet may wait for both, and must end well inside
+  // the 1 s AgentX timeout the master holds it to.
+  Duration snapshot_timeout = milliseconds(300);   // the loop's answer
   Duration snapshot_max_age = milliseconds(500);   // a snapshot this young is reused
   int ping_interval_seconds = 3;                   // AgentX ping; a failed one reconnects
   Duration agentx_timeout = seconds(1);            // an AgentX request to the master
   std::size_t max_queued_messages = 32;            // net-snmp's log lines awaiting the loop
-  Duration write_timeout = milliseconds(800);      // the loop's answer to a write
+  Duration write_timeout = milliseconds(500);      // the loop's answer to a write
   std::size_t max_queued_notifications = 64;       // traps awaiting the agent thread
 };
 
@@ -75,6 +79,7 @@ struct SnmpWrite {
   std::vector<std::pair<std::string, std::string>> settings;
   std::vector<std::pair<std::string, bool>> admin;
   bool check_only = false;  // TestSet: check, change nothing
+  bool undo = false;        // UndoSet: putting back what a commit replaced
 };
 
 struct SnmpWriteResult {
@@ -99,8 +104,8 @@ struct SnmpNotification {
 struct SnmpAgentStats {
   std::uint64_t notifications_sent = 0;     // handed to net-snmp
   std::uint64_t notifications_dropped = 0;  // the queue was full
-  std::uint64_t writes_applied = 0;
-  std::uint64_t writes_refused = 0;
+  std::uint64_t writes_applied = 0;  // committed SETs (not their undoing)
+  std::uint64_t writes_refused = 0;  // refused by the daemon's checks, in either phase
 };
 
 class SnmpAgent {

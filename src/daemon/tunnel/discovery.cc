@@ -127,7 +127,10 @@ void Tunnel::on_discovery_timer(Peer& p) {
 void Tunnel::on_response(Bytes datagram, const SocketAddress& source) {
   for (std::size_t i = 0; i < peers_.size(); ++i) {
     Peer& p = peers_[i];
-    if (!p.initiator || p.initiator->state() != discovery::Initiator::State::kInitiated) continue;
+    if (p.admin_down || !p.initiator ||
+        p.initiator->state() != discovery::Initiator::State::kInitiated) {
+      continue;
+    }
     auto outcome = p.initiator->consume_response(datagram, unix_ms(), now());
     if (!outcome) {
       if (outcome.error().code != ErrorCode::kSessionNotFound) {

@@ -133,7 +133,8 @@ SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
       kept->held.reset();
       kept->initiator.reset();
       kept->psks = std::move(np.psks);
-      if (kept->session_id == 0 && np.initiates()) discover.push_back(i);
+      // The kept Peer's own initiates(): its administrative state came with it.
+      if (kept->session_id == 0 && kept->initiates()) discover.push_back(i);
     }
     if (kept->session_id != 0) moved[kept->session_id] = i;
     fresh->adopt(i, std::move(kept));

@@ -1106,6 +1106,27 @@ TEST_P(TunnelTest, AdministrativelyDownEndsTheSessionAndKeepsThePeerAwayUntilUp)
                              loop.now() + seconds(20)));
 }
 
+TEST_P(TunnelTest, APeerDownStaysDownThroughAReloadThatChangesItsKeys) {
+  start();
+  ASSERT_TRUE(connected());
+  ASSERT_TRUE(alice->tunnel->set_admin_up("bob", false));
+  // Another PSK: bob's entry (any PSK) is unchanged, its set of keys is not.
+  auto next = std::make_unique<Config>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
+  PskConfig extra;
+  extra.id = "extra";
+  crypto::DeterministicRandom rng(99);
+  extra.key = crypto::SecretBytes::random(32, rng);
+  next->psks.push_back(std::move(extra));
+  auto r = alice->tunnel->reconfigure(keep(std::move(next)));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  const std::uint64_t sent = alice->tunnel->stats().datagrams_sent;
+  loop.run_for(seconds(30));
+  EXPECT_EQ(alice->tunnel->stats().datagrams_sent, sent);
+  EXPECT_EQ(alice->tunnel->session_count(), 0u);
+  EXPECT_EQ(alice->tunnel->admin_up("bob"), false);
+}
+
 TEST_P(TunnelTest, UnansweredDiscoveryIsReportedOnceAfterFiveAttempts) {
   drop_all = true;  // bob never hears alice
   start();
