@@ -32,6 +32,14 @@ bool fresh(std::uint32_t ts, std::int64_t now_unix_ms) {
 
 std::uint32_t tag_value(const Tag& t) { return load_be32(t.data()); }
 
+// What the CONFIRM budget can establish while one cookie secret verifies.
+std::size_t recent_capacity(const ResponderLimits& limits) {
+  const double burst = std::max(1.0, limits.work_per_second / 10);
+  const double most = limits.work_per_second * static_cast<double>(kCookieLifetime) / 1e6 + burst + 1;
+  if (most >= static_cast<double>(limits.max_recent_sessions)) return limits.max_recent_sessions;
+  return static_cast<std::size_t>(most);
+}
+
 }  // namespace
 
 // Everything the responder contributes to one exchange, re-derivable from the
@@ -66,13 +74,16 @@ Responder::Responder(const PskSet& psks, ResponderPolicy policy, ResponderLimits
       work_(limits.work_per_second, std::max(1.0, limits.work_per_second / 10)),
       confirm_work_(limits.work_per_second, std::max(1.0, limits.work_per_second / 10)),
       secrets_{crypto::SecretBytes::random(32, rng), crypto::SecretBytes::random(32, rng)},
-      rotated_at_(now) {}
+      secret_made_{now, now},
+      rotated_at_(now),
+      recent_(kCookieLifetime, recent_capacity(limits)) {}
 
 void Responder::set_limits(const ResponderLimits& limits, TimePoint now) {
   sources_.set_rate(limits.per_source_rate, limits.per_source_burst, now);
   const double burst = std::max(1.0, limits.work_per_second / 10);
   work_.set_rate(now, limits.work_per_second, burst);
   confirm_work_.set_rate(now, limits.work_per_second, burst);
+  recent_.set_capacity(recent_capacity(limits));
 }
 
 TimePoint Responder::next_expiry() const { return rotated_at_ + kCookieRotation; }
@@ -85,10 +96,13 @@ void Responder::rotate(TimePoint now) {
   if (now - rotated_at_ >= 2 * kCookieRotation) {
     secrets_[1] = crypto::SecretBytes::random(32, rng_);
     secrets_[0] = crypto::SecretBytes::random(32, rng_);
+    secret_made_ = {now, now};
     rotated_at_ = now;
   } else if (now - rotated_at_ >= kCookieRotation) {
     secrets_[1] = std::move(secrets_[0]);
+    secret_made_[1] = secret_made_[0];
     secrets_[0] = crypto::SecretBytes::random(32, rng_);
+    secret_made_[0] = now;
     rotated_at_ = now;
   }
 }
@@ -243,8 +257,12 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
   std::copy(c.cookie.begin() + 24, c.cookie.end(), hint.begin());
   std::optional<Derived> v;
   std::optional<std::size_t> selected;
-  for (const auto& secret : secrets_) {
-    Derived candidate = derive(secret, from, c.discovery_timestamp_ms, h1, c.matched_tag);
+  for (std::size_t k = 0; k < secrets_.size(); ++k) {
+    // However late the rotations run, a secret verifies for kCookieLifetime
+    // after it was made and no longer: the replay memory below holds each
+    // session exactly that long.
+    if (now - secret_made_[k] >= kCookieLifetime) continue;
+    Derived candidate = derive(secrets_[k], from, c.discovery_timestamp_ms, h1, c.matched_tag);
     Fingerprint fp;
     for (std::size_t i = 0; i < fp.size(); ++i) fp[i] = hint[i] ^ candidate.pad[i];
     auto index = psks_.find(fp);
@@ -296,16 +314,11 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
   if (!crypto::ct_equal(confirm_proof(*keys, thc), c.proof)) {
     return refuse(ErrorCode::kAuthenticationFailed, "initiator proof does not verify");
   }
-  for (const Recent& seen : recent_) {
-    if (seen.session_id == session_id && now - seen.at <= 2 * kCookieRotation) {
-      ++counters_.replayed;
-      replayed_session_ = session_id;
-      return fail(ErrorCode::kReplayAttack, "CONFIRM of an already established session");
-    }
+  if (recent_.contains(session_id, now)) {
+    ++counters_.replayed;
+    replayed_session_ = session_id;
+    return fail(ErrorCode::kReplayAttack, "CONFIRM of an already established session");
   }
-  if (recent_.empty()) recent_.resize(kRecentSessions);
-  recent_[recent_next_] = Recent{session_id, now};
-  recent_next_ = (recent_next_ + 1) % recent_.size();
 
   Established e;
   e.initiator = false;
@@ -318,6 +331,12 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
   auto sk = hop::session_key(daily->view(), session_id, thc, dh.view());
   if (!sk) return std::unexpected(sk.error());
   e.session_key = std::move(*sk);
+  // Remembered last, once nothing else can refuse the session; a session the
+  // memory cannot hold is not made (its CONFIRM could make it a second time).
+  if (!recent_.remember(session_id, now)) {
+    ++counters_.overloaded;
+    return fail(ErrorCode::kMemoryExhausted, "too many sessions established in the last minute to remember");
+  }
   // The initiator stamped CONFIRM about half way between our RESPONSE and now.
   const std::uint32_t now_ms = hop::ms_since_midnight(now_unix_ms);
   const std::int32_t rtt = hop::circular_delta_ms(now_ms, c.response_timestamp_ms);

@@ -477,5 +477,93 @@ TEST(DiscoveryTest, NewLimitsTakeEffectAtOnceForKnownAndNewSources) {
   EXPECT_LE(total, 1);
 }
 
+// One more session at `resp` from a fresh initiator at `from`, everything at `now`.
+// Returns the CONFIRM it took, empty if any step failed.
+std::vector<std::uint8_t> establish(Responder& resp, const PskSet& ipsks, crypto::RandomSource& irng,
+                                   const Endpoint& from, std::int64_t unix_ms, TimePoint now,
+                                   std::optional<Established>* at_responder = nullptr) {
+  Initiator init(ipsks, kOffered, irng);
+  auto r = resp.consume_discovery(init.start(unix_ms, now), from, unix_ms, now);
+  if (!r) return {};
+  auto o = init.consume_response(*r, unix_ms, now);
+  if (!o) return {};
+  auto e = resp.consume_confirm(o->confirm, from, unix_ms, now);
+  if (!e) return {};
+  if (at_responder != nullptr) *at_responder = std::move(*e);
+  return o->confirm;
+}
+
+// Issue #20, defect 4: the replay memory was a ring of 16 384 sessions, so a
+// PSK holder establishing that many more within a minute (the work budget goes
+// to 1 000 000/s) could replay a CONFIRM and make the responder build the same
+// session key again, its packet numbers restarting at 0 (AEAD nonce reuse).
+// Now a session the memory cannot hold is refused instead; a small memory here
+// keeps the flush quick (with the old ring, 16 384 sessions did it).
+TEST(DiscoveryTest, ConfirmIsRefusedAsAReplayHoweverManySessionsFollowIt) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(1, 200, 0);
+  crypto::DeterministicRandom irng(40), rrng(41);
+  ResponderLimits limits = generous();
+  limits.max_recent_sessions = 256;
+  Responder resp(rpsks, ResponderPolicy{}, limits, rrng, kT0);
+  std::optional<Established> first;
+  auto confirm = establish(resp, ipsks, irng, kAlice, kUnix, kT0, &first);
+  ASSERT_FALSE(confirm.empty());
+  int made = 0;
+  for (std::uint32_t i = 0; i < 400; ++i) {
+    const TimePoint at = kT0 + milliseconds(50 * i);
+    made += !establish(resp, ipsks, irng, Endpoint::ipv4(0x0B000000 + i, 2000), kUnix, at).empty();
+  }
+  EXPECT_EQ(made, 255);  // the memory holds 256 sessions a minute
+  auto again = resp.consume_confirm(confirm, kAlice, kUnix + 25'000, kT0 + seconds(40));
+  if (again) {
+    ADD_FAILURE() << "the replayed CONFIRM made a second session; same session key: "
+                  << again->session_key.equals(first->session_key.view());
+  } else {
+    EXPECT_EQ(again.error().code, ErrorCode::kReplayAttack);
+  }
+}
+
+// Issue #20, defect 4: rotation runs when the responder is called, so a late
+// rotation kept a secret verifying for up to two minutes while sessions were
+// remembered for one. A secret now verifies for kCookieLifetime after it was
+// made, however late its rotations run.
+TEST(DiscoveryTest, ConfirmIsRefusedAsAReplayWhenRotationRunsLate) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(1, 200, 0);
+  crypto::DeterministicRandom irng(42), rrng(43);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  std::optional<Established> first;
+  auto confirm = establish(resp, ipsks, irng, kAlice, kUnix, kT0, &first);
+  ASSERT_FALSE(confirm.empty());
+  // The first rotation comes late, 59 s in (the secret used above becomes the
+  // previous one), and no other until the replay 88 s in.
+  resp.on_expiry(kT0 + seconds(59));
+  auto again = resp.consume_confirm(confirm, kAlice, kUnix + 28'000, kT0 + seconds(88));
+  ASSERT_FALSE(again.has_value()) << "same session key: " << again->session_key.equals(first->session_key.view());
+  EXPECT_EQ(resp.counters().sessions, 1u);
+}
+
+// A session the replay memory cannot hold is refused, not established
+// unremembered; once the oldest have aged past a cookie's lifetime there is
+// room again.
+TEST(DiscoveryTest, SessionsTheReplayMemoryCannotHoldAreRefused) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(1, 200, 0);
+  crypto::DeterministicRandom irng(44), rrng(45);
+  ResponderLimits limits = generous();
+  limits.max_recent_sessions = 4;
+  Responder resp(rpsks, ResponderPolicy{}, limits, rrng, kT0);
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    ASSERT_FALSE(establish(resp, ipsks, irng, Endpoint::ipv4(0x0B000000 + i, 2000), kUnix, kT0).empty());
+  }
+  const auto overloaded = resp.counters().overloaded;
+  EXPECT_TRUE(establish(resp, ipsks, irng, kAlice, kUnix, kT0 + seconds(1)).empty());
+  EXPECT_EQ(resp.counters().overloaded, overloaded + 1);
+  EXPECT_EQ(resp.counters().sessions, 4u);
+  EXPECT_FALSE(establish(resp, ipsks, irng, kAlice, kUnix + 61'000, kT0 + seconds(61)).empty());
+  EXPECT_EQ(resp.counters().sessions, 5u);
+}
+
 }  // namespace
 }  // namespace buckwild::discovery
