@@ -1,5 +1,7 @@
 #include "core/discovery/responder.h"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <cstring>
 #include <string_view>
@@ -45,7 +47,8 @@ std::size_t recent_capacity(const ResponderLimits& limits) {
 // Everything the responder contributes to one exchange, re-derivable from the
 // cookie secret and the initiator's values.
 struct Responder::Derived {
-  crypto::Digest seed;
+  // Derives e_R: as secret as the ephemeral key itself (issue #20, defect 9).
+  crypto::SecretBytes seed;
   wire::Bytes16 nonce;
   crypto::SecretBytes ephemeral_private;
   wire::Bytes32 contribution;
@@ -57,7 +60,7 @@ struct Responder::Derived {
   wire::Bytes32 cookie(const Fingerprint& fingerprint) const {
     Fingerprint hint;
     for (std::size_t i = 0; i < hint.size(); ++i) hint[i] = fingerprint[i] ^ pad[i];
-    crypto::Digest mac = crypto::hmac_sha256(secret->view(), {ascii("cookie"), seed, hint});
+    crypto::Digest mac = crypto::hmac_sha256(secret->view(), {ascii("cookie"), seed.view(), hint});
     wire::Bytes32 c;
     std::copy_n(mac.begin(), 24, c.begin());
     std::copy(hint.begin(), hint.end(), c.begin() + 24);
@@ -123,9 +126,11 @@ Responder::Derived Responder::derive(const crypto::SecretBytes& secret, const En
   port_ts[1] = static_cast<std::uint8_t>(from.port);
   store_be32(port_ts + 2, ts_i);
   Derived d;
-  d.seed = crypto::hmac_sha256(secret.view(), {ascii("responder seed"), from.address,
-                                               Bytes(port_ts, 6), h1, matched});
-  auto okm = crypto::hkdf_expand(d.seed, ascii("responder values"), 16 + 32 + 32 + 8).value();
+  crypto::Digest seed = crypto::hmac_sha256(secret.view(), {ascii("responder seed"), from.address,
+                                                            Bytes(port_ts, 6), h1, matched});
+  d.seed = crypto::SecretBytes::copy_of(seed);
+  sodium_memzero(seed.data(), seed.size());
+  auto okm = crypto::hkdf_expand(d.seed.view(), ascii("responder values"), 16 + 32 + 32 + 8).value();
   std::memcpy(d.nonce.data(), okm.data(), 16);
   d.ephemeral_private = crypto::SecretBytes::copy_of(okm.view().subspan(16, 32));
   std::memcpy(d.contribution.data(), okm.data() + 48, 32);
