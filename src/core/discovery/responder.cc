@@ -32,7 +32,6 @@ bool fresh(std::uint32_t ts, std::int64_t now_unix_ms) {
   return hop::timestamp_fresh(ts, hop::ms_since_midnight(now_unix_ms), wire::kTimestampWindowMs);
 }
 
-std::uint32_t tag_value(const Tag& t) { return load_be32(t.data()); }
 
 // What the CONFIRM budget can establish while one cookie secret verifies.
 std::size_t recent_capacity(const ResponderLimits& limits) {
@@ -165,8 +164,7 @@ std::optional<std::vector<std::uint8_t>> Responder::consume_discovery(Bytes data
   // the initiator's slots. Keys we do not share never match, so they cannot
   // influence anything we send.
   const crypto::Digest h1 = discovery_hash(ts_i, d);
-  std::array<std::uint32_t, wire::kDiscoverySlots> slots;
-  for (std::size_t i = 0; i < slots.size(); ++i) slots[i] = tag_value(d.tags[i]);
+  std::array<Tag, wire::kDiscoverySlots> slots = d.tags;
   std::sort(slots.begin(), slots.end());
   // Every tag is computed, match or not: stopping at the first match would let
   // a timing observer learn the shared key's rank among ours.
@@ -174,7 +172,7 @@ std::optional<std::vector<std::uint8_t>> Responder::consume_discovery(Bytes data
   Tag matched{};
   for (std::size_t i = 0; i < psks_.size(); ++i) {
     Tag t = psk_tag(psks_.tag_mac(i), h1);
-    if (std::binary_search(slots.begin(), slots.end(), tag_value(t)) && !selected) {
+    if (std::binary_search(slots.begin(), slots.end(), t) && !selected) {
       selected = i;
       matched = t;
     }
