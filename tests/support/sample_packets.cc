@@ -56,18 +56,18 @@ Body sample_body(PacketType t) {
       b.ephemeral = pattern<32>(0x11);
       b.commitment = pattern<32>(0x31);
       b.features = 0x0003;
-      for (std::size_t i = 0; i < b.tags.size(); ++i) b.tags[i] = pattern<4>(static_cast<std::uint8_t>(i));
+      for (std::size_t i = 0; i < b.tags.size(); ++i) b.tags[i] = pattern<kDiscoveryTagSize>(static_cast<std::uint8_t>(i));
       return b;
     }
     case PacketType::kDiscoveryResponse:
       return DiscoveryResponseBody{0x1122334455667788ull, pattern<16>(0x51), pattern<32>(0x61),
                                    pattern<32>(0x81), pattern<32>(0xA1), pattern<32>(0xC1),
-                                   pattern<4>(0x07), 0x0019};
+                                   pattern<kDiscoveryTagSize>(0x07), 0x0019};
     case PacketType::kDiscoveryConfirm:
       return DiscoveryConfirmBody{0x1122334455667788ull, pattern<16>(0x01), pattern<16>(0x51),
                                   pattern<32>(0x11), pattern<32>(0xA1),
                                   Opening{pattern<32>(0x02), pattern<32>(0x22)},
-                                  pattern<32>(0x42), pattern<32>(0x62), pattern<4>(0x07),
+                                  pattern<32>(0x42), pattern<32>(0x62), pattern<kDiscoveryTagSize>(0x07),
                                   52'225'000, 52'225'100, 0x001F};
     case PacketType::kTimeSyncRequest: return TimeSyncRequestBody{0xCAFEF00D, 1'000};
     case PacketType::kTimeSyncResponse: return TimeSyncResponseBody{0xCAFEF00D, 1'020, 1'007};

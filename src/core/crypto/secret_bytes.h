@@ -16,9 +16,10 @@ class RandomSource;
 // guard pages around it, a canary in front, the pages mlock()ed so they never
 // reach swap. Secrets up to 128 bytes take a slot in one such region shared by
 // the process (cheap); larger ones get a sodium_malloc of their own. The
-// destructor zeroes the bytes (sodium_memzero), in debug builds checks that
-// every byte reads back as zero, and returns them (slot) or frees them
-// (sodium_free, which also unlocks). Move-only; a moved-from object is empty.
+// destructor zeroes the bytes (sodium_memzero), checks in every build that
+// every byte reads back as zero (aborting the process if not), and returns them
+// (slot) or frees them (sodium_free, which also unlocks). Move-only; a
+// moved-from object is empty.
 class SecretBytes {
  public:
   SecretBytes() = default;
@@ -45,6 +46,10 @@ class SecretBytes {
 
   // Constant-time equality of contents (sizes compared first).
   bool equals(Bytes other) const;
+
+  // How many wipes the process has checked read back as zero (for tests and
+  // diagnostics; every release of a non-empty secret is one).
+  static std::uint64_t wipes_verified();
 
  private:
   void release();

@@ -63,7 +63,12 @@ std::vector<std::uint8_t> Initiator::start(std::int64_t now_unix_ms, TimePoint n
   // The real tags sit at random slots among random padding, so neither their
   // number nor their order says anything about the key set.
   own_tags_.clear();
-  for (std::size_t i = 0; i < psks_.size(); ++i) own_tags_.push_back(psk_tag(psks_.tag_mac(i), h1_));
+  first_offered_ = next_offered_ < psks_.size() ? next_offered_ : 0;
+  const std::size_t offered = std::min(psks_.size() - first_offered_, wire::kDiscoverySlots);
+  for (std::size_t i = 0; i < offered; ++i) {
+    own_tags_.push_back(psk_tag(psks_.tag_mac(first_offered_ + i), h1_));
+  }
+  next_offered_ = first_offered_ + offered;
   for (auto& slot : d.tags) rng_.fill(slot);
   std::array<std::uint16_t, wire::kDiscoverySlots> order;
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::uint16_t>(i);
@@ -120,10 +125,10 @@ Result<Initiator::Outcome> Initiator::consume_response(Bytes datagram, std::int6
   for (std::size_t i = 0; i < own_tags_.size() && !selected; ++i) {
     if (own_tags_[i] != r.matched_tag) continue;
     tag_known = true;
-    auto k = proof_keys(psks_.tag_key(i).view(), dh.view(), th);
+    auto k = proof_keys(psks_.tag_key(first_offered_ + i).view(), dh.view(), th);
     if (!k) return std::unexpected(k.error());
     if (crypto::ct_equal(response_proof(*k, th), r.proof)) {
-      selected = i;
+      selected = first_offered_ + i;
       keys = std::move(*k);
     }
   }

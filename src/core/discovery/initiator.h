@@ -80,7 +80,13 @@ class Initiator {
   std::uint32_t discovery_ts_ = 0;
   wire::Bytes16 nonce_{};
   crypto::Digest h1_{};
-  std::vector<Tag> own_tags_;  // own_tags_[i] is PSK i's tag in this discovery
+  // The keys offered in this discovery: PSKs first_offered_ ... first_offered_
+  // + own_tags_.size() - 1, own_tags_[i] the tag of PSK first_offered_ + i.
+  // More keys than slots are offered a slot-full at a time, the next batch at
+  // the next start().
+  std::vector<Tag> own_tags_;
+  std::size_t first_offered_ = 0;
+  std::size_t next_offered_ = 0;
   crypto::X25519KeyPair ephemeral_;
   crypto::SecretBytes contribution_;  // s_I, 32 bytes
   crypto::Scalar blind_{};            // r_I

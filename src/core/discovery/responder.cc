@@ -1,5 +1,7 @@
 #include "core/discovery/responder.h"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <cstring>
 #include <string_view>
@@ -30,14 +32,22 @@ bool fresh(std::uint32_t ts, std::int64_t now_unix_ms) {
   return hop::timestamp_fresh(ts, hop::ms_since_midnight(now_unix_ms), wire::kTimestampWindowMs);
 }
 
-std::uint32_t tag_value(const Tag& t) { return load_be32(t.data()); }
+
+// What the CONFIRM budget can establish while one cookie secret verifies.
+std::size_t recent_capacity(const ResponderLimits& limits) {
+  const double burst = std::max(1.0, limits.work_per_second / 10);
+  const double most = limits.work_per_second * static_cast<double>(kCookieLifetime) / 1e6 + burst + 1;
+  if (most >= static_cast<double>(limits.max_recent_sessions)) return limits.max_recent_sessions;
+  return static_cast<std::size_t>(most);
+}
 
 }  // namespace
 
 // Everything the responder contributes to one exchange, re-derivable from the
 // cookie secret and the initiator's values.
 struct Responder::Derived {
-  crypto::Digest seed;
+  // Derives e_R: as secret as the ephemeral key itself (issue #20, defect 9).
+  crypto::SecretBytes seed;
   wire::Bytes16 nonce;
   crypto::SecretBytes ephemeral_private;
   wire::Bytes32 contribution;
@@ -49,7 +59,7 @@ struct Responder::Derived {
   wire::Bytes32 cookie(const Fingerprint& fingerprint) const {
     Fingerprint hint;
     for (std::size_t i = 0; i < hint.size(); ++i) hint[i] = fingerprint[i] ^ pad[i];
-    crypto::Digest mac = crypto::hmac_sha256(secret->view(), {ascii("cookie"), seed, hint});
+    crypto::Digest mac = crypto::hmac_sha256(secret->view(), {ascii("cookie"), seed.view(), hint});
     wire::Bytes32 c;
     std::copy_n(mac.begin(), 24, c.begin());
     std::copy(hint.begin(), hint.end(), c.begin() + 24);
@@ -66,13 +76,16 @@ Responder::Responder(const PskSet& psks, ResponderPolicy policy, ResponderLimits
       work_(limits.work_per_second, std::max(1.0, limits.work_per_second / 10)),
       confirm_work_(limits.work_per_second, std::max(1.0, limits.work_per_second / 10)),
       secrets_{crypto::SecretBytes::random(32, rng), crypto::SecretBytes::random(32, rng)},
-      rotated_at_(now) {}
+      secret_made_{now, now},
+      rotated_at_(now),
+      recent_(kCookieLifetime, recent_capacity(limits)) {}
 
 void Responder::set_limits(const ResponderLimits& limits, TimePoint now) {
   sources_.set_rate(limits.per_source_rate, limits.per_source_burst, now);
   const double burst = std::max(1.0, limits.work_per_second / 10);
   work_.set_rate(now, limits.work_per_second, burst);
   confirm_work_.set_rate(now, limits.work_per_second, burst);
+  recent_.set_capacity(recent_capacity(limits));
 }
 
 TimePoint Responder::next_expiry() const { return rotated_at_ + kCookieRotation; }
@@ -85,10 +98,13 @@ void Responder::rotate(TimePoint now) {
   if (now - rotated_at_ >= 2 * kCookieRotation) {
     secrets_[1] = crypto::SecretBytes::random(32, rng_);
     secrets_[0] = crypto::SecretBytes::random(32, rng_);
+    secret_made_ = {now, now};
     rotated_at_ = now;
   } else if (now - rotated_at_ >= kCookieRotation) {
     secrets_[1] = std::move(secrets_[0]);
+    secret_made_[1] = secret_made_[0];
     secrets_[0] = crypto::SecretBytes::random(32, rng_);
+    secret_made_[0] = now;
     rotated_at_ = now;
   }
 }
@@ -109,9 +125,11 @@ Responder::Derived Responder::derive(const crypto::SecretBytes& secret, const En
   port_ts[1] = static_cast<std::uint8_t>(from.port);
   store_be32(port_ts + 2, ts_i);
   Derived d;
-  d.seed = crypto::hmac_sha256(secret.view(), {ascii("responder seed"), from.address,
-                                               Bytes(port_ts, 6), h1, matched});
-  auto okm = crypto::hkdf_expand(d.seed, ascii("responder values"), 16 + 32 + 32 + 8).value();
+  crypto::Digest seed = crypto::hmac_sha256(secret.view(), {ascii("responder seed"), from.address,
+                                                            Bytes(port_ts, 6), h1, matched});
+  d.seed = crypto::SecretBytes::copy_of(seed);
+  sodium_memzero(seed.data(), seed.size());
+  auto okm = crypto::hkdf_expand(d.seed.view(), ascii("responder values"), 16 + 32 + 32 + 8).value();
   std::memcpy(d.nonce.data(), okm.data(), 16);
   d.ephemeral_private = crypto::SecretBytes::copy_of(okm.view().subspan(16, 32));
   std::memcpy(d.contribution.data(), okm.data() + 48, 32);
@@ -146,8 +164,7 @@ std::optional<std::vector<std::uint8_t>> Responder::consume_discovery(Bytes data
   // the initiator's slots. Keys we do not share never match, so they cannot
   // influence anything we send.
   const crypto::Digest h1 = discovery_hash(ts_i, d);
-  std::array<std::uint32_t, wire::kDiscoverySlots> slots;
-  for (std::size_t i = 0; i < slots.size(); ++i) slots[i] = tag_value(d.tags[i]);
+  std::array<Tag, wire::kDiscoverySlots> slots = d.tags;
   std::sort(slots.begin(), slots.end());
   // Every tag is computed, match or not: stopping at the first match would let
   // a timing observer learn the shared key's rank among ours.
@@ -155,7 +172,7 @@ std::optional<std::vector<std::uint8_t>> Responder::consume_discovery(Bytes data
   Tag matched{};
   for (std::size_t i = 0; i < psks_.size(); ++i) {
     Tag t = psk_tag(psks_.tag_mac(i), h1);
-    if (std::binary_search(slots.begin(), slots.end(), tag_value(t)) && !selected) {
+    if (std::binary_search(slots.begin(), slots.end(), t) && !selected) {
       selected = i;
       matched = t;
     }
@@ -243,8 +260,12 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
   std::copy(c.cookie.begin() + 24, c.cookie.end(), hint.begin());
   std::optional<Derived> v;
   std::optional<std::size_t> selected;
-  for (const auto& secret : secrets_) {
-    Derived candidate = derive(secret, from, c.discovery_timestamp_ms, h1, c.matched_tag);
+  for (std::size_t k = 0; k < secrets_.size(); ++k) {
+    // However late the rotations run, a secret verifies for kCookieLifetime
+    // after it was made and no longer: the replay memory below holds each
+    // session exactly that long.
+    if (now - secret_made_[k] >= kCookieLifetime) continue;
+    Derived candidate = derive(secrets_[k], from, c.discovery_timestamp_ms, h1, c.matched_tag);
     Fingerprint fp;
     for (std::size_t i = 0; i < fp.size(); ++i) fp[i] = hint[i] ^ candidate.pad[i];
     auto index = psks_.find(fp);
@@ -296,16 +317,11 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
   if (!crypto::ct_equal(confirm_proof(*keys, thc), c.proof)) {
     return refuse(ErrorCode::kAuthenticationFailed, "initiator proof does not verify");
   }
-  for (const Recent& seen : recent_) {
-    if (seen.session_id == session_id && now - seen.at <= 2 * kCookieRotation) {
-      ++counters_.replayed;
-      replayed_session_ = session_id;
-      return fail(ErrorCode::kReplayAttack, "CONFIRM of an already established session");
-    }
+  if (recent_.contains(session_id, now)) {
+    ++counters_.replayed;
+    replayed_session_ = session_id;
+    return fail(ErrorCode::kReplayAttack, "CONFIRM of an already established session");
   }
-  if (recent_.empty()) recent_.resize(kRecentSessions);
-  recent_[recent_next_] = Recent{session_id, now};
-  recent_next_ = (recent_next_ + 1) % recent_.size();
 
   Established e;
   e.initiator = false;
@@ -318,6 +334,12 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
   auto sk = hop::session_key(daily->view(), session_id, thc, dh.view());
   if (!sk) return std::unexpected(sk.error());
   e.session_key = std::move(*sk);
+  // Remembered last, once nothing else can refuse the session; a session the
+  // memory cannot hold is not made (its CONFIRM could make it a second time).
+  if (!recent_.remember(session_id, now)) {
+    ++counters_.overloaded;
+    return fail(ErrorCode::kMemoryExhausted, "too many sessions established in the last minute to remember");
+  }
   // The initiator stamped CONFIRM about half way between our RESPONSE and now.
   const std::uint32_t now_ms = hop::ms_since_midnight(now_unix_ms);
   const std::int32_t rtt = hop::circular_delta_ms(now_ms, c.response_timestamp_ms);

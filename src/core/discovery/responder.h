@@ -22,18 +22,27 @@
 #include "core/discovery/established.h"
 #include "core/discovery/features.h"
 #include "core/discovery/psk_set.h"
+#include "core/discovery/recent_sessions.h"
 #include "core/discovery/source_limiter.h"
 #include "core/discovery/transcript.h"
 
 namespace buckwild::discovery {
 
 inline constexpr Duration kCookieRotation = seconds(30);
+// A cookie secret verifies CONFIRMs for this long after it was made, however
+// late its rotations run; the responder remembers each session as long.
+inline constexpr Duration kCookieLifetime = 2 * kCookieRotation;
 
 struct ResponderLimits {
   double per_source_rate = 20;  // discovery messages per second per source address
   double per_source_burst = 40;
   double work_per_second = 200;  // DISCOVERY + CONFIRM messages processed per second, all sources
   std::size_t source_slots = 4096;
+  // The most sessions remembered against replay (docs/protocol.md §6.5). The
+  // memory holds what the CONFIRM budget can establish in kCookieLifetime
+  // (work_per_second · 60 s + burst), up to this; a CONFIRM beyond it is
+  // refused as `overloaded`, never let through unremembered.
+  std::size_t max_recent_sessions = 65536;
 };
 
 // Why messages were dropped (and how many answered), for logs and status.
@@ -43,7 +52,7 @@ struct ResponderCounters {
   std::uint64_t malformed = 0;
   std::uint64_t stale = 0;         // timestamp outside ±30 s
   std::uint64_t rate_limited = 0;  // per-source bucket empty
-  std::uint64_t overloaded = 0;    // global work budget empty
+  std::uint64_t overloaded = 0;    // global work budget empty, or the replay memory full
   std::uint64_t no_shared_psk = 0;
   std::uint64_t no_common_features = 0;
   std::uint64_t bad_cookie = 0;
@@ -72,7 +81,9 @@ class Responder {
   // reason it was refused (also counted). A CONFIRM for a session established
   // in the last 60 s (a replay, or the initiator retransmitting because our
   // SEQUENCE_NEG was lost) is refused with kReplayAttack and `replayed_session`
-  // set to its id, so the caller can re-send that session's confirmation.
+  // set to its id, so the caller can re-send that session's confirmation. No
+  // CONFIRM ever establishes two sessions: when the replay memory is full the
+  // CONFIRM is refused with kMemoryExhausted (counted as overloaded).
   Result<Established> consume_confirm(Bytes datagram, const Endpoint& from,
                                       std::int64_t now_unix_ms, TimePoint now);
 
@@ -100,18 +111,10 @@ class Responder {
   TokenBucket work_;
   TokenBucket confirm_work_;
   std::array<crypto::SecretBytes, 2> secrets_;  // [0] current, [1] previous
+  std::array<TimePoint, 2> secret_made_;         // when each was made
   TimePoint rotated_at_;
   ResponderCounters counters_;
-  // Sessions established while their CONFIRM could still verify (two cookie
-  // periods), in a fixed ring sized for a full minute of the work budget's
-  // maximum: a replayed CONFIRM must not make a second one.
-  struct Recent {
-    std::uint64_t session_id = 0;
-    TimePoint at = 0;
-  };
-  static constexpr std::size_t kRecentSessions = 16384;
-  std::vector<Recent> recent_;
-  std::size_t recent_next_ = 0;
+  RecentSessions recent_;
   std::uint64_t replayed_session_ = 0;
 };
 

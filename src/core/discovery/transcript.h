@@ -21,7 +21,7 @@ using Tag = std::array<std::uint8_t, wire::kDiscoveryTagSize>;
 //              nonce_I || ephemeral_I || commitment_I || BE16(features_I))
 crypto::Digest discovery_hash(std::uint32_t discovery_timestamp_ms, const wire::DiscoveryBody& d);
 
-// tag = first 4 bytes of HMAC(tag_key, "tag" || H1).
+// tag = first 16 bytes of HMAC(tag_key, "tag" || H1).
 Tag psk_tag(crypto::HmacSha256& tag_mac, const crypto::Digest& h1);
 
 // TH = SHA-256("buckwild discovery v1 th" || H1 || matched_tag || BE32(ts_R) ||

@@ -296,10 +296,12 @@ struct RstBody {  // 0x0B
 };
 inline constexpr std::size_t kRstBodySize = 4;
 
-// Discovery (§6). Sizes chosen so that a DISCOVERY with kMaxPskCount tags fits
-// kMaxDiscoveryDatagram.
-inline constexpr std::size_t kDiscoveryTagSize = 4;
-inline constexpr std::size_t kDiscoverySlots = kMaxPskCount;
+// Discovery (§6). 64 slots of 16-byte tags fit kMaxDiscoveryDatagram: a
+// stranger's DISCOVERY matches one of N keys with probability 64·N·2^-128
+// (issue #20, defect 8: with 256 slots of 4 bytes it was N·2^-24). An
+// initiator offering more than 64 keys offers them 64 at a time.
+inline constexpr std::size_t kDiscoveryTagSize = 16;
+inline constexpr std::size_t kDiscoverySlots = 64;
 
 struct DiscoveryBody {  // 0x0C
   std::uint64_t discovery_id = 0;
@@ -325,7 +327,8 @@ struct DiscoveryResponseBody {  // 0x0D
   std::uint16_t features = 0;  // negotiated features
   friend bool operator==(const DiscoveryResponseBody&, const DiscoveryResponseBody&) = default;
 };
-inline constexpr std::size_t kDiscoveryResponseBodySize = 8 + 16 + 32 + 32 + 32 + 32 + 4 + 2 + 2;
+inline constexpr std::size_t kDiscoveryResponseBodySize =
+    8 + 16 + 32 + 32 + 32 + 32 + kDiscoveryTagSize + 2 + 2;
 
 struct DiscoveryConfirmBody {  // 0x0E
   std::uint64_t discovery_id = 0;
@@ -343,7 +346,7 @@ struct DiscoveryConfirmBody {  // 0x0E
   friend bool operator==(const DiscoveryConfirmBody&, const DiscoveryConfirmBody&) = default;
 };
 inline constexpr std::size_t kDiscoveryConfirmBodySize =
-    8 + 16 + 16 + 32 + 32 + 64 + 32 + 32 + 4 + 4 + 4 + 2 + 2;
+    8 + 16 + 16 + 32 + 32 + 64 + 32 + 32 + kDiscoveryTagSize + 4 + 4 + 2 + 2;
 
 struct TimeSyncRequestBody {  // 0x0F
   std::uint32_t challenge = 0;

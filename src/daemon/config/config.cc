@@ -17,6 +17,7 @@
 
 #include "daemon/config/config_keys.h"
 #include "daemon/config/config_loader.h"
+#include "daemon/config/wipe_on_free.h"
 #include "daemon/os/sys_error.h"
 #include "daemon/os/unique_fd.h"
 
@@ -346,6 +347,9 @@ Environment buckwild_environment() {
 
 std::expected<Config, std::vector<std::string>> load_config(const std::string& path,
                                                             const Environment& env) {
+  // Inline PSK text passes through toml++'s own heap buffers, freed on every
+  // path out of here (a parse error included): each is wiped as it is freed.
+  WipeFreedMemory wipe;
   try {
     return config_internal::Loader(path, env).run();
   } catch (const std::exception& e) {

@@ -201,13 +201,18 @@ class EbpfPrograms {
   // Makes the valid-port map equal to `next`, make-before-break: entries of
   // `next` are written first (new ones added, changed ones updated), then
   // entries not in `next` are deleted, so a pair valid in both the old and new
-  // set is never missing. Returns the time the map updates took. Errors: E2BIG
-  // when the current entries and the new ones of `next` together exceed the
-  // map's capacity (nothing changed), or the kernel's errno (the map then
-  // holds the old entries plus part of the new, and valid_port_count() says
-  // how many).
+  // set is never missing. When the old and new entries together would not fit,
+  // the leaving ones are deleted first (a pair in both sets is still never
+  // missing). When `next` alone exceeds the map's capacity, its entries
+  // farthest from their group's middle window (group: session and connection)
+  // are left out until it fits, and valid_ports_trimmed() says how many: the
+  // windows in force now stay valid whatever the delay allowances. Returns the
+  // time the map updates took. Errors: the kernel's errno (the map then holds
+  // part of the change, and valid_port_count() says how many entries).
   SysResult<std::chrono::nanoseconds> update_valid_ports(const std::vector<ValidPort>& next);
   std::size_t valid_port_count() const { return current_.size(); }
+  // Entries of the last update's set left out because the map was full.
+  std::size_t valid_ports_trimmed() const { return trimmed_; }
 
   // Makes the set of the daemon's own local ports exactly `ports`. A datagram
   // to a port not valid for its source passes the frame filter when a socket
@@ -267,6 +272,7 @@ class EbpfPrograms {
   UniqueFd sk_lookup_link_;
   std::vector<SocketFilter> socket_filters_;
   PortMap current_;
+  std::size_t trimmed_ = 0;
   std::unordered_set<std::uint16_t> own_ports_;
   const std::function<void(const SecurityEvent&)>* on_event_ = nullptr;
 };

@@ -12,6 +12,9 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <algorithm>
+#include <cstdint>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -28,6 +31,43 @@ bw_port_key make_key(const IpAddress& source, std::uint16_t port) {
   std::memcpy(key.source.bytes, mapped.bytes().data(), sizeof key.source.bytes);
   key.port = port;
   return key;
+}
+
+// The entries of `wanted` that fit in `capacity`, nearest their group's middle
+// window first: a set that outgrows the map loses its outermost windows (the
+// largest delay allowances), never the windows in force now. A group is one
+// connection of one session; its windows are w - d ... w + d.
+template <class PortMap>
+std::size_t trim_to_capacity(PortMap& wanted, std::size_t capacity) {
+  if (wanted.size() <= capacity) return 0;
+  struct Span {
+    std::uint32_t first;
+    std::int64_t low = 0, high = 0;
+  };
+  auto group_of = [](const bw_port_value& v) { return (v.session_id << 16) ^ v.connection_id; };
+  std::unordered_map<std::uint64_t, Span> spans;
+  // Windows are the low 32 bits of absolute windows: measured from the group's
+  // first entry they are small signed numbers, so a wrap changes nothing.
+  auto offset = [](std::uint32_t w, std::uint32_t from) {
+    return static_cast<std::int64_t>(static_cast<std::int32_t>(w - from));
+  };
+  for (const auto& [key, value] : wanted) {
+    auto [it, fresh] = spans.try_emplace(group_of(value), Span{value.window});
+    const std::int64_t o = offset(value.window, it->second.first);
+    it->second.low = fresh ? o : std::min(it->second.low, o);
+    it->second.high = fresh ? o : std::max(it->second.high, o);
+  }
+  std::vector<std::pair<std::int64_t, bw_port_key>> by_distance;
+  by_distance.reserve(wanted.size());
+  for (const auto& [key, value] : wanted) {
+    const Span& span = spans.at(group_of(value));
+    const std::int64_t twice = 2 * offset(value.window, span.first) - (span.low + span.high);
+    by_distance.emplace_back(twice < 0 ? -twice : twice, key);
+  }
+  std::stable_sort(by_distance.begin(), by_distance.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (std::size_t i = capacity; i < by_distance.size(); ++i) wanted.erase(by_distance[i].second);
+  return by_distance.size() - capacity;
 }
 
 }  // namespace
@@ -53,6 +93,10 @@ SysResult<std::chrono::nanoseconds> EbpfPrograms::update_valid_ports(
     value.connection_id = p.connection_id;
     wanted[make_key(p.source, p.port)] = value;
   }
+  // Fail safe (issue #20, defect 5): a set larger than the map used to be
+  // refused whole, leaving the old set in force while every session hopped
+  // away from it. Now the outermost windows give way.
+  trimmed_ = trim_to_capacity(wanted, max_valid_ports_);
 
   std::vector<bw_port_key> add_keys;
   std::vector<bw_port_value> add_values;
@@ -68,12 +112,10 @@ SysResult<std::chrono::nanoseconds> EbpfPrograms::update_valid_ports(
   for (const auto& entry : current_) {
     if (!wanted.contains(entry.first)) remove_keys.push_back(entry.first);
   }
-  // Make-before-break holds old and new together for a moment.
-  if (current_.size() + new_keys > max_valid_ports_) {
-    return sys_fail_plain(E2BIG, "the valid-port map holds " + std::to_string(max_valid_ports_) +
-                                     " entries; the old and new sets together need " +
-                                     std::to_string(current_.size() + new_keys));
-  }
+  // Make-before-break holds old and new together for a moment. When they do
+  // not fit together, the leaving entries go first: a pair in both sets is
+  // still never missing, only the leaving ones end a moment early.
+  const bool remove_first = current_.size() + new_keys > max_valid_ports_;
 
   const int fd = bpf_map__fd(skel_->maps.valid_ports);
   bpf_map_batch_opts opts{};
@@ -87,7 +129,8 @@ SysResult<std::chrono::nanoseconds> EbpfPrograms::update_valid_ports(
   for (const bw_port_key& key : add_keys) {
     __atomic_fetch_or(&bits[key.port >> 6], __u64{1} << (key.port & 63), __ATOMIC_RELEASE);
   }
-  if (!add_keys.empty()) {
+  auto add = [&]() -> SysResult<void> {
+    if (add_keys.empty()) return {};
     auto count = static_cast<__u32>(add_keys.size());
     if (int err = bpf_map_update_batch(fd, add_keys.data(), add_values.data(), &count, &opts);
         err != 0) {
@@ -95,17 +138,27 @@ SysResult<std::chrono::nanoseconds> EbpfPrograms::update_valid_ports(
         current_[add_keys[i]] = add_values[i];
       return sys_fail(-err, "cannot add to the valid-port map");
     }
-  }
-  if (!remove_keys.empty()) {
+    return {};
+  };
+  auto remove = [&]() -> SysResult<void> {
+    if (remove_keys.empty()) return {};
     bpf_map_batch_opts del{};
     del.sz = sizeof del;
     auto count = static_cast<__u32>(remove_keys.size());
     if (int err = bpf_map_delete_batch(fd, remove_keys.data(), &count, &del); err != 0) {
-      for (const auto& [key, value] : wanted) current_[key] = value;
+      if (!remove_first) {
+        for (const auto& [key, value] : wanted) current_[key] = value;
+      }
       for (__u32 i = 0; i < count && i < remove_keys.size(); ++i) current_.erase(remove_keys[i]);
       return sys_fail(-err, "cannot remove from the valid-port map");
     }
-  }
+    if (remove_first) {
+      for (const bw_port_key& key : remove_keys) current_.erase(key);
+    }
+    return {};
+  };
+  if (auto done = remove_first ? remove() : add(); !done) return std::unexpected(done.error());
+  if (auto done = remove_first ? add() : remove(); !done) return std::unexpected(done.error());
   std::array<__u64, BW_PORT_BIT_WORDS> now_valid{};
   for (const auto& entry : wanted)
     now_valid[entry.first.port >> 6] |= __u64{1} << (entry.first.port & 63);

@@ -87,8 +87,13 @@ BpfFilterConfig filter_config(std::uint16_t discovery_port, const SecurityConfig
 }
 
 std::uint32_t valid_port_capacity(const Config& config) {
-  const std::uint64_t wanted = (std::uint64_t{config.security.max_connections} + 64) * 9 * 2;
-  return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(wanted, BW_VALID_PORTS_DEFAULT, 1u << 19));
+  // Every connection (and each session's connection 0, 64 sessions assumed) at
+  // the largest delay allowance a peer may advertise: 2 * 16 + 1 windows, plus
+  // one for the window arriving while the leaving one is still there. Past the
+  // cap, the map narrows the farthest windows (update_valid_ports).
+  const std::uint64_t per_connection = 2 * std::uint64_t{wire::kDelayAllowanceMax} + 2;
+  const std::uint64_t wanted = (std::uint64_t{config.security.max_connections} + 64) * per_connection;
+  return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(wanted, BW_VALID_PORTS_DEFAULT, 1u << 20));
 }
 
 SysResult<std::vector<std::string>> underlay_interfaces(const Config& config, Netlink& netlink) {
@@ -176,7 +181,19 @@ SysResult<void> KernelEbpfPath::steer_to(DatagramSocket& socket) {
 }
 
 SysResult<std::chrono::nanoseconds> KernelEbpfPath::set_valid_ports(const std::vector<ValidPort>& ports) {
-  return path_->update_valid_ports(ports);
+  auto r = path_->update_valid_ports(ports);
+  // Said once when it starts and once when it ends, not every window.
+  const std::size_t trimmed = path_->valid_ports_trimmed();
+  if (trimmed != 0 && !trimming_) {
+    spdlog::warn("eBPF: the valid-port map holds {} pairs and {} are valid now; the {} farthest "
+                 "from the current windows are left out (large delay allowances narrow to what "
+                 "fits; raise [security] max_connections to size the map larger)",
+                 path_->valid_port_count(), ports.size(), trimmed);
+  } else if (trimmed == 0 && trimming_) {
+    spdlog::info("eBPF: every valid pair fits in the valid-port map again");
+  }
+  trimming_ = trimmed != 0;
+  return r;
 }
 
 SysResult<void> KernelEbpfPath::set_own_ports(const std::vector<std::uint16_t>& ports) {

@@ -82,6 +82,7 @@ class KernelEbpfPath final : public EbpfPath {
   std::unique_ptr<EbpfPrograms> path_;
   std::uint16_t discovery_port_;
   SecurityAudit* audit_ = nullptr;
+  bool trimming_ = false;  // the last valid-port update left pairs out
   EventLoop& loop_;
   bool watching_events_ = false;
   RateLimitedLog events_log_;

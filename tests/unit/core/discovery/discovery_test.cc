@@ -2,6 +2,7 @@
 // per property the protocol claims (docs/protocol.md §6.6).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -46,12 +47,18 @@ struct Exchange {
 };
 
 // One full exchange with deterministic randomness on both sides.
+// `unanswered` discoveries come first (an initiator with more keys than slots
+// offers them a slot-full at a time): each must get silence.
 Exchange handshake(const PskSet& ipsks, const PskSet& rpsks, std::uint64_t iseed = 1,
-              std::uint64_t rseed = 2, std::int64_t r_skew_ms = 0) {
+              std::uint64_t rseed = 2, std::int64_t r_skew_ms = 0, int unanswered = 0) {
   crypto::DeterministicRandom irng(iseed), rrng(rseed);
   Initiator init(ipsks, kOffered, irng);
   Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
   Exchange run;
+  for (int i = 0; i < unanswered; ++i) {
+    EXPECT_FALSE(resp.consume_discovery(init.start(kUnix, kT0), kAlice, kUnix, kT0).has_value())
+        << "discovery " << i;
+  }
   run.discovery = init.start(kUnix, kT0);
   auto response = resp.consume_discovery(run.discovery, kAlice, kUnix + r_skew_ms + 1, kT0 + milliseconds(1));
   if (!response) return run;
@@ -68,7 +75,8 @@ Exchange handshake(const PskSet& ipsks, const PskSet& rpsks, std::uint64_t iseed
 TEST(DiscoveryTest, FindsTheOneSharedPskAmong256OnEachSide) {
   PskSet ipsks = make_set(256, 1000, 173);
   PskSet rpsks = make_set(256, 5000, 42);
-  Exchange run = handshake(ipsks, rpsks);
+  // 64 keys a discovery: keys 0-63 and 64-127 share nothing, 128-191 hold 173.
+  Exchange run = handshake(ipsks, rpsks, 1, 2, 0, 2);
   ASSERT_TRUE(run.at_initiator && run.at_responder);
   const Established& i = *run.at_initiator;
   const Established& r = *run.at_responder;
@@ -174,26 +182,27 @@ TEST(DiscoveryTest, TamperedDiscoveryGetsNoResponse) {
   ASSERT_TRUE(good);
   const wire::Packet good_packet = wire::decode_packet(*good).value();
   const auto matched = std::get<wire::DiscoveryResponseBody>(good_packet.body).matched_tag;
-  // Where the matched tag sits among the 256 slots.
+  // Where the matched tag sits among the slots.
+  constexpr std::size_t kTag = wire::kDiscoveryTagSize;
   const std::size_t slots_at = wire::kHeaderSize + 92;
   std::size_t matched_at = 0;
   for (std::size_t s = 0; s < wire::kDiscoverySlots; ++s) {
-    if (std::memcmp(d.data() + slots_at + 4 * s, matched.data(), 4) == 0) matched_at = slots_at + 4 * s;
+    if (std::memcmp(d.data() + slots_at + kTag * s, matched.data(), kTag) == 0) matched_at = slots_at + kTag * s;
   }
   ASSERT_NE(matched_at, 0u);
   auto rejects = [&](const std::vector<std::uint8_t>& m) {
     return !resp.consume_discovery(m, kAlice, kUnix, kT0).has_value();
   };
   // Every header and fixed field, the trailer, and the matched tag.
-  for_each_tampered(d, rejects, slots_at, slots_at + 4 * wire::kDiscoverySlots);
-  for (std::size_t i = matched_at; i < matched_at + 4; ++i) {
+  for_each_tampered(d, rejects, slots_at, slots_at + kTag * wire::kDiscoverySlots);
+  for (std::size_t i = matched_at; i < matched_at + kTag; ++i) {
     auto copy = d;
     copy[i] ^= 0x10;
     EXPECT_TRUE(rejects(copy));
   }
   // A slot that matches none of our keys is indistinguishable from padding:
   // changing it changes nothing we send (§6.6).
-  std::size_t other = matched_at == slots_at ? slots_at + 4 : slots_at;
+  std::size_t other = matched_at == slots_at ? slots_at + kTag : slots_at;
   auto copy = d;
   copy[other] ^= 0x01;
   EXPECT_EQ(resp.consume_discovery(copy, kAlice, kUnix, kT0), good);
@@ -365,7 +374,7 @@ TEST(DiscoveryTest, KeyCountIsHiddenAndTagsAreFreshEveryTime) {
   for (const auto& x : t1) {
     for (const auto& y : t2) common += x == y;
   }
-  EXPECT_LE(common, 1);  // 65536 pairs of random 32-bit values: a collision is ~1.5e-5 likely
+  EXPECT_EQ(common, 0);  // 4096 pairs of 128-bit values
 }
 
 TEST(DiscoveryTest, ForwardSecrecyIsNegotiatedAndRequired) {
@@ -475,6 +484,123 @@ TEST(DiscoveryTest, NewLimitsTakeEffectAtOnceForKnownAndNewSources) {
                  .has_value();
   }
   EXPECT_LE(total, 1);
+}
+
+// One more session at `resp` from a fresh initiator at `from`, everything at `now`.
+// Returns the CONFIRM it took, empty if any step failed.
+std::vector<std::uint8_t> establish(Responder& resp, const PskSet& ipsks, crypto::RandomSource& irng,
+                                   const Endpoint& from, std::int64_t unix_ms, TimePoint now,
+                                   std::optional<Established>* at_responder = nullptr) {
+  Initiator init(ipsks, kOffered, irng);
+  auto r = resp.consume_discovery(init.start(unix_ms, now), from, unix_ms, now);
+  if (!r) return {};
+  auto o = init.consume_response(*r, unix_ms, now);
+  if (!o) return {};
+  auto e = resp.consume_confirm(o->confirm, from, unix_ms, now);
+  if (!e) return {};
+  if (at_responder != nullptr) *at_responder = std::move(*e);
+  return o->confirm;
+}
+
+// Issue #20, defect 8: with 4-byte tags in 256 slots a stranger's DISCOVERY
+// matched one of N keys with probability N·2^-24 (one RESPONSE to a stranger
+// every ~5.5 min at the default budget with 256 PSKs). Stealth must hold with
+// overwhelming probability: for the largest key set, at most 2^-64 per DISCOVERY.
+TEST(DiscoveryTest, AStrangersDiscoveryMatchesWithNegligibleProbability) {
+  constexpr double kBits = 8.0 * wire::kDiscoveryTagSize;
+  const double log2_false_match = std::log2(double(wire::kDiscoverySlots)) +
+                                  std::log2(double(wire::kMaxPskCount)) - kBits;
+  EXPECT_LE(log2_false_match, -64.0);
+  // Concretely: a slot that agrees with one of our tags in its first 32 bits
+  // (what a stranger hits once in 2^32 tries per slot and key) gets silence.
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(1, 200, 0);
+  crypto::DeterministicRandom irng(46), rrng(47);
+  Initiator init(ipsks, kOffered, irng);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  auto d = init.start(kUnix, kT0);
+  auto packet = wire::decode_packet(d).value();
+  auto& body = std::get<wire::DiscoveryBody>(packet.body);
+  const Tag real = psk_tag(rpsks.tag_mac(0), discovery_hash(packet.header.timestamp_ms, body));
+  for (auto& slot : body.tags) {
+    if (slot != real) continue;
+    for (std::size_t i = 4; i < slot.size(); ++i) slot[i] ^= 0x5A;
+  }
+  auto forged = encode_discovery(packet.header, body);
+  EXPECT_FALSE(resp.consume_discovery(forged, kAlice, kUnix, kT0).has_value());
+  EXPECT_EQ(resp.counters().no_shared_psk, 1u);
+}
+
+// Issue #20, defect 4: the replay memory was a ring of 16 384 sessions, so a
+// PSK holder establishing that many more within a minute (the work budget goes
+// to 1 000 000/s) could replay a CONFIRM and make the responder build the same
+// session key again, its packet numbers restarting at 0 (AEAD nonce reuse).
+// Now a session the memory cannot hold is refused instead; a small memory here
+// keeps the flush quick (with the old ring, 16 384 sessions did it).
+TEST(DiscoveryTest, ConfirmIsRefusedAsAReplayHoweverManySessionsFollowIt) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(1, 200, 0);
+  crypto::DeterministicRandom irng(40), rrng(41);
+  ResponderLimits limits = generous();
+  limits.max_recent_sessions = 256;
+  Responder resp(rpsks, ResponderPolicy{}, limits, rrng, kT0);
+  std::optional<Established> first;
+  auto confirm = establish(resp, ipsks, irng, kAlice, kUnix, kT0, &first);
+  ASSERT_FALSE(confirm.empty());
+  int made = 0;
+  for (std::uint32_t i = 0; i < 400; ++i) {
+    const TimePoint at = kT0 + milliseconds(50 * i);
+    made += !establish(resp, ipsks, irng, Endpoint::ipv4(0x0B000000 + i, 2000), kUnix, at).empty();
+  }
+  EXPECT_EQ(made, 255);  // the memory holds 256 sessions a minute
+  auto again = resp.consume_confirm(confirm, kAlice, kUnix + 25'000, kT0 + seconds(40));
+  if (again) {
+    ADD_FAILURE() << "the replayed CONFIRM made a second session; same session key: "
+                  << again->session_key.equals(first->session_key.view());
+  } else {
+    EXPECT_EQ(again.error().code, ErrorCode::kReplayAttack);
+  }
+}
+
+// Issue #20, defect 4: rotation runs when the responder is called, so a late
+// rotation kept a secret verifying for up to two minutes while sessions were
+// remembered for one. A secret now verifies for kCookieLifetime after it was
+// made, however late its rotations run.
+TEST(DiscoveryTest, ConfirmIsRefusedAsAReplayWhenRotationRunsLate) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(1, 200, 0);
+  crypto::DeterministicRandom irng(42), rrng(43);
+  Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+  std::optional<Established> first;
+  auto confirm = establish(resp, ipsks, irng, kAlice, kUnix, kT0, &first);
+  ASSERT_FALSE(confirm.empty());
+  // The first rotation comes late, 59 s in (the secret used above becomes the
+  // previous one), and no other until the replay 88 s in.
+  resp.on_expiry(kT0 + seconds(59));
+  auto again = resp.consume_confirm(confirm, kAlice, kUnix + 28'000, kT0 + seconds(88));
+  ASSERT_FALSE(again.has_value()) << "same session key: " << again->session_key.equals(first->session_key.view());
+  EXPECT_EQ(resp.counters().sessions, 1u);
+}
+
+// A session the replay memory cannot hold is refused, not established
+// unremembered; once the oldest have aged past a cookie's lifetime there is
+// room again.
+TEST(DiscoveryTest, SessionsTheReplayMemoryCannotHoldAreRefused) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(1, 200, 0);
+  crypto::DeterministicRandom irng(44), rrng(45);
+  ResponderLimits limits = generous();
+  limits.max_recent_sessions = 4;
+  Responder resp(rpsks, ResponderPolicy{}, limits, rrng, kT0);
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    ASSERT_FALSE(establish(resp, ipsks, irng, Endpoint::ipv4(0x0B000000 + i, 2000), kUnix, kT0).empty());
+  }
+  const auto overloaded = resp.counters().overloaded;
+  EXPECT_TRUE(establish(resp, ipsks, irng, kAlice, kUnix, kT0 + seconds(1)).empty());
+  EXPECT_EQ(resp.counters().overloaded, overloaded + 1);
+  EXPECT_EQ(resp.counters().sessions, 4u);
+  EXPECT_FALSE(establish(resp, ipsks, irng, kAlice, kUnix + 61'000, kT0 + seconds(61)).empty());
+  EXPECT_EQ(resp.counters().sessions, 5u);
 }
 
 }  // namespace

@@ -152,10 +152,10 @@ TEST(CodecTest, BodyFieldsAreValidated) {
   expect_body_rejected(PacketType::kError, 0, 0x1B);          // error code
   expect_body_rejected(PacketType::kRst, 0, 0x1B);            // reason
   expect_body_rejected(PacketType::kRst, 3, 1);               // reserved
-  expect_body_rejected(PacketType::kDiscovery, 90, 0);        // slot count ≠ 256
-  expect_body_rejected(PacketType::kDiscoveryResponse, 158, 1);  // reserved
-  expect_body_rejected(PacketType::kDiscoveryConfirm, 246, 1);  // reserved
-  expect_body_rejected(PacketType::kDiscoveryConfirm, 236, 0xFF);  // echoed timestamp ≥ one day
+  expect_body_rejected(PacketType::kDiscovery, 91, 0);        // slot count ≠ 64
+  expect_body_rejected(PacketType::kDiscoveryResponse, 170, 1);  // reserved
+  expect_body_rejected(PacketType::kDiscoveryConfirm, 258, 1);  // reserved
+  expect_body_rejected(PacketType::kDiscoveryConfirm, 248, 0xFF);  // echoed timestamp ≥ one day
   expect_body_rejected(PacketType::kTimeSyncRequest, 8, 1);   // reserved
   expect_body_rejected(PacketType::kTimeSyncResponse, 15, 1); // reserved
   expect_body_rejected(PacketType::kRekeyRequest, 36, 1);     // reserved

@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "daemon/config/config_diff.h"
+#include "daemon/config/wipe_on_free.h"
 #include "support/daemon_test_support.h"
 
 namespace buckwild::daemon {
@@ -139,6 +141,41 @@ std::string join(const std::vector<std::string>& lines) {
   std::string out;
   for (const auto& l : lines) out += l + "\n";
   return out;
+}
+
+// Issue #20, defect 9: toml++ keeps inline key text in heap buffers of its own
+// (the document, its scratch strings, and a half-built document it destroys
+// when the file does not parse). Nothing freed while a configuration loads may
+// still hold the key's text.
+// 36 bytes in base64; the first 32 characters are looked for.
+constexpr char kWipedKey[] = "c2VjcmV0IGtleSB0ZXh0IHRoYXQgbXVzdCBub3QgbGluZ2Vy";
+bool key_text_freed = false;
+
+void look_for_key(const std::uint8_t* block, std::size_t size) {
+  constexpr std::size_t n = 32;
+  for (std::size_t i = 0; i + n <= size; ++i) {
+    if (std::memcmp(block + i, kWipedKey, n) == 0) key_text_freed = true;
+  }
+}
+
+TEST_F(ConfigTest, InlineKeyTextIsWipedFromEveryFreedBlock) {
+  const std::string key = std::string(kWipedKey);
+  const std::string psk = "[[psk]]\nid = \"a\"\nkey = \"" + key + "\"\n";
+  const std::string network = "[network]\nvirtual_address = \"10.77.0.1/24\"\n";
+  const std::vector<std::string> texts = {
+      network + "bogus = 1\n" + psk,  // parses, but has a problem
+      network + psk + "[broken\n",     // does not parse: toml++ throws from a half-built document
+      network + psk,                   // loads
+  };
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    const std::string path = dir_.write("config.toml", texts[i], 0600);
+    key_text_freed = false;
+    set_freed_block_observer(look_for_key);
+    bool loaded = load_config(path, {}).has_value();
+    set_freed_block_observer(nullptr);
+    EXPECT_EQ(loaded, i == 2);
+    EXPECT_FALSE(key_text_freed) << "text " << i << ": a freed heap block still held the key";
+  }
 }
 
 TEST_F(ConfigTest, LoadsAFullFile) {

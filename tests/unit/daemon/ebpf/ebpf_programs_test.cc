@@ -435,17 +435,50 @@ class SmallValidPortMapTest : public ValidPortMapTest {
   SmallValidPortMapTest() { options_.max_valid_ports = 4; }
 };
 
-TEST_F(SmallValidPortMapTest, OldAndNewTogetherMustFit) {
+// Issue #20, defect 5: an update whose old and new sets did not fit together
+// was refused (E2BIG), leaving the old set in force while the sessions hopped
+// on: the frame filter then dropped all their traffic.
+TEST_F(SmallValidPortMapTest, OldAndNewNeedNotFitTogether) {
   const IpAddress a = ip("192.0.2.7");
   ASSERT_TRUE(path_->update_valid_ports({{a, 1}, {a, 2}, {a, 3}}));
-  // Make-before-break holds {1,2,3} and {3,4,5} (five entries) for a moment.
+  // Make-before-break would hold {1,2,3} and {3,4,5} (five entries): the
+  // leaving ones go first instead.
   auto r = path_->update_valid_ports({{a, 3}, {a, 4}, {a, 5}});
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().sys_errno, E2BIG);
+  ASSERT_TRUE(r) << r.error().message;
+  using Set = std::set<std::pair<std::string, std::uint16_t>>;
+  EXPECT_EQ(map_contents(path_->valid_ports_fd()), (Set{{"192.0.2.7", 3}, {"192.0.2.7", 4}, {"192.0.2.7", 5}}));
   EXPECT_EQ(path_->valid_port_count(), 3u);
-  EXPECT_EQ(map_contents(path_->valid_ports_fd()).size(), 3u);
-  ASSERT_TRUE(path_->update_valid_ports({{a, 3}, {a, 4}}));
-  EXPECT_EQ(map_contents(path_->valid_ports_fd()).size(), 2u);
+  EXPECT_EQ(path_->valid_ports_trimmed(), 0u);
+}
+
+// Issue #20, defect 5: a peer advertising a delay allowance of 16 makes 33
+// ports per connection; a set larger than the map was refused whole. Now the
+// windows farthest from the current one give way and the rest are written.
+TEST_F(SmallValidPortMapTest, ASetLargerThanTheMapKeepsTheWindowsNearestTheCurrentOne) {
+  const IpAddress a = ip("192.0.2.7");
+  std::vector<ValidPort> next;
+  for (std::uint32_t w = 100; w <= 108; ++w) {  // w = 104, d = 4
+    next.push_back(ValidPort{a, static_cast<std::uint16_t>(2000 + w), 7, w, 0});
+  }
+  auto r = path_->update_valid_ports(next);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(path_->valid_port_count(), 4u);
+  EXPECT_EQ(path_->valid_ports_trimmed(), 5u);
+  auto held = map_contents(path_->valid_ports_fd());
+  EXPECT_EQ(held.size(), 4u);
+  for (int port : {2103, 2104, 2105}) {
+    EXPECT_TRUE(held.contains({"192.0.2.7", static_cast<std::uint16_t>(port)})) << port;
+  }
+  // The next window: everything moves by one, still the nearest four.
+  for (ValidPort& p : next) {
+    ++p.window;
+    ++p.port;
+  }
+  ASSERT_TRUE(path_->update_valid_ports(next));
+  held = map_contents(path_->valid_ports_fd());
+  for (int port : {2104, 2105, 2106}) {
+    EXPECT_TRUE(held.contains({"192.0.2.7", static_cast<std::uint16_t>(port)})) << port;
+  }
 }
 
 // A pair valid in both the old and the new set must never be missing while
