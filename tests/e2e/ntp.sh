@@ -187,7 +187,8 @@ t_fallback_when_servers_stop() {
   stop_servers
   # Three unanswered polls (8 to 16 s apart, 1 s timeout) make a server
   # unreachable; keep pinging meanwhile.
-  in_a ping -c 250 -i 0.2 -W 1 10.77.0.2 >"$WORK/ping-holdover.txt" 2>&1 &
+  # `ip netns exec` execs ping, so $! is ping itself: SIGINT ends it with its summary.
+  ip netns exec "$NS_A" ping -c 300 -i 0.2 -W 1 10.77.0.2 >"$WORK/ping-holdover.txt" 2>&1 &
   local ping=$!
   PIDS+=($ping)
   wait_until 60 holdover A && wait_until 10 holdover B || { kill $ping; return 1; }

@@ -383,14 +383,12 @@ void NtpClient::finish_poll(Source& s, bool answered) {
 void NtpClient::select(TimePoint now) {
   std::vector<ntp::Candidate> candidates;
   std::vector<Source*> who;
-  // Every server in play votes, answered yet or not: at start the first
-  // answer (perhaps a liar's) must not be a majority of one.
-  std::size_t voters = 0;
+  // Every configured server votes, answering or not: the first answer at
+  // start (perhaps a liar's) is not a majority of one, and neither is the
+  // last server left answering when the others have gone silent.
+  const std::size_t voters = sources_.size();
   for (auto& s : sources_) {
     s->truechimer = false;
-    const bool in_play = s->state == Source::State::kPolling &&
-                         (s->reachable() || s->misses < kNtpMissesUnreachable);
-    if (in_play) ++voters;
     if (s->state != Source::State::kPolling || !s->reachable()) continue;
     auto e = s->filter.estimate(now);
     if (!e) continue;

@@ -3,8 +3,9 @@
 // response is checked (ntp::check_response: our random origin nonce, mode,
 // stratum, leap, round trip, root distance; Kiss-o'-Death honoured), the best
 // of each server's recent samples kept (ntp::ClockFilter), and the servers
-// that agree by majority selected (ntp::select_sources), so one lying or
-// spoofed server cannot move our time. The selected offset feeds the daemon's
+// that agree selected (ntp::select_sources) only when they are a majority of
+// the configured servers, so one lying or spoofed server cannot move our
+// time, even when it is the last one answering. The selected offset feeds the daemon's
 // own clock (DisciplinedClock): slewed when small, stepped when large. The
 // system clock is never touched.
 //

@@ -198,6 +198,21 @@ TEST_F(NtpClientTest, AllServersGoneMeansHoldover) {
   EXPECT_FALSE(client_->selecting());
 }
 
+TEST_F(NtpClientTest, TheLastServerAnsweringIsNotAMajority) {
+  add_server("10.0.0.1", 0);
+  add_server("10.0.0.2", 0);
+  add_server("10.0.0.3", 10'000'000);
+  start();
+  loop_.run_for(seconds(60));
+  ASSERT_EQ(client_->status()["source"], "ntp");
+  // The honest servers go silent; the liar keeps answering, alone.
+  servers_[0]->mode = FakeServer::Mode::kSilent;
+  servers_[1]->mode = FakeServer::Mode::kSilent;
+  loop_.run_for(seconds(600));
+  EXPECT_EQ(client_->status()["source"], "holdover");
+  EXPECT_NEAR(error_ms(), 0, 2);
+}
+
 TEST_F(NtpClientTest, AStepIsReportedToTheTunnel) {
   add_server("10.0.0.1", 0);
   add_server("10.0.0.2", 0);
