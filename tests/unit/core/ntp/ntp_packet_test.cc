@@ -36,6 +36,31 @@ Verdict check(const std::vector<std::uint8_t>& bytes, std::int64_t t1, std::int6
   return check_response(*p, kNonce, t1, t4);
 }
 
+TEST(NtpPacketTest, ARecordedChronyAnswer) {
+  // chronyd 4.3 (Debian 12, `local stratum 8`, -x) answering a request whose
+  // transmit timestamp was 8f3a1c5e7b2d4e61, sent at t1 and answered at t4
+  // (µs on the same machine's clock), recorded for this test.
+  const std::vector<std::uint8_t> answer = {
+      0x24, 0x08, 0x00, 0xe6, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x7f, 0x7f, 0x01, 0x01,
+      0xee, 0xbf, 0x3d, 0xb0, 0x2d, 0xf2, 0x34, 0x3e, 0x8f, 0x3a, 0x1c, 0x5e, 0x7b, 0x2d, 0x4e, 0x61,
+      0xee, 0xbf, 0x3d, 0xb1, 0xb5, 0x8b, 0x4e, 0x7b, 0xee, 0xbf, 0x3d, 0xb1, 0xb6, 0x16, 0xdf, 0x3a};
+  const std::int64_t t1 = 1'796'521'777'709'057;
+  const std::int64_t t4 = 1'796'521'777'711'600;
+  auto p = decode(answer);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->stratum, 8);
+  EXPECT_EQ(p->mode, kModeServer);
+  EXPECT_EQ(p->reference_id, 0x7f7f0101u);  // its local clock
+  auto v = check_response(*p, 0x8f3a'1c5e'7b2d'4e61ull, t1, t4);
+  ASSERT_TRUE(std::holds_alternative<Sample>(v));
+  EXPECT_EQ(std::get<Sample>(v).offset_us, -107);
+  EXPECT_EQ(std::get<Sample>(v).delay_us, 414);
+  EXPECT_EQ(std::get<Sample>(v).root_distance_us, 0);
+  // The same answer again, to our next request: a replay.
+  EXPECT_EQ(std::get<Refusal>(check_response(*p, 0x1234, t1 + 16'000'000, t4 + 16'000'000)),
+            Refusal::kBadOrigin);
+}
+
 TEST(NtpPacketTest, TimestampsRoundTripAndResolveTheEra) {
   EXPECT_EQ(to_ntp(0) >> 32, static_cast<std::uint64_t>(kNtpToUnixSeconds));
   for (std::int64_t us : {kT1, kT1 + 1, kT1 + 999'999, std::int64_t{0}}) {
