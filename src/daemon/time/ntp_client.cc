@@ -67,6 +67,8 @@ struct NtpClient::Source {
   std::int64_t t1_raw_us = 0;
   TimePoint last_request = kNever;
   bool got_sample = false;  // this poll produced a sample
+  std::string poll_error;   // why this poll has no sample yet ("" = no answer at all)
+  std::uint64_t send_errors_seen = 0;
 
   Duration poll = kNtpBurstInterval;
   int burst_left = kNtpBurst;
@@ -236,14 +238,20 @@ void NtpClient::poll(Source& s) {
   s.nonce = nonce;
   s.outstanding = true;
   s.got_sample = false;
+  s.poll_error.clear();
   s.last_request = now;
   s.t1_raw_us = clock_.raw_unix_us();
   ++s.requests;
   const OutgoingDatagram d{Bytes(request), *s.address, std::nullopt};
   auto sent = s.socket->send_batch(std::span(&d, 1));
-  if (!sent || *sent != 1 || s.socket->send_errors() > 0) {
-    // Counted as a miss when the timeout fires; the error is kept to show.
-    if (s.socket->send_errors() > 0) s.last_error = "send failed (errno " + std::to_string(s.socket->last_send_errno()) + ")";
+  // A request the kernel refused is a miss when the timeout fires; say why.
+  if (!sent) {
+    s.poll_error = sent.error().message;
+  } else if (s.socket->send_errors() != s.send_errors_seen) {
+    s.send_errors_seen = s.socket->send_errors();
+    s.poll_error = "send failed (errno ";
+    s.poll_error += std::to_string(s.socket->last_send_errno());
+    s.poll_error += ')';
   }
   s.timeout = loop_.add_timer(milliseconds(config_.validation_timeout_ms), [this, &s] {
     s.timeout = kNoTimer;
@@ -254,7 +262,7 @@ void NtpClient::poll(Source& s) {
 void NtpClient::on_timeout(Source& s) {
   if (!s.outstanding) return;
   s.outstanding = false;
-  if (s.last_error.empty() || s.got_sample) s.last_error = "no answer";
+  s.last_error = s.poll_error.empty() ? "no answer" : s.poll_error;
   finish_poll(s, false);
 }
 
@@ -274,7 +282,9 @@ void NtpClient::on_readable(Source& s) {
     if (!packet || !s.outstanding) {
       // Malformed, or nothing asked: a duplicate or a replay.
       ++s.refused;
-      if (packet && !s.outstanding) s.last_error = "unsolicited response (replayed or duplicated)";
+      if (packet && !s.outstanding) {
+        s.last_error = "unsolicited response (replayed or duplicated)";
+      }
       continue;
     }
     const ntp::Verdict v = ntp::check_response(*packet, s.nonce, s.t1_raw_us, t4);
@@ -292,7 +302,7 @@ void NtpClient::on_readable(Source& s) {
     }
     if (const auto* kiss = std::get_if<ntp::Kiss>(&v)) {
       ++s.kisses;
-      s.last_error = ntp::kiss_name(*kiss);
+      s.last_error = s.poll_error = ntp::kiss_name(*kiss);
       if (*kiss == ntp::Kiss::kOther) continue;  // no instruction: keep waiting
       s.outstanding = false;
       if (s.timeout != kNoTimer) loop_.cancel_timer(s.timeout);
@@ -319,7 +329,7 @@ void NtpClient::on_readable(Source& s) {
     }
     const ntp::Refusal r = std::get<ntp::Refusal>(v);
     ++s.refused;
-    s.last_error = ntp::refusal_name(r);
+    s.last_error = s.poll_error = ntp::refusal_name(r);
     // A wrong origin is someone else's packet: keep waiting for ours. Any
     // other refusal is the server's real answer, and unusable.
     if (r == ntp::Refusal::kBadOrigin) continue;
