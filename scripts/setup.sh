@@ -21,12 +21,16 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # the metrics tests check our exposition with the Prometheus client's own parser
   python3-prometheus-client
+  # the MIB's lint (smilint); tests/e2e/snmp.sh's master agent, trap receiver and clients
+  smitools snmpd snmptrapd snmp
   # end-to-end tests and the demo: namespaces, capture, real servers and clients
   iproute2 iputils-ping tcpdump nginx-light dnsmasq-base bind9-dnsutils curl iperf3 python3 procps
   openssh-server openssh-client redis-server redis-tools
   # tests/e2e/ntp.sh: real NTP servers (chronyd -x in namespaces, never the
   # system clock); the system service is disabled below
   chrony
+  # tests/e2e/nat.sh: a masquerading router namespace and its conntrack table
+  nftables conntrack
   # the .deb (CPack: dpkg-shlibdeps, file) and tests/e2e/package.sh: its man
   # pages, its units (systemd-analyze), its bash completion
   dpkg-dev file man-db groff-base systemd bash-completion logrotate

@@ -3,10 +3,12 @@
 #   1. the release build's unit tests (CTest),
 #   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. the end-to-end tests in network namespaces (tests/e2e/run.sh for the
-#      packet path, tests/e2e/stream.sh for transparent TCP, each on the eBPF
-#      and the user-space receive path; tests/e2e/flood.sh; tests/e2e/control.sh
-#      for status, reload, metrics and stop; tests/e2e/ntp.sh for the NTP
-#      client against chronyd and a lying server, and peer time sync),
+#      packet path, tests/e2e/stream.sh for transparent TCP, tests/e2e/nat.sh
+#      for an initiator behind NAT, each on the eBPF and the user-space
+#      receive path; tests/e2e/flood.sh; tests/e2e/control.sh
+#      for status, reload, metrics and stop; tests/e2e/snmp.sh for the AgentX
+#      subagent with a real snmpd; tests/e2e/ntp.sh for the NTP client against
+#      chronyd and a lying server, and peer time sync),
 #   4. the package: tests/e2e/package.sh builds the .deb from the release build,
 #      installs it with dpkg -i, checks it and purges it,
 #   5. a short pass of every fuzz target.
@@ -35,7 +37,7 @@ echo "== end-to-end tests in network namespaces"
 e2e_log=$(mktemp)
 e2e_passed=0
 for path in ebpf userspace; do
-  for script in run.sh stream.sh; do
+  for script in run.sh stream.sh nat.sh; do
     echo "== e2e: $script, receive path $path"
     E2E_RECEIVE_PATH=$path bash "tests/e2e/$script" | tee "$e2e_log"
     e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
@@ -49,6 +51,8 @@ bash tests/e2e/control.sh | tee "$e2e_log"
 e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
 echo "== e2e: ntp.sh (about 2.5 minutes)"
 bash tests/e2e/ntp.sh | tee "$e2e_log"
+echo "== e2e: snmp.sh"
+bash tests/e2e/snmp.sh | tee "$e2e_log"
 e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
 echo "== e2e: package.sh (the .deb: cpack, dpkg -i, checks, dpkg --purge)"
 BUILD_DIR=build bash tests/e2e/package.sh | tee "$e2e_log"

@@ -32,6 +32,8 @@
 #include "daemon/tunnel/tunnel.h"
 #include "daemon/net/udp_socket.h"
 #include "daemon/net/tcp_endpoints.h"
+#include "daemon/log/attack_watch.h"
+#include "daemon/snmp/snmp_agent.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -272,8 +274,24 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
                    config->ntp.validation_timeout_ms);
     }
   }
+  // Started further down, once there is a status document to serve; the
+  // tunnel's events become its notifications from then on.
+  std::unique_ptr<snmp::SnmpAgent> snmp_agent;
+  auto on_event = [&](const TunnelEvent& e) {
+    if (!snmp_agent || e.peer.empty() || e.peer.size() > snmp::kMaxPeerNameLength) return;
+    snmp::SnmpNotification n;
+    n.kind = e.kind == TunnelEvent::Kind::kSessionUp     ? snmp::Notification::kSessionUp
+             : e.kind == TunnelEvent::Kind::kSessionDown ? snmp::Notification::kSessionDown
+                                                         : snmp::Notification::kRecoveryFailed;
+    n.peer = e.peer;
+    n.established = e.kind == TunnelEvent::Kind::kSessionUp;
+    if (e.session_id != 0) n.session_id = fmt::format("{:08x}", e.session_id >> 32);
+    n.endpoint = e.endpoint;
+    n.reason = e.reason;
+    snmp_agent->notify(std::move(n));
+  };
   auto deps = [&](EbpfPath* path) {
-    return TunnelDeps{**loop, clock, **tun, factory, tcp, rng, path, on_fatal, &audit};
+    return TunnelDeps{**loop, clock, **tun, factory, tcp, rng, path, on_fatal, &audit, on_event};
   };
   std::unique_ptr<KernelEbpfPath> ebpf_path = ebpf ? std::move(*ebpf) : nullptr;
   auto tunnel = Tunnel::create(*config, mtu, deps(ebpf_path.get()));
@@ -324,6 +342,13 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
                         {"requests", c.requests},
                         {"bad_requests", c.bad_requests}};
     }
+    if (snmp_agent) {
+      const snmp::SnmpAgentStats s = snmp_agent->stats();
+      doc["snmp"] = {{"notifications_sent", s.notifications_sent},
+                     {"notifications_dropped", s.notifications_dropped},
+                     {"writes_applied", s.writes_applied},
+                     {"writes_refused", s.writes_refused}};
+    }
     return doc;
   };
   SysResult<std::unique_ptr<ConfigWatch>> watch = std::unique_ptr<ConfigWatch>();
@@ -351,6 +376,62 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     }
     metrics = std::move(*m);
     spdlog::info("metrics: http://{}/metrics", metrics->address().to_string());
+  }
+
+  // The AgentX subagent: net-snmp on its own thread, a snapshot made on this
+  // one when it asks, its writes checked and applied here.
+  auto snmp_write = [&](const snmp::SnmpWrite& w) {
+    snmp::SnmpWriteResult r;
+    for (const auto& [name, up] : w.admin) {
+      if (!(*tunnel)->admin_up(name)) {
+        r.error = "no [[peer]] called " + name;
+        spdlog::error("SNMP SET refused: {}", r.error);
+        return r;
+      }
+    }
+    if (!w.settings.empty()) {
+      // Before the change, for UndoSet.
+      const Config& before = reloader.config();
+      for (const auto& [key, value] : w.settings) {
+        r.previous.settings.emplace_back(
+            key, key == "logging.level" ? std::string(log_level_name(before.logging.level))
+                                        : std::to_string(before.security.discovery_work_per_second));
+      }
+      nlohmann::json reply = reloader.set(w.settings, "an SNMP SET", nullptr, w.check_only);
+      if (reply.value("ok", false) != true) {
+        r.error = reply.value("error", std::string("refused"));
+        return r;
+      }
+    }
+    for (const auto& [name, up] : w.admin) {
+      r.previous.admin.emplace_back(name, *(*tunnel)->admin_up(name));
+      if (w.check_only) continue;
+      (void)(*tunnel)->set_admin_up(name, up);
+      audit.record("peer_admin_state", "notice",
+                   {{"peer", name},
+                    {"details", {{"admin_state", up ? "up" : "down"}, {"trigger", "an SNMP SET"}}}});
+    }
+    r.ok = true;
+    return r;
+  };
+  if (const SnmpConfig& sc = reloader.config().snmp; sc.enabled) {
+    snmp::SnmpAgentOptions options;
+    options.agentx_socket = sc.agentx_socket;
+    auto a = snmp::SnmpAgent::start(**loop, options, [&] { return status(); },
+                                    [](bool warning, const std::string& message) {
+                                      if (warning) {
+                                        spdlog::warn("{}", message);
+                                      } else {
+                                        spdlog::info("{}", message);
+                                      }
+                                    },
+                                    snmp_write);
+    if (!a) {
+      spdlog::error("{}", a.error().message);
+      return 1;
+    }
+    snmp_agent = std::move(*a);
+    spdlog::info("snmp: AgentX subagent for BUCKWILD-MIB, master at {}", sc.agentx_socket);
   }
 
   bool stopping = false;
@@ -434,13 +515,46 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   const TimerId status_timer = (*loop)->add_periodic_timer(seconds(10), [&] {
     notify_systemd(("STATUS=" + status_line(**tunnel, ebpf_path.get())).c_str());
   });
+  // Attack detection (log/attack_watch.h), sampled every second.
+  auto thresholds = [&] {
+    const SecurityConfig& s = reloader.config().security;
+    return AttackWatch::Thresholds{s.attack_filter_drops_per_second,
+                                   s.attack_discovery_refusals_per_second};
+  };
+  AttackWatch attack_watch(thresholds());
+  const TimerId attack_timer = (*loop)->add_periodic_timer(seconds(1), [&] {
+    attack_watch.set_thresholds(thresholds());  // a reload may have changed them
+    for (const AttackWatch::Change& c :
+         attack_watch.sample((*loop)->now(), attack_totals(**tunnel, ebpf_path.get()))) {
+      const std::string_view what = AttackWatch::name(c.kind);
+      if (c.started) {
+        spdlog::warn("attack detected: {} at {}/s, over the threshold of {}/s", what, c.rate,
+                     c.threshold);
+      } else {
+        spdlog::info("attack over: {} under {}/s for {} s (peak {}/s)", what, c.threshold,
+                     AttackWatch::kQuietSamples, c.rate);
+      }
+      audit.record(c.started ? "attack_detected" : "attack_ended", c.started ? "warning" : "notice",
+                   {{"details", {{"kind", what}, {"rate_per_second", c.rate}, {"threshold", c.threshold}}}});
+      if (c.started && snmp_agent) {
+        snmp::SnmpNotification n;
+        n.kind = snmp::Notification::kAttackDetected;
+        n.attack_kind = static_cast<std::int32_t>(c.kind);
+        n.rate = static_cast<std::uint32_t>(std::min<std::uint64_t>(c.rate, 0xffffffffu));
+        n.threshold = c.threshold;
+        snmp_agent->notify(std::move(n));
+      }
+    }
+  });
 
   notify_systemd("READY=1\nSTATUS=running");
   auto ran = (*loop)->run();
   notify_systemd("STOPPING=1");
   (*loop)->cancel_timer(status_timer);
+  (*loop)->cancel_timer(attack_timer);
   log_stats(**tunnel, ebpf_path.get());
   if (watch) watch->reset();
+  snmp_agent.reset();
   metrics.reset();
   control.reset();  // the socket file goes: `buckwild stop` waits for that
   (*tunnel)->end_sessions("the daemon stopped");  // each end audited

@@ -68,12 +68,22 @@ void Session::listen_ports(std::int64_t now_unix_ms, std::uint16_t conn,
 
 Result<std::size_t> Session::seal(wire::Header& h, MutableBytes out, std::size_t body_len,
                                   std::int64_t now_unix_ms, TimePoint now) {
+  return seal_as(h, out, body_len, now_unix_ms, now, Counts::kAsSending);
+}
+
+Result<std::size_t> Session::seal_as(wire::Header& h, MutableBytes out, std::size_t body_len,
+                                     std::int64_t now_unix_ms, TimePoint now, Counts counts) {
   h.session_id = id_;
   h.timestamp_ms = hop::ms_since_midnight(now_unix_ms);
   if (h.connection_id == 0) h.sequence = next_sequence_++;
   auto n = sealer_.seal(h, out, body_len);
   if (n) {
-    last_sent_ = now;
+    if (counts == Counts::kAsSending) last_sent_ = now;
+    // Connection 0's ports carry its own packets and every SYN (§10.3): only
+    // those open the port pair a responder answers along (§11.6).
+    if (h.connection_id == 0 || h.type == wire::PacketType::kSyn) {
+      last_path_window_ = hop::window_at(now_unix_ms);
+    }
     ++stats_.sent;
     stats_.sent_bytes += *n;
   }
@@ -89,6 +99,27 @@ Result<std::size_t> Session::seal_datagram(MutableBytes out, std::size_t ip_len,
 
 Result<std::size_t> Session::make_heartbeat(MutableBytes out, bool probe, std::int64_t now_unix_ms,
                                             TimePoint now) {
+  auto n = heartbeat(out,
+                     static_cast<std::uint8_t>(wire::flags::kAck | (probe ? wire::flags::kSyn : 0)),
+                     now_unix_ms, now, Counts::kAsSending);
+  if (n) last_heartbeat_ = now;
+  return n;
+}
+
+bool Session::path_keepalive_due(std::int64_t now_unix_ms) const {
+  return initiator_ && config_.path_keepalive && !dead_ &&
+         last_path_window_ != hop::window_at(now_unix_ms);
+}
+
+Result<std::size_t> Session::make_path_keepalive(MutableBytes out, std::int64_t now_unix_ms,
+                                                 TimePoint now) {
+  auto n = heartbeat(out, wire::flags::kAck, now_unix_ms, now, Counts::kNot);
+  if (n) ++stats_.path_keepalives_sent;
+  return n;
+}
+
+Result<std::size_t> Session::heartbeat(MutableBytes out, std::uint8_t flags,
+                                       std::int64_t now_unix_ms, TimePoint now, Counts counts) {
   wire::HeartbeatBody b;
   b.current_time_ms = hop::ms_since_midnight(now_unix_ms);
   b.time_drift_ms = static_cast<std::int16_t>(std::clamp(clock_offset_ms_, -32768, 32767));
@@ -101,15 +132,14 @@ Result<std::size_t> Session::make_heartbeat(MutableBytes out, bool probe, std::i
   b.delay.adaptation_enabled = config_.fixed_delay_allowance == 0;
   wire::Header h;
   h.type = wire::PacketType::kHeartbeat;
-  h.flags = static_cast<std::uint8_t>(wire::flags::kAck | (probe ? wire::flags::kSyn : 0));
+  h.flags = flags;
   if (out.size() < wire::kOverhead + wire::kHeartbeatBodySize) {
     return fail(ErrorCode::kInvalidParameter, "buffer too small for a heartbeat");
   }
   auto written = wire::write_body(h, b, out.subspan(wire::kHeaderSize, wire::kHeartbeatBodySize));
   if (!written) return std::unexpected(written.error());
   ++stats_.heartbeats_sent;
-  last_heartbeat_ = now;
-  return seal(h, out, *written, now_unix_ms, now);
+  return seal_as(h, out, *written, now_unix_ms, now, counts);
 }
 
 Result<std::size_t> Session::make_time_sync_request(MutableBytes out, std::uint32_t challenge,
@@ -164,10 +194,12 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_
   last_received_ = now;
   probes_sent_ = 0;
   next_probe_ = kNever;
+  const bool restored = suspect_;
+  suspect_ = false;
   // One-way delay on our clock: arrival minus (sender's stamp minus the offset).
   delay_.add_sample(hop::circular_delta_ms(now_ms, opened->header.timestamp_ms) + clock_offset_ms_);
 
-  Received r{opened->header, opened->body, false, std::nullopt};
+  Received r{opened->header, opened->body, false, std::nullopt, restored};
   if (opened->header.type == wire::PacketType::kHeartbeat) {
     auto body = wire::parse_body(opened->header, opened->body);
     if (!body) {
@@ -219,12 +251,12 @@ Session::Expiry Session::on_expiry(TimePoint now) {
   }
   if (probes_sent_ > 0) {
     if (now >= next_probe_) {
-      if (probes_sent_ >= kProbes) {
-        dead_ = e.dead = true;
-        return e;
-      }
+      // Unanswered probes do not end the session (an outage may last
+      // minutes): the peer becomes suspect and is probed less often until
+      // dead_after. The owner may look for a restarted peer meanwhile.
+      if (probes_sent_ >= kProbes && !suspect_) suspect_ = e.suspect = true;
       ++probes_sent_;
-      next_probe_ = now + seconds(1);
+      next_probe_ = now + (suspect_ ? kSuspectProbeInterval : seconds(1));
       e.probe = true;
     }
   } else if (last_sent_ > last_received_ && now - last_received_ >= config_.probe_after) {

@@ -25,15 +25,22 @@ namespace buckwild::session {
 struct SessionConfig {
   int fixed_delay_allowance = 0;  // 1..16 to pin d; 0 = negotiate from measurements
   Duration heartbeat_interval = seconds(30);
-  Duration dead_after = seconds(90);
+  // The dead-peer timeout: a session that hears nothing for this long ends.
+  Duration dead_after = seconds(180);
   // While we send and hear nothing back for this long, probe the peer once a
-  // second; after kProbes unanswered probes the session is dead.
+  // second; after kProbes unanswered probes the peer is suspect (its path is
+  // down, or it lost the session) and is probed every kSuspectProbeInterval
+  // until it answers or dead_after passes (docs/protocol.md §11.4).
   Duration probe_after = seconds(3);
   // Peer time sync: how often, and the offset change that sets off a RESYNC.
   TimeSyncConfig time_sync;
+  // The initiator sends a path keepalive in every window it has nothing else
+  // to send in (docs/protocol.md §11.6): what keeps it reachable behind NAT.
+  bool path_keepalive = true;
 };
 
 inline constexpr int kProbes = 5;
+inline constexpr Duration kSuspectProbeInterval = seconds(2);
 
 struct SessionStats {
   std::uint64_t sent = 0;
@@ -43,6 +50,7 @@ struct SessionStats {
   std::uint64_t rejected = 0;  // failed authentication, replay, timestamp or header checks
   std::uint64_t heartbeats_sent = 0;
   std::uint64_t heartbeats_received = 0;
+  std::uint64_t path_keepalives_sent = 0;
 };
 
 class Session {
@@ -100,6 +108,17 @@ class Session {
   // clock is that much nearer ours than it was, and the offset is re-measured
   // at once (RESYNC).
   void on_clock_step(std::int32_t step_ms, TimePoint now);
+  // Whether the initiator owes a path keepalive in the window of `now_unix_ms`
+  // (docs/protocol.md §11.6): it is the initiator, path keepalives are on, and
+  // it has sent nothing to connection 0's ports in this window yet. Behind a
+  // NAT every window's port pair needs a datagram of ours to open the mapping
+  // the responder answers along; a window with such traffic of its own needs
+  // no keepalive (a connection's packets to its own ports do not count).
+  bool path_keepalive_due(std::int64_t now_unix_ms) const;
+  // Writes a path keepalive: a HEARTBEAT without SYN that the peer does not
+  // answer and that, unlike other packets, does not count as sending while
+  // awaiting an answer (it never starts liveness probes). Size as make_heartbeat.
+  Result<std::size_t> make_path_keepalive(MutableBytes out, std::int64_t now_unix_ms, TimePoint now);
 
   // What an authenticated packet asks of the caller.
   struct Received {
@@ -108,6 +127,7 @@ class Session {
     bool answer_heartbeat = false;  // a probe arrived: send a heartbeat now
     // A TIME_SYNC_REQUEST arrived: answer it now (make_time_sync_response).
     std::optional<wire::TimeSyncRequestBody> answer_time_sync;
+    bool restored = false;  // the first packet from a suspect peer: it is back
   };
 
   // Authenticates and decrypts a datagram addressed to this session (its header
@@ -122,12 +142,15 @@ class Session {
   struct Expiry {
     bool send_heartbeat = false;
     bool probe = false;
+    bool suspect = false;  // the peer just became suspect (kProbes went unanswered)
     bool dead = false;
     bool send_time_sync = false;  // send make_time_sync_request now
   };
   Expiry on_expiry(TimePoint now);
 
   bool dead() const { return dead_; }
+  // kProbes probes went unanswered and nothing has arrived since.
+  bool suspect() const { return suspect_; }
   const SessionStats& stats() const { return stats_; }
   // When it last authenticated a packet from the peer (its start before any).
   TimePoint last_received() const { return last_received_; }
@@ -137,6 +160,12 @@ class Session {
   const PeerTimeSync& time_sync() const { return time_sync_; }
 
  private:
+  enum class Counts : std::uint8_t { kAsSending, kNot };
+  Result<std::size_t> seal_as(wire::Header& h, MutableBytes out, std::size_t body_len,
+                              std::int64_t now_unix_ms, TimePoint now, Counts counts);
+  Result<std::size_t> heartbeat(MutableBytes out, std::uint8_t flags, std::int64_t now_unix_ms,
+                                TimePoint now, Counts counts);
+
   Session(discovery::Established e, hop::PortSchedule ports, crypto::PacketSealer sealer,
           crypto::PacketOpener opener, const SessionConfig& config, TimePoint now);
   // Puts a new peer clock offset in force; the delay samples measured with
@@ -163,9 +192,11 @@ class Session {
 
   TimePoint last_received_;
   TimePoint last_sent_;
+  std::int64_t last_path_window_ = -1;  // the window of our last datagram on connection 0's ports
   TimePoint last_heartbeat_;
   TimePoint next_probe_ = kNever;
   int probes_sent_ = 0;
+  bool suspect_ = false;
   bool dead_ = false;
   SessionStats stats_;
 };

@@ -326,6 +326,26 @@ void Loader::apply_environment() {
 
 }  // namespace config_internal
 
+Config clone_config(const Config& c) {
+  Config out;
+  out.source_path = c.source_path;
+  out.network = c.network;
+  out.protocol = c.protocol;
+  out.security = c.security;
+  out.crypto = c.crypto;
+  out.logging = c.logging;
+  out.control = c.control;
+  out.metrics = c.metrics;
+  out.snmp = c.snmp;
+  out.testing = c.testing;
+  out.psks.reserve(c.psks.size());
+  for (const PskConfig& p : c.psks) {
+    out.psks.push_back(PskConfig{p.id, crypto::SecretBytes::copy_of(p.key.view()), p.allowed_prefixes});
+  }
+  out.peers = c.peers;
+  return out;
+}
+
 Environment buckwild_environment() {
   Environment env;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {

@@ -71,7 +71,11 @@ struct NetworkConfig {
 struct ProtocolConfig {
   std::uint32_t hop_interval_ms = 250;
   std::uint32_t heartbeat_interval_ms = 30'000;
-  std::uint32_t heartbeat_timeout_ms = 90'000;
+  std::uint32_t heartbeat_timeout_ms = 180'000;  // the dead-peer timeout
+  // The initiator sends a path keepalive in every hop window it has nothing
+  // else to send in, so a NAT in front of it keeps a mapping the responder
+  // can answer along (docs/protocol.md §11.6).
+  bool path_keepalive = true;
   std::optional<std::uint8_t> delay_allowance;  // nullopt = "auto" (adaptive, 1..16)
   TcpMode tcp_mode = TcpMode::kStream;
   // A peer clock offset that moves this far from the one in use sets off a
@@ -92,6 +96,11 @@ struct SecurityConfig {
   // The least strength, in bits, every PSK must have (its length: PSKs are
   // random bytes, buckwild genpsk's 256 bits).
   std::uint32_t entropy_requirement_bits = 128;
+  // An attack is reported (log, audit, SNMP bwAttackDetected) when the eBPF
+  // filter drops, or the discovery responder refuses, more than this many
+  // datagrams per second (log/attack_watch.h); 0 = not watched.
+  std::uint32_t attack_filter_drops_per_second = 1000;
+  std::uint32_t attack_discovery_refusals_per_second = 100;
 };
 
 struct CryptoConfig {
@@ -138,6 +147,12 @@ struct NtpConfig {
   std::uint32_t drift_threshold_ms = 100;
 };
 
+// The SNMP AgentX subagent (src/daemon/snmp/): off unless enabled.
+struct SnmpConfig {
+  bool enabled = false;
+  std::string agentx_socket = "/var/agentx/master";  // the master agent's Unix socket
+};
+
 struct TestingConfig {
   std::int64_t clock_offset_ms = 0;  // TEST AID: added to this daemon's UTC clock
   // TEST AID: this daemon's clock runs fast (positive) or slow by this many
@@ -162,6 +177,7 @@ struct PeerConfig {
   bool initiate = true;
 };
 
+// A new member is copied by clone_config (config.cc) too.
 struct Config {
   std::string source_path;  // the file it was loaded from
   NetworkConfig network;
@@ -172,6 +188,7 @@ struct Config {
   ControlConfig control;
   MetricsConfig metrics;
   NtpConfig ntp;
+  SnmpConfig snmp;
   TestingConfig testing;
   std::vector<PskConfig> psks;
   std::vector<PeerConfig> peers;
@@ -187,7 +204,7 @@ Environment buckwild_environment();
 // Loads and checks the configuration at `path`, then applies overrides from
 // `env`: BUCKWILD_<SECTION>_<KEY> sets a scalar key of a single-instance
 // section (network, protocol, security, crypto, logging, control, metrics,
-// ntp, testing) and is
+// snmp, ntp, testing) and is
 // parsed with that key's type (booleans: true/false/1/0). A variable whose
 // SECTION is one of those but whose KEY is unknown is an error; other
 // BUCKWILD_* variables are not ours and are ignored. `key_file` paths that are
@@ -196,6 +213,11 @@ Environment buckwild_environment();
 // problems, then cross-key problems.
 std::expected<Config, std::vector<std::string>> load_config(const std::string& path,
                                                             const Environment& env);
+
+// A copy of `config`, its PSKs copied into locked memory of their own. For a
+// change of one setting at run time (Reloader::set): the copy is changed,
+// checked and put in force, the original stays until then.
+Config clone_config(const Config& config);
 
 // Names for logs and messages: "info", "daemon", "stream".
 const char* log_level_name(LogLevel level);

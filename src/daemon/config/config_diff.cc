@@ -40,6 +40,7 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::protocol, &ProtocolConfig::hop_interval_ms>("protocol.hop_interval_ms", kFixed),
       key<&Config::protocol, &ProtocolConfig::heartbeat_interval_ms>("protocol.heartbeat_interval_ms", kFixed),
       key<&Config::protocol, &ProtocolConfig::heartbeat_timeout_ms>("protocol.heartbeat_timeout_ms", kFixed),
+      key<&Config::protocol, &ProtocolConfig::path_keepalive>("protocol.path_keepalive", kFixed),
       key<&Config::protocol, &ProtocolConfig::delay_allowance>("protocol.delay_allowance", kFixed),
       key<&Config::protocol, &ProtocolConfig::tcp_mode>("protocol.tcp_mode", kFixed),
       key<&Config::protocol, &ProtocolConfig::congestion_control>("protocol.congestion_control", kFixed),
@@ -54,6 +55,10 @@ const std::vector<KeyDiff>& scalar_keys() {
           "security.peer_rate_limit_packets_per_second", kLive),
       key<&Config::security, &SecurityConfig::entropy_requirement_bits>(
           "security.entropy_requirement_bits", kLive),
+      key<&Config::security, &SecurityConfig::attack_filter_drops_per_second>(
+          "security.attack_filter_drops_per_second", kLive),
+      key<&Config::security, &SecurityConfig::attack_discovery_refusals_per_second>(
+          "security.attack_discovery_refusals_per_second", kLive),
       key<&Config::crypto, &CryptoConfig::protection>("crypto.protection", kFixed),
       key<&Config::crypto, &CryptoConfig::aead>("crypto.aead", kFixed),
       key<&Config::crypto, &CryptoConfig::forward_secrecy>("crypto.forward_secrecy", kFixed),
@@ -71,6 +76,8 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::ntp, &NtpConfig::servers>("ntp.servers", kFixed),
       key<&Config::ntp, &NtpConfig::validation_timeout_ms>("ntp.validation_timeout_ms", kFixed),
       key<&Config::ntp, &NtpConfig::drift_threshold_ms>("ntp.drift_threshold_ms", kFixed),
+      key<&Config::snmp, &SnmpConfig::enabled>("snmp.enabled", kFixed),
+      key<&Config::snmp, &SnmpConfig::agentx_socket>("snmp.agentx_socket", kFixed),
       key<&Config::testing, &TestingConfig::clock_offset_ms>("testing.clock_offset_ms", kFixed),
       key<&Config::testing, &TestingConfig::clock_drift_ppm>("testing.clock_drift_ppm", kFixed),
   };

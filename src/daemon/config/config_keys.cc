@@ -288,6 +288,19 @@ std::string set_metrics_listen(Config& c, const Scalar& v) {
   return {};
 }
 
+// The master agent's AgentX socket: a Unix socket path (net-snmp's default
+// /var/agentx/master, or snmpd.conf's agentXSocket).
+std::string set_agentx_socket(Config& c, const Scalar& v) {
+  const auto& s = std::get<std::string>(v);
+  if (s.empty() || s.front() != '/') return "must be an absolute path, got " + in_quotes(s);
+  if (s.size() > 107) {
+    return "must be at most 107 bytes (a Unix socket path), got " + std::to_string(s.size());
+  }
+  if (s.back() == '/') return "must name a socket, not a directory, got " + in_quotes(s);
+  c.snmp.agentx_socket = s;
+  return {};
+}
+
 // Keys of the design document that this version does not implement: refused
 // with what governs the behaviour instead, so an operator's old or copied file
 // says why rather than seeming to work.
@@ -402,6 +415,8 @@ constexpr std::array kProtocolKeys = {
     KeySpec{
         "heartbeat_timeout_ms", Kind::kInteger,
         set_integer<&Config::protocol, &ProtocolConfig::heartbeat_timeout_ms, 2000, 10'800'000>},
+    KeySpec{"path_keepalive", Kind::kBool,
+            set_bool<&Config::protocol, &ProtocolConfig::path_keepalive>},
     KeySpec{"max_packet_lifetime_ms", Kind::kInteger, not_in_this_version<kNoPacketLifetime>},
     KeySpec{"delay_allowance", Kind::kAutoOrInteger, set_delay_allowance},
     KeySpec{"tcp_mode", Kind::kString, set_tcp_mode},
@@ -422,6 +437,12 @@ constexpr std::array kSecurityKeys = {
     KeySpec{"entropy_requirement_bits", Kind::kInteger, set_entropy_requirement},
     KeySpec{"peer_rate_limit_packets_per_second", Kind::kInteger,
             set_integer<&Config::security, &SecurityConfig::peer_rate_limit_packets_per_second, 0,
+                        100'000'000>},
+    KeySpec{"attack_filter_drops_per_second", Kind::kInteger,
+            set_integer<&Config::security, &SecurityConfig::attack_filter_drops_per_second, 0,
+                        100'000'000>},
+    KeySpec{"attack_discovery_refusals_per_second", Kind::kInteger,
+            set_integer<&Config::security, &SecurityConfig::attack_discovery_refusals_per_second, 0,
                         100'000'000>},
     KeySpec{"replay_window_ms", Kind::kInteger, not_in_this_version<kNoReplayWindow>},
 };
@@ -455,6 +476,11 @@ constexpr std::array kMetricsKeys = {
     KeySpec{"listen", Kind::kString, set_metrics_listen},
 };
 
+constexpr std::array kSnmpKeys = {
+    KeySpec{"enabled", Kind::kBool, set_bool<&Config::snmp, &SnmpConfig::enabled>},
+    KeySpec{"agentx_socket", Kind::kString, set_agentx_socket},
+};
+
 constexpr std::array kNtpKeys = {
     KeySpec{"enabled", Kind::kBool, set_bool<&Config::ntp, &NtpConfig::enabled>},
     KeySpec{"servers", Kind::kStringList, set_ntp_servers},
@@ -472,7 +498,7 @@ constexpr std::array kTestingKeys = {
             set_integer<&Config::testing, &TestingConfig::clock_drift_ppm, -100'000, 100'000>},
 };
 
-constexpr std::array<ConfigSection, 9> kSections = {{
+constexpr std::array<ConfigSection, 10> kSections = {{
     {"network", kNetworkKeys},
     {"protocol", kProtocolKeys},
     {"security", kSecurityKeys},
@@ -480,6 +506,7 @@ constexpr std::array<ConfigSection, 9> kSections = {{
     {"logging", kLoggingKeys},
     {"control", kControlKeys},
     {"metrics", kMetricsKeys},
+    {"snmp", kSnmpKeys},
     {"ntp", kNtpKeys},
     {"testing", kTestingKeys},
 }};

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/config/config_diff.h"
+#include "daemon/config/config_keys.h"
 #include "daemon/os/random_seeded.h"
 
 namespace buckwild::daemon {
@@ -83,11 +84,44 @@ json Reloader::reload(std::string_view trigger, const json& requester) {
   if (auto seeded = check_random_seeded(); !seeded) {
     return refuse(trigger, requester, seeded.error().message, {});
   }
-  const ConfigDiff diff = diff_config(*config_, *next);
+  return apply(std::make_unique<Config>(std::move(*next)), trigger, requester);
+}
+
+json Reloader::set(const std::vector<Setting>& settings, std::string_view trigger,
+                   const json& requester, bool check_only) {
+  auto next = std::make_unique<Config>(clone_config(*config_));
+  std::vector<std::string> problems;
+  for (const auto& [key, value] : settings) {
+    const std::size_t dot = key.find('.');
+    const ConfigSection* section =
+        dot == std::string::npos ? nullptr : find_config_section(std::string_view(key).substr(0, dot));
+    const ConfigKey* spec =
+        section == nullptr ? nullptr : find_config_key(*section, std::string_view(key).substr(dot + 1));
+    if (spec == nullptr) {
+      problems.push_back(key + ": unknown setting");
+      continue;
+    }
+    auto scalar = parse_config_scalar(value, spec->kind);
+    std::string problem = scalar ? spec->apply(*next, *scalar) : scalar.error();
+    if (!problem.empty()) problems.push_back(key + ": " + problem);
+  }
+  if (!problems.empty()) return refuse(trigger, requester, "settings refused", problems);
+  if (check_only) {
+    const ConfigDiff diff = diff_config(*config_, *next);
+    if (!diff.fixed.empty()) {
+      return refuse(trigger, requester, "keys that cannot change while running differ",
+                    fixed_key_problems(diff));
+    }
+    return {{"ok", true}};
+  }
+  return apply(std::move(next), trigger, requester);
+}
+
+json Reloader::apply(std::unique_ptr<Config> owned, std::string_view trigger, const json& requester) {
+  const ConfigDiff diff = diff_config(*config_, *owned);
   if (!diff.fixed.empty()) {
     return refuse(trigger, requester, "keys that cannot change while running differ", fixed_key_problems(diff));
   }
-  auto owned = std::make_unique<Config>(std::move(*next));
   auto applied = deps_.tunnel.reconfigure(*owned);
   if (!applied) return refuse(trigger, requester, applied.error().message, {});
   const std::vector<std::string> warnings = update_routes(*owned);

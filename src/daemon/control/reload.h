@@ -6,7 +6,10 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "daemon/config/config.h"
 #include "daemon/log/logging.h"
@@ -39,10 +42,25 @@ class Reloader {
   // record when given.
   nlohmann::json reload(std::string_view trigger, const nlohmann::json& requester = nullptr);
 
+  // Changes settings of the configuration in force, each a dotted key of a
+  // single-instance section and its value as text ("logging.level",
+  // "debug"), as SNMP SET does: each value goes through its key's own check
+  // (the one the file's value goes through), a key that cannot change while
+  // running is refused, and all are put in force together, or none. The
+  // reply, log line and audit record are reload()'s. Lasts until the next
+  // reload or restart. `check_only`: checked, nothing applied ({"ok":true}
+  // when all would be; a refusal is logged and audited as any other).
+  using Setting = std::pair<std::string, std::string>;
+  nlohmann::json set(const std::vector<Setting>& settings, std::string_view trigger,
+                     const nlohmann::json& requester = nullptr, bool check_only = false);
+
   std::uint64_t applied() const { return applied_; }
   std::uint64_t refused() const { return refused_; }
 
  private:
+  // Puts `next` in force when only live keys differ; the rest of reload().
+  nlohmann::json apply(std::unique_ptr<Config> next, std::string_view trigger,
+                       const nlohmann::json& requester);
   nlohmann::json refuse(std::string_view trigger, const nlohmann::json& requester,
                         const std::string& error, const std::vector<std::string>& problems);
   // Adds and deletes the peers' routes that differ; returns what failed.

@@ -8,6 +8,7 @@
 #include "core/common/time.h"
 #include "daemon/control/reload.h"
 #include "daemon/ebpf/kernel_ebpf_path.h"
+#include "daemon/log/attack_watch.h"
 #include "daemon/tunnel/tunnel.h"
 
 namespace buckwild::daemon {
@@ -20,5 +21,9 @@ struct DaemonFacts {
 
 nlohmann::json daemon_status(Tunnel& tunnel, const KernelEbpfPath* ebpf, const Reloader& reloader,
                              const DaemonFacts& facts, TimePoint now);
+
+// What AttackWatch samples: every eBPF drop verdict (0 on the user-space
+// path) and every discovery message the responder refused.
+AttackWatch::Totals attack_totals(const Tunnel& tunnel, const KernelEbpfPath* ebpf);
 
 }  // namespace buckwild::daemon

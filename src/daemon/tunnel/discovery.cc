@@ -4,6 +4,12 @@
 //               on the initiator's own timer; on_response → the session is
 //               added (its ports open first) → CONFIRM; on_sequence_confirm
 //               → the responder's SEQUENCE_NEG completes it
+//   suspect     a session whose peer stopped answering probes stays; the
+//               initiator looks for the peer by discovery meanwhile
+//               (on_session_timer → start_discovery). A RESPONSE then is held
+//               while one probe asks the old session (on_held_response):
+//               answered, the path was down; silent, the peer restarted and
+//               the new session replaces the old. on_peer_back ends the search.
 //   responder   on_discovery → RESPONSE (or silence: the core's Responder
 //               counts why); on_confirm → which peer is this (Peers::identify)
 //               → the session is added → SEQUENCE_NEG
@@ -11,6 +17,8 @@
 // add_session applies the one-session-per-peer rule (session_table.h
 // `succession`); remove_session resets the session's connections.
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +31,15 @@ namespace {
 // prefixes): capped, so a PSK holder cannot exhaust sockets and memory.
 constexpr std::size_t kMaxUnlistedSessions = 256;
 constexpr Duration kDiscoveryRetryDelay = seconds(2);
+constexpr Duration kDiscoveryRetryMax = seconds(30);
+
+// After `failures` failed attempts in a row: 2 s, doubling, at most 30 s. A
+// peer that is down is asked a few times a minute, not for ever every 2 s.
+Duration retry_delay(unsigned failures) {
+  Duration d = kDiscoveryRetryDelay;
+  for (unsigned i = 1; i < failures && d < kDiscoveryRetryMax; ++i) d *= 2;
+  return std::min(d, kDiscoveryRetryMax);
+}
 
 // Why the responder stayed silent: the counter its refusal moved.
 std::string_view refusal_reason(const discovery::ResponderCounters& a,
@@ -39,6 +56,11 @@ std::string_view refusal_reason(const discovery::ResponderCounters& a,
   return "refused";
 }
 
+// How long a RESPONSE that came while our session was suspect is held while a
+// probe asks that session whether the peer still knows it: a round trip and
+// the peer's turn, with room for a slow path.
+constexpr Duration kRestartCheck = milliseconds(500);
+
 bool awaiting_answer(const discovery::Initiator& i) {
   return i.state() == discovery::Initiator::State::kInitiated ||
          i.state() == discovery::Initiator::State::kResponded;
@@ -48,7 +70,15 @@ bool awaiting_answer(const discovery::Initiator& i) {
 
 // ---- as initiator ----
 
+bool Tunnel::looking_for(const Peer& p) const {
+  // No session, or one whose peer stopped answering: discovery goes on.
+  if (p.session_id == 0) return true;
+  const SessionEntry* e = sessions_.find(p.session_id);
+  return e != nullptr && e->session->suspect();
+}
+
 void Tunnel::start_discovery(Peer& p) {
+  drop_held(p);
   p.initiator.emplace(*p.psks, offered_features_, rng_);
   send_discovery(p.initiator->start(unix_ms(), now()), *p.config->endpoint);
   spdlog::info("discovery started towards {} ({})", p.config->name,
@@ -63,8 +93,10 @@ void Tunnel::arm_discovery_timer(Peer& p) {
   TimePoint due = kNever;
   if (awaiting_answer(*p.initiator)) {
     due = p.initiator->next_expiry();
-  } else if (p.initiator->state() == discovery::Initiator::State::kFailed && p.session_id == 0) {
-    due = now() + kDiscoveryRetryDelay;
+  } else if (p.initiator->state() == discovery::Initiator::State::kFailed && looking_for(p)) {
+    // Looking for the peer of a suspect session: every 2 s, so a restarted
+    // peer is found soon after it is back; with no session, backing off.
+    due = now() + (p.session_id != 0 ? kDiscoveryRetryDelay : retry_delay(p.discovery_failures));
   }
   if (due == kNever) return;
   p.discovery_timer = loop_.add_timer_at(due, [this, &p] {
@@ -76,14 +108,17 @@ void Tunnel::arm_discovery_timer(Peer& p) {
 void Tunnel::on_discovery_timer(Peer& p) {
   if (!p.initiator) return;
   if (p.initiator->state() == discovery::Initiator::State::kFailed) {
-    if (p.session_id == 0) start_discovery(p);  // the retry
+    if (p.initiates() && looking_for(p)) start_discovery(p);  // the retry
     return;
   }
   if (awaiting_answer(*p.initiator) && p.initiator->next_expiry() <= now()) {
     if (auto again = p.initiator->on_expiry(now())) send_discovery(*again, *p.config->endpoint);
-    if (p.initiator->state() == discovery::Initiator::State::kFailed && p.session_id == 0) {
+    if (p.initiator->state() == discovery::Initiator::State::kFailed && looking_for(p)) {
+      ++p.discovery_failures;
       warn_log_.log(now(), "discovery.failed", spdlog::level::warn,
-                    "discovery towards {} got no answer; retrying", p.config->name);
+                    "discovery towards {} got no answer; retrying in {} s", p.config->name,
+                    retry_delay(p.discovery_failures) / seconds(1));
+      if (p.discovery_failures == kRecoveryAttempts) recovery_failed(p);
     }
   }
   arm_discovery_timer(p);
@@ -107,11 +142,74 @@ void Tunnel::on_response(Bytes datagram, const SocketAddress& source) {
     auto s = session::Session::create(std::move(outcome->session), psks_.key(psk_index),
                                       session_config_, now());
     if (!s) return;
+    auto made = std::make_unique<session::Session>(std::move(*s));
+    if (SessionEntry* old = p.session_id != 0 ? sessions_.find(p.session_id) : nullptr) {
+      if (!old->session->suspect()) {
+        // Our session answered meanwhile: the path was down, not the peer.
+        p.initiator.reset();
+        arm_discovery_timer(p);
+        return;
+      }
+      // The peer answers discovery. Does it still know our session? One
+      // probe tells: held until it is answered or kRestartCheck passes.
+      // Nothing of this discovery may leave meanwhile: a CONFIRM repeated now
+      // would make a peer that is only back from an outage replace (and
+      // reset) the session we are about to keep.
+      if (p.discovery_timer != kNoTimer) loop_.cancel_timer(p.discovery_timer);
+      p.discovery_timer = kNoTimer;
+      p.held = Peer::HeldResponse{std::move(made), std::move(outcome->confirm), source, psk_index};
+      p.held_timer = loop_.add_timer(kRestartCheck, [this, &p] {
+        p.held_timer = kNoTimer;
+        on_held_response(p);
+      });
+      send_heartbeat(*old, Heartbeat::kProbe);
+      return;
+    }
     // Open the session's ports first: the responder answers CONFIRM at once, on them.
-    add_session(std::make_unique<session::Session>(std::move(*s)), source, i, psk_index);
+    add_session(std::move(made), source, i, psk_index);
     send_discovery(outcome->confirm, source);
     arm_discovery_timer(p);  // CONFIRM is repeated until SEQUENCE_NEG arrives
     return;
+  }
+}
+
+void Tunnel::on_held_response(Peer& p) {
+  if (!p.held) return;
+  Peer::HeldResponse held = std::move(*p.held);
+  p.held.reset();
+  if (!looking_for(p)) {  // the old session answered the probe
+    p.initiator.reset();
+    arm_discovery_timer(p);
+    return;
+  }
+  // Silent: the peer restarted and lost our session. The new one replaces it
+  // (and resets its connections: the peer no longer has their other ends).
+  std::size_t index = 0;
+  while (index < peers_.size() && &peers_[index] != &p) ++index;
+  if (index == peers_.size()) return;
+  spdlog::info("{} answers discovery but not our session: it restarted", p.config->name);
+  add_session(std::move(held.session), held.source, index, held.psk_index);
+  send_discovery(held.confirm, held.source);
+  arm_discovery_timer(p);
+}
+
+void Tunnel::drop_held(Peer& p) {
+  if (p.held_timer != kNoTimer) loop_.cancel_timer(p.held_timer);
+  p.held_timer = kNoTimer;
+  p.held.reset();
+}
+
+void Tunnel::on_peer_back(SessionEntry& e) {
+  // A suspect session heard from its peer: the path is back. Whatever
+  // discovery was looking for the peer is moot.
+  if (!e.peer) return;
+  Peer& p = peers_[*e.peer];
+  if (p.session_id != e.id) return;
+  spdlog::info("session {} with {}: the peer answers again", short_id(e.id), p.config->name);
+  drop_held(p);
+  if (p.initiator && awaiting_answer(*p.initiator)) {
+    p.initiator.reset();
+    arm_discovery_timer(p);
   }
 }
 
@@ -155,6 +253,10 @@ void Tunnel::on_confirm(Bytes datagram, const SocketAddress& source) {
     return;
   }
   const std::optional<std::size_t> peer = peers_.identify(source, psks_.id(est->psk_index));
+  if (peer && peers_[*peer].admin_down) {
+    audit_drop("discovery_refused", source, "admin_down");
+    return;
+  }
   if (!peer) {
     // A restarted peer without an entry replaces its own earlier session.
     const std::vector<std::uint64_t> stale = sessions_.unlisted_from(source.ip);
@@ -211,6 +313,7 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
     }
     p.session_id = id;
     p.session_since = now();
+    p.discovery_failures = 0;
     address = pc.virtual_address;
     // Our own discovery towards this peer is moot now.
     if (p.initiator && p.initiator->state() == discovery::Initiator::State::kInitiated) {
@@ -222,6 +325,8 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
   }
   const bool initiator = s->initiator();
   const std::int32_t offset = s->clock_offset_ms();
+  // The responder answers along the paths the initiator's datagrams open (§11.6).
+  if (!initiator) e->paths.emplace(remote.ip);
   e->session = std::move(s);
   SessionEntry& entry = sessions_.insert(std::move(e), address);
   bridge_->add_session(id, initiator ? SessionRole::kInitiator : SessionRole::kResponder);
@@ -234,6 +339,7 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
         {{"psk", psks_.id(psk_index)},
          {"role", initiator ? "initiator" : "responder"},
          {"clock_offset_ms", offset}});
+  notify(TunnelEvent::Kind::kSessionUp, entry, "");
   hop_ports_->update(HopPorts::Closing::kKeepAll);  // its ports open now, not at the next tick
   arm_session_timer(entry);
   if (!initiator) send_sequence_confirm(entry);
@@ -244,6 +350,7 @@ void Tunnel::remove_session(std::uint64_t id, const char* why) {
   if (e == nullptr) return;
   spdlog::info("session {} with {} closed: {}", short_id(id), e->remote.ip.to_string(), why);
   audit("session_ended", *e, "info", {{"reason", why}});
+  notify(TunnelEvent::Kind::kSessionDown, *e, why);
   if (Peer* p = peers_.with_session(id)) p->session_id = 0;
   if (e->timer != kNoTimer) loop_.cancel_timer(e->timer);
   bridge_->remove_session(id);  // its applications' connections are reset
@@ -261,6 +368,51 @@ void Tunnel::audit(std::string_view event, const SessionEntry& e, std::string_vi
                   {"source_port", e.remote.port},
                   {"session_id", fmt::format("{:016x}", e.id)},
                   {"details", details}});
+}
+
+std::string Tunnel::peer_name(const SessionEntry& e) const {
+  if (e.peer) return peers_[*e.peer].config->name;
+  return e.claimed ? e.claimed->to_string() : e.remote.to_string();
+}
+
+void Tunnel::notify(TunnelEvent::Kind kind, const SessionEntry& e, std::string_view reason) {
+  if (!on_event_) return;
+  on_event_(TunnelEvent{kind, peer_name(e), e.id, e.remote, std::string(reason)});
+}
+
+void Tunnel::recovery_failed(const Peer& p) {
+  const std::string reason = fmt::format("{} discovery attempts in a row got no answer; still trying",
+                                         kRecoveryAttempts);
+  spdlog::warn("{}: {}", p.config->name, reason);
+  if (audit_ != nullptr) {
+    audit_->record("recovery_failed", "warning",
+                   {{"peer", p.config->name}, {"details", {{"reason", reason}}}});
+  }
+  if (on_event_) on_event_(TunnelEvent{TunnelEvent::Kind::kRecoveryFailed, p.config->name, 0, p.config->endpoint, reason});
+}
+
+std::optional<bool> Tunnel::admin_up(std::string_view name) const {
+  const std::optional<std::size_t> i = peers_.find(name);
+  if (!i) return std::nullopt;
+  return !peers_[*i].admin_down;
+}
+
+bool Tunnel::set_admin_up(std::string_view name, bool up) {
+  const std::optional<std::size_t> i = peers_.find(name);
+  if (!i) return false;
+  Peer& p = peers_[*i];
+  if (p.admin_down == !up) return true;
+  p.admin_down = !up;
+  spdlog::info("peer {} administratively {}", p.config->name, up ? "up" : "down");
+  if (!up) {
+    if (p.session_id != 0) remove_session(p.session_id, "administratively down");
+    p.initiator.reset();
+    arm_discovery_timer(p);  // cancels it
+  } else if (p.session_id == 0 && p.initiates()) {
+    p.discovery_failures = 0;
+    start_discovery(p);
+  }
+  return true;
 }
 
 void Tunnel::audit_drop(std::string_view event, const SocketAddress& source, std::string_view reason) {

@@ -18,6 +18,7 @@
 
 #include <array>
 
+#include "core/hop/time_window.h"
 #include "core/inner/ip_packet.h"
 #include "core/wire/codec.h"
 #include "daemon/tunnel/tunnel.h"
@@ -67,13 +68,15 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
                                    batch[i].destination.port == config_->network.discovery_port
                                ? SentTo::kDiscoveryPort
                                : SentTo::kHoppingPort;
-    on_datagram(batch[i].buffer.first(batch[i].length), batch[i].source, sent_to);
+    on_datagram(batch[i].buffer.first(batch[i].length), batch[i].source, sent_to,
+                batch[i].destination.port);
   }
   // 5. What the packets made due on the applications' connections.
   bridge_->flush();
 }
 
-void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, SentTo sent_to) {
+void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, SentTo sent_to,
+                         std::uint16_t local_port) {
   // 2. Discovery, or a session's.
   if (datagram.size() < wire::kOverhead || datagram[0] != wire::kVersion) {
     ++stats_.rejected;
@@ -98,11 +101,11 @@ void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, Sen
     audit_drop("packet_rejected", source, "unknown_session");
     return;
   }
-  on_session_packet(*e, datagram, source);
+  on_session_packet(*e, datagram, source, local_port);
 }
 
-void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram,
-                               const SocketAddress& source) {
+void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source,
+                               std::uint16_t local_port) {
   // 3. Authenticate and decrypt.
   auto r = e.session->open(datagram, unix_ms(), now());
   if (!r) {
@@ -115,7 +118,24 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram,
     return;
   }
   // The peer's address stays the one discovery saw: a copy of an authentic
-  // packet re-sent from elsewhere must not redirect our traffic.
+  // packet re-sent from elsewhere must not redirect our traffic. Only the
+  // port is learned, as responder: the path the datagram opened through a
+  // NAT (§11.6), from what arrived on connection 0's ports (its own packets
+  // and SYNs): those are the ones we answer from. A datagram on the
+  // discovery port opened no hopping path.
+  if (e.paths && local_port != config_->network.discovery_port &&
+      (r->header.connection_id == 0 || r->header.type == wire::PacketType::kSyn) &&
+      e.paths->observe(local_port, source, hop::window_at(unix_ms())) &&
+      (e.answer_via == nullptr || e.answer_port != local_port || e.answer_to != source)) {
+    // The eBPF path binds only the ports we send from: bind this one now
+    // (the update re-chooses the path), the user-space path has it open.
+    if (ebpf_ != nullptr && hop_ports_->socket_for(local_port) == nullptr) {
+      hop_ports_->connections_changed();
+    } else {
+      choose_answer_path(e);
+    }
+  }
+  if (r->restored) on_peer_back(e);
   // 4. By type.
   switch (r->header.type) {
     case wire::PacketType::kDatagram: {

@@ -32,6 +32,7 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
   std::array<OutgoingDatagram, kBatch> out;
   std::array<PacketPool::Buffer, kBatch> held;
   std::array<SessionEntry*, kBatch> by{};
+  std::array<DatagramSocket*, kBatch> via{};
   std::size_t n = 0;
   std::size_t read = 0;
   // 1. Up to one batch per wake-up, so sockets get their turn too.
@@ -68,8 +69,9 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
     auto sealed = e->session->seal_datagram(space, *got, unix_ms(), now());
     if (!sealed) continue;
     b.set_length(*sealed);
-    out[n] = OutgoingDatagram{
-        b.payload(), SocketAddress{e->remote.ip, e->session->send_port(unix_ms())}, std::nullopt};
+    const Path path = path_of(*e, 0);
+    out[n] = OutgoingDatagram{b.payload(), path.to, std::nullopt};
+    via[n] = path.via;
     by[n] = e;
     held[n] = std::move(b);
     ++n;
@@ -80,15 +82,11 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
     on_tun_failed(SysError{EIO, "the TUN device " + tun_.name() + " hung up"});
   }
   // 5. Send in runs that share a socket.
-  auto socket_of = [this](const SessionEntry* e) {
-    return e->send_via != nullptr ? e->send_via : discovery_socket_.get();
-  };
   std::size_t start = 0;
   while (start < n) {
-    DatagramSocket* via = socket_of(by[start]);
     std::size_t end = start + 1;
-    while (end < n && socket_of(by[end]) == via) ++end;
-    auto sent = via->send_batch(std::span(out.data() + start, end - start));
+    while (end < n && via[end] == via[start]) ++end;
+    auto sent = via[start]->send_batch(std::span(out.data() + start, end - start));
     const std::size_t ok = sent ? *sent : 0;
     stats_.datagrams_sent += ok;
     stats_.send_errors += (end - start) - ok;
@@ -115,10 +113,17 @@ void Tunnel::on_tun_failed(const SysError& error) {
   if (on_fatal_) on_fatal_(error);
 }
 
+Tunnel::Path Tunnel::path_of(SessionEntry& e, std::uint16_t conn) {
+  // As responder, along the path the initiator's datagrams opened (§11.6):
+  // behind NAT nothing else reaches it. Connections share that path.
+  if (e.answer_via != nullptr) return Path{e.answer_via, e.answer_to};
+  return Path{e.send_via != nullptr ? e.send_via : discovery_socket_.get(),
+              SocketAddress{e.remote.ip, e.session->send_port(unix_ms(), conn)}};
+}
+
 void Tunnel::send_sealed(SessionEntry& e, Bytes datagram) {
-  send_one(e.send_via != nullptr ? *e.send_via : *discovery_socket_,
-           OutgoingDatagram{datagram, SocketAddress{e.remote.ip, e.session->send_port(unix_ms())},
-                            std::nullopt});
+  const Path path = path_of(e, 0);
+  send_one(*path.via, OutgoingDatagram{datagram, path.to, std::nullopt});
   arm_session_timer(e);
 }
 
@@ -136,6 +141,20 @@ void Tunnel::send_time_sync_response(SessionEntry& e, const wire::TimeSyncReques
   std::array<std::uint8_t, 128> buf;
   auto n = e.session->make_time_sync_response(buf, request, unix_ms(), now());
   if (n) send_sealed(e, Bytes(buf.data(), *n));
+}
+
+void Tunnel::send_path_keepalives() {
+  // Mid-window: every initiator session that has sent nothing in this window
+  // opens its port pair for it now (§11.6).
+  const std::int64_t t = unix_ms();
+  sessions_.for_each([&](SessionEntry& e) {
+    if (!e.session->path_keepalive_due(t)) return;
+    std::array<std::uint8_t, 128> buf;
+    auto n = e.session->make_path_keepalive(buf, t, now());
+    if (!n) return;
+    const Path path = path_of(e, 0);
+    send_one(*path.via, OutgoingDatagram{Bytes(buf.data(), *n), path.to, std::nullopt});
+  });
 }
 
 void Tunnel::send_heartbeat(SessionEntry& e, Heartbeat kind) {
@@ -166,10 +185,8 @@ void Tunnel::send_connection_packet(std::uint64_t session, wire::Header& header,
   const std::uint16_t port_of = header.type == wire::PacketType::kSyn ? 0 : header.connection_id;
   auto n = e->session->seal(header, packet, body_len, unix_ms(), now());
   if (!n) return;
-  send_one(e->send_via != nullptr ? *e->send_via : *discovery_socket_,
-           OutgoingDatagram{Bytes(packet.data(), *n),
-                            SocketAddress{e->remote.ip, e->session->send_port(unix_ms(), port_of)},
-                            std::nullopt});
+  const Path path = path_of(*e, port_of);
+  send_one(*path.via, OutgoingDatagram{Bytes(packet.data(), *n), path.to, std::nullopt});
   arm_session_timer(*e);
 }
 

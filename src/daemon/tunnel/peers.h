@@ -12,6 +12,7 @@
 #include "core/common/socket_address.h"
 #include "core/common/time.h"
 #include "core/discovery/initiator.h"
+#include "core/session/session.h"
 #include "core/discovery/psk_set.h"
 #include "daemon/config/config.h"
 #include "daemon/os/sys_error.h"
@@ -27,11 +28,29 @@ struct Peer {
   std::vector<std::size_t> psk_index;  // psks index → our global PSK index
   std::optional<discovery::Initiator> initiator;
   TimerId discovery_timer = kNoTimer;  // the initiator's next expiry, or the retry
+  // Discovery attempts that failed in a row (no answer within the discovery
+  // timeout): the retry waits 2 s, 4 s, 8 s, 16 s, then 30 s each time.
+  unsigned discovery_failures = 0;
   std::uint64_t session_id = 0;        // its session now, 0 for none
   TimePoint session_since = 0;
+  bool admin_down = false;  // Tunnel::set_admin_up(name, false)
+  // A RESPONSE that came while our session with the peer was suspect, held
+  // for kRestartCheck while a probe asks that session: answered, the path
+  // was down and the new session is dropped; silent, the peer lost its state
+  // (restarted) and the new session replaces the old (docs/protocol.md §11.4).
+  struct HeldResponse {
+    std::unique_ptr<session::Session> session;
+    std::vector<std::uint8_t> confirm;
+    SocketAddress source;
+    std::size_t psk_index = 0;
+  };
+  std::optional<HeldResponse> held;
+  TimerId held_timer = kNoTimer;
 
   // Whether we start discovery towards it (and restart it when its session dies).
-  bool initiates() const { return config->initiate && config->endpoint.has_value(); }
+  bool initiates() const {
+    return !admin_down && config->initiate && config->endpoint.has_value();
+  }
 };
 
 class Peers {

@@ -128,6 +128,9 @@ SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
       // Its discovery used the old set: start over with the new one.
       if (kept->discovery_timer != kNoTimer) loop_.cancel_timer(kept->discovery_timer);
       kept->discovery_timer = kNoTimer;
+      if (kept->held_timer != kNoTimer) loop_.cancel_timer(kept->held_timer);
+      kept->held_timer = kNoTimer;
+      kept->held.reset();
       kept->initiator.reset();
       kept->psks = std::move(np.psks);
       if (kept->session_id == 0 && np.initiates()) discover.push_back(i);
@@ -140,6 +143,7 @@ SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
   for (std::size_t i = 0; i < peers_.size(); ++i) {
     std::unique_ptr<Peer> gone = peers_.release(i);
     if (gone != nullptr && gone->discovery_timer != kNoTimer) loop_.cancel_timer(gone->discovery_timer);
+    if (gone != nullptr && gone->held_timer != kNoTimer) loop_.cancel_timer(gone->held_timer);
   }
 
   // 3. The new configuration in force.

@@ -16,6 +16,7 @@
 #include "core/common/ip_address.h"
 #include "core/common/socket_address.h"
 #include "core/common/time.h"
+#include "core/session/return_paths.h"
 #include "core/session/session.h"
 #include "daemon/config/config.h"
 #include "daemon/net/udp_socket.h"
@@ -39,6 +40,14 @@ struct SessionEntry {
   // never computes or allocates it. Null: the discovery socket.
   DatagramSocket* send_via = nullptr;
   std::uint16_t receive_port = 0;  // ... its port, as the last port update computed it
+  // As responder: the paths the initiator's datagrams opened (behind NAT the
+  // only ones that reach it), and the one we answer along now, refreshed when
+  // a datagram arrives on a new path and whenever send_via is. `answer_via`
+  // null: no path yet, send to the schedule's port from send_via.
+  std::optional<session::ReturnPaths> paths;
+  DatagramSocket* answer_via = nullptr;
+  SocketAddress answer_to;
+  std::uint16_t answer_port = 0;  // our port answer_via is bound to
   // The session's timer (heartbeats, probes, death) and when it is due.
   TimerId timer = kNoTimer;
   TimePoint timer_at = kNever;

@@ -147,6 +147,10 @@ nlohmann::json Tunnel::status() {
         {"rejected", x.rejected},
         {"heartbeats_sent", x.heartbeats_sent},
         {"heartbeats_received", x.heartbeats_received},
+        {"path_keepalives_sent", x.path_keepalives_sent},
+        {"return_path", e.answer_via != nullptr
+                            ? json{{"from_port", e.answer_port}, {"to", e.answer_to.to_string()}}
+                            : json(nullptr)},
         {"connections", c.live},
         {"retransmissions", c.retransmissions},
     };
@@ -161,6 +165,8 @@ nlohmann::json Tunnel::status() {
     SessionEntry* e = p.session_id != 0 ? sessions_.find(p.session_id) : nullptr;
     peers.push_back({{"name", pc.name},
                      {"configured", true},
+                     {"admin_state", p.admin_down ? "down" : "up"},
+                     {"unanswered_discovery_attempts", p.discovery_failures},
                      {"endpoint_configured", pc.endpoint ? json(pc.endpoint->to_string()) : json(nullptr)},
                      {"virtual_addresses", json::array({pc.virtual_address.to_string()})},
                      {"routes", routes},
@@ -177,8 +183,10 @@ nlohmann::json Tunnel::status() {
     SessionEntry& e = *sessions_.find(id);
     json addresses = json::array();
     if (e.claimed) addresses.push_back(e.claimed->to_string());
-    peers.push_back({{"name", e.claimed ? e.claimed->to_string() : e.remote.to_string()},
+    peers.push_back({{"name", peer_name(e)},
                      {"configured", false},
+                     {"admin_state", "up"},
+                     {"unanswered_discovery_attempts", 0},
                      {"endpoint_configured", nullptr},
                      {"virtual_addresses", addresses},
                      {"routes", json::array()},

@@ -20,6 +20,21 @@ struct FeaturePolicy {
   discovery::ResponderPolicy responder;
 };
 
+// Retransmission timeouts in a row, doubling from the smallest RTO to the
+// largest, that span `span`: a connection gives up no sooner than its session
+// (docs/protocol.md §11.4), never sooner than the reference's limit.
+unsigned retransmissions_spanning(Duration span, const conn::RtoConfig& rto) {
+  unsigned n = 0;
+  Duration total = 0;
+  Duration next = rto.min;
+  while (total < span && n < 64) {
+    total += next;
+    next = std::min(next * 2, rto.max);
+    ++n;
+  }
+  return std::max<unsigned>(n, wire::kMaxRetransmissions);
+}
+
 FeaturePolicy feature_policy(const Config& config) {
   using namespace discovery;
   std::uint16_t protection = 0;
@@ -73,6 +88,7 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
       ebpf_(deps.ebpf),
       on_fatal_(std::move(deps.on_fatal)),
       audit_(deps.audit),
+      on_event_(std::move(deps.on_event)),
       psks_(std::move(psks)),
       peers_(std::move(peers)),
       mtu_(mtu),
@@ -91,6 +107,7 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
   session_config_.heartbeat_interval = milliseconds(config.protocol.heartbeat_interval_ms);
   session_config_.time_sync.tolerance_ms = static_cast<std::int32_t>(config.protocol.time_sync_tolerance_ms);
   session_config_.dead_after = milliseconds(config.protocol.heartbeat_timeout_ms);
+  session_config_.path_keepalive = config.protocol.path_keepalive;
 }
 
 Tunnel::~Tunnel() {
@@ -103,8 +120,10 @@ Tunnel::~Tunnel() {
   });
   for (std::size_t i = 0; i < peers_.size(); ++i) {
     if (peers_[i].discovery_timer != kNoTimer) loop_.cancel_timer(peers_[i].discovery_timer);
+    if (peers_[i].held_timer != kNoTimer) loop_.cancel_timer(peers_[i].held_timer);
   }
   if (window_timer_ != kNoTimer) loop_.cancel_timer(window_timer_);
+  if (keepalive_timer_ != kNoTimer) loop_.cancel_timer(keepalive_timer_);
   if (responder_timer_ != kNoTimer) loop_.cancel_timer(responder_timer_);
   if (tun_watched_) loop_.unwatch_fd(tun_.fd());
   if (discovery_socket_) loop_.unwatch_fd(discovery_socket_->fd());
@@ -120,6 +139,8 @@ SysResult<void> Tunnel::start() {
   so.limits.max_per_source = config_->security.max_connections_per_source;
   so.open_local = config_->protocol.tcp_mode == TcpMode::kStream;
   so.connection.congestion = config_->protocol.congestion_control;
+  so.connection.max_retransmissions =
+      retransmissions_spanning(session_config_.dead_after, so.connection.rto);
   auto bridge = StreamBridge::create(so, *this, loop_, tcp_, rng_);
   if (!bridge)
     return sys_fail_plain(bridge.error().sys_errno, "transparent TCP: " + bridge.error().message);
@@ -215,6 +236,15 @@ void Tunnel::on_clock_step(std::int64_t step_us) {
 void Tunnel::on_window() {
   hop_ports_->update(HopPorts::Closing::kCloseUnneeded);
   warn_log_.flush(now());
+  // Path keepalives go mid-window (§11.6): by then a window with traffic of
+  // its own has sent some, and the responder has had half a window on the
+  // previous window's path, which the initiator still listens on.
+  if (keepalive_timer_ == kNoTimer) {
+    keepalive_timer_ = loop_.add_timer(milliseconds(hop::kHopIntervalMs / 2), [this] {
+      keepalive_timer_ = kNoTimer;
+      send_path_keepalives();
+    });
+  }
 }
 
 void Tunnel::list_port_needs(std::vector<PortNeed>& out) {
@@ -235,9 +265,15 @@ void Tunnel::list_port_needs(std::vector<PortNeed>& out) {
         const std::int64_t window = w - d + static_cast<std::int64_t>(i);
         const bool ours_now = conn == 0 && i == ports.size() / 2;
         if (ours_now) e.receive_port = ports[i];
+        // As responder we also send from the ports of the paths we may answer
+        // along (§11.6); the eBPF path binds only the ports we send from.
+        bool on_path = false;
+        if (e.paths) {
+          for (const auto& path : e.paths->slots()) on_path = on_path || (path && path->local_port == ports[i]);
+        }
         out.push_back(PortNeed{
             ValidPort{e.remote.ip, ports[i], e.id, static_cast<std::uint32_t>(window), conn},
-            ours_now});
+            ours_now || on_path});
       }
     }
   });
@@ -248,7 +284,22 @@ void Tunnel::choose_send_sockets() {
   // too; list_port_needs has just computed that port.
   sessions_.for_each([&](SessionEntry& e) {
     e.send_via = e.receive_port == 0 ? nullptr : hop_ports_->socket_for(e.receive_port);
+    choose_answer_path(e);
   });
+}
+
+void Tunnel::choose_answer_path(SessionEntry& e) {
+  // As responder: along the freshest path the initiator opened that it still
+  // listens on, from the socket of our port it arrived on (§11.6).
+  e.answer_via = nullptr;
+  if (!e.paths) return;
+  auto path = e.paths->choose(
+      e.receive_port, hop::window_at(unix_ms()), e.session->delay_allowance(),
+      [this](std::uint16_t port) { return hop_ports_->socket_for(port) != nullptr; });
+  if (!path) return;
+  e.answer_via = hop_ports_->socket_for(path->local_port);
+  e.answer_to = path->remote;
+  e.answer_port = path->local_port;
 }
 
 // ---- time: each session's own timer ----
@@ -278,6 +329,17 @@ void Tunnel::on_session_timer(std::uint64_t id) {
       remove_session(id, "peer stopped answering");
       if (peer && peers_[*peer].initiates()) start_discovery(peers_[*peer]);
       return;
+    }
+    if (x.suspect && e->peer && peers_[*e->peer].initiates()) {
+      // The session stays (its connections wait out an outage); discovery
+      // meanwhile finds out whether the peer restarted (on_response).
+      Peer& p = peers_[*e->peer];
+      spdlog::info("session {} with {}: no answer to {} probes; kept, and looking for {} by discovery",
+                   short_id(id), p.config->name, session::kProbes, p.config->name);
+      p.discovery_failures = 0;
+      start_discovery(p);
+      e = sessions_.find(id);
+      if (e == nullptr) return;
     }
     if (x.probe || x.send_heartbeat)
       send_heartbeat(*e, x.probe ? Heartbeat::kProbe : Heartbeat::kRegular);

@@ -26,6 +26,8 @@
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/crypto/random.h"
@@ -48,6 +50,25 @@
 
 namespace buckwild::daemon {
 
+// What happened to a peer's session, for the daemon's notifications (SNMP
+// traps). On the loop's thread, after the log line and the audit record.
+struct TunnelEvent {
+  enum class Kind : std::uint8_t {
+    kSessionUp,       // established; `endpoint` is where the peer is
+    kSessionDown,     // ended; `reason` says why
+    kRecoveryFailed,  // kRecoveryAttempts discovery attempts in a row went unanswered
+  };
+  Kind kind;
+  std::string peer;  // its name, or its address for a peer without an entry
+  std::uint64_t session_id = 0;
+  std::optional<SocketAddress> endpoint;
+  std::string reason;
+};
+
+// Unanswered discovery attempts towards a configured peer after which a
+// kRecoveryFailed event says so (once; discovery keeps trying).
+inline constexpr std::uint32_t kRecoveryAttempts = 5;
+
 struct TunnelDeps {
   EventLoop& loop;     // and its now(): the daemon's one monotonic clock
   const Clock& clock;  // UTC, for the protocol's windows and timestamps
@@ -63,6 +84,8 @@ struct TunnelDeps {
   // established and ended, and counted per source and interval, refused
   // discovery, rejected, unknown-session and spoofed packets. Null for none.
   SecurityAudit* audit = nullptr;
+  // Sessions up and down, recovery given up (TunnelEvent). Empty for none.
+  std::function<void(const TunnelEvent&)> on_event;
 };
 
 // Counters for logs and status; every drop has a reason.
@@ -138,6 +161,13 @@ class Tunnel : private StreamHost {
   // sessions move their peer clock offsets and re-measure them, the ports
   // follow the new window at once.
   void on_clock_step(std::int64_t step_us);
+  // A peer's administrative state (SNMP bwPeerAdminState): down ends its
+  // session and keeps it from discovering, or being accepted, until set up
+  // again. Kept across reloads that leave the peer's entry unchanged; not
+  // across restarts. False when no [[peer]] is called `name`.
+  bool set_admin_up(std::string_view name, bool up);
+  // Its administrative state; nullopt when no [[peer]] is called `name`.
+  std::optional<bool> admin_up(std::string_view name) const;
 
   // status.cc: this tunnel's part of the status document (docs/control.md
   // "status"): window, ports, counters, drops, discovery, transparent TCP and
@@ -154,6 +184,7 @@ class Tunnel : private StreamHost {
   void on_window();
   void list_port_needs(std::vector<PortNeed>& out);
   void choose_send_sockets();
+  void choose_answer_path(SessionEntry& e);
   void arm_session_timer(SessionEntry& e);
   void on_session_timer(std::uint64_t id);
   void arm_responder_timer();
@@ -161,7 +192,14 @@ class Tunnel : private StreamHost {
   // outbound.cc: TUN → peers.
   void on_tun_readable(std::uint32_t events);
   void on_tun_failed(const SysError& error);
+  // Where a session packet goes, and the socket it leaves from.
+  struct Path {
+    DatagramSocket* via;
+    SocketAddress to;
+  };
+  Path path_of(SessionEntry& e, std::uint16_t conn);
   void send_sealed(SessionEntry& e, Bytes datagram);
+  void send_path_keepalives();
   enum class Heartbeat : std::uint8_t { kRegular, kProbe };  // a probe asks for an answer at once
   void send_heartbeat(SessionEntry& e, Heartbeat kind);
   void send_sequence_confirm(SessionEntry& e);
@@ -174,12 +212,18 @@ class Tunnel : private StreamHost {
   enum class Arrival : std::uint8_t { kHoppingSocket, kDiscoverySocket };
   void on_socket_readable(DatagramSocket& socket, Arrival arrival);
   enum class SentTo : std::uint8_t { kHoppingPort, kDiscoveryPort };
-  void on_datagram(MutableBytes datagram, const SocketAddress& source, SentTo sent_to);
-  void on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source);
+  void on_datagram(MutableBytes datagram, const SocketAddress& source, SentTo sent_to,
+                   std::uint16_t local_port);
+  void on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source,
+                         std::uint16_t local_port);
   void write_tun(Bytes ip_packet) override;
 
   // discovery.cc: both roles, and sessions coming and going.
+  bool looking_for(const Peer& p) const;
   void start_discovery(Peer& p);
+  void on_held_response(Peer& p);
+  void drop_held(Peer& p);
+  void on_peer_back(SessionEntry& e);
   void arm_discovery_timer(Peer& p);
   void on_discovery_timer(Peer& p);
   void on_discovery(Bytes datagram, const SocketAddress& source);
@@ -192,6 +236,12 @@ class Tunnel : private StreamHost {
   void audit(std::string_view event, const SessionEntry& e, std::string_view severity,
              const nlohmann::json& details);
   // Counts a refused or dropped datagram from `source` for the audit trail.
+  // on_event_ for a session's peer, when there is one to tell.
+  // The name status and SNMP know a session's peer by: its [[peer]] name, or
+  // for a peer without an entry the address it claimed (else where it is).
+  std::string peer_name(const SessionEntry& e) const;
+  void notify(TunnelEvent::Kind kind, const SessionEntry& e, std::string_view reason);
+  void recovery_failed(const Peer& p);
   void audit_drop(std::string_view event, const SocketAddress& source, std::string_view reason);
 
   // StreamHost (tunnel.cc, outbound.cc).
@@ -213,6 +263,7 @@ class Tunnel : private StreamHost {
   EbpfPath* ebpf_;
   std::function<void(const SysError&)> on_fatal_;
   SecurityAudit* audit_;
+  std::function<void(const TunnelEvent&)> on_event_;
   discovery::PskSet psks_;
   Peers peers_;
   std::uint16_t offered_features_ = 0;
@@ -230,6 +281,7 @@ class Tunnel : private StreamHost {
   SocketFactory bind_socket_;
   bool tun_watched_ = false;
   TimerId window_timer_ = kNoTimer;
+  TimerId keepalive_timer_ = kNoTimer;
   TimerId responder_timer_ = kNoTimer;
 };
 

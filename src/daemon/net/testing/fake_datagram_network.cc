@@ -57,8 +57,15 @@ void FakeDatagramNetwork::remove_lookup(std::uint64_t id) {
   lookups_.erase(id);
 }
 
-void FakeDatagramNetwork::send(const SocketAddress& from, const SocketAddress& to, Bytes payload) {
-  if (filter_ && !filter_(from, to, payload)) {
+void FakeDatagramNetwork::send(const SocketAddress& sent_from, const SocketAddress& sent_to,
+                               Bytes payload) {
+  if (filter_ && !filter_(sent_from, sent_to, payload)) {
+    ++dropped_;
+    return;
+  }
+  SocketAddress from = sent_from;
+  SocketAddress to = sent_to;
+  if (translator_ && !translator_(from, to)) {
     ++dropped_;
     return;
   }

@@ -41,6 +41,11 @@ class FakeDatagramNetwork {
 
   void set_filter(Filter filter) { filter_ = std::move(filter); }
 
+  // A middle box on every path, asked after the filter: it may rewrite the
+  // addresses (a NAT) and returns false to drop the datagram.
+  using Translator = std::function<bool(SocketAddress& from, SocketAddress& to)>;
+  void set_translator(Translator translator) { translator_ = std::move(translator); }
+
   // An sk_lookup stand-in, asked before the bound sockets: a socket it returns
   // receives the datagram; nullopt leaves it to the bound sockets; nullptr
   // drops it (as a frame filter would). add_lookup returns an id for remove_lookup.
@@ -64,6 +69,7 @@ class FakeDatagramNetwork {
 
   std::map<SocketAddress, FakeDatagramSocket*> sockets_;
   Filter filter_;
+  Translator translator_;
   std::map<std::uint64_t, Lookup> lookups_;
   std::uint64_t next_lookup_ = 1;
   std::uint16_t next_port_ = 49152;

@@ -122,20 +122,64 @@ TEST(SessionTest, NegotiatedAllowanceIsTheLargerOfBoth) {
   EXPECT_EQ(p.responder->delay_allowance(), 2);
 }
 
-TEST(SessionTest, SilentPeerIsProbedThenDeclaredDead) {
+// §11.4: unanswered probes make the peer suspect, not the session dead; it
+// lives until the dead-peer timeout (an outage may last minutes).
+TEST(SessionTest, SilentPeerIsProbedThenSuspectThenDeadAtTheTimeout) {
   auto p = testing::make_session_pair(kUnix, kT0);
   Session& s = *p.initiator;
   datagram_from(s, "data nobody answers", kUnix, kT0 + milliseconds(10));
   TimePoint now = kT0;
   int probes = 0;
-  for (int i = 0; i < 100 && !s.dead(); ++i) {
+  TimePoint suspect_at = kNever;
+  for (int i = 0; i < 1000 && !s.dead(); ++i) {
     now = s.next_expiry();
     auto e = s.on_expiry(now);
     probes += e.probe;
+    if (e.send_heartbeat) {
+      std::vector<std::uint8_t> hb(256);
+      (void)s.make_heartbeat(hb, false, kUnix + (now - kT0) / 1000, now);
+    }
+    if (e.suspect) {
+      EXPECT_EQ(suspect_at, kNever);  // reported once
+      suspect_at = now;
+      EXPECT_EQ(probes, kProbes + 1);
+    }
   }
+  EXPECT_LE(suspect_at - kT0, seconds(9));  // probe after 3 s, then 5 probes 1 s apart
   EXPECT_TRUE(s.dead());
-  EXPECT_EQ(probes, kProbes);
-  EXPECT_LE(now - kT0, seconds(9));  // probe after 3 s, then 5 probes 1 s apart
+  EXPECT_EQ(now - kT0, seconds(180));  // the default dead-peer timeout
+  // Then every 2 s: (180 − 8) / 2 more probes, give or take one.
+  EXPECT_NEAR(probes, kProbes + 86, 2);
+}
+
+TEST(SessionTest, ASuspectPeerThatAnswersIsBack) {
+  auto p = testing::make_session_pair(kUnix, kT0);
+  Session& a = *p.initiator;
+  datagram_from(a, "into the outage", kUnix, kT0 + milliseconds(10));
+  TimePoint now = kT0;
+  for (int i = 0; i < 100 && !a.suspect(); ++i) {
+    now = a.next_expiry();
+    a.on_expiry(now);
+  }
+  ASSERT_TRUE(a.suspect());
+  const TimePoint until = now + seconds(100);  // the outage goes on, the session with it
+  for (int i = 0; i < 1000 && a.next_expiry() <= until; ++i) {
+    now = a.next_expiry();
+    if (a.on_expiry(now).send_heartbeat) {
+      std::vector<std::uint8_t> hb(256);
+      (void)a.make_heartbeat(hb, false, kUnix + (now - kT0) / 1000, now);
+    }
+  }
+  now = until;
+  EXPECT_FALSE(a.dead());
+  const std::int64_t unix_now = kUnix + (now - kT0) / 1000;
+  auto back = datagram_from(*p.responder, "the path is back", unix_now, now);
+  auto r = a.open(back, unix_now, now);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(r->restored);
+  EXPECT_FALSE(a.suspect());
+  auto again = datagram_from(*p.responder, "and again", unix_now, now);
+  EXPECT_FALSE(a.open(again, unix_now, now)->restored);
 }
 
 TEST(SessionTest, AnsweredProbesKeepTheSessionAlive) {
@@ -174,9 +218,9 @@ TEST(SessionTest, PeriodicHeartbeatAndDeathWithoutTraffic) {
   EXPECT_TRUE(e.send_heartbeat);
   std::vector<std::uint8_t> buf(256);
   ASSERT_TRUE(s.make_heartbeat(buf, false, kUnix + 30'000, kT0 + seconds(30)).has_value());
-  // Nothing ever arrives: dead at 90 s (sending heartbeats does not count as hearing).
+  // Nothing ever arrives: dead at 180 s (sending heartbeats does not count as hearing).
   TimePoint now = kT0 + seconds(30);
-  for (int i = 0; i < 50 && !s.dead(); ++i) {
+  for (int i = 0; i < 500 && !s.dead(); ++i) {
     now = s.next_expiry();
     auto x = s.on_expiry(now);
     if (x.send_heartbeat || x.probe) {
@@ -185,7 +229,64 @@ TEST(SessionTest, PeriodicHeartbeatAndDeathWithoutTraffic) {
     }
   }
   EXPECT_TRUE(s.dead());
-  EXPECT_LE(now, kT0 + seconds(90));
+  EXPECT_LE(now, kT0 + seconds(180));
+}
+
+// §11.6: the initiator owes one datagram per window; its own traffic pays it.
+TEST(SessionTest, PathKeepaliveIsDueInWindowsWithoutTrafficAndOnlyForTheInitiator) {
+  auto p = testing::make_session_pair(kUnix, kT0);
+  Session& a = *p.initiator;
+  const std::int64_t w0 = hop::window_start_ms(hop::window_at(kUnix) + 1);
+  EXPECT_TRUE(a.path_keepalive_due(w0));
+  EXPECT_FALSE(p.responder->path_keepalive_due(w0));
+  datagram_from(a, "traffic", w0 + 10, kT0);
+  EXPECT_FALSE(a.path_keepalive_due(w0 + 125));
+  EXPECT_TRUE(a.path_keepalive_due(w0 + 250));  // the next window
+  {
+    // A connection's packet travels to that connection's ports: no path for
+    // the responder's connection-0 port, still due. A SYN travels on
+    // connection 0's: it pays.
+    std::vector<std::uint8_t> pkt(256);
+    wire::Header h;
+    h.type = wire::PacketType::kData;
+    h.connection_id = 5;
+    ASSERT_TRUE(a.seal(h, pkt, 0, w0 + 260, kT0 + milliseconds(260)).has_value());
+    EXPECT_TRUE(a.path_keepalive_due(w0 + 270));
+    wire::Header syn;
+    syn.type = wire::PacketType::kSyn;
+    syn.connection_id = 6;
+    ASSERT_TRUE(a.seal(syn, pkt, 0, w0 + 280, kT0 + milliseconds(280)).has_value());
+    EXPECT_FALSE(a.path_keepalive_due(w0 + 290));
+  }
+  std::vector<std::uint8_t> buf(256);
+  EXPECT_TRUE(a.path_keepalive_due(w0 + 500));
+  buf.resize(a.make_path_keepalive(buf, w0 + 625, kT0 + milliseconds(625)).value());
+  EXPECT_FALSE(a.path_keepalive_due(w0 + 749));
+  EXPECT_EQ(a.stats().path_keepalives_sent, 1u);
+  // It is a heartbeat without SYN: the responder accepts it and does not answer.
+  auto r = p.responder->open(buf, w0 + 630, kT0 + milliseconds(630));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->header.type, wire::PacketType::kHeartbeat);
+  EXPECT_FALSE(r->answer_heartbeat);
+  // Turned off, never due.
+  SessionConfig off;
+  off.path_keepalive = false;
+  auto q = testing::make_session_pair(kUnix, kT0, 0, off);
+  EXPECT_FALSE(q.initiator->path_keepalive_due(w0));
+}
+
+// Keepalives to a peer that is silent (nothing to say) are not sending while
+// awaiting an answer: they never start liveness probes.
+TEST(SessionTest, PathKeepalivesDoNotStartProbes) {
+  auto p = testing::make_session_pair(kUnix, kT0);
+  Session& a = *p.initiator;
+  std::vector<std::uint8_t> buf(256);
+  for (int i = 1; i <= 40; ++i) {  // 10 s of keepalives, nothing back
+    const TimePoint now = kT0 + milliseconds(250) * i;
+    ASSERT_TRUE(a.make_path_keepalive(buf, kUnix + 250 * i, now).has_value());
+    while (a.next_expiry() <= now) EXPECT_FALSE(a.on_expiry(now).probe);
+  }
+  EXPECT_FALSE(a.dead());
 }
 
 }  // namespace

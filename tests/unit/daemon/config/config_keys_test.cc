@@ -13,7 +13,7 @@ TEST(ConfigKeysTest, SectionsAndKeysAreTheDocumentedOnes) {
   std::vector<std::string> sections;
   for (const auto& s : config_sections()) sections.emplace_back(s.name);
   EXPECT_EQ(sections, (std::vector<std::string>{"network", "protocol", "security", "crypto",
-                                                "logging", "control", "metrics", "ntp",
+                                                "logging", "control", "metrics", "snmp", "ntp",
                                                 "testing"}));
   const ConfigSection* net = find_config_section("network");
   ASSERT_NE(net, nullptr);

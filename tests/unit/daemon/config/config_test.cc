@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/config/config_diff.h"
 #include "support/daemon_test_support.h"
 
 namespace buckwild::daemon {
@@ -32,6 +33,7 @@ ebpf_attach = "tc-ingress"
 hop_interval_ms = 250
 heartbeat_interval_ms = 10000
 heartbeat_timeout_ms = 35000
+path_keepalive = false
 delay_allowance = 3
 tcp_mode = "packet"
 congestion_control = "newreno"
@@ -161,6 +163,7 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_EQ(p.hop_interval_ms, 250u);
   EXPECT_EQ(p.heartbeat_interval_ms, 10000u);
   EXPECT_EQ(p.heartbeat_timeout_ms, 35000u);
+  EXPECT_FALSE(p.path_keepalive);
   EXPECT_EQ(p.delay_allowance, std::optional<std::uint8_t>(3));
   EXPECT_EQ(p.tcp_mode, TcpMode::kPacket);
   EXPECT_EQ(p.congestion_control, conn::CongestionAlgorithm::kNewReno);
@@ -230,7 +233,8 @@ TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
   EXPECT_TRUE(c->network.ebpf);
   EXPECT_EQ(c->network.ebpf_attach, EbpfAttach::kAuto);
   EXPECT_EQ(c->protocol.heartbeat_interval_ms, 30000u);
-  EXPECT_EQ(c->protocol.heartbeat_timeout_ms, 90000u);
+  EXPECT_EQ(c->protocol.heartbeat_timeout_ms, 180000u);
+  EXPECT_TRUE(c->protocol.path_keepalive);
   EXPECT_FALSE(c->protocol.delay_allowance);
   EXPECT_EQ(c->protocol.tcp_mode, TcpMode::kStream);
   EXPECT_EQ(c->protocol.congestion_control, conn::CongestionAlgorithm::kBbr);
@@ -438,10 +442,10 @@ TEST_F(ConfigTest, HeartbeatTimeoutMustExceedInterval) {
                 "protocol.heartbeat_timeout_ms: must be greater than "
                 "protocol.heartbeat_interval_ms (30000), got 20000");
   // Only the interval set: the problem points at it.
-  EXPECT_EQ(problem(std::string(kMinimal) + "[protocol]\nheartbeat_interval_ms = 95000\n"),
+  EXPECT_EQ(problem(std::string(kMinimal) + "[protocol]\nheartbeat_interval_ms = 195000\n"),
             at(8, 25) +
                 "protocol.heartbeat_interval_ms: must be greater than "
-                "protocol.heartbeat_interval_ms (95000), got 90000");
+                "protocol.heartbeat_interval_ms (195000), got 180000");
 }
 
 TEST_F(ConfigTest, UnknownKeysAndSectionsAreErrorsWithSuggestions) {
@@ -957,6 +961,61 @@ TEST_F(ConfigTest, ControlAndMetricsValuesAreChecked) {
   auto env = load(base, {{"BUCKWILD_METRICS_LISTEN", "127.0.0.1:9100"}});
   ASSERT_TRUE(env) << join(env.error());
   EXPECT_EQ(env->metrics.listen->to_string(), "127.0.0.1:9100");
+}
+
+TEST_F(ConfigTest, SnmpIsOffByDefaultAndItsSocketIsChecked) {
+  const std::string base = kMinimal;
+  auto c = load(base + "\n");
+  ASSERT_TRUE(c) << join(c.error());
+  EXPECT_FALSE(c->snmp.enabled);
+  EXPECT_EQ(c->snmp.agentx_socket, "/var/agentx/master");
+  auto on = load(base + "[snmp]\nenabled = true\nagentx_socket = \"/run/snmp/agentx\"\n");
+  ASSERT_TRUE(on) << join(on.error());
+  EXPECT_TRUE(on->snmp.enabled);
+  EXPECT_EQ(on->snmp.agentx_socket, "/run/snmp/agentx");
+  EXPECT_EQ(problem(base + "[snmp]\nagentx_socket = \"agentx\"\n"),
+            at(8, 17) + "snmp.agentx_socket: must be an absolute path, got \"agentx\"");
+  EXPECT_NE(problem(base + "[snmp]\nagentx_socket = \"/" + std::string(120, 'a') + "\"\n")
+                .find("at most 107 bytes"),
+            std::string::npos);
+  EXPECT_NE(problem(base + "[snmp]\nagentx_socket = \"/var/agentx/\"\n").find("not a directory"),
+            std::string::npos);
+  EXPECT_NE(problem(base + "[snmp]\nenabled = \"yes\"\n").find("snmp.enabled"), std::string::npos);
+  auto env = load(base, {{"BUCKWILD_SNMP_ENABLED", "true"},
+                         {"BUCKWILD_SNMP_AGENTX_SOCKET", "/tmp/x/master"}});
+  ASSERT_TRUE(env) << join(env.error());
+  EXPECT_TRUE(env->snmp.enabled);
+  EXPECT_EQ(env->snmp.agentx_socket, "/tmp/x/master");
+}
+
+TEST_F(ConfigTest, AttackThresholdsHaveDefaultsAndZeroTurnsThemOff) {
+  const std::string base = kMinimal;
+  auto c = load(base);
+  ASSERT_TRUE(c) << join(c.error());
+  EXPECT_EQ(c->security.attack_filter_drops_per_second, 1000u);
+  EXPECT_EQ(c->security.attack_discovery_refusals_per_second, 100u);
+  auto off = load(base + "[security]\nattack_filter_drops_per_second = 0\n"
+                         "attack_discovery_refusals_per_second = 0\n");
+  ASSERT_TRUE(off) << join(off.error());
+  EXPECT_EQ(off->security.attack_filter_drops_per_second, 0u);
+  EXPECT_NE(problem(base + "[security]\nattack_discovery_refusals_per_second = -1\n")
+                .find("security.attack_discovery_refusals_per_second"),
+            std::string::npos);
+}
+
+TEST_F(ConfigTest, ACloneIsEqualAndOwnsItsPsks) {
+  dir_.write("psk2.key", "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=\n", 0600);
+  auto c = load(kFull);
+  ASSERT_TRUE(c) << join(c.error());
+  const Config copy = clone_config(*c);
+  EXPECT_TRUE(diff_config(*c, copy).empty());
+  ASSERT_EQ(copy.psks.size(), c->psks.size());
+  for (std::size_t i = 0; i < copy.psks.size(); ++i) {
+    EXPECT_TRUE(copy.psks[i].key.equals(c->psks[i].key.view()));
+    EXPECT_NE(copy.psks[i].key.data(), c->psks[i].key.data());
+  }
+  EXPECT_EQ(copy.peers.size(), c->peers.size());
+  EXPECT_EQ(copy.source_path, c->source_path);
 }
 
 }  // namespace

@@ -20,16 +20,8 @@ namespace {
 
 using Json = nlohmann::json;
 
-// The repository, found from this file's path (CMake compiles with absolute
-// paths): tests/unit/daemon/control/prometheus_test.cc.
-std::filesystem::path source_root() {
-  return std::filesystem::path(__FILE__)
-      .parent_path()
-      .parent_path()
-      .parent_path()
-      .parent_path()
-      .parent_path();
-}
+// The repository (not found from __FILE__: a compiler cache may make it relative).
+std::filesystem::path source_root() { return BUCKWILD_SOURCE_DIR; }
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path);

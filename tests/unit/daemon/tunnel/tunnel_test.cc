@@ -11,6 +11,7 @@
 
 #include <array>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -88,6 +89,7 @@ struct Host {
   std::unique_ptr<SecurityAudit> trail;  // writes to `audit`
   std::unique_ptr<Tunnel> tunnel;
   int fatal_errors = 0;  // on_fatal calls
+  std::vector<TunnelEvent> events;  // on_event calls
 
   Host(Config c, const ManualEventLoop& loop, std::int64_t skew, std::uint64_t seed)
       : config(std::move(c)), clock(loop, kUnixStart + skew), rng(seed) {}
@@ -111,7 +113,8 @@ struct Host {
     auto t = Tunnel::create(config, 1412,
                             TunnelDeps{loop, clock, tun, factory, tcp, rng, ebpf.get(),
                                        [this](const SysError&) { ++fatal_errors; },
-                                       trail.get()});
+                                       trail.get(),
+                                       [this](const TunnelEvent& e) { events.push_back(e); }});
     ASSERT_TRUE(t.has_value()) << t.error().message;
     tunnel = std::move(*t);
   }
@@ -246,6 +249,90 @@ TEST_P(TunnelTest, RestartedResponderIsFoundAgainWhileTrafficFlows) {
   exchange("after");
 }
 
+// A peer that is down is asked less and less often: retries 2 s, 4 s, 8 s,
+// 16 s, then every 30 s after each failed attempt (10 s of DISCOVERY and its
+// repeats), and it is found once it is back.
+TEST_P(TunnelTest, DiscoveryRetriesBackOffWhileThePeerIsDown) {
+  std::vector<TimePoint> attempts;  // each attempt's first DISCOVERY (its repeats follow within 10 s)
+  net.set_filter([&](const SocketAddress&, const SocketAddress& to, Bytes payload) {
+    if (payload.size() > 1 && payload[1] == 0x0C && to.port == 1025 &&
+        (attempts.empty() || loop.now() - attempts.back() > seconds(10))) {
+      attempts.push_back(loop.now());
+    }
+    return true;
+  });
+  alice = std::make_unique<Host>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
+  alice->start(loop, net, GetParam());
+  loop.run_for(seconds(200));
+  // Attempts at 0, 12, 26, 44, 70, 110, 150, 190 s (each fails 10 s after it starts).
+  ASSERT_GE(attempts.size(), 6u);
+  EXPECT_LE(attempts.size(), 9u);  // every 12 s without back-off would be 17
+  for (std::size_t i = 2; i < attempts.size(); ++i) {
+    EXPECT_GE(attempts[i] - attempts[i - 1], attempts[i - 1] - attempts[i - 2] - milliseconds(100)) << i;
+    EXPECT_LE(attempts[i] - attempts[i - 1], seconds(41)) << i;  // at most 30 s after a 10 s attempt
+  }
+  // Bob comes up: found on the next attempt.
+  bob = std::make_unique<Host>(
+      host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false), loop, 0, 2);
+  bob->start(loop, net, GetParam());
+  ASSERT_TRUE(loop.run_until(
+      [&] { return alice->tunnel->session_count() == 1 && bob->tunnel->session_count() == 1; },
+      loop.now() + seconds(41)));
+  exchange("found");
+}
+
+// §11.4: an underlay outage of 120 s while alice keeps sending: her probes go
+// unanswered, the peer becomes suspect and discovery looks for it, but the
+// session stays; when the path is back both sides carry on with it.
+TEST_P(TunnelTest, ASessionOutlivesAnOutageOf120Seconds) {
+  start();
+  ASSERT_TRUE(connected());
+  exchange("before");
+  const std::uint64_t id = alice->tunnel->session_ids().at(0);
+  drop_all = true;
+  for (int i = 0; i < 120; ++i) {
+    alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "into the outage"));
+    loop.run_for(seconds(1));
+  }
+  const session::Session* s = alice->tunnel->session(id);
+  ASSERT_NE(s, nullptr);
+  EXPECT_TRUE(s->suspect());
+  ASSERT_EQ(bob->tunnel->session_ids(), std::vector<std::uint64_t>{id});
+  drop_all = false;
+  const TimePoint back = loop.now();
+  ASSERT_TRUE(loop.run_until([&] { return !alice->tunnel->session(id)->suspect(); },
+                             loop.now() + seconds(5)));
+  EXPECT_LE(loop.now() - back, seconds(3));  // the next probe, every 2 s
+  loop.run_for(seconds(15));  // discovery under way when the path came back ends quietly
+  while (alice->tun.take_written()) {
+  }
+  while (bob->tun.take_written()) {
+  }
+  exchange("after");
+  EXPECT_EQ(alice->tunnel->session_ids(), std::vector<std::uint64_t>{id});
+  EXPECT_EQ(bob->tunnel->session_ids(), std::vector<std::uint64_t>{id});
+  EXPECT_EQ(alice->tunnel->stats().sessions_lost, 0u);
+  EXPECT_EQ(bob->tunnel->stats().sessions_lost, 0u);
+}
+
+// Past the dead-peer timeout the session ends and discovery starts over.
+TEST_P(TunnelTest, ASessionEndsAtTheDeadPeerTimeout) {
+  start();
+  ASSERT_TRUE(connected());
+  const std::uint64_t id = alice->tunnel->session_ids().at(0);
+  drop_all = true;
+  loop.run_for(seconds(179));
+  EXPECT_EQ(alice->tunnel->session_ids(), std::vector<std::uint64_t>{id});
+  loop.run_for(seconds(2));
+  EXPECT_EQ(alice->tunnel->session_count(), 0u);
+  EXPECT_EQ(bob->tunnel->session_count(), 0u);
+  drop_all = false;
+  ASSERT_TRUE(connected());
+  EXPECT_NE(alice->tunnel->session_ids().at(0), id);
+  exchange("a new session");
+}
+
 TEST_P(TunnelTest, RestartedInitiatorReplacesItsOldSession) {
   start();
   ASSERT_TRUE(connected());
@@ -358,7 +445,9 @@ TEST_P(TunnelTest, OpensEveryValidPortOrSteersThem) {
       EXPECT_EQ(s.valid_ports, 0u);
       continue;
     }
-    EXPECT_LE(s.open, 1u);  // the port bob sends from (none if it is the discovery port)
+    // The port bob sends from (none if it is the discovery port), and those of
+    // the return paths he may answer along (docs/protocol.md §11.6).
+    EXPECT_LE(s.open, 1u + session::ReturnPaths::kSlots);
     const std::vector<ValidPort>& valid = bob->ebpf->valid_ports();
     ASSERT_GE(valid.size(), 3u);
     ASSERT_EQ(valid.size() % 2, 1u);
@@ -634,6 +723,173 @@ TEST_P(TunnelTest, TruncatedDatagramsAreCounted) {
   EXPECT_EQ(bob->tunnel->stats().truncated, 1u);
 }
 
+// ---- behind NAT (docs/protocol.md §11.6) ----
+
+// A home router in front of alice: endpoint-dependent mapping with random
+// public ports (Linux masquerade fully-random), one mapping per (alice's
+// port, destination) pair, and nothing in from outside that no mapping names.
+struct FakeNat {
+  IpAddress inside = ip("10.200.0.1");
+  IpAddress outside = ip("10.200.0.9");
+  struct Mapping {
+    std::uint16_t inside_port;
+    SocketAddress remote;
+  };
+  std::map<std::uint16_t, Mapping> by_public;
+  std::map<std::pair<std::uint16_t, SocketAddress>, std::uint16_t> by_inside;
+  crypto::DeterministicRandom rng{5};
+  std::uint64_t refused = 0;  // inbound datagrams no mapping let in
+  std::set<std::pair<std::uint16_t, std::uint16_t>> inbound_pairs;  // (source, destination) ports
+
+  bool translate(SocketAddress& from, SocketAddress& to) {
+    if (from.ip == inside) {
+      auto key = std::make_pair(from.port, to);
+      auto it = by_inside.find(key);
+      std::uint16_t pub = 0;
+      if (it != by_inside.end()) {
+        pub = it->second;
+      } else {
+        do {
+          std::array<std::uint8_t, 2> r;
+          rng.fill(r);
+          pub = static_cast<std::uint16_t>(1024 + ((r[0] << 8 | r[1]) % 64000));
+        } while (by_public.contains(pub));
+        by_public[pub] = Mapping{from.port, to};
+        by_inside[key] = pub;
+      }
+      from = SocketAddress{outside, pub};
+      return true;
+    }
+    if (to.ip == outside) {
+      auto it = by_public.find(to.port);
+      if (it == by_public.end() || it->second.remote != from) {
+        ++refused;
+        return false;
+      }
+      inbound_pairs.insert({from.port, to.port});
+      to = SocketAddress{inside, it->second.inside_port};
+    }
+    return true;
+  }
+};
+
+class NatTunnelTest : public TunnelTest {
+ protected:
+  void start_behind_nat() {
+    net.set_translator([this](SocketAddress& from, SocketAddress& to) { return nat.translate(from, to); });
+    Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+    Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+    // Bob cannot know alice's address: her peer entry names only the PSK.
+    bc.peers[0].endpoint.reset();
+    bc.peers[0].psk = "main";
+    alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
+    bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+    bob->start(loop, net, GetParam());
+    alice->start(loop, net, GetParam());
+  }
+  FakeNat nat;
+};
+
+TEST_P(NatTunnelTest, InitiatorBehindNatGetsAStableHoppingSession) {
+  start_behind_nat();
+  ASSERT_TRUE(connected());
+  const std::uint64_t id = alice->tunnel->session_ids().at(0);
+  loop.run_for(seconds(1));  // the first SEQUENCE_NEG found no mapping; CONFIRM again fixes that
+  const std::uint64_t refused = nat.refused;
+  for (int i = 0; i < 40; ++i) exchange(std::to_string(i));  // 8 windows
+  EXPECT_EQ(nat.refused, refused);  // bob only ever answered along open mappings
+  // Both directions hop on the public side: bob's source and destination ports.
+  std::set<std::uint16_t> sources, destinations;
+  for (const auto& [from, to] : nat.inbound_pairs) {
+    sources.insert(from);
+    destinations.insert(to);
+  }
+  EXPECT_GE(sources.size(), 8u);
+  EXPECT_GE(destinations.size(), 8u);
+  EXPECT_GE(datagram_ports.size(), 8u);  // alice → bob hops as before
+  // Idle for 20 s: alice's path keepalives keep bob able to reach her at once.
+  loop.run_for(seconds(20));
+  auto back = ipv4("10.77.0.2", "10.77.0.1", "after a quiet spell");
+  ASSERT_TRUE(bob->tun.inject(back));
+  loop.run_for(milliseconds(50));
+  auto got = alice->tun.take_written();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, back);
+  // The same session all along, and no refusals while idle either.
+  EXPECT_EQ(alice->tunnel->session_ids().at(0), id);
+  EXPECT_EQ(nat.refused, refused);
+  const auto* s = alice->tunnel->session(id);
+  ASSERT_NE(s, nullptr);
+  EXPECT_GT(s->stats().path_keepalives_sent, 40u);   // ~4 a second while idle
+  EXPECT_LT(s->stats().path_keepalives_sent, 100u);  // and none where traffic paid for it
+}
+
+TEST_P(NatTunnelTest, ACopyFromAThirdHostRedirectsNothing) {
+  start_behind_nat();
+  ASSERT_TRUE(connected());
+  loop.run_for(seconds(1));
+  // Take alice's next datagram off the wire before it reaches bob.
+  std::vector<std::uint8_t> captured;
+  SocketAddress captured_to;
+  net.set_filter([&](const SocketAddress& from, const SocketAddress& to, Bytes payload) {
+    if (from.ip == ip("10.200.0.1") && payload.size() > 1 && payload[1] == 0x18 && captured.empty()) {
+      captured.assign(payload.begin(), payload.end());
+      captured_to = to;
+      return false;
+    }
+    return true;
+  });
+  ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "taken")));
+  loop.run_for(milliseconds(5));
+  ASSERT_FALSE(captured.empty());
+  // A third host sends the authentic, never-seen copy from its own address.
+  // The eBPF path drops it (its valid pairs name the peer's address); user
+  // space delivers it, but only alice's own address is ever learned.
+  auto mallory = net.bind(SocketAddress{ip("10.200.0.66"), 5555});
+  ASSERT_TRUE(mallory.has_value());
+  OutgoingDatagram d{captured, captured_to, std::nullopt};
+  ASSERT_TRUE((*mallory)->send_batch({&d, 1}).has_value());
+  loop.run_for(milliseconds(5));
+  EXPECT_EQ(bob->tun.take_written().has_value(), !GetParam());
+  for (int i = 0; i < 4; ++i) exchange("after " + std::to_string(i));
+  // And its replay is refused.
+  ASSERT_TRUE((*mallory)->send_batch({&d, 1}).has_value());
+  loop.run_for(milliseconds(5));
+  EXPECT_FALSE(bob->tun.take_written().has_value());
+  std::array<std::uint8_t, 2048> buf;
+  std::array<ReceivedDatagram, 4> slots{ReceivedDatagram{buf}};
+  EXPECT_EQ((*mallory)->receive_batch(std::span(slots.data(), 1)).value(), 0u);
+}
+
+// protocol.path_keepalive = false: no keepalives, and behind NAT bob's
+// packets in windows where alice sent nothing find no mapping.
+TEST_P(NatTunnelTest, WithoutPathKeepalivesAnIdleInitiatorBehindNatIsUnreachable) {
+  net.set_translator([this](SocketAddress& from, SocketAddress& to) { return nat.translate(from, to); });
+  Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+  ac.protocol.path_keepalive = false;
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  bc.peers[0].endpoint.reset();
+  bc.peers[0].psk = "main";
+  alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(connected());
+  loop.run_for(seconds(3));
+  const std::uint64_t refused = nat.refused;
+  ASSERT_TRUE(bob->tun.inject(ipv4("10.77.0.2", "10.77.0.1", "nobody opened the way")));
+  loop.run_for(milliseconds(50));
+  EXPECT_FALSE(alice->tun.take_written().has_value());
+  EXPECT_GT(nat.refused, refused);
+  EXPECT_EQ(alice->tunnel->session(alice->tunnel->session_ids().at(0))->stats().path_keepalives_sent,
+            0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(ReceivePaths, NatTunnelTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& param) {
+                           return std::string(param.param ? "Ebpf" : "UserSpace");
+                         });
+
 INSTANTIATE_TEST_SUITE_P(ReceivePaths, TunnelTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& param) {
                            return std::string(param.param ? "Ebpf" : "UserSpace");
@@ -800,6 +1056,69 @@ TEST_P(TunnelTest, EndingEverySessionRecordsEachEnd) {
   EXPECT_EQ(r["details"]["reason"], "the daemon stopped");
 }
 
+std::size_t count_events(const Host& h, TunnelEvent::Kind kind) {
+  return static_cast<std::size_t>(std::count_if(h.events.begin(), h.events.end(),
+                                                [&](const TunnelEvent& e) { return e.kind == kind; }));
+}
+
+TEST_P(TunnelTest, SessionsComingAndGoingAreEvents) {
+  start();
+  ASSERT_TRUE(connected());
+  ASSERT_EQ(count_events(*alice, TunnelEvent::Kind::kSessionUp), 1u);
+  const TunnelEvent& up = alice->events.front();
+  EXPECT_EQ(up.peer, "bob");
+  EXPECT_EQ(up.session_id, alice->tunnel->session_ids().at(0));
+  ASSERT_TRUE(up.endpoint.has_value());
+  EXPECT_EQ(up.endpoint->ip, ip("10.200.0.2"));
+  EXPECT_EQ(bob->events.at(0).peer, "alice");
+  alice->tunnel->end_sessions("the daemon stopped");
+  ASSERT_EQ(count_events(*alice, TunnelEvent::Kind::kSessionDown), 1u);
+  EXPECT_EQ(alice->events.back().reason, "the daemon stopped");
+  EXPECT_EQ(alice->events.back().session_id, up.session_id);
+}
+
+TEST_P(TunnelTest, AdministrativelyDownEndsTheSessionAndKeepsThePeerAwayUntilUp) {
+  start();
+  ASSERT_TRUE(connected());
+  EXPECT_FALSE(bob->tunnel->set_admin_up("nobody", false));
+  EXPECT_FALSE(bob->tunnel->admin_up("nobody").has_value());
+  ASSERT_TRUE(bob->tunnel->set_admin_up("alice", false));
+  EXPECT_EQ(bob->tunnel->admin_up("alice"), false);
+  EXPECT_EQ(bob->tunnel->session_count(), 0u);
+  EXPECT_EQ(bob->events.back().kind, TunnelEvent::Kind::kSessionDown);
+  EXPECT_EQ(bob->events.back().reason, "administratively down");
+  // Alice finds the session dead and discovers again: bob refuses her.
+  loop.run_for(seconds(60));
+  EXPECT_EQ(bob->tunnel->session_count(), 0u);
+  EXPECT_EQ(count_events(*bob, TunnelEvent::Kind::kSessionUp), 1u);
+  EXPECT_EQ(bob->tunnel->status()["peers"][0]["admin_state"], "down");
+  ASSERT_TRUE(bob->tunnel->set_admin_up("alice", true));
+  EXPECT_EQ(bob->tunnel->status()["peers"][0]["admin_state"], "up");
+  ASSERT_TRUE(connected());
+  // Down on the initiating side: its session ends and it sends no discovery.
+  ASSERT_TRUE(alice->tunnel->set_admin_up("bob", false));
+  EXPECT_EQ(alice->tunnel->session_count(), 0u);
+  const std::uint64_t sent = alice->tunnel->stats().datagrams_sent;
+  loop.run_for(seconds(30));
+  EXPECT_EQ(alice->tunnel->stats().datagrams_sent, sent);
+  ASSERT_TRUE(alice->tunnel->set_admin_up("bob", true));
+  ASSERT_TRUE(loop.run_until([&] { return alice->tunnel->session_count() == 1; },
+                             loop.now() + seconds(20)));
+}
+
+TEST_P(TunnelTest, UnansweredDiscoveryIsReportedOnceAfterFiveAttempts) {
+  drop_all = true;  // bob never hears alice
+  start();
+  loop.run_for(seconds(300));
+  EXPECT_EQ(count_events(*alice, TunnelEvent::Kind::kRecoveryFailed), 1u);
+  const nlohmann::json peer = alice->tunnel->status()["peers"][0];
+  EXPECT_GE(peer["unanswered_discovery_attempts"].get<int>(), 5);
+  // The path comes back: a session, and the count starts again.
+  drop_all = false;
+  ASSERT_TRUE(connected());
+  EXPECT_EQ(alice->tunnel->status()["peers"][0]["unanswered_discovery_attempts"], 0);
+}
+
 TEST_P(TunnelTest, ReloadRefusesAKeyThatCannotChangeAndChangesNothing) {
   start();
   ASSERT_TRUE(connected());
@@ -870,7 +1189,7 @@ TEST(TunnelConfigTest, BothTcpModesStart) {
   for (TcpMode mode : {TcpMode::kStream, TcpMode::kPacket}) {
     Config c = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
     c.protocol.tcp_mode = mode;
-    auto t = Tunnel::create(c, 1412, TunnelDeps{loop, clock, tun, factory, tcp, rng, nullptr, {}, {}});
+    auto t = Tunnel::create(c, 1412, TunnelDeps{loop, clock, tun, factory, tcp, rng, nullptr, {}, {}, {}});
     ASSERT_TRUE(t.has_value()) << t.error().message;
     EXPECT_EQ((*t)->stream_flows(), 0u);
   }

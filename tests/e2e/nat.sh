@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# End-to-end test of an initiator behind NAT (issue #14, docs/protocol.md
+# §11.6): alice sits behind a home-router style NAT, a third namespace running
+# nftables `masquerade fully-random` (endpoint-dependent mapping, random
+# ports); bob is on the public side and cannot reach alice by any address or
+# port of his choosing.
+#
+#   alice 192.168.77.2 --- 192.168.77.1 [router, masquerade] 10.200.0.1 --- bob 10.200.0.2
+#   tunnel 10.77.0.1                                                         10.77.0.2
+#
+#   tests/e2e/nat.sh              as root, after a build (scripts/test.sh runs it)
+#   E2E_NAT_PING_SECONDS=20 ...   a shorter ping run while developing (default 60)
+#   E2E_OUTAGE_SECONDS=30 ...     a shorter outage (default 120; user-space path
+#                                 only, E2E_OUTAGE=1 or 0 to force it on or off)
+#
+# Stream mode (the default): TCP travels as Buckwild connections, whose
+# packets take the same paths through the NAT. Ends with "N passed, M failed".
+source "$(dirname "$0")/lib.sh"
+
+NS_R=bwR$RUN_ID
+ORACLE=${ORACLE:-$ROOT/build/tests/buckwild_port_oracle}
+PING_SECONDS=${E2E_NAT_PING_SECONDS:-60}
+OUTAGE_SECONDS=${E2E_OUTAGE_SECONDS:-120}
+PSK=$(sed -n 's/^key = "\(.*\)"/\1/p' "$ROOT/examples/alice.toml" | head -n1)
+E2E_SETUP='^(tunnel comes up behind NAT.*|receive path is .*)$'
+# Upper bounds for the router's conntrack table (measured: docs/protocol.md
+# §11.6): one mapping per window is 240 a minute; the connections of the
+# download add one per connection and window while they carry traffic.
+MAX_NEW_PER_MINUTE=600
+MAX_LIVE_ENTRIES=1500
+
+in_r() { ip netns exec "$NS_R" "$@"; }
+
+nat_cleanup() {
+  cleanup_router_pids
+  # Anything still running in the router namespace was started by this run.
+  ip netns pids "$NS_R" 2>/dev/null | xargs -r kill 2>/dev/null || true
+  cleanup
+  ip netns del "$NS_R" 2>/dev/null || true
+}
+ROUTER_PIDS=()
+cleanup_router_pids() {
+  local pid
+  for pid in "${ROUTER_PIDS[@]:-}"; do
+    [[ -n $pid ]] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+  done
+}
+trap nat_cleanup EXIT
+
+make_nat_hosts() {
+  ip netns add "$NS_A"
+  ip netns add "$NS_B"
+  ip netns add "$NS_R"
+  ip link add "va$RUN_ID" type veth peer name "ra$RUN_ID"
+  ip link add "vb$RUN_ID" type veth peer name "rb$RUN_ID"
+  ip link set "va$RUN_ID" netns "$NS_A"
+  ip link set "ra$RUN_ID" netns "$NS_R"
+  ip link set "vb$RUN_ID" netns "$NS_B"
+  ip link set "rb$RUN_ID" netns "$NS_R"
+  in_a ip addr add 192.168.77.2/24 dev "va$RUN_ID"
+  in_r ip addr add 192.168.77.1/24 dev "ra$RUN_ID"
+  in_r ip addr add 10.200.0.1/24 dev "rb$RUN_ID"
+  in_b ip addr add 10.200.0.2/24 dev "vb$RUN_ID"
+  local ns
+  for ns in "$NS_A" "$NS_B" "$NS_R"; do ip netns exec "$ns" ip link set lo up; done
+  in_a ip link set "va$RUN_ID" up
+  in_b ip link set "vb$RUN_ID" up
+  in_r ip link set "ra$RUN_ID" up
+  in_r ip link set "rb$RUN_ID" up
+  in_a ip route add default via 192.168.77.1
+  in_r sysctl -qw net.ipv4.ip_forward=1
+  # A home router: alice's traffic leaves from the public address with a
+  # random port per (source, destination) pair; nothing comes in that no
+  # mapping names (no route to 192.168.77.0/24 from bob either).
+  in_r nft -f - <<NFT
+table ip nat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "rb$RUN_ID" masquerade fully-random
+  }
+}
+table ip filter {
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    iifname "ra$RUN_ID" accept
+    ct state established,related accept
+  }
+}
+NFT
+}
+
+# Alice initiates towards bob's public address; bob's entry for alice names
+# no endpoint (he cannot know her address), only the PSK.
+write_nat_configs() {
+  sed -e 's/^endpoint = .*//' "$ROOT/examples/bob.toml" >"$WORK/bob.toml"
+  cp "$ROOT/examples/alice.toml" "$WORK/alice.toml"
+  chmod 600 "$WORK/alice.toml" "$WORK/bob.toml"
+}
+
+start_pair() {
+  start_daemon B "$WORK/bob.toml"
+  BOB=$DAEMON_PID
+  local t0=$SECONDS
+  start_daemon A "$WORK/alice.toml"
+  ALICE=$DAEMON_PID
+  # "ping within 5 s": both ways, counted from alice's start.
+  wait_until 5 tunnel_up || { tail -n 20 "$WORK"/daemon-*.log >&2; return 1; }
+  log "behind NAT: pings answered both ways $((SECONDS - t0)) s after alice started"
+  grep -q "stream mode" "$WORK/daemon-A.log" || { log "daemon A is not in stream mode"; return 1; }
+}
+
+conntrack_udp() { in_r conntrack -L -p udp -n 2>/dev/null | grep -c '^udp' || true; }
+
+# A minute of 5 pings a second each way with 0 loss, with the public side
+# captured for the first 10 s and the router's new conntrack entries counted.
+t_pings() {
+  in_r conntrack -F >/dev/null 2>&1 || true
+  # Not through in_r: $! must be conntrack itself (ip netns exec execs it).
+  ip netns exec "$NS_R" conntrack -E -e NEW -p udp -o timestamp >"$WORK/ct-new.log" 2>/dev/null &
+  local ct=$!
+  ROUTER_PIDS+=("$ct")
+  spawn B /dev/null tcpdump -i "vb$RUN_ID" -w "$WORK/public.pcap" -U -s 2048 udp
+  local cap=$SPAWNED
+  sleep 1
+  local count=$((PING_SECONDS * 5))
+  in_a ping -q -c "$count" -i 0.2 -W 2 10.77.0.2 >"$WORK/ping-a.txt" 2>&1 &
+  local p1=$!
+  in_b ping -q -c "$count" -i 0.2 -W 2 10.77.0.1 >"$WORK/ping-b.txt" 2>&1 &
+  local p2=$!
+  sleep 10
+  stop_pid $cap
+  local rc1=0 rc2=0
+  wait $p1 || rc1=$?
+  wait $p2 || rc2=$?
+  sleep 1
+  kill "$ct" 2>/dev/null || true
+  wait "$ct" 2>/dev/null || true
+  local new live
+  new=$(grep -c 'NEW' "$WORK/ct-new.log" || true)
+  live=$(conntrack_udp)
+  echo "conntrack: $new new UDP entries in ${PING_SECONDS}+2 s of pings, $live live at the end" \
+    >>"$WORK/results"
+  echo "$new" >"$WORK/ct-new-count"
+  log "alice->bob: $(grep -o '[0-9]* packets transmitted.*loss' "$WORK/ping-a.txt")"
+  log "bob->alice: $(grep -o '[0-9]* packets transmitted.*loss' "$WORK/ping-b.txt")"
+  log "router: $new new UDP conntrack entries during the pings, $live live now"
+  grep -q ' 0% packet loss' "$WORK/ping-a.txt" && grep -q ' 0% packet loss' "$WORK/ping-b.txt" &&
+    ((rc1 == 0 && rc2 == 0))
+}
+
+t_capture() {
+  python3 "$ROOT/tests/e2e/analyze_capture.py" "$WORK/public.pcap" "$ORACLE" "$PSK" \
+    "BUCKWILD-NO-MARKER" --nat
+}
+
+t_conntrack_bounded() {
+  local new live per_minute
+  new=$(cat "$WORK/ct-new-count")
+  per_minute=$((new * 60 / (PING_SECONDS + 2)))
+  live=$(conntrack_udp)
+  local timeout stream
+  timeout=$(in_r sysctl -n net.netfilter.nf_conntrack_udp_timeout)
+  stream=$(in_r sysctl -n net.netfilter.nf_conntrack_udp_timeout_stream)
+  log "router: ~$per_minute new UDP entries a minute, $live live (udp timeout ${timeout} s, stream ${stream} s)"
+  echo "conntrack: ~$per_minute new UDP entries/min while pinging, $live live" >>"$WORK/results"
+  ((per_minute > 0 && per_minute <= MAX_NEW_PER_MINUTE && live <= MAX_LIVE_ENTRIES))
+}
+
+t_download() {
+  mkdir -p "$WORK/www" "$WORK/nginx"
+  head -c $((100 * 1024 * 1024)) /dev/urandom >"$WORK/www/100mb.bin"
+  local want got rc=0
+  want=$(sha256sum <"$WORK/www/100mb.bin" | cut -d' ' -f1)
+  cat >"$WORK/nginx/nginx.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
+  server { listen 10.77.0.2:80; root $WORK/www; }
+}
+CONF
+  spawn B "$WORK/nginx/out.log" nginx -c "$WORK/nginx/nginx.conf"
+  local web=$SPAWNED
+  wait_until 5 in_a curl -s -o /dev/null -r 0-0 "http://10.77.0.2/100mb.bin" || true
+  local t0=$SECONDS
+  in_a curl -sS -f --max-time 300 -o "$WORK/got.bin" "http://10.77.0.2/100mb.bin" || rc=$?
+  got=$(sha256sum <"$WORK/got.bin" | cut -d' ' -f1)
+  stop_pid $web
+  log "100 MB through the NAT: curl exit $rc, $(stat -c %s "$WORK/got.bin") bytes in $((SECONDS - t0)) s"
+  echo "download: 100 MB in $((SECONDS - t0)) s, live conntrack entries after: $(conntrack_udp)" >>"$WORK/results"
+  rm -f "$WORK/got.bin" "$WORK/www/100mb.bin"
+  [[ $rc -eq 0 && $got == "$want" ]]
+}
+
+t_same_session() {
+  # One session all along: never "peer stopped answering", never rediscovered.
+  local n
+  n=$(grep -c 'session .* established' "$WORK/daemon-A.log" || true)
+  if grep -q 'peer stopped answering' "$WORK"/daemon-*.log || ((n != 1)); then
+    log "alice established $n sessions; $(grep -h 'closed' "$WORK"/daemon-*.log | head -n 3)"
+    return 1
+  fi
+}
+
+# An echo server in bob (10.77.0.2:7777) and a client in alice that keeps one
+# TCP connection (stream mode: a Buckwild connection between the daemons):
+# one exchange, then it waits for $WORK/go, sends again on the same socket
+# and reports how long the answer took (or that the connection was reset).
+ECHO_SERVER='
+import socketserver
+class H(socketserver.StreamRequestHandler):
+    def handle(self):
+        for line in self.rfile:
+            self.wfile.write(line)
+class S(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+S(("10.77.0.2", 7777), H).serve_forever()
+'
+ECHO_CLIENT='
+import os, socket, sys, time
+work = sys.argv[1]
+c = socket.create_connection(("10.77.0.2", 7777), timeout=5)
+f = c.makefile("rb")
+c.sendall(b"before\n")
+assert f.readline() == b"before\n"
+open(work + "/echo-ready", "w").close()
+while not os.path.exists(work + "/go"):
+    time.sleep(0.1)
+t0 = time.monotonic()
+c.settimeout(30)
+try:
+    c.sendall(b"after\n")
+    line = f.readline()
+except OSError as e:
+    print(f"reset after {time.monotonic() - t0:.1f} s: {e}")
+    sys.exit(1)
+if line != b"after\n":
+    print(f"closed after {time.monotonic() - t0:.1f} s: {line!r}")
+    sys.exit(1)
+print(f"answered on the same connection {time.monotonic() - t0:.2f} s after the link came back")
+'
+
+start_echo_server() {
+  [[ -n ${ECHO_SERVER_PID:-} ]] && return 0
+  spawn B "$WORK/echo-server.log" python3 -c "$ECHO_SERVER"
+  ECHO_SERVER_PID=$SPAWNED
+  wait_until 5 in_a bash -c 'exec 3<>/dev/tcp/10.77.0.2/7777'
+}
+
+# The underlay between the router and bob goes down for OUTAGE_SECONDS in the
+# middle of an echo conversation; the same connection carries on within 5 s
+# of the link coming back, and the session is the one from before.
+t_outage() {
+  start_echo_server || return 1
+  rm -f "$WORK/echo-ready" "$WORK/go"
+  spawn A "$WORK/echo-client.log" python3 -c "$ECHO_CLIENT" "$WORK"
+  local client=$SPAWNED
+  wait_until 10 test -e "$WORK/echo-ready" || { log "echo client never got its first answer"; return 1; }
+  local sessions_before
+  sessions_before=$(grep -c 'session .* established' "$WORK/daemon-A.log" || true)
+  log "link down for ${OUTAGE_SECONDS} s"
+  in_r ip link set "rb$RUN_ID" down
+  sleep "$OUTAGE_SECONDS"
+  in_r ip link set "rb$RUN_ID" up
+  touch "$WORK/go"
+  local rc=0
+  wait "$client" || rc=$?
+  log "echo client: $(tail -n 1 "$WORK/echo-client.log")"
+  echo "outage ${OUTAGE_SECONDS} s: $(tail -n 1 "$WORK/echo-client.log")" >>"$WORK/results"
+  local took
+  took=$(sed -n 's/.* \([0-9.]*\) s after the link came back/\1/p' "$WORK/echo-client.log")
+  ((rc == 0)) || return 1
+  [[ -n $took ]] && python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 5 else 1)" "$took" || return 1
+  # No new session: the one from before carried the conversation.
+  (( $(grep -c 'session .* established' "$WORK/daemon-A.log" || true) == sessions_before ))
+}
+
+# Bob restarts (a new daemon that has forgotten the session) while alice's
+# echo connection is idle: alice's connection is reset soon after, and a new
+# connection works.
+t_restart() {
+  start_echo_server || return 1
+  rm -f "$WORK/echo-ready" "$WORK/go"
+  spawn A "$WORK/echo-client2.log" python3 -c "$ECHO_CLIENT" "$WORK"
+  local client=$SPAWNED
+  wait_until 10 test -e "$WORK/echo-ready" || return 1
+  stop_pid "$BOB"
+  start_daemon B "$WORK/bob.toml"
+  BOB=$DAEMON_PID
+  local t0=$SECONDS
+  # Alice notices when she next sends: the client's next line.
+  touch "$WORK/go"
+  local rc=0
+  wait "$client" || rc=$?
+  log "after bob's restart: $(tail -n 1 "$WORK/echo-client2.log") ($((SECONDS - t0)) s)"
+  echo "bob restarted: $(tail -n 1 "$WORK/echo-client2.log")" >>"$WORK/results"
+  ((rc != 0)) || { log "the old connection survived a peer that forgot it"; return 1; }
+  ((SECONDS - t0 <= 15)) || return 1
+  wait_until 10 in_a bash -c 'exec 3<>/dev/tcp/10.77.0.2/7777; echo x >&3; read -t 3 l <&3; [[ $l == x ]]'
+}
+
+[[ $(id -u) -eq 0 ]] || die "run as root (network namespaces)"
+[[ -x $BUCKWILD ]] || die "no daemon binary at $BUCKWILD: build first"
+command -v nft >/dev/null || die "nft missing: run scripts/setup.sh"
+command -v conntrack >/dev/null || die "conntrack missing: run scripts/setup.sh"
+write_nat_configs
+make_nat_hosts
+touch "$WORK/results"
+
+check "tunnel comes up behind NAT: ping both ways within 5 s" start_pair
+check "receive path is $RECEIVE_PATH" receive_path_is_expected
+check "behind NAT: ${PING_SECONDS} s of 5 pings/s each way, 0 loss" t_pings
+check "behind NAT: public side hops both ways, source and destination ports" t_capture
+check "behind NAT: router conntrack entries reported and bounded" t_conntrack_bounded
+check "behind NAT: 100 MB download, checksum" t_download
+check "behind NAT: one session throughout" t_same_session
+# The outage takes OUTAGE_SECONDS: on one receive path only (scripts/test.sh
+# runs this script on both; E2E_OUTAGE=1 forces it).
+if [[ ${E2E_OUTAGE:-} == 1 || ( -z ${E2E_OUTAGE:-} && $RECEIVE_PATH == userspace ) ]]; then
+  check "behind NAT: ${OUTAGE_SECONDS} s underlay outage mid echo conversation: same connection within 5 s" t_outage
+  check "behind NAT: bob restarted: alice's idle connection reset, new one works" t_restart
+fi
+
+cat "$WORK/results" >&2
+((failed == 0)) || log "failed: ${failures[*]}"
+echo "$passed passed, $failed failed"
+((failed == 0))
