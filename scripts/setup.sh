@@ -26,6 +26,9 @@ packages=(
   # end-to-end tests and the demo: namespaces, capture, real servers and clients
   iproute2 iputils-ping tcpdump nginx-light dnsmasq-base bind9-dnsutils curl iperf3 python3 procps
   openssh-server openssh-client redis-server redis-tools
+  # tests/e2e/ntp.sh: real NTP servers (chronyd -x in namespaces, never the
+  # system clock); the system service is disabled below
+  chrony
   # tests/e2e/nat.sh: a masquerading router namespace and its conntrack table
   nftables conntrack
   # the .deb (CPack: dpkg-shlibdeps, file) and tests/e2e/package.sh: its man
@@ -57,4 +60,13 @@ if ((${#missing[@]})); then
   if ((created_policy)); then rm -f /usr/sbin/policy-rc.d; fi
 else
   echo "setup.sh: all ${#packages[@]} packages present"
+fi
+
+# chrony is here for the tests' own servers (chronyd -x, in namespaces): the
+# system service must not start at boot and discipline this machine's clock.
+if command -v systemctl >/dev/null 2>&1 && systemctl list-unit-files chrony.service >/dev/null 2>&1; then
+  systemctl disable chrony.service >/dev/null 2>&1 || true
+fi
+if command -v update-rc.d >/dev/null 2>&1 && [[ -e /etc/init.d/chrony ]]; then
+  update-rc.d chrony disable >/dev/null 2>&1 || true
 fi

@@ -7,7 +7,8 @@
 #      for an initiator behind NAT, each on the eBPF and the user-space
 #      receive path; tests/e2e/flood.sh; tests/e2e/control.sh
 #      for status, reload, metrics and stop; tests/e2e/snmp.sh for the AgentX
-#      subagent with a real snmpd),
+#      subagent with a real snmpd; tests/e2e/ntp.sh for the NTP client against
+#      chronyd and a lying server, and peer time sync),
 #   4. the package: tests/e2e/package.sh builds the .deb from the release build,
 #      installs it with dpkg -i, checks it and purges it,
 #   5. a short pass of every fuzz target.
@@ -48,6 +49,8 @@ e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_
 echo "== e2e: control.sh"
 bash tests/e2e/control.sh | tee "$e2e_log"
 e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
+echo "== e2e: ntp.sh (about 2.5 minutes)"
+bash tests/e2e/ntp.sh | tee "$e2e_log"
 echo "== e2e: snmp.sh"
 bash tests/e2e/snmp.sh | tee "$e2e_log"
 e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))

@@ -154,6 +154,8 @@ class Writer {
   bool color_;
 };
 
+void render_time(const Json& s, Writer& w);
+
 void render_interface(const Json& s, Writer& w) {
   w.title("interface", text_of(s, "device").value_or("?"), kInterfaceColor);
   if (auto pid = count_of(s, "pid")) w.line("pid", *pid);
@@ -261,6 +263,46 @@ void render_interface(const Json& s, Writer& w) {
     }
     w.line("ebpf", v);
   }
+  render_time(s, w);
+}
+
+// The daemon's own time (docs/control.md, `time`): one summary line, a
+// warning when the system clock diverges, and a line per NTP server.
+void render_time(const Json& s, Writer& w) {
+  const Json* t = field(s, "time");
+  if (t == nullptr || !t->is_object()) return;
+  std::string v = text_of(*t, "source").value_or("?");
+  if (const Json* servers = field(*t, "servers"); servers != nullptr && servers->is_array() &&
+                                                  !servers->empty()) {
+    std::size_t selected = 0;
+    for (const auto& srv : *servers) {
+      if (text_of(srv, "state") == std::optional<std::string>("selected")) ++selected;
+    }
+    v += ", " + std::to_string(selected) + " of " + std::to_string(servers->size()) +
+         " servers selected";
+  }
+  if (auto c = number_of(*t, "correction_ms"); c && *c != 0) v += ", correction " + human_ms(*c);
+  if (auto f = number_of(*t, "frequency_ppm"); f && *f != 0) v += ", drift " + number_text(Json(*f)) + " ppm";
+  if (auto age = number_of(*t, "last_sync_age_s")) v += ", last sync " + ago(*age * 1000);
+  w.line("time", v);
+  const Json* warned = field(*t, "drift_warning");
+  if (warned != nullptr && warned->is_boolean() && warned->get<bool>()) {
+    std::string warn = "the system clock is ";
+    if (auto off = number_of(*t, "system_clock_offset_ms")) warn += human_ms(std::abs(*off)) + " ";
+    warn += "from our time";
+    if (auto th = count_of(*t, "drift_threshold_ms")) warn += " (threshold " + *th + " ms)";
+    w.line("time warning", warn);
+  }
+  if (const Json* servers = field(*t, "servers"); servers != nullptr && servers->is_array()) {
+    for (const auto& srv : *servers) {
+      std::string line = text_of(srv, "state").value_or("?");
+      if (auto off = number_of(srv, "offset_ms")) line += ", offset " + human_ms(*off);
+      if (auto d = number_of(srv, "delay_ms")) line += ", delay " + human_ms(*d);
+      if (auto p = count_of(srv, "poll_s")) line += ", poll " + *p + " s";
+      if (auto e = text_of(srv, "last_error")) line += " (" + *e + ")";
+      w.line("ntp server " + text_of(srv, "server").value_or("?"), line);
+    }
+  }
 }
 
 void render_session(const Json& session, Writer& w) {
@@ -283,6 +325,15 @@ void render_session(const Json& session, Writer& w) {
   if (auto d = count_of(session, "delay_allowance"))
     w.line("delay allowance", plural(*d, "window"));
   if (auto ms = number_of(session, "clock_offset_ms")) w.line("clock offset", human_ms(*ms));
+  if (const Json* ts = field(session, "time_sync"); ts != nullptr && ts->is_object()) {
+    std::string v;
+    if (auto n = count_of(*ts, "measurements")) v = plural(*n, "measurement");
+    if (auto r = count_of(*ts, "resyncs")) v += (v.empty() ? "" : ", ") + plural(*r, "resync");
+    if (auto rtt = number_of(*ts, "last_rtt_ms")) v += (v.empty() ? "" : ", ") + ("rtt " + human_ms(*rtt));
+    const Json* busy = field(*ts, "resyncing");
+    if (busy != nullptr && busy->is_boolean() && busy->get<bool>()) v += " (resyncing)";
+    w.line("time sync", v);
+  }
   if (auto ms = number_of(session, "one_way_delay_ms")) w.line("one-way delay", human_ms(*ms));
   if (auto ms = number_of(session, "rtt_ms")) w.line("rtt", human_ms(*ms));
   auto rx = number_of(session, "rx_bytes");

@@ -27,6 +27,8 @@
 #include "daemon/log/logging.h"
 #include "daemon/net/netlink.h"
 #include "daemon/net/tun_device.h"
+#include "daemon/time/disciplined_clock.h"
+#include "daemon/time/ntp_client.h"
 #include "daemon/tunnel/tunnel.h"
 #include "daemon/net/udp_socket.h"
 #include "daemon/net/tcp_endpoints.h"
@@ -228,7 +230,14 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
                config->network.virtual_address6 ? ", " + config->network.virtual_address6->to_string() : "",
                mtu);
 
-  SystemClock clock(config->testing.clock_offset_ms);
+  // Our own time (docs/architecture.md "Time"): with NTP, the monotonic clock
+  // plus the NTP client's correction; without, the system clock.
+  DisciplinedClock clock(!config->ntp.enabled, config->testing.clock_offset_ms,
+                         config->testing.clock_drift_ppm);
+  if (config->testing.clock_drift_ppm != 0) {
+    spdlog::warn("testing.clock_drift_ppm = {}: this daemon's clock deliberately drifts (a test aid)",
+                 config->testing.clock_drift_ppm);
+  }
   crypto::SystemRandom rng;
   KernelTcpEndpoints tcp;
   auto ebpf = start_ebpf_path(*config, *nl, **loop);
@@ -249,6 +258,22 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   };
   // The audit trail: the audit log in use now (a reload may switch it).
   SecurityAudit audit(**loop, [&] { return (*logging)->audit(); });
+  // With NTP, discovery waits for a majority of servers (at most
+  // ntp.validation_timeout_ms), so sessions begin on validated time.
+  std::unique_ptr<NtpClient> ntp;
+  if (config->ntp.enabled) {
+    ntp = std::make_unique<NtpClient>(config->ntp, NtpClientDeps{**loop, clock, factory, rng, &audit});
+    ntp->start();
+    const TimePoint until = (*loop)->now() + milliseconds(config->ntp.validation_timeout_ms);
+    while (!ntp->synchronized() && (*loop)->now() < until) {
+      if (auto r = (*loop)->run_once(until - (*loop)->now()); !r) break;
+    }
+    if (!ntp->synchronized()) {
+      spdlog::warn("time: no majority of NTP servers agreed within {} ms "
+                   "(ntp.validation_timeout_ms); starting on the system clock",
+                   config->ntp.validation_timeout_ms);
+    }
+  }
   // Started further down, once there is a status document to serve; the
   // tunnel's events become its notifications from then on.
   std::unique_ptr<snmp::SnmpAgent> snmp_agent;
@@ -289,6 +314,8 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     return 1;
   }
 
+  if (ntp) ntp->set_on_step([&](std::int64_t step_us) { (*tunnel)->on_clock_step(step_us); });
+
   // From here on the configuration in force is the Reloader's.
   Reloader reloader(std::move(owned), std::move(env),
                     Reloader::Deps{**tunnel, **logging, *nl, ifindex, &audit});
@@ -304,6 +331,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   std::unique_ptr<ControlServer> control;
   auto status = [&] {
     nlohmann::json doc = daemon_status(**tunnel, ebpf_path.get(), reloader, facts, (*loop)->now());
+    doc["time"] = ntp ? ntp->status() : system_time_status();
     if (control) {
       const ControlStats& c = control->stats();
       doc["control"] = {{"clients", control->clients()},

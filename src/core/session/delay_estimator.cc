@@ -11,6 +11,11 @@ void DelayEstimator::add_sample(std::int32_t one_way_ms) {
   ++count_;
 }
 
+void DelayEstimator::shift(std::int32_t delta_ms) {
+  const std::size_t n = std::min(count_, samples_.size());
+  for (std::size_t i = 0; i < n; ++i) samples_[i] += delta_ms;
+}
+
 int DelayEstimator::desired() const {
   const std::size_t n = std::min(count_, samples_.size());
   if (n == 0) return kMin + 1;

@@ -21,6 +21,9 @@ class DelayEstimator {
   static constexpr std::int32_t kSafetyMarginMs = 100;
 
   void add_sample(std::int32_t one_way_ms);
+  // The peer clock offset the samples were corrected with changed by
+  // `delta_ms`: move them with it (peer time sync).
+  void shift(std::int32_t delta_ms);
 
   // The allowance these samples call for; kMin + 1 before any sample.
   int desired() const;

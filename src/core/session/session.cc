@@ -46,6 +46,7 @@ Session::Session(discovery::Established e, hop::PortSchedule ports, crypto::Pack
       out_dir_(e.initiator ? hop::Direction::kInitiatorToResponder : hop::Direction::kResponderToInitiator),
       in_dir_(e.initiator ? hop::Direction::kResponderToInitiator : hop::Direction::kInitiatorToResponder),
       next_sequence_(e.initiator ? e.initial_sequence_i2r : e.initial_sequence_r2i),
+      time_sync_(config.time_sync, now),
       last_received_(now),
       last_sent_(now),
       last_heartbeat_(now) {}
@@ -141,6 +142,45 @@ Result<std::size_t> Session::heartbeat(MutableBytes out, std::uint8_t flags,
   return seal_as(h, out, *written, now_unix_ms, now, counts);
 }
 
+Result<std::size_t> Session::make_time_sync_request(MutableBytes out, std::uint32_t challenge,
+                                                    std::int64_t now_unix_ms, TimePoint now) {
+  if (out.size() < wire::kOverhead + wire::kTimeSyncRequestBodySize) {
+    return fail(ErrorCode::kInvalidParameter, "buffer too small for a time sync request");
+  }
+  const wire::TimeSyncRequestBody b = time_sync_.make_request(challenge, now_unix_ms, now);
+  wire::Header h;
+  h.type = wire::PacketType::kTimeSyncRequest;
+  auto written = wire::write_body(h, b, out.subspan(wire::kHeaderSize, wire::kTimeSyncRequestBodySize));
+  if (!written) return std::unexpected(written.error());
+  return seal(h, out, *written, now_unix_ms, now);
+}
+
+Result<std::size_t> Session::make_time_sync_response(MutableBytes out,
+                                                     const wire::TimeSyncRequestBody& request,
+                                                     std::int64_t now_unix_ms, TimePoint now) {
+  if (out.size() < wire::kOverhead + wire::kTimeSyncResponseBodySize) {
+    return fail(ErrorCode::kInvalidParameter, "buffer too small for a time sync response");
+  }
+  const wire::TimeSyncResponseBody b = time_sync_.make_response(request, now_unix_ms);
+  wire::Header h;
+  h.type = wire::PacketType::kTimeSyncResponse;
+  h.flags = wire::flags::kAck;
+  auto written = wire::write_body(h, b, out.subspan(wire::kHeaderSize, wire::kTimeSyncResponseBodySize));
+  if (!written) return std::unexpected(written.error());
+  return seal(h, out, *written, now_unix_ms, now);
+}
+
+void Session::on_clock_step(std::int32_t step_ms, TimePoint now) {
+  // The peer's clock minus ours: ours moved forward by step_ms.
+  set_clock_offset(clock_offset_ms_ - step_ms);
+  time_sync_.resync(now);
+}
+
+void Session::set_clock_offset(std::int32_t offset_ms) {
+  delay_.shift(offset_ms - clock_offset_ms_);
+  clock_offset_ms_ = offset_ms;
+}
+
 Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_unix_ms,
                                         TimePoint now) {
   const std::uint32_t now_ms = hop::ms_since_midnight(now_unix_ms);
@@ -159,7 +199,7 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_
   // One-way delay on our clock: arrival minus (sender's stamp minus the offset).
   delay_.add_sample(hop::circular_delta_ms(now_ms, opened->header.timestamp_ms) + clock_offset_ms_);
 
-  Received r{opened->header, opened->body, false, restored};
+  Received r{opened->header, opened->body, false, std::nullopt, restored};
   if (opened->header.type == wire::PacketType::kHeartbeat) {
     auto body = wire::parse_body(opened->header, opened->body);
     if (!body) {
@@ -170,14 +210,30 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_
     peer_delay_allowance_ = hb.delay.delay_windows;
     ++stats_.heartbeats_received;
     r.answer_heartbeat = (opened->header.flags & wire::flags::kSyn) != 0;
+  } else if (opened->header.type == wire::PacketType::kTimeSyncRequest ||
+             opened->header.type == wire::PacketType::kTimeSyncResponse) {
+    auto body = wire::parse_body(opened->header, opened->body);
+    if (!body) {
+      ++stats_.rejected;
+      return std::unexpected(body.error());
+    }
+    std::optional<PeerTimeSync::Update> u;
+    if (const auto* req = std::get_if<wire::TimeSyncRequestBody>(&*body)) {
+      u = time_sync_.on_request(*req, clock_offset_ms_, now_unix_ms, now);
+      r.answer_time_sync = *req;
+    } else {
+      u = time_sync_.on_response(std::get<wire::TimeSyncResponseBody>(*body), clock_offset_ms_,
+                                 now_unix_ms, now);
+    }
+    if (u) set_clock_offset(u->offset_ms);
   }
   return r;
 }
 
 TimePoint Session::next_expiry() const {
   if (dead_) return kNever;
-  TimePoint t = std::min(last_received_ + config_.dead_after,
-                         last_heartbeat_ + config_.heartbeat_interval);
+  TimePoint t = std::min({last_received_ + config_.dead_after,
+                          last_heartbeat_ + config_.heartbeat_interval, time_sync_.next_expiry()});
   if (probes_sent_ > 0) {
     t = std::min(t, next_probe_);
   } else if (last_sent_ > last_received_) {
@@ -210,6 +266,11 @@ Session::Expiry Session::on_expiry(TimePoint now) {
     e.probe = true;
   }
   if (!e.probe && now - last_heartbeat_ >= config_.heartbeat_interval) e.send_heartbeat = true;
+  if (now >= time_sync_.next_expiry()) {
+    e.send_time_sync = true;
+    // Should the caller fail to send, the next try comes in a second, not at once.
+    time_sync_.postpone(now);
+  }
   return e;
 }
 

@@ -17,6 +17,7 @@
 #include "core/hop/key_schedule.h"
 #include "core/hop/port_schedule.h"
 #include "core/session/delay_estimator.h"
+#include "core/session/time_sync.h"
 #include "core/wire/messages.h"
 
 namespace buckwild::session {
@@ -31,6 +32,8 @@ struct SessionConfig {
   // down, or it lost the session) and is probed every kSuspectProbeInterval
   // until it answers or dead_after passes (docs/protocol.md §11.4).
   Duration probe_after = seconds(3);
+  // Peer time sync: how often, and the offset change that sets off a RESYNC.
+  TimeSyncConfig time_sync;
   // The initiator sends a path keepalive in every window it has nothing else
   // to send in (docs/protocol.md §11.6): what keeps it reachable behind NAT.
   bool path_keepalive = true;
@@ -92,6 +95,19 @@ class Session {
   Result<std::size_t> make_heartbeat(MutableBytes out, bool probe, std::int64_t now_unix_ms,
                                      TimePoint now);
 
+  // Writes a TIME_SYNC_REQUEST carrying `challenge` (random, from the
+  // caller) into `out` (at least 76 bytes) and returns its size.
+  Result<std::size_t> make_time_sync_request(MutableBytes out, std::uint32_t challenge,
+                                             std::int64_t now_unix_ms, TimePoint now);
+  // Writes the TIME_SYNC_RESPONSE to the peer's `request` into `out`.
+  Result<std::size_t> make_time_sync_response(MutableBytes out,
+                                              const wire::TimeSyncRequestBody& request,
+                                              std::int64_t now_unix_ms, TimePoint now);
+
+  // Our clock was stepped by `step_ms` (the daemon's NTP client): the peer's
+  // clock is that much nearer ours than it was, and the offset is re-measured
+  // at once (RESYNC).
+  void on_clock_step(std::int32_t step_ms, TimePoint now);
   // Whether the initiator owes a path keepalive in the window of `now_unix_ms`
   // (docs/protocol.md §11.6): it is the initiator, path keepalives are on, and
   // it has sent nothing to connection 0's ports in this window yet. Behind a
@@ -109,12 +125,15 @@ class Session {
     wire::Header header;
     MutableBytes body;            // plaintext, inside the datagram
     bool answer_heartbeat = false;  // a probe arrived: send a heartbeat now
+    // A TIME_SYNC_REQUEST arrived: answer it now (make_time_sync_response).
+    std::optional<wire::TimeSyncRequestBody> answer_time_sync;
     bool restored = false;  // the first packet from a suspect peer: it is back
   };
 
   // Authenticates and decrypts a datagram addressed to this session (its header
   // session id matched). Heartbeats are consumed here (delay negotiation,
-  // liveness); every other type is handed back. Errors: those of
+  // liveness), and so are TIME_SYNC_RESPONSEs (the peer's clock offset);
+  // every other type is handed back. Errors: those of
   // PacketOpener::open (the datagram is then to be dropped and counted).
   Result<Received> open(MutableBytes datagram, std::int64_t now_unix_ms, TimePoint now);
 
@@ -125,6 +144,7 @@ class Session {
     bool probe = false;
     bool suspect = false;  // the peer just became suspect (kProbes went unanswered)
     bool dead = false;
+    bool send_time_sync = false;  // send make_time_sync_request now
   };
   Expiry on_expiry(TimePoint now);
 
@@ -137,6 +157,7 @@ class Session {
   // The median measured one-way delay, ms (corrected by the clock offset);
   // nullopt before the first sample.
   std::optional<std::int32_t> one_way_delay_ms() const { return delay_.median_ms(); }
+  const PeerTimeSync& time_sync() const { return time_sync_; }
 
  private:
   enum class Counts : std::uint8_t { kAsSending, kNot };
@@ -147,6 +168,9 @@ class Session {
 
   Session(discovery::Established e, hop::PortSchedule ports, crypto::PacketSealer sealer,
           crypto::PacketOpener opener, const SessionConfig& config, TimePoint now);
+  // Puts a new peer clock offset in force; the delay samples measured with
+  // the old one are moved with it.
+  void set_clock_offset(std::int32_t offset_ms);
 
   std::uint64_t id_;
   bool initiator_;
@@ -162,6 +186,7 @@ class Session {
   std::uint32_t next_sequence_;  // connection 0, outgoing
 
   DelayEstimator delay_;
+  PeerTimeSync time_sync_;
   int peer_delay_allowance_ = 1;
   std::uint16_t negotiation_seq_ = 0;
 

@@ -262,6 +262,20 @@ std::expected<Scalar, std::string> Loader::scalar_of(const toml::node& node, Kin
       if (auto v = node.value_exact<std::int64_t>()) return Scalar{*v};
       if (const auto* s = node.as_string()) return Scalar{s->get()};
       break;
+    case Kind::kStringList:
+      if (const auto* a = node.as_array()) {
+        std::vector<std::string> items;
+        for (const toml::node& item : *a) {
+          const auto* s = item.as_string();
+          if (s == nullptr) {
+            return std::unexpected(std::string("expected an array of strings, got an array with ") +
+                                   type_name(item.type()));
+          }
+          items.push_back(s->get());
+        }
+        return Scalar{std::move(items)};
+      }
+      break;
   }
   return std::unexpected(std::string("expected ") + config_kind_name(kind) + ", got " +
                          type_name(node.type()));

@@ -78,6 +78,9 @@ struct ProtocolConfig {
   bool path_keepalive = true;
   std::optional<std::uint8_t> delay_allowance;  // nullopt = "auto" (adaptive, 1..16)
   TcpMode tcp_mode = TcpMode::kStream;
+  // A peer clock offset that moves this far from the one in use sets off a
+  // re-measurement (RESYNC) before the new one is adopted.
+  std::uint32_t time_sync_tolerance_ms = 50;
   // Congestion control of the transparent-TCP connections between the daemons.
   conn::CongestionAlgorithm congestion_control = conn::CongestionAlgorithm::kBbr;
 };
@@ -126,6 +129,24 @@ struct MetricsConfig {
   std::optional<SocketAddress> listen;
 };
 
+// The built-in NTP client (docs/architecture.md "Time").
+inline constexpr std::size_t kMaxNtpServers = 8;
+struct NtpServer {
+  std::string host;  // a name or an address
+  std::uint16_t port = 123;
+  friend bool operator==(const NtpServer&, const NtpServer&) = default;
+};
+struct NtpConfig {
+  bool enabled = false;
+  std::vector<NtpServer> servers;
+  // How long a request waits for its answer; at start-up, how long the daemon
+  // waits for a validated time before it starts discovery on the system clock.
+  std::uint32_t validation_timeout_ms = 5000;
+  // The system clock and the NTP estimate differing by more than this, or the
+  // estimate jumping by more, is a warning and an audit event.
+  std::uint32_t drift_threshold_ms = 100;
+};
+
 // The SNMP AgentX subagent (src/daemon/snmp/): off unless enabled.
 struct SnmpConfig {
   bool enabled = false;
@@ -134,6 +155,9 @@ struct SnmpConfig {
 
 struct TestingConfig {
   std::int64_t clock_offset_ms = 0;  // TEST AID: added to this daemon's UTC clock
+  // TEST AID: this daemon's clock runs fast (positive) or slow by this many
+  // parts per million from its start, as a drifting oscillator would.
+  std::int64_t clock_drift_ppm = 0;
 };
 
 struct PskConfig {
@@ -163,6 +187,7 @@ struct Config {
   LoggingConfig logging;
   ControlConfig control;
   MetricsConfig metrics;
+  NtpConfig ntp;
   SnmpConfig snmp;
   TestingConfig testing;
   std::vector<PskConfig> psks;

@@ -42,6 +42,12 @@ void Loader::check() {
                    std::to_string(net.mtu));
   }
 
+  if (config_.ntp.enabled && config_.ntp.servers.empty()) {
+    report_key(origins_.contains("ntp.servers") ? "ntp.servers" : "ntp.enabled",
+               "ntp.enabled = true needs at least one server in ntp.servers (three or more "
+               "let a lying server be outvoted)");
+  }
+
   if (config_.control.socket.empty()) {
     config_.control.socket = "/run/buckwild/" + net.virtual_device + ".sock";
   }

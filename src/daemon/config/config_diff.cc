@@ -71,9 +71,15 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::control, &ControlConfig::group>("control.group", kFixed),
       key<&Config::control, &ControlConfig::reload_on_change>("control.reload_on_change", kFixed),
       key<&Config::metrics, &MetricsConfig::listen>("metrics.listen", kFixed),
+      key<&Config::protocol, &ProtocolConfig::time_sync_tolerance_ms>("protocol.time_sync_tolerance_ms", kFixed),
+      key<&Config::ntp, &NtpConfig::enabled>("ntp.enabled", kFixed),
+      key<&Config::ntp, &NtpConfig::servers>("ntp.servers", kFixed),
+      key<&Config::ntp, &NtpConfig::validation_timeout_ms>("ntp.validation_timeout_ms", kFixed),
+      key<&Config::ntp, &NtpConfig::drift_threshold_ms>("ntp.drift_threshold_ms", kFixed),
       key<&Config::snmp, &SnmpConfig::enabled>("snmp.enabled", kFixed),
       key<&Config::snmp, &SnmpConfig::agentx_socket>("snmp.agentx_socket", kFixed),
       key<&Config::testing, &TestingConfig::clock_offset_ms>("testing.clock_offset_ms", kFixed),
+      key<&Config::testing, &TestingConfig::clock_drift_ppm>("testing.clock_drift_ppm", kFixed),
   };
   return keys;
 }

@@ -308,10 +308,6 @@ template <const char* kWhy>
 std::string not_in_this_version(Config&, const Scalar&) {
   return std::string("not in this version of buckwild: ") + kWhy + "; remove the key";
 }
-constexpr char kNoTimeSyncTolerance[] =
-    "the peers' clocks may differ by as much as the delay allowance absorbs ([protocol] "
-    "delay_allowance, 1..16 windows of 250 ms, measured at discovery and negotiated in "
-    "heartbeats)";
 constexpr char kNoPacketLifetime[] =
     "a packet is accepted while its timestamp is within 30 s of this daemon's clock "
     "(docs/protocol.md, packet protection)";
@@ -346,11 +342,53 @@ std::string set_entropy_requirement(Config& c, const Scalar& v) {
   return {};
 }
 
-std::string set_ntp_enabled(Config&, const Scalar& v) {
-  if (std::get<bool>(v)) {
-    return "the NTP client is not in this version of buckwild; set enabled = false and keep "
-           "the clock in sync with chrony or systemd-timesyncd";
+// An NTP server: "HOST" or "HOST:PORT" ("[IPv6]:PORT"); HOST a name or an
+// address. Names are resolved by the daemon off its event loop.
+std::string set_ntp_servers(Config& c, const Scalar& v) {
+  const auto& list = std::get<std::vector<std::string>>(v);
+  if (list.size() > kMaxNtpServers) {
+    return "at most " + std::to_string(kMaxNtpServers) + " servers, got " + std::to_string(list.size());
   }
+  std::vector<NtpServer> out;
+  for (const std::string& s : list) {
+    NtpServer server;
+    std::string_view host = s;
+    if (host.starts_with('[')) {
+      const std::size_t close = host.find(']');
+      if (close == std::string_view::npos) return "has an unclosed '[' in " + in_quotes(s);
+      std::string_view after = host.substr(close + 1);
+      host = host.substr(1, close - 1);
+      if (!after.empty()) {
+        if (!after.starts_with(':')) return "has text after ']' in " + in_quotes(s);
+        after.remove_prefix(1);
+        std::uint32_t port = 0;
+        auto [end, ec] = std::from_chars(after.data(), after.data() + after.size(), port);
+        if (ec != std::errc() || end != after.data() + after.size() || port == 0 || port > 65535)
+          return "has a bad port in " + in_quotes(s);
+        server.port = static_cast<std::uint16_t>(port);
+      }
+    } else if (const std::size_t colon = host.find(':');
+               colon != std::string_view::npos && host.find(':', colon + 1) == std::string_view::npos) {
+      std::string_view p = host.substr(colon + 1);
+      std::uint32_t port = 0;
+      auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+      if (ec != std::errc() || end != p.data() + p.size() || port == 0 || port > 65535)
+        return "has a bad port in " + in_quotes(s);
+      server.port = static_cast<std::uint16_t>(port);
+      host = host.substr(0, colon);
+    }
+    const bool name_ok = !host.empty() && host.size() <= 253 &&
+                         std::all_of(host.begin(), host.end(), [](char ch) {
+                           return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == ':';
+                         });
+    if (!name_ok) {
+      return "must be \"HOST\" or \"HOST:PORT\" (a name or an address), got " + in_quotes(s);
+    }
+    server.host = std::string(host);
+    out.push_back(std::move(server));
+  }
+  c.ntp.servers = std::move(out);
   return {};
 }
 
@@ -369,7 +407,8 @@ constexpr std::array kNetworkKeys = {
 
 constexpr std::array kProtocolKeys = {
     KeySpec{"hop_interval_ms", Kind::kInteger, set_hop_interval},
-    KeySpec{"time_sync_tolerance_ms", Kind::kInteger, not_in_this_version<kNoTimeSyncTolerance>},
+    KeySpec{"time_sync_tolerance_ms", Kind::kInteger,
+            set_integer<&Config::protocol, &ProtocolConfig::time_sync_tolerance_ms, 5, 1000>},
     KeySpec{
         "heartbeat_interval_ms", Kind::kInteger,
         set_integer<&Config::protocol, &ProtocolConfig::heartbeat_interval_ms, 1000, 3'600'000>},
@@ -443,13 +482,20 @@ constexpr std::array kSnmpKeys = {
 };
 
 constexpr std::array kNtpKeys = {
-    KeySpec{"enabled", Kind::kBool, set_ntp_enabled},
+    KeySpec{"enabled", Kind::kBool, set_bool<&Config::ntp, &NtpConfig::enabled>},
+    KeySpec{"servers", Kind::kStringList, set_ntp_servers},
+    KeySpec{"validation_timeout_ms", Kind::kInteger,
+            set_integer<&Config::ntp, &NtpConfig::validation_timeout_ms, 100, 60'000>},
+    KeySpec{"drift_threshold_ms", Kind::kInteger,
+            set_integer<&Config::ntp, &NtpConfig::drift_threshold_ms, 1, 86'400'000>},
 };
 
 constexpr std::array kTestingKeys = {
     KeySpec{
         "clock_offset_ms", Kind::kInteger,
         set_integer<&Config::testing, &TestingConfig::clock_offset_ms, -86'400'000, 86'400'000>},
+    KeySpec{"clock_drift_ppm", Kind::kInteger,
+            set_integer<&Config::testing, &TestingConfig::clock_drift_ppm, -100'000, 100'000>},
 };
 
 constexpr std::array<ConfigSection, 10> kSections = {{
@@ -506,6 +552,8 @@ const char* config_kind_name(ConfigKind kind) {
       return "a string";
     case ConfigKind::kAutoOrInteger:
       return "\"auto\" or an integer";
+    case ConfigKind::kStringList:
+      return "an array of strings";
   }
   return "a value";
 }
@@ -531,6 +579,20 @@ std::expected<ConfigScalar, std::string> parse_config_scalar(std::string_view te
     case ConfigKind::kAutoOrInteger:
       if (auto n = integer()) return ConfigScalar{*n};
       return ConfigScalar{std::string(text)};
+    case ConfigKind::kStringList: {
+      std::vector<std::string> items;
+      std::string_view rest = text;
+      while (!rest.empty()) {
+        const std::size_t comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        items.emplace_back(item);
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+      }
+      return ConfigScalar{std::move(items)};
+    }
   }
   return std::unexpected(std::string("unsupported type"));
 }

@@ -11,16 +11,18 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "daemon/config/config.h"
 
 namespace buckwild::daemon {
 
 // A scalar value as TOML or the environment gives it.
-using ConfigScalar = std::variant<std::int64_t, bool, std::string>;
+using ConfigScalar = std::variant<std::int64_t, bool, std::string, std::vector<std::string>>;
 
 // What a key accepts.
-enum class ConfigKind { kInteger, kBool, kString, kAutoOrInteger };
+// kStringList: a TOML array of strings; in the environment, comma-separated.
+enum class ConfigKind { kInteger, kBool, kString, kAutoOrInteger, kStringList };
 
 struct ConfigKey {
   std::string_view name;
@@ -47,7 +49,8 @@ const ConfigKey* find_config_key(const ConfigSection& section, std::string_view 
 const char* config_kind_name(ConfigKind kind);
 
 // Parses an environment variable's text as `kind`: integers in decimal,
-// booleans as true/false/1/0, "auto"-or-integer as either. Fails with the
+// booleans as true/false/1/0, "auto"-or-integer as either, string lists
+// comma-separated (spaces around items ignored, empty text = empty list). Fails with the
 // problem ("expected an integer, got \"abc\"").
 std::expected<ConfigScalar, std::string> parse_config_scalar(std::string_view text,
                                                              ConfigKind kind);

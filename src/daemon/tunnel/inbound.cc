@@ -156,6 +156,15 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
     case wire::PacketType::kHeartbeat:
       if (r->answer_heartbeat) send_heartbeat(e, Heartbeat::kRegular);
       return;
+    case wire::PacketType::kTimeSyncRequest:
+      // The session took the peer's clock reading; answer at once, from the
+      // offset it may just have corrected. A RESYNC it set off moved its timer.
+      if (r->answer_time_sync) send_time_sync_response(e, *r->answer_time_sync);
+      arm_session_timer(e);
+      return;
+    case wire::PacketType::kTimeSyncResponse:
+      arm_session_timer(e);  // a RESYNC asks again within a second
+      return;
     case wire::PacketType::kSyn:
     case wire::PacketType::kSynAck:
     case wire::PacketType::kAck:

@@ -127,6 +127,22 @@ void Tunnel::send_sealed(SessionEntry& e, Bytes datagram) {
   arm_session_timer(e);
 }
 
+void Tunnel::send_time_sync_request(SessionEntry& e) {
+  std::array<std::uint8_t, 4> challenge{};
+  rng_.fill(challenge);
+  const std::uint32_t c = (std::uint32_t{challenge[0]} << 24) | (std::uint32_t{challenge[1]} << 16) |
+                          (std::uint32_t{challenge[2]} << 8) | challenge[3];
+  std::array<std::uint8_t, 128> buf;
+  auto n = e.session->make_time_sync_request(buf, c, unix_ms(), now());
+  if (n) send_sealed(e, Bytes(buf.data(), *n));
+}
+
+void Tunnel::send_time_sync_response(SessionEntry& e, const wire::TimeSyncRequestBody& request) {
+  std::array<std::uint8_t, 128> buf;
+  auto n = e.session->make_time_sync_response(buf, request, unix_ms(), now());
+  if (n) send_sealed(e, Bytes(buf.data(), *n));
+}
+
 void Tunnel::send_path_keepalives() {
   // Mid-window: every initiator session that has sent nothing in this window
   // opens its port pair for it now (§11.6).

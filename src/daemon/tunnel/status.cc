@@ -116,6 +116,7 @@ nlohmann::json Tunnel::status() {
     const StreamBridge::SessionConnections c = bridge_->session_connections(e.id);
     const session::SessionStats& x = ss.stats();
     const std::optional<std::int32_t> delay = ss.one_way_delay_ms();
+    const session::TimeSyncStats& ts = ss.time_sync().stats();
     return json{
         {"id", fmt::format("{:08x}", e.id >> 32)},
         {"role", ss.initiator() ? "initiator" : "responder"},
@@ -128,6 +129,15 @@ nlohmann::json Tunnel::status() {
         {"listen_ports", ports},
         {"delay_allowance", ss.delay_allowance()},
         {"clock_offset_ms", ss.clock_offset_ms()},
+        {"time_sync",
+         {{"measurements", ts.responses_received},
+          {"requests_sent", ts.requests_sent},
+          {"requests_answered", ts.requests_answered},
+          {"resyncs", ts.resyncs},
+          {"adopted_from_peer", ts.adopted_from_peer},
+          {"resyncing", ss.time_sync().resyncing()},
+          {"last_offset_ms", ts.last_offset_ms ? json(*ts.last_offset_ms) : json(nullptr)},
+          {"last_rtt_ms", ts.last_rtt_ms ? json(*ts.last_rtt_ms) : json(nullptr)}}},
         {"one_way_delay_ms", delay ? json(*delay) : json(nullptr)},
         {"rtt_ms", optional_ms(c.min_rtt)},
         {"rx_packets", x.received},

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "core/discovery/features.h"
 #include "core/hop/time_window.h"
@@ -104,6 +105,7 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
   if (config.protocol.delay_allowance)
     session_config_.fixed_delay_allowance = *config.protocol.delay_allowance;
   session_config_.heartbeat_interval = milliseconds(config.protocol.heartbeat_interval_ms);
+  session_config_.time_sync.tolerance_ms = static_cast<std::int32_t>(config.protocol.time_sync_tolerance_ms);
   session_config_.dead_after = milliseconds(config.protocol.heartbeat_timeout_ms);
   session_config_.path_keepalive = config.protocol.path_keepalive;
 }
@@ -216,6 +218,21 @@ void Tunnel::schedule_window() {
   });
 }
 
+void Tunnel::on_clock_step(std::int64_t step_us) {
+  // Our time moved (the NTP client stepped it): each peer's clock is now that
+  // much nearer ours, the ports we listen on are those of the new window,
+  // and the offsets are re-measured at once (RESYNC).
+  const auto step_ms = static_cast<std::int32_t>(std::clamp<std::int64_t>(step_us / 1000, std::numeric_limits<std::int32_t>::min(), std::numeric_limits<std::int32_t>::max()));
+  sessions_.for_each([&](SessionEntry& e) {
+    e.session->on_clock_step(step_ms, now());
+    arm_session_timer(e);
+  });
+  if (window_timer_ != kNoTimer) loop_.cancel_timer(window_timer_);
+  window_timer_ = kNoTimer;
+  on_window();
+  schedule_window();
+}
+
 void Tunnel::on_window() {
   hop_ports_->update(HopPorts::Closing::kCloseUnneeded);
   warn_log_.flush(now());
@@ -326,6 +343,7 @@ void Tunnel::on_session_timer(std::uint64_t id) {
     }
     if (x.probe || x.send_heartbeat)
       send_heartbeat(*e, x.probe ? Heartbeat::kProbe : Heartbeat::kRegular);
+    if (x.send_time_sync) send_time_sync_request(*e);
   }
   arm_session_timer(*e);
 }

@@ -157,6 +157,10 @@ class Tunnel : private StreamHost {
   // stopping: the audit trail gets an end for every beginning).
   void end_sessions(const char* why);
 
+  // Our time was stepped by `step_us` (the NTP client; a slew needs nothing):
+  // sessions move their peer clock offsets and re-measure them, the ports
+  // follow the new window at once.
+  void on_clock_step(std::int64_t step_us);
   // A peer's administrative state (SNMP bwPeerAdminState): down ends its
   // session and keeps it from discovering, or being accepted, until set up
   // again. Kept across reloads that leave the peer's entry unchanged; not
@@ -199,6 +203,8 @@ class Tunnel : private StreamHost {
   enum class Heartbeat : std::uint8_t { kRegular, kProbe };  // a probe asks for an answer at once
   void send_heartbeat(SessionEntry& e, Heartbeat kind);
   void send_sequence_confirm(SessionEntry& e);
+  void send_time_sync_request(SessionEntry& e);
+  void send_time_sync_response(SessionEntry& e, const wire::TimeSyncRequestBody& request);
   void send_discovery(Bytes datagram, const SocketAddress& to);
   void send_one(DatagramSocket& via, const OutgoingDatagram& datagram);
 

@@ -42,6 +42,11 @@ constexpr std::string_view kExampleText = R"(interface: bw0
   discovery: responses 1, sessions 1
   stream: 0 flows, 0 B buffered, 0 B up, 0 B down
   ebpf: 6 valid ports (292 updates); xdp: pass 31; socket: pass 31
+  time: ntp, 2 of 3 servers selected, correction -3000.4 ms, last sync 5 seconds ago
+  time warning: the system clock is 3000.4 ms from our time (threshold 100 ms)
+  ntp server 10.123.1.1:123: selected, offset 0.02 ms, delay 0.11 ms, poll 16 s
+  ntp server 10.123.2.1:123: selected, offset -0.01 ms, delay 0.1 ms, poll 16 s
+  ntp server 10.123.3.1:123: rejected, offset 10000.03 ms, delay 0.12 ms, poll 16 s
 
 peer: bob
   endpoint: 192.0.2.2:1025
@@ -53,6 +58,7 @@ peer: bob
   ports: window 7086529130, sending to 51873, listening on 40211, 51873, 60222
   delay allowance: 1 window
   clock offset: 0 ms
+  time sync: 7 measurements, 0 resyncs, rtt 1 ms
   one-way delay: 1 ms
   rtt: 0.4 ms
   transfer: 4.02 KiB received, 3.89 KiB sent (31 packets received, 30 sent)

@@ -209,7 +209,9 @@ TEST(SessionTest, AnsweredProbesKeepTheSessionAlive) {
 }
 
 TEST(SessionTest, PeriodicHeartbeatAndDeathWithoutTraffic) {
-  auto p = testing::make_session_pair(kUnix, kT0);
+  SessionConfig config;  // heartbeats alone: no peer time sync in the way
+  config.time_sync.first_after = config.time_sync.interval = seconds(3600);
+  auto p = testing::make_session_pair(kUnix, kT0, 0, config);
   Session& s = *p.responder;
   EXPECT_EQ(s.next_expiry(), kT0 + seconds(30));
   auto e = s.on_expiry(kT0 + seconds(30));

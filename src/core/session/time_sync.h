@@ -1,0 +1,98 @@
+// Peer time sync (docs/protocol.md "Peer time sync"; reference §5): between
+// established peers, TIME_SYNC_REQUEST / TIME_SYNC_RESPONSE measure the peer's
+// clock offset continuously, so the port schedule follows two clocks that
+// drift apart. No I/O: the session sends what this says is due and hands it
+// what arrives.
+//
+// Every `interval` we ask; the answer's round trip gives the offset
+// (peer's stamp − (our send time + rtt/2)). A measurement within `tolerance`
+// of the offset in use replaces it. One beyond it sets off a RESYNC: the
+// offset is re-measured at once (each second) and adopted when two
+// measurements in a row agree within the tolerance, so one delayed answer
+// cannot move the schedule. The peer's own request also tells us its clock
+// (its stamp + half our last round trip); when that is beyond the tolerance
+// our estimate is stale (the peer stepped its clock), so it is adopted at once
+// and a RESYNC confirms it: until then our packets would miss the peer's ports.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "core/common/time.h"
+#include "core/wire/messages.h"
+
+namespace buckwild::session {
+
+inline constexpr Duration kTimeSyncRetry = seconds(1);
+inline constexpr std::int32_t kTimeSyncMaxRttMs = 2000;
+
+struct TimeSyncConfig {
+  // The first measurement, after discovery's estimate; then every `interval`.
+  Duration first_after = seconds(1);
+  Duration interval = seconds(10);
+  std::int32_t tolerance_ms = 50;  // [protocol] time_sync_tolerance_ms
+};
+
+struct TimeSyncStats {
+  std::uint64_t requests_sent = 0;
+  std::uint64_t responses_received = 0;  // that matched a request in time
+  std::uint64_t requests_answered = 0;
+  std::uint64_t resyncs = 0;             // RESYNCs set off
+  std::uint64_t adopted_from_peer = 0;   // offsets taken from the peer's request
+  std::optional<std::int32_t> last_offset_ms;  // the last measurement
+  std::optional<std::int32_t> last_rtt_ms;
+};
+
+class PeerTimeSync {
+ public:
+  PeerTimeSync(const TimeSyncConfig& config, TimePoint now);
+
+  // When the next request is due.
+  TimePoint next_expiry() const { return next_request_; }
+
+  // A request is being sent with `challenge` at our time `now_unix_ms`:
+  // returns its body and schedules the next one.
+  wire::TimeSyncRequestBody make_request(std::uint32_t challenge, std::int64_t now_unix_ms,
+                                         TimePoint now);
+
+  // The answer to a request of the peer's, made at our time `now_unix_ms`.
+  wire::TimeSyncResponseBody make_response(const wire::TimeSyncRequestBody& request,
+                                           std::int64_t now_unix_ms);
+
+  // The offset (peer − us, ms) to use from now on, if it changed.
+  struct Update {
+    std::int32_t offset_ms = 0;
+    bool resync = false;  // it came from a RESYNC (was beyond the tolerance)
+  };
+
+  // A response arrived. `current_offset_ms` is the offset in use.
+  std::optional<Update> on_response(const wire::TimeSyncResponseBody& response,
+                                    std::int32_t current_offset_ms, std::int64_t now_unix_ms,
+                                    TimePoint now);
+  // The peer's request arrived (authenticated).
+  std::optional<Update> on_request(const wire::TimeSyncRequestBody& request,
+                                   std::int32_t current_offset_ms, std::int64_t now_unix_ms,
+                                   TimePoint now);
+
+  // RESYNC: measure the offset now and confirm it before trusting it again
+  // (our clock stepped, or a measurement moved beyond the tolerance).
+  void resync(TimePoint now);
+  bool resyncing() const { return resyncing_; }
+  // The request due now is being sent; should it not be, ask again in a second.
+  void postpone(TimePoint now) { next_request_ = now + kTimeSyncRetry; }
+
+  const TimeSyncStats& stats() const { return stats_; }
+
+ private:
+  TimeSyncConfig config_;
+  TimePoint next_request_;
+  bool pending_ = false;
+  std::uint32_t challenge_ = 0;
+  std::int64_t sent_unix_ms_ = 0;
+  TimePoint sent_at_ = 0;
+  bool resyncing_ = false;
+  std::optional<std::int32_t> candidate_ms_;  // a RESYNC's first measurement
+  TimeSyncStats stats_;
+};
+
+}  // namespace buckwild::session

@@ -1,0 +1,63 @@
+// The daemon's own UTC time (docs/architecture.md "Time"): the raw clock plus
+// the NTP client's correction. The raw clock is the system clock read once at
+// start and carried forward on CLOCK_MONOTONIC, so a step of the system clock
+// (an administrator, another NTP daemon) never moves the hop schedule; the
+// correction is the NTP client's (ntp::TimeDiscipline), slewed when small.
+// With NTP disabled the raw clock is CLOCK_REALTIME itself, as before.
+//
+// Both test aids apply to the raw clock: testing.clock_offset_ms shifts it,
+// testing.clock_drift_ppm makes it run fast or slow from the start.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "core/ntp/time_discipline.h"
+#include "daemon/os/clock.h"
+
+namespace buckwild::daemon {
+
+class DisciplinedClock final : public Clock {
+ public:
+  // The two clocks it reads, µs: CLOCK_REALTIME and CLOCK_MONOTONIC (the event
+  // loop's), or a test's.
+  struct Readers {
+    std::function<std::int64_t()> realtime_us;
+    std::function<TimePoint()> monotonic_us;
+  };
+  static Readers system_readers();
+
+  // `follow_system`: the raw clock is the realtime clock (NTP disabled); else
+  // it is the monotonic clock, set from the realtime clock now.
+  DisciplinedClock(bool follow_system, std::int64_t offset_ms, std::int64_t drift_ppm,
+                   Readers readers = system_readers());
+
+  std::int64_t unix_ms() const override { return unix_us() / 1000; }
+  // Our time, µs since the Unix epoch.
+  std::int64_t unix_us() const;
+  // The raw clock (what NTP measures against), µs.
+  std::int64_t raw_unix_us() const;
+  // The system clock as this daemon was told to see it (CLOCK_REALTIME plus
+  // testing.clock_offset_ms): what drift detection compares our time with.
+  std::int64_t system_unix_us() const;
+  // The monotonic clock, µs: the discipline's time base (the event loop's clock).
+  TimePoint monotonic_us() const { return readers_.monotonic_us(); }
+  // Whether the raw clock is the system clock (NTP disabled).
+  bool follows_system() const { return follow_system_; }
+
+  ntp::TimeDiscipline& discipline() { return discipline_; }
+  const ntp::TimeDiscipline& discipline() const { return discipline_; }
+
+ private:
+  std::int64_t drift_us(TimePoint mono) const;
+
+  Readers readers_;
+  bool follow_system_;
+  std::int64_t offset_us_;
+  std::int64_t drift_ppm_;
+  TimePoint start_mono_;
+  std::int64_t base_us_;  // raw = monotonic + base (when not following the system clock)
+  ntp::TimeDiscipline discipline_;
+};
+
+}  // namespace buckwild::daemon

@@ -1,0 +1,142 @@
+#include "core/session/time_sync.h"
+
+#include <gtest/gtest.h>
+
+#include "core/hop/time_window.h"
+#include "support/session_pair.h"
+
+namespace buckwild::session {
+namespace {
+
+constexpr std::int64_t kUnix = 1'796'515'200'000 + 3'600'000;  // 2026-12-06T01:00:00Z
+constexpr TimePoint kT0 = seconds(5000);
+
+// The peer answers a request `one_way_ms` after it was sent, with its clock
+// `peer_ahead_ms` ahead of ours.
+wire::TimeSyncResponseBody answer(PeerTimeSync& peer, const wire::TimeSyncRequestBody& req,
+                                  std::int64_t our_unix_at_answer, std::int32_t peer_ahead_ms) {
+  return peer.make_response(req, our_unix_at_answer + peer_ahead_ms);
+}
+
+TEST(PeerTimeSyncTest, MeasuresTheOffsetFromOneRoundTrip) {
+  PeerTimeSync a({}, kT0);
+  PeerTimeSync b({}, kT0);
+  EXPECT_EQ(a.next_expiry(), kT0 + seconds(1));
+  const auto req = a.make_request(7, kUnix, kT0);
+  EXPECT_EQ(a.next_expiry(), kT0 + seconds(10));
+  // 20 ms each way, the peer 300 ms ahead.
+  const auto resp = answer(b, req, kUnix + 20, 300);
+  auto u = a.on_response(resp, 290, kUnix + 40, kT0 + milliseconds(40));
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->offset_ms, 300);
+  EXPECT_FALSE(u->resync);
+  EXPECT_EQ(a.stats().last_rtt_ms, 40);
+}
+
+TEST(PeerTimeSyncTest, OnlyTheAnswerToOurRequestCounts) {
+  PeerTimeSync a({}, kT0);
+  PeerTimeSync b({}, kT0);
+  const auto req = a.make_request(7, kUnix, kT0);
+  auto wrong = answer(b, req, kUnix + 10, 0);
+  wrong.challenge = 8;
+  EXPECT_FALSE(a.on_response(wrong, 0, kUnix + 20, kT0 + milliseconds(20)));
+  auto good = answer(b, req, kUnix + 10, 5);
+  EXPECT_TRUE(a.on_response(good, 0, kUnix + 20, kT0 + milliseconds(20)));
+  // The same answer again: no request is outstanding.
+  EXPECT_FALSE(a.on_response(good, 0, kUnix + 20, kT0 + milliseconds(20)));
+  // An answer after more than kTimeSyncMaxRttMs tells nothing.
+  const auto req2 = a.make_request(9, kUnix + 1000, kT0 + seconds(1));
+  EXPECT_FALSE(a.on_response(answer(b, req2, kUnix + 2000, 0), 0, kUnix + 4000,
+                             kT0 + seconds(1) + milliseconds(kTimeSyncMaxRttMs + 1)));
+}
+
+TEST(PeerTimeSyncTest, AJumpBeyondTheToleranceIsConfirmedBeforeItIsAdopted) {
+  PeerTimeSync a({.first_after = seconds(1), .interval = seconds(10), .tolerance_ms = 50}, kT0);
+  PeerTimeSync b({}, kT0);
+  TimePoint t = kT0;
+  std::int64_t u = kUnix;
+  // In use: 0. The peer is 400 ms ahead now: RESYNC, asked again in a second.
+  auto req = a.make_request(1, u, t);
+  EXPECT_FALSE(a.on_response(answer(b, req, u + 5, 400), 0, u + 10, t + milliseconds(10)));
+  EXPECT_TRUE(a.resyncing());
+  EXPECT_EQ(a.stats().resyncs, 1u);
+  EXPECT_EQ(a.next_expiry(), t + milliseconds(10) + kTimeSyncRetry);
+  // Confirmed by the next measurement: adopted.
+  t += seconds(1);
+  u += 1000;
+  req = a.make_request(2, u, t);
+  auto upd = a.on_response(answer(b, req, u + 5, 402), 0, u + 10, t + milliseconds(10));
+  ASSERT_TRUE(upd);
+  EXPECT_TRUE(upd->resync);
+  EXPECT_EQ(upd->offset_ms, 402);
+  EXPECT_FALSE(a.resyncing());
+  EXPECT_EQ(a.next_expiry(), t + milliseconds(10) + seconds(10));
+}
+
+TEST(PeerTimeSyncTest, ThePeersRequestRevealsThatItsClockStepped) {
+  PeerTimeSync a({}, kT0);
+  PeerTimeSync b({}, kT0);
+  // b believes a is 0 ms ahead; a stepped by 3 s and asks.
+  const auto req = a.make_request(3, kUnix + 3000, kT0);
+  auto upd = b.on_request(req, 0, kUnix + 5, kT0 + milliseconds(5));
+  ASSERT_TRUE(upd);
+  EXPECT_NEAR(upd->offset_ms, 2995, 1);
+  EXPECT_TRUE(b.resyncing());
+  EXPECT_EQ(b.next_expiry(), kT0 + milliseconds(5));  // re-measured at once
+  // A request that agrees with the estimate changes nothing.
+  EXPECT_FALSE(b.on_request(req, 2995, kUnix + 5, kT0 + milliseconds(5)));
+}
+
+// Two sessions over a perfect link in virtual time; b's clock drifts by
+// 200 ms a minute. Peer time sync keeps a's estimate of b's clock within the
+// tolerance, and a's send port is always one b listens on.
+TEST(PeerTimeSyncTest, SessionsFollowAPeerWhoseClockDrifts) {
+  auto p = testing::make_session_pair(kUnix, kT0);
+  Session& a = *p.initiator;
+  Session& b = *p.responder;
+  auto a_unix = [&](TimePoint t) { return kUnix + (t - kT0) / 1000; };
+  auto b_unix = [&](TimePoint t) { return kUnix + (t - kT0) / 1000 + (t - kT0) / 1000 * 200 / 60'000; };
+  std::vector<std::uint16_t> listening;
+  std::uint32_t challenge = 1;
+  for (TimePoint t = kT0; t < kT0 + seconds(120); t += milliseconds(50)) {
+    for (int side = 0; side < 2; ++side) {
+      Session& me = side == 0 ? a : b;
+      Session& peer = side == 0 ? b : a;
+      const std::int64_t mine = side == 0 ? a_unix(t) : b_unix(t);
+      const std::int64_t theirs = side == 0 ? b_unix(t) : a_unix(t);
+      if (me.next_expiry() > t) continue;
+      auto x = me.on_expiry(t);
+      if (!x.send_time_sync) continue;
+      std::vector<std::uint8_t> buf(256);
+      buf.resize(me.make_time_sync_request(buf, challenge++, mine, t).value());
+      auto r = peer.open(buf, theirs, t);
+      ASSERT_TRUE(r.has_value());
+      ASSERT_TRUE(r->answer_time_sync);
+      std::vector<std::uint8_t> reply(256);
+      reply.resize(peer.make_time_sync_response(reply, *r->answer_time_sync, theirs, t).value());
+      ASSERT_TRUE(me.open(reply, mine, t).has_value());
+    }
+    // a aims at b's current window: b listens there.
+    const std::int32_t truth = static_cast<std::int32_t>(b_unix(t) - a_unix(t));
+    EXPECT_LE(std::abs(a.clock_offset_ms() - truth), 50) << "at " << (t - kT0) / 1000 << " ms";
+    listening.clear();
+    b.listen_ports(b_unix(t), 0, listening);
+    const std::uint16_t port = a.send_port(a_unix(t));
+    EXPECT_NE(std::find(listening.begin(), listening.end(), port), listening.end());
+  }
+  EXPECT_GE(a.time_sync().stats().responses_received, 11u);
+  EXPECT_EQ(a.time_sync().stats().resyncs, 0u);
+}
+
+TEST(PeerTimeSyncTest, OurClockStepMovesTheOffsetAndResyncs) {
+  auto p = testing::make_session_pair(kUnix, kT0, 1000);
+  Session& a = *p.initiator;
+  const std::int32_t before = a.clock_offset_ms();
+  a.on_clock_step(-3000, kT0 + seconds(2));
+  EXPECT_EQ(a.clock_offset_ms(), before + 3000);
+  EXPECT_TRUE(a.time_sync().resyncing());
+  EXPECT_EQ(a.next_expiry(), kT0 + seconds(2));
+}
+
+}  // namespace
+}  // namespace buckwild::session
