@@ -337,6 +337,7 @@ Config clone_config(const Config& c) {
   out.logging = c.logging;
   out.control = c.control;
   out.metrics = c.metrics;
+  out.ntp = c.ntp;
   out.snmp = c.snmp;
   out.testing = c.testing;
   out.psks.reserve(c.psks.size());
