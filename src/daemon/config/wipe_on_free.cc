@@ -44,10 +44,29 @@ void set_freed_block_observer(FreedBlockObserver o) { observer.store(o, std::mem
 
 }  // namespace buckwild::daemon
 
-// The replacements: the standard's other forms (nothrow, sized) reach these in
-// libstdc++; aligned forms keep the library's own (nothing secret uses them).
+// The replacements. The nothrow forms too: libstdc++'s own would reach these,
+// but a sanitizer's runtime supplies its own nothrow new, whose blocks would
+// then come back through our delete (std::stable_sort's buffer does that).
+// The aligned forms keep the library's own, new and delete alike (nothing
+// secret uses them).
 void* operator new(std::size_t size) { return buckwild::daemon::acquire(size); }
 void* operator new[](std::size_t size) { return buckwild::daemon::acquire(size); }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return buckwild::daemon::acquire(size);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return buckwild::daemon::acquire(size);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept { buckwild::daemon::release(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { buckwild::daemon::release(p); }
 void operator delete(void* p) noexcept { buckwild::daemon::release(p); }
 void operator delete[](void* p) noexcept { buckwild::daemon::release(p); }
 void operator delete(void* p, std::size_t) noexcept { buckwild::daemon::release(p); }
