@@ -206,6 +206,12 @@ bool NtpClient::open_socket(Source& s) {
     s.socket.reset();
     s.state = Source::State::kUnresolved;
     s.last_error = w.error().message;
+    spdlog::warn("time: cannot watch the socket for NTP server {}: {}; trying again in {} s", s.label,
+                 s.last_error, kResolveRetry / 1'000'000);
+    s.timer = loop_.add_timer(kResolveRetry, [this, &s] {
+      s.timer = kNoTimer;
+      begin_resolve(s);
+    });
     return false;
   }
   s.state = Source::State::kPolling;
