@@ -441,6 +441,10 @@ void NtpClient::select(TimePoint now) {
 
   ntp::TimeDiscipline& d = clock_.discipline();
   const bool was_synchronized = d.synchronized();
+  // Until now our time was the system clock; from now on it is carried on
+  // the monotonic clock (continuous at this instant, the frame the servers'
+  // offsets were measured in).
+  if (!was_synchronized) clock_.anchor();
   // The servers' offsets are from the raw clock; what is left to correct is
   // their offset minus the correction already in force.
   const std::int64_t error_us = *sel.offset_us - d.correction_us(now);
