@@ -109,10 +109,12 @@ const char* kiss_name(Kiss k) {
 
 Verdict check_response(const Packet& p, std::uint64_t nonce, std::int64_t t1_us,
                        std::int64_t t4_us) {
-  if (p.mode != kModeServer || p.version < 3 || p.version > 4) return Refusal::kNotServer;
   // The origin check first: nothing else a packet says counts unless it
-  // answers the request we are waiting for (RFC 5905 §8 "bogus" test).
+  // answers the request we are waiting for (RFC 5905 §8 "bogus" test). A
+  // forged datagram without our nonce, whatever its mode, must not end the
+  // poll the genuine answer is still on its way to.
   if (p.origin_ts != nonce) return Refusal::kBadOrigin;
+  if (p.mode != kModeServer || p.version < 3 || p.version > 4) return Refusal::kNotServer;
   if (p.stratum == 0) {
     if (p.reference_id == kiss_code("DENY") || p.reference_id == kiss_code("RSTR")) return Kiss::kDeny;
     if (p.reference_id == kiss_code("RATE")) return Kiss::kRate;

@@ -172,7 +172,12 @@ Result<std::size_t> Session::make_time_sync_response(MutableBytes out,
 
 void Session::on_clock_step(std::int32_t step_ms, TimePoint now) {
   // The peer's clock minus ours: ours moved forward by step_ms.
-  set_clock_offset(clock_offset_ms_ - step_ms);
+  // Offsets are circular over the day, as discovery measures them.
+  constexpr std::int64_t kDayMs = 86'400'000;
+  std::int64_t offset = (static_cast<std::int64_t>(clock_offset_ms_) - step_ms) % kDayMs;
+  if (offset > kDayMs / 2) offset -= kDayMs;
+  if (offset < -kDayMs / 2) offset += kDayMs;
+  set_clock_offset(static_cast<std::int32_t>(offset));
   time_sync_.resync(now);
 }
 

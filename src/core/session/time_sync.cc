@@ -11,6 +11,11 @@ PeerTimeSync::PeerTimeSync(const TimeSyncConfig& config, TimePoint now)
 
 wire::TimeSyncRequestBody PeerTimeSync::make_request(std::uint32_t challenge,
                                                      std::int64_t now_unix_ms, TimePoint now) {
+  if (resyncing_ && ++resync_requests_ > kMaxResyncRequests) {
+    resyncing_ = false;
+    candidate_ms_.reset();
+    ++stats_.resyncs_given_up;
+  }
   pending_ = true;
   challenge_ = challenge;
   sent_unix_ms_ = now_unix_ms;
@@ -62,7 +67,10 @@ std::optional<PeerTimeSync::Update> PeerTimeSync::on_response(
     next_request_ = now + config_.interval;
     return Update{measured, true};
   }
-  if (!resyncing_) ++stats_.resyncs;
+  if (!resyncing_) {
+    ++stats_.resyncs;
+    resync_requests_ = 0;
+  }
   resyncing_ = true;
   candidate_ms_ = measured;
   next_request_ = now + kTimeSyncRetry;
@@ -77,17 +85,24 @@ std::optional<PeerTimeSync::Update> PeerTimeSync::on_request(const wire::TimeSyn
   const std::int32_t seen =
       hop::circular_delta_ms(r.local_timestamp_ms, hop::ms_since_midnight(now_unix_ms)) + half_rtt;
   if (std::abs(seen - current_offset_ms) <= config_.tolerance_ms) return std::nullopt;
-  // Our estimate is stale: the peer's clock moved. Take its word now (it is
-  // authenticated and fresh) and confirm with our own round trips.
+  // Beyond the tolerance: our own round trips decide (RESYNC). Only a move no
+  // queueing delay explains (over half a window), once we know the round
+  // trip, is taken at once, so traffic follows a stepped peer without a gap:
+  // one delayed request cannot move the schedule.
+  if (!resyncing_) resync(now);
+  if (!stats_.last_rtt_ms || std::abs(seen - current_offset_ms) <= hop::kHopIntervalMs / 2) {
+    return std::nullopt;
+  }
   ++stats_.adopted_from_peer;
-  resync(now);
   return Update{seen, true};
 }
 
 void PeerTimeSync::resync(TimePoint now) {
   if (!resyncing_) ++stats_.resyncs;
   resyncing_ = true;
+  resync_requests_ = 0;
   candidate_ms_.reset();
+  pending_ = false;  // an answer in flight was measured before the reason for this
   next_request_ = now;
 }
 

@@ -39,9 +39,15 @@ struct TimeSyncStats {
   std::uint64_t requests_answered = 0;
   std::uint64_t resyncs = 0;             // RESYNCs set off
   std::uint64_t adopted_from_peer = 0;   // offsets taken from the peer's request
+  std::uint64_t resyncs_given_up = 0;    // kMaxResyncRequests went unconfirmed
   std::optional<std::int32_t> last_offset_ms;  // the last measurement
   std::optional<std::int32_t> last_rtt_ms;
 };
+
+// A RESYNC asks at most this many times a second apart; unconfirmed by then
+// (the peer silent, or the path's jitter beyond the tolerance) it gives up
+// and the regular interval resumes.
+inline constexpr int kMaxResyncRequests = 5;
 
 class PeerTimeSync {
  public:
@@ -91,6 +97,7 @@ class PeerTimeSync {
   std::int64_t sent_unix_ms_ = 0;
   TimePoint sent_at_ = 0;
   bool resyncing_ = false;
+  int resync_requests_ = 0;                   // requests sent in this RESYNC
   std::optional<std::int32_t> candidate_ms_;  // a RESYNC's first measurement
   TimeSyncStats stats_;
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <optional>
 #include <type_traits>
@@ -386,6 +387,16 @@ std::string set_ntp_servers(Config& c, const Scalar& v) {
       return "must be \"HOST\" or \"HOST:PORT\" (a name or an address), got " + in_quotes(s);
     }
     server.host = std::string(host);
+    // One vote per server: a server named twice would count twice towards
+    // the majority that decides our time.
+    for (const NtpServer& earlier : out) {
+      if (earlier.port == server.port &&
+          std::equal(earlier.host.begin(), earlier.host.end(), server.host.begin(), server.host.end(),
+                     [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) ==
+                                                 std::tolower(static_cast<unsigned char>(b)); })) {
+        return "names " + in_quotes(s) + " twice (each server counts once towards the majority)";
+      }
+    }
     out.push_back(std::move(server));
   }
   c.ntp.servers = std::move(out);

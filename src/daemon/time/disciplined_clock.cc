@@ -33,9 +33,15 @@ std::int64_t DisciplinedClock::drift_us(TimePoint mono) const {
   return (mono - start_mono_) * drift_ppm_ / 1'000'000;
 }
 
+void DisciplinedClock::anchor() {
+  if (follow_system_ || anchored_) return;
+  base_us_ = readers_.realtime_us() - readers_.monotonic_us();
+  anchored_ = true;
+}
+
 std::int64_t DisciplinedClock::raw_unix_us() const {
   const TimePoint mono = monotonic_us();
-  const std::int64_t base = follow_system_ ? readers_.realtime_us() : mono + base_us_;
+  const std::int64_t base = follows_system() ? readers_.realtime_us() : mono + base_us_;
   return base + offset_us_ + drift_us(mono);
 }
 

@@ -1,9 +1,10 @@
 // The daemon's own UTC time (docs/architecture.md "Time"): the raw clock plus
-// the NTP client's correction. The raw clock is the system clock read once at
-// start and carried forward on CLOCK_MONOTONIC, so a step of the system clock
-// (an administrator, another NTP daemon) never moves the hop schedule; the
-// correction is the NTP client's (ntp::TimeDiscipline), slewed when small.
-// With NTP disabled the raw clock is CLOCK_REALTIME itself, as before.
+// the NTP client's correction. Until the NTP client first synchronizes (and
+// always with NTP disabled) the raw clock is CLOCK_REALTIME itself; from then
+// on it is the system clock as read at that moment, carried forward on
+// CLOCK_MONOTONIC, so a later step of the system clock (an administrator,
+// another NTP daemon) never moves the hop schedule. The correction is the
+// NTP client's (ntp::TimeDiscipline), slewed when small.
 //
 // Both test aids apply to the raw clock: testing.clock_offset_ms shifts it,
 // testing.clock_drift_ppm makes it run fast or slow from the start.
@@ -42,8 +43,13 @@ class DisciplinedClock final : public Clock {
   std::int64_t system_unix_us() const;
   // The monotonic clock, µs: the discipline's time base (the event loop's clock).
   TimePoint monotonic_us() const { return readers_.monotonic_us(); }
-  // Whether the raw clock is the system clock (NTP disabled).
-  bool follows_system() const { return follow_system_; }
+  // Whether the raw clock is the system clock (NTP disabled, or not yet
+  // synchronized).
+  bool follows_system() const { return follow_system_ || !anchored_; }
+  // From now on the raw clock is carried on the monotonic clock from the
+  // system clock's present reading (continuous at this instant). The NTP
+  // client calls it before its first correction; later calls do nothing.
+  void anchor();
 
   ntp::TimeDiscipline& discipline() { return discipline_; }
   const ntp::TimeDiscipline& discipline() const { return discipline_; }
@@ -57,6 +63,7 @@ class DisciplinedClock final : public Clock {
   std::int64_t drift_ppm_;
   TimePoint start_mono_;
   std::int64_t base_us_;  // raw = monotonic + base (when not following the system clock)
+  bool anchored_ = false;
   ntp::TimeDiscipline discipline_;
 };
 

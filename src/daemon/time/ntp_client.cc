@@ -206,6 +206,12 @@ bool NtpClient::open_socket(Source& s) {
     s.socket.reset();
     s.state = Source::State::kUnresolved;
     s.last_error = w.error().message;
+    spdlog::warn("time: cannot watch the socket for NTP server {}: {}; trying again in {} s", s.label,
+                 s.last_error, kResolveRetry / 1'000'000);
+    s.timer = loop_.add_timer(kResolveRetry, [this, &s] {
+      s.timer = kNoTimer;
+      begin_resolve(s);
+    });
     return false;
   }
   s.state = Source::State::kPolling;
@@ -397,14 +403,20 @@ void NtpClient::select(TimePoint now) {
   // start (perhaps a liar's) is not a majority of one, and neither is the
   // last server left answering when the others have gone silent.
   const std::size_t voters = sources_.size();
+  std::vector<TimePoint> taken;  // when each candidate's sample was taken
   for (auto& s : sources_) {
     s->truechimer = false;
     if (s->state != Source::State::kPolling || !s->reachable()) continue;
     auto e = s->filter.estimate(now);
     if (!e) continue;
-    candidates.push_back(
-        {e->offset_us, ntp::correctness_distance(e->root_distance_us, e->delay_us, e->jitter_us)});
+    // A sample older than now is the raw clock's error back then: carried to
+    // now with the frequency already estimated.
+    const double age_s = static_cast<double>(now - e->at) / 1e6;
+    const auto carried = static_cast<std::int64_t>(clock_.discipline().frequency_ppm() * age_s);
+    candidates.push_back({e->offset_us + carried,
+                          ntp::correctness_distance(e->root_distance_us, e->delay_us, e->jitter_us)});
     who.push_back(s.get());
+    taken.push_back(e->at);
   }
   const ntp::Selection sel = ntp::select_sources(candidates, voters);
   std::string agree;
@@ -435,6 +447,18 @@ void NtpClient::select(TimePoint now) {
 
   ntp::TimeDiscipline& d = clock_.discipline();
   const bool was_synchronized = d.synchronized();
+  // Only news moves the clock (RFC 5905's "newer than last" rule): the same
+  // samples chosen again would pull it back towards what was already used.
+  TimePoint newest = kNever;
+  for (std::size_t i = 0; i < who.size(); ++i) {
+    if (sel.truechimer[i] && (newest == kNever || taken[i] > newest)) newest = taken[i];
+  }
+  if (was_synchronized && last_sample_used_ != kNever && newest <= last_sample_used_) return;
+  last_sample_used_ = newest;
+  // Until now our time was the system clock; from now on it is carried on
+  // the monotonic clock (continuous at this instant, the frame the servers'
+  // offsets were measured in).
+  if (!was_synchronized) clock_.anchor();
   // The servers' offsets are from the raw clock; what is left to correct is
   // their offset minus the correction already in force.
   const std::int64_t error_us = *sel.offset_us - d.correction_us(now);

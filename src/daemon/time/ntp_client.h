@@ -110,6 +110,7 @@ class NtpClient {
   bool selecting_ = false;
   bool drift_warned_ = false;
   TimePoint last_sync_ = kNever;
+  TimePoint last_sample_used_ = kNever;  // the newest sample the last correction used
   std::int64_t last_offset_us_ = 0;  // the last error fed to the discipline
   std::uint64_t steps_ = 0;
   std::uint64_t drift_events_ = 0;

@@ -222,7 +222,12 @@ void Tunnel::on_clock_step(std::int64_t step_us) {
   // Our time moved (the NTP client stepped it): each peer's clock is now that
   // much nearer ours, the ports we listen on are those of the new window,
   // and the offsets are re-measured at once (RESYNC).
-  const auto step_ms = static_cast<std::int32_t>(std::clamp<std::int64_t>(step_us / 1000, std::numeric_limits<std::int32_t>::min(), std::numeric_limits<std::int32_t>::max()));
+  // Reduced to within half a day: offsets are circular over the day.
+  constexpr std::int64_t kDayMs = 86'400'000;
+  std::int64_t day_step = (step_us / 1000) % kDayMs;
+  if (day_step > kDayMs / 2) day_step -= kDayMs;
+  if (day_step < -kDayMs / 2) day_step += kDayMs;
+  const auto step_ms = static_cast<std::int32_t>(day_step);
   sessions_.for_each([&](SessionEntry& e) {
     e.session->on_clock_step(step_ms, now());
     arm_session_timer(e);

@@ -119,6 +119,10 @@ TEST(NtpPacketTest, UnsynchronizedServersAreRefused) {
 TEST(NtpPacketTest, NonServerModeIsRefused) {
   auto v = check(response(kT1 + 5, kT1 + 6, kNonce, 2, 0, 0, 1), kT1, kT1 + 10);
   EXPECT_EQ(std::get<Refusal>(v), Refusal::kNotServer);
+  // Without our nonce, whatever its mode: not the answer (the poll goes on),
+  // so a forged datagram cannot cancel the genuine answer's poll.
+  auto forged = check(response(kT1 + 5, kT1 + 6, kNonce + 1, 2, 0, 0, 1), kT1, kT1 + 10);
+  EXPECT_EQ(std::get<Refusal>(forged), Refusal::kBadOrigin);
 }
 
 TEST(NtpPacketTest, ImpossibleRoundTripsAreRefused) {

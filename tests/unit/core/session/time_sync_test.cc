@@ -76,15 +76,65 @@ TEST(PeerTimeSyncTest, AJumpBeyondTheToleranceIsConfirmedBeforeItIsAdopted) {
 TEST(PeerTimeSyncTest, ThePeersRequestRevealsThatItsClockStepped) {
   PeerTimeSync a({}, kT0);
   PeerTimeSync b({}, kT0);
-  // b believes a is 0 ms ahead; a stepped by 3 s and asks.
-  const auto req = a.make_request(3, kUnix + 3000, kT0);
-  auto upd = b.on_request(req, 0, kUnix + 5, kT0 + milliseconds(5));
+  // b measures a once (10 ms round trip, a 0 ms ahead): b knows the RTT.
+  const auto mine = b.make_request(1, kUnix, kT0);
+  ASSERT_TRUE(b.on_response(answer(a, mine, kUnix + 5, 0), 0, kUnix + 10, kT0 + milliseconds(10)));
+  // a stepped by 3 s and asks: no delay explains that, so b takes it at once.
+  const TimePoint t = kT0 + seconds(2);
+  const auto req = a.make_request(3, kUnix + 2000 + 3000, t);
+  auto upd = b.on_request(req, 0, kUnix + 2000 + 5, t + milliseconds(5));
   ASSERT_TRUE(upd);
-  EXPECT_NEAR(upd->offset_ms, 2995, 1);
+  EXPECT_NEAR(upd->offset_ms, 3000, 1);
   EXPECT_TRUE(b.resyncing());
-  EXPECT_EQ(b.next_expiry(), kT0 + milliseconds(5));  // re-measured at once
+  EXPECT_EQ(b.next_expiry(), t + milliseconds(5));  // and re-measures at once
+  EXPECT_EQ(b.stats().adopted_from_peer, 1u);
   // A request that agrees with the estimate changes nothing.
-  EXPECT_FALSE(b.on_request(req, 2995, kUnix + 5, kT0 + milliseconds(5)));
+  EXPECT_FALSE(b.on_request(req, 3000, kUnix + 2000 + 5, t + milliseconds(5)));
+}
+
+TEST(PeerTimeSyncTest, OneDelayedRequestDoesNotMoveTheSchedule) {
+  PeerTimeSync a({}, kT0);
+  PeerTimeSync b({}, kT0);
+  // Before b knows a round trip, even a large move only sets off a RESYNC.
+  auto req = a.make_request(3, kUnix + 3000, kT0);
+  EXPECT_FALSE(b.on_request(req, 0, kUnix + 5, kT0 + milliseconds(5)));
+  EXPECT_TRUE(b.resyncing());
+  // Knowing it, a request 100 ms late (beyond the 50 ms tolerance, within
+  // half a window) is queueing, not a step: b's own round trips decide.
+  PeerTimeSync c({}, kT0);
+  const auto mine = c.make_request(1, kUnix, kT0);
+  ASSERT_TRUE(c.on_response(answer(a, mine, kUnix + 5, 0), 0, kUnix + 10, kT0 + milliseconds(10)));
+  req = a.make_request(4, kUnix + 1000, kT0 + seconds(1));
+  EXPECT_FALSE(c.on_request(req, 0, kUnix + 1000 + 105, kT0 + seconds(1) + milliseconds(105)));
+  EXPECT_TRUE(c.resyncing());
+  EXPECT_EQ(c.stats().adopted_from_peer, 0u);
+}
+
+TEST(PeerTimeSyncTest, AResyncNobodyConfirmsGivesUpAfterFiveRequests) {
+  PeerTimeSync a({}, kT0);
+  TimePoint t = kT0;
+  std::int64_t u = kUnix;
+  a.resync(t);
+  for (int i = 0; i < kMaxResyncRequests; ++i) {
+    a.make_request(static_cast<std::uint32_t>(i), u, t);  // unanswered: the peer is silent
+    EXPECT_TRUE(a.resyncing());
+    EXPECT_EQ(a.next_expiry(), t + kTimeSyncRetry);
+    t += kTimeSyncRetry;
+    u += 1000;
+  }
+  a.make_request(99, u, t);
+  EXPECT_FALSE(a.resyncing());
+  EXPECT_EQ(a.stats().resyncs_given_up, 1u);
+  EXPECT_EQ(a.next_expiry(), t + seconds(10));  // the regular interval again
+}
+
+TEST(PeerTimeSyncTest, AnAnswerMeasuredBeforeAResyncIsNotTaken) {
+  PeerTimeSync a({}, kT0);
+  PeerTimeSync b({}, kT0);
+  const auto req = a.make_request(7, kUnix, kT0);
+  const auto resp = answer(b, req, kUnix + 5, 300);
+  a.resync(kT0 + milliseconds(5));  // our clock stepped meanwhile
+  EXPECT_FALSE(a.on_response(resp, 0, kUnix + 10, kT0 + milliseconds(10)));
 }
 
 // Two sessions over a perfect link in virtual time; b's clock drifts by

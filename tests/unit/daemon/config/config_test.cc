@@ -437,6 +437,9 @@ TEST_F(ConfigTest, NtpProblemsAreNamed) {
   EXPECT_NE(p.find("ntp.enabled: ntp.enabled = true needs at least one server"), std::string::npos) << p;
   p = problem(std::string(kMinimal) + "[ntp]\nservers = [\"bad host\"]\n");
   EXPECT_NE(p.find("ntp.servers: must be \"HOST\" or \"HOST:PORT\""), std::string::npos) << p;
+  // One vote each: the same server twice (any case, the default port spelled out) is refused.
+  p = problem(std::string(kMinimal) + "[ntp]\nservers = [\"ntp.example\", \"NTP.example:123\"]\n");
+  EXPECT_NE(p.find("ntp.servers: names \"NTP.example:123\" twice"), std::string::npos) << p;
   p = problem(std::string(kMinimal) + "[ntp]\nservers = [\"a:0\"]\n");
   EXPECT_NE(p.find("ntp.servers: has a bad port"), std::string::npos) << p;
   p = problem(std::string(kMinimal) + "[ntp]\nservers = [1, 2]\n");

@@ -33,7 +33,7 @@ class NtpClientTest : public ::testing::Test {
                DisciplinedClock::Readers{
                    // This host's system clock is 3 s fast (testing.clock_offset_ms
                    // is applied by the clock on top of this true time).
-                   [this] { return true_us(); }, [this] { return loop_.now(); }}),
+                   [this] { return true_us() + system_step_us_; }, [this] { return loop_.now(); }}),
         rng_(7) {}
 
   std::int64_t true_us() const { return kTrueStartUs + (loop_.now() - seconds(1000)); }
@@ -98,6 +98,7 @@ class NtpClientTest : public ::testing::Test {
     servers_.clear();
   }
 
+  std::int64_t system_step_us_ = 0;  // someone stepped this host's system clock
   FakeDatagramNetwork net_;
   ManualEventLoop loop_;
   DisciplinedClock clock_;
@@ -210,6 +211,24 @@ TEST_F(NtpClientTest, TheLastServerAnsweringIsNotAMajority) {
   servers_[1]->mode = FakeServer::Mode::kSilent;
   loop_.run_for(seconds(600));
   EXPECT_EQ(client_->status()["source"], "holdover");
+  EXPECT_NEAR(error_ms(), 0, 2);
+}
+
+TEST_F(NtpClientTest, TheSystemClockIsFollowedUntilTheFirstSyncAndNotAfter) {
+  add_server("10.0.0.1", 0);
+  add_server("10.0.0.2", 0);
+  for (auto& s : servers_) s->mode = FakeServer::Mode::kSilent;
+  start();
+  loop_.run_for(seconds(10));
+  EXPECT_NEAR(error_ms(), 3000, 2);  // the system clock (3 s fast), no NTP yet
+  system_step_us_ = 5'000'000;       // another daemon steps it
+  EXPECT_NEAR(error_ms(), 8000, 2);  // still the system clock
+  for (auto& s : servers_) s->mode = FakeServer::Mode::kHonest;
+  ASSERT_TRUE(loop_.run_until([&] { return client_->synchronized(); }, loop_.now() + seconds(600)));
+  loop_.run_for(seconds(30));
+  EXPECT_NEAR(error_ms(), 0, 2);
+  system_step_us_ = -20'000'000;  // stepped again: our time no longer moves with it
+  loop_.run_for(seconds(1));
   EXPECT_NEAR(error_ms(), 0, 2);
 }
 
