@@ -245,7 +245,7 @@ TEST_F(NtpClientTest, AStepIsReportedToTheTunnel) {
   for (auto& s : servers_) s->error_us = 1'000'000;
   loop_.run_for(seconds(600));
   ASSERT_EQ(steps.size(), 2u);
-  EXPECT_NEAR(static_cast<double>(steps[1]), 1'000'000.0, 2000.0);
+  EXPECT_NEAR(static_cast<double>(steps[1]), 1'000'000.0, 5000.0);  // samples carried to now at the estimated frequency
   EXPECT_GE(client_->status()["drift_events"].get<int>(), 2);
 }
 
