@@ -1065,7 +1065,7 @@ TEST_P(TunnelTest, SessionsComingAndGoingAreEvents) {
   start();
   ASSERT_TRUE(connected());
   ASSERT_EQ(count_events(*alice, TunnelEvent::Kind::kSessionUp), 1u);
-  const TunnelEvent& up = alice->events.front();
+  const TunnelEvent up = alice->events.front();  // a copy: more events follow
   EXPECT_EQ(up.peer, "bob");
   EXPECT_EQ(up.session_id, alice->tunnel->session_ids().at(0));
   ASSERT_TRUE(up.endpoint.has_value());
