@@ -29,7 +29,8 @@ usr/lib/systemd/system/buckwild.service
 usr/lib/systemd/system/buckwild@.service
 usr/share/bash-completion/completions/buckwild
 usr/share/man/man5/buckwild.toml.5.gz
-usr/share/man/man8/buckwild.8.gz"
+usr/share/man/man8/buckwild.8.gz
+usr/share/snmp/mibs/BUCKWILD-MIB.txt"
 
 INSTALLED=0      # 1 once dpkg -i ran: cleanup purges the package
 MADE_PSK=0       # 1 once this run wrote $PSK_FILE
