@@ -172,17 +172,21 @@ void NtpClient::check_resolve(Source& s) {
   }
   s.resolution.reset();
   if (!s.address) {
-    s.state = Source::State::kUnresolved;
-    spdlog::warn("time: cannot resolve NTP server {}: {}; trying again in {} s", s.label,
-                 s.last_error, kResolveRetry / 1'000'000);
-    s.timer = loop_.add_timer(kResolveRetry, [this, &s] {
-      s.timer = kNoTimer;
-      begin_resolve(s);
-    });
+    retry_later(s, "cannot resolve NTP server");
     return;
   }
   spdlog::info("time: NTP server {} is {}", s.label, s.address->to_string());
   if (open_socket(s)) schedule(s, 0);
+}
+
+void NtpClient::retry_later(Source& s, const char* what) {
+  s.state = Source::State::kUnresolved;
+  spdlog::warn("time: {} {}: {}; trying again in {} s", what, s.label, s.last_error,
+               kResolveRetry / 1'000'000);
+  s.timer = loop_.add_timer(kResolveRetry, [this, &s] {
+    s.timer = kNoTimer;
+    begin_resolve(s);
+  });
 }
 
 bool NtpClient::open_socket(Source& s) {
@@ -190,28 +194,16 @@ bool NtpClient::open_socket(Source& s) {
   // a blind spoofer must guess, besides the 64-bit origin nonce.
   auto sock = bind_socket_(SocketAddress{IpAddress::any(s.address->ip.family()), 0});
   if (!sock) {
-    s.state = Source::State::kUnresolved;
     s.last_error = sock.error().message;
-    spdlog::warn("time: cannot open a socket for NTP server {}: {}; trying again in {} s", s.label,
-                 s.last_error, kResolveRetry / 1'000'000);
-    s.timer = loop_.add_timer(kResolveRetry, [this, &s] {
-      s.timer = kNoTimer;
-      begin_resolve(s);
-    });
+    retry_later(s, "cannot open a socket for NTP server");
     return false;
   }
   s.socket = std::move(*sock);
   auto w = loop_.watch_fd(s.socket->fd(), kReadable, [this, &s](std::uint32_t) { on_readable(s); });
   if (!w) {
     s.socket.reset();
-    s.state = Source::State::kUnresolved;
     s.last_error = w.error().message;
-    spdlog::warn("time: cannot watch the socket for NTP server {}: {}; trying again in {} s", s.label,
-                 s.last_error, kResolveRetry / 1'000'000);
-    s.timer = loop_.add_timer(kResolveRetry, [this, &s] {
-      s.timer = kNoTimer;
-      begin_resolve(s);
-    });
+    retry_later(s, "cannot watch the socket for NTP server");
     return false;
   }
   s.state = Source::State::kPolling;

@@ -89,6 +89,8 @@ class NtpClient {
   void begin_resolve(Source& s);
   void check_resolve(Source& s);
   bool open_socket(Source& s);
+  // `s` failed (`what`, s.last_error): unresolved, resolved again in a minute.
+  void retry_later(Source& s, const char* what);
   void schedule(Source& s, Duration delay);
   void poll(Source& s);
   void on_readable(Source& s);
