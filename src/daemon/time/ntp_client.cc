@@ -439,18 +439,27 @@ void NtpClient::select(TimePoint now) {
 
   ntp::TimeDiscipline& d = clock_.discipline();
   const bool was_synchronized = d.synchronized();
+  // Until now our time was the system clock; from now on it is carried on
+  // the monotonic clock (continuous at this instant, the frame the servers'
+  // offsets were measured in).
+  if (!was_synchronized) clock_.anchor();
+  const std::string summary = agree + " | " + rejected;
+  if (summary != selection_summary_) {
+    selection_summary_ = summary;
+    spdlog::info("time: NTP servers agreeing: {}{}{}", agree,
+                 rejected.empty() ? "" : "; rejected as falsetickers: ", rejected);
+  }
   // Only news moves the clock (RFC 5905's "newer than last" rule): the same
   // samples chosen again would pull it back towards what was already used.
   TimePoint newest = kNever;
   for (std::size_t i = 0; i < who.size(); ++i) {
     if (sel.truechimer[i] && (newest == kNever || taken[i] > newest)) newest = taken[i];
   }
-  if (was_synchronized && last_sample_used_ != kNever && newest <= last_sample_used_) return;
+  if (was_synchronized && last_sample_used_ != kNever && newest <= last_sample_used_) {
+    selecting_ = true;
+    return;
+  }
   last_sample_used_ = newest;
-  // Until now our time was the system clock; from now on it is carried on
-  // the monotonic clock (continuous at this instant, the frame the servers'
-  // offsets were measured in).
-  if (!was_synchronized) clock_.anchor();
   // The servers' offsets are from the raw clock; what is left to correct is
   // their offset minus the correction already in force.
   const std::int64_t error_us = *sel.offset_us - d.correction_us(now);
@@ -464,12 +473,6 @@ void NtpClient::select(TimePoint now) {
   last_sync_ = now;
   last_offset_us_ = error_us;
   selecting_ = true;
-  const std::string summary = agree + " | " + rejected;
-  if (summary != selection_summary_) {
-    selection_summary_ = summary;
-    spdlog::info("time: NTP servers agreeing: {}{}{}", agree,
-                 rejected.empty() ? "" : "; rejected as falsetickers: ", rejected);
-  }
   if (a.action == ntp::TimeDiscipline::Action::kStep) {
     ++steps_;
     spdlog::info("time: stepped our clock by {:.1f} ms to the NTP servers' time (the system "
