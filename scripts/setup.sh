@@ -10,7 +10,7 @@ fi
 
 packages=(
   # toolchain
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git ccache
   clang-16 lld-16 llvm-16 libclang-rt-16-dev libc++-16-dev libc++abi-16-dev
   # libraries the build links against
   libssl-dev libsodium-dev
