@@ -46,6 +46,7 @@ enum Family : std::size_t {
   kStreamRewritten,
   kStreamBytes,
   kStreamSpoofedTargets,
+  kStreamPortsReclaimed,
   kStreamAcceptPauses,
   kStreamAcceptErrors,
   kEbpfValidPorts,
@@ -124,6 +125,8 @@ constexpr std::array<FamilySpec, kFamilyCount> kSpecs{{
      "Transparent TCP payload bytes, up (local sockets into connections) and down."},
     {"buckwild_stream_spoofed_targets_total", Kind::kCounter,
      "TCP SYNs naming a source address the peer may not use."},
+    {"buckwild_stream_ports_reclaimed_total", Kind::kCounter,
+     "NAT ports taken back early from transparent TCP flows that were over (all ports were held)."},
     {"buckwild_stream_accept_pauses_total", Kind::kCounter,
      "Times accept() ran out of descriptors or memory and accepting paused."},
     {"buckwild_stream_accept_errors_total", Kind::kCounter,
@@ -373,6 +376,7 @@ void add_tunnel(Exposition& out, const Json& doc, std::string_view device) {
   out.add(kStreamBytes, {{"device", device}, {"direction", "down"}},
           number_text(field(stream, "bytes_down"), Unit::kAsIs));
   add_plain(out, kStreamSpoofedTargets, device, stream, "spoofed_targets");
+  add_plain(out, kStreamPortsReclaimed, device, stream, "ports_reclaimed");
   add_plain(out, kStreamAcceptPauses, device, stream, "accept_pauses");
   add_plain(out, kStreamAcceptErrors, device, stream, "accept_errors");
 

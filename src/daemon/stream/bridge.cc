@@ -39,7 +39,8 @@ StreamBridge::StreamBridge(const Options& options, StreamHost& host, EventLoop& 
       tcp_(tcp),
       rng_(rng),
       log_(5, seconds(10)),
-      nat_(NatLimits{options.limits.max_flows, options.limits.max_per_source}),
+      nat_(NatLimits{options.limits.max_flows, options.limits.max_per_source},
+           options.limits.nat_ports),
       scratch_(std::max(kPumpChunk, wire::kMaxDatagramSize)) {}
 
 StreamBridge::~StreamBridge() {
@@ -360,6 +361,19 @@ void StreamBridge::finish(Flow& f, Ending ending) {
   }
   f.conn = nullptr;
   nat_.uncount_flow(f.app.ip);
+  if (f.nat_port != 0) {
+    if (f.syn_released) {
+      // Its port may be reclaimed, oldest first. Entries of flows already
+      // gone leave from the front: the queue holds about the flows that
+      // ended within one linger time.
+      while (!lingering_.empty() && !flows_.contains(lingering_.front())) lingering_.pop_front();
+      lingering_.push_back(f.id);
+    } else {
+      // No kernel socket ever used P (the SYN was refused while held): free now.
+      nat_.release_port(f.nat_port, f.id);
+      f.nat_port = 0;
+    }
+  }
   if (carries_data(was)) {
     ++(ending == Ending::kAbortive ? stats_.resets : stats_.completed);
   } else if (was != FlowState::kAborting) {

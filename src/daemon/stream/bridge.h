@@ -34,6 +34,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -79,6 +80,7 @@ struct StreamLimits {
   Duration connect_timeout = seconds(20);  // far side: the server must answer by then;
                                            // client side: the listener must accept by then
   Duration linger = seconds(60);      // NAT keys kept after a flow ends, for late segments
+  std::size_t nat_ports = NatTable::kPorts;  // ports P for client flows (fewer only in tests)
 };
 
 struct StreamStats {
@@ -92,6 +94,7 @@ struct StreamStats {
   std::uint64_t bytes_up = 0;         // from local sockets into connections
   std::uint64_t bytes_down = 0;       // from connections into local sockets
   std::uint64_t spoofed_targets = 0;  // a SYN naming a source the peer may not use
+  std::uint64_t ports_reclaimed = 0;  // ports P taken back early from flows that were over
   ListenerStats listener;             // accept() failures (stream_listener.h)
 };
 
@@ -195,6 +198,9 @@ class StreamBridge {
 
   // tun_side.cc: the application's side of client flows, and rewriting.
   void open_flow(MutableBytes ip_packet, const inner::TcpSegment& s);
+  // A port P for a new client flow; when all are held, the flow that ended
+  // first gives its up.
+  std::optional<std::uint16_t> allocate_port(FlowId id);
   void answer_with_rst(const inner::TcpSegment& s);
   void refuse_held_syn(Flow& f);
   void release_held_syn(Flow& f);
@@ -220,6 +226,7 @@ class StreamBridge {
   NatTable nat_;
   FlowId next_flow_id_ = 1;
   std::vector<FlowId> dirty_;  // touched by packets since the last flush()
+  std::deque<FlowId> lingering_;  // client flows over and holding P, in the order they ended
 
   std::vector<std::uint8_t> scratch_;  // one socket read or one packet
 };

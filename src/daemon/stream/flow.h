@@ -101,6 +101,8 @@ struct Flow {
   SocketAddress target;               // where it connected to
   SocketAddress local;                // client: our listener; server: our connecting socket
   std::uint16_t nat_port = 0;         // client: the source port P the listener sees
+  bool syn_released = false;          // client: the SYN went to the listener (a kernel
+                                      // socket used P; it lingers with the flow)
   std::vector<NatKey> keys;
   std::vector<std::uint8_t> held_syn;  // client, kHoldingSyn: the application's SYN
   wire::Header remote_syn_header;      // server, kConnecting: replayed into the table once connected

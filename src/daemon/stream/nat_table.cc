@@ -1,5 +1,6 @@
 #include "daemon/stream/nat_table.h"
 
+#include <algorithm>
 #include <cassert>
 #include <functional>
 
@@ -28,23 +29,29 @@ void NatTable::erase(const NatKey& key, FlowId owner) {
   if (auto it = rules_.find(key); it != rules_.end() && it->second.flow == owner) rules_.erase(it);
 }
 
+NatTable::NatTable(NatLimits limits, std::size_t ports)
+    : limits_(limits), owners_(std::min(ports, kPorts), kNoFlow) {
+  for (std::size_t i = 0; i < owners_.size(); ++i)
+    free_ports_.push_back(static_cast<std::uint16_t>(kFirstPort + i));
+}
+
 std::optional<std::uint16_t> NatTable::allocate_port(FlowId flow) {
-  constexpr std::size_t kPorts = 65536 - kFirstPort;
-  for (std::size_t tries = 0; tries < kPorts; ++tries) {
-    const std::uint16_t p = next_port_;
-    next_port_ = static_cast<std::uint16_t>(next_port_ == 65535 ? kFirstPort : next_port_ + 1);
-    if (ports_.try_emplace(p, flow).second) return p;
-  }
-  return std::nullopt;
+  if (free_ports_.empty()) return std::nullopt;
+  const std::uint16_t p = free_ports_.front();
+  free_ports_.pop_front();
+  owners_[p - kFirstPort] = flow;
+  return p;
 }
 
 FlowId NatTable::port_owner(std::uint16_t port) const {
-  auto it = ports_.find(port);
-  return it == ports_.end() ? kNoFlow : it->second;
+  const std::size_t i = port - std::size_t{kFirstPort};
+  return port < kFirstPort || i >= owners_.size() ? kNoFlow : owners_[i];
 }
 
 void NatTable::release_port(std::uint16_t port, FlowId owner) {
-  if (auto it = ports_.find(port); it != ports_.end() && it->second == owner) ports_.erase(it);
+  if (owner == kNoFlow || port_owner(port) != owner) return;
+  owners_[port - kFirstPort] = kNoFlow;
+  free_ports_.push_back(port);
 }
 
 bool NatTable::admits(const IpAddress& source) const {

@@ -11,8 +11,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "core/common/ip_address.h"
 #include "core/common/socket_address.h"
@@ -47,10 +49,13 @@ struct NatLimits {
 
 class NatTable {
  public:
-  // Ports P are handed out from [kFirstPort, 65535], round robin.
+  // Ports P are handed out from [kFirstPort, 65535], least recently released
+  // first, in O(1).
   static constexpr std::uint16_t kFirstPort = 1024;
+  static constexpr std::size_t kPorts = 65536 - kFirstPort;
 
-  explicit NatTable(NatLimits limits) : limits_(limits) {}
+  // `ports`: how many ports P, from kFirstPort (all of them but in tests).
+  explicit NatTable(NatLimits limits, std::size_t ports = kPorts);
   // New limits for flows admitted from now on; live flows stay.
   void set_limits(NatLimits limits) { limits_ = limits; }
 
@@ -63,9 +68,10 @@ class NatTable {
   void erase(const NatKey& key, FlowId owner);
   std::size_t key_count() const { return rules_.size(); }
 
-  // A port P no flow holds (a flow that is over keeps its own while its keys
-  // stay, so a reused port never meets an old socket in TIME_WAIT soon), now
-  // held by `flow`; nullopt when all are held.
+  // A port P no flow holds, now held by `flow`; nullopt when all are held.
+  // The free ports form a queue: the one released longest ago comes first, so
+  // a port comes back only after all others (a flow that is over keeps its
+  // own while its keys stay; a reused port meets no old socket in TIME_WAIT).
   std::optional<std::uint16_t> allocate_port(FlowId flow);
   // The flow holding port P, or kNoFlow.
   FlowId port_owner(std::uint16_t port) const;
@@ -83,8 +89,8 @@ class NatTable {
  private:
   NatLimits limits_;
   std::unordered_map<NatKey, NatRule, NatKeyHash> rules_;
-  std::unordered_map<std::uint16_t, FlowId> ports_;  // P -> client flow
-  std::uint16_t next_port_ = kFirstPort;
+  std::vector<FlowId> owners_;          // by P - kFirstPort; kNoFlow when free
+  std::deque<std::uint16_t> free_ports_;  // free ports, released longest ago first
   std::unordered_map<IpAddress, std::size_t> per_source_;
   std::size_t live_flows_ = 0;
 };

@@ -76,7 +76,7 @@ void StreamBridge::open_flow(MutableBytes ip_packet, const TcpSegment& s) {
   }
   const TimePoint now = loop_.now();
   const FlowId id = next_flow_id_++;
-  const std::optional<std::uint16_t> port = nat_.allocate_port(id);
+  const std::optional<std::uint16_t> port = allocate_port(id);
   auto c = port ? st->table->open(now, make_target(s))
                 : Result<conn::Connection*>(fail(ErrorCode::kMemoryExhausted, "no NAT port"));
   if (!c) {
@@ -109,6 +109,23 @@ void StreamBridge::open_flow(MutableBytes ip_packet, const TcpSegment& s) {
   service(f);
 }
 
+std::optional<std::uint16_t> StreamBridge::allocate_port(FlowId id) {
+  if (auto p = nat_.allocate_port(id)) return p;
+  // Every port is held. Live flows are at most max_flows (< kPorts), so most
+  // are held by flows that are over: the one that ended first gives its port
+  // up early (bounded: each entry of lingering_ is looked at once).
+  while (!lingering_.empty()) {
+    const FlowId oldest = lingering_.front();
+    lingering_.pop_front();
+    auto it = flows_.find(oldest);
+    if (it == flows_.end() || is_live(it->second->state()) || it->second->nat_port == 0) continue;
+    destroy(oldest);
+    ++stats_.ports_reclaimed;
+    return nat_.allocate_port(id);
+  }
+  return std::nullopt;
+}
+
 void StreamBridge::answer_with_rst(const TcpSegment& s) {
   std::array<std::uint8_t, 64> rst;
   const std::size_t n = make_rst(s, rst);
@@ -130,6 +147,7 @@ void StreamBridge::release_held_syn(Flow& f) {
   }
   f.held_syn.clear();
   f.held_syn.shrink_to_fit();
+  f.syn_released = true;
   f.on(FlowEvent::kFarConnected);
   f.deadline = loop_.now() + options_.limits.connect_timeout;  // until accept()
 }

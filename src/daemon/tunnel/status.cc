@@ -84,6 +84,7 @@ nlohmann::json Tunnel::status() {
                    {"bytes_up", st.bytes_up},
                    {"bytes_down", st.bytes_down},
                    {"spoofed_targets", st.spoofed_targets},
+                   {"ports_reclaimed", st.ports_reclaimed},
                    {"accept_pauses", st.listener.accept_pauses},
                    {"accept_errors", st.listener.accept_errors}};
   if (ebpf_ != nullptr) {

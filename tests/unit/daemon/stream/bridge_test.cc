@@ -459,6 +459,49 @@ TEST_F(StreamBridgeTest, AcceptOutOfDescriptorsPausesTheListenerInsteadOfSpinnin
   EXPECT_EQ(carry(app->get(), server->get(), "accepted at last"), "accepted at last");
 }
 
+// A flow refused while its SYN was held never had a kernel socket on its
+// port P: the port is free at once, not after the linger time (1 100 refused
+// connects a second would otherwise hold every port).
+TEST_F(StreamBridgeTest, ARefusedFlowFreesItsPortAtOnce) {
+  options_a.limits.nat_ports = 2;
+  start();
+  tcp_b.set_connect_outcome(kApp, FakeTcpEndpoints::ConnectOutcome::kRefuse);
+  for (std::uint16_t i = 0; i < 5; ++i) {
+    const SocketAddress app{kHostA, static_cast<std::uint16_t>(40100 + i)};
+    tcp_b.set_connect_outcome(app, FakeTcpEndpoints::ConnectOutcome::kRefuse);
+    ASSERT_TRUE(feed(*a, syn(app, kServer)));
+    ASSERT_TRUE(run_until([&] { return !host_a.tun.empty(); }));
+    host_a.tun.clear();
+  }
+  EXPECT_EQ(tcp_b.connect_calls().size(), 5u) << "each reached the far side: none lacked a port";
+  EXPECT_EQ(a->stats().refused, 5u);
+  EXPECT_EQ(a->stats().ports_reclaimed, 0u);
+}
+
+// With every port held by flows that are over, the one that ended first gives
+// its port up to a new flow.
+TEST_F(StreamBridgeTest, WhenEveryPortIsHeldTheOldestEndedFlowGivesItsUp) {
+  options_a.limits.nat_ports = 2;
+  options_a.limits.linger = seconds(60);
+  start();
+  OpenFlow first = open(SocketAddress{kHostA, 40201});
+  OpenFlow second = open(SocketAddress{kHostA, 40202});
+  ASSERT_NE(first.nat_port, 0);
+  ASSERT_NE(second.nat_port, 0);
+  // Both end (their session goes) and linger, holding both ports.
+  a->remove_session(kSession);
+  b->remove_session(kSession);
+  loop.run_for(seconds(1));  // the resets in flight arrive while there is no session
+  a->add_session(kSession, SessionRole::kInitiator);
+  b->add_session(kSession, SessionRole::kResponder);
+  ASSERT_EQ(a->flow_count(), 2u);
+  OpenFlow third = open(SocketAddress{kHostA, 40203});
+  ASSERT_GE(third.app.get(), 0);
+  EXPECT_EQ(third.nat_port, first.nat_port) << "the flow that ended first gave its port";
+  EXPECT_EQ(a->stats().ports_reclaimed, 1u);
+  EXPECT_EQ(carry(third.app.get(), third.server.get(), "through"), "through");
+}
+
 TEST_F(StreamBridgeTest, ASessionGoingAwayResetsItsFlows) {
   start();
   OpenFlow f = open();

@@ -64,6 +64,27 @@ TEST(NatTableTest, RunsOutOfPortsOnlyWhenAllAreHeld) {
   EXPECT_EQ(*p, 5000);
 }
 
+// A released port comes back only after every port released before it: the
+// one longest free is taken first, without a scan.
+TEST(NatTableTest, TheLongestFreePortIsTakenFirst) {
+  NatTable t(NatLimits{});
+  const std::size_t ports = NatTable::kPorts;
+  for (std::size_t i = 0; i < ports; ++i) ASSERT_TRUE(t.allocate_port(i + 1));
+  t.release_port(7000, t.port_owner(7000));
+  t.release_port(2000, t.port_owner(2000));
+  t.release_port(65535, t.port_owner(65535));
+  EXPECT_EQ(t.allocate_port(ports + 1), 7000);
+  EXPECT_EQ(t.allocate_port(ports + 2), 2000);
+  EXPECT_EQ(t.allocate_port(ports + 3), 65535);
+  EXPECT_FALSE(t.allocate_port(ports + 4));
+  // Releasing a port twice, or one never held, frees nothing more.
+  t.release_port(7000, ports + 1);
+  t.release_port(7000, ports + 1);
+  t.release_port(80, 1);
+  EXPECT_EQ(t.allocate_port(ports + 5), 7000);
+  EXPECT_FALSE(t.allocate_port(ports + 6));
+}
+
 TEST(NatTableTest, LimitsCountLiveFlowsInTotalAndPerSource) {
   NatTable t(NatLimits{.max_flows = 3, .max_per_source = 2});
   const IpAddress x = *IpAddress::parse("10.77.0.1");
