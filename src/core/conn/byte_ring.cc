@@ -9,6 +9,41 @@ namespace {
 constexpr std::size_t kMinAllocation = 4096;
 }
 
+ByteRing::ByteRing(ByteRing&& other) noexcept
+    : buf_(std::move(other.buf_)),
+      head_(other.head_),
+      size_(other.size_),
+      capacity_(other.capacity_),
+      budget_(other.budget_),
+      charged_(other.charged_) {
+  other.buf_.clear();
+  other.head_ = other.size_ = other.charged_ = 0;
+}
+
+ByteRing& ByteRing::operator=(ByteRing&& other) noexcept {
+  if (this == &other) return *this;
+  release_storage();
+  buf_ = std::move(other.buf_);
+  head_ = other.head_;
+  size_ = other.size_;
+  capacity_ = other.capacity_;
+  budget_ = other.budget_;
+  charged_ = other.charged_;
+  other.buf_.clear();
+  other.head_ = other.size_ = other.charged_ = 0;
+  return *this;
+}
+
+std::size_t ByteRing::storage_limit() const {
+  if (budget_ == nullptr) return capacity_;
+  const std::size_t unguarded = buf_.size() > MemoryBudget::kGuaranteedRing
+                                    ? buf_.size()
+                                    : MemoryBudget::kGuaranteedRing;
+  return std::min(capacity_, unguarded + budget_->available());
+}
+
+std::size_t ByteRing::free() const { return std::max(buf_.size(), storage_limit()) - size_; }
+
 std::size_t ByteRing::push(Bytes in) {
   const std::size_t n = std::min(in.size(), free());
   if (n == 0) return 0;
@@ -40,16 +75,30 @@ void ByteRing::pop(std::size_t n) {
 
 void ByteRing::release_if_empty() {
   if (size_ != 0 || buf_.empty()) return;
-  std::vector<std::uint8_t>().swap(buf_);
+  release_storage();
   head_ = 0;
 }
 
-// Doubles (at least) to fit `needed` bytes, never past the capacity, and
-// linearises the contents at the start of the new storage.
+void ByteRing::release_storage() {
+  std::vector<std::uint8_t>().swap(buf_);
+  if (budget_ != nullptr) budget_->release(charged_);
+  charged_ = 0;
+}
+
+// Doubles (at least) to fit `needed` bytes, never past the capacity or what
+// the budget allows (free() said `needed` fits), and linearises the contents
+// at the start of the new storage.
 void ByteRing::grow(std::size_t needed) {
   std::size_t next = std::max({needed, buf_.size() * 2, kMinAllocation});
-  next = std::min(next, capacity_);
-  assert(next >= needed);
+  next = std::min(next, std::max(needed, storage_limit()));
+  assert(next >= needed && next <= capacity_);
+  if (budget_ != nullptr) {
+    // Only the bytes past kGuaranteedRing are charged (free() made sure
+    // they fit).
+    const std::size_t above = next > MemoryBudget::kGuaranteedRing ? next - MemoryBudget::kGuaranteedRing : 0;
+    if (above > charged_ && !budget_->try_charge(above - charged_)) budget_->charge(above - charged_);
+    charged_ = std::max(charged_, above);
+  }
   std::vector<std::uint8_t> bigger(next);
   if (size_ > 0) {
     const std::size_t cap = buf_.size();

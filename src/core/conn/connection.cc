@@ -18,6 +18,7 @@ SenderConfig sender_config(const ConnectionConfig& c) {
   SenderConfig s;
   s.mss = c.mss;
   s.buffer = c.send_buffer;
+  s.memory = c.memory;
   s.rto = c.rto;
   s.algorithm = c.congestion;
   s.nagle = c.nagle;
@@ -29,6 +30,7 @@ ReceiverConfig receiver_config(const ConnectionConfig& c) {
   ReceiverConfig r;
   r.mss = c.mss;
   r.buffer = c.receive_buffer;
+  r.memory = c.memory;
   r.ack_delay = c.ack_delay;
   return r;
 }

@@ -72,6 +72,8 @@ struct ConnectionConfig {
   std::size_t mss = 1360;                        // segment payload bytes: path MTU - IP/UDP - 60
   std::size_t send_buffer = 2 * 1024 * 1024;     // bytes the application may queue
   std::size_t receive_buffer = 2 * 1024 * 1024;  // bytes of receive window
+  // All connections' buffers together (memory_budget.h); unbounded if null.
+  MemoryBudget* memory = nullptr;
   Duration ack_delay = milliseconds(wire::kAckDelayMs);
   Duration time_wait = milliseconds(wire::kTimeWaitMs);
   RtoConfig rto;

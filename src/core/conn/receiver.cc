@@ -16,8 +16,8 @@ std::size_t reorder_slots(const ReceiverConfig& c) {
 
 Receiver::Receiver(const ReceiverConfig& config)
     : config_(config),
-      stream_(config.buffer),
-      reorder_(reorder_slots(config), config.mss),
+      stream_(config.buffer, config.memory),
+      reorder_(reorder_slots(config), config.mss, config.memory),
       tracker_(config.max_ranges) {}
 
 std::uint8_t Receiver::scale_for(std::size_t buffer) {
@@ -86,11 +86,17 @@ Receiver::Arrival Receiver::on_data(Seq seq, Bytes payload, TimePoint now) {
     ++stats_.dropped;
     return Arrival::kDropped;
   }
-  if (seq != next && !tracker_.add(seq)) {
+  // Stored first (the memory budget may refuse it), then acknowledged as
+  // held: a segment the tracker reports must be one we have.
+  if (reorder_.store(distance, payload) != ReorderBuffer::Store::kStored) {
     ++stats_.dropped;
     return Arrival::kDropped;
   }
-  reorder_.store(distance, payload);
+  if (seq != next && !tracker_.add(seq)) {
+    reorder_.erase(distance);
+    ++stats_.dropped;
+    return Arrival::kDropped;
+  }
   ++stats_.segments_out_of_order;
   return Arrival::kOutOfOrder;
 }

@@ -37,6 +37,7 @@ struct ReceiverConfig {
   std::size_t buffer = 2 * 1024 * 1024;  // receive buffer, bytes
   Duration ack_delay = milliseconds(50);
   std::size_t max_ranges = 64;           // SACK ranges tracked beyond the ack point
+  MemoryBudget* memory = nullptr;        // charged for stream and reorder storage, if set
 };
 
 struct ReceiverStats {

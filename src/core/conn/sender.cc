@@ -24,7 +24,7 @@ Sender::Sender(const SenderConfig& config)
       rtt_(config.rto),
       queue_(max_segments(config)),
       scoreboard_(kScoreboardRanges),
-      stream_(config.buffer) {
+      stream_(config.buffer, config.memory) {
   assert(config.mss > 0 && config.mss <= wire::kMaxBodySize);
 }
 

@@ -53,6 +53,7 @@ namespace buckwild::conn {
 struct SenderConfig {
   std::size_t mss = 1360;                     // payload bytes per segment, 1..kMaxBodySize
   std::size_t buffer = 2 * 1024 * 1024;       // send stream capacity, bytes
+  MemoryBudget* memory = nullptr;             // charged for the stream's storage, if set
   RtoConfig rto;
   CongestionAlgorithm algorithm = CongestionAlgorithm::kNewReno;
   bool nagle = false;                         // hold small segments while data is in flight

@@ -88,6 +88,9 @@ struct ProtocolConfig {
 struct SecurityConfig {
   std::uint32_t max_connections = 4096;
   std::uint32_t max_connections_per_source = 100;
+  // Transparent TCP: the MiB all connections' buffers may hold past the
+  // 64 KiB each of their stream buffers may always hold (core/conn/memory_budget.h).
+  std::uint32_t stream_memory_mb = 512;
   std::uint32_t rate_limit_packets_per_second = 1000;
   std::uint32_t discovery_work_per_second = 200;
   // Datagrams per second from one peer address to its valid hopping ports,

@@ -47,6 +47,7 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::security, &SecurityConfig::max_connections>("security.max_connections", kLive),
       key<&Config::security, &SecurityConfig::max_connections_per_source>(
           "security.max_connections_per_source", kLive),
+      key<&Config::security, &SecurityConfig::stream_memory_mb>("security.stream_memory_mb", kLive),
       key<&Config::security, &SecurityConfig::rate_limit_packets_per_second>(
           "security.rate_limit_packets_per_second", kLive),
       key<&Config::security, &SecurityConfig::discovery_work_per_second>(

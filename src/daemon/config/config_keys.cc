@@ -384,6 +384,8 @@ constexpr std::array kSecurityKeys = {
             set_integer<&Config::security, &SecurityConfig::max_connections, 1, 65536>},
     KeySpec{"max_connections_per_source", Kind::kInteger,
             set_integer<&Config::security, &SecurityConfig::max_connections_per_source, 1, 65536>},
+    KeySpec{"stream_memory_mb", Kind::kInteger,
+            set_integer<&Config::security, &SecurityConfig::stream_memory_mb, 16, 1'048'576>},
     KeySpec{"rate_limit_packets_per_second", Kind::kInteger,
             set_integer<&Config::security, &SecurityConfig::rate_limit_packets_per_second, 1,
                         10'000'000>},

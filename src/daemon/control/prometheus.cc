@@ -37,6 +37,9 @@ enum Family : std::size_t {
   kDiscoveryDrops,
   kStreamFlows,
   kStreamBufferedBytes,
+  kStreamMemoryBudget,
+  kStreamMemoryCharged,
+  kStreamMemoryRefusals,
   kStreamOpened,
   kStreamAccepted,
   kStreamRefused,
@@ -107,6 +110,12 @@ constexpr std::array<FamilySpec, kFamilyCount> kSpecs{{
     {"buckwild_stream_flows", Kind::kGauge, "Transparent TCP flows open now."},
     {"buckwild_stream_buffered_bytes", Kind::kGauge,
      "Bytes buffered by transparent TCP flows now."},
+    {"buckwild_stream_memory_budget_bytes", Kind::kGauge,
+     "The budget for transparent TCP connections' buffers past each one's guaranteed 64 KiB."},
+    {"buckwild_stream_memory_charged_bytes", Kind::kGauge,
+     "Bytes of transparent TCP connections' buffers charged to the budget now."},
+    {"buckwild_stream_memory_refusals_total", Kind::kCounter,
+     "Out-of-order segments dropped because the memory budget was spent."},
     {"buckwild_stream_flows_opened_total", Kind::kCounter,
      "Transparent TCP flows started by an application on this side."},
     {"buckwild_stream_flows_accepted_total", Kind::kCounter,
@@ -364,6 +373,9 @@ void add_tunnel(Exposition& out, const Json& doc, std::string_view device) {
   const Json* stream = field(&doc, "stream");
   add_plain(out, kStreamFlows, device, stream, "flows");
   add_plain(out, kStreamBufferedBytes, device, stream, "buffered_bytes");
+  add_plain(out, kStreamMemoryBudget, device, stream, "memory_budget_bytes");
+  add_plain(out, kStreamMemoryCharged, device, stream, "memory_charged_bytes");
+  add_plain(out, kStreamMemoryRefusals, device, stream, "memory_refusals");
   add_plain(out, kStreamOpened, device, stream, "opened");
   add_plain(out, kStreamAccepted, device, stream, "accepted");
   add_plain(out, kStreamRefused, device, stream, "refused");

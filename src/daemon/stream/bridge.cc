@@ -33,7 +33,8 @@ SysResult<std::unique_ptr<StreamBridge>> StreamBridge::create(const Options& opt
 
 StreamBridge::StreamBridge(const Options& options, StreamHost& host, EventLoop& loop, TcpEndpoints& tcp,
                            crypto::RandomSource& rng)
-    : options_(options),
+    : memory_(options.limits.memory),
+      options_(options),
       host_(host),
       loop_(loop),
       tcp_(tcp),
@@ -41,7 +42,9 @@ StreamBridge::StreamBridge(const Options& options, StreamHost& host, EventLoop& 
       log_(5, seconds(10)),
       nat_(NatLimits{options.limits.max_flows, options.limits.max_per_source},
            options.limits.nat_ports),
-      scratch_(std::max(kPumpChunk, wire::kMaxDatagramSize)) {}
+      scratch_(std::max(kPumpChunk, wire::kMaxDatagramSize)) {
+  options_.connection.memory = &memory_;
+}
 
 StreamBridge::~StreamBridge() {
   for (auto& [id, f] : flows_) {

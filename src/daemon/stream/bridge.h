@@ -44,6 +44,7 @@
 #include "core/common/socket_address.h"
 #include "core/common/time.h"
 #include "core/conn/connection_table.h"
+#include "core/conn/memory_budget.h"
 #include "core/crypto/random.h"
 #include "core/inner/tcp_segment.h"
 #include "core/wire/messages.h"
@@ -81,6 +82,7 @@ struct StreamLimits {
                                            // client side: the listener must accept by then
   Duration linger = seconds(60);      // NAT keys kept after a flow ends, for late segments
   std::size_t nat_ports = NatTable::kPorts;  // ports P for client flows (fewer only in tests)
+  std::size_t memory = std::size_t{512} << 20;  // all connections' buffers (memory_budget.h)
 };
 
 struct StreamStats {
@@ -142,6 +144,9 @@ class StreamBridge {
   // New flow limits (a configuration reload): they govern the flows admitted
   // from now on; flows already over a lowered limit are left to finish.
   void set_limits(std::size_t max_flows, std::size_t max_per_source);
+  // A new memory budget for all connections' buffers (bytes).
+  void set_memory_limit(std::size_t bytes) { memory_.set_limit(bytes); }
+  const conn::MemoryBudget& memory() const { return memory_; }
 
   // What status reports of one session's connections.
   struct SessionConnections {
@@ -211,6 +216,7 @@ class StreamBridge {
   void on_connect_done(FlowId id);
   void refuse_remote(std::uint64_t session, std::uint16_t conn_id, ErrorCode reason);
 
+  conn::MemoryBudget memory_;  // before options_: its connection template points here
   Options options_;
   StreamHost& host_;
   EventLoop& loop_;

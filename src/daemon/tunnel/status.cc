@@ -74,6 +74,9 @@ nlohmann::json Tunnel::status() {
   const StreamStats& st = bridge_->stats();
   out["stream"] = {{"flows", bridge_->flow_count()},
                    {"buffered_bytes", bridge_->buffered_bytes()},
+                   {"memory_budget_bytes", bridge_->memory().limit()},
+                   {"memory_charged_bytes", bridge_->memory().used()},
+                   {"memory_refusals", bridge_->memory().refusals()},
                    {"opened", st.opened},
                    {"accepted", st.accepted},
                    {"refused", st.refused},

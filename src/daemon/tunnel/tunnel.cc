@@ -137,6 +137,7 @@ SysResult<void> Tunnel::start() {
   so.connection.mss = mtu_;  // a segment fills a datagram as large as a TUN packet's
   so.limits.max_flows = config_->security.max_connections;
   so.limits.max_per_source = config_->security.max_connections_per_source;
+  so.limits.memory = std::size_t{config_->security.stream_memory_mb} << 20;
   so.open_local = config_->protocol.tcp_mode == TcpMode::kStream;
   so.connection.congestion = config_->protocol.congestion_control;
   so.connection.max_retransmissions =

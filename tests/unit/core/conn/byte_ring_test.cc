@@ -60,5 +60,34 @@ TEST(ByteRingTest, GrowsKeepingOrderAndReleasesWhenEmpty) {
   EXPECT_EQ(r.push(a), 3000u);
 }
 
+// With a budget, the ring may always hold kGuaranteedRing bytes; past them it
+// grows only as far as the budget allows, free() says so, and the storage is
+// given back when the ring empties or goes.
+TEST(ByteRingTest, GrowthPastTheGuaranteedBytesComesFromTheBudget) {
+  constexpr std::size_t kG = MemoryBudget::kGuaranteedRing;
+  MemoryBudget budget(10'000);
+  {
+    ByteRing other(1 << 20, &budget);
+    ASSERT_EQ(other.push(std::vector<std::uint8_t>(kG + 10'000, 7)), kG + 10'000);
+    EXPECT_EQ(budget.used(), 10'000u) << "only the bytes past the guaranteed ones";
+    EXPECT_EQ(budget.available(), 0u) << "the other ring took the whole budget";
+
+    ByteRing ring(1 << 20, &budget);
+    EXPECT_EQ(ring.free(), kG) << "the guaranteed bytes, budget or not";
+    EXPECT_EQ(ring.push(std::vector<std::uint8_t>(kG + 1, 1)), kG);
+    EXPECT_EQ(ring.free(), 0u);
+    EXPECT_EQ(budget.used(), 10'000u);
+
+    other.pop(other.size());
+    other.release_if_empty();
+    EXPECT_EQ(ring.free(), 10'000u) << "what the other ring gave back";
+    const std::vector<std::uint8_t> more(10'000, 2);
+    EXPECT_EQ(ring.push(more), more.size());
+    ByteRing moved(std::move(ring));
+    EXPECT_EQ(moved.size(), kG + more.size());
+  }
+  EXPECT_EQ(budget.used(), 0u);
+}
+
 }  // namespace
 }  // namespace buckwild::conn

@@ -34,7 +34,50 @@ TEST(ReorderBufferTest, DuplicatesAndBounds) {
   EXPECT_EQ(r.store(4, bytes(5, 0)), ReorderBuffer::Store::kRejected);    // beyond the slots
   EXPECT_EQ(r.store(1, bytes(101, 0)), ReorderBuffer::Store::kRejected);  // larger than a slot
   EXPECT_EQ(r.store(1, {}), ReorderBuffer::Store::kRejected);
-  EXPECT_LE(r.allocated(), 4u * 100u + 4u * sizeof(std::uint16_t));
+  EXPECT_LE(r.allocated(), 4u * 100u + 4u * sizeof(std::uint16_t) + 64u);
+}
+
+// Storage follows what is held: a page of kSlotsPerPage slots is allocated
+// when a segment first lands in it and freed when its last one leaves.
+TEST(ReorderBufferTest, PagesComeAndGoWithTheSegmentsInThem) {
+  const std::size_t page = ReorderBuffer::kSlotsPerPage * 100;
+  ReorderBuffer r(1000, 100);
+  ASSERT_EQ(r.store(1, bytes(100, 1)), ReorderBuffer::Store::kStored);
+  const std::size_t one_page = r.allocated();
+  EXPECT_GE(one_page, page);
+  EXPECT_LT(one_page, 2 * page + 1000 * sizeof(std::uint16_t) + 1024) << "not the whole range";
+  ASSERT_EQ(r.store(900, bytes(100, 9)), ReorderBuffer::Store::kStored);
+  EXPECT_EQ(r.allocated(), one_page + page);
+  r.erase(900);
+  EXPECT_EQ(r.allocated(), one_page);
+  r.advance();
+  r.advance();  // the segment at distance 1 leaves: its page goes
+  EXPECT_EQ(r.count(), 0u);
+  EXPECT_EQ(r.allocated(), one_page - page);
+  r.release_if_empty();
+  EXPECT_EQ(r.allocated(), 0u);
+}
+
+// With a budget, each page is charged; one the budget cannot give refuses the
+// segment, and the charge goes back as pages are freed.
+TEST(ReorderBufferTest, PagesAreChargedToTheBudgetAndRefusedPastIt) {
+  const std::size_t page = ReorderBuffer::kSlotsPerPage * 100;
+  MemoryBudget budget(2 * page);
+  {
+    ReorderBuffer r(1000, 100, &budget);
+    EXPECT_EQ(r.store(1, bytes(100, 1)), ReorderBuffer::Store::kStored);
+    EXPECT_EQ(r.store(2, bytes(100, 2)), ReorderBuffer::Store::kStored);  // same page
+    EXPECT_EQ(budget.used(), page);
+    EXPECT_EQ(r.store(100, bytes(100, 3)), ReorderBuffer::Store::kStored);
+    EXPECT_EQ(budget.used(), 2 * page);
+    EXPECT_EQ(r.store(500, bytes(100, 4)), ReorderBuffer::Store::kRejected);
+    EXPECT_EQ(budget.refusals(), 1u);
+    EXPECT_FALSE(r.has(500));
+    r.erase(100);
+    EXPECT_EQ(budget.used(), page);
+    EXPECT_EQ(r.store(500, bytes(100, 4)), ReorderBuffer::Store::kStored);
+  }
+  EXPECT_EQ(budget.used(), 0u) << "the destructor gives everything back";
 }
 
 TEST(ReorderBufferTest, SlotsAreReusedAfterTheRingTurns) {

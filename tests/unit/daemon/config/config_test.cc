@@ -277,6 +277,7 @@ TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
   EXPECT_EQ(c->protocol.congestion_control, conn::CongestionAlgorithm::kBbr);
   EXPECT_EQ(c->security.max_connections, 4096u);
   EXPECT_EQ(c->security.max_connections_per_source, 100u);
+  EXPECT_EQ(c->security.stream_memory_mb, 512u);
   EXPECT_EQ(c->security.rate_limit_packets_per_second, 1000u);
   EXPECT_EQ(c->security.discovery_work_per_second, 200u);
   EXPECT_EQ(c->security.peer_rate_limit_packets_per_second, 1'000'000u);
@@ -334,6 +335,8 @@ virtual_address = "10.77.0.1/24"
             at(7, 28) +
                 "crypto.key_derivation_algorithm: must be \"hkdf-sha256\" (protocol v1 derives "
                 "every key with HKDF-SHA256), got \"pbkdf2\"");
+  EXPECT_EQ(problem(base + "[security]\nstream_memory_mb = 8\n"),
+            at(7, 20) + "security.stream_memory_mb: must be between 16 and 1048576, got 8");
   EXPECT_EQ(problem(base + "[security]\nentropy_requirement_bits = 100\n"),
             at(7, 28) +
                 "security.entropy_requirement_bits: must be a multiple of 8 between 128 and 512 "

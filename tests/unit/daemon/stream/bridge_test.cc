@@ -363,6 +363,67 @@ TEST_F(StreamBridgeTest, StalledReaderStopsTheFarWriterWithBoundedBuffersAndResu
   EXPECT_TRUE(got == pattern(0, total)) << "bytes lost, duplicated or reordered";
 }
 
+// Connections whose readers stall hold at most their guaranteed 64 KiB each
+// plus the shared budget, whatever their buffer sizes; once the readers read
+// again every byte arrives.
+TEST_F(StreamBridgeTest, AllConnectionsBuffersTogetherStayWithinTheMemoryBudget) {
+  constexpr std::size_t kBudget = 96 * 1024;
+  options_a.limits.memory = kBudget;
+  options_b.limits.memory = kBudget;
+  tcp_a.set_buffer_size(16 * 1024);
+  tcp_b.set_buffer_size(16 * 1024);
+  start();
+  std::vector<OpenFlow> flows;
+  for (std::uint16_t i = 0; i < 3; ++i) flows.push_back(open(SocketAddress{kHostA, static_cast<std::uint16_t>(40300 + i)}));
+  for (const OpenFlow& f : flows) ASSERT_GE(f.app.get(), 0);
+
+  // The applications read nothing; the servers write all they can.
+  std::vector<std::size_t> written(flows.size(), 0);
+  auto write_more = [&] {
+    for (std::size_t k = 0; k < flows.size(); ++k) {
+      for (;;) {
+        const std::size_t n = write_some(flows[k].server.get(), pattern(written[k], 32 * 1024));
+        if (n == 0) break;
+        written[k] += n;
+      }
+    }
+  };
+  std::size_t most_charged = 0;
+  run_until(
+      [&] {
+        write_more();
+        most_charged = std::max({most_charged, a->memory().used(), b->memory().used()});
+        return false;
+      },
+      seconds(3));
+  EXPECT_LE(most_charged, kBudget);
+  EXPECT_GT(most_charged, 0u) << "connections grew past their guaranteed bytes";
+  // Each side: three connections, each a send and a receive ring of at most
+  // 64 KiB unless charged, plus pump chunks; far below the 2 x 2 MiB each
+  // connection's buffers could otherwise reach.
+  constexpr std::size_t kBound = 3 * 2 * conn::MemoryBudget::kGuaranteedRing + kBudget + 3 * 2 * kPumpChunk;
+  EXPECT_LE(a->buffered_bytes(), kBound);
+  EXPECT_LE(b->buffered_bytes(), kBound);
+
+  std::vector<std::string> got(flows.size());
+  std::vector<std::size_t> total(flows.size());
+  for (std::size_t k = 0; k < flows.size(); ++k) total[k] = written[k] + 100'000;
+  ASSERT_TRUE(run_until([&] {
+    bool done = true;
+    for (std::size_t k = 0; k < flows.size(); ++k) {
+      if (written[k] < total[k])
+        written[k] += write_some(flows[k].server.get(),
+                                 pattern(written[k], std::min<std::size_t>(32 * 1024, total[k] - written[k])));
+      read_into(flows[k].app.get(), got[k]);
+      done = done && got[k].size() >= total[k];
+    }
+    return done;
+  }, seconds(60)));
+  for (std::size_t k = 0; k < flows.size(); ++k) {
+    EXPECT_TRUE(got[k] == pattern(0, total[k])) << "flow " << k << ": bytes lost, duplicated or reordered";
+  }
+}
+
 TEST_F(StreamBridgeTest, FlowLimitRefusesWithAnRstAndCounts) {
   options_a.limits.max_flows = 1;
   start();

@@ -909,6 +909,7 @@ TEST_P(TunnelTest, ReloadAddsAPeerAndChangesALimitWithoutTouchingTheRunningSessi
   auto next = std::make_unique<Config>(
       host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
   next->security.max_connections_per_source = 7;
+  next->security.stream_memory_mb = 64;
   PeerConfig c;
   c.name = "carol";
   c.endpoint = SocketAddress{ip("10.200.0.3"), 1025};
@@ -918,8 +919,10 @@ TEST_P(TunnelTest, ReloadAddsAPeerAndChangesALimitWithoutTouchingTheRunningSessi
   ASSERT_TRUE(r.has_value()) << r.error().message;
   EXPECT_EQ(r->peers_added, std::vector<std::string>{"carol"});
   EXPECT_TRUE(r->peers_changed.empty());
-  EXPECT_EQ(r->settings_changed, std::vector<std::string>{"security.max_connections_per_source"});
+  EXPECT_EQ(r->settings_changed, (std::vector<std::string>{"security.max_connections_per_source",
+                                                            "security.stream_memory_mb"}));
   EXPECT_EQ(r->sessions_ended, 0u);
+  EXPECT_EQ(alice->tunnel->status()["stream"]["memory_budget_bytes"], 64u << 20);
   if (GetParam()) {
     ASSERT_TRUE(alice->ebpf->limits().has_value());
     EXPECT_EQ(alice->ebpf->limits()->max_connections_per_source, 7u);
