@@ -228,11 +228,19 @@ void render_interface(const Json& s, Writer& w) {
       v += (v.empty() ? "" : ", ") + human_bytes(byte_count(*up)) + " up, " +
            human_bytes(byte_count(*down)) + " down";
     }
+    // The memory budget, once connections draw on it.
+    auto charged = number_of(*st, "memory_charged_bytes");
+    auto budget = number_of(*st, "memory_budget_bytes");
+    if (charged && budget && *charged > 0) {
+      v += (v.empty() ? "" : ", ") + human_bytes(byte_count(*charged)) + " of the " +
+           human_bytes(byte_count(*budget)) + " memory budget";
+    }
     // The event counters, where non-zero (the gauges and byte counts are above).
     Json events = Json::object();
     if (st->is_object()) {
       for (const auto& [key, value] : st->items()) {
-        if (key != "flows" && key != "buffered_bytes" && key != "bytes_up" && key != "bytes_down") {
+        if (key != "flows" && key != "buffered_bytes" && key != "bytes_up" && key != "bytes_down" &&
+            key != "memory_charged_bytes" && key != "memory_budget_bytes") {
           events[key] = value;
         }
       }

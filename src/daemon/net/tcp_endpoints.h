@@ -13,10 +13,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "core/common/bytes.h"
 #include "core/common/ip_address.h"
 #include "core/common/socket_address.h"
+#include "daemon/net/sock_diag.h"
 #include "daemon/os/sys_error.h"
 
 namespace buckwild::daemon {
@@ -81,6 +83,9 @@ class TcpEndpoints {
     SocketAddress local;
   };
   virtual SysResult<Connecting> connect(const IpAddress& from, const SocketAddress& to) = 0;
+  // The user owning the local TCP socket `local` -> `remote` (an application
+  // connecting through the tunnel); nullopt if it cannot be told.
+  virtual std::optional<std::uint32_t> owner_uid(const SocketAddress& local, const SocketAddress& remote) = 0;
 };
 
 // The kernel's sockets.
@@ -88,6 +93,12 @@ class KernelTcpEndpoints final : public TcpEndpoints {
  public:
   SysResult<std::unique_ptr<TcpListener>> listen(const IpAddress& address) override;
   SysResult<Connecting> connect(const IpAddress& from, const SocketAddress& to) override;
+  std::optional<std::uint32_t> owner_uid(const SocketAddress& local, const SocketAddress& remote) override {
+    return diag_.tcp_owner(local, remote);
+  }
+
+ private:
+  SockDiag diag_;
 };
 
 }  // namespace buckwild::daemon

@@ -158,7 +158,7 @@ std::size_t StreamBridge::buffered_bytes() const {
 Flow& StreamBridge::add_flow(std::unique_ptr<Flow> flow) {
   Flow& f = *flow;
   flows_.emplace(f.id, std::move(flow));
-  nat_.count_flow(f.app.ip);
+  nat_.count_flow(f.owner);
   return f;
 }
 
@@ -363,7 +363,7 @@ void StreamBridge::finish(Flow& f, Ending ending) {
     host_.connections_changed(f.session);
   }
   f.conn = nullptr;
-  nat_.uncount_flow(f.app.ip);
+  nat_.uncount_flow(f.owner);
   if (f.nat_port != 0) {
     if (f.syn_released) {
       // Its port may be reclaimed, oldest first. Entries of flows already

@@ -98,6 +98,7 @@ struct Flow {
   std::unique_ptr<TcpStream> stream;  // client: from kAccepted; server: from kConnecting
   std::uint32_t interest = 0;         // what the loop watches on stream's fd (0: not watched)
   SocketAddress app;                  // the application's end (here or on the peer)
+  FlowOwner owner;                    // whom it counts against (NatLimits::max_per_source)
   SocketAddress target;               // where it connected to
   SocketAddress local;                // client: our listener; server: our connecting socket
   std::uint16_t nat_port = 0;         // client: the source port P the listener sees

@@ -11,6 +11,12 @@ std::size_t NatKeyHash::operator()(const NatKey& k) const noexcept {
   return h(k.source) * 1000003u ^ h(k.destination);
 }
 
+std::size_t FlowOwnerHash::operator()(const FlowOwner& o) const noexcept {
+  const std::size_t h = o.kind == FlowOwner::Kind::kAddress ? std::hash<IpAddress>{}(o.address)
+                                                            : std::hash<std::uint64_t>{}(o.id);
+  return h * 31u + static_cast<std::size_t>(o.kind);
+}
+
 const NatRule* NatTable::find(const NatKey& key) const {
   auto it = rules_.find(key);
   return it == rules_.end() ? nullptr : &it->second;
@@ -54,27 +60,27 @@ void NatTable::release_port(std::uint16_t port, FlowId owner) {
   free_ports_.push_back(port);
 }
 
-bool NatTable::admits(const IpAddress& source) const {
+bool NatTable::admits(const FlowOwner& owner) const {
   if (live_flows_ >= limits_.max_flows) return false;
-  return flows_from(source) < limits_.max_per_source;
+  return flows_of(owner) < limits_.max_per_source;
 }
 
-void NatTable::count_flow(const IpAddress& source) {
-  ++per_source_[source];
+void NatTable::count_flow(const FlowOwner& owner) {
+  ++per_owner_[owner];
   ++live_flows_;
 }
 
-void NatTable::uncount_flow(const IpAddress& source) {
-  auto it = per_source_.find(source);
-  assert(it != per_source_.end() && live_flows_ > 0);
-  if (it == per_source_.end()) return;
-  if (--it->second == 0) per_source_.erase(it);
+void NatTable::uncount_flow(const FlowOwner& owner) {
+  auto it = per_owner_.find(owner);
+  assert(it != per_owner_.end() && live_flows_ > 0);
+  if (it == per_owner_.end()) return;
+  if (--it->second == 0) per_owner_.erase(it);
   --live_flows_;
 }
 
-std::size_t NatTable::flows_from(const IpAddress& source) const {
-  auto it = per_source_.find(source);
-  return it == per_source_.end() ? 0 : it->second;
+std::size_t NatTable::flows_of(const FlowOwner& owner) const {
+  auto it = per_owner_.find(owner);
+  return it == per_owner_.end() ? 0 : it->second;
 }
 
 }  // namespace buckwild::daemon

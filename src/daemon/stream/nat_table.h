@@ -35,6 +35,26 @@ struct NatKeyHash {
   std::size_t operator()(const NatKey& k) const noexcept;
 };
 
+// Whom a flow counts against for the per-owner limit: a local user (an
+// application here: its socket's uid), a peer (its session: the peer asked
+// for the flow), or, when the owner of a local socket cannot be told, its
+// address. Every local application shares the virtual address, so counting
+// by address alone would let one user's connections refuse everyone's.
+struct FlowOwner {
+  enum class Kind : std::uint8_t { kLocalUser, kPeer, kAddress };
+  Kind kind = Kind::kAddress;
+  std::uint64_t id = 0;  // the uid, or the session id
+  IpAddress address;     // kAddress
+  static FlowOwner local_user(std::uint32_t uid) { return {Kind::kLocalUser, uid, {}}; }
+  static FlowOwner peer(std::uint64_t session) { return {Kind::kPeer, session, {}}; }
+  static FlowOwner by_address(const IpAddress& a) { return {Kind::kAddress, 0, a}; }
+  friend bool operator==(const FlowOwner&, const FlowOwner&) = default;
+};
+
+struct FlowOwnerHash {
+  std::size_t operator()(const FlowOwner& o) const noexcept;
+};
+
 // What a segment matching a key becomes before it is written back.
 struct NatRule {
   FlowId flow = kNoFlow;
@@ -44,7 +64,7 @@ struct NatRule {
 
 struct NatLimits {
   std::size_t max_flows = 4096;      // live flows in total
-  std::size_t max_per_source = 100;  // live flows per application address
+  std::size_t max_per_source = 100;  // live flows per owner (FlowOwner)
 };
 
 class NatTable {
@@ -78,20 +98,20 @@ class NatTable {
   // Frees port P if `owner` holds it.
   void release_port(std::uint16_t port, FlowId owner);
 
-  // Whether one more live flow from `source` is within the limits.
-  bool admits(const IpAddress& source) const;
-  // A live flow from `source` starts / ends (ends must pair with starts).
-  void count_flow(const IpAddress& source);
-  void uncount_flow(const IpAddress& source);
+  // Whether one more live flow of `owner` is within the limits.
+  bool admits(const FlowOwner& owner) const;
+  // A live flow of `owner` starts / ends (ends must pair with starts).
+  void count_flow(const FlowOwner& owner);
+  void uncount_flow(const FlowOwner& owner);
   std::size_t live_flows() const { return live_flows_; }
-  std::size_t flows_from(const IpAddress& source) const;
+  std::size_t flows_of(const FlowOwner& owner) const;
 
  private:
   NatLimits limits_;
   std::unordered_map<NatKey, NatRule, NatKeyHash> rules_;
   std::vector<FlowId> owners_;          // by P - kFirstPort; kNoFlow when free
   std::deque<std::uint16_t> free_ports_;  // free ports, released longest ago first
-  std::unordered_map<IpAddress, std::size_t> per_source_;
+  std::unordered_map<FlowOwner, std::size_t, FlowOwnerHash> per_owner_;
   std::size_t live_flows_ = 0;
 };
 

@@ -107,7 +107,8 @@ void StreamBridge::on_remote_syn(Streams& st, const wire::Header& h, const wire:
     refuse_remote(st.session, h.connection_id, ErrorCode::kDestinationUnreachable);
     return;
   }
-  if (!nat_.admits(app.ip)) {
+  // Counted per peer: its session.
+  if (!nat_.admits(FlowOwner::peer(st.session))) {
     ++stats_.limit_refusals;
     ++stats_.refused;
     refuse_remote(st.session, h.connection_id, ErrorCode::kConnectionLimit);
@@ -130,6 +131,7 @@ void StreamBridge::on_remote_syn(Streams& st, const wire::Header& h, const wire:
   owned->session = st.session;
   owned->conn_id = h.connection_id;
   owned->app = app;
+  owned->owner = FlowOwner::peer(st.session);
   owned->target = dst;
   owned->local = connecting->local;
   owned->remote_syn_header = h;

@@ -68,7 +68,10 @@ void StreamBridge::open_flow(MutableBytes ip_packet, const TcpSegment& s) {
     answer_with_rst(s);
     return;
   }
-  if (!nat_.admits(s.source.ip)) {
+  // Counted per local user: the socket's owner, asked of the kernel.
+  const std::optional<std::uint32_t> uid = tcp_.owner_uid(s.source, s.destination);
+  const FlowOwner owner = uid ? FlowOwner::local_user(*uid) : FlowOwner::by_address(s.source.ip);
+  if (!nat_.admits(owner)) {
     ++stats_.limit_refusals;
     ++stats_.refused;
     answer_with_rst(s);
@@ -91,6 +94,7 @@ void StreamBridge::open_flow(MutableBytes ip_packet, const TcpSegment& s) {
   owned->conn = *c;
   owned->conn_id = (*c)->id();
   owned->app = s.source;
+  owned->owner = owner;
   owned->target = s.destination;
   const IpAddress& here = s.source.ip.is_v4() ? *options_.virtual_v4 : *options_.virtual_v6;
   owned->local = SocketAddress{here, listener->port()};

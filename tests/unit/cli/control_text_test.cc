@@ -91,6 +91,7 @@ TEST(ControlTextTest, NonZeroDropsAndUserspacePathAndPeersWithoutSessions) {
   status["receive_path"] = Json{{"kind", "userspace"}, {"detail", nullptr}, {"why", "no CAP_BPF"}};
   status["ebpf"] = nullptr;
   status["stream"]["refused"] = 2;
+  status["stream"]["memory_charged_bytes"] = 3u << 20;
   Json bob = status["peers"][0];
   Json carol = bob;
   carol["name"] = "carol";
@@ -112,8 +113,10 @@ TEST(ControlTextTest, NonZeroDropsAndUserspacePathAndPeersWithoutSessions) {
   EXPECT_NE(text.find("\n  drops: no route 3, spoofed source 1\n"), std::string::npos) << text;
   EXPECT_NE(text.find("\n  receive path: userspace (no CAP_BPF)\n"), std::string::npos) << text;
   EXPECT_EQ(text.find("ebpf:"), std::string::npos) << text;
-  EXPECT_NE(text.find("\n  stream: 0 flows, 0 B buffered, 0 B up, 0 B down; refused 2\n"),
-            std::string::npos);
+  EXPECT_NE(text.find("\n  stream: 0 flows, 0 B buffered, 0 B up, 0 B down, 3.00 MiB of the 512.00 MiB "
+                      "memory budget; refused 2\n"),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("\npeer: bob\n  endpoint: 198.51.100.1:1025 (configured 192.0.2.2:1025)\n"),
             std::string::npos)
       << text;

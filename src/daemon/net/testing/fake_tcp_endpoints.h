@@ -44,6 +44,13 @@ class FakeTcpEndpoints final : public TcpEndpoints {
   // TcpEndpoints. listen() fails with EADDRINUSE for an address already listened on.
   SysResult<std::unique_ptr<TcpListener>> listen(const IpAddress& address) override;
   SysResult<Connecting> connect(const IpAddress& from, const SocketAddress& to) override;
+  std::optional<std::uint32_t> owner_uid(const SocketAddress& local, const SocketAddress&) override {
+    auto it = owners_.find(local);
+    if (it == owners_.end()) return std::nullopt;
+    return it->second;
+  }
+  // The user owner_uid() reports for an application's socket at `local`.
+  void set_owner(const SocketAddress& local, std::uint32_t uid) { owners_[local] = uid; }
 
   // ---- the test's side ----
 
@@ -90,6 +97,7 @@ class FakeTcpEndpoints final : public TcpEndpoints {
   std::map<SocketAddress, ConnectOutcome> outcomes_;
   std::vector<ConnectCall> connects_;
   std::map<SocketAddress, std::deque<UniqueFd>> servers_;
+  std::map<SocketAddress, std::uint32_t> owners_;
 };
 
 }  // namespace buckwild::daemon

@@ -440,6 +440,33 @@ TEST_F(StreamBridgeTest, FlowLimitRefusesWithAnRstAndCounts) {
   EXPECT_EQ(a->stats().opened, 1u);
 }
 
+// Every local application shares the virtual address; the limit is per local
+// user (the socket's owner, from the kernel), so one user's connections do
+// not refuse another's.
+TEST_F(StreamBridgeTest, PerSourceLimitHereCountsEachLocalUserApart) {
+  options_a.limits.max_per_source = 1;
+  start();
+  const SocketAddress alice_app{kHostA, 40401};
+  const SocketAddress alice_again{kHostA, 40402};
+  const SocketAddress bob_app{kHostA, 40403};
+  tcp_a.set_owner(alice_app, 1000);
+  tcp_a.set_owner(alice_again, 1000);
+  tcp_a.set_owner(bob_app, 1001);
+  OpenFlow first = open(alice_app);
+  ASSERT_GE(first.app.get(), 0);
+  ASSERT_TRUE(feed(*a, syn(alice_again, kServer)));
+  ASSERT_EQ(host_a.tun.size(), 1u) << "the same user's second connection is refused at once";
+  auto r = parse_tcp(host_a.tun.front());
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->has(tcp_flag::kRst));
+  EXPECT_EQ(r->destination, alice_again);
+  host_a.tun.clear();
+  EXPECT_EQ(a->stats().limit_refusals, 1u);
+  OpenFlow other_user = open(bob_app);
+  ASSERT_GE(other_user.app.get(), 0) << "another user on the same address is not refused";
+  EXPECT_EQ(carry(other_user.app.get(), other_user.server.get(), "mine"), "mine");
+}
+
 TEST_F(StreamBridgeTest, PerSourceLimitOnTheFarSideRefusesWithAnRstAndCounts) {
   options_b.limits.max_per_source = 1;
   start();

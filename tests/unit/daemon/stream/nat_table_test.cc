@@ -85,23 +85,37 @@ TEST(NatTableTest, TheLongestFreePortIsTakenFirst) {
   EXPECT_FALSE(t.allocate_port(ports + 6));
 }
 
-TEST(NatTableTest, LimitsCountLiveFlowsInTotalAndPerSource) {
+TEST(NatTableTest, LimitsCountLiveFlowsInTotalAndPerOwner) {
   NatTable t(NatLimits{.max_flows = 3, .max_per_source = 2});
-  const IpAddress x = *IpAddress::parse("10.77.0.1");
-  const IpAddress y = *IpAddress::parse("10.77.0.9");
+  const FlowOwner x = FlowOwner::local_user(1000);
+  const FlowOwner y = FlowOwner::peer(0xabcdef);
   EXPECT_TRUE(t.admits(x));
   t.count_flow(x);
   t.count_flow(x);
-  EXPECT_FALSE(t.admits(x)) << "per source";
+  EXPECT_FALSE(t.admits(x)) << "per owner";
   EXPECT_TRUE(t.admits(y));
   t.count_flow(y);
   EXPECT_FALSE(t.admits(y)) << "in total";
   EXPECT_EQ(t.live_flows(), 3u);
   t.uncount_flow(x);
   EXPECT_TRUE(t.admits(x));
-  EXPECT_EQ(t.flows_from(x), 1u);
+  EXPECT_EQ(t.flows_of(x), 1u);
   t.uncount_flow(x);
-  EXPECT_EQ(t.flows_from(x), 0u);
+  EXPECT_EQ(t.flows_of(x), 0u);
+}
+
+// Owners of different kinds never share a count, even with equal ids.
+TEST(NatTableTest, OwnersOfDifferentKindsAreCountedApart) {
+  NatTable t(NatLimits{.max_flows = 100, .max_per_source = 1});
+  const IpAddress a = *IpAddress::parse("10.77.0.1");
+  t.count_flow(FlowOwner::local_user(7));
+  EXPECT_FALSE(t.admits(FlowOwner::local_user(7)));
+  EXPECT_TRUE(t.admits(FlowOwner::local_user(8)));
+  EXPECT_TRUE(t.admits(FlowOwner::peer(7)));
+  EXPECT_TRUE(t.admits(FlowOwner::by_address(a)));
+  t.count_flow(FlowOwner::by_address(a));
+  EXPECT_FALSE(t.admits(FlowOwner::by_address(a)));
+  EXPECT_TRUE(t.admits(FlowOwner::by_address(*IpAddress::parse("10.77.0.2"))));
 }
 
 }  // namespace
