@@ -159,6 +159,7 @@ Flow& StreamBridge::add_flow(std::unique_ptr<Flow> flow) {
   Flow& f = *flow;
   flows_.emplace(f.id, std::move(flow));
   nat_.count_flow(f.owner);
+  f.counted = true;
   return f;
 }
 
@@ -244,6 +245,20 @@ void StreamBridge::handle_events(Flow& f) {
     }
   }
   const bool closed = f.conn->state() == conn::State::kClosed;
+  if (f.state() == FlowState::kBothFinished && f.conn->state() == conn::State::kTimeWait && f.counted) {
+    // Both FINs went through and ours was acknowledged: the application's
+    // side is over. Its socket closes now and the flow stops counting
+    // against the limits (as a kernel socket in TIME_WAIT holds no
+    // descriptor); the connection alone waits out TIME_WAIT, answering a
+    // repeated FIN, and then ends the flow.
+    if (f.stream) {
+      if (f.interest != 0) loop_.unwatch_fd(f.stream->fd());
+      f.interest = 0;
+      f.stream.reset();
+    }
+    nat_.uncount_flow(f.owner);
+    f.counted = false;
+  }
   if (closed && f.state() == FlowState::kAborting) {
     finish(f, Ending::kAbortive);
   } else if (closed && f.state() == FlowState::kBothFinished) {
@@ -363,7 +378,8 @@ void StreamBridge::finish(Flow& f, Ending ending) {
     host_.connections_changed(f.session);
   }
   f.conn = nullptr;
-  nat_.uncount_flow(f.owner);
+  if (f.counted) nat_.uncount_flow(f.owner);
+  f.counted = false;
   if (f.nat_port != 0) {
     if (f.syn_released) {
       // Its port may be reclaimed, oldest first. Entries of flows already

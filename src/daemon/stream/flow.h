@@ -99,6 +99,8 @@ struct Flow {
   std::uint32_t interest = 0;         // what the loop watches on stream's fd (0: not watched)
   SocketAddress app;                  // the application's end (here or on the peer)
   FlowOwner owner;                    // whom it counts against (NatLimits::max_per_source)
+  bool counted = false;               // counted against the limits (until the application's
+                                      // side is over: its end or TIME_WAIT)
   SocketAddress target;               // where it connected to
   SocketAddress local;                // client: our listener; server: our connecting socket
   std::uint16_t nat_port = 0;         // client: the source port P the listener sees

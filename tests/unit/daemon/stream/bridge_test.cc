@@ -310,6 +310,43 @@ TEST_F(StreamBridgeTest, HalfCloseLetsTheOtherDirectionFlowThenBothClose) {
   EXPECT_EQ(tcp_a.abortive_closes() + tcp_b.abortive_closes(), 0u);
 }
 
+// The server closes first, so host b's connection waits out TIME_WAIT (60 s).
+// Meanwhile the server's socket is closed and the flow no longer counts
+// against the peer's limit: a peer's short connections are not refused for a
+// minute after they ended.
+TEST_F(StreamBridgeTest, AFlowInTimeWaitHoldsNoSocketAndNoPlaceInTheLimits) {
+  options_b.limits.max_per_source = 1;
+  start();
+  OpenFlow f = open(SocketAddress{kHostA, 40501});
+  ASSERT_GE(f.app.get(), 0);
+  ASSERT_EQ(carry(f.server.get(), f.app.get(), "answer"), "answer");
+  ASSERT_EQ(::shutdown(f.server.get(), SHUT_WR), 0);  // the server is done first
+  std::string rest;
+  bool app_eof = false;
+  ASSERT_TRUE(run_until([&] {
+    read_into(f.app.get(), rest, &app_eof);
+    return app_eof;
+  }));
+  ASSERT_EQ(::shutdown(f.app.get(), SHUT_WR), 0);
+  // The application's FIN reaches the server.
+  std::string got;
+  bool server_eof = false;
+  ASSERT_TRUE(run_until([&] {
+    read_into(f.server.get(), got, &server_eof);
+    return server_eof;
+  }, seconds(5)));
+  loop.run_for(seconds(1));
+  EXPECT_EQ(b->stats().completed, 0u) << "still in TIME_WAIT";
+  EXPECT_EQ(b->flow_count(), 1u);
+  // A second connection from the same peer is not refused by the limit of 1.
+  OpenFlow second = open(SocketAddress{kHostA, 40502});
+  ASSERT_GE(second.app.get(), 0);
+  EXPECT_EQ(b->stats().limit_refusals, 0u);
+  EXPECT_EQ(carry(second.app.get(), second.server.get(), "next"), "next");
+  ASSERT_TRUE(run_until([&] { return b->stats().completed == 1; }, seconds(120)));
+  EXPECT_EQ(b->stats().resets, 0u);
+}
+
 TEST_F(StreamBridgeTest, StalledReaderStopsTheFarWriterWithBoundedBuffersAndResumes) {
   options_a.connection.send_buffer = options_a.connection.receive_buffer = 64 * 1024;
   options_b.connection.send_buffer = options_b.connection.receive_buffer = 64 * 1024;
