@@ -220,8 +220,10 @@ class Tunnel : private StreamHost {
 
   // discovery.cc: both roles, and sessions coming and going.
   bool looking_for(const Peer& p) const;
-  void start_discovery(Peer& p);
+  // `retry`: a further attempt of a search under way (not logged again).
+  void start_discovery(Peer& p, bool retry = false);
   void on_held_response(Peer& p);
+  void arm_held_timer(Peer& p, TimePoint at);
   void drop_held(Peer& p);
   void on_peer_back(SessionEntry& e);
   void arm_discovery_timer(Peer& p);
