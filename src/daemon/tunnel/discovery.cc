@@ -252,9 +252,11 @@ void Tunnel::drop_held(Peer& p) {
 
 void Tunnel::on_peer_back(SessionEntry& e) {
   // A silent session heard from its peer: the path is back. Connections
-  // whose retransmissions backed off meanwhile resend now, and whatever
-  // discovery was looking for the peer is moot.
+  // whose retransmissions backed off meanwhile resend now, so do the
+  // packet-mode TCP segments stranded meanwhile, and whatever discovery was
+  // looking for the peer is moot.
   const std::size_t resent = bridge_->on_peer_back(e.id);
+  replay_stranded(e);
   if (!e.peer) return;
   Peer& p = peers_[*e.peer];
   if (p.session_id != e.id) return;

@@ -107,6 +107,8 @@ struct TunnelStats {
   std::uint64_t sessions_established = 0;
   std::uint64_t sessions_lost = 0;
   std::uint64_t pool_exhausted = 0;
+  // Packet-mode TCP segments sent again when a silent peer answered (§11.4).
+  std::uint64_t stranded_replayed = 0;
 };
 
 // What a reload changed (docs/control.md "reload").
@@ -202,6 +204,10 @@ class Tunnel : private StreamHost {
   void send_path_keepalives();
   enum class Heartbeat : std::uint8_t { kRegular, kProbe };  // a probe asks for an answer at once
   void send_heartbeat(SessionEntry& e, Heartbeat kind);
+  // Packet mode, peer silent: keeps `ip` if it is a TCP segment that carries
+  // something (SessionEntry::stranded); replay_stranded sends those again.
+  void keep_stranded(SessionEntry& e, Bytes ip);
+  void replay_stranded(SessionEntry& e);
   void send_sequence_confirm(SessionEntry& e);
   void send_time_sync_request(SessionEntry& e);
   void send_time_sync_response(SessionEntry& e, const wire::TimeSyncRequestBody& request);

@@ -380,6 +380,55 @@ TEST_P(TunnelTest, ASessionOutlivesAnOutageOf120Seconds) {
   EXPECT_EQ(bob->tunnel->stats().sessions_lost, 0u);
 }
 
+// Packet mode through an outage: the TCP segment an application's kernel
+// last (re)transmitted into the outage is sent again once the peer answers,
+// so that TCP resumes at once instead of at its backed-off timer; bare ACKs
+// and UDP are not kept.
+TEST_P(TunnelTest, PacketModeTcpStrandedInAnOutageIsSentAgainWhenThePeerIsBack) {
+  start();
+  ASSERT_TRUE(connected());
+  exchange("before");
+  const std::uint64_t id = alice->tunnel->session_ids().at(0);
+  const SocketAddress app{ip("10.77.0.1"), 40000};
+  const SocketAddress server{ip("10.77.0.2"), 22};
+  auto with_payload = [&](const std::string& payload) {
+    auto p = buckwild::testing::tcp_segment(app, server, inner::tcp_flag::kAck | inner::tcp_flag::kPsh);
+    p.insert(p.end(), payload.begin(), payload.end());
+    p[2] = static_cast<std::uint8_t>(p.size() >> 8);
+    p[3] = static_cast<std::uint8_t>(p.size());
+    return p;
+  };
+  drop_all = true;
+  std::vector<std::uint8_t> last;
+  for (int i = 0; i < 60; ++i) {
+    last = with_payload("typed " + std::to_string(i));
+    ASSERT_TRUE(alice->tun.inject(last));
+    loop.run_for(milliseconds(500));
+  }
+  ASSERT_TRUE(alice->tunnel->session(id)->silent());
+  ASSERT_TRUE(alice->tun.inject(buckwild::testing::tcp_segment(app, server, inner::tcp_flag::kAck)));  // bare ACK
+  ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "udp into the outage")));
+  loop.run_for(milliseconds(100));
+  while (bob->tun.take_written()) {
+  }
+  drop_all = false;
+  const TimePoint back = loop.now();
+  std::vector<std::vector<std::uint8_t>> arrived;
+  ASSERT_TRUE(loop.run_until(
+      [&] {
+        while (auto p = bob->tun.take_written()) arrived.push_back(*p);
+        return !arrived.empty();
+      },
+      loop.now() + seconds(3)));
+  EXPECT_LE(loop.now() - back, seconds(1));
+  loop.run_for(seconds(1));
+  while (auto p = bob->tun.take_written()) arrived.push_back(*p);
+  ASSERT_EQ(arrived.size(), 1u);  // the newest segment of the flow, once; no ACK, no UDP
+  EXPECT_EQ(arrived[0], last);
+  EXPECT_EQ(alice->tunnel->stats().stranded_replayed, 1u);
+  EXPECT_EQ(alice->tunnel->session_ids(), std::vector<std::uint64_t>{id});
+}
+
 // Past the dead-peer timeout the session ends and discovery starts over.
 TEST_P(TunnelTest, ASessionEndsAtTheDeadPeerTimeout) {
   start();
