@@ -184,11 +184,12 @@ void Tunnel::keep_stranded(SessionEntry& e, Bytes ip) {
 void Tunnel::replay_stranded(SessionEntry& e) {
   std::vector<SessionEntry::Stranded> stranded = std::move(e.stranded);
   e.stranded.clear();
+  std::size_t replayed = 0;
   for (const SessionEntry::Stranded& s : stranded) {
     PacketPool::Buffer b = pool_.acquire();
     if (!b) {
       ++stats_.pool_exhausted;
-      return;
+      break;
     }
     MutableBytes space = b.space();
     if (s.packet.size() + wire::kOverhead > space.size()) continue;
@@ -199,6 +200,11 @@ void Tunnel::replay_stranded(SessionEntry& e) {
     const Path path = path_of(e, 0);
     send_one(*path.via, OutgoingDatagram{b.payload(), path.to, std::nullopt});
     ++stats_.stranded_replayed;
+    ++replayed;
+  }
+  if (replayed > 0) {
+    spdlog::info("session {}: {} packet-mode TCP segment(s) sent into the outage sent again",
+                 short_id(e.id), replayed);
   }
   arm_session_timer(e);
 }
