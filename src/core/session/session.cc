@@ -102,12 +102,18 @@ Result<std::size_t> Session::seal_datagram(MutableBytes out, std::size_t ip_len,
 
 Result<std::size_t> Session::make_heartbeat(MutableBytes out, bool probe, std::int64_t now_unix_ms,
                                             TimePoint now) {
-  // Only a probe awaits an answer. A heartbeat without SYN (the regular one,
-  // or the answer to a probe) is not answered: counted as sending, it would
-  // make the peer's answer to our probe set off our next probe, and so on.
   auto n = heartbeat(out,
                      static_cast<std::uint8_t>(wire::flags::kAck | (probe ? wire::flags::kSyn : 0)),
-                     now_unix_ms, now, probe ? Counts::kAsSending : Counts::kNot);
+                     now_unix_ms, now, Counts::kAsSending);
+  if (n) last_heartbeat_ = now;
+  return n;
+}
+
+Result<std::size_t> Session::make_heartbeat_answer(MutableBytes out, std::int64_t now_unix_ms,
+                                                   TimePoint now) {
+  // Not counted as sending: an answer that awaited an answer of its own would
+  // make the peer's answer to our probe set off our next probe, and so on.
+  auto n = heartbeat(out, wire::flags::kAck, now_unix_ms, now, Counts::kNot);
   if (n) last_heartbeat_ = now;
   return n;
 }

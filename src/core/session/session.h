@@ -102,10 +102,14 @@ class Session {
                                     TimePoint now);
 
   // Writes a HEARTBEAT into `out` (at least 76 bytes) and returns its size.
-  // `probe` asks the peer to answer at once (SYN flag set); only a probe
-  // counts as sending that awaits an answer (§11.4).
+  // `probe` asks the peer to answer at once (SYN flag set). Both the regular
+  // heartbeat and a probe await an answer (§11.4).
   Result<std::size_t> make_heartbeat(MutableBytes out, bool probe, std::int64_t now_unix_ms,
                                      TimePoint now);
+  // The answer to a probe: a HEARTBEAT without SYN that awaits no answer
+  // itself (it does not count as sending). Size as make_heartbeat.
+  Result<std::size_t> make_heartbeat_answer(MutableBytes out, std::int64_t now_unix_ms,
+                                            TimePoint now);
 
   // Writes a TIME_SYNC_REQUEST carrying `challenge` (random, from the
   // caller) into `out` (at least 76 bytes) and returns its size.

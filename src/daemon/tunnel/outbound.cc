@@ -161,7 +161,9 @@ void Tunnel::send_path_keepalives() {
 
 void Tunnel::send_heartbeat(SessionEntry& e, Heartbeat kind) {
   std::array<std::uint8_t, 128> buf;
-  auto n = e.session->make_heartbeat(buf, kind == Heartbeat::kProbe, unix_ms(), now());
+  auto n = kind == Heartbeat::kAnswer
+               ? e.session->make_heartbeat_answer(buf, unix_ms(), now())
+               : e.session->make_heartbeat(buf, kind == Heartbeat::kProbe, unix_ms(), now());
   if (n) send_sealed(e, Bytes(buf.data(), *n));
 }
 

@@ -202,7 +202,8 @@ class Tunnel : private StreamHost {
   Path path_of(SessionEntry& e, std::uint16_t conn);
   void send_sealed(SessionEntry& e, Bytes datagram);
   void send_path_keepalives();
-  enum class Heartbeat : std::uint8_t { kRegular, kProbe };  // a probe asks for an answer at once
+  // A probe asks for an answer at once; kAnswer answers one.
+  enum class Heartbeat : std::uint8_t { kRegular, kProbe, kAnswer };
   void send_heartbeat(SessionEntry& e, Heartbeat kind);
   // Packet mode, peer silent: keeps `ip` if it is a TCP segment that carries
   // something (SessionEntry::stranded); replay_stranded sends those again.

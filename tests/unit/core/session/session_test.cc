@@ -197,7 +197,7 @@ TEST(SessionTest, AnswerWaitFollowsTheMeasuredRoundTrip) {
     auto r = b.open(probe, kUnix + (there - kT0) / 1000, there);
     ASSERT_TRUE(r.has_value() && r->answer_heartbeat);
     std::vector<std::uint8_t> answer(256);
-    answer.resize(b.make_heartbeat(answer, false, kUnix + (there - kT0) / 1000, there).value());
+    answer.resize(b.make_heartbeat_answer(answer, kUnix + (there - kT0) / 1000, there).value());
     now += rtt;
     ASSERT_TRUE(a.open(answer, kUnix + (now - kT0) / 1000, now).has_value());
     EXPECT_FALSE(a.silent());
@@ -259,13 +259,40 @@ TEST(SessionTest, AnsweredProbesKeepTheSessionAlive) {
         ASSERT_TRUE(r.has_value());
         if (r->answer_heartbeat) {
           std::vector<std::uint8_t> reply(256);
-          reply.resize(b.make_heartbeat(reply, false, kUnix + (now - kT0) / 1000, now).value());
+          reply.resize(b.make_heartbeat_answer(reply, kUnix + (now - kT0) / 1000, now).value());
           ASSERT_TRUE(a.open(reply, kUnix + (now - kT0) / 1000, now).has_value());
         }
       }
     }
   }
   EXPECT_FALSE(a.dead());
+}
+
+// An answer awaits no answer: a probe and its answer end there, and the
+// side that answered has nothing due until its regular heartbeat.
+TEST(SessionTest, AnsweringAProbeDoesNotStartProbesOfOurOwn) {
+  SessionConfig config;
+  config.time_sync.first_after = config.time_sync.interval = seconds(3600);
+  auto p = testing::make_session_pair(kUnix, kT0, 0, config);
+  Session& a = *p.initiator;
+  Session& b = *p.responder;
+  const TimePoint now = kT0 + seconds(1);
+  const std::int64_t unix_now = kUnix + 1000;
+  std::vector<std::uint8_t> probe(256);
+  probe.resize(a.make_heartbeat(probe, true, unix_now, now).value());
+  auto r = b.open(probe, unix_now, now);
+  ASSERT_TRUE(r.has_value() && r->answer_heartbeat);
+  std::vector<std::uint8_t> answer(256);
+  answer.resize(b.make_heartbeat_answer(answer, unix_now, now).value());
+  ASSERT_TRUE(a.open(answer, unix_now, now).has_value());
+  // Neither side awaits anything: the next expiry is the regular heartbeat.
+  EXPECT_EQ(b.next_expiry(), now + config.heartbeat_interval);
+  EXPECT_GE(a.next_expiry(), kT0 + config.heartbeat_interval);
+  // A regular heartbeat, by contrast, awaits an answer (the peer is probed
+  // after the answer wait if nothing comes back).
+  std::vector<std::uint8_t> regular(256);
+  (void)b.make_heartbeat(regular, false, unix_now, now);
+  EXPECT_EQ(b.next_expiry(), now + b.answer_wait());
 }
 
 TEST(SessionTest, PeriodicHeartbeatAndDeathWithoutTraffic) {
