@@ -378,7 +378,7 @@ t_outage() {
   log "ssh client: $(tail -n 1 "$WORK/ssh-client.log")"
   echo "outage ${OUTAGE_SECONDS} s: $(tail -n 1 "$WORK/echo-client.log")" >>"$WORK/results"
   echo "outage ${OUTAGE_SECONDS} s: $(tail -n 1 "$WORK/ssh-client.log")" >>"$WORK/results"
-  grep -h 'answers again\|restarted\|resend' "$WORK"/daemon-*.log | tail -n 4 >&2 || true
+  grep -h 'answers again\|restarted\|resend\|sent again' "$WORK"/daemon-*.log | tail -n 5 >&2 || true
   local took took_ssh
   took=$(sed -n 's/.* \([0-9.]*\) s after the link came back/\1/p' "$WORK/echo-client.log")
   took_ssh=$(sed -n 's/.* \([0-9.]*\) s after the link came back/\1/p' "$WORK/ssh-client.log")
