@@ -117,7 +117,8 @@ void Tunnel::arm_discovery_timer(Peer& p) {
     if (silent_session && p.initiator->state() == discovery::Initiator::State::kInitiated)
       due = std::min(due, p.discovery_started + kSilentRetry);
   } else if (p.initiator->state() == discovery::Initiator::State::kFailed && looking_for(p)) {
-    // With no session, backing off.
+    // An attempt failed: the peer of a silent session is asked again after
+    // kSilentRetry; with no session, backing off.
     due = now() + (silent_session ? kSilentRetry : retry_delay(p.discovery_failures));
   }
   if (due == kNever) return;
