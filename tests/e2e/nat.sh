@@ -13,8 +13,11 @@
 #   E2E_OUTAGE_SECONDS=30 ...     a shorter outage (default 120; user-space path
 #                                 only, E2E_OUTAGE=1 or 0 to force it on or off)
 #
-# Stream mode (the default): TCP travels as Buckwild connections, whose
-# packets take the same paths through the NAT. Ends with "N passed, M failed".
+# Alice is in stream mode (the default): her TCP travels as Buckwild
+# connections, whose packets take the same paths through the NAT. Bob is in
+# packet mode: his applications' TCP travels inside DATAGRAMs (the outage's
+# ssh session), and he still accepts alice's stream-mode connections.
+# Ends with "N passed, M failed".
 source "$(dirname "$0")/lib.sh"
 
 NS_R=bwR$RUN_ID
@@ -92,7 +95,8 @@ NFT
 # Alice initiates towards bob's public address; bob's entry for alice names
 # no endpoint (he cannot know her address), only the PSK.
 write_nat_configs() {
-  sed -e 's/^endpoint = .*//' "$ROOT/examples/bob.toml" >"$WORK/bob.toml"
+  sed -e 's/^endpoint = .*//' -e 's/^tcp_mode = .*/tcp_mode = "packet"/' \
+    "$ROOT/examples/bob.toml" >"$WORK/bob.toml"
   cp "$ROOT/examples/alice.toml" "$WORK/alice.toml"
   chmod 600 "$WORK/alice.toml" "$WORK/bob.toml"
 }
@@ -222,28 +226,91 @@ class S(socketserver.ThreadingTCPServer):
     daemon_threads = True
 S(("10.77.0.2", 7777), H).serve_forever()
 '
+# With a second argument "type", it also sends a line when $WORK/typing
+# appears (during the outage: data in flight), and the answer to that line is
+# what it waits for after $WORK/go.
 ECHO_CLIENT='
 import os, socket, sys, time
 work = sys.argv[1]
+typing = len(sys.argv) > 2 and sys.argv[2] == "type"
 c = socket.create_connection(("10.77.0.2", 7777), timeout=5)
 f = c.makefile("rb")
 c.sendall(b"before\n")
 assert f.readline() == b"before\n"
+port = c.getsockname()[1]
 open(work + "/echo-ready", "w").close()
+if typing:
+    while not os.path.exists(work + "/typing"):
+        time.sleep(0.1)
+    c.sendall(b"during\n")
 while not os.path.exists(work + "/go"):
     time.sleep(0.1)
 t0 = time.monotonic()
 c.settimeout(30)
+want = b"during\n" if typing else b"after\n"
 try:
-    c.sendall(b"after\n")
+    if not typing:
+        c.sendall(b"after\n")
     line = f.readline()
 except OSError as e:
-    print(f"reset after {time.monotonic() - t0:.1f} s: {e}")
+    print(f"reset after {time.monotonic() - t0:.2f} s: {e}")
     sys.exit(1)
-if line != b"after\n":
-    print(f"closed after {time.monotonic() - t0:.1f} s: {line!r}")
+if line != want:
+    print(f"closed after {time.monotonic() - t0:.2f} s: {line!r}")
     sys.exit(1)
-print(f"answered on the same connection {time.monotonic() - t0:.2f} s after the link came back")
+took = time.monotonic() - t0
+if typing:
+    c.sendall(b"after\n")
+    assert f.readline() == b"after\n"
+assert c.getsockname()[1] == port
+print(f"answered on the same connection (port {port}) {took:.2f} s after the link came back")
+'
+
+# An ssh session from bob to an sshd in alice (10.77.0.1:2222), through the
+# tunnel in packet mode (bob's tcp_mode): the kernels' own TCP end to end.
+# A shell command before the outage; a command typed during it (after
+# $WORK/typing); its output after $WORK/go, timed; then one more command.
+# Same ssh process and the same TCP connection (its local port) throughout.
+SSH_CLIENT='
+import os, select, subprocess, sys, time
+work = sys.argv[1]
+ssh = sys.argv[2:]
+p = subprocess.Popen(ssh + ["sh"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+def run(cmd):
+    p.stdin.write(cmd.encode() + b"\n")
+    p.stdin.flush()
+def line(timeout):
+    r, _, _ = select.select([p.stdout], [], [], timeout)
+    return p.stdout.readline() if r else b""
+def conn():
+    out = subprocess.run(["ss", "-Htn", "state", "established", "dst", "10.77.0.1:2222"],
+                         capture_output=True, text=True).stdout.split()
+    return out[2] if len(out) >= 3 else None
+run("echo before $((6 * 7))")
+got = line(20)
+if got != b"before 42\n":
+    print(f"no answer before the outage: {got!r}")
+    sys.exit(1)
+local = conn()
+open(work + "/ssh-ready", "w").close()
+while not os.path.exists(work + "/typing"):
+    time.sleep(0.1)
+run("echo typed during the outage")
+while not os.path.exists(work + "/go"):
+    time.sleep(0.1)
+t0 = time.monotonic()
+got = line(60)
+took = time.monotonic() - t0
+if got != b"typed during the outage\n":
+    print(f"after {took:.2f} s: {got!r} (ssh {p.poll()})")
+    sys.exit(1)
+run("echo after")
+if line(10) != b"after\n" or conn() != local:
+    print(f"the session did not go on on {local} (now {conn()})")
+    sys.exit(1)
+p.stdin.close()
+p.wait(10)
+print(f"ssh answered on the same connection ({local}) {took:.2f} s after the link came back")
 '
 
 start_echo_server() {
@@ -253,55 +320,104 @@ start_echo_server() {
   wait_until 5 in_a bash -c 'exec 3<>/dev/tcp/10.77.0.2/7777'
 }
 
+# sshd in alice, its host key and bob's client key generated into $WORK.
+start_sshd() {
+  mkdir -p "$WORK/ssh"
+  chmod 700 "$WORK/ssh"
+  ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh/host_key" || return 1
+  ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh/id" || return 1
+  cp "$WORK/ssh/id.pub" "$WORK/ssh/authorized_keys"
+  cat >"$WORK/ssh/sshd_config" <<CONF
+ListenAddress 10.77.0.1:2222
+HostKey $WORK/ssh/host_key
+AuthorizedKeysFile $WORK/ssh/authorized_keys
+PidFile none
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+ClientAliveInterval 0
+CONF
+  spawn A "$WORK/ssh/sshd.log" /usr/sbin/sshd -D -e -f "$WORK/ssh/sshd_config"
+  SSHD_PID=$SPAWNED
+  wait_until 5 in_b bash -c 'exec 3<>/dev/tcp/10.77.0.1/2222'
+}
+
 # The underlay between the router and bob goes down for OUTAGE_SECONDS in the
-# middle of an echo conversation; the same connection carries on within 5 s
-# of the link coming back, and the session is the one from before.
+# middle of an echo conversation (alice's, stream mode) and of an ssh session
+# (bob's, packet mode), both with data sent during the outage; each carries
+# on on the same connection within 5 s of the link coming back, and the
+# session is the one from before.
 t_outage() {
   start_echo_server || return 1
-  rm -f "$WORK/echo-ready" "$WORK/go"
-  spawn A "$WORK/echo-client.log" python3 -c "$ECHO_CLIENT" "$WORK"
+  start_sshd || { log "sshd did not start: $(tail -n 3 "$WORK/ssh/sshd.log")"; return 1; }
+  rm -f "$WORK/echo-ready" "$WORK/ssh-ready" "$WORK/typing" "$WORK/go"
+  spawn A "$WORK/echo-client.log" python3 -c "$ECHO_CLIENT" "$WORK" type
   local client=$SPAWNED
+  spawn B "$WORK/ssh-client.log" python3 -c "$SSH_CLIENT" "$WORK" \
+    ssh -F /dev/null -i "$WORK/ssh/id" -p 2222 -o BatchMode=yes -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR root@10.77.0.1
+  local sshc=$SPAWNED
   wait_until 10 test -e "$WORK/echo-ready" || { log "echo client never got its first answer"; return 1; }
+  wait_until 20 test -e "$WORK/ssh-ready" || { log "ssh: $(tail -n 3 "$WORK/ssh-client.log")"; return 1; }
   local sessions_before
   sessions_before=$(grep -c 'session .* established' "$WORK/daemon-A.log" || true)
   log "link down for ${OUTAGE_SECONDS} s"
   in_r ip link set "rb$RUN_ID" down
-  sleep "$OUTAGE_SECONDS"
+  sleep 5
+  touch "$WORK/typing"  # both send into the outage
+  sleep $((OUTAGE_SECONDS - 5))
   in_r ip link set "rb$RUN_ID" up
   touch "$WORK/go"
-  local rc=0
+  local rc=0 rc_ssh=0
   wait "$client" || rc=$?
+  wait "$sshc" || rc_ssh=$?
+  stop_pid "$SSHD_PID"
   log "echo client: $(tail -n 1 "$WORK/echo-client.log")"
+  log "ssh client: $(tail -n 1 "$WORK/ssh-client.log")"
   echo "outage ${OUTAGE_SECONDS} s: $(tail -n 1 "$WORK/echo-client.log")" >>"$WORK/results"
-  local took
+  echo "outage ${OUTAGE_SECONDS} s: $(tail -n 1 "$WORK/ssh-client.log")" >>"$WORK/results"
+  grep -h 'answers again\|restarted\|resend\|sent again' "$WORK"/daemon-*.log | tail -n 5 >&2 || true
+  local took took_ssh
   took=$(sed -n 's/.* \([0-9.]*\) s after the link came back/\1/p' "$WORK/echo-client.log")
-  ((rc == 0)) || return 1
-  [[ -n $took ]] && python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 5 else 1)" "$took" || return 1
+  took_ssh=$(sed -n 's/.* \([0-9.]*\) s after the link came back/\1/p' "$WORK/ssh-client.log")
+  ((rc == 0 && rc_ssh == 0)) || return 1
+  [[ -n $took && -n $took_ssh ]] || return 1
+  python3 -c "import sys; sys.exit(0 if max(map(float, sys.argv[1:])) <= 5 else 1)" "$took" "$took_ssh" ||
+    return 1
   # No new session: the one from before carried the conversation.
   (( $(grep -c 'session .* established' "$WORK/daemon-A.log" || true) == sessions_before ))
 }
 
 # Bob restarts (a new daemon that has forgotten the session) while alice's
-# echo connection is idle: alice's connection is reset soon after, and a new
-# connection works.
+# echo connection is idle. Once bob listens again, alice's next line meets a
+# peer that lost its state: the connection is reset within 1 s (issue #14:
+# "within one RTT of contact"; docs/protocol.md §11.4), and a new one works.
 t_restart() {
   start_echo_server || return 1
   rm -f "$WORK/echo-ready" "$WORK/go"
   spawn A "$WORK/echo-client2.log" python3 -c "$ECHO_CLIENT" "$WORK"
   local client=$SPAWNED
   wait_until 10 test -e "$WORK/echo-ready" || return 1
+  local listening
+  listening=$(grep -c 'listening for discovery' "$WORK/daemon-B.log" || true)
   stop_pid "$BOB"
   start_daemon B "$WORK/bob.toml"
   BOB=$DAEMON_PID
-  local t0=$SECONDS
+  wait_until 10 eval '(( $(grep -c "listening for discovery" "$WORK/daemon-B.log") > listening ))' ||
+    { log "bob did not come back"; return 1; }
   # Alice notices when she next sends: the client's next line.
   touch "$WORK/go"
   local rc=0
   wait "$client" || rc=$?
-  log "after bob's restart: $(tail -n 1 "$WORK/echo-client2.log") ($((SECONDS - t0)) s)"
+  log "after bob's restart: $(tail -n 1 "$WORK/echo-client2.log")"
   echo "bob restarted: $(tail -n 1 "$WORK/echo-client2.log")" >>"$WORK/results"
   ((rc != 0)) || { log "the old connection survived a peer that forgot it"; return 1; }
-  ((SECONDS - t0 <= 15)) || return 1
+  local took
+  took=$(sed -n 's/^reset after \([0-9.]*\) s.*/\1/p' "$WORK/echo-client2.log")
+  [[ -n $took ]] && python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 1 else 1)" "$took" ||
+    return 1
   wait_until 10 in_a bash -c 'exec 3<>/dev/tcp/10.77.0.2/7777; echo x >&3; read -t 3 l <&3; [[ $l == x ]]'
 }
 
@@ -323,8 +439,8 @@ check "behind NAT: one session throughout" t_same_session
 # The outage takes OUTAGE_SECONDS: on one receive path only (scripts/test.sh
 # runs this script on both; E2E_OUTAGE=1 forces it).
 if [[ ${E2E_OUTAGE:-} == 1 || ( -z ${E2E_OUTAGE:-} && $RECEIVE_PATH == userspace ) ]]; then
-  check "behind NAT: ${OUTAGE_SECONDS} s underlay outage mid echo conversation: same connection within 5 s" t_outage
-  check "behind NAT: bob restarted: alice's idle connection reset, new one works" t_restart
+  check "behind NAT: ${OUTAGE_SECONDS} s underlay outage mid echo conversation and ssh session: same connections within 5 s" t_outage
+  check "behind NAT: bob restarted: alice's connection reset within 1 s of contact, new one works" t_restart
 fi
 
 cat "$WORK/results" >&2

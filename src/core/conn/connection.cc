@@ -531,6 +531,11 @@ void Connection::on_expiry(TimePoint now) {
   }
 }
 
+bool Connection::on_path_restored(TimePoint now) {
+  if (state_ == State::kClosed || !sender_.started()) return false;
+  return sender_.on_path_restored(now);
+}
+
 // ---- inspection --------------------------------------------------------------------------------------
 
 const ConnectionStats& Connection::stats() const {

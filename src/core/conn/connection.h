@@ -140,6 +140,10 @@ class Connection {
   TimePoint next_expiry() const;
   // Runs the timers due at `now`.
   void on_expiry(TimePoint now);
+  // The session heard from its peer again after an outage: data whose
+  // retransmission timer was backed off is resent at once (Sender::
+  // on_path_restored). Returns whether anything is due (poll_transmit).
+  bool on_path_restored(TimePoint now);
   // The next event, oldest first.
   std::optional<Event> poll_event();
 

@@ -484,6 +484,20 @@ void Sender::on_retransmission_timeout(TimePoint now) {
   probes_due_ = 2;
 }
 
+bool Sender::on_path_restored(TimePoint now) {
+  // Only a timer that timeouts have backed off waits needlessly long; a
+  // zero-window probe keeps its own (persist) schedule.
+  if (queue_.empty() || probing_ || rtt_.backoff() == 0) return false;
+  rtt_.reset_backoff();
+  while (!queue_.list_empty()) mark_lost(queue_.list_front());
+  clear_pending_loss();
+  rto_deadline_ = now + rtt_.backed_off_rto();
+  loss_deadline_ = kNever;
+  tlp_deadline_ = kNever;
+  probes_due_ = 2;
+  return true;
+}
+
 // ---- inspection ----------------------------------------------------------------------
 
 std::size_t Sender::allocated() const {

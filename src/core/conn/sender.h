@@ -126,6 +126,14 @@ class Sender {
   AckOutcome on_ack(const AckInfo& ack, TimePoint now);
   // The handshake measured an RTT.
   void on_rtt_sample(Duration rtt) { rtt_.on_sample(rtt); }
+  // The path to the peer is back after an outage (the session heard from a
+  // peer it had given up on, docs/protocol.md §11.4): if retransmission
+  // timeouts have backed the timer off, the backoff is cleared and what is
+  // in flight is resent now (up to two segments, as on a timeout) instead of
+  // at the backed-off deadline, which may be a minute away. The timeouts
+  // already counted towards the limit stay counted until data is delivered.
+  // Returns whether anything is due to be resent.
+  bool on_path_restored(TimePoint now);
 
   // The segment to send now, if any; records it as sent.
   std::optional<Transmission> next_transmission(TimePoint now);

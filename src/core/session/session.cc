@@ -78,7 +78,10 @@ Result<std::size_t> Session::seal_as(wire::Header& h, MutableBytes out, std::siz
   if (h.connection_id == 0) h.sequence = next_sequence_++;
   auto n = sealer_.seal(h, out, body_len);
   if (n) {
-    if (counts == Counts::kAsSending) last_sent_ = now;
+    if (counts == Counts::kAsSending) {
+      last_sent_ = now;
+      if (awaiting_since_ == kNever) awaiting_since_ = now;
+    }
     // Connection 0's ports carry its own packets and every SYN (§10.3): only
     // those open the port pair a responder answers along (§11.6).
     if (h.connection_id == 0 || h.type == wire::PacketType::kSyn) {
@@ -102,6 +105,15 @@ Result<std::size_t> Session::make_heartbeat(MutableBytes out, bool probe, std::i
   auto n = heartbeat(out,
                      static_cast<std::uint8_t>(wire::flags::kAck | (probe ? wire::flags::kSyn : 0)),
                      now_unix_ms, now, Counts::kAsSending);
+  if (n) last_heartbeat_ = now;
+  return n;
+}
+
+Result<std::size_t> Session::make_heartbeat_answer(MutableBytes out, std::int64_t now_unix_ms,
+                                                   TimePoint now) {
+  // Not counted as sending: an answer that awaited an answer of its own would
+  // make the peer's answer to our probe set off our next probe, and so on.
+  auto n = heartbeat(out, wire::flags::kAck, now_unix_ms, now, Counts::kNot);
   if (n) last_heartbeat_ = now;
   return n;
 }
@@ -167,7 +179,7 @@ Result<std::size_t> Session::make_time_sync_response(MutableBytes out,
   h.flags = wire::flags::kAck;
   auto written = wire::write_body(h, b, out.subspan(wire::kHeaderSize, wire::kTimeSyncResponseBodySize));
   if (!written) return std::unexpected(written.error());
-  return seal(h, out, *written, now_unix_ms, now);
+  return seal_as(h, out, *written, now_unix_ms, now, Counts::kNot);  // an answer awaits none
 }
 
 void Session::on_clock_step(std::int32_t step_ms, TimePoint now) {
@@ -197,9 +209,20 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_
   ++stats_.received;
   stats_.received_bytes += datagram.size();
   last_received_ = now;
+  awaiting_since_ = kNever;
+  if (probes_sent_ > 0 && last_probe_ != kNever && now >= last_probe_ &&
+      opened->header.type == wire::PacketType::kHeartbeat &&
+      (opened->header.flags & wire::flags::kSyn) == 0) {
+    // The answer to our latest probe (or a heartbeat sent meanwhile: an
+    // underestimate only widens nothing, answer_wait() has its floor).
+    const Duration sample = now - last_probe_;
+    probe_rtt_ = probe_rtt_ == 0 ? sample : (7 * probe_rtt_ + sample) / 8;
+  }
   probes_sent_ = 0;
   next_probe_ = kNever;
-  const bool restored = suspect_;
+  last_probe_ = kNever;
+  const bool restored = silent_;
+  silent_ = false;
   suspect_ = false;
   // One-way delay on our clock: arrival minus (sender's stamp minus the offset).
   delay_.add_sample(hop::circular_delta_ms(now_ms, opened->header.timestamp_ms) + clock_offset_ms_);
@@ -235,14 +258,25 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_
   return r;
 }
 
+Duration Session::rtt() const {
+  if (probe_rtt_ > 0) return probe_rtt_;
+  if (const auto one_way = delay_.median_ms()) return milliseconds(2 * std::max(*one_way, 0));
+  return kDefaultRtt;
+}
+
+Duration Session::answer_wait() const {
+  const Duration wait = 4 * rtt() + milliseconds(wire::kAckDelayMs);
+  return std::clamp(wait, kMinAnswerWait, std::max(kMinAnswerWait, config_.probe_after));
+}
+
 TimePoint Session::next_expiry() const {
   if (dead_) return kNever;
   TimePoint t = std::min({last_received_ + config_.dead_after,
                           last_heartbeat_ + config_.heartbeat_interval, time_sync_.next_expiry()});
   if (probes_sent_ > 0) {
     t = std::min(t, next_probe_);
-  } else if (last_sent_ > last_received_) {
-    t = std::min(t, last_received_ + config_.probe_after);
+  } else if (awaiting_since_ != kNever) {
+    t = std::min(t, awaiting_since_ + answer_wait());
   }
   return t;
 }
@@ -254,20 +288,25 @@ Session::Expiry Session::on_expiry(TimePoint now) {
     dead_ = e.dead = true;
     return e;
   }
+  const Duration interval = std::min(answer_wait(), kMaxProbeInterval);
   if (probes_sent_ > 0) {
     if (now >= next_probe_) {
-      // Unanswered probes do not end the session (an outage may last
-      // minutes): the peer becomes suspect and is probed less often until
-      // dead_after. The owner may look for a restarted peer meanwhile.
+      // A probe went unanswered: the peer is silent (the owner may look for
+      // a restarted peer meanwhile); after kProbes, suspect. Neither ends the
+      // session (an outage may last minutes): the peer is probed less often
+      // until dead_after.
+      if (!silent_) silent_ = e.silent = true;
       if (probes_sent_ >= kProbes && !suspect_) suspect_ = e.suspect = true;
       ++probes_sent_;
-      next_probe_ = now + (suspect_ ? kSuspectProbeInterval : seconds(1));
+      next_probe_ = now + (suspect_ ? kSuspectProbeInterval : interval);
+      last_probe_ = now;
       e.probe = true;
     }
-  } else if (last_sent_ > last_received_ && now - last_received_ >= config_.probe_after) {
-    // We keep sending and hear nothing: ask the peer to prove it is there.
+  } else if (awaiting_since_ != kNever && now - awaiting_since_ >= answer_wait()) {
+    // What we sent went unanswered: ask the peer to prove it is there.
     probes_sent_ = 1;
-    next_probe_ = now + seconds(1);
+    next_probe_ = now + interval;
+    last_probe_ = now;
     e.probe = true;
   }
   if (!e.probe && now - last_heartbeat_ >= config_.heartbeat_interval) e.send_heartbeat = true;

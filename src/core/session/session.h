@@ -27,20 +27,31 @@ struct SessionConfig {
   Duration heartbeat_interval = seconds(30);
   // The dead-peer timeout: a session that hears nothing for this long ends.
   Duration dead_after = seconds(180);
-  // While we send and hear nothing back for this long, probe the peer once a
-  // second; after kProbes unanswered probes the peer is suspect (its path is
-  // down, or it lost the session) and is probed every kSuspectProbeInterval
-  // until it answers or dead_after passes (docs/protocol.md §11.4).
+  // The most an answer may be overdue before the peer is probed: what we sent
+  // since we last heard from the peer has gone unanswered for answer_wait()
+  // (a few round trips, at least kMinAnswerWait) or this long, whichever is
+  // shorter (docs/protocol.md §11.4).
   Duration probe_after = seconds(3);
-  // Peer time sync: how often, and the offset change that sets off a RESYNC.
+  // Peer time sync: how often  // Peer time sync: how often, and the offset change that sets off a RESYNC.
   TimeSyncConfig time_sync;
   // The initiator sends a path keepalive in every window it has nothing else
   // to send in (docs/protocol.md §11.6): what keeps it reachable behind NAT.
   bool path_keepalive = true;
 };
 
+// Liveness (docs/protocol.md §11.4). An answer is overdue after
+// answer_wait() = 4 RTT + the peer's ACK delay, within [kMinAnswerWait,
+// probe_after]; the peer is then probed every answer_wait() (at most
+// kMaxProbeInterval). One unanswered probe makes the peer *silent* (the owner
+// checks by discovery whether it restarted); kProbes unanswered make it
+// *suspect*, probed every kSuspectProbeInterval until it answers or
+// dead_after passes.
 inline constexpr int kProbes = 5;
+inline constexpr Duration kMinAnswerWait = milliseconds(200);
+inline constexpr Duration kMaxProbeInterval = seconds(1);
 inline constexpr Duration kSuspectProbeInterval = seconds(2);
+// The round trip assumed before anything has measured one.
+inline constexpr Duration kDefaultRtt = milliseconds(100);
 
 struct SessionStats {
   std::uint64_t sent = 0;
@@ -91,15 +102,21 @@ class Session {
                                     TimePoint now);
 
   // Writes a HEARTBEAT into `out` (at least 76 bytes) and returns its size.
-  // `probe` asks the peer to answer at once (SYN flag set).
+  // `probe` asks the peer to answer at once (SYN flag set). Both the regular
+  // heartbeat and a probe await an answer (§11.4).
   Result<std::size_t> make_heartbeat(MutableBytes out, bool probe, std::int64_t now_unix_ms,
                                      TimePoint now);
+  // The answer to a probe: a HEARTBEAT without SYN that awaits no answer
+  // itself (it does not count as sending). Size as make_heartbeat.
+  Result<std::size_t> make_heartbeat_answer(MutableBytes out, std::int64_t now_unix_ms,
+                                            TimePoint now);
 
   // Writes a TIME_SYNC_REQUEST carrying `challenge` (random, from the
   // caller) into `out` (at least 76 bytes) and returns its size.
   Result<std::size_t> make_time_sync_request(MutableBytes out, std::uint32_t challenge,
                                              std::int64_t now_unix_ms, TimePoint now);
-  // Writes the TIME_SYNC_RESPONSE to the peer's `request` into `out`.
+  // Writes the TIME_SYNC_RESPONSE to the peer's `request` into `out` (an
+  // answer: it awaits none, so it does not count as sending).
   Result<std::size_t> make_time_sync_response(MutableBytes out,
                                               const wire::TimeSyncRequestBody& request,
                                               std::int64_t now_unix_ms, TimePoint now);
@@ -127,7 +144,7 @@ class Session {
     bool answer_heartbeat = false;  // a probe arrived: send a heartbeat now
     // A TIME_SYNC_REQUEST arrived: answer it now (make_time_sync_response).
     std::optional<wire::TimeSyncRequestBody> answer_time_sync;
-    bool restored = false;  // the first packet from a suspect peer: it is back
+    bool restored = false;  // the first packet from a silent peer: it is back
   };
 
   // Authenticates and decrypts a datagram addressed to this session (its header
@@ -142,6 +159,7 @@ class Session {
   struct Expiry {
     bool send_heartbeat = false;
     bool probe = false;
+    bool silent = false;   // the peer just became silent (a probe went unanswered)
     bool suspect = false;  // the peer just became suspect (kProbes went unanswered)
     bool dead = false;
     bool send_time_sync = false;  // send make_time_sync_request now
@@ -149,8 +167,16 @@ class Session {
   Expiry on_expiry(TimePoint now);
 
   bool dead() const { return dead_; }
+  // A probe went unanswered for answer_wait() and nothing has arrived since.
+  bool silent() const { return silent_; }
   // kProbes probes went unanswered and nothing has arrived since.
   bool suspect() const { return suspect_; }
+  // The round trip to the peer: smoothed over the answers to our probes;
+  // before any, twice the measured one-way delay; before that, kDefaultRtt.
+  Duration rtt() const;
+  // How long an answer may take before it is overdue: 4 RTT + the peer's ACK
+  // delay, within [kMinAnswerWait, probe_after].
+  Duration answer_wait() const;
   const SessionStats& stats() const { return stats_; }
   // When it last authenticated a packet from the peer (its start before any).
   TimePoint last_received() const { return last_received_; }
@@ -192,10 +218,14 @@ class Session {
 
   TimePoint last_received_;
   TimePoint last_sent_;
+  TimePoint awaiting_since_ = kNever;  // our first counted send since we last heard
+  TimePoint last_probe_ = kNever;      // when the latest probe was due
+  Duration probe_rtt_ = 0;             // smoothed; 0 before the first answered probe
   std::int64_t last_path_window_ = -1;  // the window of our last datagram on connection 0's ports
   TimePoint last_heartbeat_;
   TimePoint next_probe_ = kNever;
   int probes_sent_ = 0;
+  bool silent_ = false;
   bool suspect_ = false;
   bool dead_ = false;
   SessionStats stats_;

@@ -103,6 +103,24 @@ void StreamBridge::remove_session(std::uint64_t session) {
   sessions_.erase(it);
 }
 
+std::size_t StreamBridge::on_peer_back(std::uint64_t session) {
+  if (sessions_.find(session) == sessions_.end()) return 0;
+  const TimePoint now = loop_.now();
+  std::vector<FlowId> ids;
+  for (auto& [id, f] : flows_) {
+    if (f->session == session && f->conn != nullptr && is_live(f->state()) &&
+        f->conn->on_path_restored(now)) {
+      ids.push_back(id);
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  for (FlowId id : ids) {
+    auto it = flows_.find(id);
+    if (it != flows_.end()) service(*it->second);
+  }
+  return ids.size();
+}
+
 StreamBridge::Streams* StreamBridge::streams(std::uint64_t session) {
   auto it = sessions_.find(session);
   return it == sessions_.end() ? nullptr : it->second.get();

@@ -138,6 +138,11 @@ class StreamBridge {
   // get an RST).
   void add_session(std::uint64_t session, SessionRole role);
   void remove_session(std::uint64_t session);
+  // `session` heard from its peer again after an outage (docs/protocol.md
+  // §11.4): its connections whose retransmissions backed off resend now
+  // rather than at the backed-off deadline (up to a minute away). Returns how
+  // many connections resent.
+  std::size_t on_peer_back(std::uint64_t session);
   // The connection ids whose ports `session` must listen on.
   void connection_ids(std::uint64_t session, std::vector<std::uint16_t>& out) const;
 

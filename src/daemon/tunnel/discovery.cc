@@ -4,12 +4,13 @@
 //               on the initiator's own timer; on_response → the session is
 //               added (its ports open first) → CONFIRM; on_sequence_confirm
 //               → the responder's SEQUENCE_NEG completes it
-//   suspect     a session whose peer stopped answering probes stays; the
-//               initiator looks for the peer by discovery meanwhile
-//               (on_session_timer → start_discovery). A RESPONSE then is held
-//               while one probe asks the old session (on_held_response):
-//               answered, the path was down; silent, the peer restarted and
-//               the new session replaces the old. on_peer_back ends the search.
+//   silent      a session whose peer left a probe unanswered stays; the
+//               initiator looks for the peer by discovery meanwhile, a new
+//               attempt every kSilentRetry (on_session_timer →
+//               start_discovery). A RESPONSE then is held while probes ask
+//               the old session (on_held_response): answered, the path was
+//               down; unanswered, the peer restarted and the new session
+//               replaces the old. on_peer_back ends the search.
 //   responder   on_discovery → RESPONSE (or silence: the core's Responder
 //               counts why); on_confirm → which peer is this (Peers::identify)
 //               → the session is added → SEQUENCE_NEG
@@ -56,10 +57,24 @@ std::string_view refusal_reason(const discovery::ResponderCounters& a,
   return "refused";
 }
 
-// How long a RESPONSE that came while our session was suspect is held while a
-// probe asks that session whether the peer still knows it: a round trip and
-// the peer's turn, with room for a slow path.
-constexpr Duration kRestartCheck = milliseconds(500);
+// While the peer of our session is silent, a new discovery attempt every
+// kSilentRetry: a peer that restarted, or is back after a long absence, is
+// found within about this (plus the restart check) of being reachable.
+constexpr Duration kSilentRetry = milliseconds(500);
+
+// A RESPONSE that came while our session was silent is held while
+// kRestartProbes probes, spread over the hold, ask that session whether the
+// peer still knows it. The hold is 4 round trips (the larger of the session's
+// and this discovery's) and 100 ms for the peer's turn, within
+// [kMinRestartCheck, kMaxRestartCheck]: one lost probe or answer cannot make
+// a live peer look restarted (docs/protocol.md §11.4).
+constexpr int kRestartProbes = 3;
+constexpr Duration kMinRestartCheck = milliseconds(300);
+constexpr Duration kMaxRestartCheck = seconds(2);
+
+Duration restart_check(Duration rtt) {
+  return std::clamp(4 * rtt + milliseconds(100), kMinRestartCheck, kMaxRestartCheck);
+}
 
 bool awaiting_answer(const discovery::Initiator& i) {
   return i.state() == discovery::Initiator::State::kInitiated ||
@@ -74,15 +89,18 @@ bool Tunnel::looking_for(const Peer& p) const {
   // No session, or one whose peer stopped answering: discovery goes on.
   if (p.session_id == 0) return true;
   const SessionEntry* e = sessions_.find(p.session_id);
-  return e != nullptr && e->session->suspect();
+  return e != nullptr && e->session->silent();
 }
 
-void Tunnel::start_discovery(Peer& p) {
+void Tunnel::start_discovery(Peer& p, bool retry) {
   drop_held(p);
   p.initiator.emplace(*p.psks, offered_features_, rng_);
+  p.discovery_started = now();
   send_discovery(p.initiator->start(unix_ms(), now()), *p.config->endpoint);
-  spdlog::info("discovery started towards {} ({})", p.config->name,
-               p.config->endpoint->to_string());
+  if (!retry) {
+    spdlog::info("discovery started towards {} ({})", p.config->name,
+                 p.config->endpoint->to_string());
+  }
   arm_discovery_timer(p);
 }
 
@@ -91,12 +109,17 @@ void Tunnel::arm_discovery_timer(Peer& p) {
   p.discovery_timer = kNoTimer;
   if (!p.initiator) return;
   TimePoint due = kNever;
+  const bool silent_session = p.session_id != 0 && looking_for(p);
   if (awaiting_answer(*p.initiator)) {
     due = p.initiator->next_expiry();
+    // Looking for the peer of a silent session: a new attempt every
+    // kSilentRetry, so a restarted peer is found soon after it is back.
+    if (silent_session && p.initiator->state() == discovery::Initiator::State::kInitiated)
+      due = std::min(due, p.discovery_started + kSilentRetry);
   } else if (p.initiator->state() == discovery::Initiator::State::kFailed && looking_for(p)) {
-    // Looking for the peer of a suspect session: every 2 s, so a restarted
-    // peer is found soon after it is back; with no session, backing off.
-    due = now() + (p.session_id != 0 ? kDiscoveryRetryDelay : retry_delay(p.discovery_failures));
+    // An attempt failed: the peer of a silent session is asked again after
+    // kSilentRetry; with no session, backing off.
+    due = now() + (silent_session ? kSilentRetry : retry_delay(p.discovery_failures));
   }
   if (due == kNever) return;
   p.discovery_timer = loop_.add_timer_at(due, [this, &p] {
@@ -108,7 +131,13 @@ void Tunnel::arm_discovery_timer(Peer& p) {
 void Tunnel::on_discovery_timer(Peer& p) {
   if (!p.initiator) return;
   if (p.initiator->state() == discovery::Initiator::State::kFailed) {
-    if (p.initiates() && looking_for(p)) start_discovery(p);  // the retry
+    if (p.initiates() && looking_for(p)) start_discovery(p, p.session_id != 0);  // the retry
+    return;
+  }
+  if (p.session_id != 0 && looking_for(p) && p.initiates() &&
+      p.initiator->state() == discovery::Initiator::State::kInitiated &&
+      now() >= p.discovery_started + kSilentRetry) {
+    start_discovery(p, true);  // the next attempt of the search
     return;
   }
   if (awaiting_answer(*p.initiator) && p.initiator->next_expiry() <= now()) {
@@ -147,25 +176,25 @@ void Tunnel::on_response(Bytes datagram, const SocketAddress& source) {
     if (!s) return;
     auto made = std::make_unique<session::Session>(std::move(*s));
     if (SessionEntry* old = p.session_id != 0 ? sessions_.find(p.session_id) : nullptr) {
-      if (!old->session->suspect()) {
+      if (!old->session->silent()) {
         // Our session answered meanwhile: the path was down, not the peer.
         p.initiator.reset();
         arm_discovery_timer(p);
         return;
       }
-      // The peer answers discovery. Does it still know our session? One
-      // probe tells: held until it is answered or kRestartCheck passes.
+      // The peer answers discovery. Does it still know our session? Probes
+      // tell: held until one is answered or the check's time passes.
       // Nothing of this discovery may leave meanwhile: a CONFIRM repeated now
       // would make a peer that is only back from an outage replace (and
       // reset) the session we are about to keep.
       if (p.discovery_timer != kNoTimer) loop_.cancel_timer(p.discovery_timer);
       p.discovery_timer = kNoTimer;
-      p.held = Peer::HeldResponse{std::move(made), std::move(outcome->confirm), source, psk_index};
-      p.held_timer = loop_.add_timer(kRestartCheck, [this, &p] {
-        p.held_timer = kNoTimer;
-        on_held_response(p);
-      });
+      const Duration rtt = std::max(old->session->rtt(), now() - p.discovery_started);
+      const Duration hold = restart_check(rtt);
+      p.held = Peer::HeldResponse{std::move(made), std::move(outcome->confirm), source, psk_index,
+                                  now() + hold, kRestartProbes - 1, hold / kRestartProbes};
       send_heartbeat(*old, Heartbeat::kProbe);
+      arm_held_timer(p, now() + p.held->probe_every);
       return;
     }
     // Open the session's ports first: the responder answers CONFIRM at once, on them.
@@ -176,17 +205,37 @@ void Tunnel::on_response(Bytes datagram, const SocketAddress& source) {
   }
 }
 
+void Tunnel::arm_held_timer(Peer& p, TimePoint at) {
+  if (p.held_timer != kNoTimer) loop_.cancel_timer(p.held_timer);
+  p.held_timer = loop_.add_timer_at(at, [this, &p] {
+    p.held_timer = kNoTimer;
+    on_held_response(p);
+  });
+}
+
 void Tunnel::on_held_response(Peer& p) {
   if (!p.held) return;
-  Peer::HeldResponse held = std::move(*p.held);
-  p.held.reset();
-  if (!looking_for(p)) {  // the old session answered the probe
+  if (!looking_for(p)) {  // the old session answered a probe
+    p.held.reset();
     p.initiator.reset();
     arm_discovery_timer(p);
     return;
   }
-  // Silent: the peer restarted and lost our session. The new one replaces it
-  // (and resets its connections: the peer no longer has their other ends).
+  if (p.held->probes_left > 0) {  // the next probe of the check
+    --p.held->probes_left;
+    if (SessionEntry* old = sessions_.find(p.session_id)) send_heartbeat(*old, Heartbeat::kProbe);
+    arm_held_timer(p, std::min(p.held->until, now() + p.held->probe_every));
+    return;
+  }
+  if (now() < p.held->until) {
+    arm_held_timer(p, p.held->until);
+    return;
+  }
+  Peer::HeldResponse held = std::move(*p.held);
+  p.held.reset();
+  // Unanswered: the peer restarted and lost our session. The new one
+  // replaces it (and resets its connections: the peer no longer has their
+  // other ends).
   std::size_t index = 0;
   while (index < peers_.size() && &peers_[index] != &p) ++index;
   if (index == peers_.size()) return;
@@ -203,12 +252,17 @@ void Tunnel::drop_held(Peer& p) {
 }
 
 void Tunnel::on_peer_back(SessionEntry& e) {
-  // A suspect session heard from its peer: the path is back. Whatever
-  // discovery was looking for the peer is moot.
+  // A silent session heard from its peer: the path is back. Connections
+  // whose retransmissions backed off meanwhile resend now, so do the
+  // packet-mode TCP segments stranded meanwhile, and whatever discovery was
+  // looking for the peer is moot.
+  const std::size_t resent = bridge_->on_peer_back(e.id);
+  replay_stranded(e);
   if (!e.peer) return;
   Peer& p = peers_[*e.peer];
   if (p.session_id != e.id) return;
-  spdlog::info("session {} with {}: the peer answers again", short_id(e.id), p.config->name);
+  spdlog::info("session {} with {}: the peer answers again{}", short_id(e.id), p.config->name,
+               resent == 0 ? std::string() : fmt::format("; {} connection(s) resend now", resent));
   drop_held(p);
   if (p.initiator && awaiting_answer(*p.initiator)) {
     p.initiator.reset();

@@ -154,7 +154,7 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
       return;
     }
     case wire::PacketType::kHeartbeat:
-      if (r->answer_heartbeat) send_heartbeat(e, Heartbeat::kRegular);
+      if (r->answer_heartbeat) send_heartbeat(e, Heartbeat::kAnswer);
       return;
     case wire::PacketType::kTimeSyncRequest:
       // The session took the peer's clock reading; answer at once, from the

@@ -18,6 +18,7 @@
 #include <array>
 
 #include "core/inner/ip_packet.h"
+#include "core/inner/tcp_segment.h"
 #include "core/wire/codec.h"
 #include "daemon/tunnel/tunnel.h"
 
@@ -65,7 +66,8 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
       ++stats_.no_route;
       continue;
     }
-    // 4. Seal.
+    // 4. Seal (into a silent peer: a TCP segment is kept for when it is back).
+    if (e->session->silent()) keep_stranded(*e, ip);
     auto sealed = e->session->seal_datagram(space, *got, unix_ms(), now());
     if (!sealed) continue;
     b.set_length(*sealed);
@@ -159,8 +161,54 @@ void Tunnel::send_path_keepalives() {
 
 void Tunnel::send_heartbeat(SessionEntry& e, Heartbeat kind) {
   std::array<std::uint8_t, 128> buf;
-  auto n = e.session->make_heartbeat(buf, kind == Heartbeat::kProbe, unix_ms(), now());
+  auto n = kind == Heartbeat::kAnswer
+               ? e.session->make_heartbeat_answer(buf, unix_ms(), now())
+               : e.session->make_heartbeat(buf, kind == Heartbeat::kProbe, unix_ms(), now());
   if (n) send_sealed(e, Bytes(buf.data(), *n));
+}
+
+void Tunnel::keep_stranded(SessionEntry& e, Bytes ip) {
+  const auto seg = inner::parse_tcp(ip);
+  if (!seg || seg->has(inner::tcp_flag::kRst)) return;
+  if (seg->payload_size == 0 && !seg->has(inner::tcp_flag::kSyn) && !seg->has(inner::tcp_flag::kFin))
+    return;  // a bare ACK: the peer's own retransmission asks for it again
+  auto same = std::find_if(e.stranded.begin(), e.stranded.end(), [&](const SessionEntry::Stranded& s) {
+    return s.source == seg->source && s.destination == seg->destination;
+  });
+  if (same == e.stranded.end()) {
+    if (e.stranded.size() >= kMaxStrandedFlows) e.stranded.erase(e.stranded.begin());  // the oldest flow
+    e.stranded.push_back(SessionEntry::Stranded{seg->source, seg->destination, {}});
+    same = e.stranded.end() - 1;
+  }
+  same->packet.assign(ip.begin(), ip.end());
+}
+
+void Tunnel::replay_stranded(SessionEntry& e) {
+  std::vector<SessionEntry::Stranded> stranded = std::move(e.stranded);
+  e.stranded.clear();
+  std::size_t replayed = 0;
+  for (const SessionEntry::Stranded& s : stranded) {
+    PacketPool::Buffer b = pool_.acquire();
+    if (!b) {
+      ++stats_.pool_exhausted;
+      break;
+    }
+    MutableBytes space = b.space();
+    if (s.packet.size() + wire::kOverhead > space.size()) continue;
+    std::copy(s.packet.begin(), s.packet.end(), space.begin() + wire::kHeaderSize);
+    auto sealed = e.session->seal_datagram(space, s.packet.size(), unix_ms(), now());
+    if (!sealed) continue;
+    b.set_length(*sealed);
+    const Path path = path_of(e, 0);
+    send_one(*path.via, OutgoingDatagram{b.payload(), path.to, std::nullopt});
+    ++stats_.stranded_replayed;
+    ++replayed;
+  }
+  if (replayed > 0) {
+    spdlog::info("session {}: {} packet-mode TCP segment(s) sent into the outage sent again",
+                 short_id(e.id), replayed);
+  }
+  arm_session_timer(e);
 }
 
 void Tunnel::send_sequence_confirm(SessionEntry& e) {

@@ -34,15 +34,20 @@ struct Peer {
   std::uint64_t session_id = 0;        // its session now, 0 for none
   TimePoint session_since = 0;
   bool admin_down = false;  // Tunnel::set_admin_up(name, false)
-  // A RESPONSE that came while our session with the peer was suspect, held
-  // for kRestartCheck while a probe asks that session: answered, the path
-  // was down and the new session is dropped; silent, the peer lost its state
-  // (restarted) and the new session replaces the old (docs/protocol.md §11.4).
+  TimePoint discovery_started = 0;  // when the current attempt's DISCOVERY left
+  // A RESPONSE that came while our session with the peer was silent, held
+  // while probes ask that session (Tunnel::restart_check): answered, the
+  // path was down and the new session is dropped; unanswered, the peer lost
+  // its state (restarted) and the new session replaces the old
+  // (docs/protocol.md §11.4).
   struct HeldResponse {
     std::unique_ptr<session::Session> session;
     std::vector<std::uint8_t> confirm;
     SocketAddress source;
     std::size_t psk_index = 0;
+    TimePoint until = 0;      // the verdict: no answer by then means a restart
+    int probes_left = 0;      // further probes, spread over the hold
+    Duration probe_every = 0;
   };
   std::optional<HeldResponse> held;
   TimerId held_timer = kNoTimer;

@@ -51,7 +51,21 @@ struct SessionEntry {
   // The session's timer (heartbeats, probes, death) and when it is due.
   TimerId timer = kNoTimer;
   TimePoint timer_at = kNever;
+  // Packet-mode TCP through an outage (docs/protocol.md §11.4): the newest
+  // segment carrying data, SYN or FIN of each TCP flow (up to
+  // kMaxStrandedFlows) sealed as a DATAGRAM while the peer was silent. Sent
+  // once more when the peer answers again, so the applications' own TCP
+  // resumes within a round trip instead of at its backed-off retransmission
+  // timer (Linux: up to 120 s). Empty while the peer answers.
+  struct Stranded {
+    SocketAddress source;
+    SocketAddress destination;
+    std::vector<std::uint8_t> packet;  // the inner IP packet
+  };
+  std::vector<Stranded> stranded;
 };
+
+inline constexpr std::size_t kMaxStrandedFlows = 16;
 
 // A session id for logs: its first 32 bits in hex and an ellipsis.
 std::string short_id(std::uint64_t id);

@@ -44,6 +44,7 @@ nlohmann::json Tunnel::status() {
                      {"datagrams_received", s.datagrams_received},
                      {"sessions_established", s.sessions_established},
                      {"sessions_lost", s.sessions_lost},
+                     {"stranded_replayed", s.stranded_replayed},
                      {"sessions", sessions_.size()}};
   const HopPortStats& h = hop_ports_->stats();
   out["drops"] = {{"no_route", s.no_route},

@@ -336,16 +336,21 @@ void Tunnel::on_session_timer(std::uint64_t id) {
       if (peer && peers_[*peer].initiates()) start_discovery(peers_[*peer]);
       return;
     }
-    if (x.suspect && e->peer && peers_[*e->peer].initiates()) {
+    if (x.silent && e->peer && peers_[*e->peer].initiates()) {
       // The session stays (its connections wait out an outage); discovery
       // meanwhile finds out whether the peer restarted (on_response).
       Peer& p = peers_[*e->peer];
-      spdlog::info("session {} with {}: no answer to {} probes; kept, and looking for {} by discovery",
-                   short_id(id), p.config->name, session::kProbes, p.config->name);
+      spdlog::info("session {} with {}: a probe went unanswered; kept, and looking for {} by "
+                   "discovery in case it restarted",
+                   short_id(id), p.config->name, p.config->name);
       p.discovery_failures = 0;
       start_discovery(p);
       e = sessions_.find(id);
       if (e == nullptr) return;
+    }
+    if (x.suspect) {
+      spdlog::info("session {} with {}: no answer to {} probes; kept until the dead-peer timeout",
+                   short_id(id), peer_name(*e), session::kProbes);
     }
     if (x.probe || x.send_heartbeat)
       send_heartbeat(*e, x.probe ? Heartbeat::kProbe : Heartbeat::kRegular);

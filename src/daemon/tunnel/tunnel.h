@@ -107,6 +107,8 @@ struct TunnelStats {
   std::uint64_t sessions_established = 0;
   std::uint64_t sessions_lost = 0;
   std::uint64_t pool_exhausted = 0;
+  // Packet-mode TCP segments sent again when a silent peer answered (§11.4).
+  std::uint64_t stranded_replayed = 0;
 };
 
 // What a reload changed (docs/control.md "reload").
@@ -200,8 +202,13 @@ class Tunnel : private StreamHost {
   Path path_of(SessionEntry& e, std::uint16_t conn);
   void send_sealed(SessionEntry& e, Bytes datagram);
   void send_path_keepalives();
-  enum class Heartbeat : std::uint8_t { kRegular, kProbe };  // a probe asks for an answer at once
+  // A probe asks for an answer at once; kAnswer answers one.
+  enum class Heartbeat : std::uint8_t { kRegular, kProbe, kAnswer };
   void send_heartbeat(SessionEntry& e, Heartbeat kind);
+  // Packet mode, peer silent: keeps `ip` if it is a TCP segment that carries
+  // something (SessionEntry::stranded); replay_stranded sends those again.
+  void keep_stranded(SessionEntry& e, Bytes ip);
+  void replay_stranded(SessionEntry& e);
   void send_sequence_confirm(SessionEntry& e);
   void send_time_sync_request(SessionEntry& e);
   void send_time_sync_response(SessionEntry& e, const wire::TimeSyncRequestBody& request);
@@ -220,8 +227,10 @@ class Tunnel : private StreamHost {
 
   // discovery.cc: both roles, and sessions coming and going.
   bool looking_for(const Peer& p) const;
-  void start_discovery(Peer& p);
+  // `retry`: a further attempt of a search under way (not logged again).
+  void start_discovery(Peer& p, bool retry = false);
   void on_held_response(Peer& p);
+  void arm_held_timer(Peer& p, TimePoint at);
   void drop_held(Peer& p);
   void on_peer_back(SessionEntry& e);
   void arm_discovery_timer(Peer& p);

@@ -176,6 +176,33 @@ TEST(ConnectionTest, DataBothWaysAndHalfClose) {
   EXPECT_EQ(ea.back().kind, EventKind::kClosed);
 }
 
+TEST(ConnectionTest, DataSentDuringAnOutageLeavesWhenThePathIsBack) {
+  Pair p;
+  std::vector<std::uint8_t> x(1500, 0x5A);
+  ASSERT_EQ(p.a->send(x), 1500u);
+  // An outage: everything a sends is lost; its RTO backs off until the
+  // next retransmission is 20 s or more away.
+  TimePoint now = milliseconds(20);
+  output(*p.a, now);
+  for (int i = 0; i < 20 && p.a->next_expiry() - now < seconds(20); ++i) {
+    now = p.a->next_expiry();
+    p.a->on_expiry(now);
+    output(*p.a, now);
+  }
+  now += seconds(1);  // the path is back a second after the last try
+  ASSERT_GT(p.a->next_expiry() - now, seconds(15));
+  EXPECT_EQ(p.a->state(), State::kEstablished);
+  // The session hears from the peer again: the data leaves now.
+  EXPECT_TRUE(p.a->on_path_restored(now));
+  deliver(*p.b, output(*p.a, now), now);
+  EXPECT_EQ(p.b->readable(), 1500u);
+  deliver(*p.a, output(*p.b, now + milliseconds(40)), now + milliseconds(40));
+  EXPECT_EQ(p.a->sender().bytes_in_flight(), 0u);
+  EXPECT_FALSE(p.a->on_path_restored(now + milliseconds(50)));  // nothing waits
+  // b had nothing in flight: nothing to do.
+  EXPECT_FALSE(p.b->on_path_restored(now));
+}
+
 TEST(ConnectionTest, SynSentAnswersStrayPacketsWithRst) {
   crypto::DeterministicRandom rng(2);
   auto a = Connection::connect(config(), rng, 0);

@@ -144,6 +144,53 @@ TEST(SenderTest, RetransmissionTimeoutBacksOffAndFailsAfterTheLimit) {
   EXPECT_EQ(s.on_expiry(now), Sender::TimerOutcome::kFailed);
 }
 
+TEST(SenderTest, PathRestoredResendsAtOnceAndClearsTheBackoff) {
+  Sender s(config());
+  std::vector<std::uint8_t> data(3000, 1);
+  s.write(data);
+  s.start(0, 1 << 20);
+  s.on_rtt_sample(milliseconds(40));
+  drain(s, 0);
+  // Nothing timed out yet: the timer is not backed off, nothing to do.
+  EXPECT_FALSE(s.on_path_restored(milliseconds(10)));
+  // An outage: timeouts back the timer off to tens of seconds.
+  TimePoint now = 0;
+  for (int i = 0; i < 8; ++i) {
+    now = s.next_expiry();
+    s.on_expiry(now);
+    drain(s, now);
+  }
+  ASSERT_GE(s.rtt().backoff(), 7u);
+  const Duration backed_off = s.next_expiry() - now;
+  EXPECT_GE(backed_off, seconds(25));
+  const std::uint64_t timeouts = s.stats().timeouts;
+  // The path is back a second later: two segments leave now, not in 25 s.
+  now += seconds(1);
+  EXPECT_TRUE(s.on_path_restored(now));
+  const auto resent = drain(s, now);
+  ASSERT_EQ(resent.size(), 2u);
+  EXPECT_EQ(resent[0].seq, 0u);
+  EXPECT_TRUE(resent[0].retransmission);
+  EXPECT_EQ(s.rtt().backoff(), 0u);
+  EXPECT_EQ(s.stats().timeouts, timeouts);  // not a timeout
+  EXPECT_LE(s.next_expiry() - now, s.rtt().rto());
+  EXPECT_TRUE(s.check_invariants());
+  // Asked again at once: nothing is backed off any more.
+  EXPECT_FALSE(s.on_path_restored(now));
+  // The ACK then delivers the rest as usual.
+  s.on_ack(ack(2), now + milliseconds(40));
+  const auto rest = drain(s, now + milliseconds(40));
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].seq, 2u);
+}
+
+TEST(SenderTest, PathRestoredWithNothingInFlightDoesNothing) {
+  Sender s(config());
+  s.start(0, 1 << 20);
+  EXPECT_FALSE(s.on_path_restored(seconds(5)));
+  EXPECT_EQ(s.next_expiry(), kNever);
+}
+
 TEST(SenderTest, TailLossProbeBeforeTheTimeout) {
   Sender s(config());
   std::vector<std::uint8_t> data(2000, 1);

@@ -127,17 +127,31 @@ TEST(SessionTest, NegotiatedAllowanceIsTheLargerOfBoth) {
 TEST(SessionTest, SilentPeerIsProbedThenSuspectThenDeadAtTheTimeout) {
   auto p = testing::make_session_pair(kUnix, kT0);
   Session& s = *p.initiator;
-  datagram_from(s, "data nobody answers", kUnix, kT0 + milliseconds(10));
+  const TimePoint sent = kT0 + milliseconds(10);
+  datagram_from(s, "data nobody answers", kUnix, sent);
+  // A fresh session: nothing measured the round trip yet.
+  const Duration wait = s.answer_wait();
+  EXPECT_EQ(wait, 4 * kDefaultRtt + milliseconds(wire::kAckDelayMs));
   TimePoint now = kT0;
   int probes = 0;
+  TimePoint first_probe = kNever;
+  TimePoint silent_at = kNever;
   TimePoint suspect_at = kNever;
   for (int i = 0; i < 1000 && !s.dead(); ++i) {
     now = s.next_expiry();
     auto e = s.on_expiry(now);
     probes += e.probe;
+    if (e.probe && first_probe == kNever) first_probe = now;
     if (e.send_heartbeat) {
       std::vector<std::uint8_t> hb(256);
       (void)s.make_heartbeat(hb, false, kUnix + (now - kT0) / 1000, now);
+    }
+    if (e.silent) {
+      EXPECT_EQ(silent_at, kNever);  // reported once
+      silent_at = now;
+      EXPECT_EQ(probes, 2);  // the first went unanswered; the second goes now
+      EXPECT_TRUE(s.silent());
+      EXPECT_FALSE(s.suspect());
     }
     if (e.suspect) {
       EXPECT_EQ(suspect_at, kNever);  // reported once
@@ -145,11 +159,56 @@ TEST(SessionTest, SilentPeerIsProbedThenSuspectThenDeadAtTheTimeout) {
       EXPECT_EQ(probes, kProbes + 1);
     }
   }
-  EXPECT_LE(suspect_at - kT0, seconds(9));  // probe after 3 s, then 5 probes 1 s apart
+  EXPECT_EQ(first_probe - sent, wait);      // overdue after 450 ms
+  EXPECT_EQ(silent_at - first_probe, wait);  // its probe unanswered as long
+  EXPECT_EQ(suspect_at - first_probe, kProbes * wait);
   EXPECT_TRUE(s.dead());
   EXPECT_EQ(now - kT0, seconds(180));  // the default dead-peer timeout
-  // Then every 2 s: (180 − 8) / 2 more probes, give or take one.
-  EXPECT_NEAR(probes, kProbes + 86, 2);
+  // Then every 2 s: (180 − 2.7) / 2 more probes, give or take one.
+  EXPECT_NEAR(probes, kProbes + 89, 2);
+}
+
+// The time an answer may take follows the round trip that the answers to
+// probes measure, within its floor and probe_after.
+TEST(SessionTest, AnswerWaitFollowsTheMeasuredRoundTrip) {
+  SessionConfig config;
+  config.probe_after = seconds(3);
+  config.time_sync.first_after = config.time_sync.interval = seconds(3600);
+  auto p = testing::make_session_pair(kUnix, kT0, 0, config);
+  Session& a = *p.initiator;
+  Session& b = *p.responder;
+  TimePoint now = kT0;
+  const Duration rtt = milliseconds(300);
+  for (int round = 0; round < 20; ++round) {
+    datagram_from(a, "one-way", kUnix + (now - kT0) / 1000, now);
+    Session::Expiry e;
+    for (int i = 0; i < 5 && !e.probe; ++i) {
+      now = a.next_expiry();
+      e = a.on_expiry(now);
+      if (e.send_heartbeat) {
+        std::vector<std::uint8_t> hb(256);
+        (void)a.make_heartbeat(hb, false, kUnix + (now - kT0) / 1000, now);
+      }
+    }
+    ASSERT_TRUE(e.probe) << round;
+    std::vector<std::uint8_t> probe(256);
+    probe.resize(a.make_heartbeat(probe, true, kUnix + (now - kT0) / 1000, now).value());
+    const TimePoint there = now + rtt / 2;
+    auto r = b.open(probe, kUnix + (there - kT0) / 1000, there);
+    ASSERT_TRUE(r.has_value() && r->answer_heartbeat);
+    std::vector<std::uint8_t> answer(256);
+    answer.resize(b.make_heartbeat_answer(answer, kUnix + (there - kT0) / 1000, there).value());
+    now += rtt;
+    ASSERT_TRUE(a.open(answer, kUnix + (now - kT0) / 1000, now).has_value());
+    EXPECT_FALSE(a.silent());
+  }
+  EXPECT_NEAR(static_cast<double>(a.rtt()), static_cast<double>(rtt), milliseconds(5));
+  EXPECT_EQ(a.answer_wait(), 4 * a.rtt() + milliseconds(wire::kAckDelayMs));
+  // Never longer than probe_after.
+  SessionConfig tight;
+  tight.probe_after = milliseconds(500);
+  auto q = testing::make_session_pair(kUnix, kT0, 0, tight);
+  EXPECT_LE(q.initiator->answer_wait(), milliseconds(500));
 }
 
 TEST(SessionTest, ASuspectPeerThatAnswersIsBack) {
@@ -178,6 +237,7 @@ TEST(SessionTest, ASuspectPeerThatAnswersIsBack) {
   ASSERT_TRUE(r.has_value());
   EXPECT_TRUE(r->restored);
   EXPECT_FALSE(a.suspect());
+  EXPECT_FALSE(a.silent());
   auto again = datagram_from(*p.responder, "and again", unix_now, now);
   EXPECT_FALSE(a.open(again, unix_now, now)->restored);
 }
@@ -199,13 +259,40 @@ TEST(SessionTest, AnsweredProbesKeepTheSessionAlive) {
         ASSERT_TRUE(r.has_value());
         if (r->answer_heartbeat) {
           std::vector<std::uint8_t> reply(256);
-          reply.resize(b.make_heartbeat(reply, false, kUnix + (now - kT0) / 1000, now).value());
+          reply.resize(b.make_heartbeat_answer(reply, kUnix + (now - kT0) / 1000, now).value());
           ASSERT_TRUE(a.open(reply, kUnix + (now - kT0) / 1000, now).has_value());
         }
       }
     }
   }
   EXPECT_FALSE(a.dead());
+}
+
+// An answer awaits no answer: a probe and its answer end there, and the
+// side that answered has nothing due until its regular heartbeat.
+TEST(SessionTest, AnsweringAProbeDoesNotStartProbesOfOurOwn) {
+  SessionConfig config;
+  config.time_sync.first_after = config.time_sync.interval = seconds(3600);
+  auto p = testing::make_session_pair(kUnix, kT0, 0, config);
+  Session& a = *p.initiator;
+  Session& b = *p.responder;
+  const TimePoint now = kT0 + seconds(1);
+  const std::int64_t unix_now = kUnix + 1000;
+  std::vector<std::uint8_t> probe(256);
+  probe.resize(a.make_heartbeat(probe, true, unix_now, now).value());
+  auto r = b.open(probe, unix_now, now);
+  ASSERT_TRUE(r.has_value() && r->answer_heartbeat);
+  std::vector<std::uint8_t> answer(256);
+  answer.resize(b.make_heartbeat_answer(answer, unix_now, now).value());
+  ASSERT_TRUE(a.open(answer, unix_now, now).has_value());
+  // Neither side awaits anything: the next expiry is the regular heartbeat.
+  EXPECT_EQ(b.next_expiry(), now + config.heartbeat_interval);
+  EXPECT_GE(a.next_expiry(), kT0 + config.heartbeat_interval);
+  // A regular heartbeat, by contrast, awaits an answer (the peer is probed
+  // after the answer wait if nothing comes back).
+  std::vector<std::uint8_t> regular(256);
+  (void)b.make_heartbeat(regular, false, unix_now, now);
+  EXPECT_EQ(b.next_expiry(), now + b.answer_wait());
 }
 
 TEST(SessionTest, PeriodicHeartbeatAndDeathWithoutTraffic) {

@@ -67,6 +67,7 @@ class TestHost final : public StreamHost {
                               std::size_t body_len) override {
     EXPECT_EQ(session, kSession);
     ++packets_sent;
+    if (down) return;  // an underlay outage: lost
     wire::Header h = header;
     h.payload_length = static_cast<std::uint16_t>(body_len);
     std::vector<std::uint8_t> body(packet.begin() + wire::kHeaderSize,
@@ -88,6 +89,7 @@ class TestHost final : public StreamHost {
   std::deque<std::vector<std::uint8_t>> tun;  // what the bridge wrote to the TUN device
   std::size_t packets_sent = 0;
   std::size_t changes = 0;
+  bool down = false;  // what this host sends is lost
 
  private:
   ManualEventLoop& loop_;
@@ -638,6 +640,48 @@ TEST_F(StreamBridgeTest, ASessionGoingAwayResetsItsFlows) {
   std::vector<std::uint16_t> ids;
   a->connection_ids(kSession, ids);
   EXPECT_TRUE(ids.empty());
+}
+
+TEST_F(StreamBridgeTest, DataStuckInAnOutageLeavesAsSoonAsThePeerIsBack) {
+  start();
+  OpenFlow f = open();
+  ASSERT_GE(f.app.get(), 0);
+  ASSERT_EQ(carry(f.app.get(), f.server.get(), "before"), "before");
+  // 90 s without a path: what the application writes is retransmitted with
+  // a backed-off timer, tens of seconds apart by the end.
+  host_a.down = true;
+  host_b.down = true;
+  ASSERT_EQ(write_some(f.app.get(), "during"), 6u);
+  loop.run_for(seconds(90));
+  std::string got;
+  read_into(f.server.get(), got);
+  EXPECT_TRUE(got.empty());
+  // The path is back; without being told, the connection would wait for its
+  // timer (not within a second).
+  host_a.down = false;
+  host_b.down = false;
+  EXPECT_FALSE(run_until(
+      [&] {
+        read_into(f.server.get(), got);
+        return !got.empty();
+      },
+      milliseconds(100)));
+  // The session heard from its peer: the bytes go now, one round trip.
+  EXPECT_EQ(b->on_peer_back(kSession), 0u);  // b has nothing in flight
+  EXPECT_EQ(a->on_peer_back(kSession), 1u);
+  const TimePoint back = loop.now();
+  EXPECT_TRUE(run_until(
+      [&] {
+        read_into(f.server.get(), got);
+        return got == "during";
+      },
+      milliseconds(50)));
+  EXPECT_LE(loop.now() - back, 2 * kLatency);
+  EXPECT_EQ(a->stats().resets, 0u);
+  // The same connection carries on both ways.
+  EXPECT_EQ(carry(f.server.get(), f.app.get(), "after"), "after");
+  EXPECT_EQ(a->on_peer_back(kSession), 0u);
+  EXPECT_EQ(a->on_peer_back(kSession + 1), 0u);  // an unknown session
 }
 
 }  // namespace
