@@ -107,6 +107,9 @@ struct TunnelStats {
   std::uint64_t sessions_established = 0;
   std::uint64_t sessions_lost = 0;
   std::uint64_t pool_exhausted = 0;
+  // A DISCOVERY_RESPONSE from an address that is no peer's endpoint (no
+  // DISCOVERY of ours went there): dropped unread.
+  std::uint64_t response_wrong_source = 0;
 };
 
 // What a reload changed (docs/control.md "reload").
