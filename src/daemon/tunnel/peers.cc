@@ -44,6 +44,14 @@ std::optional<std::size_t> Peers::identify(std::size_t psk_index) const {
   return std::nullopt;
 }
 
+std::vector<std::size_t> Peers::psk_indices() const {
+  std::vector<std::size_t> out;
+  for (const auto& p : peers_) {
+    if (p != nullptr) out.push_back(p->psk_index.front());
+  }
+  return out;
+}
+
 Peer* Peers::with_session(std::uint64_t session_id) {
   for (auto& p : peers_) {
     if (p != nullptr && p->session_id == session_id) return p.get();

@@ -72,6 +72,10 @@ class Peers {
   // is no listed peer's (a peer without an entry).
   std::optional<std::size_t> identify(std::size_t psk_index) const;
 
+  // The PSKs (global indices) the listed peers prove: the responder's
+  // reserved ones (discovery::Responder::set_reserved).
+  std::vector<std::size_t> psk_indices() const;
+
   // The peer whose session is `session_id`, if any.
   Peer* with_session(std::uint64_t session_id);
   // The peer called `name`, if any.
