@@ -281,10 +281,15 @@ void Tunnel::on_confirm(Bytes datagram, const SocketAddress& source) {
     return;
   }
   if (!peer) {
-    // A restarted peer without an entry replaces its own earlier session.
+    // A restarted peer without an entry replaces its own earlier session:
+    // one from the same address that proved the same PSK (a holder of
+    // another PSK behind the same NAT address is someone else).
     const std::vector<std::uint64_t> stale = sessions_.unlisted_from(source.ip);
-    for (std::uint64_t id : stale)
+    for (std::uint64_t id : stale) {
+      const SessionEntry* old = sessions_.find(id);
+      if (old == nullptr || old->psk_id != psks_.id(est->psk_index)) continue;
       remove_session(id, "replaced by a new session from the same address");
+    }
     if (sessions_.unlisted() >= kMaxUnlistedSessions) {
       warn_log_.log(now(), "discovery.unlisted_cap", spdlog::level::warn,
                     "{}: refused, already {} sessions with peers that have no [[peer]] entry",

@@ -427,6 +427,35 @@ TEST_P(TunnelTest, ASecondPskHolderBehindThePeersAddressCannotTakeThePeer) {
   EXPECT_GE(bob->tunnel->stats().no_route, 1u);
 }
 
+// Two initiators without an entry behind one address, with different PSKs:
+// the second's session does not replace the first's (only a restart of the
+// same holder, proving the same PSK from the same address, does).
+TEST_P(TunnelTest, AnotherPsksHolderBehindTheSameAddressReplacesNoSession) {
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  bc.peers.clear();
+  bc.psks[0].allowed_prefixes.push_back(cidr("10.77.0.0/28"));
+  bc.psks.push_back(guests_psk({cidr("10.77.0.64/26")}));
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  alice = std::make_unique<Host>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
+  Config mc = host_config("10.200.0.1", "10.77.0.70/24", "10.200.0.2", "10.77.0.2", true);
+  mc.network.discovery_port = 2025;
+  mc.psks[0] = guests_psk({});
+  mc.peers[0].psk = "guests";
+  Host mallory(std::move(mc), loop, 0, 3);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(connected());
+  const std::uint64_t first = bob->tunnel->session_ids().at(0);
+  mallory.start(loop, net, GetParam());
+  ASSERT_TRUE(loop.run_until([&] { return mallory.tunnel->session_count() == 1; },
+                             loop.now() + seconds(20)));
+  loop.run_for(seconds(1));
+  EXPECT_EQ(bob->tunnel->session_count(), 2u);
+  const std::vector<std::uint64_t> ids = bob->tunnel->session_ids();
+  EXPECT_NE(std::find(ids.begin(), ids.end(), first), ids.end());
+}
+
 // Several [[psk]] and a peer that names none of them: which would it prove?
 // Refused rather than taking any.
 TEST_P(TunnelTest, APeerThatNamesNoPskAmongSeveralIsRefused) {
