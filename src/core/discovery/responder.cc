@@ -75,6 +75,11 @@ Responder::Responder(const PskSet& psks, ResponderPolicy policy, ResponderLimits
       sources_(limits.per_source_rate, limits.per_source_burst, limits.source_slots, random_u64(rng)),
       work_(limits.work_per_second, std::max(1.0, limits.work_per_second / 10)),
       confirm_work_(limits.work_per_second, std::max(1.0, limits.work_per_second / 10)),
+      reserved_checks_(limits.reserved_checks_per_second,
+                       std::max(1.0, limits.reserved_checks_per_second / 10)),
+      per_psk_rate_(limits.per_source_rate),
+      per_psk_burst_(limits.per_source_burst),
+      answered_(limits.answered_slots, kCookieLifetime, random_u64(rng)),
       secrets_{crypto::SecretBytes::random(32, rng), crypto::SecretBytes::random(32, rng)},
       secret_made_{now, now},
       rotated_at_(now),
@@ -85,7 +90,43 @@ void Responder::set_limits(const ResponderLimits& limits, TimePoint now) {
   const double burst = std::max(1.0, limits.work_per_second / 10);
   work_.set_rate(now, limits.work_per_second, burst);
   confirm_work_.set_rate(now, limits.work_per_second, burst);
+  reserved_checks_.set_rate(now, limits.reserved_checks_per_second,
+                            std::max(1.0, limits.reserved_checks_per_second / 10));
+  per_psk_rate_ = limits.per_source_rate;
+  per_psk_burst_ = limits.per_source_burst;
+  for (Reserved& r : reserved_) r.bucket.set_rate(now, per_psk_rate_, per_psk_burst_);
   recent_.set_capacity(recent_capacity(limits));
+}
+
+void Responder::set_reserved(const std::vector<std::size_t>& psk_indices, TimePoint now) {
+  std::vector<std::size_t> sorted;
+  for (std::size_t i : psk_indices) {
+    if (i < psks_.size()) sorted.push_back(i);
+  }
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  std::vector<Reserved> next;
+  for (std::size_t i : sorted) {
+    // A PSK that stays keeps its bucket: a reload must not refill it.
+    auto it = std::find_if(reserved_.begin(), reserved_.end(),
+                           [i](const Reserved& r) { return r.psk_index == i; });
+    next.push_back(it != reserved_.end() ? std::move(*it)
+                                          : Reserved{i, TokenBucket(per_psk_rate_, per_psk_burst_)});
+    next.back().bucket.available(now);
+  }
+  reserved_ = std::move(next);
+}
+
+std::optional<std::pair<std::size_t, Tag>> Responder::match_reserved(
+    const crypto::Digest& h1, const std::array<Tag, wire::kDiscoverySlots>& sorted_slots) const {
+  std::optional<std::pair<std::size_t, Tag>> found;
+  for (const Reserved& r : reserved_) {
+    Tag t = psk_tag(psks_.tag_mac(r.psk_index), h1);
+    if (!found && std::binary_search(sorted_slots.begin(), sorted_slots.end(), t)) {
+      found.emplace(r.psk_index, t);
+    }
+  }
+  return found;
 }
 
 TimePoint Responder::next_expiry() const { return rotated_at_ + kCookieRotation; }
@@ -142,7 +183,6 @@ std::optional<std::vector<std::uint8_t>> Responder::consume_discovery(Bytes data
                                                                       const Endpoint& from,
                                                                       std::int64_t now_unix_ms,
                                                                       TimePoint now) {
-  if (!admit(from, now)) return std::nullopt;
   auto packet = decode_discovery(datagram, wire::PacketType::kDiscovery);
   if (!packet) {
     ++counters_.malformed;
@@ -153,34 +193,62 @@ std::optional<std::vector<std::uint8_t>> Responder::consume_discovery(Bytes data
     ++counters_.stale;
     return std::nullopt;
   }
-  if (!work_.take(now)) {
-    ++counters_.overloaded;
-    return std::nullopt;
-  }
-  rotate(now);
   const auto& d = std::get<wire::DiscoveryBody>(packet->body);
-
-  // DISCOVERY: the first of our PSKs (in preference order) whose tag is among
-  // the initiator's slots. Keys we do not share never match, so they cannot
-  // influence anything we send.
   const crypto::Digest h1 = discovery_hash(ts_i, d);
   std::array<Tag, wire::kDiscoverySlots> slots = d.tags;
   std::sort(slots.begin(), slots.end());
-  // Every tag is computed, match or not: stopping at the first match would let
-  // a timing observer learn the shared key's rank among ours.
   std::optional<std::size_t> selected;
   Tag matched{};
-  for (std::size_t i = 0; i < psks_.size(); ++i) {
-    Tag t = psk_tag(psks_.tag_mac(i), h1);
-    if (std::binary_search(slots.begin(), slots.end(), t) && !selected) {
-      selected = i;
-      matched = t;
+
+  // 1. The listed peers' PSKs, before any budget a stranger can drain: a
+  //    flood of junk from spoofed sources (the victim's own address among
+  //    them) matches none of them, so it never touches what the peer's
+  //    DISCOVERY is answered from, its PSK's own bucket. The check itself
+  //    is bounded in total (reserved_checks_per_second).
+  bool reserved_checked = false;
+  if (!reserved_.empty() && reserved_checks_.take(now, static_cast<double>(reserved_.size()))) {
+    reserved_checked = true;
+    if (auto m = match_reserved(h1, slots)) {
+      auto it = std::find_if(reserved_.begin(), reserved_.end(),
+                             [&](const Reserved& r) { return r.psk_index == m->first; });
+      if (!it->bucket.take(now)) {
+        ++counters_.rate_limited;
+        return std::nullopt;
+      }
+      selected = m->first;
+      matched = m->second;
+    }
+  }
+
+  // 2. Everyone else, within its source's bucket and the shared budget: the
+  //    first of our PSKs (in preference order) whose tag is among the
+  //    initiator's slots. Keys we do not share never match, so they cannot
+  //    influence anything we send. Every tag is computed, match or not:
+  //    stopping at the first match would let a timing observer learn the
+  //    shared key's rank among ours.
+  if (!selected) {
+    if (!admit(from, now)) return std::nullopt;
+    if (!work_.take(now)) {
+      ++counters_.overloaded;
+      return std::nullopt;
+    }
+    for (std::size_t i = 0; i < psks_.size(); ++i) {
+      if (reserved_checked && std::any_of(reserved_.begin(), reserved_.end(),
+                                          [i](const Reserved& r) { return r.psk_index == i; })) {
+        continue;  // checked above, no match
+      }
+      Tag t = psk_tag(psks_.tag_mac(i), h1);
+      if (std::binary_search(slots.begin(), slots.end(), t) && !selected) {
+        selected = i;
+        matched = t;
+      }
     }
   }
   if (!selected) {
     ++counters_.no_shared_psk;
     return std::nullopt;
   }
+  rotate(now);
   auto negotiated = negotiate(d.features, policy_);
   if (!negotiated) {
     ++counters_.no_common_features;
@@ -211,13 +279,13 @@ std::optional<std::vector<std::uint8_t>> Responder::consume_discovery(Bytes data
   auto keys = proof_keys(psks_.tag_key(*selected).view(), dh.view(), th);
   if (!keys) return std::nullopt;
   r.proof = response_proof(*keys, th);
+  answered_.remember(from, r.cookie, now);  // what its CONFIRM must echo
   ++counters_.responses;
   return encode_discovery(discovery_header(wire::PacketType::kDiscoveryResponse, 0, ts_r), r);
 }
 
 Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& from,
                                                std::int64_t now_unix_ms, TimePoint now) {
-  if (!admit(from, now)) return fail(ErrorCode::kPskEnumerationAttempt, "source over its rate");
   auto packet = decode_discovery(datagram, wire::PacketType::kDiscoveryConfirm);
   if (!packet) {
     ++counters_.malformed;
@@ -229,6 +297,16 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
     ++counters_.stale;
     return fail(ErrorCode::kTimestampInvalid, "CONFIRM timestamp outside the window");
   }
+  const auto& confirm = std::get<wire::DiscoveryConfirmBody>(packet->body);
+  // First and cheapest: the cookie must be one a RESPONSE of ours carried to
+  // this very source. Junk from anywhere (the victim's address included) is
+  // dropped here, before any budget and before the two scalar
+  // multiplications below; only who saw our RESPONSE gets further. No
+  // per-source bucket: a spoofer of the initiator's address could drain it.
+  if (!answered_.contains(from, confirm.cookie, now)) {
+    ++counters_.bad_cookie;
+    return fail(ErrorCode::kAuthenticationFailed, "no RESPONSE of ours carried this cookie here");
+  }
   // CONFIRMs have a budget of their own: a flood of junk DISCOVERYs, which needs
   // no key, must not stop initiators that already hold a valid cookie.
   if (!confirm_work_.take(now)) {
@@ -236,7 +314,7 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
     return fail(ErrorCode::kMemoryExhausted, "discovery work budget exhausted");
   }
   rotate(now);
-  const auto& c = std::get<wire::DiscoveryConfirmBody>(packet->body);
+  const auto& c = confirm;
   auto refuse = [this](ErrorCode code, const char* what) -> Result<Established> {
     ++counters_.bad_proof;
     return fail(code, what);

@@ -4,7 +4,10 @@
 // from the DISCOVERY, the sender's address and a cookie secret that rotates
 // every 30 s, so a CONFIRM can be checked without remembering anything. Silent
 // towards anyone who does not prove knowledge of one of our PSKs: every drop is
-// only counted. Work is bounded per source and in total.
+// only counted. Work is bounded per source and in total, and a stranger's
+// flood cannot use up what a configured peer needs (§6.5): the PSKs of
+// listed peers are checked first, each with a budget of its own, and a
+// CONFIRM must echo a cookie we sent to its source before anything else.
 #pragma once
 
 #include <array>
@@ -19,6 +22,7 @@
 #include "core/common/token_bucket.h"
 #include "core/crypto/random.h"
 #include "core/crypto/secret_bytes.h"
+#include "core/discovery/answered_cookies.h"
 #include "core/discovery/established.h"
 #include "core/discovery/features.h"
 #include "core/discovery/psk_set.h"
@@ -43,6 +47,13 @@ struct ResponderLimits {
   // (work_per_second · 60 s + burst), up to this; a CONFIRM beyond it is
   // refused as `overloaded`, never let through unremembered.
   std::size_t max_recent_sessions = 65536;
+  // The (source, cookie) pairs of RESPONSEs remembered for CONFIRM's first
+  // check (AnsweredCookies); memory is fixed at construction.
+  std::size_t answered_slots = 32768;
+  // Tag computations per second (burst a tenth) for the reserved PSKs'
+  // check, which runs before the budgets above: it bounds what a flood of
+  // fresh, well-formed DISCOVERYs costs beyond them.
+  double reserved_checks_per_second = 100000;
 };
 
 // Why messages were dropped (and how many answered), for logs and status.
@@ -70,6 +81,15 @@ class Responder {
   // PSK set may also change under the responder (it holds a reference): a
   // cookie minted for a PSK that is gone no longer finds its key.
   void set_limits(const ResponderLimits& limits, TimePoint now);
+
+  // The PSKs (indices into the set) of the peers we list: a DISCOVERY is
+  // matched against these first, and one that proves one of them is
+  // answered within that PSK's own bucket (per_source_rate, per_source_burst)
+  // instead of its source's and the shared work budget, which junk from
+  // strangers (spoofing any address) can drain. The rest are matched only
+  // within those budgets. Replaces the previous set; indices past the PSK
+  // set are ignored.
+  void set_reserved(const std::vector<std::size_t>& psk_indices, TimePoint now);
 
   // A DISCOVERY from `from`. Returns the DISCOVERY_RESPONSE to send back to
   // `from`, or nothing (the reason is counted; nothing is ever sent to a
@@ -101,6 +121,10 @@ class Responder {
   struct Derived;
   void rotate(TimePoint now);
   bool admit(const Endpoint& from, TimePoint now);
+  // The first reserved PSK whose tag for `h1` is in `sorted_slots`, and that
+  // tag; every reserved tag is computed, match or not.
+  std::optional<std::pair<std::size_t, Tag>> match_reserved(const crypto::Digest& h1,
+                                                            const std::array<Tag, wire::kDiscoverySlots>& sorted_slots) const;
   Derived derive(const crypto::SecretBytes& secret, const Endpoint& from, std::uint32_t ts_i,
                  const crypto::Digest& h1, const Tag& matched) const;
 
@@ -110,6 +134,15 @@ class Responder {
   SourceLimiter sources_;
   TokenBucket work_;
   TokenBucket confirm_work_;
+  TokenBucket reserved_checks_;
+  struct Reserved {
+    std::size_t psk_index;
+    TokenBucket bucket;
+  };
+  std::vector<Reserved> reserved_;  // in the PSK set's order of preference
+  double per_psk_rate_;
+  double per_psk_burst_;
+  AnsweredCookies answered_;
   std::array<crypto::SecretBytes, 2> secrets_;  // [0] current, [1] previous
   std::array<TimePoint, 2> secret_made_;         // when each was made
   TimePoint rotated_at_;

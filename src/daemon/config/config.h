@@ -176,7 +176,10 @@ struct PeerConfig {
                                           // only ever initiates (then initiate = false)
   IpAddress virtual_address;
   std::vector<Cidr> routes;
-  std::string psk;  // "" = any PSK; otherwise a PskConfig::id
+  // The PskConfig::id of the one PSK this peer proves: a peer is known by its
+  // credential, never by the address it sends from. "" in a file with a
+  // single [[psk]] means that one (the loader writes its id here).
+  std::string psk;
   bool initiate = true;
 };
 
@@ -196,6 +199,11 @@ struct Config {
   std::vector<PskConfig> psks;
   std::vector<PeerConfig> peers;
 };
+
+// The index in config.psks of the PSK `peer` proves: the one its `psk`
+// names, or the only one when it names none. nullopt: it names no PSK of
+// `config`, or none while there are several.
+std::optional<std::size_t> peer_psk_index(const Config& config, const PeerConfig& peer);
 
 // Environment variables considered for overrides, by name. Tests pass their
 // own; the daemon passes buckwild_environment().

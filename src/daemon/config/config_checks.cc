@@ -201,12 +201,74 @@ void Loader::check_peers() {
       }
     }
 
-    if (!peer.psk.empty()) {
-      bool found = std::any_of(config_.psks.begin(), config_.psks.end(),
-                               [&](const PskConfig& p) { return p.id == peer.psk; });
-      if (!found) report_key(base + ".psk", "no [[psk]] has id " + in_quotes(peer.psk));
+    check_peer_psk(i);
+  }
+}
+
+// A session's peer is the one bound to the PSK the initiator proved
+// (docs/protocol.md §11.5): the address it came from may be a NAT's, shared
+// by other holders. So each listed peer proves exactly one PSK, and that PSK
+// names no other peer and admits no peer without an entry; otherwise a holder
+// could not be told from the peer and would take its address and routes.
+void Loader::check_peer_psk(std::size_t i) {
+  PeerConfig& peer = config_.peers[i];
+  const std::string base = "peer[" + std::to_string(i) + "]";
+  const auto& psks = config_.psks;
+  if (peer.psk.empty()) {
+    if (psks.size() == 1 && !psks[0].id.empty()) {
+      peer.psk = psks[0].id;  // the only one
+    } else if (psks.size() > 1) {
+      report(peer_table_origins_[i], base + ".psk",
+             "missing: with " + std::to_string(psks.size()) +
+                 " [[psk]] entries each [[peer]] must name the one it proves (a peer is "
+                 "known by its PSK, not by its address)");
     }
+    if (peer.psk.empty()) return;
+  }
+  // Where the problem is: its `psk`, or the [[peer]] that names none.
+  auto report_psk = [&](const std::string& problem) {
+    if (origins_.contains(base + ".psk")) {
+      report_key(base + ".psk", problem);
+    } else {
+      report(peer_table_origins_[i], base + ".psk", problem);
+    }
+  };
+  const std::optional<std::size_t> k = peer_psk_index(config_, peer);
+  if (!k) {
+    report_psk("no [[psk]] has id " + in_quotes(peer.psk));
+    return;
+  }
+  for (std::size_t j = 0; j < i; ++j) {
+    if (config_.peers[j].psk == peer.psk) {
+      report_psk("PSK " + in_quotes(peer.psk) + " already authenticates peer[" +
+                 std::to_string(j) + "] (" + in_quotes(config_.peers[j].name) +
+                 "): a session proving it could be either, so give each peer its own [[psk]] "
+                 "(buckwild genpsk makes one)");
+      return;
+    }
+  }
+  if (!psks[*k].allowed_prefixes.empty()) {
+    report_key("psk[" + std::to_string(*k) + "].allowed_prefixes",
+               "PSK " + in_quotes(peer.psk) + " authenticates " + base + " (" +
+                   in_quotes(peer.name) +
+                   "): whoever proves it is that peer, so it cannot also admit peers without "
+                   "an entry; give those their own [[psk]]");
   }
 }
 
 }  // namespace buckwild::daemon::config_internal
+
+namespace buckwild::daemon {
+
+std::optional<std::size_t> peer_psk_index(const Config& config, const PeerConfig& peer) {
+  if (peer.psk.empty()) {
+    if (config.psks.size() == 1) return 0;
+    return std::nullopt;
+  }
+  for (std::size_t k = 0; k < config.psks.size(); ++k) {
+    if (config.psks[k].id == peer.psk) return k;
+  }
+  return std::nullopt;
+}
+
+}  // namespace buckwild::daemon

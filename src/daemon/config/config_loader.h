@@ -129,6 +129,8 @@ class Loader {
   void check();
   void check_psks();
   void check_peers();
+  // Binds peer i to the one PSK it proves (see config_checks.cc).
+  void check_peer_psk(std::size_t i);
   bool inside_virtual_network(const IpAddress& ip) const;
   bool inside_virtual_network(const Cidr& cidr) const;
 

@@ -1,7 +1,8 @@
 // Discovery in both roles, and sessions coming and going (docs/protocol.md §7).
 //
 //   initiator   start_discovery → DISCOVERY to the peer's endpoint, repeated
-//               on the initiator's own timer; on_response → the session is
+//               on the initiator's own timer; on_response (from that
+//               endpoint only) → the session is
 //               added (its ports open first) → CONFIRM; on_sequence_confirm
 //               → the responder's SEQUENCE_NEG completes it
 //   silent      a session whose peer left a probe unanswered stays; the
@@ -40,6 +41,11 @@ Duration retry_delay(unsigned failures) {
   Duration d = kDiscoveryRetryDelay;
   for (unsigned i = 1; i < failures && d < kDiscoveryRetryMax; ++i) d *= 2;
   return std::min(d, kDiscoveryRetryMax);
+}
+
+// The same UDP address, an IPv4-mapped IPv6 one equal to its IPv4 form.
+bool same_address(const SocketAddress& a, const SocketAddress& b) {
+  return a.port == b.port && a.ip.unmapped() == b.ip.unmapped();
 }
 
 // Why the responder stayed silent: the counter its refusal moved.
@@ -154,8 +160,14 @@ void Tunnel::on_discovery_timer(Peer& p) {
 }
 
 void Tunnel::on_response(Bytes datagram, const SocketAddress& source) {
+  bool from_an_endpoint = false;
   for (std::size_t i = 0; i < peers_.size(); ++i) {
     Peer& p = peers_[i];
+    // Only the address our DISCOVERY went to may answer it (§11.5): a
+    // RESPONSE from anywhere else, authentic or not, would make us send our
+    // traffic there. Checked before any cryptography.
+    if (!p.config->endpoint || !same_address(source, *p.config->endpoint)) continue;
+    from_an_endpoint = true;
     if (p.admin_down || !p.initiator ||
         p.initiator->state() != discovery::Initiator::State::kInitiated) {
       continue;
@@ -202,6 +214,13 @@ void Tunnel::on_response(Bytes datagram, const SocketAddress& source) {
     send_discovery(outcome->confirm, source);
     arm_discovery_timer(p);  // CONFIRM is repeated until SEQUENCE_NEG arrives
     return;
+  }
+  if (!from_an_endpoint) {
+    ++stats_.response_wrong_source;
+    audit_drop("discovery_refused", source, "response_from_other_address");
+    warn_log_.log(now(), "discovery.response_source", spdlog::level::warn,
+                  "discovery response from {} refused: it is no peer's endpoint",
+                  source.to_string());
   }
 }
 
@@ -309,16 +328,22 @@ void Tunnel::on_confirm(Bytes datagram, const SocketAddress& source) {
     audit_drop("discovery_refused", source, refusal_reason(before, responder_->counters()));
     return;
   }
-  const std::optional<std::size_t> peer = peers_.identify(source, psks_.id(est->psk_index));
+  // Which peer: the one bound to the PSK it proved, wherever it came from.
+  const std::optional<std::size_t> peer = peers_.identify(est->psk_index);
   if (peer && peers_[*peer].admin_down) {
     audit_drop("discovery_refused", source, "admin_down");
     return;
   }
   if (!peer) {
-    // A restarted peer without an entry replaces its own earlier session.
+    // A restarted peer without an entry replaces its own earlier session:
+    // one from the same address that proved the same PSK (a holder of
+    // another PSK behind the same NAT address is someone else).
     const std::vector<std::uint64_t> stale = sessions_.unlisted_from(source.ip);
-    for (std::uint64_t id : stale)
+    for (std::uint64_t id : stale) {
+      const SessionEntry* old = sessions_.find(id);
+      if (old == nullptr || old->psk_id != psks_.id(est->psk_index)) continue;
       remove_session(id, "replaced by a new session from the same address");
+    }
     if (sessions_.unlisted() >= kMaxUnlistedSessions) {
       warn_log_.log(now(), "discovery.unlisted_cap", spdlog::level::warn,
                     "{}: refused, already {} sessions with peers that have no [[peer]] entry",

@@ -3,16 +3,32 @@
 namespace buckwild::daemon {
 
 SysResult<Peers> Peers::create(const Config& config) {
+  // The loader refuses these configurations with the key at fault; a
+  // Config built otherwise (tests, a reload) is held to the same binding.
   Peers peers;
   for (const PeerConfig& p : config.peers) {
+    const std::optional<std::size_t> k = peer_psk_index(config, p);
+    if (!k) {
+      return sys_fail_plain(EINVAL, "peer " + p.name +
+                                        (p.psk.empty() ? std::string(": names no psk, and there are several")
+                                                       : ": no [[psk]] has id " + p.psk));
+    }
+    for (const auto& other : peers.peers_) {
+      if (other->psk_index.front() == *k) {
+        return sys_fail_plain(EINVAL, "peers " + other->config->name + " and " + p.name +
+                                          " both prove PSK " + config.psks[*k].id +
+                                          ": each peer needs its own");
+      }
+    }
+    if (!config.psks[*k].allowed_prefixes.empty()) {
+      return sys_fail_plain(EINVAL, "PSK " + config.psks[*k].id + " authenticates peer " + p.name +
+                                        " and cannot also have allowed_prefixes");
+    }
     auto peer = std::make_unique<Peer>();
     peer->config = &p;
     std::vector<discovery::Psk> own;
-    for (std::size_t i = 0; i < config.psks.size(); ++i) {
-      if (!p.psk.empty() && config.psks[i].id != p.psk) continue;
-      own.push_back({config.psks[i].id, crypto::SecretBytes::copy_of(config.psks[i].key.view())});
-      peer->psk_index.push_back(i);
-    }
+    own.push_back({config.psks[*k].id, crypto::SecretBytes::copy_of(config.psks[*k].key.view())});
+    peer->psk_index.push_back(*k);
     auto set = discovery::PskSet::create(std::move(own));
     if (!set) return sys_fail_plain(EINVAL, "peer " + p.name + ": " + set.error().what);
     peer->psks = std::make_unique<discovery::PskSet>(std::move(*set));
@@ -21,19 +37,19 @@ SysResult<Peers> Peers::create(const Config& config) {
   return peers;
 }
 
-std::optional<std::size_t> Peers::identify(const SocketAddress& source,
-                                           std::string_view psk_id) const {
+std::optional<std::size_t> Peers::identify(std::size_t psk_index) const {
   for (std::size_t i = 0; i < peers_.size(); ++i) {
-    const PeerConfig& pc = *peers_[i]->config;
-    if (!pc.endpoint || pc.endpoint->ip.unmapped() != source.ip.unmapped()) continue;
-    if (!pc.psk.empty() && pc.psk != psk_id) continue;
-    return i;
-  }
-  for (std::size_t i = 0; i < peers_.size(); ++i) {
-    const PeerConfig& pc = *peers_[i]->config;
-    if (!pc.endpoint && !pc.psk.empty() && pc.psk == psk_id) return i;
+    if (peers_[i] != nullptr && peers_[i]->psk_index.front() == psk_index) return i;
   }
   return std::nullopt;
+}
+
+std::vector<std::size_t> Peers::psk_indices() const {
+  std::vector<std::size_t> out;
+  for (const auto& p : peers_) {
+    if (p != nullptr) out.push_back(p->psk_index.front());
+  }
+  return out;
 }
 
 Peer* Peers::with_session(std::uint64_t session_id) {

@@ -22,10 +22,12 @@ namespace buckwild::daemon {
 
 struct Peer {
   const PeerConfig* config = nullptr;
-  // The PSKs this peer may use: only the configured one when `psk` is set, so
-  // a holder of another of our PSKs can never answer for this peer.
+  // The one PSK this peer proves (Config: peer_psk_index), which no other
+  // listed peer and no peer without an entry may use: a holder of another of
+  // our PSKs can never answer for this peer, and a session proving this one
+  // is this peer's wherever it comes from.
   std::unique_ptr<discovery::PskSet> psks;
-  std::vector<std::size_t> psk_index;  // psks index → our global PSK index
+  std::vector<std::size_t> psk_index;  // psks index → our global PSK index (one entry)
   std::optional<discovery::Initiator> initiator;
   TimerId discovery_timer = kNoTimer;  // the initiator's next expiry, or the retry
   // Discovery attempts that failed in a row (no answer within the discovery
@@ -60,19 +62,24 @@ struct Peer {
 
 class Peers {
  public:
-  // A PSK set for each peer. Fails (EINVAL) with the peer's name and why.
+  // Each peer bound to its PSK. Fails (EINVAL) with the peer's name and why:
+  // its PSK is not configured, another peer proves the same one, or that PSK
+  // has allowed_prefixes (it would admit others as this peer).
   static SysResult<Peers> create(const Config& config);
 
   std::size_t size() const { return peers_.size(); }
   Peer& operator[](std::size_t i) { return *peers_[i]; }
   const Peer& operator[](std::size_t i) const { return *peers_[i]; }
 
-  // The peer a session established as responder belongs to, given where its
-  // CONFIRM came from and the PSK it proved: one whose endpoint address it
-  // came from (and whose `psk`, if set, it proved); else a peer without an
-  // endpoint (it only initiates, or sits behind NAT) that is bound to that
-  // PSK. nullopt: a peer without an entry.
-  std::optional<std::size_t> identify(const SocketAddress& source, std::string_view psk_id) const;
+  // The peer a session established as responder belongs to: the one bound
+  // to the PSK it proved (our global PSK index). Where it came from plays no
+  // part: behind a NAT, other holders share that address. nullopt: the PSK
+  // is no listed peer's (a peer without an entry).
+  std::optional<std::size_t> identify(std::size_t psk_index) const;
+
+  // The PSKs (global indices) the listed peers prove: the responder's
+  // reserved ones (discovery::Responder::set_reserved).
+  std::vector<std::size_t> psk_indices() const;
 
   // The peer whose session is `session_id`, if any.
   Peer* with_session(std::uint64_t session_id);

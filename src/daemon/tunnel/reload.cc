@@ -168,6 +168,7 @@ SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
   }
   summary.sessions_ended += conflicting.size();
   responder_->set_limits(responder_limits(next.security), now());
+  responder_->set_reserved(peers_.psk_indices(), now());
   bridge_->set_limits(next.security.max_connections, next.security.max_connections_per_source);
   bridge_->set_memory_limit(std::size_t{next.security.stream_memory_mb} << 20);
 

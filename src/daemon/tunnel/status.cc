@@ -58,6 +58,7 @@ nlohmann::json Tunnel::status() {
                   {"tun_read_errors", s.tun_read_errors},
                   {"tun_write_errors", s.tun_write_errors},
                   {"pool_exhausted", s.pool_exhausted},
+                  {"response_wrong_source", s.response_wrong_source},
                   {"audit_errors", audit_ != nullptr ? audit_->stats().write_errors : 0},
                   {"hop_port_bind_failures", h.bind_failures}};
   const discovery::ResponderCounters& d = responder_->counters();

@@ -101,6 +101,7 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
   offered_features_ = policy.offered;
   responder_ = std::make_unique<discovery::Responder>(
       psks_, policy.responder, responder_limits(config.security), rng_, now());
+  responder_->set_reserved(peers_.psk_indices(), now());
 
   if (config.protocol.delay_allowance)
     session_config_.fixed_delay_allowance = *config.protocol.delay_allowance;

@@ -109,6 +109,9 @@ struct TunnelStats {
   std::uint64_t pool_exhausted = 0;
   // Packet-mode TCP segments sent again when a silent peer answered (§11.4).
   std::uint64_t stranded_replayed = 0;
+  // A DISCOVERY_RESPONSE from an address that is no peer's endpoint (no
+  // DISCOVERY of ours went there): dropped unread.
+  std::uint64_t response_wrong_source = 0;
 };
 
 // What a reload changed (docs/control.md "reload").

@@ -451,6 +451,73 @@ TEST(DiscoveryTest, FloodsAreCappedPerSourceAndInTotal) {
   EXPECT_GT(resp.counters().overloaded, 900u);
 }
 
+// Issue #20, defect 1: junk DISCOVERYs in the right format with fresh
+// timestamps, from random spoofed sources and from the peer's own address,
+// drain the shared work budget and the peer's source bucket. A DISCOVERY that
+// proves a listed peer's PSK is still answered: it is matched first and
+// answered from that PSK's own bucket. Without the reservation it is not.
+TEST(DiscoveryTest, AListedPeersDiscoveryIsAnsweredThroughAJunkFlood) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(4, 200, 2);  // the peer's PSK is our third
+  for (bool reserved : {false, true}) {
+    crypto::DeterministicRandom irng(40), rrng(41), noise(42);
+    Initiator init(ipsks, kOffered, irng);
+    ResponderLimits limits;  // the defaults: 20/s per source, 200/s in total
+    Responder resp(rpsks, ResponderPolicy{}, limits, rrng, kT0);
+    if (reserved) resp.set_reserved({2}, kT0);
+    // A stranger's well-formed DISCOVERY: a real initiator's with its own keys.
+    PskSet strangers = make_set(1, 900, 99);
+    Initiator stranger(strangers, kOffered, noise);
+    const std::vector<std::uint8_t> junk = stranger.start(kUnix, kT0);
+    for (std::uint32_t i = 0; i < 2000; ++i) {
+      const Endpoint from = i % 2 == 0 ? kAlice : Endpoint::ipv4(0x0B000000 + i, 1025);
+      EXPECT_FALSE(resp.consume_discovery(junk, from, kUnix, kT0).has_value());
+    }
+    ASSERT_GT(resp.counters().overloaded + resp.counters().rate_limited, 1900u);
+    auto response = resp.consume_discovery(init.start(kUnix, kT0), kAlice, kUnix, kT0);
+    EXPECT_EQ(response.has_value(), reserved);
+    if (!response) continue;
+    auto o = init.consume_response(*response, kUnix, kT0);
+    ASSERT_TRUE(o);
+    // And its CONFIRM gets through a flood of junk CONFIRMs (the peer's own
+    // address among their sources) that cost one lookup each.
+    std::vector<std::uint8_t> junk_confirm = o->confirm;
+    for (int i = 0; i < 1000; ++i) {
+      noise.fill(MutableBytes(junk_confirm).subspan(wire::kHeaderSize));  // a fresh header, junk after it
+      EXPECT_FALSE(resp.consume_confirm(junk_confirm, i % 2 == 0 ? kAlice : kMallory, kUnix, kT0)
+                       .has_value());
+    }
+    EXPECT_EQ(resp.counters().bad_cookie + resp.counters().malformed, 1000u);
+    EXPECT_EQ(resp.counters().bad_proof, 0u);  // none got as far as the scalar multiplications
+    auto e = resp.consume_confirm(o->confirm, kAlice, kUnix, kT0);
+    ASSERT_TRUE(e.has_value()) << e.error().what;
+    EXPECT_EQ(e->psk_index, 2u);
+  }
+}
+
+// Each listed peer's PSK has a bucket of its own, so one peer's holder
+// cannot use up another's; a PSK's bucket survives a new reservation.
+TEST(DiscoveryTest, EachReservedPskHasItsOwnBucket) {
+  PskSet rpsks = make_set(2, 200, 0);  // [0] shared with ipsks, [1] another peer's
+  PskSet ipsks = make_set(1, 100, 0);
+  crypto::DeterministicRandom irng(43), rrng(44);
+  ResponderLimits limits;
+  limits.per_source_rate = 1;
+  limits.per_source_burst = 3;
+  Responder resp(rpsks, ResponderPolicy{}, limits, rrng, kT0);
+  resp.set_reserved({0, 1}, kT0);
+  Initiator init(ipsks, kOffered, irng);
+  const auto d = init.start(kUnix, kT0);
+  int answered = 0;
+  for (std::uint32_t i = 0; i < 10; ++i) {
+    answered += resp.consume_discovery(d, Endpoint::ipv4(0x0B000000 + i, 1), kUnix, kT0).has_value();
+  }
+  EXPECT_EQ(answered, 3);  // the PSK's burst, whatever the sources
+  resp.set_reserved({0, 1}, kT0);  // a reload keeps the bucket as it is
+  EXPECT_FALSE(resp.consume_discovery(d, kAlice, kUnix, kT0).has_value());
+  EXPECT_TRUE(resp.consume_discovery(d, kAlice, kUnix, kT0 + seconds(1)).has_value());
+}
+
 TEST(DiscoveryTest, NewLimitsTakeEffectAtOnceForKnownAndNewSources) {
   PskSet ipsks = make_set(1, 100, 0);
   PskSet rpsks = make_set(1, 200, 0);

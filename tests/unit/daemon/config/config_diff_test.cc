@@ -33,7 +33,7 @@ struct Text {
     t += carol;
     t += "\"\nvirtual_address = \"";
     t += net;
-    t += ".0.3\"\n";
+    t += ".0.3\"\npsk = \"old\"\n";
     t += extra;
     return t;
   }
@@ -69,6 +69,7 @@ TEST_F(ConfigDiffTest, PeersAndPsksAreMatchedByNameAndId) {
 name = "dave"
 endpoint = "10.200.0.4"
 virtual_address = "10.77.0.4"
+psk = "new"
 
 [[psk]]
 id = "new"

@@ -90,14 +90,19 @@ name = "bob"
 endpoint = "10.200.0.2"
 virtual_address = "10.77.0.2"
 routes = ["192.168.50.0/24"]
-psk = "main"
+psk = "second.key-2"
 initiate = true
 
 [[peer]]
 name = "carol"
 endpoint = "[fd00:200::3]:4000"
 virtual_address = "fd77::3"
+psk = "carol"
 initiate = false
+
+[[psk]]
+id = "carol"
+key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 )";
 
 constexpr const char* kMinimal = R"([network]
@@ -229,7 +234,7 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   ASSERT_TRUE(c->metrics.listen);
   EXPECT_EQ(c->metrics.listen->to_string(), "[::1]:9586");
 
-  ASSERT_EQ(c->psks.size(), 2u);
+  ASSERT_EQ(c->psks.size(), 3u);
   EXPECT_EQ(c->psks[0].id, "main");
   ASSERT_EQ(c->psks[0].key.size(), 32u);
   for (std::size_t i = 0; i < 32; ++i) EXPECT_EQ(c->psks[0].key.data()[i], i);
@@ -249,13 +254,13 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_EQ(bob.virtual_address, *IpAddress::parse("10.77.0.2"));
   ASSERT_EQ(bob.routes.size(), 1u);
   EXPECT_EQ(bob.routes[0].to_string(), "192.168.50.0/24");
-  EXPECT_EQ(bob.psk, "main");
+  EXPECT_EQ(bob.psk, "second.key-2");
   EXPECT_TRUE(bob.initiate);
   const PeerConfig& carol = c->peers[1];
   EXPECT_EQ(carol.endpoint->to_string(), "[fd00:200::3]:4000");
   EXPECT_EQ(carol.virtual_address, *IpAddress::parse("fd77::3"));
   EXPECT_FALSE(carol.initiate);
-  EXPECT_EQ(carol.psk, "");
+  EXPECT_EQ(carol.psk, "carol");
 }
 
 TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
@@ -892,12 +897,16 @@ TEST_F(PeerConfigTest, DuplicatesAreRefused) {
   std::string bob =
       "[[peer]]\nname = \"bob\"\nendpoint = \"10.200.0.2\"\nvirtual_address = \"10.77.0.2\"\n";
   auto p = problems(std::string(kMinimal) + bob + bob);
-  ASSERT_EQ(p.size(), 3u) << join(p);
-  EXPECT_EQ(p[0], at(12, 8) + "peer[1].name: duplicate name \"bob\" (also peer[0])");
-  EXPECT_EQ(p[1],
+  ASSERT_EQ(p.size(), 4u) << join(p);
+  EXPECT_EQ(p[0], at(11, 1) +
+                      "peer[1].psk: PSK \"main\" already authenticates peer[0] (\"bob\"): a "
+                      "session proving it could be either, so give each peer its own [[psk]] "
+                      "(buckwild genpsk makes one)");
+  EXPECT_EQ(p[1], at(12, 8) + "peer[1].name: duplicate name \"bob\" (also peer[0])");
+  EXPECT_EQ(p[2],
             at(13, 12) + "peer[1].endpoint: duplicate endpoint 10.200.0.2:1025 (also peer[0])");
   EXPECT_EQ(
-      p[2],
+      p[3],
       at(14, 19) + "peer[1].virtual_address: duplicate virtual address 10.77.0.2 (also peer[0])");
 }
 
@@ -910,13 +919,48 @@ TEST_F(PeerConfigTest, RoutesMustNotLoopOrOverlap) {
                 "that would route the tunnel into itself");
   std::string carol =
       "[[peer]]\nname = \"carol\"\nendpoint = \"10.200.0.3\"\nvirtual_address = \"10.77.0.3\"\n";
-  EXPECT_EQ(problem(std::string(kMinimal) + bob + "routes = [\"192.168.0.0/16\"]\n" + carol +
-                    "routes = [\"192.168.7.0/24\"]\n"),
-            at(16, 10) + "peer[1].routes: 192.168.7.0/24 overlaps 192.168.0.0/16 of peer[0]");
+  const std::string keys = "psk = \"main\"\n[[psk]]\nid = \"c\"\nkey = \"" + std::string(kKey) + "\"\n";
+  EXPECT_EQ(problem(std::string(kMinimal) + bob + "routes = [\"192.168.0.0/16\"]\npsk = \"c\"\n" +
+                    carol + "routes = [\"192.168.7.0/24\"]\n" + keys),
+            at(17, 10) + "peer[1].routes: 192.168.7.0/24 overlaps 192.168.0.0/16 of peer[0]");
   EXPECT_EQ(problem(std::string(kMinimal) + bob + "routes = [\"192.168.7.1/24\"]\n"),
             at(11, 11) +
                 "peer[0].routes[0]: 192.168.7.1/24 has host bits set; the network is "
                 "192.168.7.0/24 (in \"192.168.7.1/24\")");
+}
+
+// A peer is known by the PSK it proves (docs/protocol.md §11.5): each names
+// exactly one, no two name the same, and a peer's PSK admits no one else.
+TEST_F(PeerConfigTest, EachPeerProvesAPskOfItsOwn) {
+  const std::string bob =
+      "[[peer]]\nname = \"bob\"\nendpoint = \"10.200.0.2\"\nvirtual_address = \"10.77.0.2\"\n";
+  // The only [[psk]]: a peer naming none proves it, and the loader says so.
+  auto c = load(std::string(kMinimal) + bob);
+  ASSERT_TRUE(c) << join(c.error());
+  EXPECT_EQ(c->peers[0].psk, "main");
+  // Several: it must name one.
+  const std::string second = "[[psk]]\nid = \"other\"\nkey = \"" + std::string(kKey) + "\"\n";
+  EXPECT_EQ(problem(std::string(kMinimal) + second + bob),
+            at(10, 1) +
+                "peer[0].psk: missing: with 2 [[psk]] entries each [[peer]] must name the one it "
+                "proves (a peer is known by its PSK, not by its address)");
+  // Two peers proving one PSK could not be told apart.
+  const std::string carol =
+      "[[peer]]\nname = \"carol\"\nendpoint = \"10.200.0.3\"\nvirtual_address = \"10.77.0.3\"\n";
+  EXPECT_EQ(problem(std::string(kMinimal) + second + bob + "psk = \"other\"\n" + carol +
+                    "psk = \"other\"\n"),
+            at(19, 7) +
+                "peer[1].psk: PSK \"other\" already authenticates peer[0] (\"bob\"): a session "
+                "proving it could be either, so give each peer its own [[psk]] (buckwild genpsk "
+                "makes one)");
+  // A peer's PSK cannot also admit peers without an entry: they would be it.
+  EXPECT_EQ(problem(std::string(kMinimal) + "allowed_prefixes = [\"10.77.0.128/25\"]\n" + bob),
+            at(7, 20) +
+                "psk[0].allowed_prefixes: PSK \"main\" authenticates peer[0] (\"bob\"): whoever "
+                "proves it is that peer, so it cannot also admit peers without an entry; give "
+                "those their own [[psk]]");
+  EXPECT_EQ(problem(std::string(kMinimal) + bob + "psk = \"nope\"\n"),
+            at(11, 7) + "peer[0].psk: no [[psk]] has id \"nope\"");
 }
 
 TEST_F(PeerConfigTest, EndpointInsideTheTunnelIsRefused) {

@@ -57,6 +57,7 @@ Config host_config(const char* underlay, const char* vip, const char* peer_under
   peer.name = initiate ? "bob" : "alice";
   peer.endpoint = SocketAddress{ip(peer_underlay), 1025};
   peer.virtual_address = ip(peer_vip);
+  peer.psk = "main";  // as the loader writes it: the peer proves this PSK
   peer.initiate = initiate;
   c.peers.push_back(std::move(peer));
   return c;
@@ -498,6 +499,126 @@ TEST_P(TunnelTest, InitiatorOffersOnlyThePeersOwnPsk) {
   EXPECT_EQ(alice->tunnel->session_count(), 0u);
   EXPECT_EQ(bob->tunnel->session_count(), 0u);
   EXPECT_GE(bob->tunnel->discovery_counters().no_shared_psk, 1u);
+}
+
+// ---- a peer is known by the PSK it proved (docs/protocol.md §11.5) ----
+
+PskConfig guests_psk(std::vector<Cidr> prefixes) {
+  PskConfig g;
+  g.id = "guests";
+  crypto::DeterministicRandom r(55);
+  g.key = crypto::SecretBytes::random(32, r);
+  g.allowed_prefixes = std::move(prefixes);
+  return g;
+}
+
+// Mallory holds another of bob's PSKs and sends from alice's address (the
+// same office NAT or CGNAT address): she is not alice, gets neither alice's
+// address nor her traffic, and claims only what her own PSK allows.
+TEST_P(TunnelTest, ASecondPskHolderBehindThePeersAddressCannotTakeThePeer) {
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  bc.psks.push_back(guests_psk({cidr("10.77.0.64/26")}));
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  Config mc = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+  mc.psks[0] = guests_psk({});
+  mc.peers[0].psk = "guests";
+  alice = std::make_unique<Host>(std::move(mc), loop, 0, 1);  // mallory, on alice's address
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(connected());
+  const nlohmann::json st = bob->tunnel->status();
+  EXPECT_TRUE(st["peers"][0]["session"].is_null());  // alice has no session
+  // She sends as alice (10.77.0.1): refused, it is not hers to claim.
+  ASSERT_TRUE(alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "as alice")));
+  loop.run_for(milliseconds(50));
+  EXPECT_FALSE(bob->tun.take_written().has_value());
+  EXPECT_GE(bob->tunnel->stats().spoofed_source, 1u);
+  // Traffic for alice does not go to her.
+  ASSERT_TRUE(bob->tun.inject(ipv4("10.77.0.2", "10.77.0.1", "for alice")));
+  loop.run_for(milliseconds(50));
+  EXPECT_FALSE(alice->tun.take_written().has_value());
+  EXPECT_GE(bob->tunnel->stats().no_route, 1u);
+}
+
+// Two initiators without an entry behind one address, with different PSKs:
+// the second's session does not replace the first's (only a restart of the
+// same holder, proving the same PSK from the same address, does).
+TEST_P(TunnelTest, AnotherPsksHolderBehindTheSameAddressReplacesNoSession) {
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  bc.peers.clear();
+  bc.psks[0].allowed_prefixes.push_back(cidr("10.77.0.0/28"));
+  bc.psks.push_back(guests_psk({cidr("10.77.0.64/26")}));
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  alice = std::make_unique<Host>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
+  Config mc = host_config("10.200.0.1", "10.77.0.70/24", "10.200.0.2", "10.77.0.2", true);
+  mc.network.discovery_port = 2025;
+  mc.psks[0] = guests_psk({});
+  mc.peers[0].psk = "guests";
+  Host mallory(std::move(mc), loop, 0, 3);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(connected());
+  const std::uint64_t first = bob->tunnel->session_ids().at(0);
+  mallory.start(loop, net, GetParam());
+  ASSERT_TRUE(loop.run_until([&] { return mallory.tunnel->session_count() == 1; },
+                             loop.now() + seconds(20)));
+  loop.run_for(seconds(1));
+  EXPECT_EQ(bob->tunnel->session_count(), 2u);
+  const std::vector<std::uint64_t> ids = bob->tunnel->session_ids();
+  EXPECT_NE(std::find(ids.begin(), ids.end(), first), ids.end());
+}
+
+// Several [[psk]] and a peer that names none of them: which would it prove?
+// Refused rather than taking any.
+TEST_P(TunnelTest, APeerThatNamesNoPskAmongSeveralIsRefused) {
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  bc.psks.push_back(guests_psk({}));
+  bc.peers[0].psk.clear();
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  SocketFactory factory =
+      [this](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
+    auto s = net.bind(at);
+    if (!s) return std::unexpected(s.error());
+    return std::unique_ptr<DatagramSocket>(std::move(*s));
+  };
+  auto t = Tunnel::create(bob->config, 1412,
+                          TunnelDeps{loop, bob->clock, bob->tun, factory, bob->tcp, bob->rng,
+                                     nullptr, [](const SysError&) {}, nullptr, nullptr});
+  ASSERT_FALSE(t.has_value());
+  EXPECT_NE(t.error().message.find("alice"), std::string::npos);
+}
+
+// An on-path attacker races bob's RESPONSE with a copy from its own address:
+// alice does not take it (it would have sent her CONFIRM, and her traffic,
+// there); the genuine one still establishes the session.
+TEST_P(TunnelTest, AResponseFromAnotherAddressIsRefused) {
+  std::vector<std::uint8_t> captured;
+  net.set_filter([&](const SocketAddress& from, const SocketAddress&, Bytes payload) {
+    if (from.ip == ip("10.200.0.2") && payload.size() > 1 && payload[1] == 0x0D &&
+        captured.empty()) {
+      captured.assign(payload.begin(), payload.end());
+      return false;  // the genuine one is late
+    }
+    return true;
+  });
+  start();
+  loop.run_for(milliseconds(20));
+  ASSERT_FALSE(captured.empty());
+  auto mallory = net.bind(SocketAddress{ip("10.200.0.66"), 1025});
+  ASSERT_TRUE(mallory.has_value());
+  OutgoingDatagram d{captured, SocketAddress{ip("10.200.0.1"), 1025}, std::nullopt};
+  ASSERT_TRUE((*mallory)->send_batch({&d, 1}).has_value());
+  loop.run_for(milliseconds(5));
+  EXPECT_EQ(alice->tunnel->session_count(), 0u);
+  EXPECT_EQ(alice->tunnel->stats().response_wrong_source, 1u);
+  EXPECT_EQ(alice->tunnel->status()["drops"]["response_wrong_source"], 1u);
+  std::array<std::uint8_t, 2048> buf;
+  std::array<ReceivedDatagram, 4> slots{ReceivedDatagram{buf}};
+  EXPECT_EQ((*mallory)->receive_batch(std::span(slots.data(), 1)).value(), 0u);  // no CONFIRM
+  ASSERT_TRUE(connected());  // alice asks again; bob's answer comes from bob
+  EXPECT_EQ(alice->tunnel->status()["peers"][0]["session"]["endpoint"], "10.200.0.2:1025");
+  exchange("genuine");
 }
 
 TEST_P(TunnelTest, StrangersGetSilence) {
@@ -974,6 +1095,25 @@ TEST_P(NatTunnelTest, ACopyFromAThirdHostRedirectsNothing) {
   EXPECT_EQ((*mallory)->receive_batch(std::span(slots.data(), 1)).value(), 0u);
 }
 
+// Bob lists alice with the address she had; she now sends from behind a
+// NAT. The PSK she proves names her: the session is hers, not refused as a
+// stranger's.
+TEST_P(NatTunnelTest, APeerIsKnownByItsPskFromAnotherAddress) {
+  net.set_translator([this](SocketAddress& from, SocketAddress& to) { return nat.translate(from, to); });
+  Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(connected());
+  const nlohmann::json st = bob->tunnel->status();
+  ASSERT_FALSE(st["peers"][0]["session"].is_null());
+  EXPECT_EQ(st["peers"][0]["session"]["endpoint"].get<std::string>().rfind("10.200.0.9:", 0), 0u);
+  loop.run_for(seconds(1));
+  exchange("from behind the NAT");
+}
+
 // protocol.path_keepalive = false: no keepalives, and behind NAT bob's
 // packets in windows where alice sent nothing find no mapping.
 TEST_P(NatTunnelTest, WithoutPathKeepalivesAnIdleInitiatorBehindNatIsUnreachable) {
@@ -1015,18 +1155,28 @@ TEST_P(TunnelTest, ReloadAddsAPeerAndChangesALimitWithoutTouchingTheRunningSessi
   ASSERT_TRUE(connected());
   exchange("before");
   const std::uint64_t id = alice->tunnel->session_ids().front();
-  auto carol = std::make_unique<Host>(
-      host_config("10.200.0.3", "10.77.0.3/24", "10.200.0.1", "10.77.0.1", false), loop, 0, 3);
+  // Carol and alice share a PSK of their own: a peer is known by its PSK.
+  Config cc = host_config("10.200.0.3", "10.77.0.3/24", "10.200.0.1", "10.77.0.1", false);
+  crypto::DeterministicRandom carol_key(33);
+  cc.psks[0].id = "carol";
+  cc.psks[0].key = crypto::SecretBytes::random(32, carol_key);
+  cc.peers[0].psk = "carol";
+  auto carol = std::make_unique<Host>(std::move(cc), loop, 0, 3);
   carol->start(loop, net, GetParam());
 
   auto next = std::make_unique<Config>(
       host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
   next->security.max_connections_per_source = 7;
   next->security.stream_memory_mb = 64;
+  PskConfig carols;
+  carols.id = "carol";
+  carols.key = crypto::SecretBytes::copy_of(carol->config.psks[0].key.view());
+  next->psks.push_back(std::move(carols));
   PeerConfig c;
   c.name = "carol";
   c.endpoint = SocketAddress{ip("10.200.0.3"), 1025};
   c.virtual_address = ip("10.77.0.3");
+  c.psk = "carol";
   next->peers.push_back(std::move(c));
   auto r = alice->tunnel->reconfigure(keep(std::move(next)));
   ASSERT_TRUE(r.has_value()) << r.error().message;
@@ -1108,19 +1258,37 @@ TEST_P(TunnelTest, ReloadEndsOnlyTheSessionsOfRemovedOrChangedPeersAndPsks) {
   EXPECT_TRUE(alice->tunnel->status()["peers"].empty());
 }
 
-TEST_P(TunnelTest, APsksPrefixesAloneDoNotEndANamedPeersSession) {
+TEST_P(TunnelTest, AnotherPsksPrefixesDoNotEndANamedPeersSession) {
   start();
   ASSERT_TRUE(connected());
   const std::uint64_t id = alice->tunnel->session_ids().front();
-  auto next = std::make_unique<Config>(
-      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
-  next->psks[0].allowed_prefixes.push_back(cidr("10.77.0.128/25"));
-  auto r = alice->tunnel->reconfigure(keep(std::move(next)));
+  auto guests = [](std::vector<Cidr> prefixes) {
+    auto c = std::make_unique<Config>(
+        host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
+    PskConfig g;
+    g.id = "guests";
+    crypto::DeterministicRandom r(55);
+    g.key = crypto::SecretBytes::random(32, r);
+    g.allowed_prefixes = std::move(prefixes);
+    c->psks.push_back(std::move(g));
+    return c;
+  };
+  auto r = alice->tunnel->reconfigure(keep(guests({cidr("10.77.0.128/26")})));
   ASSERT_TRUE(r.has_value()) << r.error().message;
-  EXPECT_EQ(r->psks_changed, std::vector<std::string>{"main"});
+  r = alice->tunnel->reconfigure(keep(guests({cidr("10.77.0.128/25")})));
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->psks_changed, std::vector<std::string>{"guests"});
   EXPECT_EQ(r->sessions_ended, 0u);
   EXPECT_EQ(alice->tunnel->session_ids(), std::vector<std::uint64_t>{id});
   exchange("same session");
+  // bob's own PSK cannot admit peers without an entry: whoever proved it
+  // would be bob. Refused, and nothing changes.
+  auto widened = guests({});
+  widened->psks[0].allowed_prefixes.push_back(cidr("10.77.0.128/25"));
+  r = alice->tunnel->reconfigure(keep(std::move(widened)));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message.find("allowed_prefixes"), std::string::npos);
+  EXPECT_EQ(alice->tunnel->session_ids(), std::vector<std::uint64_t>{id});
 }
 
 TEST_P(TunnelTest, AnAddressClaimedWithoutAnEntryIsTakenBackWhenAPeerIsConfiguredOnIt) {
@@ -1134,6 +1302,12 @@ TEST_P(TunnelTest, AnAddressClaimedWithoutAnEntryIsTakenBackWhenAPeerIsConfigure
       host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.3", "10.77.0.1", false));
   next->peers[0].name = "carol";
   next->psks[0].allowed_prefixes.push_back(cidr("10.77.0.0/28"));
+  PskConfig carols;  // carol proves her own PSK; "main" still admits others
+  carols.id = "carol";
+  crypto::DeterministicRandom carol_key(33);
+  carols.key = crypto::SecretBytes::random(32, carol_key);
+  next->psks.push_back(std::move(carols));
+  next->peers[0].psk = "carol";
   auto r = bob->tunnel->reconfigure(keep(std::move(next)));
   ASSERT_TRUE(r.has_value()) << r.error().message;
   EXPECT_EQ(r->sessions_ended, 1u);
@@ -1226,14 +1400,11 @@ TEST_P(TunnelTest, APeerDownStaysDownThroughAReloadThatChangesItsKeys) {
   start();
   ASSERT_TRUE(connected());
   ASSERT_TRUE(alice->tunnel->set_admin_up("bob", false));
-  // Another PSK: bob's entry (any PSK) is unchanged, its set of keys is not.
+  // bob's entry is unchanged, its PSK's key is not.
   auto next = std::make_unique<Config>(
       host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true));
-  PskConfig extra;
-  extra.id = "extra";
   crypto::DeterministicRandom rng(99);
-  extra.key = crypto::SecretBytes::random(32, rng);
-  next->psks.push_back(std::move(extra));
+  next->psks[0].key = crypto::SecretBytes::random(32, rng);
   auto r = alice->tunnel->reconfigure(keep(std::move(next)));
   ASSERT_TRUE(r.has_value()) << r.error().message;
   const std::uint64_t sent = alice->tunnel->stats().datagrams_sent;
