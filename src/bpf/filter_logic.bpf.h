@@ -63,7 +63,7 @@ BW_INLINE __u32 bw_be32(const __u8* p) {
 }
 
 BW_INLINE int bw_is_drop(__u32 verdict) {
-  return verdict >= BW_CTR_DROP_BAD_PORT && verdict <= BW_CTR_DROP_DISCOVERY_TOTAL;
+  return verdict >= BW_CTR_DROP_BAD_PORT && verdict <= BW_CTR_DROP_ROAM_RATE;
 }
 
 BW_INLINE void bw_count(__u32 hook, __u32 counter) {
@@ -308,8 +308,18 @@ BW_INLINE int bw_foreign_socket(void* ctx, const struct bw_datagram* d) {
 /* The port and rate decision for a well-formed datagram; `valid` is
  * bw_pair_valid(d). */
 BW_INLINE __u32 bw_admit(const struct bw_config* cfg, const struct bw_datagram* d, int valid) {
-  if (!valid && d->dest_port != cfg->discovery_port) return BW_CTR_DROP_BAD_PORT;
   __u64 now = bpf_ktime_get_ns();
+  if (!valid && d->dest_port != cfg->discovery_port) {
+    /* A port valid for some source now, from another one: perhaps a session's
+     * peer whose address changed (NAT rebinding, a new network). The daemon
+     * authenticates it and validates the new path before it moves anything
+     * (docs/protocol.md §11.6); here it only costs a bucket per source. */
+    if (!bw_port_may_be_valid(d->dest_port)) return BW_CTR_DROP_BAD_PORT;
+    if (!bw_bucket_allow(&roam_buckets, &d->source, now, &cfg->roam)) {
+      return BW_CTR_DROP_ROAM_RATE;
+    }
+    return BW_CTR_PASS_ROAM;
+  }
   if (valid) {
     if (!bw_bucket_allow(&data_buckets, &d->source, now, &cfg->data)) {
       return BW_CTR_DROP_RATE_LIMITED;
