@@ -66,9 +66,9 @@ enum bw_counter {
                           * linearise the headers: left to the stack (and the socket hooks) */
   BW_CTR_PASS_FOREIGN,   /* to a port not valid for its source, but another application's
                           * socket takes it (a DNS reply to a resolver's ephemeral port) */
-  BW_CTR_PASS_ROAM,      /* to a port valid for another source, within the roaming rate: a
-                          * session's peer whose address changed, for the daemon to
-                          * authenticate and challenge (docs/protocol.md §11.6) */
+  BW_CTR_PASS_ROAM,      /* connection 0, to a port valid for another source, within the
+                          * roaming rate: a session's peer whose address changed, for the
+                          * daemon to authenticate and challenge (docs/protocol.md §11.6) */
   /* Verdicts that drop. */
   BW_CTR_DROP_BAD_PORT,        /* destination port not valid for this source now */
   BW_CTR_DROP_BAD_VERSION,     /* version byte is not 0x01 */
@@ -80,7 +80,8 @@ enum bw_counter {
   BW_CTR_DROP_RATE_LIMITED,    /* valid port, but the source is over its data-path rate */
   BW_CTR_DROP_DISCOVERY_RATE,  /* discovery port, source over its discovery rate */
   BW_CTR_DROP_DISCOVERY_TOTAL, /* discovery port, all sources together over the total rate */
-  BW_CTR_DROP_ROAM_RATE,       /* to a port valid for another source, over the roaming rate */
+  BW_CTR_DROP_ROAM_RATE,       /* connection 0, to a port valid for another source, over the
+                                * roaming rate */
   /* sk_lookup only: a valid pair, but no socket in the map or the assignment was refused. */
   BW_CTR_STEER_FAILED,
   /* Security-event statistics (not verdicts). */
@@ -169,7 +170,8 @@ struct bw_config {
   struct bw_rate discovery;       /* per source, datagrams to the discovery port */
   struct bw_rate discovery_total; /* all sources, datagrams to the discovery port */
   struct bw_rate events;          /* all security events together */
-  struct bw_rate roam;            /* per source, datagrams to a port valid for another source */
+  struct bw_rate roam;            /* per source, connection-0 datagrams to a port valid for
+                                   * another source (roaming candidates) */
   __u64 event_source_gap_ns;      /* at most one event per source per gap */
 };
 

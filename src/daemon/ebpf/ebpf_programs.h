@@ -72,9 +72,11 @@ struct BpfFilterConfig {
   // that are not valid session traffic.
   RateLimit discovery_per_source{10, 20};
   RateLimit discovery_total{1000, 2000};
-  // Per source, datagrams to a port valid for another source: roaming
-  // candidates (docs/protocol.md §11.6), for the daemon to authenticate.
-  RateLimit roam_per_source{16, 16};
+  // Per source, connection-0 datagrams to a port valid for another source:
+  // roaming candidates (docs/protocol.md §11.6), for the daemon to
+  // authenticate. A roaming peer's keepalives and path responses need ~5 a
+  // second.
+  RateLimit roam_per_source{32, 32};
   // Security events: all together, and at most one per source per gap.
   RateLimit events{100, 100};
   std::chrono::milliseconds event_source_gap{1000};

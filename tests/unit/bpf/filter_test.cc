@@ -121,15 +121,22 @@ TEST_P(FrameFilterTest, PortValidForAnotherSourcePassesAsRoamingWithinItsRate) {
   c.roam_per_source = {1, 2};
   set_config(c);
   allow(peer(), 5000);
-  FrameSpec s = spec(buckwild_datagram());
+  Frame keepalive = buckwild_datagram();
+  keepalive[16] = 0x00;  // connection 0
+  keepalive[17] = 0x00;
+  FrameSpec s = spec(keepalive);
   s.source = other_peer();
   expect(build_frame(s), true, BpfCounter::kPassRoam);
   expect(build_frame(s), true, BpfCounter::kPassRoam);
   expect(build_frame(s), false, BpfCounter::kDropRoamRate);
   // The peer itself is not charged for it.
   expect(frame(buckwild_datagram()), true, BpfCounter::kPass);
+  // A connection's packets do not roam (nor spend the candidate's budget).
+  FrameSpec cs = spec(buckwild_datagram());  // connection 3
+  cs.source = other_peer();
+  expect(build_frame(cs), false, BpfCounter::kDropBadPort);
   // Malformed is malformed, whoever sends it.
-  Frame bad = buckwild_datagram();
+  Frame bad = keepalive;
   bad[0] = 0x02;
   FrameSpec b = spec(bad);
   b.source = other_peer();
