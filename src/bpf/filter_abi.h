@@ -17,7 +17,7 @@
 
 #define BW_VERSION 0x01
 #define BW_FIRST_TYPE 0x01
-#define BW_LAST_TYPE 0x18
+#define BW_LAST_TYPE 0x1A
 #define BW_TYPE_FRAGMENT 0x08
 #define BW_TYPE_DISCOVERY 0x0C
 #define BW_TYPE_DISCOVERY_RESPONSE 0x0D
@@ -66,10 +66,13 @@ enum bw_counter {
                           * linearise the headers: left to the stack (and the socket hooks) */
   BW_CTR_PASS_FOREIGN,   /* to a port not valid for its source, but another application's
                           * socket takes it (a DNS reply to a resolver's ephemeral port) */
+  BW_CTR_PASS_ROAM,      /* connection 0, to a port valid for another source, within the
+                          * roaming rate: a session's peer whose address changed, for the
+                          * daemon to authenticate and challenge (docs/protocol.md §11.6) */
   /* Verdicts that drop. */
   BW_CTR_DROP_BAD_PORT,        /* destination port not valid for this source now */
   BW_CTR_DROP_BAD_VERSION,     /* version byte is not 0x01 */
-  BW_CTR_DROP_UNKNOWN_TYPE,    /* type byte outside 0x01..0x18 */
+  BW_CTR_DROP_UNKNOWN_TYPE,    /* type byte outside 0x01..0x1A */
   BW_CTR_DROP_BAD_HEADER,      /* reserved byte or flags, connection id, timestamp, session id or
                                 * fragment fields (docs/protocol.md §4.3 rules 2, 4-7) */
   BW_CTR_DROP_TRUNCATED,       /* shorter than header + tag, or than its UDP length says */
@@ -77,6 +80,8 @@ enum bw_counter {
   BW_CTR_DROP_RATE_LIMITED,    /* valid port, but the source is over its data-path rate */
   BW_CTR_DROP_DISCOVERY_RATE,  /* discovery port, source over its discovery rate */
   BW_CTR_DROP_DISCOVERY_TOTAL, /* discovery port, all sources together over the total rate */
+  BW_CTR_DROP_ROAM_RATE,       /* connection 0, to a port valid for another source, over the
+                                * roaming rate */
   /* sk_lookup only: a valid pair, but no socket in the map or the assignment was refused. */
   BW_CTR_STEER_FAILED,
   /* Security-event statistics (not verdicts). */
@@ -165,6 +170,8 @@ struct bw_config {
   struct bw_rate discovery;       /* per source, datagrams to the discovery port */
   struct bw_rate discovery_total; /* all sources, datagrams to the discovery port */
   struct bw_rate events;          /* all security events together */
+  struct bw_rate roam;            /* per source, connection-0 datagrams to a port valid for
+                                   * another source (roaming candidates) */
   __u64 event_source_gap_ns;      /* at most one event per source per gap */
 };
 
@@ -212,7 +219,7 @@ BW_STATIC_ASSERT(sizeof(struct bw_bucket) == 8, "bw_bucket");
 BW_STATIC_ASSERT(sizeof(struct bw_event_source) == 16, "bw_event_source");
 BW_STATIC_ASSERT(sizeof(struct bw_global) == 16, "bw_global");
 BW_STATIC_ASSERT(sizeof(struct bw_rate) == 16, "bw_rate");
-BW_STATIC_ASSERT(sizeof(struct bw_config) == 16 + 4 * 16 + 8, "bw_config");
+BW_STATIC_ASSERT(sizeof(struct bw_config) == 16 + 5 * 16 + 8, "bw_config");
 BW_STATIC_ASSERT(sizeof(struct bw_event) == 48, "bw_event");
 
 #endif /* BUCKWILD_BPF_FILTER_ABI_H */

@@ -46,6 +46,7 @@ struct bw_datagram {
   __u32 v6;            /* 1 when the datagram came over IPv6 */
   __u32 l4_off;      /* UDP header offset from the start of the frame */
   __u32 udp_len;     /* the UDP length field: header + payload */
+  __u32 connection_id; /* the Buckwild header's, once the header checks passed */
 };
 
 enum bw_parse_result {
@@ -63,7 +64,7 @@ BW_INLINE __u32 bw_be32(const __u8* p) {
 }
 
 BW_INLINE int bw_is_drop(__u32 verdict) {
-  return verdict >= BW_CTR_DROP_BAD_PORT && verdict <= BW_CTR_DROP_DISCOVERY_TOTAL;
+  return verdict >= BW_CTR_DROP_BAD_PORT && verdict <= BW_CTR_DROP_ROAM_RATE;
 }
 
 BW_INLINE void bw_count(__u32 hook, __u32 counter) {
@@ -308,8 +309,21 @@ BW_INLINE int bw_foreign_socket(void* ctx, const struct bw_datagram* d) {
 /* The port and rate decision for a well-formed datagram; `valid` is
  * bw_pair_valid(d). */
 BW_INLINE __u32 bw_admit(const struct bw_config* cfg, const struct bw_datagram* d, int valid) {
-  if (!valid && d->dest_port != cfg->discovery_port) return BW_CTR_DROP_BAD_PORT;
   __u64 now = bpf_ktime_get_ns();
+  if (!valid && d->dest_port != cfg->discovery_port) {
+    /* A port valid for some source now, from another one: perhaps a session's
+     * peer whose address changed (NAT rebinding, a new network). The daemon
+     * authenticates it and validates the new path before it moves anything
+     * (docs/protocol.md §11.6); here it only costs a bucket per source. */
+    /* Connection 0 only: a peer's keepalives, heartbeats and path responses
+     * travel there (and its connections' packets cannot roam before it has),
+     * so a transfer's own packets cannot spend the candidate's budget. */
+    if (d->connection_id != 0 || !bw_port_may_be_valid(d->dest_port)) return BW_CTR_DROP_BAD_PORT;
+    if (!bw_bucket_allow(&roam_buckets, &d->source, now, &cfg->roam)) {
+      return BW_CTR_DROP_ROAM_RATE;
+    }
+    return BW_CTR_PASS_ROAM;
+  }
   if (valid) {
     if (!bw_bucket_allow(&data_buckets, &d->source, now, &cfg->data)) {
       return BW_CTR_DROP_RATE_LIMITED;
@@ -421,6 +435,7 @@ BW_INLINE int bw_filter_frame(void* ctx, void* data, void* data_end, __u64 frame
     } else {
       packet_type = h[BW_OFF_TYPE];
       verdict = bw_check_header(h, d.udp_len - sizeof(struct udphdr));
+      d.connection_id = bw_be16(h + BW_OFF_CONNECTION_ID);
     }
   }
   if (verdict == BW_CTR_PASS) verdict = bw_admit(cfg, &d, valid);

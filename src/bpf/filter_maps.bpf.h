@@ -63,6 +63,14 @@ struct {
   __type(value, struct bw_bucket);
 } disc_buckets SEC(".maps");
 
+/* Roaming candidates: sources sending to a port valid for another source. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, BW_BUCKETS_MAX);
+  __type(key, struct bw_addr);
+  __type(value, struct bw_bucket);
+} roam_buckets SEC(".maps");
+
 /* Per-source event limiter. */
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -12,6 +12,12 @@
 #   E2E_NAT_PING_SECONDS=20 ...   a shorter ping run while developing (default 60)
 #   E2E_OUTAGE_SECONDS=30 ...     a shorter outage (default 120; user-space path
 #                                 only, E2E_OUTAGE=1 or 0 to force it on or off)
+#   E2E_ROAM_MB=10 ...            a smaller download while alice roams (default 40)
+#
+# Roaming (§11.6): alice's public address changes mid-download (the router
+# switches to a second address) and bob follows after path validation; a
+# datagram of hers captured on the public side and re-sent from a third host
+# (mallory, routed behind the router) moves nothing.
 #
 # Alice is in stream mode (the default): her TCP travels as Buckwild
 # connections, whose packets take the same paths through the NAT. Bob is in
@@ -24,6 +30,7 @@ NS_R=bwR$RUN_ID
 ORACLE=${ORACLE:-$ROOT/build/tests/buckwild_port_oracle}
 PING_SECONDS=${E2E_NAT_PING_SECONDS:-60}
 OUTAGE_SECONDS=${E2E_OUTAGE_SECONDS:-120}
+ROAM_MB=${E2E_ROAM_MB:-40}
 PSK=$(sed -n 's/^key = "\(.*\)"/\1/p' "$ROOT/examples/alice.toml" | head -n1)
 E2E_SETUP='^(tunnel comes up behind NAT.*|receive path is .*)$'
 # Upper bounds for the router's conntrack table (measured: docs/protocol.md
@@ -35,11 +42,12 @@ MAX_LIVE_ENTRIES=1500
 in_r() { ip netns exec "$NS_R" "$@"; }
 
 nat_cleanup() {
-  cleanup_router_pids
+  cleanup_router_pids || true  # an empty list ends in a false test
   # Anything still running in the router namespace was started by this run.
   ip netns pids "$NS_R" 2>/dev/null | xargs -r kill 2>/dev/null || true
   cleanup
   ip netns del "$NS_R" 2>/dev/null || true
+  ip netns del "$NS_M" 2>/dev/null || true
 }
 ROUTER_PIDS=()
 cleanup_router_pids() {
@@ -102,7 +110,7 @@ write_nat_configs() {
 }
 
 start_pair() {
-  start_daemon B "$WORK/bob.toml"
+  start_daemon B "$WORK/bob.toml" BUCKWILD_LOGGING_AUDIT_LOG_PATH="$WORK/audit-B.jsonl"
   BOB=$DAEMON_PID
   local t0=$SECONDS
   start_daemon A "$WORK/alice.toml"
@@ -421,12 +429,221 @@ t_restart() {
   wait_until 10 in_a bash -c 'exec 3<>/dev/tcp/10.77.0.2/7777; echo x >&3; read -t 3 l <&3; [[ $l == x ]]'
 }
 
+# ---- roaming (docs/protocol.md §11.6, "Roaming") ----
+# A third host, mallory, on the public side behind the router (its own
+# segment, routed, not translated), and bob's view of alice's session.
+NS_M=bwM$RUN_ID
+make_third_host() {
+  ip netns add "$NS_M"
+  ip link add "vm$RUN_ID" type veth peer name "rm$RUN_ID"
+  ip link set "vm$RUN_ID" netns "$NS_M"
+  ip link set "rm$RUN_ID" netns "$NS_R"
+  ip netns exec "$NS_M" ip link set lo up
+  ip netns exec "$NS_M" ip addr add 10.201.0.2/24 dev "vm$RUN_ID"
+  ip netns exec "$NS_M" ip link set "vm$RUN_ID" up
+  ip netns exec "$NS_M" ip route add default via 10.201.0.1
+  in_r ip addr add 10.201.0.1/24 dev "rm$RUN_ID"
+  in_r ip link set "rm$RUN_ID" up
+  in_b ip route add 10.201.0.0/24 via 10.200.0.1
+  in_r nft insert rule ip nat postrouting ip saddr 10.201.0.0/24 accept
+  in_r nft add rule ip filter forward iifname "rm$RUN_ID" accept
+}
+# bob_session FIELD: a field of bob's session with alice in `buckwild status`.
+bob_session() {
+  "$BUCKWILD" status --socket "$WORK/ctl-B.sock" --json | python3 -c '
+import json, sys
+def peers(d):
+    if isinstance(d, dict):
+        if isinstance(d.get("peers"), list):
+            yield from d["peers"]
+        for v in d.values():
+            yield from peers(v)
+    elif isinstance(d, list):
+        for v in d:
+            yield from peers(v)
+for p in peers(json.load(sys.stdin)):
+    s = p.get("session")
+    if s:
+        v = s
+        for k in sys.argv[1].split("."):
+            v = v[k]
+        print(v if not isinstance(v, bool) else str(v).lower())
+        break
+' "$1"
+}
+
+# bob_pid: the running bob daemon (BOB, unless a test restarted him).
+bob_pid() {
+  local pid
+  for pid in $(ip netns pids "$NS_B"); do
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "run --config $WORK/bob.toml" && { echo "$pid"; return; }
+  done
+  echo "$BOB"
+}
+
+# bob_rejected: datagrams bob refused (authentication, replay, freshness).
+bob_rejected() {
+  "$BUCKWILD" status --socket "$WORK/ctl-B.sock" --json | python3 -c '
+import json, sys
+def find(d):
+    if isinstance(d, dict):
+        if isinstance(d.get("drops"), dict) and "rejected" in d["drops"]:
+            return d["drops"]["rejected"]
+        for v in d.values():
+            r = find(v)
+            if r is not None:
+                return r
+    elif isinstance(d, list):
+        for v in d:
+            r = find(v)
+            if r is not None:
+                return r
+print(find(json.load(sys.stdin)) or 0)
+'
+}
+
+# Alice's public address changes mid-download: the router gets a second
+# address, translates to it from now on, and forgets every mapping (the old
+# address is gone). Bob's traffic must follow after path validation.
+t_roam_download() {
+  local www=$WORK/roam-www conf=$WORK/roam-nginx
+  mkdir -p "$www" "$conf"
+  head -c $((ROAM_MB * 1024 * 1024)) /dev/urandom >"$www/roam.bin"
+  cat >"$conf/nginx.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $conf/nginx.pid;
+error_log $conf/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $conf/body; proxy_temp_path $conf/proxy;
+  fastcgi_temp_path $conf/fcgi; uwsgi_temp_path $conf/uwsgi; scgi_temp_path $conf/scgi;
+  server { listen 10.77.0.2:80; root $www; }
+}
+CONF
+  local want got rc=0 before
+  want=$(sha256sum <"$www/roam.bin" | cut -d' ' -f1)
+  before=$(bob_session endpoint)
+  [[ $before == 10.200.0.1:* ]] || { log "bob sees alice at $before"; return 1; }
+  spawn B "$conf/out.log" nginx -c "$conf/nginx.conf"
+  local web=$SPAWNED
+  wait_until 5 in_a curl -s -o /dev/null -r 0-0 "http://10.77.0.2/roam.bin" || true
+  in_a curl -sS -f --max-time 120 -o "$WORK/roam-got.bin" "http://10.77.0.2/roam.bin" &
+  local dl=$!
+  wait_until 10 bash -c "[[ \$(stat -c %s '$WORK/roam-got.bin' 2>/dev/null || echo 0) -gt $((ROAM_MB * 1024 * 1024 / 5)) ]]" || true
+  in_r ip addr add 10.200.0.3/24 dev "rb$RUN_ID"
+  in_r nft -f - <<NFT
+flush chain ip nat postrouting
+table ip nat {
+  chain postrouting {
+    ip saddr 10.201.0.0/24 accept
+    oifname "rb$RUN_ID" snat ip to 10.200.0.3 fully-random
+  }
+}
+NFT
+  in_r conntrack -F >/dev/null 2>&1 || true
+  local t0 now
+  t0=$(date +%s.%N)
+  local moved=""
+  for _ in $(seq 1 100); do
+    [[ $(bob_session endpoint) == 10.200.0.3:* ]] && { moved=$(date +%s.%N); break; }
+    sleep 0.05
+  done
+  wait $dl || rc=$?
+  got=$(sha256sum <"$WORK/roam-got.bin" | cut -d' ' -f1)
+  stop_pid $web
+  local follow="never"
+  [[ -n $moved ]] && follow=$(python3 -c "print(f'{$moved - $t0:.2f}')")
+  log "roaming: alice moved to 10.200.0.3 mid-download; bob followed after ${follow} s;" \
+      "download curl exit $rc, $(stat -c %s "$WORK/roam-got.bin") bytes, path validation" \
+      "$(bob_session path_validation | tr -d '\n')"
+  echo "roaming: bob followed alice's new address after ${follow} s; ${ROAM_MB} MB download exit $rc" >>"$WORK/results"
+  rm -f "$WORK/roam-got.bin" "$www/roam.bin"
+  [[ -n $moved && $rc -eq 0 && $got == "$want" ]] || return 1
+  python3 -c "import sys; sys.exit(0 if $moved - $t0 <= 2.0 else 1)" || return 1
+  grep -q 'the peer moved from 10.200.0.1 to 10.200.0.3 (path validated)' "$WORK/daemon-B.log" || return 1
+  # Bob's audit log, if the bob running now writes one (t_restart may have
+  # started him without).
+  if tr '\0' '\n' <"/proc/$(bob_pid)/environ" 2>/dev/null | grep -q '^BUCKWILD_LOGGING_AUDIT_LOG_PATH='; then
+    grep -q '"event":"session_roamed"' "$WORK/audit-B.jsonl" || { log "no session_roamed in bob's audit log"; return 1; }
+  else
+    log "bob runs without an audit log now: session_roamed not checked here (tunnel_test checks it)"
+  fi
+  (( $(bob_session path_validation.succeeded) >= 1 ))
+}
+
+# An authentic datagram of alice's, captured on the public side, re-sent
+# from mallory: bob's session stays where it is, and mallory gets at most the
+# one rate-limited challenge (here none: the copy is a replay by then).
+t_roam_replay() {
+  local endpoint rejected
+  endpoint=$(bob_session endpoint)
+  rejected=$(bob_rejected)
+  in_b timeout 5 tcpdump -n -i "vb$RUN_ID" "udp and src host 10.201.0.2" >"$WORK/roam-at-bob.txt" 2>/dev/null &
+  local seen=$!
+  sleep 0.3
+  # The router's capture goes down a pipe straight into mallory's sender, so
+  # the copy leaves while bob still listens on its port (pipes cross
+  # namespaces; the sender reads one pcap record and re-sends its payload).
+  in_r timeout 10 tcpdump --immediate-mode -U -c 1 -w - -i "rb$RUN_ID" \
+    "udp and src host 10.200.0.3 and dst host 10.200.0.2 and greater 100" 2>/dev/null |
+    ip netns exec "$NS_M" python3 -c '
+import socket, struct, sys
+inp = sys.stdin.buffer
+def read(n):
+    b = b""
+    while len(b) < n:
+        c = inp.read(n - len(b))
+        if not c:
+            sys.exit("capture ended early")
+        b += c
+    return b
+link = struct.unpack("<I", read(24)[20:24])[0]
+caplen = struct.unpack("<I", read(16)[8:12])[0]
+frame = read(caplen)
+ip = frame[14:] if link == 1 else frame
+ihl = (ip[0] & 15) * 4
+dport = struct.unpack("!H", ip[ihl + 2:ihl + 4])[0]
+payload = ip[ihl + 8:]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.201.0.2", 0))
+s.settimeout(0.2)
+for _ in range(5):
+    s.sendto(payload, ("10.200.0.2", dport))
+got = 0
+for _ in range(15):
+    try:
+        s.recv(9000)
+        got += 1
+    except socket.timeout:
+        pass
+print(len(payload), got)
+' >"$WORK/roam-mallory.out" &
+  local mallory=$!
+  sleep 0.3
+  in_a ping -c 3 -i 0.2 10.77.0.2 >/dev/null || true
+  wait $mallory || return 1
+  local size got
+  read -r size got <"$WORK/roam-mallory.out"
+  wait $seen || true
+  local replays=$(( $(bob_rejected) - rejected ))
+  log "bob's interface saw $(grep -c . "$WORK/roam-at-bob.txt" || true) datagrams from mallory: $(head -n 1 "$WORK/roam-at-bob.txt")"
+  log "replay from a third host: 5 copies of a ${size}-byte datagram sent; mallory got ${got} datagrams back;" \
+      "bob's endpoint $(bob_session endpoint) (was $endpoint); bob refused $replays datagrams meanwhile"
+  echo "roaming: replay from a third host: endpoint unchanged, $got datagrams to it, $replays refused" >>"$WORK/results"
+  # The copies reached bob and were refused (the replay window), nothing
+  # moved, and mallory got at most the one challenge.
+  [[ $(bob_session endpoint) == "$endpoint" && $got -le 1 && $replays -ge 1 ]]
+}
+
 [[ $(id -u) -eq 0 ]] || die "run as root (network namespaces)"
 [[ -x $BUCKWILD ]] || die "no daemon binary at $BUCKWILD: build first"
 command -v nft >/dev/null || die "nft missing: run scripts/setup.sh"
 command -v conntrack >/dev/null || die "conntrack missing: run scripts/setup.sh"
 write_nat_configs
 make_nat_hosts
+make_third_host
 touch "$WORK/results"
 
 check "tunnel comes up behind NAT: ping both ways within 5 s" start_pair
@@ -442,6 +659,11 @@ if [[ ${E2E_OUTAGE:-} == 1 || ( -z ${E2E_OUTAGE:-} && $RECEIVE_PATH == userspace
   check "behind NAT: ${OUTAGE_SECONDS} s underlay outage mid echo conversation and ssh session: same connections within 5 s" t_outage
   check "behind NAT: bob restarted: alice's connection reset within 1 s of contact, new one works" t_restart
 fi
+
+# Roaming, on both receive paths; after the outage and restart, which expect
+# alice at the router's first address.
+check "roaming: alice's public address changes mid-download: bob follows within 2 s after path validation, checksum" t_roam_download
+check "roaming: a replayed datagram from a third host moves nothing" t_roam_replay
 
 cat "$WORK/results" >&2
 ((failed == 0)) || log "failed: ${failures[*]}"

@@ -83,6 +83,8 @@ Body sample_body(PacketType t) {
     case PacketType::kSequenceNeg:
       return SequenceNegBody{NegotiationPhase::kReveal, pattern<32>(0x15),
                              Opening{pattern<32>(0x35), pattern<32>(0x55)}, pattern<16>(0x75)};
+    case PacketType::kPathChallenge: return PathChallengeBody{pattern<16>(0x19)};
+    case PacketType::kPathResponse: return PathResponseBody{pattern<16>(0x1A)};
   }
   std::abort();
 }

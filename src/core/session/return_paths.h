@@ -7,9 +7,10 @@
 // receive ports, the source address an authenticated datagram arrived from,
 // and answers from the port it arrived on to the address it came from.
 //
-// Only the port is learned: an observation from any address but the one
-// discovery saw is ignored, so a copied datagram sent from elsewhere cannot
-// redirect the session (roaming would need a path challenge; we do not roam).
+// Only the port is learned: an observation from any address but the peer's
+// is ignored, so a copied datagram sent from elsewhere cannot redirect the
+// session. The peer's address changes only by roaming, after a path
+// challenge (path_validation.h): the daemon then starts new ReturnPaths.
 // Pure bookkeeping: no I/O, no clock (windows are the caller's).
 #pragma once
 
@@ -33,7 +34,8 @@ class ReturnPaths {
     std::uint64_t order = 0;       // arrivals counted: the larger, the more recent
   };
 
-  // `peer` is the underlay address discovery saw (only its IP is compared).
+  // `peer` is the peer's underlay address: discovery's, or the one it roamed
+  // to (only its IP is compared).
   explicit ReturnPaths(const IpAddress& peer) : peer_(peer) {}
 
   // An authenticated datagram from `source` arrived on our port `local_port`

@@ -203,6 +203,14 @@ bool encode(ByteWriter& w, const TimeSyncResponseBody& b) {
   w.u32(0);
   return b.local_timestamp_ms < kMsPerDay && b.peer_timestamp_ms < kMsPerDay;
 }
+bool encode(ByteWriter& w, const PathChallengeBody& b) {
+  put(w, b.data);
+  return true;
+}
+bool encode(ByteWriter& w, const PathResponseBody& b) {
+  put(w, b.data);
+  return true;
+}
 bool encode(ByteWriter& w, const RekeyRequestBody& b) {
   w.u32(b.nonce);
   put(w, b.ephemeral);
@@ -538,6 +546,16 @@ Result<Body> parse_body(const Header& h, Bytes body) {
       r.copy(b.challenge);
       return fixed(r, kSequenceNegBodySize, b, ok);
     }
+    case PacketType::kPathChallenge: {
+      PathChallengeBody b;
+      r.copy(b.data);
+      return fixed(r, kPathChallengeBodySize, b, true);
+    }
+    case PacketType::kPathResponse: {
+      PathResponseBody b;
+      r.copy(b.data);
+      return fixed(r, kPathResponseBodySize, b, true);
+    }
   }
   return fail(ErrorCode::kInvalidPacket, "packet type");
 }
@@ -571,6 +589,8 @@ bool body_matches(PacketType t, const Body& b) {
     case PacketType::kEmergencyRequest: return std::holds_alternative<EmergencyRequestBody>(b);
     case PacketType::kEmergencyResponse: return std::holds_alternative<EmergencyResponseBody>(b);
     case PacketType::kSequenceNeg: return std::holds_alternative<SequenceNegBody>(b);
+    case PacketType::kPathChallenge: return std::holds_alternative<PathChallengeBody>(b);
+    case PacketType::kPathResponse: return std::holds_alternative<PathResponseBody>(b);
   }
   return false;
 }
@@ -603,6 +623,8 @@ std::size_t body_size(const Body& body) {
         else if constexpr (std::is_same_v<T, RepairResponseBody>) return kRepairResponseBodySize;
         else if constexpr (std::is_same_v<T, EmergencyRequestBody>) return kEmergencyRequestBodySize;
         else if constexpr (std::is_same_v<T, EmergencyResponseBody>) return kEmergencyResponseBodySize;
+        else if constexpr (std::is_same_v<T, PathChallengeBody>) return kPathChallengeBodySize;
+        else if constexpr (std::is_same_v<T, PathResponseBody>) return kPathResponseBodySize;
         else return kSequenceNegBodySize;
       },
       body);

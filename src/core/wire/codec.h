@@ -29,7 +29,8 @@ using Body = std::variant<PayloadBody, SynBody, SynAckBody, AckBody, FinBody, He
                           DiscoveryResponseBody, DiscoveryConfirmBody, TimeSyncRequestBody,
                           TimeSyncResponseBody, RekeyRequestBody, RekeyResponseBody,
                           RepairRequestBody, RepairResponseBody, EmergencyRequestBody,
-                          EmergencyResponseBody, SequenceNegBody>;
+                          EmergencyResponseBody, SequenceNegBody, PathChallengeBody,
+                          PathResponseBody>;
 
 struct Packet {
   Header header;

@@ -28,6 +28,8 @@ std::string_view packet_type_name(PacketType t) {
     case PacketType::kEmergencyResponse: return "EMERGENCY_RESPONSE";
     case PacketType::kSequenceNeg: return "SEQUENCE_NEG";
     case PacketType::kDatagram: return "DATAGRAM";
+    case PacketType::kPathChallenge: return "PATH_CHALLENGE";
+    case PacketType::kPathResponse: return "PATH_RESPONSE";
   }
   return "UNKNOWN";
 }

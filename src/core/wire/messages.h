@@ -75,10 +75,12 @@ enum class PacketType : std::uint8_t {
   kEmergencyResponse = 0x16,
   kSequenceNeg = 0x17,
   kDatagram = 0x18,  // Buckwild extension: one unreliable IP packet (UDP, ICMP, …)
+  kPathChallenge = 0x19,  // Buckwild extension: path validation before a roam (§11.6)
+  kPathResponse = 0x1A,   // Buckwild extension: the answer, from the path challenged
 };
 
 inline constexpr std::uint8_t kFirstPacketType = 0x01;
-inline constexpr std::uint8_t kLastPacketType = 0x18;
+inline constexpr std::uint8_t kLastPacketType = 0x1A;
 
 inline constexpr bool is_known_type(std::uint8_t t) {
   return t >= kFirstPacketType && t <= kLastPacketType;
@@ -420,6 +422,20 @@ struct SequenceNegBody {  // 0x17
   friend bool operator==(const SequenceNegBody&, const SequenceNegBody&) = default;
 };
 inline constexpr std::size_t kSequenceNegBodySize = 1 + 3 + 32 + 64 + 16;
+
+// Path validation (§11.6, deviation 28): the responder challenges a new
+// source address of its peer with 16 random bytes; the initiator echoes them.
+struct PathChallengeBody {  // 0x19
+  Bytes16 data{};
+  friend bool operator==(const PathChallengeBody&, const PathChallengeBody&) = default;
+};
+inline constexpr std::size_t kPathChallengeBodySize = 16;
+
+struct PathResponseBody {  // 0x1A
+  Bytes16 data{};  // the challenge's, echoed
+  friend bool operator==(const PathResponseBody&, const PathResponseBody&) = default;
+};
+inline constexpr std::size_t kPathResponseBodySize = 16;
 
 // DATA (0x04), FRAGMENT (0x08) and DATAGRAM (0x18) bodies are opaque payload bytes.
 

@@ -51,6 +51,7 @@ SysResult<bw_config> to_kernel_config(const BpfFilterConfig& c) {
   k.discovery = to_rate(c.discovery_per_source);
   k.discovery_total = to_rate(c.discovery_total);
   k.events = to_rate(c.events);
+  k.roam = to_rate(c.roam_per_source);
   k.event_source_gap_ns = static_cast<__u64>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(c.event_source_gap).count());
   return k;
@@ -80,6 +81,7 @@ constexpr std::array<std::string_view, kBpfCounterCount> kCounterNames = {
     "not_ours_passed",
     "pass_unparsed",
     "pass_foreign",
+    "pass_roam",
     "drop_bad_port",
     "drop_bad_version",
     "drop_unknown_type",
@@ -89,6 +91,7 @@ constexpr std::array<std::string_view, kBpfCounterCount> kCounterNames = {
     "drop_rate_limited",
     "drop_discovery_rate",
     "drop_discovery_total",
+    "drop_roam_rate",
     "steer_failed",
     "events_sent",
     "events_suppressed",

@@ -72,6 +72,11 @@ struct BpfFilterConfig {
   // that are not valid session traffic.
   RateLimit discovery_per_source{10, 20};
   RateLimit discovery_total{1000, 2000};
+  // Per source, connection-0 datagrams to a port valid for another source:
+  // roaming candidates (docs/protocol.md §11.6), for the daemon to
+  // authenticate. A roaming peer's keepalives and path responses need ~5 a
+  // second.
+  RateLimit roam_per_source{32, 32};
   // Security events: all together, and at most one per source per gap.
   RateLimit events{100, 100};
   std::chrono::milliseconds event_source_gap{1000};
@@ -92,6 +97,7 @@ enum class BpfCounter : std::uint8_t {
   kNotOurs = BW_CTR_NOT_OURS,
   kPassUnparsed = BW_CTR_PASS_UNPARSED,
   kPassForeign = BW_CTR_PASS_FOREIGN,
+  kPassRoam = BW_CTR_PASS_ROAM,
   kDropBadPort = BW_CTR_DROP_BAD_PORT,
   kDropBadVersion = BW_CTR_DROP_BAD_VERSION,
   kDropUnknownType = BW_CTR_DROP_UNKNOWN_TYPE,
@@ -101,6 +107,7 @@ enum class BpfCounter : std::uint8_t {
   kDropRateLimited = BW_CTR_DROP_RATE_LIMITED,
   kDropDiscoveryRate = BW_CTR_DROP_DISCOVERY_RATE,
   kDropDiscoveryTotal = BW_CTR_DROP_DISCOVERY_TOTAL,
+  kDropRoamRate = BW_CTR_DROP_ROAM_RATE,
   kSteerFailed = BW_CTR_STEER_FAILED,
   kEventsSent = BW_CTR_EVENTS_SENT,
   kEventsSuppressed = BW_CTR_EVENTS_SUPPRESSED,

@@ -16,16 +16,18 @@ namespace {
 // The verdicts in log order (events statistics after them).
 constexpr std::array kVerdicts = {
     BpfCounter::kPass,           BpfCounter::kPassDiscovery,    BpfCounter::kNotOurs,
-    BpfCounter::kPassUnparsed,   BpfCounter::kPassForeign,      BpfCounter::kDropBadPort,      BpfCounter::kDropBadVersion,
+    BpfCounter::kPassUnparsed,   BpfCounter::kPassForeign,      BpfCounter::kPassRoam,
+    BpfCounter::kDropBadPort,      BpfCounter::kDropBadVersion,
     BpfCounter::kDropUnknownType, BpfCounter::kDropBadHeader,   BpfCounter::kDropTruncated,
     BpfCounter::kDropBadLength,  BpfCounter::kDropRateLimited,  BpfCounter::kDropDiscoveryRate,
-    BpfCounter::kDropDiscoveryTotal, BpfCounter::kSteerFailed,  BpfCounter::kEventsSent,
+    BpfCounter::kDropDiscoveryTotal, BpfCounter::kDropRoamRate, BpfCounter::kSteerFailed,
+    BpfCounter::kEventsSent,
     BpfCounter::kEventsSuppressed, BpfCounter::kEventsLost};
 constexpr std::array kMalformed = {BpfCounter::kDropBadVersion, BpfCounter::kDropUnknownType,
                                    BpfCounter::kDropBadHeader, BpfCounter::kDropTruncated,
                                    BpfCounter::kDropBadLength};
 constexpr std::array kOverRate = {BpfCounter::kDropRateLimited, BpfCounter::kDropDiscoveryRate,
-                                  BpfCounter::kDropDiscoveryTotal};
+                                  BpfCounter::kDropDiscoveryTotal, BpfCounter::kDropRoamRate};
 constexpr std::array kHooks = {BpfHook::kXdp, BpfHook::kTc, BpfHook::kSocket, BpfHook::kSkLookup};
 
 RateLimit rate(std::uint64_t per_second, std::uint64_t burst) {

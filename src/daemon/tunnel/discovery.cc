@@ -408,7 +408,10 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
   const bool initiator = s->initiator();
   const std::int32_t offset = s->clock_offset_ms();
   // The responder answers along the paths the initiator's datagrams open (§11.6).
-  if (!initiator) e->paths.emplace(remote.ip);
+  if (!initiator) {
+    e->paths.emplace(remote.ip);
+    e->validation.emplace(remote.ip);  // ... and to a new address once it proves itself
+  }
   e->session = std::move(s);
   SessionEntry& entry = sessions_.insert(std::move(e), address);
   bridge_->add_session(id, initiator ? SessionRole::kInitiator : SessionRole::kResponder);

@@ -9,7 +9,9 @@
 //   3. on_session_packet   authenticate and decrypt in place (Session::open)
 //   4.                     DATAGRAM: check the inner source is one the peer
 //                          may use, write the IP packet to the TUN device;
-//                          HEARTBEAT: answer a probe;
+//                          HEARTBEAT: answer a probe; PATH_CHALLENGE and
+//                          _RESPONSE, and any datagram from a new address
+//                          of the peer: to roaming.cc;
 //                          connection packets: to the stream bridge, which
 //                          queues the bytes for the application's socket
 //   5.                     after the batch, the bridge writes what the
@@ -117,12 +119,18 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
                   r.error().what);
     return;
   }
-  // The peer's address stays the one discovery saw: a copy of an authentic
-  // packet re-sent from elsewhere must not redirect our traffic. Only the
-  // port is learned, as responder: the path the datagram opened through a
-  // NAT (§11.6), from what arrived on connection 0's ports (its own packets
-  // and SYNs): those are the ones we answer from. A datagram on the
-  // discovery port opened no hopping path.
+  // The peer's address moves only to one that answered a path challenge
+  // (roaming.cc): a copy of an authentic packet re-sent from elsewhere must
+  // not redirect our traffic. A datagram from another address is taken for
+  // what it carries, and challenges that address.
+  if (e.validation && r->header.type != wire::PacketType::kPathResponse &&
+      source.ip.unmapped() != e.validation->peer().unmapped()) {
+    challenge_path(e, datagram.size(), source, local_port);
+  }
+  // The port is learned, as responder: the path the datagram opened through
+  // a NAT (§11.6), from what arrived on connection 0's ports (its own packets
+  // and SYNs) from the peer's address: those are the ones we answer from. A
+  // datagram on the discovery port opened no hopping path.
   if (e.paths && local_port != config_->network.discovery_port &&
       (r->header.connection_id == 0 || r->header.type == wire::PacketType::kSyn) &&
       e.paths->observe(local_port, source, hop::window_at(unix_ms())) &&
@@ -183,6 +191,24 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
         return;
       }
       bridge_->on_connection_packet(e.id, r->header, *body);
+      return;
+    }
+    case wire::PacketType::kPathChallenge: {
+      auto body = wire::parse_body(r->header, r->body);
+      if (!body) {
+        ++stats_.rejected;
+        return;
+      }
+      answer_path_challenge(e, *body);
+      return;
+    }
+    case wire::PacketType::kPathResponse: {
+      auto body = wire::parse_body(r->header, r->body);
+      if (!body || !e.validation) {
+        ++(body ? stats_.unsupported_type : stats_.rejected);
+        return;
+      }
+      on_path_response(e, *body, source, local_port);
       return;
     }
     case wire::PacketType::kSequenceNeg: {

@@ -16,6 +16,7 @@
 #include "core/common/ip_address.h"
 #include "core/common/socket_address.h"
 #include "core/common/time.h"
+#include "core/session/path_validation.h"
 #include "core/session/return_paths.h"
 #include "core/session/session.h"
 #include "daemon/config/config.h"
@@ -48,6 +49,9 @@ struct SessionEntry {
   DatagramSocket* answer_via = nullptr;
   SocketAddress answer_to;
   std::uint16_t answer_port = 0;  // our port answer_via is bound to
+  // As responder: the peer's address may move (roaming), but only to an
+  // address that answered a path challenge (docs/protocol.md §11.6).
+  std::optional<session::PathValidation> validation;
   // The session's timer (heartbeats, probes, death) and when it is due.
   TimerId timer = kNoTimer;
   TimePoint timer_at = kNever;

@@ -45,6 +45,7 @@ nlohmann::json Tunnel::status() {
                      {"sessions_established", s.sessions_established},
                      {"sessions_lost", s.sessions_lost},
                      {"stranded_replayed", s.stranded_replayed},
+                     {"roams", s.roams},
                      {"sessions", sessions_.size()}};
   const HopPortStats& h = hop_ports_->stats();
   out["drops"] = {{"no_route", s.no_route},
@@ -157,6 +158,12 @@ nlohmann::json Tunnel::status() {
         {"return_path", e.answer_via != nullptr
                             ? json{{"from_port", e.answer_port}, {"to", e.answer_to.to_string()}}
                             : json(nullptr)},
+        {"path_validation", e.validation ? json{{"started", e.validation->stats().started},
+                                                 {"succeeded", e.validation->stats().succeeded},
+                                                 {"failed", e.validation->stats().failed},
+                                                 {"challenges_sent", e.validation->stats().challenges_sent},
+                                                 {"pending", e.validation->pending()}}
+                                           : json(nullptr)},
         {"connections", c.live},
         {"retransmissions", c.retransmissions},
     };

@@ -243,6 +243,10 @@ void Tunnel::on_clock_step(std::int64_t step_us) {
 void Tunnel::on_window() {
   hop_ports_->update(HopPorts::Closing::kCloseUnneeded);
   warn_log_.flush(now());
+  // Path challenges that went unanswered count as failed (roaming.cc).
+  sessions_.for_each([&](SessionEntry& e) {
+    if (e.validation) e.validation->expire(now());
+  });
   // Path keepalives go mid-window (§11.6): by then a window with traffic of
   // its own has sent some, and the responder has had half a window on the
   // previous window's path, which the initiator still listens on.

@@ -13,6 +13,7 @@
 //   outbound.cc   TUN → sealed datagrams to the peers
 //   inbound.cc    datagrams → sessions → TUN or connections
 //   discovery.cc  discovery as initiator and as responder, session set-up
+//   roaming.cc    path validation: a responder's peer moves to a new address
 //
 // Everything reaches the outside world through the interfaces it is given
 // (EventLoop, Clock, TunDevice, a socket factory, TcpEndpoints, EbpfPath), so
@@ -106,6 +107,7 @@ struct TunnelStats {
   std::uint64_t send_errors = 0;
   std::uint64_t sessions_established = 0;
   std::uint64_t sessions_lost = 0;
+  std::uint64_t roams = 0;  // sessions whose peer moved to a validated address
   std::uint64_t pool_exhausted = 0;
   // Packet-mode TCP segments sent again when a silent peer answered (§11.4).
   std::uint64_t stranded_replayed = 0;
@@ -227,6 +229,14 @@ class Tunnel : private StreamHost {
   void on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source,
                          std::uint16_t local_port);
   void write_tun(Bytes ip_packet) override;
+
+  // roaming.cc: path validation and roaming (docs/protocol.md §11.6).
+  void challenge_path(SessionEntry& e, std::size_t size, const SocketAddress& source,
+                      std::uint16_t local_port);
+  void answer_path_challenge(SessionEntry& e, const wire::Body& body);
+  void on_path_response(SessionEntry& e, const wire::Body& body, const SocketAddress& source,
+                        std::uint16_t local_port);
+  void roam(SessionEntry& e, const SocketAddress& source, std::uint16_t local_port);
 
   // discovery.cc: both roles, and sessions coming and going.
   bool looking_for(const Peer& p) const;

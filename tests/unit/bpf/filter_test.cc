@@ -99,18 +99,48 @@ TEST_P(FrameFilterTest, ValidPortPasses) {
 
 TEST_P(FrameFilterTest, EveryKnownTypePassesOnAValidPort) {
   allow(peer(), 5000);
-  for (int t = 0x01; t <= 0x18; ++t) {
+  for (int t = 0x01; t <= 0x1A; ++t) {
     SCOPED_TRACE("type " + std::to_string(t));
     expect(frame(buckwild_datagram(static_cast<PacketType>(t), 20)), true, BpfCounter::kPass);
   }
 }
 
-TEST_P(FrameFilterTest, PortNotValidForThisSourceDrops) {
+TEST_P(FrameFilterTest, PortValidForNoSourceDrops) {
   allow(peer(), 5000);
   expect(frame(buckwild_datagram(), 5001), false, BpfCounter::kDropBadPort);
-  FrameSpec s = spec(buckwild_datagram());
+  FrameSpec s = spec(buckwild_datagram(), 5001);
   s.source = other_peer();
   expect(build_frame(s), false, BpfCounter::kDropBadPort);
+}
+
+// A port valid for one source, from another: a roaming candidate (the peer's
+// address changed, docs/protocol.md §11.6) passes for the daemon to
+// authenticate, within its own per-source rate.
+TEST_P(FrameFilterTest, PortValidForAnotherSourcePassesAsRoamingWithinItsRate) {
+  BpfFilterConfig c = config_;
+  c.roam_per_source = {1, 2};
+  set_config(c);
+  allow(peer(), 5000);
+  Frame keepalive = buckwild_datagram();
+  keepalive[16] = 0x00;  // connection 0
+  keepalive[17] = 0x00;
+  FrameSpec s = spec(keepalive);
+  s.source = other_peer();
+  expect(build_frame(s), true, BpfCounter::kPassRoam);
+  expect(build_frame(s), true, BpfCounter::kPassRoam);
+  expect(build_frame(s), false, BpfCounter::kDropRoamRate);
+  // The peer itself is not charged for it.
+  expect(frame(buckwild_datagram()), true, BpfCounter::kPass);
+  // A connection's packets do not roam (nor spend the candidate's budget).
+  FrameSpec cs = spec(buckwild_datagram());  // connection 3
+  cs.source = other_peer();
+  expect(build_frame(cs), false, BpfCounter::kDropBadPort);
+  // Malformed is malformed, whoever sends it.
+  Frame bad = keepalive;
+  bad[0] = 0x02;
+  FrameSpec b = spec(bad);
+  b.source = other_peer();
+  expect(build_frame(b), false, BpfCounter::kDropBadVersion);
 }
 
 TEST_P(FrameFilterTest, BadVersionDrops) {
@@ -122,7 +152,7 @@ TEST_P(FrameFilterTest, BadVersionDrops) {
 
 TEST_P(FrameFilterTest, UnknownTypeDrops) {
   allow(peer(), 5000);
-  for (std::uint8_t type : {std::uint8_t{0x00}, std::uint8_t{0x19}, std::uint8_t{0xFF}}) {
+  for (std::uint8_t type : {std::uint8_t{0x00}, std::uint8_t{0x1B}, std::uint8_t{0xFF}}) {
     SCOPED_TRACE("type " + std::to_string(type));
     Frame d = buckwild_datagram();
     d[1] = type;

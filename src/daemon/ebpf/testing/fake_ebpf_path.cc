@@ -26,7 +26,11 @@ SysResult<void> FakeEbpfPath::steer_to(DatagramSocket& socket) {
 
 SysResult<std::chrono::nanoseconds> FakeEbpfPath::set_valid_ports(const std::vector<ValidPort>& ports) {
   valid_.clear();
-  for (const ValidPort& p : ports) valid_.insert(SocketAddress{p.source.unmapped(), p.port});
+  valid_ports_.clear();
+  for (const ValidPort& p : ports) {
+    valid_.insert(SocketAddress{p.source.unmapped(), p.port});
+    valid_ports_.insert(p.port);
+  }
   current_ = ports;
   ++updates_;
   return std::chrono::nanoseconds(0);
@@ -47,6 +51,10 @@ std::optional<FakeDatagramSocket*> FakeEbpfPath::lookup(const SocketAddress& fro
   if (to.port == discovery_port_ || to.port < wire::kMinPort) return std::nullopt;
   if (network_.bound(to) && !own_.contains(to.port)) {
     ++foreign_;
+    return std::nullopt;
+  }
+  if (valid_ports_.contains(to.port)) {
+    ++roaming_;
     return std::nullopt;
   }
   ++dropped_;

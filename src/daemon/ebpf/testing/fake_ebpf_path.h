@@ -3,7 +3,9 @@
 // (source, port) pair go to the steered socket; datagrams to any other port
 // of the hopping range except the discovery port are dropped, as the frame
 // filter drops them, unless a socket that is not one of the tunnel's own
-// would receive them.
+// would receive them, or the port is valid for another source (a roaming
+// candidate, docs/protocol.md §11.6): those go on to whatever socket is bound
+// to the port, as the kernel's own lookup does after the filter passed them.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +36,7 @@ class FakeEbpfPath final : public EbpfPath {
   std::uint64_t steered() const { return steered_; }
   std::uint64_t dropped() const { return dropped_; }
   std::uint64_t foreign() const { return foreign_; }
+  std::uint64_t roaming() const { return roaming_; }  // passed as roaming candidates
   const std::set<std::uint16_t>& own_ports() const { return own_; }
   std::uint64_t updates() const { return updates_; }
   const std::optional<SecurityConfig>& limits() const { return limits_; }
@@ -47,11 +50,13 @@ class FakeEbpfPath final : public EbpfPath {
   std::uint64_t lookup_id_ = 0;
   FakeDatagramSocket* target_ = nullptr;
   std::set<SocketAddress> valid_;  // (source, local port)
+  std::set<std::uint16_t> valid_ports_;  // local ports valid for some source
   std::set<std::uint16_t> own_;
   std::vector<ValidPort> current_;
   std::uint64_t steered_ = 0;
   std::uint64_t dropped_ = 0;
   std::uint64_t foreign_ = 0;
+  std::uint64_t roaming_ = 0;
   std::uint64_t updates_ = 0;
   std::optional<SecurityConfig> limits_;
 };

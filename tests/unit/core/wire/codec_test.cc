@@ -93,7 +93,7 @@ TEST(CodecTest, HeaderFieldsAreValidated) {
   EXPECT_EQ(header_error(with(0, 0x02)), ErrorCode::kInvalidPacket);  // version
   EXPECT_EQ(header_error(with(0, 0x00)), ErrorCode::kInvalidPacket);
   EXPECT_EQ(header_error(with(1, 0x00)), ErrorCode::kInvalidPacket);  // type
-  EXPECT_EQ(header_error(with(1, 0x19)), ErrorCode::kInvalidPacket);
+  EXPECT_EQ(header_error(with(1, 0x1B)), ErrorCode::kInvalidPacket);
   EXPECT_EQ(header_error(with(1, 0xFF)), ErrorCode::kInvalidPacket);
   EXPECT_EQ(header_error(with(2, flags::kAck | 0x40)), ErrorCode::kInvalidPacket);  // reserved flag
   EXPECT_EQ(header_error(with(3, 0x01)), ErrorCode::kInvalidPacket);  // reserved byte

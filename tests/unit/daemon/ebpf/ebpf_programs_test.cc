@@ -537,6 +537,8 @@ TEST_F(ValidPortMapTest, APortStaysValidForTheSourcesThatStillHaveIt) {
     spec.source = source;
     spec.destination_port = port;
     spec.payload = buckwild_datagram();
+    spec.payload[16] = 0;  // connection 0: what may roam
+    spec.payload[17] = 0;
     return bpftest::run_frame(path_->program_fd(BpfHook::kXdp), bpftest::build_frame(spec));
   };
   ASSERT_TRUE(path_->update_valid_ports({{a, 5000}, {b, 5000}, {a, 5001}}));
@@ -544,7 +546,13 @@ TEST_F(ValidPortMapTest, APortStaysValidForTheSourcesThatStillHaveIt) {
   EXPECT_EQ(verdict(b, 5000), bpftest::kXdpPass);
   EXPECT_EQ(verdict(a, 5001), bpftest::kXdpPass);
   ASSERT_TRUE(path_->update_valid_ports({{b, 5000}, {b, 5010}}));
-  EXPECT_EQ(verdict(a, 5000), bpftest::kXdpDrop);
+  // a to 5000: valid for b only, so a roaming candidate (docs/protocol.md
+  // §11.6), not a valid pair.
+  const std::uint64_t roaming = path_->counters()->total(BpfCounter::kPassRoam);
+  const std::uint64_t passed = path_->counters()->total(BpfCounter::kPass);
+  EXPECT_EQ(verdict(a, 5000), bpftest::kXdpPass);
+  EXPECT_EQ(path_->counters()->total(BpfCounter::kPassRoam), roaming + 1);
+  EXPECT_EQ(path_->counters()->total(BpfCounter::kPass), passed);
   EXPECT_EQ(verdict(b, 5000), bpftest::kXdpPass);
   EXPECT_EQ(verdict(a, 5001), bpftest::kXdpDrop);
   EXPECT_EQ(verdict(b, 5010), bpftest::kXdpPass);  // 5000, 5001 and 5010 share a word

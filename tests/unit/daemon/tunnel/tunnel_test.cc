@@ -699,18 +699,31 @@ TEST_P(TunnelTest, OpensEveryValidPortOrSteersThem) {
   EXPECT_GT(bob->ebpf->steered(), 0u);
   EXPECT_EQ(bob->tunnel->hop_port_stats().valid_port_update_failures, 0u);
   // The same ports are not valid for anyone else: a stranger's datagram to one
-  // of them is dropped before any socket.
+  // of them is never steered. It is a roaming candidate (docs/protocol.md
+  // §11.6), left to a socket bound to that port if there is one (the kernel
+  // filter drops it first when malformed, and rate-limits it per source);
+  // to a port of no session it is dropped.
   auto stranger = net.bind(SocketAddress{ip("10.200.0.66"), 5555});
   ASSERT_TRUE(stranger.has_value());
   std::array<std::uint8_t, 100> junk{};
-  const std::uint64_t before = bob->ebpf->dropped();
-  const std::uint64_t received = bob->tunnel->stats().datagrams_received;
+  const std::uint64_t steered = bob->ebpf->steered();
+  const std::uint64_t roaming = bob->ebpf->roaming();
   OutgoingDatagram d{junk, SocketAddress{ip("10.200.0.2"), bob->ebpf->valid_ports().at(1).port},
                      std::nullopt};
   ASSERT_TRUE((*stranger)->send_batch({&d, 1}).has_value());
   loop.run_for(milliseconds(10));
+  EXPECT_EQ(bob->ebpf->steered(), steered);
+  EXPECT_EQ(bob->ebpf->roaming(), roaming + 1);
+  std::uint16_t unused = 40000;
+  const auto& valid = bob->ebpf->valid_ports();
+  while (std::any_of(valid.begin(), valid.end(), [&](const ValidPort& p) { return p.port == unused; })) {
+    ++unused;
+  }
+  const std::uint64_t before = bob->ebpf->dropped();
+  OutgoingDatagram off{junk, SocketAddress{ip("10.200.0.2"), unused}, std::nullopt};
+  ASSERT_TRUE((*stranger)->send_batch({&off, 1}).has_value());
+  loop.run_for(milliseconds(1));
   EXPECT_EQ(bob->ebpf->dropped(), before + 1);
-  EXPECT_EQ(bob->tunnel->stats().datagrams_received, received);
   // Another application's socket inside the hopping range (a DNS client's
   // ephemeral port) still gets its datagrams.
   EXPECT_TRUE(bob->ebpf->own_ports().contains(1025));
@@ -1077,22 +1090,106 @@ TEST_P(NatTunnelTest, ACopyFromAThirdHostRedirectsNothing) {
   loop.run_for(milliseconds(5));
   ASSERT_FALSE(captured.empty());
   // A third host sends the authentic, never-seen copy from its own address.
-  // The eBPF path drops it (its valid pairs name the peer's address); user
-  // space delivers it, but only alice's own address is ever learned.
+  // Both paths deliver it (the eBPF path as a roaming candidate: the port is
+  // valid for alice); bob takes what it carries and challenges the third
+  // host's address, which cannot answer: nothing moves.
   auto mallory = net.bind(SocketAddress{ip("10.200.0.66"), 5555});
   ASSERT_TRUE(mallory.has_value());
   OutgoingDatagram d{captured, captured_to, std::nullopt};
   ASSERT_TRUE((*mallory)->send_batch({&d, 1}).has_value());
   loop.run_for(milliseconds(5));
-  EXPECT_EQ(bob->tun.take_written().has_value(), !GetParam());
+  EXPECT_TRUE(bob->tun.take_written().has_value());
   for (int i = 0; i < 4; ++i) exchange("after " + std::to_string(i));
-  // And its replay is refused.
+  // And its replay is refused, challenging nobody.
   ASSERT_TRUE((*mallory)->send_batch({&d, 1}).has_value());
-  loop.run_for(milliseconds(5));
+  loop.run_for(seconds(4));
   EXPECT_FALSE(bob->tun.take_written().has_value());
+  // All the third host got: one PATH_CHALLENGE, no larger than the copy.
   std::array<std::uint8_t, 2048> buf;
-  std::array<ReceivedDatagram, 4> slots{ReceivedDatagram{buf}};
-  EXPECT_EQ((*mallory)->receive_batch(std::span(slots.data(), 1)).value(), 0u);
+  std::array<ReceivedDatagram, 4> slots{ReceivedDatagram{buf}, ReceivedDatagram{buf},
+                                        ReceivedDatagram{buf}, ReceivedDatagram{buf}};
+  ASSERT_EQ((*mallory)->receive_batch(std::span(slots.data(), 4)).value(), 1u);
+  EXPECT_EQ(buf[1], 0x19);
+  EXPECT_LE(slots[0].length, captured.size());
+  const nlohmann::json session = bob->tunnel->status()["peers"][0]["session"];
+  EXPECT_EQ(session["endpoint"].get<std::string>().rfind("10.200.0.9:", 0), 0u);
+  EXPECT_EQ(session["path_validation"]["started"], 1);
+  EXPECT_EQ(session["path_validation"]["succeeded"], 0);
+  EXPECT_EQ(session["path_validation"]["failed"], 1);  // unanswered for 3 s
+  EXPECT_EQ(bob->tunnel->stats().roams, 0u);
+  exchange("still alice");
+}
+
+// The router's public address changes (a second address, NAT rebinding, a
+// new network): alice's datagrams come from an address bob does not know. He
+// challenges it, she answers from there, and only then does his traffic
+// follow her, within about a second, in the same session.
+TEST_P(NatTunnelTest, APublicAddressChangeIsFollowedAfterPathValidation) {
+  daemon::testing::TempDir dir;
+  const std::string path = dir.path() + "/audit.jsonl";
+  net.set_translator([this](SocketAddress& from, SocketAddress& to) { return nat.translate(from, to); });
+  Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  bc.peers[0].endpoint.reset();
+  bc.peers[0].psk = "main";
+  alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  auto opened = AuditLog::open(path);
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  bob->audit = std::move(*opened);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(connected());
+  loop.run_for(seconds(1));
+  const std::uint64_t id = bob->tunnel->session_ids().at(0);
+  exchange("before");
+  // Record what bob sends where from now on.
+  std::uint64_t challenges = 0;
+  std::uint64_t to_new = 0;
+  net.set_filter([&](const SocketAddress& from, const SocketAddress& to, Bytes payload) {
+    if (from.ip == ip("10.200.0.2") && payload.size() > 1) {
+      if (payload[1] == 0x19) ++challenges;
+      if (to.ip == ip("10.200.0.10")) ++to_new;
+    }
+    return true;
+  });
+  // The new address; the old mappings die with the old one.
+  nat.outside = ip("10.200.0.10");
+  nat.by_public.clear();
+  nat.by_inside.clear();
+  const TimePoint moved = loop.now();
+  ASSERT_TRUE(loop.run_until(
+      [&] { return bob->tunnel->stats().roams == 1; }, loop.now() + seconds(2)));
+  EXPECT_LE(loop.now() - moved, seconds(1));
+  EXPECT_GE(challenges, 1u);
+  EXPECT_LE(challenges, 8u);
+  for (int i = 0; i < 8; ++i) exchange("after " + std::to_string(i));
+  EXPECT_GT(to_new, 0u);
+  EXPECT_EQ(bob->tunnel->session_ids().at(0), id);  // the same session
+  EXPECT_EQ(alice->tunnel->session_count(), 1u);
+  const nlohmann::json session = bob->tunnel->status()["peers"][0]["session"];
+  EXPECT_EQ(session["endpoint"].get<std::string>().rfind("10.200.0.10:", 0), 0u);
+  EXPECT_EQ(session["path_validation"]["succeeded"], 1);
+  EXPECT_EQ(session["return_path"]["to"].get<std::string>().rfind("10.200.0.10:", 0), 0u);
+  if (GetParam()) {
+    // The kernel filter expects her at the new address now, and only there.
+    for (const ValidPort& p : bob->ebpf->valid_ports()) {
+      EXPECT_EQ(p.source.unmapped(), ip("10.200.0.10"));
+    }
+    EXPECT_GT(bob->ebpf->roaming(), 0u);
+  }
+  loop.run_for(seconds(2));  // the audit trail is written
+  std::ifstream in(path);
+  bool recorded = false;
+  for (std::string line; std::getline(in, line);) {
+    auto r = nlohmann::json::parse(line);
+    if (r["event"] != "session_roamed") continue;
+    recorded = true;
+    EXPECT_EQ(r["details"]["from_address"], "10.200.0.9");
+    EXPECT_EQ(r["details"]["to_address"], "10.200.0.10");
+    EXPECT_EQ(r["source_address"], "10.200.0.10");
+  }
+  EXPECT_TRUE(recorded);
 }
 
 // Bob lists alice with the address she had; she now sends from behind a
