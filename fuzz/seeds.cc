@@ -1,8 +1,10 @@
 // Writes one valid datagram of every packet type into the directory given as
 // argv[1], as seeds for the fuzz targets.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "support/sample_packets.h"
 
@@ -30,5 +32,67 @@ int main(int argc, char** argv) {
     std::ofstream(std::string(argv[1]) + "/tcp_syn_ipv" + (ip.size() == 20 ? "4" : "6"), std::ios::binary)
         .write(packet.data(), static_cast<std::streamsize>(packet.size()));
   }
+
+  const std::string dir = argv[1];
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    std::ofstream(dir + "/" + name, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  };
+  auto as_string = [](const std::vector<std::uint8_t>& v) { return std::string(v.begin(), v.end()); };
+
+  // fuzz_discovery_responder: (source, mode, elapsed ms) then the datagram;
+  // mode 1 is a genuine exchange (an empty tamper list, and one flipping a byte).
+  using buckwild::wire::PacketType;
+  for (PacketType t : {PacketType::kDiscovery, PacketType::kDiscoveryConfirm}) {
+    write("responder_" + std::string(buckwild::wire::packet_type_name(t)),
+          std::string("\x05\x00\x00\x64", 4) + as_string(buckwild::testing::sample_datagram(t)));
+  }
+  write("responder_genuine", std::string("\x85\x01\x03\xe8\x00", 5));
+  write("responder_genuine_tampered", std::string("\x07\x01\x00\x10\x2c\x01", 6));
+
+  // fuzz_session_open: config byte, then operations (bit 0 the receiving side).
+  write("session_heartbeats", std::string("\x01\x02\x83\x03\x10\x00\x10\x01\x0a", 9));
+  write("session_time_sync", std::string("\x01\x06\x12\x34\x56\x78\x07\x0a\x0c\x00\x00\x01\x02", 13));
+  write("session_datagram", std::string("\x01\x16\x00\x28", 4) + std::string(40, '\x45'));
+  write("session_clock_step", std::string("\x00\x12\x01\x00\x01\x00\x02\x11\x75\x30\x03", 11));
+
+  // fuzz_udp_control: built mode (odd first byte), IP_ORIGDSTADDR then IPV6_PKTINFO.
+  std::string control = "\x01";
+  control += '\x00' + std::string("\xc0\x00\x02\x07", 4) + std::string(12, '\0') + std::string("\x04\x01", 2) +
+             std::string(10, '\0');
+  control += '\x03' + std::string("\xfd", 1) + std::string(14, '\0') + std::string("\x02\x00\x00", 3) +
+             std::string(9, '\0');
+  write("udp_control_built", control);
+
+  // fuzz_psk: a 32-byte key as buckwild genpsk writes it, and a short one.
+  write("psk_32", "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=\n");
+  write("psk_short", "AAECAwQFBgc=");
+
+  // fuzz_replay_window: in-order, reordered, a jump, and the top of the range.
+  write("replay_in_order", std::string("\x80\x00\x00\x80\x00\x00\x80\x00\x00\x00\x01\x05\x80\x01\x02", 15));
+  write("replay_jump", std::string("\x82\x00\x00\x00\x01\x00\x00\x00\x00\x80\x00\x85\x20\x81\x00\x00\x00\x00", 18));
+  write("replay_top", std::string("\x82\xff\xff\xff\xff\xff\xff\xff\xf0\x80\x00\x10\x81\x00\x00\x00\x05", 17));
+
+  // fuzz_inner_source: one allowed /24, one claimable /16, no taken address,
+  // then the two SYNs below as inner packets.
+  std::string source_seed("\x01\x01\x00", 3);
+  source_seed += '\x00' + std::string("\x0a\x4d\x00\x00", 4) + std::string(12, '\0') + '\x18';
+  source_seed += '\x00' + std::string("\x0a\x4e\x00\x00", 4) + std::string(12, '\0') + '\x10';
+  for (const std::string& ip : {v4, v6}) {
+    const std::string packet = ip + std::string(reinterpret_cast<const char*>(tcp), sizeof tcp);
+    source_seed += static_cast<char>(packet.size() >> 8);
+    source_seed += static_cast<char>(packet.size() & 0xff);
+    source_seed += packet;
+  }
+  write("inner_source", source_seed);
+
+  // fuzz_config: the packaged configuration and the examples.
+  for (const char* file : {"packaging/buckwild.toml", "examples/alice.toml", "examples/bob.toml"}) {
+    std::ifstream f(std::string(BUCKWILD_SOURCE_DIR) + "/" + file, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    write("config_" + std::filesystem::path(file).stem().string(), text);
+  }
+  write("config_env", std::string("BUCKWILD_NETWORK_MTU=1380\nBUCKWILD_LOGGING_LEVEL=debug") + '\0' +
+                          "[network]\nvirtual_address = \"10.77.0.1/24\"\n[[psk]]\nid = \"a\"\n"
+                          "key = \"q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=\"\n");
   return 0;
 }

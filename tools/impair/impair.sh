@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Network impairment for an interface without netem: random loss and a fixed
-# one-way delay on the packets crossing it in one direction.
+# Network impairment for an interface without netem: random loss, a one-way
+# delay with jitter, reordering and a rate cap on the packets crossing it in
+# one direction.
 #
 #   impair.sh set   NETNS DEV [--loss-pct P | --loss-ppm N] [--delay-ms D]
+#                             [--jitter-ms J [--jitter-dist uniform|normal]
+#                              [--jitter-max-ms B]] [--reorder-pct P [--reorder-ms E]]
+#                             [--rate-mbit M | --rate-Bps N [--burst-bytes N]
+#                              [--queue-bytes N]] [--seed N]
 #                             [--udp-only] [--egress] [--no-gso]
 #   impair.sh clear NETNS DEV
 #   impair.sh show  NETNS DEV
@@ -13,6 +18,18 @@
 #                  (a tc BPF program, impair.bpf.c)
 #   --delay-ms D   hold each packet D ms (an iptables NFQUEUE rule and
 #                  impair_delay.c, a small daemon started in NETNS)
+#   --jitter-ms J  vary each packet's delay around D: uniform in [D-J, D+J]
+#                  (--jitter-dist normal: normal with sigma J), bounded by
+#                  --jitter-max-ms B (default J, or 3J for normal), never below
+#                  0. Jitter keeps the packets' order (as a link's queue does)
+#   --reorder-pct P  hold P % of the packets, at random, --reorder-ms E more
+#                  (default 5): the packets behind them overtake them
+#   --rate-mbit M / --rate-Bps N  cap the rate (megabits / bytes per second):
+#                  a token bucket of --burst-bytes (default 1514) in front of a
+#                  queue of --queue-bytes (default 262144); packets that do not
+#                  fit the queue are dropped (tail drop; counted, see show).
+#                  Applied before the delay, jitter and reordering
+#   --seed N       seed of the jitter and reordering draws (default: random)
 #   --udp-only     impair UDP only (a tunnel's underlay; the TCP of a
 #                  benchmark's control connection passes untouched)
 #   --egress       impair the packets DEV sends instead of those it receives
@@ -36,6 +53,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$HERE/impair.bpf.c
 DELAY_SRC=$HERE/impair_delay.c
+SCHED_SRC=$HERE/impair_sched.h
 PREF=4242  # the tc filter priority that marks our filter
 STATE_DIR=/run/buckwild-impair
 
@@ -74,9 +92,9 @@ build() {
   clang=$(find_clang)
   need cc "apt-get install build-essential"
   [[ -r /usr/include/bpf/bpf_helpers.h ]] || die "/usr/include/bpf/bpf_helpers.h missing (apt-get install libbpf-dev)"
-  [[ -r $SRC && -r $DELAY_SRC ]] || die "$SRC or $DELAY_SRC missing"
+  [[ -r $SRC && -r $DELAY_SRC && -r $SCHED_SRC ]] || die "$SRC, $DELAY_SRC or $SCHED_SRC missing"
   local key dir
-  key=$( { cat "$SRC" "$DELAY_SRC"; "$clang" --version | head -n1; cc --version | head -n1; } | sha256sum | cut -c1-16)
+  key=$( { cat "$SRC" "$DELAY_SRC" "$SCHED_SRC"; "$clang" --version | head -n1; cc --version | head -n1; } | sha256sum | cut -c1-16)
   dir=${IMPAIR_BUILD_DIR:-/tmp/buckwild-impair-$key}
   if [[ -e $dir/impair.bpf.o && -x $dir/impair_delay && -e $dir/.key && $(cat "$dir/.key") == "$key" ]]; then
     echo "$dir"
@@ -92,7 +110,7 @@ build() {
     rm -rf "$tmp"
     die "compiling $SRC failed"
   fi
-  if ! cc -O2 -Wall -Wextra -Werror -o "$tmp/impair_delay" "$DELAY_SRC" 2>"$tmp/err"; then
+  if ! cc -O2 -Wall -Wextra -Werror -o "$tmp/impair_delay" "$DELAY_SRC" -lm 2>"$tmp/err"; then
     cat "$tmp/err" >&2
     rm -rf "$tmp"
     die "compiling $DELAY_SRC failed"
@@ -229,6 +247,21 @@ remove_filter() {
 # ------------------------------------------------------------ commands ----
 cmd_set() {
   local loss_ppm=0 delay_ns=0 flags=0 no_gso=0 dir=ingress
+  local jitter_ns=0 jitter_max_ns=0 jitter_dist=uniform reorder_ppm=0 reorder_ns=5000000
+  local rate_Bps=0 burst_bytes=1514 queue_bytes=262144 seed=
+  # ms_to_ns OPTION VALUE: VALUE ms (a number, at most 10 s) in ns.
+  ms_to_ns() {
+    [[ ${2:-} =~ ^[0-9]+([.][0-9]+)?$ ]] || die "$1 needs a number of milliseconds, got '${2:-}'"
+    local ns
+    ns=$(awk -v d="$2" 'BEGIN { printf "%d", d * 1000000 + 0.5 }')
+    ((ns <= 10000000000)) || die "$1 must be at most 10000"
+    echo "$ns"
+  }
+  # integer OPTION VALUE MAX
+  integer() {
+    [[ ${2:-} =~ ^[0-9]+$ ]] && ((${#2} <= 12 && $2 <= $3)) || die "$1 needs an integer 0..$3, got '${2:-}'"
+    echo "$2"
+  }
   while (($#)); do
     case $1 in
       --loss-pct)
@@ -245,6 +278,27 @@ cmd_set() {
         delay_ns=$(awk -v d="$2" 'BEGIN { printf "%d", d * 1000000 + 0.5 }')
         ((delay_ns <= 10000000000)) || die "--delay-ms must be at most 10000"
         shift 2 ;;
+      --jitter-ms) jitter_ns=$(ms_to_ns "$1" "${2:-}"); shift 2 ;;
+      --jitter-max-ms) jitter_max_ns=$(ms_to_ns "$1" "${2:-}"); shift 2 ;;
+      --jitter-dist)
+        [[ ${2:-} == uniform || ${2:-} == normal ]] || die "--jitter-dist is uniform or normal, got '${2:-}'"
+        jitter_dist=$2
+        shift 2 ;;
+      --reorder-pct)
+        [[ ${2:-} =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--reorder-pct needs a number 0..100, got '${2:-}'"
+        reorder_ppm=$(awk -v p="$2" 'BEGIN { printf "%d", p * 10000 + 0.5 }')
+        ((reorder_ppm <= 1000000)) || die "--reorder-pct must be at most 100"
+        shift 2 ;;
+      --reorder-ms) reorder_ns=$(ms_to_ns "$1" "${2:-}"); shift 2 ;;
+      --rate-Bps) rate_Bps=$(integer "$1" "${2:-}" 100000000000); shift 2 ;;
+      --rate-mbit)
+        [[ ${2:-} =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--rate-mbit needs a number of megabits per second, got '${2:-}'"
+        rate_Bps=$(awk -v m="$2" 'BEGIN { printf "%d", m * 125000 + 0.5 }')
+        ((rate_Bps <= 100000000000)) || die "--rate-mbit must be at most 800000"
+        shift 2 ;;
+      --burst-bytes) burst_bytes=$(integer "$1" "${2:-}" 1073741824); ((burst_bytes > 0)) || die "--burst-bytes must be at least 1"; shift 2 ;;
+      --queue-bytes) queue_bytes=$(integer "$1" "${2:-}" 1073741824); ((queue_bytes > 0)) || die "--queue-bytes must be at least 1"; shift 2 ;;
+      --seed) seed=$(integer "$1" "${2:-}" 999999999999); ((seed > 0)) || die "--seed must be at least 1"; shift 2 ;;
       --udp-only) flags=$((flags | 1)); shift ;;
       --egress) dir=egress; shift ;;
       --ingress) dir=ingress; shift ;;
@@ -301,8 +355,15 @@ cmd_set() {
     remove_filter "$dir"
   fi
 
-  # Delay: an NFQUEUE rule for DEV and impair_delay holding the queue.
-  if ((delay_ns > 0)); then
+  # Delay, jitter, reordering and the rate cap: an NFQUEUE rule for DEV and
+  # impair_delay holding the queue.
+  local held_args=()
+  ((jitter_ns > 0)) && held_args+=(--jitter-ns "$jitter_ns" --jitter-dist "$jitter_dist")
+  ((jitter_ns > 0 && jitter_max_ns > 0)) && held_args+=(--jitter-max-ns "$jitter_max_ns")
+  ((reorder_ppm > 0)) && held_args+=(--reorder-ppm "$reorder_ppm" --reorder-extra-ns "$reorder_ns")
+  ((rate_Bps > 0)) && held_args+=(--rate-Bps "$rate_Bps" --burst-bytes "$burst_bytes" --queue-bytes "$queue_bytes")
+  [[ -n $seed ]] && held_args+=(--seed "$seed")
+  if ((delay_ns > 0 || jitter_ns > 0 || reorder_ppm > 0 || rate_Bps > 0)); then
     need iptables "apt-get install iptables"
     local q
     q=$(queue_num)
@@ -315,7 +376,7 @@ cmd_set() {
                 -j NFQUEUE --queue-num "$q" --queue-bypass)
     local running want_cmd
     running=$(delay_pid)
-    want_cmd="$bdir/impair_delay $q $delay_ns"
+    want_cmd="$bdir/impair_delay $q $delay_ns${held_args[*]:+ ${held_args[*]}}"
     if [[ -n $running && $(tr '\0' ' ' 2>/dev/null <"/proc/$running/cmdline") != "$want_cmd " ]]; then
       stop_delay
       running=
@@ -327,9 +388,9 @@ cmd_set() {
       # Started directly (not through in_ns, a function: $! would be a
       # subshell's): ip netns exec execs the program, so $! is its PID.
       if [[ $NS == - ]]; then
-        "$bdir/impair_delay" "$q" "$delay_ns" </dev/null >>"$log" 2>&1 &
+        "$bdir/impair_delay" "$q" "$delay_ns" "${held_args[@]}" </dev/null >>"$log" 2>&1 &
       else
-        ip netns exec "$NS" "$bdir/impair_delay" "$q" "$delay_ns" </dev/null >>"$log" 2>&1 &
+        ip netns exec "$NS" "$bdir/impair_delay" "$q" "$delay_ns" "${held_args[@]}" </dev/null >>"$log" 2>&1 &
       fi
       local dpid=$!
       echo "$dpid" >"$(state delay.pid)"
@@ -368,7 +429,10 @@ cmd_set() {
     remove_rules
     stop_delay
   fi
-  printf 'impair.sh: %s %s %s: loss %s ppm, delay %s ns%s%s\n' "$NS" "$DEV" "$dir" "$loss_ppm" "$delay_ns" \
+  printf 'impair.sh: %s %s %s: loss %s ppm, delay %s ns%s%s%s%s\n' "$NS" "$DEV" "$dir" "$loss_ppm" "$delay_ns" \
+    "$( ((jitter_ns > 0)) && echo ", jitter $jitter_ns ns ($jitter_dist)")" \
+    "$( ((reorder_ppm > 0)) && echo ", reorder $reorder_ppm ppm (+$reorder_ns ns)")" \
+    "$( ((rate_Bps > 0)) && echo ", rate $rate_Bps B/s (burst $burst_bytes B, queue $queue_bytes B)")" \
     "$( ((flags & 1)) && echo ', UDP only')" "$( ((no_gso)) && echo ', GSO/TSO off')" >&2
 }
 
@@ -424,8 +488,20 @@ cmd_show() {
     said=1
     local args
     read -r -a args < <(tr '\0' ' ' 2>/dev/null <"/proc/$dpid/cmdline"; echo) || true
-    printf '%s %s delay: %s ms (impair_delay PID %s, queue %s)\n' "$NS" "$DEV" \
-      "$(awk -v n="${args[2]}" 'BEGIN { printf "%g", n / 1e6 }')" "$dpid" "${args[1]}"
+    printf '%s %s delay: %s ms%s (impair_delay PID %s, queue %s)\n' "$NS" "$DEV" \
+      "$(awk -v n="${args[2]}" 'BEGIN { printf "%g", n / 1e6 }')" \
+      "$( ((${#args[@]} > 3)) && echo " ${args[*]:3}")" "$dpid" "${args[1]}"
+    # Its counters (drops of a full queue, the rate cap's too) go to its log on SIGUSR1.
+    local log i before
+    log=$(state delay.log)
+    before=$(grep -c '^impair_delay: counters:' "$log" 2>/dev/null || true)
+    if kill -USR1 "$dpid" 2>/dev/null; then
+      for ((i = 0; i < 20; i++)); do
+        sleep 0.05
+        (($(grep -c '^impair_delay: counters:' "$log" 2>/dev/null || true) > ${before:-0})) && break
+      done
+      grep '^impair_delay: counters:' "$log" 2>/dev/null | tail -n1 | sed "s/^impair_delay: counters:/  counters:/" || true
+    fi
     local chain
     for chain in PREROUTING POSTROUTING; do
       in_ns iptables -w -t mangle -L "$chain" -v -n 2>/dev/null | grep -F "buckwild-impair $DEV" |

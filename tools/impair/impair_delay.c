@@ -1,15 +1,23 @@
-// impair_delay: holds every packet of one NFQUEUE queue for a fixed time,
-// then lets it go. The delay half of tools/impair (the kernel here has neither
-// netem nor fq, so a departure time set by BPF would not be honoured): an
-// iptables rule sends an interface's egress packets to the queue, this program
-// receives only their metadata (NFQNL_COPY_META: no payload is copied) and
-// accepts them in arrival order once `delay` has passed, many at a time with
-// one batch verdict. Plain netlink, no library.
+// impair_delay: holds the packets of one NFQUEUE queue, then lets them go:
+// a delay with optional jitter, reordering and a rate cap (the decisions are
+// impair_sched.h's). The delay half of tools/impair (the kernel here has
+// neither netem nor fq, so a departure time set by BPF would not be
+// honoured): an iptables rule sends an interface's packets to the queue, this
+// program receives only their metadata (NFQNL_COPY_META: no payload is
+// copied; the length comes in NFQA_CAP_LEN) and accepts each once it is due.
+// While packets leave in arrival order (nothing reordered is held) many go
+// with one batch verdict; otherwise each gets its own. Plain netlink, no
+// library.
 //
-//   impair_delay QUEUE_NUM DELAY_NS [MAXLEN]
+//   impair_delay QUEUE_NUM DELAY_NS [MAXLEN] [--jitter-ns N] [--jitter-max-ns N]
+//                [--jitter-dist uniform|normal] [--reorder-ppm N]
+//                [--reorder-extra-ns N] [--rate-Bps N] [--burst-bytes N]
+//                [--queue-bytes N] [--seed N]
 //
-// Runs until SIGTERM or SIGINT, then accepts whatever it still holds and
-// prints its counters on stderr. tools/impair/impair.sh starts and stops it.
+// MAXLEN (default 100000) bounds the packets held; beyond it, and beyond the
+// rate cap's queue, packets are dropped and counted. SIGUSR1 prints the
+// counters on stderr. Runs until SIGTERM or SIGINT, then accepts whatever it
+// still holds and prints its counters on stderr. tools/impair/impair.sh starts and stops it.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,12 +36,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "impair_sched.h"
+
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
 #endif
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, report;
 static void on_signal(int sig) { (void)sig; stop = 1; }
+static void on_report(int sig) { (void)sig; report = 1; }
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -128,39 +139,122 @@ static void verdict_one(uint32_t id, uint32_t verdict) {
   }
 }
 
-// --- the packets being held: a ring in arrival (= id) order -------------------
+// --- the packets being held: a min-heap on (due, id) --------------------------
 struct held {
-  uint32_t id;
   uint64_t due;
+  uint32_t id;
+  uint8_t reordered;
 };
-static struct held *ring;
-static uint32_t cap, head, count;
+static struct held *heap;
+static uint32_t cap, count, reordered_held;
+
+static int before(const struct held *a, const struct held *b) {
+  return a->due < b->due || (a->due == b->due && (int32_t)(a->id - b->id) < 0);
+}
+
+static void heap_push(struct held h) {
+  uint32_t i = count++;
+  while (i > 0) {
+    uint32_t parent = (i - 1) / 2;
+    if (!before(&h, &heap[parent])) break;
+    heap[i] = heap[parent];
+    i = parent;
+  }
+  heap[i] = h;
+}
+
+static struct held heap_pop(void) {
+  struct held top = heap[0], last = heap[--count];
+  uint32_t i = 0;
+  for (;;) {
+    uint32_t c = 2 * i + 1;
+    if (c >= count) break;
+    if (c + 1 < count && before(&heap[c + 1], &heap[c])) c++;
+    if (!before(&heap[c], &last)) break;
+    heap[i] = heap[c];
+    i = c;
+  }
+  if (count > 0) heap[i] = last;
+  return top;
+}
+
+static int parse_u64(const char *text, unsigned long long max, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(text, &end, 10);
+  if (errno || *end || end == text || v > max || text[0] == '-') return -1;
+  *out = v;
+  return 0;
+}
 
 int main(int argc, char **argv) {
-  if (argc < 3 || argc > 4) {
-    fprintf(stderr, "usage: impair_delay QUEUE_NUM DELAY_NS [MAXLEN]\n");
+  static const char usage[] =
+      "usage: impair_delay QUEUE_NUM DELAY_NS [MAXLEN] [--jitter-ns N] [--jitter-max-ns N]\n"
+      "       [--jitter-dist uniform|normal] [--reorder-ppm N] [--reorder-extra-ns N]\n"
+      "       [--rate-Bps N] [--burst-bytes N] [--queue-bytes N] [--seed N]\n";
+  if (argc < 3) {
+    fputs(usage, stderr);
     return 2;
   }
-  char *end;
-  unsigned long q = strtoul(argv[1], &end, 10);
-  if (*end || q > 65535) {
+  uint64_t v;
+  if (parse_u64(argv[1], 65535, &v) < 0) {
     fprintf(stderr, "impair_delay: QUEUE_NUM must be 0..65535\n");
     return 2;
   }
-  queue_num = (uint16_t)q;
-  unsigned long long delay = strtoull(argv[2], &end, 10);
-  if (*end || delay > 10000000000ull) {
+  queue_num = (uint16_t)v;
+  struct impair_params params = {0};
+  if (parse_u64(argv[2], 10000000000ull, &params.delay_ns) < 0) {
     fprintf(stderr, "impair_delay: DELAY_NS must be 0..10000000000\n");
     return 2;
   }
-  unsigned long maxlen = argc > 3 ? strtoul(argv[3], &end, 10) : 100000;
-  if ((argc > 3 && *end) || maxlen < 16 || maxlen > 10000000) {
-    fprintf(stderr, "impair_delay: MAXLEN must be 16..10000000\n");
-    return 2;
+  int ai = 3;
+  uint64_t maxlen = 100000;
+  if (ai < argc && argv[ai][0] != '-') {
+    if (parse_u64(argv[ai], 10000000, &maxlen) < 0 || maxlen < 16) {
+      fprintf(stderr, "impair_delay: MAXLEN must be 16..10000000\n");
+      return 2;
+    }
+    ai++;
   }
+  for (; ai < argc; ai += 2) {
+    const char *opt = argv[ai], *val = ai + 1 < argc ? argv[ai + 1] : NULL;
+    int bad = val == NULL;
+    uint64_t n = 0;
+    if (!bad && strcmp(opt, "--jitter-dist") == 0) {
+      if (strcmp(val, "uniform") == 0) params.jitter_dist = IMPAIR_UNIFORM;
+      else if (strcmp(val, "normal") == 0) params.jitter_dist = IMPAIR_NORMAL;
+      else bad = 1;
+    } else if (!bad && strcmp(opt, "--jitter-ns") == 0) {
+      bad = parse_u64(val, 10000000000ull, &params.jitter_ns);
+    } else if (!bad && strcmp(opt, "--jitter-max-ns") == 0) {
+      bad = parse_u64(val, 10000000000ull, &params.jitter_max_ns);
+    } else if (!bad && strcmp(opt, "--reorder-ppm") == 0) {
+      bad = parse_u64(val, 1000000, &n);
+      params.reorder_ppm = (uint32_t)n;
+    } else if (!bad && strcmp(opt, "--reorder-extra-ns") == 0) {
+      bad = parse_u64(val, 10000000000ull, &params.reorder_extra_ns);
+    } else if (!bad && strcmp(opt, "--rate-Bps") == 0) {
+      bad = parse_u64(val, 100000000000ull, &params.rate_Bps);
+    } else if (!bad && strcmp(opt, "--burst-bytes") == 0) {
+      bad = parse_u64(val, 1ull << 30, &params.burst_bytes);
+    } else if (!bad && strcmp(opt, "--queue-bytes") == 0) {
+      bad = parse_u64(val, 1ull << 30, &params.queue_bytes);
+    } else if (!bad && strcmp(opt, "--seed") == 0) {
+      bad = parse_u64(val, ~0ull, &params.seed);
+    } else {
+      bad = 1;
+    }
+    if (bad) {
+      fprintf(stderr, "impair_delay: bad option or value: %s %s\n%s", opt, val ? val : "", usage);
+      return 2;
+    }
+  }
+  if (params.seed == 0) params.seed = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32);
+  struct impair_sched sched;
+  impair_sched_init(&sched, &params);
   cap = (uint32_t)maxlen;
-  ring = calloc(cap, sizeof *ring);
-  if (!ring) {
+  heap = calloc(cap, sizeof *heap);
+  if (!heap) {
     perror("impair_delay: calloc");
     return 1;
   }
@@ -168,6 +262,8 @@ int main(int argc, char **argv) {
   struct sigaction sa = {.sa_handler = on_signal};
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  struct sigaction sr = {.sa_handler = on_report};  // SIGUSR1: print the counters (impair.sh show)
+  sigaction(SIGUSR1, &sr, NULL);
   prctl(PR_SET_TIMERSLACK, 1000UL);  // wake within ~1 us of a packet's due time
 
   fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
@@ -193,8 +289,8 @@ int main(int argc, char **argv) {
   if (config("binding the queue", &m) < 0) return 1;
 
   msg_start(&m, NFQNL_MSG_CONFIG, NLM_F_ACK);
-  struct nfqnl_msg_config_params params = {.copy_range = htonl(0), .copy_mode = NFQNL_COPY_META};
-  msg_attr(&m, NFQA_CFG_PARAMS, &params, sizeof params);
+  struct nfqnl_msg_config_params qparams = {.copy_range = htonl(0), .copy_mode = NFQNL_COPY_META};
+  msg_attr(&m, NFQA_CFG_PARAMS, &qparams, sizeof qparams);
   uint32_t qlen = htonl(cap);
   msg_attr(&m, NFQA_CFG_QUEUE_MAXLEN, &qlen, sizeof qlen);
   // GSO packets are queued whole instead of being segmented first.
@@ -203,7 +299,13 @@ int main(int argc, char **argv) {
   msg_attr(&m, NFQA_CFG_MASK, &mask, sizeof mask);
   if (config("configuring the queue", &m) < 0) return 1;
 
-  fprintf(stderr, "impair_delay: queue %u, delay %llu ns, up to %u packets held\n", queue_num, delay, cap);
+  fprintf(stderr,
+          "impair_delay: queue %u, delay %llu ns, jitter %llu ns (%s, bound %llu ns), reorder %u ppm (+%llu ns), "
+          "rate %llu B/s (burst %llu B, queue %llu B), up to %u packets held\n",
+          queue_num, (unsigned long long)sched.p.delay_ns, (unsigned long long)sched.p.jitter_ns,
+          sched.p.jitter_dist == IMPAIR_NORMAL ? "normal" : "uniform", (unsigned long long)sched.p.jitter_max_ns,
+          sched.p.reorder_ppm, (unsigned long long)sched.p.reorder_extra_ns, (unsigned long long)sched.p.rate_Bps,
+          (unsigned long long)sched.p.burst_bytes, (unsigned long long)sched.p.queue_bytes, cap);
 
   uint64_t passed = 0, overflow = 0, batches = 0;
   enum { BATCH = 64, BUFSZ = 1024 };
@@ -216,14 +318,30 @@ int main(int argc, char **argv) {
   }
 
   while (!stop) {
-    // Let go of every packet that is due: one verdict for all ids up to the last.
+    if (report) {
+      report = 0;
+      fprintf(stderr,
+              "impair_delay: counters: %llu passed, %u held, %llu dropped (queue full), %llu dropped (rate queue "
+              "full), %llu held back by the rate cap, %llu reordered\n",
+              (unsigned long long)passed, count, (unsigned long long)overflow,
+              (unsigned long long)sched.drops_queue, (unsigned long long)sched.rate_delayed,
+              (unsigned long long)sched.reordered);
+    }
+    // Let go of every packet that is due. In arrival order (nothing reordered
+    // is held: every packet still held arrived after these) one verdict for
+    // all ids up to the last does; otherwise each gets its own.
     uint64_t now = now_ns();
-    uint32_t n_due = 0;
-    while (n_due < count && ring[(head + n_due) % cap].due <= now) n_due++;
-    if (n_due) {
-      verdict_batch(ring[(head + n_due - 1) % cap].id);
-      head = (head + n_due) % cap;
-      count -= n_due;
+    if (count && heap[0].due <= now) {
+      const int in_order = reordered_held == 0;
+      uint32_t last_id = 0, n_due = 0;
+      while (count && heap[0].due <= now) {
+        struct held h = heap_pop();
+        if (h.reordered) reordered_held--;
+        if (in_order) last_id = h.id;
+        else verdict_one(h.id, NF_ACCEPT);
+        n_due++;
+      }
+      if (in_order) verdict_batch(last_id);
       passed += n_due;
       batches++;
     }
@@ -231,7 +349,7 @@ int main(int argc, char **argv) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     struct timespec ts, *tsp = NULL;
     if (count) {
-      uint64_t due = ring[head].due, t = now_ns();
+      uint64_t due = heap[0].due, t = now_ns();
       uint64_t wait = due > t ? due - t : 0;
       ts.tv_sec = (time_t)(wait / 1000000000ull);
       ts.tv_nsec = (long)(wait % 1000000000ull);
@@ -264,23 +382,34 @@ int main(int argc, char **argv) {
           if ((h->nlmsg_type & 0xff) != NFQNL_MSG_PACKET || (h->nlmsg_type >> 8) != NFNL_SUBSYS_QUEUE) continue;
           char *a = (char *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(struct nfgenmsg));
           char *a_end = (char *)h + h->nlmsg_len;
+          uint32_t id = 0, plen = 0;
+          int have_id = 0;
           while (a + NLA_HDRLEN <= a_end) {
             struct nlattr *na = (struct nlattr *)a;
             if (na->nla_len < NLA_HDRLEN || a + na->nla_len > a_end) break;
-            if ((na->nla_type & NLA_TYPE_MASK) == NFQA_PACKET_HDR) {
+            if ((na->nla_type & NLA_TYPE_MASK) == NFQA_PACKET_HDR && na->nla_len >= NLA_HDRLEN + sizeof(struct nfqnl_msg_packet_hdr)) {
               struct nfqnl_msg_packet_hdr ph;
               memcpy(&ph, a + NLA_HDRLEN, sizeof ph);
-              uint32_t id = ntohl(ph.packet_id);
-              if (count == cap) {
-                verdict_one(id, NF_DROP);
-                overflow++;
-              } else {
-                ring[(head + count) % cap] = (struct held){id, t + delay};
-                count++;
-              }
-              break;
+              id = ntohl(ph.packet_id);
+              have_id = 1;
+            } else if ((na->nla_type & NLA_TYPE_MASK) == NFQA_CAP_LEN && na->nla_len >= NLA_HDRLEN + 4) {
+              uint32_t l;
+              memcpy(&l, a + NLA_HDRLEN, 4);
+              plen = ntohl(l);
             }
             a += NLA_ALIGN(na->nla_len);
+          }
+          if (!have_id) continue;
+          uint64_t due;
+          int reordered;
+          if (count == cap) {
+            verdict_one(id, NF_DROP);
+            overflow++;
+          } else if (impair_sched_admit(&sched, t, plen, &due, &reordered) < 0) {
+            verdict_one(id, NF_DROP);  // the rate cap's queue is full (counted by sched)
+          } else {
+            heap_push((struct held){due, id, (uint8_t)reordered});
+            reordered_held += (uint32_t)reordered;
           }
         }
       }
@@ -288,8 +417,12 @@ int main(int argc, char **argv) {
     }
   }
 
-  if (count) verdict_batch(ring[(head + count - 1) % cap].id);
-  fprintf(stderr, "impair_delay: queue %u stopping: %llu packets delayed in %llu batches, %llu dropped (queue full), %u let go at exit\n",
-          queue_num, (unsigned long long)passed, (unsigned long long)batches, (unsigned long long)overflow, count);
+  while (count) verdict_one(heap_pop().id, NF_ACCEPT);
+  fprintf(stderr,
+          "impair_delay: queue %u stopping: %llu packets delayed in %llu batches, %llu dropped (queue full), "
+          "%llu dropped (rate queue full), %llu held back by the rate cap, %llu reordered\n",
+          queue_num, (unsigned long long)passed, (unsigned long long)batches, (unsigned long long)overflow,
+          (unsigned long long)sched.drops_queue, (unsigned long long)sched.rate_delayed,
+          (unsigned long long)sched.reordered);
   return 0;
 }

@@ -16,6 +16,14 @@ std::expected<crypto::SecretBytes, Base64Problem> decode_base64_secret(Bytes tex
   while (!text.empty() && is_space(text.back())) text = text.first(text.size() - 1);
   if (text.empty()) return std::unexpected(Base64Problem::kEmpty);
 
+  // libsodium 1.0.18 (Debian 12) decodes every byte from 0x80 up as if it
+  // were a base64 character, so "q83v\xc2..." would give some key instead of
+  // a refusal. Refuse those bytes first, without a branch on each one (the
+  // text is key material; only the verdict is revealed).
+  unsigned high = 0;
+  for (std::uint8_t c : text) high |= c;
+  if ((high & 0x80u) != 0) return std::unexpected(Base64Problem::kInvalid);
+
   crypto::ensure_sodium();
   const int variant = text.size() % 4 == 0 ? sodium_base64_VARIANT_ORIGINAL
                                            : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;

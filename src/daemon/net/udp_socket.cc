@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "daemon/net/udp_control.h"
+
 namespace buckwild::daemon {
 namespace {
 
@@ -156,39 +158,8 @@ SysResult<std::size_t> UdpSocket::receive_batch(std::span<ReceivedDatagram> batc
     auto from =
         SocketAddress::from_sockaddr(static_cast<const sockaddr*>(h.msg_name), h.msg_namelen);
     d.source = from.value_or(SocketAddress{});
-    d.destination = local_;
-    bool have_port = false;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr;
-         c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
-      const auto* data = CMSG_DATA(c);
-      const std::size_t data_len = c->cmsg_len - CMSG_LEN(0);
-      // ORIGDSTADDR has the address and port from the datagram's own headers,
-      // so it stays right when a BPF sk_lookup program steered a datagram for
-      // another port to this socket.
-      if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_ORIGDSTADDR) ||
-          (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_ORIGDSTADDR)) {
-        auto to = SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(data),
-                                               static_cast<socklen_t>(data_len));
-        if (to) {
-          d.destination = *to;
-          have_port = true;
-        }
-      } else if (!have_port && c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
-                 data_len >= sizeof(in_pktinfo)) {
-        in_pktinfo pi;
-        std::memcpy(&pi, data, sizeof pi);
-        std::array<std::uint8_t, 4> b;
-        std::memcpy(b.data(), &pi.ipi_addr, 4);
-        d.destination.ip = IpAddress::v4(b);
-      } else if (!have_port && c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
-                 data_len >= sizeof(in6_pktinfo)) {
-        in6_pktinfo pi;
-        std::memcpy(&pi, data, sizeof pi);
-        std::array<std::uint8_t, 16> b;
-        std::memcpy(b.data(), &pi.ipi6_addr, 16);
-        d.destination.ip = IpAddress::v6(b).unmapped();
-      }
-    }
+    d.destination = destination_from_control(
+        Bytes(static_cast<const std::uint8_t*>(h.msg_control), h.msg_controllen), local_);
   }
   return static_cast<std::size_t>(got);
 }

@@ -33,14 +33,6 @@ std::vector<std::string> psk_ids(const Config& config, const std::vector<std::si
 
 }  // namespace
 
-discovery::ResponderLimits responder_limits(const SecurityConfig& s) {
-  discovery::ResponderLimits limits;
-  limits.per_source_rate = std::max<double>(1, s.rate_limit_packets_per_second);
-  limits.per_source_burst = 2 * limits.per_source_rate;
-  limits.work_per_second = std::max<double>(1, s.discovery_work_per_second);
-  return limits;
-}
-
 SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
   const ConfigDiff diff = diff_config(*config_, next);
   if (!diff.fixed.empty()) {

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/tunnel/source_check.h"
+
 namespace buckwild::daemon {
 
 std::string short_id(std::uint64_t id) {
@@ -69,13 +71,10 @@ SessionEntry* SessionTable::route(const IpAddress& destination) {
 }
 
 bool SessionTable::accept_source(SessionEntry& e, const IpAddress& source) {
-  for (const Cidr& c : e.allowed) {
-    if (c.contains(source)) return true;
-  }
-  if (e.claimed) return *e.claimed == source;
-  bool claimable = false;
-  for (const Cidr& c : e.claimable) claimable = claimable || c.contains(source);
-  if (!claimable || belongs_to_someone(source)) return false;
+  const SourceVerdict verdict =
+      check_source(e.allowed, e.claimed, e.claimable, source,
+                   [this](const IpAddress& ip) { return belongs_to_someone(ip); });
+  if (verdict != SourceVerdict::kClaim) return verdict == SourceVerdict::kAllowed;
   e.claimed = source;
   by_address_[source] = e.id;
   spdlog::info("session {}: peer without an entry uses virtual address {}", short_id(e.id),

@@ -47,6 +47,7 @@
 #include "daemon/stream/bridge.h"
 #include "daemon/tunnel/hop_ports.h"
 #include "daemon/tunnel/peers.h"
+#include "daemon/tunnel/responder_limits.h"
 #include "daemon/tunnel/session_table.h"
 
 namespace buckwild::daemon {
@@ -123,9 +124,6 @@ struct ReloadSummary {
   std::vector<std::string> settings_changed;  // "security.max_connections", ...
   std::size_t sessions_ended = 0;
 };
-
-// The discovery responder's limits from [security].
-discovery::ResponderLimits responder_limits(const SecurityConfig& security);
 
 class Tunnel : private StreamHost {
  public:

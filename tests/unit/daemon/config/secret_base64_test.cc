@@ -36,6 +36,16 @@ TEST(SecretBase64Test, DecodesWithAndWithoutPadding) {
   EXPECT_EQ(as_string(*c), "foobar");
 }
 
+// Found by fuzz_psk: libsodium 1.0.18 takes bytes from 0x80 up for base64
+// characters, so a key with one stray non-ASCII byte decoded to some other key.
+TEST(SecretBase64Test, RefusesBytesAboveAscii) {
+  for (std::string bad : {std::string("Zm9v\xc2mFy"), std::string("Zm9vYmF\xff"), std::string("\x80\x80\x80\x80")}) {
+    auto r = decode_base64_secret(text(bad));
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error(), Base64Problem::kInvalid);
+  }
+}
+
 TEST(SecretBase64Test, TrimsOuterWhitespaceOnly) {
   auto a = decode_base64_secret(text("  Zm9vYmFy\n"));
   ASSERT_TRUE(a);

@@ -1,0 +1,95 @@
+#include "daemon/net/udp_control.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <vector>
+
+namespace buckwild::daemon {
+namespace {
+
+const SocketAddress kLocal{IpAddress::v4({192, 0, 2, 1}), 1025};
+
+template <typename T>
+void append(std::vector<std::uint8_t>& out, int level, int type, const T& value,
+            std::size_t claimed_len = CMSG_LEN(sizeof(T))) {
+  const std::size_t at = out.size();
+  out.resize(at + CMSG_SPACE(sizeof(T)));
+  cmsghdr c{};
+  c.cmsg_len = claimed_len;
+  c.cmsg_level = level;
+  c.cmsg_type = type;
+  std::memcpy(out.data() + at, &c, sizeof c);
+  std::memcpy(out.data() + at + CMSG_LEN(0), &value, sizeof value);
+}
+
+sockaddr_in v4(std::uint8_t last, std::uint16_t port) {
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(port);
+  const std::uint8_t a[4] = {198, 51, 100, last};
+  std::memcpy(&sin.sin_addr, a, 4);
+  return sin;
+}
+
+TEST(UdpControl, NothingUsableLeavesTheLocalAddress) {
+  EXPECT_EQ(destination_from_control({}, kLocal), kLocal);
+  std::vector<std::uint8_t> other;
+  append(other, SOL_SOCKET, SO_TIMESTAMP, 12345L);
+  EXPECT_EQ(destination_from_control(other, kLocal), kLocal);
+}
+
+TEST(UdpControl, OrigDstAddrGivesAddressAndPortOverPktinfo) {
+  std::vector<std::uint8_t> c;
+  in_pktinfo pi{};
+  const std::uint8_t a[4] = {203, 0, 113, 9};
+  std::memcpy(&pi.ipi_addr, a, 4);
+  append(c, IPPROTO_IP, IP_PKTINFO, pi);
+  EXPECT_EQ(destination_from_control(c, kLocal),
+            (SocketAddress{IpAddress::v4({203, 0, 113, 9}), 1025}));
+  append(c, IPPROTO_IP, IP_ORIGDSTADDR, v4(7, 4242));
+  EXPECT_EQ(destination_from_control(c, kLocal),
+            (SocketAddress{IpAddress::v4({198, 51, 100, 7}), 4242}));
+}
+
+TEST(UdpControl, IPv4MappedOrigDstAddrIsPlainIPv4) {
+  sockaddr_in6 sin6{};
+  sin6.sin6_family = AF_INET6;
+  sin6.sin6_port = htons(5000);
+  const std::uint8_t a[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2};
+  std::memcpy(&sin6.sin6_addr, a, 16);
+  std::vector<std::uint8_t> c;
+  append(c, IPPROTO_IPV6, IPV6_ORIGDSTADDR, sin6);
+  EXPECT_EQ(destination_from_control(c, kLocal), (SocketAddress{IpAddress::v4({10, 0, 0, 2}), 5000}));
+}
+
+// A length shorter than the header (the CMSG macros would take data_len as
+// cmsg_len - 16, wrapped to nearly 2^64) or longer than the buffer ends the
+// walk; so does a truncated header. Nothing is read past the buffer.
+TEST(UdpControl, MalformedLengthsEndTheWalk) {
+  std::vector<std::uint8_t> c;
+  append(c, IPPROTO_IP, IP_ORIGDSTADDR, v4(7, 4242), /*claimed_len=*/8);
+  EXPECT_EQ(destination_from_control(c, kLocal), kLocal);
+
+  c.clear();
+  append(c, IPPROTO_IP, IP_ORIGDSTADDR, v4(7, 4242), /*claimed_len=*/4096);
+  EXPECT_EQ(destination_from_control(c, kLocal), kLocal);
+
+  c.clear();
+  append(c, IPPROTO_IP, IP_ORIGDSTADDR, v4(7, 4242));
+  std::vector<std::uint8_t> truncated(c.begin(), c.begin() + 20);  // header and 4 bytes
+  EXPECT_EQ(destination_from_control(truncated, kLocal), kLocal);
+}
+
+// An ORIGDSTADDR too short for its family is skipped, not read beyond.
+TEST(UdpControl, ShortOrigDstAddrIsSkipped) {
+  std::vector<std::uint8_t> c;
+  const std::uint16_t family = AF_INET6;
+  append(c, IPPROTO_IPV6, IPV6_ORIGDSTADDR, family);
+  EXPECT_EQ(destination_from_control(c, kLocal), kLocal);
+}
+
+}  // namespace
+}  // namespace buckwild::daemon
