@@ -10,7 +10,13 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 build=build-fuzz
 
-CC=clang-16 CXX=clang++-16 cmake -S . -B "$build" -G Ninja -DBUCKWILD_FUZZ=ON \
+# A compiler cache where there is one (scripts/test.sh's reasons).
+launcher=()
+if command -v ccache >/dev/null; then
+  export CCACHE_BASEDIR=$PWD
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+CC=clang-16 CXX=clang++-16 cmake -S . -B "$build" -G Ninja -DBUCKWILD_FUZZ=ON "${launcher[@]}" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUCKWILD_WERROR=ON -DBUILD_TESTING=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)"
 

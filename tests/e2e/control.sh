@@ -38,14 +38,20 @@ CONF
   cp "$WORK/bob.toml" "$WORK/bob.orig.toml"
 }
 
+# A third peer, with a PSK of her own: each peer proves its own PSK
+# (docs/protocol.md §11.5).
 carol_peer() {
   cat <<CONF
+
+[[psk]]
+id = "carol"
+key = "Y2Fyb2wtY2Fyb2wtY2Fyb2wtY2Fyb2wtY2Fyb2wtISE="
 
 [[peer]]
 name = "carol"
 endpoint = "10.200.0.3"
 virtual_address = "10.77.0.3"
-psk = "demo"
+psk = "carol"
 initiate = true
 CONF
 }

@@ -84,6 +84,12 @@ void StreamBridge::open_flow(MutableBytes ip_packet, const TcpSegment& s) {
                 : Result<conn::Connection*>(fail(ErrorCode::kMemoryExhausted, "no NAT port"));
   if (!c) {
     if (port) nat_.release_port(*port, id);
+    log_.log(now, "stream.open_failed", spdlog::level::warn,
+             "transparent TCP: {} -> {} refused: {}", s.source.to_string(), s.destination.to_string(),
+             c.error().code == ErrorCode::kMemoryExhausted && port
+                 ? std::string("every connection id of the session is in use or resting after its "
+                               "connection (TIME_WAIT, 60 s)")
+                 : c.error().what);
     ++stats_.refused;
     answer_with_rst(s);
     return;
