@@ -28,8 +28,8 @@ static void delay_only(void) {
   struct impair_sched s;
   impair_sched_init(&s, &p);
   for (int i = 0; i < 1000; i++) {
-    uint64_t due;
-    int r;
+    uint64_t due = 0;
+    int r = 0;
     CHECK(impair_sched_admit(&s, (uint64_t)i * 1000, 1500, &due, &r) == 0, "packet %d dropped", i);
     CHECK(due == (uint64_t)i * 1000 + 10 * MS && !r, "packet %d due %llu", i, (unsigned long long)due);
   }
@@ -42,8 +42,8 @@ static void jitter_stats(struct impair_sched *s, double *mean, double *sd, doubl
   *lo = 1e18, *hi = -1e18, *out_of_order = 0;
   for (int i = 0; i < N; i++) {
     const uint64_t now = (uint64_t)i * MS;
-    uint64_t due;
-    int r;
+    uint64_t due = 0;
+    int r = 0;
     if (impair_sched_admit(s, now, 1000, &due, &r) != 0) abort();
     const double d = (double)(due - now);
     sum += d, sum2 += d * d;
@@ -135,8 +135,8 @@ static void rate_cap(void) {
   int dropped = 0, admitted = 0;
   for (int i = 0; i < 4000; i++) {
     const uint64_t now = (uint64_t)i * 500000;
-    uint64_t due;
-    int r;
+    uint64_t due = 0;
+    int r = 0;
     if (impair_sched_admit(&s, now, 1000, &due, &r) != 0) {
       dropped++;
       continue;
@@ -159,8 +159,8 @@ static void rate_cap(void) {
   impair_sched_init(&s, &p);
   int waited = 0;
   for (int i = 0; i < 1000; i++) {
-    uint64_t due;
-    int r;
+    uint64_t due = 0;
+    int r = 0;
     if (impair_sched_admit(&s, (uint64_t)i * MS, 500, &due, &r) != 0 || due != (uint64_t)i * MS) waited++;
   }
   CHECK(waited == 0 && s.rate_delayed == 0, "%d packets held below the rate", waited);
@@ -168,7 +168,7 @@ static void rate_cap(void) {
   // A burst fits the bucket: two 700-byte packets at once leave at once.
   impair_sched_init(&s, &p);
   uint64_t d1, d2;
-  int r;
+  int r = 0;
   impair_sched_admit(&s, 5 * MS, 700, &d1, &r);
   impair_sched_admit(&s, 5 * MS, 700, &d2, &r);
   CHECK(d1 == 5 * MS && d2 == 5 * MS, "burst left at %llu, %llu", (unsigned long long)d1, (unsigned long long)d2);
@@ -180,7 +180,7 @@ static void rate_then_delay(void) {
   struct impair_sched s;
   impair_sched_init(&s, &p);
   uint64_t d1, d2;
-  int r;
+  int r = 0;
   impair_sched_admit(&s, 0, 1000, &d1, &r);
   impair_sched_admit(&s, 0, 1000, &d2, &r);
   CHECK(d1 == 10 * MS && d2 == 11 * MS, "due %llu, %llu", (unsigned long long)d1, (unsigned long long)d2);
