@@ -21,6 +21,7 @@ SysResult<void> FakeEbpfPath::steer_to(DatagramSocket& socket) {
   auto* fake = dynamic_cast<FakeDatagramSocket*>(&socket);
   if (fake == nullptr) return sys_fail_plain(EPROTOTYPE, "not a socket of the fake network");
   target_ = fake;
+  target_address_ = fake->local_address();
   return {};
 }
 
@@ -44,6 +45,8 @@ SysResult<void> FakeEbpfPath::set_own_ports(const std::vector<std::uint16_t>& po
 std::optional<FakeDatagramSocket*> FakeEbpfPath::lookup(const SocketAddress& from,
                                                             const SocketAddress& to) {
   if (to.ip.unmapped() != host_.unmapped()) return std::nullopt;
+  // The socket steered to closed (its tunnel went): it left the sockmap.
+  if (target_ != nullptr && !network_.is_open(target_, target_address_)) target_ = nullptr;
   if (target_ != nullptr && valid_.contains(SocketAddress{from.ip.unmapped(), to.port})) {
     ++steered_;
     return target_;

@@ -49,6 +49,7 @@ class FakeEbpfPath final : public EbpfPath {
   std::uint16_t discovery_port_;
   std::uint64_t lookup_id_ = 0;
   FakeDatagramSocket* target_ = nullptr;
+  SocketAddress target_address_;
   std::set<SocketAddress> valid_;  // (source, local port)
   std::set<std::uint16_t> valid_ports_;  // local ports valid for some source
   std::set<std::uint16_t> own_;

@@ -56,6 +56,12 @@ class FakeDatagramNetwork {
 
   // Whether a socket would receive a datagram sent to `to`.
   bool bound(const SocketAddress& to) const { return find(to) != nullptr; }
+  // Whether `socket` is still bound (not closed): a steering target of a
+  // closed socket is gone, as a closed socket leaves the kernel's sockmap.
+  bool is_open(const FakeDatagramSocket* socket, const SocketAddress& at) const {
+    auto it = sockets_.find(at);
+    return it != sockets_.end() && it->second == socket;
+  }
 
   std::uint64_t delivered() const { return delivered_; }
   // Dropped because nobody was bound there, the queue was full, or the filter said so.
