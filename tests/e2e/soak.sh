@@ -8,7 +8,7 @@
 # sampled every 2 s. At the end: every transfer was right, the daemons ran
 # throughout (no crash; a restart is a clean stop and start), RSS and
 # descriptors stayed under their bounds (peaks reported), and no sanitizer
-# said anything (run it with an ASan build's daemon: scripts/test.sh does).
+# said anything (run it with an ASan build's daemon).
 #
 #   tests/e2e/soak.sh                          as root, after a build; 300 s
 #   SOAK_SECONDS=1800 tests/e2e/soak.sh        the long soak, by hand

@@ -33,6 +33,24 @@ ReorderBuffer::ReorderBuffer(ReorderBuffer&& other) noexcept
   other.count_ = other.pages_in_use_ = 0;
 }
 
+ReorderBuffer& ReorderBuffer::operator=(ReorderBuffer&& other) noexcept {
+  if (this == &other) return *this;
+  if (budget_ != nullptr) budget_->release(pages_in_use_ * page_bytes());
+  pages_ = std::move(other.pages_);
+  lengths_ = std::move(other.lengths_);
+  slot_size_ = other.slot_size_;
+  slots_ = other.slots_;
+  per_page_ = other.per_page_;
+  budget_ = other.budget_;
+  head_ = other.head_;
+  count_ = other.count_;
+  pages_in_use_ = other.pages_in_use_;
+  other.pages_.clear();
+  other.lengths_.clear();
+  other.count_ = other.pages_in_use_ = 0;
+  return *this;
+}
+
 ReorderBuffer::Store ReorderBuffer::store(std::size_t distance, Bytes payload) {
   if (distance >= slots_ || payload.empty() || payload.size() > slot_size_) {
     return Store::kRejected;

@@ -30,7 +30,7 @@ class ReorderBuffer {
   ReorderBuffer(std::size_t slots, std::size_t slot_size, MemoryBudget* budget = nullptr);
   ~ReorderBuffer();
   ReorderBuffer(ReorderBuffer&& other) noexcept;
-  ReorderBuffer& operator=(ReorderBuffer&&) = delete;
+  ReorderBuffer& operator=(ReorderBuffer&& other) noexcept;
   ReorderBuffer(const ReorderBuffer&) = delete;
   ReorderBuffer& operator=(const ReorderBuffer&) = delete;
 
