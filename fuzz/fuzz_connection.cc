@@ -20,6 +20,7 @@
 #include <optional>
 #include <vector>
 
+#include "fuzz_input.h"
 #include "core/conn/connection.h"
 #include "core/crypto/random.h"
 #include "core/wire/codec.h"
@@ -28,25 +29,7 @@ using namespace buckwild;
 
 namespace {
 
-class Input {
- public:
-  Input(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-  bool empty() const { return pos_ >= size_; }
-  std::uint8_t u8() { return pos_ < size_ ? data_[pos_++] : 0; }
-  std::uint16_t u16() { return static_cast<std::uint16_t>((u8() << 8) | u8()); }
-  std::uint32_t u32() { return (std::uint32_t{u16()} << 16) | u16(); }
-  Bytes bytes(std::size_t n) {
-    n = std::min(n, size_ - std::min(pos_, size_));
-    Bytes out(data_ + pos_, n);
-    pos_ += n;
-    return out;
-  }
-
- private:
-  const std::uint8_t* data_;
-  std::size_t size_;
-  std::size_t pos_ = 0;
-};
+using buckwild::fuzz::Input;
 
 constexpr std::uint16_t kId = 9;
 

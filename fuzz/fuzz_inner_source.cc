@@ -16,6 +16,7 @@
 #include <optional>
 #include <vector>
 
+#include "fuzz_input.h"
 #include "core/inner/ip_packet.h"
 #include "daemon/tunnel/source_check.h"
 
@@ -23,23 +24,7 @@ using namespace buckwild;
 
 namespace {
 
-class Input {
- public:
-  Input(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-  bool empty() const { return pos_ >= size_; }
-  std::uint8_t u8() { return pos_ < size_ ? data_[pos_++] : 0; }
-  Bytes bytes(std::size_t n) {
-    n = std::min(n, size_ - std::min(pos_, size_));
-    Bytes out(data_ + pos_, n);
-    pos_ += n;
-    return out;
-  }
-
- private:
-  const std::uint8_t* data_;
-  std::size_t size_;
-  std::size_t pos_ = 0;
-};
+using buckwild::fuzz::Input;
 
 IpAddress address(Input& in) {
   const bool v4 = (in.u8() & 1) == 0;

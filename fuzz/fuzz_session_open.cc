@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "fuzz_input.h"
 #include "core/session/session.h"
 #include "support/session_pair.h"
 
@@ -27,25 +28,7 @@ namespace {
 
 constexpr std::int64_t kStartUnix = 20'417ll * 86'400'000 + 52'225'123;
 
-class Input {
- public:
-  Input(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
-  bool empty() const { return pos_ >= size_; }
-  std::uint8_t u8() { return pos_ < size_ ? data_[pos_++] : 0; }
-  std::uint16_t u16() { return static_cast<std::uint16_t>((u8() << 8) | u8()); }
-  std::uint32_t u32() { return (std::uint32_t{u16()} << 16) | u16(); }
-  Bytes bytes(std::size_t n) {
-    n = std::min(n, size_ - std::min(pos_, size_));
-    Bytes out(data_ + pos_, n);
-    pos_ += n;
-    return out;
-  }
-
- private:
-  const std::uint8_t* data_;
-  std::size_t size_;
-  std::size_t pos_ = 0;
-};
+using buckwild::fuzz::Input;
 
 struct Side {
   session::Session* s;
