@@ -517,6 +517,7 @@ TimePoint Connection::next_expiry() const {
 void Connection::on_expiry(TimePoint now) {
   if (state_ == State::kClosed) return;
   if (now >= time_wait_deadline_) {
+    time_wait_served_ = true;
     set_state(State::kClosed, now);
     return;
   }

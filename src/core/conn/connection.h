@@ -171,6 +171,9 @@ class Connection {
   // ---- inspection ----
   std::uint16_t id() const { return config_.id; }
   State state() const { return state_; }
+  // It closed because its TIME_WAIT ran out: nothing of it has been sent for
+  // a whole TIME_WAIT, so its id needs no further rest (ConnectionTable).
+  bool time_wait_served() const { return time_wait_served_; }
   const ConnectionStats& stats() const;
   const Sender& sender() const { return sender_; }
   const Receiver& receiver() const { return receiver_; }
@@ -240,6 +243,7 @@ class Connection {
   TimePoint handshake_deadline_ = kNever;
 
   TimePoint time_wait_deadline_ = kNever;
+  bool time_wait_served_ = false;
   bool peer_fin_reported_ = false;
 
   Reply reply_ = Reply::kNone;

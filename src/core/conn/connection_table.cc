@@ -52,9 +52,14 @@ const Connection* ConnectionTable::find(std::uint16_t id) const {
 
 void ConnectionTable::remove(std::uint16_t id, TimePoint now) {
   if (id >= kSlots || !slots_[id]) return;
+  // A connection that waited out its TIME_WAIT has sent nothing for as long
+  // as the rest would last, and the peer's last packets (its FIN, repeated
+  // ones restarting the wait) are older still: its id is free at once. Any
+  // other end (the passive close, a reset, a failure) rests the id.
+  const bool served = slots_[id]->time_wait_served();
   slots_[id].reset();
   active_.erase(std::find(active_.begin(), active_.end(), id));
-  if (ours(id)) resting_until_[id] = now + quarantine_;
+  if (ours(id)) resting_until_[id] = served ? now : now + quarantine_;
 }
 
 Connection* ConnectionTable::on_packet(const wire::Header& h, const wire::Body& body,
