@@ -77,6 +77,10 @@ cleanup() {
   done
   ip netns del "$NS_A" 2>/dev/null || true
   ip netns del "$NS_B" 2>/dev/null || true
+  # E2E_KEEP=DIR keeps the run's logs and configs there for a post-mortem.
+  if [[ -n ${E2E_KEEP:-} ]]; then
+    mkdir -p "$E2E_KEEP" && cp -r "$WORK"/. "$E2E_KEEP"/ 2>/dev/null || true
+  fi
   rm -rf "$WORK"
 }
 

@@ -86,6 +86,13 @@ sampler() {
       fds=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
       [[ -n $rss ]] && echo "$pid $rss $fds" >>"$WORK/samples"
     done
+    # Both daemons' sessions as they see them, for a post-mortem (E2E_KEEP).
+    local h
+    for h in A B; do
+      echo "$(date +%T.%N) $h $("$BUCKWILD" status --json --socket "$WORK/ctl-$h.sock" 2>/dev/null |
+        python3 -c 'import json,sys; s=json.load(sys.stdin); print(json.dumps(s["peers"]))' 2>/dev/null)" \
+        >>"$WORK/status-samples"
+    done
     sleep 2
   done
 }

@@ -42,6 +42,10 @@ async def serve_many(addr, port, size, count):
         writer.write(data)
         await writer.drain()
         writer.close()
+        # close() only starts the flush of what drain() left buffered (up to
+        # the transport's high-water mark): the served count, which ends the
+        # process, must wait for the last byte to reach the kernel.
+        await writer.wait_closed()
         served += 1
         if served >= count:
             done.set()
@@ -55,20 +59,30 @@ async def serve_many(addr, port, size, count):
 
 
 async def many(addr, port, size, count):
-    want = hashlib.sha256(pattern(size)).hexdigest()
+    expected = pattern(size)
+    want = hashlib.sha256(expected).hexdigest()
 
     async def one(i):
         reader, writer = await asyncio.open_connection(addr, port)
         h = hashlib.sha256()
         n = 0
+        first_wrong = None  # the offset of the first byte not as sent
         while True:
             chunk = await reader.read(65536)
             if not chunk:
                 break
             h.update(chunk)
+            if first_wrong is None and chunk != expected[n:n + len(chunk)]:
+                good = expected[n:n + len(chunk)]
+                first_wrong = n + next((k for k in range(min(len(chunk), len(good)))
+                                        if chunk[k] != good[k]), min(len(chunk), len(good)))
             n += len(chunk)
         writer.close()
-        return n == size and h.hexdigest() == want
+        if n != size:
+            return f"connection {i}: {n} of {size} bytes, then EOF"
+        if h.hexdigest() != want:
+            return f"connection {i}: {size} bytes, the first wrong at offset {first_wrong}"
+        return True
 
     start = time.monotonic()
     results = await asyncio.wait_for(
