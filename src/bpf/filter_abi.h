@@ -102,6 +102,7 @@ enum bw_counter {
 #define BW_EVENT_SOURCES_MAX 16384
 #define BW_L3_DEVICES_MAX 64
 #define BW_OWN_PORTS_MAX 4096
+#define BW_PEER_SOURCES_MAX 4096
 #define BW_EVENTS_RING_BYTES (256 * 1024)
 /* valid_port_bits: one bit per UDP port, in 64-bit words. */
 #define BW_PORT_BIT_WORDS (65536 / 64)

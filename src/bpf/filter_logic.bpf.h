@@ -334,6 +334,10 @@ BW_INLINE __u32 bw_admit(const struct bw_config* cfg, const struct bw_datagram* 
   if (!bw_bucket_allow(&disc_buckets, &d->source, now, &cfg->discovery)) {
     return BW_CTR_DROP_DISCOVERY_RATE;
   }
+  /* A configured peer's address: the daemon spends a budget of its own on
+   * each peer's PSK (docs/protocol.md §6.5), which strangers' junk cannot
+   * empty; the cap below for all sources together must not drop it first. */
+  if (bpf_map_lookup_elem(&peer_sources, &d->source)) return BW_CTR_PASS_DISCOVERY;
   struct bw_global* g = bw_global_state();
   if (g && !bw_gcra(&g->discovery_tat_ns, now, &cfg->discovery_total)) {
     return BW_CTR_DROP_DISCOVERY_TOTAL;

@@ -109,6 +109,17 @@ struct {
   __type(value, __u8);
 } own_ports SEC(".maps");
 
+/* Addresses of the configured peers (their endpoints, and where their
+ * sessions last came from): address -> 1. Their discovery messages skip the
+ * all-sources discovery cap, which a flood from spoofed sources empties;
+ * their per-source bucket still applies (filter_logic.bpf.h, bw_admit). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, BW_PEER_SOURCES_MAX);
+  __type(key, struct bw_addr);
+  __type(value, __u8);
+} peer_sources SEC(".maps");
+
 /* Per CPU, 1 while the frame filter itself asks the kernel for a socket
  * (bw_foreign_socket): that lookup runs bw_sk_lookup too, which then has
  * nothing to decide (the pair is not valid) and nothing to count. */

@@ -300,6 +300,55 @@ followed_the_hops() {
   ((ports >= 4))
 }
 
+# Discovery under attack: junk DISCOVERYs and CONFIRMs (well-formed, fresh
+# timestamps) from random spoofed sources of 10.99.0.0/16 to bob's discovery
+# port, as fast as one process sends them, for DISCOVERY_FLOOD_SECONDS. A
+# second into it alice restarts: she must have her session again within 2 s
+# of her daemon starting (her discovery comes from her own address and offers
+# her PSK, which a stranger's junk cannot spend: docs/protocol.md §6.5). Bob
+# answers no stranger (his RESPONSE count grows only by alice's), and his
+# daemon's CPU over the flood stays within DISCOVERY_CPU_BOUND of one core.
+DISCOVERY_FLOOD=${DISCOVERY_FLOOD:-$ROOT/build/tests/buckwild_discovery_flood}
+DISCOVERY_FLOOD_SECONDS=5
+DISCOVERY_CPU_BOUND=0.8
+status_field() {  # status_field A|B PYTHON-EXPRESSION-ON-s
+  "$BUCKWILD" status --json --socket "$WORK/ctl-$1.sock" |
+    python3 -c "import json,sys; s=json.load(sys.stdin); print($2)"
+}
+alice_has_session() { (($(status_field A 's["counters"]["sessions"]' 2>/dev/null || echo 0) >= 1)); }
+t_discovery_under_flood() {
+  [[ -x $DISCOVERY_FLOOD ]] || { log "no $DISCOVERY_FLOOD: build first"; return 1; }
+  local responses_before cpu_before flooder out took started up=0 i
+  responses_before=$(status_field B 's["discovery"]["responses"]')
+  cpu_before=$(cpu_ticks "$BOB")
+  in_a "$DISCOVERY_FLOOD" 10.200.0.2 1025 100000000 "$DISCOVERY_FLOOD_SECONDS" 10.99.0.0 \
+    >"$WORK/discovery-flood.$VARIANT" 2>&1 &
+  flooder=$!
+  sleep 1
+  stop_pid "$ALICE"
+  started=$(now)
+  start_daemon A "$WORK/alice.toml"
+  ALICE=$DAEMON_PID
+  for ((i = 0; i < 200; i++)); do  # 10 s at most
+    if alice_has_session; then up=1; break; fi
+    sleep 0.05
+  done
+  took=$(calc "$(now) - $started")
+  wait "$flooder" || true
+  out=$(tail -n 1 "$WORK/discovery-flood.$VARIANT")
+  local cpu responses strangers
+  cpu=$(calc "($(cpu_ticks "$BOB") - $cpu_before) / $TICK / ($DISCOVERY_FLOOD_SECONDS + 1)")
+  responses=$(status_field B 's["discovery"]["responses"]')
+  strangers=$(status_field B 's["discovery"]')
+  summary "$VARIANT: spoofed discovery flood ($out): alice's session after ${took} s" \
+    "(up: $up); bob's daemon used $(printf %.2f "$cpu") of a core; responses $responses_before -> $responses;" \
+    "bob's responder: $strangers"
+  ((up)) || return 1
+  python3 -c "import sys; sys.exit(0 if $took <= 2.0 and $cpu <= $DISCOVERY_CPU_BOUND else 1)" || return 1
+  # Alice's restart needs one RESPONSE (two if her first DISCOVERY's went missing).
+  ((responses - responses_before >= 1 && responses - responses_before <= 3))
+}
+
 make_hosts
 write_configs
 in_a ip addr add "$STRANGER/24" dev "va$RUN_ID"
@@ -337,6 +386,8 @@ for VARIANT in xdp tc userspace; do
     check "$VARIANT: bob's daemon CPU per byte moved does not rise with a followed flood" \
       daemon_cost_flat followed
   fi
+  check "$VARIANT: a spoofed junk discovery flood: alice re-establishes within 2 s, bob answers no stranger, bounded CPU" \
+    t_discovery_under_flood
   stop_pair
   check "$VARIANT: the audit log holds the flood as bounded, valid JSON records" audit_bounded
 done

@@ -39,6 +39,11 @@ class EbpfPath {
   // passes when another application's socket would receive it; a socket on
   // one of these ports is ours and does not count.
   virtual SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) = 0;
+  // The addresses of the configured peers: their endpoints and where their
+  // sessions last came from. Their discovery messages skip the cap on all
+  // sources' together, which strangers' spoofed junk can empty
+  // (docs/protocol.md §6.5); each keeps its per-source rate.
+  virtual SysResult<void> set_peer_sources(const std::vector<IpAddress>& sources) = 0;
   // New rate limits from [security] (a reload), in force for the next datagram.
   virtual SysResult<void> set_limits(const SecurityConfig& security) = 0;
 };

@@ -227,6 +227,10 @@ class EbpfPrograms {
   // ours, and the datagram is dropped as usual). Errors: E2BIG beyond
   // BW_OWN_PORTS_MAX ports (nothing changed), or the kernel's errno.
   SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports);
+  // Makes the peer-source map exactly `sources`: their discovery messages
+  // skip the all-sources discovery rate. Errors: E2BIG beyond
+  // BW_PEER_SOURCES_MAX addresses (nothing changed), or the kernel's errno.
+  SysResult<void> set_peer_sources(const std::vector<IpAddress>& sources);
 
   // Counter values, summed over CPUs.
   SysResult<BpfCounters> counters() const;
@@ -281,6 +285,7 @@ class EbpfPrograms {
   PortMap current_;
   std::size_t trimmed_ = 0;
   std::unordered_set<std::uint16_t> own_ports_;
+  std::vector<IpAddress> peer_sources_;  // sorted, unique (the map's contents)
   const std::function<void(const SecurityEvent&)>* on_event_ = nullptr;
 };
 

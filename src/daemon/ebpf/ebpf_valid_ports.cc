@@ -205,4 +205,42 @@ SysResult<void> EbpfPrograms::set_own_ports(const std::vector<std::uint16_t>& po
   return {};
 }
 
+SysResult<void> EbpfPrograms::set_peer_sources(const std::vector<IpAddress>& sources) {
+  std::vector<IpAddress> wanted;
+  wanted.reserve(sources.size());
+  for (const IpAddress& a : sources) wanted.push_back(a.mapped_v6());
+  std::sort(wanted.begin(), wanted.end());
+  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+  if (wanted == peer_sources_) return {};
+  if (wanted.size() > BW_PEER_SOURCES_MAX) {
+    return sys_fail_plain(E2BIG, "the peer-source map holds " + std::to_string(BW_PEER_SOURCES_MAX) +
+                                     " addresses; " + std::to_string(wanted.size()) + " asked");
+  }
+  const auto key_of = [](const IpAddress& a) {
+    bw_addr k{};
+    std::memcpy(k.bytes, a.bytes().data(), sizeof k.bytes);
+    return k;
+  };
+  const std::uint8_t one = 1;
+  for (const IpAddress& a : wanted) {
+    if (std::binary_search(peer_sources_.begin(), peer_sources_.end(), a)) continue;
+    const bw_addr k = key_of(a);
+    if (int err = bpf_map__update_elem(skel_->maps.peer_sources, &k, sizeof k, &one, sizeof one,
+                                       BPF_ANY);
+        err != 0) {
+      return sys_fail(-err, "cannot add to the peer-source map");
+    }
+  }
+  for (const IpAddress& a : peer_sources_) {
+    if (std::binary_search(wanted.begin(), wanted.end(), a)) continue;
+    const bw_addr k = key_of(a);
+    if (int err = bpf_map__delete_elem(skel_->maps.peer_sources, &k, sizeof k, 0);
+        err != 0 && err != -ENOENT) {
+      return sys_fail(-err, "cannot remove from the peer-source map");
+    }
+  }
+  peer_sources_ = std::move(wanted);
+  return {};
+}
+
 }  // namespace buckwild::daemon

@@ -202,6 +202,10 @@ SysResult<void> KernelEbpfPath::set_own_ports(const std::vector<std::uint16_t>& 
   return path_->set_own_ports(ports);
 }
 
+SysResult<void> KernelEbpfPath::set_peer_sources(const std::vector<IpAddress>& sources) {
+  return path_->set_peer_sources(sources);
+}
+
 std::string KernelEbpfPath::where() const {
   std::string out;
   std::string reasons;

@@ -58,6 +58,7 @@ class KernelEbpfPath final : public EbpfPath {
   SysResult<void> steer_to(DatagramSocket& socket) override;
   SysResult<std::chrono::nanoseconds> set_valid_ports(const std::vector<ValidPort>& ports) override;
   SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) override;
+  SysResult<void> set_peer_sources(const std::vector<IpAddress>& sources) override;
   // The audit trail the kernel's security events are counted into (per
   // source and reason); null for none.
   void set_audit(SecurityAudit* audit) { audit_ = audit; }

@@ -34,6 +34,9 @@ struct Peer {
   // timeout): the retry waits 2 s, 4 s, 8 s, 16 s, then 30 s each time.
   unsigned discovery_failures = 0;
   std::uint64_t session_id = 0;        // its session now, 0 for none
+  // Where its newest session came from (kept after the session ends): the
+  // frame filter lets this address's discovery past the all-sources cap.
+  std::optional<IpAddress> last_address;
   TimePoint session_since = 0;
   bool admin_down = false;  // Tunnel::set_admin_up(name, false)
   TimePoint discovery_started = 0;  // when the current attempt's DISCOVERY left

@@ -242,6 +242,7 @@ void Tunnel::on_clock_step(std::int64_t step_us) {
 
 void Tunnel::on_window() {
   hop_ports_->update(HopPorts::Closing::kCloseUnneeded);
+  update_peer_sources();
   warn_log_.flush(now());
   // Path challenges that went unanswered count as failed (roaming.cc).
   sessions_.for_each([&](SessionEntry& e) {
@@ -255,6 +256,23 @@ void Tunnel::on_window() {
       keepalive_timer_ = kNoTimer;
       send_path_keepalives();
     });
+  }
+}
+
+void Tunnel::update_peer_sources() {
+  if (ebpf_ == nullptr) return;
+  sessions_.for_each([&](SessionEntry& e) {
+    if (e.peer) peers_[*e.peer].last_address = e.remote.ip;
+  });
+  peer_sources_.clear();
+  for (std::size_t i = 0; i < peers_.size(); ++i) {
+    const Peer& p = peers_[i];
+    if (p.config->endpoint) peer_sources_.push_back(p.config->endpoint->ip);
+    if (p.last_address) peer_sources_.push_back(*p.last_address);
+  }
+  if (auto r = ebpf_->set_peer_sources(peer_sources_); !r) {
+    warn_log_.log(now(), "ebpf.peer_sources", spdlog::level::warn,
+                  "cannot tell the frame filter the peers' addresses: {}", r.error().message);
   }
 }
 

@@ -187,6 +187,9 @@ class Tunnel : private StreamHost {
   // tunnel.cc: time.
   void schedule_window();
   void on_window();
+  // Tells the frame filter the configured peers' addresses (EbpfPath::
+  // set_peer_sources): their endpoints and where their sessions came from.
+  void update_peer_sources();
   void list_port_needs(std::vector<PortNeed>& out);
   void choose_send_sockets();
   void choose_answer_path(SessionEntry& e);
@@ -293,6 +296,7 @@ class Tunnel : private StreamHost {
   PacketPool pool_;
   RateLimitedLog warn_log_;
   TunnelStats stats_;
+  std::vector<IpAddress> peer_sources_;  // update_peer_sources's scratch
 
   SessionTable sessions_;
   std::unique_ptr<DatagramSocket> discovery_socket_;

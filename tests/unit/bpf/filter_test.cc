@@ -250,6 +250,29 @@ TEST_P(FrameFilterTest, DiscoveryPortHasATotalRateOverAllSources) {
   }
 }
 
+// A flood from spoofed sources empties the cap for all sources together; a
+// configured peer's address is not held to it (its per-source bucket still
+// is), so its discovery reaches the daemon's budget for its PSK.
+TEST_P(FrameFilterTest, APeersDiscoverySkipsTheTotalRate) {
+  BpfFilterConfig c = config_;
+  c.discovery_per_source = {1, 2};
+  c.discovery_total = {1, 1};
+  set_config(c);
+  const Frame discovery = buckwild_datagram(PacketType::kDiscovery, wire::kDiscoveryBodySize);
+  FrameSpec stranger = spec(discovery, wire::kDiscoveryPort);
+  stranger.source = other_peer();
+  expect(build_frame(stranger), true, BpfCounter::kPassDiscovery);  // the total's one
+  expect(frame(discovery, wire::kDiscoveryPort), false, BpfCounter::kDropDiscoveryTotal);
+  ASSERT_TRUE(path_->set_peer_sources({peer()}));
+  expect(frame(discovery, wire::kDiscoveryPort), true, BpfCounter::kPassDiscovery);
+  expect(frame(discovery, wire::kDiscoveryPort), false, BpfCounter::kDropDiscoveryRate);
+  expect(build_frame(stranger), false, BpfCounter::kDropDiscoveryTotal);
+  ASSERT_TRUE(path_->set_peer_sources({}));
+  FrameSpec third = spec(discovery, wire::kDiscoveryPort);
+  third.source = ip(v6() ? "2001:db8::33" : "192.0.2.33");
+  expect(build_frame(third), false, BpfCounter::kDropDiscoveryTotal);
+}
+
 TEST_P(FrameFilterTest, SessionTrafficOnTheDiscoveryPortTakesTheDataPath) {
   allow(peer(), wire::kDiscoveryPort);  // the schedule landed on 1025
   expect(frame(buckwild_datagram(), wire::kDiscoveryPort), true, BpfCounter::kPass);

@@ -42,6 +42,11 @@ SysResult<void> FakeEbpfPath::set_own_ports(const std::vector<std::uint16_t>& po
   return {};
 }
 
+SysResult<void> FakeEbpfPath::set_peer_sources(const std::vector<IpAddress>& sources) {
+  peer_sources_ = sources;
+  return {};
+}
+
 std::optional<FakeDatagramSocket*> FakeEbpfPath::lookup(const SocketAddress& from,
                                                             const SocketAddress& to) {
   if (to.ip.unmapped() != host_.unmapped()) return std::nullopt;

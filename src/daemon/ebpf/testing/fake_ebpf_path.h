@@ -29,6 +29,9 @@ class FakeEbpfPath final : public EbpfPath {
   SysResult<void> steer_to(DatagramSocket& socket) override;
   SysResult<std::chrono::nanoseconds> set_valid_ports(const std::vector<ValidPort>& ports) override;
   SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) override;
+  // Records the addresses (no rate limiting is modelled).
+  SysResult<void> set_peer_sources(const std::vector<IpAddress>& sources) override;
+  const std::vector<IpAddress>& peer_sources() const { return peer_sources_; }
   // Records the limits (no rate limiting is modelled).
   SysResult<void> set_limits(const SecurityConfig& security) override;
 
@@ -53,6 +56,7 @@ class FakeEbpfPath final : public EbpfPath {
   std::set<SocketAddress> valid_;  // (source, local port)
   std::set<std::uint16_t> valid_ports_;  // local ports valid for some source
   std::set<std::uint16_t> own_;
+  std::vector<IpAddress> peer_sources_;
   std::vector<ValidPort> current_;
   std::uint64_t steered_ = 0;
   std::uint64_t dropped_ = 0;

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <sys/socket.h>
 
 #include <array>
@@ -197,6 +199,29 @@ TEST_P(TunnelTest, DiscoversAndCarriesPacketsBothWaysOnHoppingPorts) {
   EXPECT_EQ(net.dropped(), 0u);           // nothing ever hit a port that was not open
   EXPECT_EQ(alice->tunnel->stats().rejected, 0u);
   EXPECT_EQ(bob->tunnel->stats().rejected, 0u);
+}
+
+// The frame filter lets a configured peer's discovery past the cap on all
+// sources together: it learns the peers' endpoints, and for a peer without
+// one (a roaming client) where its session came from, kept after it ends.
+TEST_P(TunnelTest, TheFrameFilterKnowsThePeersAddresses) {
+  if (!GetParam()) GTEST_SKIP() << "the user-space path has no frame filter";
+  alice = std::make_unique<Host>(
+      host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true), loop, 0, 1);
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  bc.peers[0].endpoint.reset();
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  bob->start(loop, net, true);
+  alice->start(loop, net, true);
+  const auto has = [](const std::vector<IpAddress>& v, const char* a) {
+    return std::find(v.begin(), v.end(), *IpAddress::parse(a)) != v.end();
+  };
+  loop.run_for(milliseconds(300));
+  EXPECT_TRUE(has(alice->ebpf->peer_sources(), "10.200.0.2")) << "alice's peer's endpoint";
+  ASSERT_TRUE(connected());
+  loop.run_for(milliseconds(300));
+  EXPECT_TRUE(has(bob->ebpf->peer_sources(), "10.200.0.1")) << "where alice's session came from";
+  EXPECT_EQ(bob->ebpf->peer_sources().size(), 1u);
 }
 
 TEST_P(TunnelTest, WorksWithSkewedClocks) {
