@@ -176,24 +176,42 @@ t_iperf_rekey() {
   rk_b=$(session_field B rekey.rekeys)
   d_log_a=$(( $(grep -c 'rekeyed (key epoch' "$WORK/daemon-A.log") - logged_a ))
   d_log_b=$(( $(grep -c 'rekeyed (key epoch' "$WORK/daemon-B.log") - logged_b ))
-  # Retransmissions per 1 s interval: no interval far above the run's usual.
-  local burst
-  burst=$(python3 -c '
-import json, statistics, sys
-iv = [i["sum"].get("retransmits", 0) for i in json.load(open(sys.argv[1]))["intervals"]]
-med = statistics.median(iv) if iv else 0
-worst = max(iv) if iv else 0
-print(f"{worst} {med} {sum(iv)} {1 if worst > max(50, 4 * med) else 0}")' "$WORK/iperf-rekey10s.json")
-  read -r worst med total is_burst <<<"$burst"
+  # Retransmissions at the switches: the iperf3 seconds holding a rekey (from
+  # alice's log) and the one after carry no more than twice their share of
+  # the run's retransmissions (plus 100). Packet-mode TCP is the kernel's own
+  # loss-based congestion control, so retransmissions happen anyway; a
+  # make-before-break failure would put them at the switches.
+  local at_switches
+  at_switches=$(python3 - "$WORK/iperf-rekey10s.json" "$WORK/daemon-A.log" <<'PY'
+import datetime, json, sys
+d = json.load(open(sys.argv[1]))
+start = d["start"]["timestamp"]["timesecs"]
+iv = [(int(i["sum"]["start"]), i["sum"].get("retransmits", 0)) for i in d["intervals"]]
+times = []
+for line in open(sys.argv[2]):
+    if "rekeyed (key epoch" in line:
+        t = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        times.append(t - start)
+windows = {k for t in times for k in (int(t), int(t) + 1)}
+total = sum(r for _, r in iv)
+at = sum(r for s, r in iv if s in windows)
+share = sum(1 for s, _ in iv if s in windows) / max(1, len(iv))
+per_second = ",".join(str(r) for _, r in iv)
+print(total, at, f"{share:.2f}", 1 if at > 2 * share * total + 100 else 0, per_second)
+PY
+)
+  local total at share is_burst per_second
+  read -r total at share is_burst per_second <<<"$at_switches"
   log "rekey every 10 s: rekeys during iperf3 A $d_rk_a (logged A $d_log_a, B $d_log_b, B's session total $rk_b);" \
-      "rejected A $d_rej_a B $d_rej_b; retransmits total $total, worst second $worst, median $med"
-  echo "rekey10s: rekeys $d_rk_a, rejected $d_rej_a/$d_rej_b, retransmits $total (worst second $worst)" >>"$WORK/results"
+      "rejected A $d_rej_a B $d_rej_b; retransmits $total, $at of them in the seconds of a switch (${share} of the run)"
+  log "retransmits per second: $per_second"
+  echo "rekey10s: rekeys $d_rk_a, rejected $d_rej_a/$d_rej_b, retransmits $total ($at at switches, share $share)" >>"$WORK/results"
   local min_rekeys=$(( IPERF_SECONDS / 10 - 2 ))
   ((min_rekeys < 1)) && min_rekeys=1
   ((d_rej_a == 0 && d_rej_b == 0)) || { log "datagrams rejected during rekeys"; return 1; }
   ((d_rk_a >= min_rekeys && d_log_a >= min_rekeys && d_log_b >= min_rekeys)) ||
     { log "expected at least $min_rekeys rekeys counted and logged on both sides"; return 1; }
-  ((is_burst == 0)) || { log "retransmission burst: $worst in one second (median $med)"; return 1; }
+  ((is_burst == 0)) || { log "retransmission burst at the switches: $at of $total"; return 1; }
   # On request: the CLI verb, then one more rekey in status.
   local before after
   before=$(session_field A rekey.rekeys)
