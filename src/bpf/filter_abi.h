@@ -28,7 +28,7 @@
 #define BW_MAX_CONNECTION_ID 4095
 #define BW_MS_PER_DAY 86400000u
 #define BW_MAX_FRAGMENTS 255
-#define BW_FLAGS_RESERVED_MASK 0xC0
+#define BW_FLAGS_RESERVED_MASK 0x80
 /* Header field offsets. */
 #define BW_OFF_VERSION 0
 #define BW_OFF_TYPE 1

@@ -166,6 +166,35 @@ int reload(const ControlTarget& target, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
+int rekey(const ControlTarget& target, const std::string& peer, std::ostream& out, std::ostream& err) {
+  auto targets = targets_of(target, "rekey", true);
+  if (!targets) {
+    err << "buckwild rekey: " << targets.error() << '\n';
+    return kExitFailure;
+  }
+  if (peer.empty() || peer.find_first_of(" \t\r\n") != std::string::npos) {
+    err << "buckwild rekey: PEER must be one word (a peer name or a session id)\n";
+    return kExitFailure;
+  }
+  const std::string& path = targets->paths.front();
+  auto reply = ask(path, "rekey " + peer, target.timeout);
+  if (!reply) {
+    err << "buckwild rekey: " << reply.error() << '\n';
+    return kExitFailure;
+  }
+  if (!succeeded(*reply)) {
+    err << "buckwild rekey: " << device_of_socket(path) << ": " << error_text(*reply) << '\n';
+    return kExitFailure;
+  }
+  const Json r = reply->value("rekey", Json::object());
+  out << device_of_socket(path) << ": rekey of " << r.value("peer", peer) << "'s session "
+      << r.value("session", std::string()) << " requested (key epoch "
+      << r.value("key_epoch", 0u) << (r.value("already_under_way", false) ? ", one already under way" : "")
+      << ")\n";
+  out.flush();
+  return kExitOk;
+}
+
 int stop(const ControlTarget& target, std::ostream& out, std::ostream& err, Duration wait) {
   auto targets = targets_of(target, "stop", true);
   if (!targets) {

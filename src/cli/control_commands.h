@@ -41,6 +41,13 @@ int status(const ControlTarget& target, StatusFormat format, bool color, std::os
 // socket, the one socket in socket_dir; none or several is an error.
 int reload(const ControlTarget& target, std::ostream& out, std::ostream& err);
 
+// `buckwild rekey PEER [DEVICE]`: asks the daemon for a rekey of PEER's
+// session (a peer name or a session id as status shows it; docs/control.md
+// "rekey"). Prints "DEVICE: rekey of PEER's session requested (key epoch N)"
+// and returns 0; the error on `err` and 1 if there is no such session or the
+// daemon did not answer. Target as reload.
+int rekey(const ControlTarget& target, const std::string& peer, std::ostream& out, std::ostream& err);
+
 // Asks the daemon to stop. Prints "bw0: stopping", then waits up to `wait`
 // until the socket path is gone (the daemon removes it as it exits) or is
 // another daemon's. Returns 0 once it is gone; 1 if the daemon refused, did not

@@ -101,6 +101,18 @@ int run(int argc, char** argv) {
       "on stderr and the exit status is 1. Without DEVICE, the one tunnel running.");
   add_target_options(reload_cmd, reload_target);
 
+  buckwild::cli::ControlTarget rekey_target;
+  std::string rekey_peer;
+  CLI::App* rekey_cmd = app.add_subcommand(
+      "rekey",
+      "Make PEER's session change its keys now: a fresh X25519 exchange, make-before-break,\n"
+      "no datagram lost (docs/protocol.md \"Rekey\"). PEER is a peer's name or a session id\n"
+      "as status shows it. Sessions also rekey on their own ([crypto]\n"
+      "key_rotation_interval_hours, and before the cipher's packet bound). Without DEVICE,\n"
+      "the one tunnel running. Exits 1 if there is no such session.");
+  rekey_cmd->add_option("PEER", rekey_peer, "the peer's name, or a session id")->required();
+  add_target_options(rekey_cmd, rekey_target);
+
   buckwild::cli::ControlTarget stop_target;
   CLI::App* stop_cmd = app.add_subcommand(
       "stop",
@@ -134,6 +146,9 @@ int run(int argc, char** argv) {
     return buckwild::cli::status(status_target, format, color, std::cout, std::cerr);
   }
   if (reload_cmd->parsed()) return buckwild::cli::reload(reload_target, std::cout, std::cerr);
+  if (rekey_cmd->parsed()) {
+    return buckwild::cli::rekey(rekey_target, rekey_peer, std::cout, std::cerr);
+  }
   if (stop_cmd->parsed()) return buckwild::cli::stop(stop_target, std::cout, std::cerr);
   return buckwild::cli::kExitUsage;
 }

@@ -478,6 +478,24 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
              last_socket_reload = t;
              return ControlReply{dump_line(reloader.reload("the control socket", requester())), {}};
            }},
+          {"rekey",
+           [&](std::string_view request) {
+             const std::size_t space = request.find(' ');
+             if (space == std::string_view::npos) {
+               return ControlReply{
+                   dump_line({{"ok", false}, {"error", "rekey needs a peer: rekey PEER"}}), {}};
+             }
+             const std::string_view who = request.substr(space + 1);
+             nlohmann::json reply = (*tunnel)->request_rekey(who);
+             if (reply.value("ok", false)) {
+               audit.record("rekey_requested", "info",
+                            {{"details", {{"peer", reply["rekey"]["peer"]},
+                                          {"session_id", reply["rekey"]["session"]},
+                                          {"requester", requester()}}}});
+             }
+             return ControlReply{dump_line(reply), {}};
+           },
+           true},
           {"stop",
            [&](std::string_view) {
              return ControlReply{dump_line({{"ok", true}, {"stop", "shutting down"}}),
@@ -492,7 +510,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     return 1;
   }
   control = std::move(*served);
-  spdlog::info("control socket: {} (buckwild status, reload, stop)", control->path());
+  spdlog::info("control socket: {} (buckwild status, reload, rekey, stop)", control->path());
   (void)(*loop)->watch_signal(SIGINT, [&](int) { stop("SIGINT"); });
   (void)(*loop)->watch_signal(SIGTERM, [&](int) { stop("SIGTERM"); });
   (void)(*loop)->watch_signal(SIGHUP, [&](int) {

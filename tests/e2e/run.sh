@@ -138,6 +138,96 @@ t_iperf_skewed() {
   t_iperf skew40ms
 }
 
+# session_field HOST FIELD: a field of HOST's (A or B) one session in
+# `buckwild status --json` (dots for nesting: rekey.rekeys).
+session_field() {
+  "$BUCKWILD" status --socket "$WORK/ctl-$1.sock" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+sessions = [p["session"] for p in d.get("peers", []) if p.get("session")]
+v = sessions[0]
+for k in sys.argv[1].split("."):
+    v = v[k]
+print(v)' "$2"
+}
+
+# Rekey forced every 10 s (testing.rekey_interval_seconds) during iperf3
+# (docs/protocol.md §9.5): make-before-break, so no datagram is rejected at
+# a switch and TCP sees no retransmission burst; the log and status count
+# the rekeys; and `buckwild rekey PEER` asks for one more.
+t_iperf_rekey() {
+  stop_pid "$ALICE"
+  stop_pid "$BOB"
+  start_daemon B "$WORK/bob.toml" BUCKWILD_TESTING_REKEY_INTERVAL_SECONDS=10
+  BOB=$DAEMON_PID
+  start_daemon A "$WORK/alice.toml" BUCKWILD_TESTING_REKEY_INTERVAL_SECONDS=10
+  ALICE=$DAEMON_PID
+  wait_until 20 tunnel_up || return 1
+  local rej_a rej_b rk_a rk_b logged_a logged_b
+  rej_a=$(session_field A rejected) && rej_b=$(session_field B rejected) || return 1
+  rk_a=$(session_field A rekey.rekeys) || return 1
+  logged_a=$(grep -c 'rekeyed (key epoch' "$WORK/daemon-A.log")
+  logged_b=$(grep -c 'rekeyed (key epoch' "$WORK/daemon-B.log")
+  t_iperf rekey10s || return 1
+  local d_rej_a d_rej_b d_rk_a d_log_a d_log_b
+  d_rej_a=$(( $(session_field A rejected) - rej_a ))
+  d_rej_b=$(( $(session_field B rejected) - rej_b ))
+  d_rk_a=$(( $(session_field A rekey.rekeys) - rk_a ))
+  rk_b=$(session_field B rekey.rekeys)
+  d_log_a=$(( $(grep -c 'rekeyed (key epoch' "$WORK/daemon-A.log") - logged_a ))
+  d_log_b=$(( $(grep -c 'rekeyed (key epoch' "$WORK/daemon-B.log") - logged_b ))
+  # Retransmissions at the switches: the iperf3 seconds holding a rekey (from
+  # alice's log) and the one after carry no more than twice their share of
+  # the run's retransmissions (plus 100). Packet-mode TCP is the kernel's own
+  # loss-based congestion control, so retransmissions happen anyway; a
+  # make-before-break failure would put them at the switches.
+  local at_switches
+  at_switches=$(python3 - "$WORK/iperf-rekey10s.json" "$WORK/daemon-A.log" <<'PY'
+import datetime, json, sys
+d = json.load(open(sys.argv[1]))
+start = d["start"]["timestamp"]["timesecs"]
+iv = [(int(i["sum"]["start"]), i["sum"].get("retransmits", 0)) for i in d["intervals"]]
+times = []
+for line in open(sys.argv[2]):
+    if "rekeyed (key epoch" in line:
+        t = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        times.append(t - start)
+windows = {k for t in times for k in (int(t), int(t) + 1)}
+total = sum(r for _, r in iv)
+at = sum(r for s, r in iv if s in windows)
+share = sum(1 for s, _ in iv if s in windows) / max(1, len(iv))
+per_second = ",".join(str(r) for _, r in iv)
+print(total, at, f"{share:.2f}", 1 if at > 2 * share * total + 100 else 0, per_second)
+PY
+)
+  local total at share is_burst per_second
+  read -r total at share is_burst per_second <<<"$at_switches"
+  log "rekey every 10 s: rekeys during iperf3 A $d_rk_a (logged A $d_log_a, B $d_log_b, B's session total $rk_b);" \
+      "rejected A $d_rej_a B $d_rej_b; retransmits $total, $at of them in the seconds of a switch (${share} of the run)"
+  log "retransmits per second: $per_second"
+  echo "rekey10s: rekeys $d_rk_a, rejected $d_rej_a/$d_rej_b, retransmits $total ($at at switches, share $share)" >>"$WORK/results"
+  local min_rekeys=$(( IPERF_SECONDS / 10 - 2 ))
+  ((min_rekeys < 1)) && min_rekeys=1
+  ((d_rej_a == 0 && d_rej_b == 0)) || { log "datagrams rejected during rekeys"; return 1; }
+  ((d_rk_a >= min_rekeys && d_log_a >= min_rekeys && d_log_b >= min_rekeys)) ||
+    { log "expected at least $min_rekeys rekeys counted and logged on both sides"; return 1; }
+  ((is_burst == 0)) || { log "retransmission burst at the switches: $at of $total"; return 1; }
+  # On request: the CLI verb, then one more rekey in status.
+  local before after
+  before=$(session_field A rekey.rekeys)
+  "$BUCKWILD" rekey bob --socket "$WORK/ctl-A.sock" || return 1
+  local i
+  for i in $(seq 1 100); do
+    after=$(session_field A rekey.rekeys)
+    ((after > before)) && break
+    sleep 0.1
+  done
+  ((after > before)) || { log "buckwild rekey bob: no rekey within 10 s (before $before, after $after)"; return 1; }
+  log "buckwild rekey bob: rekeys $before -> $after"
+  # An unknown peer: a clear error and exit status 1.
+  ! "$BUCKWILD" rekey nobody --socket "$WORK/ctl-A.sock" 2>/dev/null
+}
+
 t_restart_initiator() {
   stop_pid "$ALICE"
   local t0=$SECONDS
@@ -220,6 +310,7 @@ check "http 20 MB download both ways, checksum" t_http
 check "underlay capture: only UDP, hopping ports on schedule, no plaintext" t_capture
 check "iperf3 ${IPERF_SECONDS}s, clocks equal: no closed-port drops" t_iperf equal
 check "iperf3 ${IPERF_SECONDS}s, 40 ms skew: no closed-port drops" t_iperf_skewed
+check "iperf3 ${IPERF_SECONDS}s, rekey every 10 s: no rejected datagram, no retransmission burst" t_iperf_rekey
 check "initiator restart: back within 5 s" t_restart_initiator
 check "responder restart: back within 5 s" t_restart_responder
 

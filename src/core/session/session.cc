@@ -7,41 +7,24 @@
 #include "core/wire/codec.h"
 
 namespace buckwild::session {
-namespace {
-
-Result<crypto::PacketKeyMaterial> material(const hop::DirectionKeys& k) {
-  return crypto::PacketKeyMaterial{k.packet_key.view(), k.packet_iv.view(), k.mac_key.view()};
-}
-
-}  // namespace
-
 Result<Session> Session::create(discovery::Established e, const crypto::SecretBytes& psk,
                                 const SessionConfig& config, TimePoint now) {
-  auto i2r = hop::derive_direction_keys(e.session_key, hop::Direction::kInitiatorToResponder);
-  auto r2i = hop::derive_direction_keys(e.session_key, hop::Direction::kResponderToInitiator);
-  if (!i2r || !r2i) return fail(ErrorCode::kInvalidParameter, "session key");
-  const auto& out_keys = e.initiator ? *i2r : *r2i;
-  const auto& in_keys = e.initiator ? *r2i : *i2r;
-  const auto protection = discovery::protection_of(e.features);
-  auto sealer = crypto::PacketSealer::create(protection.mode, protection.algorithm, *material(out_keys));
-  auto opener = crypto::PacketOpener::create(protection.mode, protection.algorithm, *material(in_keys));
-  if (!sealer) return std::unexpected(sealer.error());
-  if (!opener) return std::unexpected(opener.error());
+  auto keys = SessionKeys::create(e.session_key, e.session_id, e.initiator, e.features, now);
+  if (!keys) return std::unexpected(keys.error());
   auto ports = hop::PortSchedule::create(psk, e.session_id);
   if (!ports) return std::unexpected(ports.error());
-  return Session(std::move(e), std::move(*ports), std::move(*sealer), std::move(*opener), config, now);
+  return Session(std::move(e), std::move(*ports), std::move(*keys), config, now);
 }
 
-Session::Session(discovery::Established e, hop::PortSchedule ports, crypto::PacketSealer sealer,
-                 crypto::PacketOpener opener, const SessionConfig& config, TimePoint now)
+Session::Session(discovery::Established e, hop::PortSchedule ports, SessionKeys keys,
+                 const SessionConfig& config, TimePoint now)
     : id_(e.session_id),
       initiator_(e.initiator),
       features_(e.features),
       clock_offset_ms_(e.clock_offset_ms),
       sequence_confirm_(e.sequence_confirm),
       ports_(std::move(ports)),
-      sealer_(std::move(sealer)),
-      opener_(std::move(opener)),
+      keys_(std::move(keys)),
       config_(config),
       out_dir_(e.initiator ? hop::Direction::kInitiatorToResponder : hop::Direction::kResponderToInitiator),
       in_dir_(e.initiator ? hop::Direction::kResponderToInitiator : hop::Direction::kInitiatorToResponder),
@@ -76,8 +59,10 @@ Result<std::size_t> Session::seal_as(wire::Header& h, MutableBytes out, std::siz
   h.session_id = id_;
   h.timestamp_ms = hop::ms_since_midnight(now_unix_ms);
   if (h.connection_id == 0) h.sequence = next_sequence_++;
-  auto n = sealer_.seal(h, out, body_len);
+  auto n = keys_.seal(h, out, body_len);
   if (n) {
+    // The packet bound of the AEAD (§9.5): rekey before it is reached.
+    if (keys_.sent_under_key() >= keys_.packet_bound() && !keys_.in_progress()) keys_.request();
     if (counts == Counts::kAsSending) {
       last_sent_ = now;
       if (awaiting_since_ == kNever) awaiting_since_ = now;
@@ -201,7 +186,7 @@ void Session::set_clock_offset(std::int32_t offset_ms) {
 Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_unix_ms,
                                         TimePoint now) {
   const std::uint32_t now_ms = hop::ms_since_midnight(now_unix_ms);
-  auto opened = opener_.open(datagram, now_ms);
+  auto opened = keys_.open(datagram, now_ms, now);
   if (!opened) {
     ++stats_.rejected;
     return std::unexpected(opened.error());
@@ -227,7 +212,7 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_
   // One-way delay on our clock: arrival minus (sender's stamp minus the offset).
   delay_.add_sample(hop::circular_delta_ms(now_ms, opened->header.timestamp_ms) + clock_offset_ms_);
 
-  Received r{opened->header, opened->body, false, std::nullopt, restored};
+  Received r{opened->header, opened->body, false, std::nullopt, restored, false};
   if (opened->header.type == wire::PacketType::kHeartbeat) {
     auto body = wire::parse_body(opened->header, opened->body);
     if (!body) {
@@ -254,8 +239,43 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_
                                  now_unix_ms, now);
     }
     if (u) set_clock_offset(u->offset_ms);
+  } else if (opened->header.type == wire::PacketType::kRekeyRequest ||
+             opened->header.type == wire::PacketType::kRekeyResponse) {
+    auto body = wire::parse_body(opened->header, opened->body);
+    if (!body) {
+      ++stats_.rejected;
+      return std::unexpected(body.error());
+    }
+    switch (keys_.on_message(opened->header, *body, now)) {
+      case SessionKeys::Answer::kRekeyMessage: r.send_rekey = true; break;
+      case SessionKeys::Answer::kHeartbeat: r.answer_heartbeat = true; break;
+      case SessionKeys::Answer::kNone: break;
+    }
   }
   return r;
+}
+
+void Session::request_rekey(TimePoint now) {
+  (void)now;  // the exchange starts at the next on_expiry (next_expiry() says when)
+  keys_.request();
+}
+
+Result<std::size_t> Session::make_rekey(MutableBytes out, crypto::RandomSource& rng,
+                                        std::int64_t now_unix_ms, TimePoint now) {
+  if (dead_) return 0;
+  if (out.size() < wire::kOverhead + wire::kRekeyResponseBodySize) {
+    return fail(ErrorCode::kInvalidParameter, "buffer too small for a rekey message");
+  }
+  auto m = keys_.make_message(rng, answer_wait(), now);
+  if (!m) return 0;
+  wire::Header h;
+  h.type = m->type;
+  h.flags = m->flags;
+  auto written = wire::write_body(h, m->body, out.subspan(wire::kHeaderSize, wire::body_size(m->body)));
+  if (!written) return std::unexpected(written.error());
+  // A REQUEST or CONFIRM awaits an answer; a RESPONSE is one.
+  return seal_as(h, out, *written, now_unix_ms, now,
+                 m->type == wire::PacketType::kRekeyRequest ? Counts::kAsSending : Counts::kNot);
 }
 
 Duration Session::rtt() const {
@@ -273,6 +293,10 @@ TimePoint Session::next_expiry() const {
   if (dead_) return kNever;
   TimePoint t = std::min({last_received_ + config_.dead_after,
                           last_heartbeat_ + config_.heartbeat_interval, time_sync_.next_expiry()});
+  t = std::min(t, keys_.next_expiry());
+  if (config_.rekey_interval > 0 && !keys_.in_progress() && !keys_.wanted()) {
+    t = std::min(t, keys_.key_since() + config_.rekey_interval);
+  }
   if (probes_sent_ > 0) {
     t = std::min(t, next_probe_);
   } else if (awaiting_since_ != kNever) {
@@ -310,6 +334,12 @@ Session::Expiry Session::on_expiry(TimePoint now) {
     e.probe = true;
   }
   if (!e.probe && now - last_heartbeat_ >= config_.heartbeat_interval) e.send_heartbeat = true;
+  if (config_.rekey_interval > 0 && !keys_.in_progress() &&
+      now - keys_.key_since() >= config_.rekey_interval) {
+    keys_.request();
+  }
+  keys_.on_expiry(now);
+  e.send_rekey = keys_.message_due(now);
   if (now >= time_sync_.next_expiry()) {
     e.send_time_sync = true;
     // Should the caller fail to send, the next try comes in a second, not at once.

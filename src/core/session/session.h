@@ -17,6 +17,7 @@
 #include "core/hop/key_schedule.h"
 #include "core/hop/port_schedule.h"
 #include "core/session/delay_estimator.h"
+#include "core/session/rekey.h"
 #include "core/session/time_sync.h"
 #include "core/wire/messages.h"
 
@@ -37,6 +38,9 @@ struct SessionConfig {
   // The initiator sends a path keepalive in every window it has nothing else
   // to send in (docs/protocol.md §11.6): what keeps it reachable behind NAT.
   bool path_keepalive = true;
+  // Rekey when the key in force is this old (0: only on the packet bound and
+  // on request). key_rotation_interval_hours, or testing.rekey_interval_seconds.
+  Duration rekey_interval = 0;
 };
 
 // Liveness (docs/protocol.md §11.4). An answer is overdue after
@@ -137,6 +141,20 @@ class Session {
   // awaiting an answer (it never starts liveness probes). Size as make_heartbeat.
   Result<std::size_t> make_path_keepalive(MutableBytes out, std::int64_t now_unix_ms, TimePoint now);
 
+  // Rekey (docs/protocol.md §9.5): asks for a fresh key from a new X25519
+  // exchange. The exchange starts at the next on_expiry() that can (at once
+  // unless one is under way or the previous key is still in its grace, then
+  // as soon as that ends); on_expiry() then reports send_rekey. Idempotent;
+  // the recovery strategy REKEY calls this. Make-before-break: no datagram is
+  // rejected during the switch.
+  void request_rekey(TimePoint now);
+  // Writes the REKEY message due now (REQUEST, its retry, RESPONSE or
+  // CONFIRM) into `out` (at least 112 bytes) and returns its size; 0 when none
+  // is due. `rng` supplies the fresh X25519 key.
+  Result<std::size_t> make_rekey(MutableBytes out, crypto::RandomSource& rng,
+                                 std::int64_t now_unix_ms, TimePoint now);
+  const SessionKeys& keys() const { return keys_; }
+
   // What an authenticated packet asks of the caller.
   struct Received {
     wire::Header header;
@@ -145,6 +163,7 @@ class Session {
     // A TIME_SYNC_REQUEST arrived: answer it now (make_time_sync_response).
     std::optional<wire::TimeSyncRequestBody> answer_time_sync;
     bool restored = false;  // the first packet from a silent peer: it is back
+    bool send_rekey = false;  // a REKEY message is owed at once: make_rekey()
   };
 
   // Authenticates and decrypts a datagram addressed to this session (its header
@@ -154,7 +173,7 @@ class Session {
   // PacketOpener::open (the datagram is then to be dropped and counted).
   Result<Received> open(MutableBytes datagram, std::int64_t now_unix_ms, TimePoint now);
 
-  // Timers: heartbeat every heartbeat_interval, probes, death.
+  // Timers: heartbeat every heartbeat_interval, probes, death, rekeys.
   TimePoint next_expiry() const;
   struct Expiry {
     bool send_heartbeat = false;
@@ -163,6 +182,7 @@ class Session {
     bool suspect = false;  // the peer just became suspect (kProbes went unanswered)
     bool dead = false;
     bool send_time_sync = false;  // send make_time_sync_request now
+    bool send_rekey = false;      // send make_rekey now
   };
   Expiry on_expiry(TimePoint now);
 
@@ -192,8 +212,8 @@ class Session {
   Result<std::size_t> heartbeat(MutableBytes out, std::uint8_t flags, std::int64_t now_unix_ms,
                                 TimePoint now, Counts counts);
 
-  Session(discovery::Established e, hop::PortSchedule ports, crypto::PacketSealer sealer,
-          crypto::PacketOpener opener, const SessionConfig& config, TimePoint now);
+  Session(discovery::Established e, hop::PortSchedule ports, SessionKeys keys,
+          const SessionConfig& config, TimePoint now);
   // Puts a new peer clock offset in force; the delay samples measured with
   // the old one are moved with it.
   void set_clock_offset(std::int32_t offset_ms);
@@ -204,8 +224,7 @@ class Session {
   std::int32_t clock_offset_ms_;
   wire::SequenceNegBody sequence_confirm_;
   hop::PortSchedule ports_;
-  crypto::PacketSealer sealer_;
-  crypto::PacketOpener opener_;
+  SessionKeys keys_;
   SessionConfig config_;
   hop::Direction out_dir_;
   hop::Direction in_dir_;

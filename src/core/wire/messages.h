@@ -104,7 +104,9 @@ inline constexpr std::uint8_t kRst = 1u << 2;
 inline constexpr std::uint8_t kPsh = 1u << 3;
 inline constexpr std::uint8_t kAck = 1u << 4;
 inline constexpr std::uint8_t kUrg = 1u << 5;
-inline constexpr std::uint8_t kReservedMask = 0xC0;
+// The parity of the key epoch the packet is sealed under (§9.5, deviation 29).
+inline constexpr std::uint8_t kKeyPhase = 1u << 6;
+inline constexpr std::uint8_t kReservedMask = 0x80;
 }  // namespace flags
 
 // ---- Common header (§4) --------------------------------------------------------

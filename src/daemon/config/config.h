@@ -110,6 +110,9 @@ struct CryptoConfig {
   crypto::ProtectionMode protection = crypto::ProtectionMode::kAead;
   crypto::AeadAlgorithm aead = crypto::AeadAlgorithm::kChaCha20Poly1305;
   bool forward_secrecy = true;
+  // Each session rekeys (fresh X25519 exchange, docs/protocol.md §9.5) when its
+  // key is this old; 0 = only at the AEAD's packet bound and on request.
+  std::uint32_t key_rotation_interval_hours = 24;
 };
 
 struct LoggingConfig {
@@ -161,6 +164,9 @@ struct TestingConfig {
   // TEST AID: this daemon's clock runs fast (positive) or slow by this many
   // parts per million from its start, as a drifting oscillator would.
   std::int64_t clock_drift_ppm = 0;
+  // TEST AID: every session rekeys when its key is this many seconds old
+  // (0 = off); overrides crypto.key_rotation_interval_hours.
+  std::uint32_t rekey_interval_seconds = 0;
 };
 
 struct PskConfig {

@@ -63,6 +63,8 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::crypto, &CryptoConfig::protection>("crypto.protection", kFixed),
       key<&Config::crypto, &CryptoConfig::aead>("crypto.aead", kFixed),
       key<&Config::crypto, &CryptoConfig::forward_secrecy>("crypto.forward_secrecy", kFixed),
+      key<&Config::crypto, &CryptoConfig::key_rotation_interval_hours>(
+          "crypto.key_rotation_interval_hours", kFixed),
       key<&Config::logging, &LoggingConfig::level>("logging.level", kLive),
       key<&Config::logging, &LoggingConfig::format>("logging.format", kLive),
       key<&Config::logging, &LoggingConfig::syslog>("logging.syslog", kLive),
@@ -81,6 +83,8 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::snmp, &SnmpConfig::agentx_socket>("snmp.agentx_socket", kFixed),
       key<&Config::testing, &TestingConfig::clock_offset_ms>("testing.clock_offset_ms", kFixed),
       key<&Config::testing, &TestingConfig::clock_drift_ppm>("testing.clock_drift_ppm", kFixed),
+      key<&Config::testing, &TestingConfig::rekey_interval_seconds>("testing.rekey_interval_seconds",
+                                                                     kFixed),
   };
   return keys;
 }

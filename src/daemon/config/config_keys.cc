@@ -316,9 +316,6 @@ constexpr char kNoPacketLifetime[] =
 constexpr char kNoReplayWindow[] =
     "each session refuses a replayed packet by its number (a 4096-packet window) and a stale "
     "one by its timestamp (30 s)";
-constexpr char kNoKeyRotation[] =
-    "keys change with every new session and with the daily key at UTC midnight, and a "
-    "session keeps its keys until it ends";
 
 // Keys of the design document with one meaningful value in protocol v1:
 // accepted with it, refused with any other.
@@ -410,7 +407,8 @@ constexpr std::array kCryptoKeys = {
     KeySpec{"aead", Kind::kString, set_aead},
     KeySpec{"forward_secrecy", Kind::kBool,
             set_bool<&Config::crypto, &CryptoConfig::forward_secrecy>},
-    KeySpec{"key_rotation_interval_hours", Kind::kInteger, not_in_this_version<kNoKeyRotation>},
+    KeySpec{"key_rotation_interval_hours", Kind::kInteger,
+            set_integer<&Config::crypto, &CryptoConfig::key_rotation_interval_hours, 0, 8760>},
     KeySpec{"hmac_algorithm", Kind::kString, only_value<kSha256, kSha256Why>},
     KeySpec{"key_derivation_algorithm", Kind::kString, only_value<kHkdf, kHkdfWhy>},
 };
@@ -454,6 +452,8 @@ constexpr std::array kTestingKeys = {
         set_integer<&Config::testing, &TestingConfig::clock_offset_ms, -86'400'000, 86'400'000>},
     KeySpec{"clock_drift_ppm", Kind::kInteger,
             set_integer<&Config::testing, &TestingConfig::clock_drift_ppm, -100'000, 100'000>},
+    KeySpec{"rekey_interval_seconds", Kind::kInteger,
+            set_integer<&Config::testing, &TestingConfig::rekey_interval_seconds, 0, 86'400>},
 };
 
 constexpr std::array<ConfigSection, 10> kSections = {{

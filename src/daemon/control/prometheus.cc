@@ -72,6 +72,8 @@ enum Family : std::size_t {
   kPeerHeartbeats,
   kPeerConnections,
   kPeerRetransmissions,
+  kPeerRekeys,
+  kPeerKeyAge,
   kFamilyCount,
 };
 
@@ -179,6 +181,10 @@ constexpr std::array<FamilySpec, kFamilyCount> kSpecs{{
     {"buckwild_peer_connections", Kind::kGauge, "Live Buckwild connections of the peer's session."},
     {"buckwild_peer_retransmissions_total", Kind::kCounter,
      "Segments resent by the session's connections (resets with a new session)."},
+    {"buckwild_peer_rekeys_total", Kind::kCounter,
+     "Rekeys the peer's current session completed (resets with a new session)."},
+    {"buckwild_peer_key_age_seconds", Kind::kGauge,
+     "Age of the packet key the peer's session sends under (since its last rekey)."},
 }};
 
 struct Label {
@@ -449,6 +455,11 @@ void add_peer(Exposition& out, const Json& peer, std::string_view device) {
           number_text(field(session, "heartbeats_received"), Unit::kAsIs));
   add(kPeerConnections, "connections", Unit::kAsIs);
   add(kPeerRetransmissions, "retransmissions", Unit::kAsIs);
+  const Json* rekey = field(session, "rekey");
+  out.add(kPeerRekeys, {{"device", device}, {"peer", p}},
+          number_text(field(rekey, "rekeys"), Unit::kAsIs));
+  out.add(kPeerKeyAge, {{"device", device}, {"peer", p}},
+          number_text(field(rekey, "key_age_ms"), Unit::kMilliseconds));
 }
 
 }  // namespace

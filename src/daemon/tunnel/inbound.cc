@@ -119,6 +119,8 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
                   r.error().what);
     return;
   }
+  // Any packet under a new key may complete a rekey.
+  if (e.session->keys().stats().rekeys != e.rekeys_logged) note_rekeys(e);
   // The peer's address moves only to one that answered a path challenge
   // (roaming.cc): a copy of an authentic packet re-sent from elsewhere must
   // not redirect our traffic. A datagram from another address is taken for
@@ -172,6 +174,15 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
       return;
     case wire::PacketType::kTimeSyncResponse:
       arm_session_timer(e);  // a RESYNC asks again within a second
+      return;
+    case wire::PacketType::kRekeyRequest:
+    case wire::PacketType::kRekeyResponse:
+      // The session took the exchange's step (docs/protocol.md §9.5); a
+      // CONFIRM is answered by a heartbeat under the new key.
+      if (r->send_rekey) send_rekey(e);
+      if (r->answer_heartbeat) send_heartbeat(e, Heartbeat::kAnswer);
+      note_rekeys(e);
+      arm_session_timer(e);
       return;
     case wire::PacketType::kSyn:
     case wire::PacketType::kSynAck:

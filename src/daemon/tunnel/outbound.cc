@@ -13,6 +13,7 @@
 //
 // The other senders of session packets (heartbeats, the sequence confirm,
 // connection packets) share send_sealed's last step.
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -137,6 +138,57 @@ void Tunnel::send_time_sync_request(SessionEntry& e) {
   std::array<std::uint8_t, 128> buf;
   auto n = e.session->make_time_sync_request(buf, c, unix_ms(), now());
   if (n) send_sealed(e, Bytes(buf.data(), *n));
+}
+
+void Tunnel::send_rekey(SessionEntry& e) {
+  std::array<std::uint8_t, 192> buf;
+  auto n = e.session->make_rekey(buf, rng_, unix_ms(), now());
+  if (!n) {
+    warn_log_.log(now(), "session.rekey", spdlog::level::warn, "session {}: rekey message: {}",
+                  short_id(e.id), n.error().what);
+    return;
+  }
+  if (*n > 0) send_sealed(e, Bytes(buf.data(), *n));
+  note_rekeys(e);
+}
+
+nlohmann::json Tunnel::request_rekey(std::string_view who) {
+  SessionEntry* found = nullptr;
+  sessions_.for_each([&](SessionEntry& e) {
+    if (found != nullptr) return;
+    const bool by_name = e.peer && peers_[*e.peer].config->name == who;
+    const bool by_id = fmt::format("{:08x}", e.id >> 32) == who;
+    if (by_name || by_id) found = &e;
+  });
+  if (found == nullptr) {
+    std::string why = "no session with a peer named or a session id ";
+    why += who.size() <= 64 ? std::string(who) : std::string(who.substr(0, 64)) + "...";
+    why += " (buckwild status lists them)";
+    return {{"ok", false}, {"error", why}};
+  }
+  SessionEntry& e = *found;
+  const bool under_way = e.session->keys().in_progress();
+  e.session->request_rekey(now());
+  spdlog::info("session {} with {}: rekey requested on the control socket", short_id(e.id),
+               peer_name(e));
+  arm_session_timer(e);  // the exchange starts at the session's next expiry: now
+  return {{"ok", true},
+          {"rekey",
+           {{"peer", peer_name(e)},
+            {"session", fmt::format("{:08x}", e.id >> 32)},
+            {"key_epoch", e.session->keys().epoch()},
+            {"already_under_way", under_way}}}};
+}
+
+void Tunnel::note_rekeys(SessionEntry& e) {
+  const session::SessionKeys& k = e.session->keys();
+  while (e.rekeys_logged < k.stats().rekeys) {
+    ++e.rekeys_logged;
+    ++stats_.rekeys;
+    spdlog::info("session {} with {}: rekeyed (key epoch {}, {} rekeys)", short_id(e.id),
+                 peer_name(e), k.epoch(), k.stats().rekeys);
+    audit("session_rekeyed", e, "info", {{"key_epoch", k.epoch()}, {"rekeys", k.stats().rekeys}});
+  }
 }
 
 void Tunnel::send_time_sync_response(SessionEntry& e, const wire::TimeSyncRequestBody& request) {

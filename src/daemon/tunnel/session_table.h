@@ -36,6 +36,7 @@ struct SessionEntry {
   std::vector<Cidr> claimable;       // ... out of these prefixes (its PSK's)
   std::string psk_id;                // the PSK it proved
   TimePoint established_at = 0;
+  std::uint64_t rekeys_logged = 0;  // completed rekeys already logged and audited
   // The socket to send from in the current window (our own current receive
   // port), refreshed whenever the hopping sockets change, so the packet path
   // never computes or allocates it. Null: the discovery socket.

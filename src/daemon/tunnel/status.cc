@@ -12,6 +12,25 @@
 namespace buckwild::daemon {
 namespace {
 
+// docs/protocol.md §9.5: the key in force, its age and the exchanges so far.
+nlohmann::json rekey_json(const session::Session& ss, TimePoint now) {
+  const session::SessionKeys& k = ss.keys();
+  const session::RekeyStats& r = k.stats();
+  return nlohmann::json{{"key_epoch", k.epoch()},
+                        {"key_age_ms", (now - k.key_since()) / 1000},
+                        {"packets_under_key", k.sent_under_key()},
+                        {"rekeys", r.rekeys},
+                        {"requested", r.rekeys_requested},
+                        {"retries", r.rekey_retries},
+                        {"failures", r.rekey_failures},
+                        {"invalid", r.rekey_invalid},
+                        {"old_key_opened", r.old_key_opened},
+                        {"in_progress", k.in_progress()}};
+}
+
+}  // namespace
+namespace {
+
 using nlohmann::json;
 
 double ms_between(TimePoint from, TimePoint to) {
@@ -46,6 +65,7 @@ nlohmann::json Tunnel::status() {
                      {"sessions_lost", s.sessions_lost},
                      {"stranded_replayed", s.stranded_replayed},
                      {"roams", s.roams},
+                     {"rekeys", s.rekeys},
                      {"sessions", sessions_.size()}};
   const HopPortStats& h = hop_ports_->stats();
   out["drops"] = {{"no_route", s.no_route},
@@ -166,6 +186,7 @@ nlohmann::json Tunnel::status() {
                                            : json(nullptr)},
         {"connections", c.live},
         {"retransmissions", c.retransmissions},
+        {"rekey", rekey_json(ss, n)},
     };
   };
 

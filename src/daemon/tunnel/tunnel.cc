@@ -109,6 +109,10 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
   session_config_.time_sync.tolerance_ms = static_cast<std::int32_t>(config.protocol.time_sync_tolerance_ms);
   session_config_.dead_after = milliseconds(config.protocol.heartbeat_timeout_ms);
   session_config_.path_keepalive = config.protocol.path_keepalive;
+  session_config_.rekey_interval =
+      config.testing.rekey_interval_seconds > 0
+          ? seconds(config.testing.rekey_interval_seconds)
+          : seconds(std::int64_t{3600} * config.crypto.key_rotation_interval_hours);
 }
 
 Tunnel::~Tunnel() {
@@ -378,6 +382,7 @@ void Tunnel::on_session_timer(std::uint64_t id) {
     if (x.probe || x.send_heartbeat)
       send_heartbeat(*e, x.probe ? Heartbeat::kProbe : Heartbeat::kRegular);
     if (x.send_time_sync) send_time_sync_request(*e);
+    if (x.send_rekey) send_rekey(*e);
   }
   arm_session_timer(*e);
 }

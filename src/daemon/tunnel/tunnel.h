@@ -109,6 +109,7 @@ struct TunnelStats {
   std::uint64_t sessions_established = 0;
   std::uint64_t sessions_lost = 0;
   std::uint64_t roams = 0;  // sessions whose peer moved to a validated address
+  std::uint64_t rekeys = 0;  // rekeys completed, all sessions (docs/protocol.md §9.5)
   std::uint64_t pool_exhausted = 0;
   // Packet-mode TCP segments sent again when a silent peer answered (§11.4).
   std::uint64_t stranded_replayed = 0;
@@ -178,6 +179,11 @@ class Tunnel : private StreamHost {
   // "status"): window, ports, counters, drops, discovery, transparent TCP and
   // the peers with their sessions.
   nlohmann::json status();
+  // The control request "rekey PEER" (docs/control.md): PEER is a configured
+  // peer's name or a session id as status shows it (8 hex digits). Asks the
+  // session for a rekey and returns the reply object: {"ok":true,"rekey":{…}}
+  // or {"ok":false,"error":…}.
+  nlohmann::json request_rekey(std::string_view who);
 
  private:
   Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discovery::PskSet psks,
@@ -217,6 +223,10 @@ class Tunnel : private StreamHost {
   void replay_stranded(SessionEntry& e);
   void send_sequence_confirm(SessionEntry& e);
   void send_time_sync_request(SessionEntry& e);
+  // Sends the REKEY message the session owes (docs/protocol.md §9.5), and
+  // logs and audits each rekey the session completed since the last call.
+  void send_rekey(SessionEntry& e);
+  void note_rekeys(SessionEntry& e);
   void send_time_sync_response(SessionEntry& e, const wire::TimeSyncRequestBody& request);
   void send_discovery(Bytes datagram, const SocketAddress& to);
   void send_one(DatagramSocket& via, const OutgoingDatagram& datagram);

@@ -168,7 +168,7 @@ TEST_P(FrameFilterTest, HeaderRuleViolationsDrop) {
     std::uint8_t value;
   };
   const Mutation mutations[] = {
-      {"reserved byte", 3, 0x01},           {"reserved flag bit", 2, 0x40},
+      {"reserved byte", 3, 0x01},           {"reserved flag bit", 2, 0x80},
       {"connection id 4096", 16, 0x10},    // 0x1003
       {"timestamp >= one day", 28, 0xFF},  // 0xFFxxxxxx ms
       {"fragment total on DATA", 37, 0x02},

@@ -160,6 +160,16 @@ TOML
     expect_code 2
     run "$bin" status --prometheus --socket "$tmp/bw9.sock"
     expect_code 1
+    # rekey names a peer first; without one it is a usage error.
+    run "$bin" rekey --help
+    expect_code 0
+    [[ $out == *PEER* && $out == *"--socket PATH"* && $out == *DEVICE* ]] || fail "rekey --help: $out"
+    run "$bin" rekey --socket "$tmp/bw9.sock"
+    expect_code 2
+    run "$bin" rekey bob --socket "$tmp/bw9.sock"
+    expect_code 1
+    [[ $err == "buckwild rekey: cannot connect to $tmp/bw9.sock: No such file or directory (is buckwild running for bw9?)" ]] ||
+      fail "rekey: stderr: $err"
     ;;
   *)
     fail "unknown case"

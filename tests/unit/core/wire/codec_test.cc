@@ -95,7 +95,7 @@ TEST(CodecTest, HeaderFieldsAreValidated) {
   EXPECT_EQ(header_error(with(1, 0x00)), ErrorCode::kInvalidPacket);  // type
   EXPECT_EQ(header_error(with(1, 0x1B)), ErrorCode::kInvalidPacket);
   EXPECT_EQ(header_error(with(1, 0xFF)), ErrorCode::kInvalidPacket);
-  EXPECT_EQ(header_error(with(2, flags::kAck | 0x40)), ErrorCode::kInvalidPacket);  // reserved flag
+  EXPECT_EQ(header_error(with(2, flags::kAck | 0x80)), ErrorCode::kInvalidPacket);  // reserved flag
   EXPECT_EQ(header_error(with(3, 0x01)), ErrorCode::kInvalidPacket);  // reserved byte
   EXPECT_EQ(header_error(with(16, 0x10)), ErrorCode::kInvalidPacket);  // connection id 0x1023 > 4095
   EXPECT_EQ(header_error(with(28, 0x06)), ErrorCode::kTimestampInvalid);  // 0x06…… ≥ one day

@@ -359,11 +359,10 @@ virtual_address = "10.77.0.1/24"
                 "security.replay_window_ms: not in this version of buckwild: each session refuses "
                 "a replayed packet by its number (a 4096-packet window) and a stale one by its "
                 "timestamp (30 s); remove the key");
-  EXPECT_EQ(problem(base + "[crypto]\nkey_rotation_interval_hours = 24\n"),
-            at(7, 31) +
-                "crypto.key_rotation_interval_hours: not in this version of buckwild: keys change "
-                "with every new session and with the daily key at UTC midnight, and a session "
-                "keeps its keys until it ends; remove the key");
+  EXPECT_EQ(problem(base + "[crypto]\nkey_rotation_interval_hours = 9000\n"),
+            at(7, 31) + "crypto.key_rotation_interval_hours: must be between 0 and 8760, got 9000");
+  EXPECT_EQ(problem(base + "[testing]\nrekey_interval_seconds = -1\n"),
+            at(7, 26) + "testing.rekey_interval_seconds: must be between 0 and 86400, got -1");
   EXPECT_EQ(problem(base + "[protocol]\ntime_sync_tolerance_ms = 2000\n"),
             at(7, 26) + "protocol.time_sync_tolerance_ms: must be between 5 and 1000, got 2000");
   EXPECT_NE(problem(base + "[protocol]\nmax_packet_lifetime_ms = 60000\n")
@@ -431,6 +430,11 @@ TEST_F(ConfigTest, NtpSectionTakesTheSeedsKeys) {
   EXPECT_EQ(c->ntp.validation_timeout_ms, 3000u);
   EXPECT_EQ(c->ntp.drift_threshold_ms, 250u);
   EXPECT_EQ(c->testing.clock_drift_ppm, 3333);
+  auto r = load(std::string(kMinimal) + "[crypto]\nkey_rotation_interval_hours = 6\n" +
+                "[testing]\nrekey_interval_seconds = 10\n");
+  ASSERT_TRUE(r) << r.error()[0];
+  EXPECT_EQ(r->crypto.key_rotation_interval_hours, 6u);
+  EXPECT_EQ(r->testing.rekey_interval_seconds, 10u);
   // Defaults.
   auto d = load(kMinimal);
   ASSERT_TRUE(d);
@@ -438,6 +442,8 @@ TEST_F(ConfigTest, NtpSectionTakesTheSeedsKeys) {
   EXPECT_EQ(d->ntp.validation_timeout_ms, 5000u);
   EXPECT_EQ(d->ntp.drift_threshold_ms, 100u);
   EXPECT_EQ(d->protocol.time_sync_tolerance_ms, 50u);
+  EXPECT_EQ(d->crypto.key_rotation_interval_hours, 24u);
+  EXPECT_EQ(d->testing.rekey_interval_seconds, 0u);
 }
 
 TEST_F(ConfigTest, NtpProblemsAreNamed) {

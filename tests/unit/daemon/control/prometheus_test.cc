@@ -182,9 +182,11 @@ TEST(PrometheusTest, DocsExampleHasEveryFamily) {
       text, R"(buckwild_peer_heartbeats_total{device="bw0",peer="bob",direction="received"} 2)"));
   EXPECT_TRUE(has_line(text, "buckwild_peer_connections" + bob + " 0"));
   EXPECT_TRUE(has_line(text, "buckwild_peer_retransmissions_total" + bob + " 0"));
+  EXPECT_TRUE(has_line(text, "buckwild_peer_rekeys_total" + bob + " 0"));
+  EXPECT_TRUE(has_line(text, "buckwild_peer_key_age_seconds" + bob + " 70.11"));
 
-  // 52 families, each once; nothing in milliseconds.
-  EXPECT_EQ(count_prefix(text, "# TYPE "), 52u);
+  // 54 families, each once; nothing in milliseconds.
+  EXPECT_EQ(count_prefix(text, "# TYPE "), 54u);
   EXPECT_EQ(text.find("_ms"), std::string::npos);
 }
 
@@ -396,7 +398,7 @@ TEST(PrometheusTest, OfficialParserReadsIt) {
 
   const Json families = Json::parse(output);
   ASSERT_TRUE(families.is_array());
-  EXPECT_EQ(families.size(), 52u);
+  EXPECT_EQ(families.size(), 54u);
   std::set<std::string> names;
   std::map<std::string, const Json*> by_name;
   for (const Json& f : families) {

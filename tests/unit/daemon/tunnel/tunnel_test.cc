@@ -224,6 +224,53 @@ TEST_P(TunnelTest, TheFrameFilterKnowsThePeersAddresses) {
   EXPECT_EQ(bob->ebpf->peer_sources().size(), 1u);
 }
 
+// docs/protocol.md §9.5: testing.rekey_interval_seconds rekeys every session
+// on time, make-before-break (nothing rejected, every packet delivered), the
+// tunnel counts and logs each rekey, and the control request asks for one.
+TEST_P(TunnelTest, RekeysOnTheTestIntervalAndOnRequestWithoutLosingAPacket) {
+  Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  ac.testing.rekey_interval_seconds = 6;
+  bc.testing.rekey_interval_seconds = 6;
+  alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(connected());
+  for (int i = 0; i < 400; ++i) exchange(std::to_string(i));  // 20 s
+  const auto* sa = alice->tunnel->session(alice->tunnel->session_ids().at(0));
+  const auto* sb = bob->tunnel->session(bob->tunnel->session_ids().at(0));
+  ASSERT_NE(sa, nullptr);
+  ASSERT_NE(sb, nullptr);
+  EXPECT_GE(sa->keys().stats().rekeys, 2u);
+  EXPECT_EQ(sa->keys().epoch(), sb->keys().epoch());
+  EXPECT_EQ(alice->tunnel->stats().rekeys, sa->keys().stats().rekeys);
+  EXPECT_EQ(bob->tunnel->stats().rekeys, sb->keys().stats().rekeys);
+  EXPECT_EQ(alice->tunnel->stats().rejected, 0u);
+  EXPECT_EQ(bob->tunnel->stats().rejected, 0u);
+  EXPECT_EQ(net.dropped(), 0u);
+}
+
+TEST_P(TunnelTest, RekeysOnRequest) {
+  start();  // key_rotation_interval_hours = 24: nothing rekeys on its own here
+  ASSERT_TRUE(connected());
+  const auto* sa = alice->tunnel->session(alice->tunnel->session_ids().at(0));
+  const auto* sb = bob->tunnel->session(bob->tunnel->session_ids().at(0));
+  ASSERT_NE(sa, nullptr);
+  ASSERT_NE(sb, nullptr);
+  // The control socket's "rekey alice" on bob (the responder asks).
+  const auto reply = bob->tunnel->request_rekey("alice");
+  EXPECT_TRUE(reply.value("ok", false)) << reply.dump();
+  for (int i = 0; i < 10; ++i) exchange(std::to_string(i));  // 0.5 s
+  EXPECT_EQ(sa->keys().stats().rekeys, 1u);
+  EXPECT_EQ(sb->keys().stats().rekeys, 1u);
+  EXPECT_EQ(sb->keys().stats().rekeys_requested, 1u);
+  EXPECT_EQ(bob->tunnel->stats().rekeys, 1u);
+  EXPECT_EQ(alice->tunnel->stats().rejected + bob->tunnel->stats().rejected, 0u);
+  const auto unknown = alice->tunnel->request_rekey("carol");
+  EXPECT_FALSE(unknown.value("ok", true));
+}
+
 TEST_P(TunnelTest, WorksWithSkewedClocks) {
   start(/*bob_skew_ms=*/40);
   ASSERT_TRUE(connected());
