@@ -108,8 +108,10 @@ int bw_socket_filter(struct __sk_buff* skb) {
 }
 
 /* Runs before the kernel's own socket lookup for every datagram to this
- * namespace. Datagrams whose (source, local port) is valid now go to the
- * daemon's socket; everything else continues to the normal lookup. */
+ * namespace (after its connected sockets: those keep their datagrams).
+ * Datagrams whose (source, local port) is valid now go to the daemon's
+ * socket, unless the frame filter marked their tuple as another
+ * application's; everything else continues to the normal lookup. */
 SEC("sk_lookup")
 int bw_sk_lookup(struct bpf_sk_lookup* ctx) {
   __u32 zero = 0;
@@ -141,6 +143,21 @@ int bw_sk_lookup(struct bpf_sk_lookup* ctx) {
   if (!bw_port_may_be_valid(key.port) || !bpf_map_lookup_elem(&valid_ports, &key)) {
     bw_count(BW_HOOK_SK_LOOKUP, BW_CTR_NOT_OURS);
     return SK_PASS;
+  }
+  /* The frame filter found this tuple's datagram to be another
+   * application's (not of the pair's session, and a socket of that
+   * application bound to the port): the kernel's own lookup finds it. */
+  if (bw_port_maybe_foreign(key.port)) {
+    struct bw_tuple_key tuple;
+    __builtin_memset(&tuple, 0, sizeof(tuple));
+    tuple.source = key.source;
+    tuple.source_port = bpf_ntohs((__u16)ctx->remote_port);
+    tuple.local_port = key.port;
+    struct bw_seen* seen = bpf_map_lookup_elem(&foreign_tuples, &tuple);
+    if (seen && bpf_ktime_get_ns() - seen->seen_ns < BW_FOREIGN_HOLD_NS) {
+      bw_count(BW_HOOK_SK_LOOKUP, BW_CTR_PASS_FOREIGN);
+      return SK_PASS;
+    }
   }
   __u32 slot = BW_SOCKMAP_SLOT;
   struct bpf_sock* sk = bpf_map_lookup_elem(&sock_map, &slot);

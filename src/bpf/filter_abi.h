@@ -62,10 +62,12 @@ enum bw_counter {
   BW_CTR_PASS = 0,       /* well-formed, to a port valid for its source (sk_lookup: steered) */
   BW_CTR_PASS_DISCOVERY, /* well-formed, to the discovery port, within its rates */
   BW_CTR_NOT_OURS,       /* not UDP to our port range: passed untouched */
-  BW_CTR_PASS_UNPARSED,  /* IP fragment, over-long IPv6 header chain, or TC could not
-                          * linearise the headers: left to the stack (and the socket hooks) */
-  BW_CTR_PASS_FOREIGN,   /* to a port not valid for its source, but another application's
-                          * socket takes it (a DNS reply to a resolver's ephemeral port) */
+  BW_CTR_PASS_UNPARSED,  /* over-long IPv6 header chain, or TC could not linearise the
+                          * headers: left to the stack (and the socket hooks) */
+  BW_CTR_PASS_FOREIGN,   /* not a datagram of the pair's session (or to a port not valid for
+                          * its source), and another application's socket takes it (a DNS
+                          * reply to a resolver's ephemeral port); sk_lookup: not steered
+                          * because the frame filter found it foreign */
   BW_CTR_PASS_ROAM,      /* connection 0, to a port valid for another source, within the
                           * roaming rate: a session's peer whose address changed, for the
                           * daemon to authenticate and challenge (docs/protocol.md §11.6) */
@@ -82,8 +84,15 @@ enum bw_counter {
   BW_CTR_DROP_DISCOVERY_TOTAL, /* discovery port, all sources together over the total rate */
   BW_CTR_DROP_ROAM_RATE,       /* connection 0, to a port valid for another source, over the
                                 * roaming rate */
+  BW_CTR_DROP_FRAGMENT,        /* the first IP fragment of a datagram to the hopping range or
+                                * the discovery port, or one too short to show the ports */
+  BW_CTR_DROP_FRAGMENT_TAIL,   /* a later IP fragment of a datagram whose first one was
+                                * dropped */
   /* sk_lookup only: a valid pair, but no socket in the map or the assignment was refused. */
   BW_CTR_STEER_FAILED,
+  /* Passes again (after the drops so that the drops stay one range). */
+  BW_CTR_PASS_FRAGMENT, /* a later IP fragment not known to belong to a dropped datagram, or
+                         * any fragment with BW_CONFIG_PASS_FRAGMENTS: left to the stack */
   /* Security-event statistics (not verdicts). */
   BW_CTR_EVENTS_SENT,       /* written to the ring buffer */
   BW_CTR_EVENTS_SUPPRESSED, /* not sent: per-source gap or global event rate */
@@ -103,6 +112,8 @@ enum bw_counter {
 #define BW_L3_DEVICES_MAX 64
 #define BW_OWN_PORTS_MAX 4096
 #define BW_PEER_SOURCES_MAX 4096
+#define BW_FOREIGN_TUPLES_MAX 16384
+#define BW_DROPPED_FRAGMENTS_MAX 16384
 #define BW_EVENTS_RING_BYTES (256 * 1024)
 /* valid_port_bits: one bit per UDP port, in 64-bit words. */
 #define BW_PORT_BIT_WORDS (65536 / 64)
@@ -130,6 +141,33 @@ struct bw_port_value {
   __u16 pad;
 };
 
+/* foreign_tuples key: datagrams from (source, source_port) to local_port
+ * that the frame filter last found to be another application's. */
+struct bw_tuple_key {
+  struct bw_addr source;
+  __u16 source_port; /* host byte order */
+  __u16 local_port;  /* host byte order */
+};
+
+/* dropped_fragments key: one IP datagram being fragmented (RFC 791 / RFC
+ * 8200 identification, with both addresses; IPv4 ids are 16 bits). */
+struct bw_fragment_key {
+  struct bw_addr source;
+  struct bw_addr dest;
+  __u32 id;
+  __u32 v6; /* 1 for IPv6, so that the two families' ids never meet */
+};
+
+/* Value of both: when the frame filter last wrote the entry. */
+struct bw_seen {
+  __u64 seen_ns;
+};
+
+/* How long sk_lookup honours a foreign mark, and the frame filter a dropped
+ * first fragment (the kernel's own reassembly timeout, ipfrag_time, is 30 s). */
+#define BW_FOREIGN_HOLD_NS 1000000000ull
+#define BW_FRAGMENT_HOLD_NS 30000000000ull
+
 /* Token-bucket state of one source, kept as a GCRA "theoretical arrival
  * time": the source conforms while tat - now <= tolerance. One 64-bit word,
  * updated with compare-and-swap, so CPUs never tear it. */
@@ -152,6 +190,10 @@ struct bw_global {
 /* ---- Configuration (array of one, written by user space at any time) ---- */
 
 #define BW_CONFIG_ENABLED (1u << 0) /* clear: every program passes everything */
+/* Set: IP fragments pass the frame filter to the stack (which reassembles
+ * them, the socket hooks checking the whole datagram); clear: fragments of
+ * datagrams to the hopping range or the discovery port are dropped. */
+#define BW_CONFIG_PASS_FRAGMENTS (1u << 1)
 
 /* A rate is a GCRA pair: interval = 1 s / rate, tolerance = (burst - 1) *
  * interval. interval 0 means unlimited. */
@@ -217,6 +259,9 @@ BW_STATIC_ASSERT(sizeof(struct bw_addr) == 16, "bw_addr");
 BW_STATIC_ASSERT(sizeof(struct bw_port_key) == 20, "bw_port_key");
 BW_STATIC_ASSERT(sizeof(struct bw_port_value) == 16, "bw_port_value");
 BW_STATIC_ASSERT(sizeof(struct bw_bucket) == 8, "bw_bucket");
+BW_STATIC_ASSERT(sizeof(struct bw_tuple_key) == 20, "bw_tuple_key");
+BW_STATIC_ASSERT(sizeof(struct bw_fragment_key) == 40, "bw_fragment_key");
+BW_STATIC_ASSERT(sizeof(struct bw_seen) == 8, "bw_seen");
 BW_STATIC_ASSERT(sizeof(struct bw_event_source) == 16, "bw_event_source");
 BW_STATIC_ASSERT(sizeof(struct bw_global) == 16, "bw_global");
 BW_STATIC_ASSERT(sizeof(struct bw_rate) == 16, "bw_rate");

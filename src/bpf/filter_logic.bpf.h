@@ -29,11 +29,15 @@
 /* IPv6 extension headers we follow before giving up. */
 #define BW_IPV6_EXT_MAX 4
 /* The UDP header must start within this many bytes of the frame; a longer
- * header chain is left to the stack (counted BW_CTR_PASS_UNPARSED). It also
+ * header chain is left to the stack (counted BW_CTR_PASS_UNPARSED; only IPv6
+ * can get there, with extension headers). It also
  * bounds what TC has to pull into the linear area: BW_MAX_L4_OFFSET + 8 + 44. */
 #define BW_MAX_L4_OFFSET 400
 #define BW_PULL_BYTES (BW_MAX_L4_OFFSET + 8 + BW_HEADER_SIZE)
 #define BW_IP_FRAGMENT_MASK 0x3FFF /* MF flag and fragment offset */
+#define BW_IP_OFFSET_MASK 0x1FFF   /* fragment offset (8-byte units) */
+#define BW_IPV6_OFFSET_MASK 0xFFF8 /* fragment header: offset, above res and M */
+#define BW_IPV6_MORE_FRAGMENTS 0x0001
 #define BW_AF_INET 2
 #define BW_AF_INET6 10
 
@@ -47,12 +51,17 @@ struct bw_datagram {
   __u32 l4_off;      /* UDP header offset from the start of the frame */
   __u32 udp_len;     /* the UDP length field: header + payload */
   __u32 connection_id; /* the Buckwild header's, once the header checks passed */
+  __u32 fragment_id;   /* IP identification, for an IP fragment */
+  __u32 ports_known;   /* 1 once the UDP header was read */
 };
 
 enum bw_parse_result {
   BW_PARSE_OURS = 0, /* UDP to the hopping range or the discovery port */
   BW_PARSE_NOT_OURS, /* anything else: pass untouched */
-  BW_PARSE_UNPARSED, /* IP fragment or header chain too long: pass to the stack */
+  BW_PARSE_UNPARSED, /* header chain too long: pass to the stack */
+  BW_PARSE_FIRST_FRAGMENT, /* the first IP fragment of a UDP datagram to our ports, or one
+                            * too short to show the ports (ports_known 0) */
+  BW_PARSE_LATER_FRAGMENT, /* a later IP fragment of a UDP datagram: no UDP header */
 };
 
 BW_INLINE __u32 bw_be16(const __u8* p) {
@@ -64,7 +73,11 @@ BW_INLINE __u32 bw_be32(const __u8* p) {
 }
 
 BW_INLINE int bw_is_drop(__u32 verdict) {
-  return verdict >= BW_CTR_DROP_BAD_PORT && verdict <= BW_CTR_DROP_ROAM_RATE;
+  return verdict >= BW_CTR_DROP_BAD_PORT && verdict <= BW_CTR_DROP_FRAGMENT_TAIL;
+}
+
+BW_INLINE __u64 bw_be64(const __u8* p) {
+  return ((__u64)bw_be32(p) << 32) | (__u64)bw_be32(p + 4);
 }
 
 BW_INLINE void bw_count(__u32 hook, __u32 counter) {
@@ -98,13 +111,16 @@ BW_INLINE void bw_map_v4(struct bw_addr* a, const void* v4) {
 }
 
 /* Walks Ethernet (with up to two VLAN tags) or a bare IP header, IPv4 (any
- * IHL) or IPv6 (with up to BW_IPV6_EXT_MAX extension headers), to a UDP
- * header, and fills `d` when the destination port is ours. Every read is
- * bounds-checked against data_end. */
+ * IHL) or IPv6 (with up to BW_IPV6_EXT_MAX extension headers, a fragment
+ * header among them), to a UDP header, and fills `d` when the destination port
+ * is ours. An IP fragment of a UDP datagram is reported as such: the first
+ * one only when its ports are ours (or cannot be read), a later one (which
+ * has no UDP header) always. Every read is bounds-checked against data_end. */
 BW_INLINE int bw_parse(void* data, void* data_end, int has_l2, const struct bw_config* cfg,
                        struct bw_datagram* d) {
   __u32 off = 0;
   __u16 proto = 0; /* network byte order */
+  int first_fragment = 0;
 
   if (has_l2) {
     struct ethhdr* eth = data;
@@ -135,9 +151,13 @@ BW_INLINE int bw_parse(void* data, void* data_end, int has_l2, const struct bw_c
     if ((void*)(ip + 1) > data_end) return BW_PARSE_NOT_OURS;
     if (ip->version != 4 || ip->ihl < 5) return BW_PARSE_NOT_OURS; /* the stack drops it */
     if (ip->protocol != IPPROTO_UDP) return BW_PARSE_NOT_OURS;
-    if (ip->frag_off & bpf_htons(BW_IP_FRAGMENT_MASK)) return BW_PARSE_UNPARSED;
     bw_map_v4(&d->source, &ip->saddr);
     bw_map_v4(&d->dest, &ip->daddr);
+    if (ip->frag_off & bpf_htons(BW_IP_FRAGMENT_MASK)) {
+      d->fragment_id = bpf_ntohs(ip->id);
+      if (ip->frag_off & bpf_htons(BW_IP_OFFSET_MASK)) return BW_PARSE_LATER_FRAGMENT;
+      first_fragment = 1;
+    }
     off += (__u32)ip->ihl * 4;
   } else if (proto == bpf_htons(ETH_P_IPV6)) {
     struct ipv6hdr* ip6 = (void*)((__u8*)data + off);
@@ -151,7 +171,24 @@ BW_INLINE int bw_parse(void* data, void* data_end, int has_l2, const struct bw_c
 #pragma unroll
     for (int i = 0; i < BW_IPV6_EXT_MAX; i++) {
       if (next == IPPROTO_UDP) break;
-      if (next == IPPROTO_FRAGMENT) return BW_PARSE_UNPARSED;
+      if (next == IPPROTO_FRAGMENT) {
+        /* next header, reserved, offset << 3 | M, identification (RFC 8200 §4.5) */
+        if (off > BW_MAX_L4_OFFSET) return BW_PARSE_UNPARSED;
+        __u8* frag = (__u8*)data + off;
+        if ((void*)(frag + 8) > data_end) return BW_PARSE_NOT_OURS;
+        __u32 offset_m = bw_be16(frag + 2);
+        next = frag[0];
+        off += 8;
+        /* Offset 0 without M: an atomic fragment (RFC 6946), a whole datagram. */
+        if (offset_m & (BW_IPV6_OFFSET_MASK | BW_IPV6_MORE_FRAGMENTS)) {
+          d->fragment_id = bw_be32(frag + 4);
+          if (offset_m & BW_IPV6_OFFSET_MASK) {
+            return next == IPPROTO_UDP ? BW_PARSE_LATER_FRAGMENT : BW_PARSE_NOT_OURS;
+          }
+          first_fragment = 1;
+        }
+        continue;
+      }
       if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS &&
           next != IPPROTO_AH) {
         return BW_PARSE_NOT_OURS;
@@ -171,10 +208,14 @@ BW_INLINE int bw_parse(void* data, void* data_end, int has_l2, const struct bw_c
 
   if (off > BW_MAX_L4_OFFSET) return BW_PARSE_UNPARSED;
   struct udphdr* udp = (void*)((__u8*)data + off);
-  if ((void*)(udp + 1) > data_end) return BW_PARSE_NOT_OURS;
+  if ((void*)(udp + 1) > data_end) {
+    return first_fragment ? BW_PARSE_FIRST_FRAGMENT : BW_PARSE_NOT_OURS;
+  }
   d->source_port = bpf_ntohs(udp->source);
   d->dest_port = bpf_ntohs(udp->dest);
+  d->ports_known = 1;
   if (!bw_port_is_ours(cfg, d->dest_port)) return BW_PARSE_NOT_OURS;
+  if (first_fragment) return BW_PARSE_FIRST_FRAGMENT;
   d->l4_off = off;
   d->udp_len = bpf_ntohs(udp->len);
   return BW_PARSE_OURS;
@@ -262,14 +303,44 @@ BW_INLINE int bw_port_may_be_valid(__u32 port) {
   return (valid_port_bits[(port >> 6) & (BW_PORT_BIT_WORDS - 1)] >> (port & 63)) & 1;
 }
 
-/* Whether (source, destination port) is in the valid-port map. */
-BW_INLINE int bw_pair_valid(const struct bw_datagram* d) {
-  if (!bw_port_may_be_valid(d->dest_port)) return 0;
+/* The valid-port entry of (source, destination port), or NULL. */
+BW_INLINE const struct bw_port_value* bw_pair_lookup(const struct bw_datagram* d) {
+  if (!bw_port_may_be_valid(d->dest_port)) return NULL;
   struct bw_port_key key;
   __builtin_memset(&key, 0, sizeof(key));
   key.source = d->source;
   key.port = d->dest_port;
-  return bpf_map_lookup_elem(&valid_ports, &key) != NULL;
+  return bpf_map_lookup_elem(&valid_ports, &key);
+}
+
+BW_INLINE int bw_port_maybe_foreign(__u32 port) {
+  return (foreign_port_bits[(port >> 6) & (BW_PORT_BIT_WORDS - 1)] >> (port & 63)) & 1;
+}
+
+BW_INLINE void bw_tuple_of(struct bw_tuple_key* key, const struct bw_datagram* d) {
+  __builtin_memset(key, 0, sizeof(*key));
+  key->source = d->source;
+  key->source_port = d->source_port;
+  key->local_port = d->dest_port;
+}
+
+/* Tells bw_sk_lookup to leave this datagram's tuple to the kernel's lookup:
+ * the frame filter found its datagram to be another application's. */
+BW_INLINE void bw_mark_foreign(const struct bw_datagram* d) {
+  struct bw_tuple_key key;
+  bw_tuple_of(&key, d);
+  struct bw_seen seen = {.seen_ns = bpf_ktime_get_ns()};
+  __u32 port = d->dest_port;
+  __sync_fetch_and_or(&foreign_port_bits[(port >> 6) & (BW_PORT_BIT_WORDS - 1)], 1ull << (port & 63));
+  bpf_map_update_elem(&foreign_tuples, &key, &seen, BPF_ANY);
+}
+
+/* The tuple's last datagram was one of ours: steer it again. */
+BW_INLINE void bw_unmark_foreign(const struct bw_datagram* d) {
+  if (!bw_port_maybe_foreign(d->dest_port)) return;
+  struct bw_tuple_key key;
+  bw_tuple_of(&key, d);
+  bpf_map_delete_elem(&foreign_tuples, &key);
 }
 
 /* Whether a socket of another application would receive this datagram: the
@@ -278,7 +349,7 @@ BW_INLINE int bw_pair_valid(const struct bw_datagram* d) {
  * The daemon's own sockets (own_ports) do not count. `ctx` is the program's
  * context (XDP or TC); the lookup runs in the namespace of the device, and
  * runs bw_sk_lookup on the way (in_filter_lookup tells it so). */
-BW_INLINE int bw_foreign_socket(void* ctx, const struct bw_datagram* d) {
+BW_INLINE int bw_foreign_socket(void* ctx, const struct bw_datagram* d, int* connected) {
   struct bpf_sock_tuple t;
   __builtin_memset(&t, 0, sizeof(t));
   __u32 size;
@@ -302,12 +373,14 @@ BW_INLINE int bw_foreign_socket(void* ctx, const struct bw_datagram* d) {
   if (nested) *nested = 0;
   if (!sk) return 0;
   __u16 port = (__u16)sk->src_port;
+  /* A connected socket wins the kernel's lookup before sk_lookup runs. */
+  *connected = sk->state == BPF_TCP_ESTABLISHED;
   bpf_sk_release(sk);
   return bpf_map_lookup_elem(&own_ports, &port) == NULL;
 }
 
-/* The port and rate decision for a well-formed datagram; `valid` is
- * bw_pair_valid(d). */
+/* The port and rate decision for a well-formed datagram; `valid` is whether
+ * bw_pair_lookup(d) found the pair. */
 BW_INLINE __u32 bw_admit(const struct bw_config* cfg, const struct bw_datagram* d, int valid) {
   __u64 now = bpf_ktime_get_ns();
   if (!valid && d->dest_port != cfg->discovery_port) {
@@ -402,6 +475,40 @@ BW_INLINE void bw_report(const struct bw_config* cfg, __u32 hook, __u32 reason,
   bw_count(hook, BW_CTR_EVENTS_SENT);
 }
 
+/* The decision for an IP fragment of a UDP datagram (`first`: the fragment
+ * with the UDP header, whose ports are ours or unreadable; else a later one).
+ * Our own datagrams are never fragmented, so unless the configuration lets
+ * fragments pass, a first fragment to our ports is dropped, and remembered so
+ * that the rest of its datagram is dropped too; another application's socket
+ * on the port (a large DNS reply to a resolver's ephemeral port) keeps it,
+ * as for whole datagrams. A later fragment whose first one was not dropped
+ * here passes: it cannot show its port, and without its first fragment the
+ * kernel never completes the datagram. */
+BW_INLINE __u32 bw_fragment_verdict(void* ctx, const struct bw_config* cfg, struct bw_datagram* d,
+                                    int first) {
+  struct bw_fragment_key key;
+  __builtin_memset(&key, 0, sizeof(key));
+  key.source = d->source;
+  key.dest = d->dest;
+  key.id = d->fragment_id;
+  key.v6 = d->v6;
+  __u64 now = bpf_ktime_get_ns();
+  if (!first) {
+    struct bw_seen* seen = bpf_map_lookup_elem(&dropped_fragments, &key);
+    if (seen && now - seen->seen_ns < BW_FRAGMENT_HOLD_NS) return BW_CTR_DROP_FRAGMENT_TAIL;
+    return BW_CTR_PASS_FRAGMENT;
+  }
+  int connected = 0;
+  if (d->ports_known && bw_foreign_socket(ctx, d, &connected)) {
+    if (!connected && bw_pair_lookup(d)) bw_mark_foreign(d);
+    return BW_CTR_PASS_FOREIGN;
+  }
+  if (cfg->flags & BW_CONFIG_PASS_FRAGMENTS) return BW_CTR_PASS_FRAGMENT;
+  struct bw_seen fresh = {.seen_ns = now};
+  bpf_map_update_elem(&dropped_fragments, &key, &fresh, BPF_ANY);
+  return BW_CTR_DROP_FRAGMENT;
+}
+
 /* The XDP and TC decision for one frame: 1 = pass, 0 = drop. `frame_len` is
  * the whole frame (it may extend past data_end on a non-linear skb). */
 BW_INLINE int bw_filter_frame(void* ctx, void* data, void* data_end, __u64 frame_len,
@@ -415,11 +522,22 @@ BW_INLINE int bw_filter_frame(void* ctx, void* data, void* data_end, __u64 frame
   struct bw_datagram d;
   __builtin_memset(&d, 0, sizeof(d));
   int parsed = bw_parse(data, data_end, has_l2, cfg, &d);
+  if (parsed == BW_PARSE_FIRST_FRAGMENT || parsed == BW_PARSE_LATER_FRAGMENT) {
+    __u32 verdict = bw_fragment_verdict(ctx, cfg, &d, parsed == BW_PARSE_FIRST_FRAGMENT);
+    bw_count(hook, verdict);
+    if (!bw_is_drop(verdict)) return 1;
+    bw_report(cfg, hook, verdict, &d, ifindex, 0);
+    return 0;
+  }
   if (parsed != BW_PARSE_OURS) {
     bw_count(hook, parsed == BW_PARSE_UNPARSED ? BW_CTR_PASS_UNPARSED : BW_CTR_NOT_OURS);
     return 1;
   }
-  int valid = bw_pair_valid(&d);
+  const struct bw_port_value* pair = bw_pair_lookup(&d);
+  int valid = pair != NULL;
+  /* 1 when the datagram passed the header rules and, to a valid pair, carries
+   * that pair's session id: one of ours, not another application's. */
+  int ours = 0;
 
   __u8 packet_type = 0;
   __u32 verdict;
@@ -440,6 +558,23 @@ BW_INLINE int bw_filter_frame(void* ctx, void* data, void* data_end, __u64 frame
       packet_type = h[BW_OFF_TYPE];
       verdict = bw_check_header(h, d.udp_len - sizeof(struct udphdr));
       d.connection_id = bw_be16(h + BW_OFF_CONNECTION_ID);
+      ours = verdict == BW_CTR_PASS && (!pair || bw_be64(h + BW_OFF_SESSION_ID) == pair->session_id);
+    }
+  }
+  if (valid) {
+    if (ours) {
+      bw_unmark_foreign(&d);
+    } else {
+      /* To a valid pair but not of its session: a reply to another
+       * application's socket on the same port perhaps (the hopping range
+       * spans the ephemeral ports). When such a socket exists it keeps the
+       * datagram, and bw_sk_lookup must not steer it to the daemon. */
+      int connected = 0;
+      if (bw_foreign_socket(ctx, &d, &connected)) {
+        if (!connected) bw_mark_foreign(&d);
+        bw_count(hook, BW_CTR_PASS_FOREIGN);
+        return 1;
+      }
     }
   }
   if (verdict == BW_CTR_PASS) verdict = bw_admit(cfg, &d, valid);
@@ -447,8 +582,9 @@ BW_INLINE int bw_filter_frame(void* ctx, void* data, void* data_end, __u64 frame
    * another application: its datagram passes untouched, whatever its
    * contents. Asked last, after every read of the packet: the lookup is a
    * helper call, and only drops pay for it. */
+  int connected = 0;
   if (bw_is_drop(verdict) && !valid && d.dest_port != cfg->discovery_port &&
-      bw_foreign_socket(ctx, &d)) {
+      bw_foreign_socket(ctx, &d, &connected)) {
     verdict = BW_CTR_PASS_FOREIGN;
   }
 

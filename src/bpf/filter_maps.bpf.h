@@ -130,6 +130,29 @@ struct {
   __type(value, __u32);
 } in_filter_lookup SEC(".maps");
 
+/* Tuples whose last datagram to a valid pair the frame filter found to be
+ * another application's (struct bw_tuple_key -> when): bw_sk_lookup leaves
+ * those to the kernel's own lookup. LRU: a flood evicts the oldest. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, BW_FOREIGN_TUPLES_MAX);
+  __type(key, struct bw_tuple_key);
+  __type(value, struct bw_seen);
+} foreign_tuples SEC(".maps");
+
+/* Bit p set once foreign_tuples has held an entry for local port p: the
+ * data path looks in foreign_tuples only for those ports. */
+__u64 foreign_port_bits[BW_PORT_BIT_WORDS];
+
+/* IP datagrams whose first fragment the frame filter dropped (struct
+ * bw_fragment_key -> when): their later fragments are dropped too. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, BW_DROPPED_FRAGMENTS_MAX);
+  __type(key, struct bw_fragment_key);
+  __type(value, struct bw_seen);
+} dropped_fragments SEC(".maps");
+
 /* Interfaces whose frames start at the IP header: ifindex -> 1. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);

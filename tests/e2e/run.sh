@@ -61,6 +61,128 @@ http {
 CONF
 }
 
+# Issue 20 defect 7: a program on B with an unconnected UDP socket on a port
+# that is valid now for A's address (the session's farthest window, which the
+# daemon does not hold yet) asks a server on A's underlay address; every reply
+# must reach it, none may be steered to the daemon (which would drop them).
+t_foreign_app() {
+  spawn A "$WORK/echo.log" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.200.0.1", 7777))
+s.settimeout(20)
+for _ in range(1000):
+    try:
+        data, peer = s.recvfrom(2048)
+    except socket.timeout:
+        break
+    s.sendto(b"reply:" + data, peer)
+'
+  local echo=$SPAWNED rc=0 try
+  sleep 0.3
+  for try in 1 2 3; do
+    rc=0
+    in_b python3 - "$BUCKWILD" "$WORK/ctl-B.sock" <<'PY' || rc=$?
+import json, socket, subprocess, sys
+
+def listen_ports():
+    out = subprocess.run([sys.argv[1], "status", "--socket", sys.argv[2], "--json"],
+                         capture_output=True, check=True, timeout=5).stdout
+    return next(p["session"]["listen_ports"] for p in json.loads(out)["peers"] if p.get("session"))
+
+ports = listen_ports()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for port in reversed(ports):  # the farthest window first
+    try:
+        s.bind(("0.0.0.0", port))
+        break
+    except OSError:
+        continue
+else:
+    print("no valid port free to bind among", ports, file=sys.stderr)
+    sys.exit(1)
+s.settimeout(0.5)
+got = 0
+for i in range(5):
+    s.sendto(b"query %d" % i, ("10.200.0.1", 7777))
+    try:
+        data, _ = s.recvfrom(2048)
+        got += data == b"reply:query %d" % i
+    except socket.timeout:
+        pass
+still_valid = port in listen_ports()
+print(f"application on valid port {port}: {got}/5 replies; port still valid after: {still_valid}",
+      file=sys.stderr)
+sys.exit(0 if got == 5 and still_valid else (3 if got == 5 else 1))
+PY
+    ((rc == 3)) || break  # 3: answered, but the port left the valid set meanwhile: again
+  done
+  stop_pid $echo
+  ((rc == 0))
+}
+
+# Issue 20 defect 10: fragmented UDP from A (3000-byte datagrams over a
+# 1500-byte link: three IPv4 fragments each). To a hopping-range port nobody
+# has, B's frame filter drops every fragment (drop_fragment, drop_fragment_tail)
+# and the kernel never sees the datagram (no UdpNoPorts); to a program's port
+# below the range, and to a program's ephemeral port inside it, it arrives.
+t_fragments() {
+  local ports=$WORK/frag-ports got=$WORK/frag-got
+  rm -f "$ports" "$got"
+  spawn B "$WORK/frag-recv.log" python3 -c '
+import select, socket, sys, time
+low = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+low.bind(("0.0.0.0", 900))
+eph = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+eph.bind(("0.0.0.0", 0))
+probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+probe.bind(("0.0.0.0", 0))
+closed = probe.getsockname()[1]
+probe.close()
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write("%d %d\n" % (eph.getsockname()[1], closed))
+import os
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+counts = {900: 0, eph.getsockname()[1]: 0}
+deadline = time.time() + 10
+while time.time() < deadline and min(counts.values()) < 3:
+    ready, _, _ = select.select([low, eph], [], [], 0.2)
+    for s in ready:
+        data, _ = s.recvfrom(65535)
+        if len(data) == 3000:
+            counts[s.getsockname()[1]] += 1
+with open(sys.argv[2], "w") as f:
+    f.write("%d %d\n" % (counts[900], counts[eph.getsockname()[1]]))
+' "$ports" "$got"
+  local recv=$SPAWNED
+  wait_until 5 test -s "$ports" || { stop_pid $recv; return 1; }
+  local eph closed
+  read -r eph closed <"$ports"
+  local drops0 tails0 noports0
+  drops0=$(frame_filter_counter "$BOB" "$WORK/daemon-B.log" drop_fragment)
+  tails0=$(frame_filter_counter "$BOB" "$WORK/daemon-B.log" drop_fragment_tail)
+  noports0=$(udp_noports "$NS_B")
+  in_a python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 0)  # IP_MTU_DISCOVER = IP_PMTUDISC_DONT: fragment
+for port in map(int, sys.argv[1:]):
+    for _ in range(3):
+        s.sendto(b"F" * 3000, ("10.200.0.2", port))
+        time.sleep(0.02)
+' 900 "$eph" "$closed"
+  wait_until 11 test -s "$got" || true
+  stop_pid $recv
+  local drops tails noports low_got eph_got
+  drops=$(( $(frame_filter_counter "$BOB" "$WORK/daemon-B.log" drop_fragment) - drops0 ))
+  tails=$(( $(frame_filter_counter "$BOB" "$WORK/daemon-B.log" drop_fragment_tail) - tails0 ))
+  noports=$(( $(udp_noports "$NS_B") - noports0 ))
+  read -r low_got eph_got <"$got" 2>/dev/null || { low_got=0; eph_got=0; }
+  log "fragmented datagrams: port 900 got $low_got/3, port $eph got $eph_got/3; to port $closed:" \
+    "drop_fragment +$drops, drop_fragment_tail +$tails, UdpNoPorts +$noports"
+  ((low_got == 3 && eph_got == 3 && drops == 3 && tails == 6 && noports == 0))
+}
+
 t_http() {
   mkdir -p "$WORK/www"
   head -c $((20 * 1024 * 1024)) /dev/urandom >"$WORK/www/20mb.bin"
@@ -306,6 +428,10 @@ check "tunnel comes up" start_pair
 check "receive path is $RECEIVE_PATH" receive_path_is_expected
 check "ping both ways" t_ping
 check "dns (dig against dnsmasq) both ways" t_dns
+[[ $RECEIVE_PATH == ebpf ]] &&
+  check "another program's socket on a valid port keeps its datagrams" t_foreign_app
+[[ $RECEIVE_PATH == ebpf ]] &&
+  check "fragments: dropped to the hopping range, delivered to programs' ports" t_fragments
 check "http 20 MB download both ways, checksum" t_http
 check "underlay capture: only UDP, hopping ports on schedule, no plaintext" t_capture
 check "iperf3 ${IPERF_SECONDS}s, clocks equal: no closed-port drops" t_iperf equal

@@ -66,6 +66,9 @@ struct NetworkConfig {
   std::uint32_t mtu = 0;                 // 0 = derive from the underlay MTU
   bool ebpf = true;
   EbpfAttach ebpf_attach = EbpfAttach::kAuto;
+  // IP fragments of datagrams to the hopping range or the discovery port pass
+  // the eBPF frame filter (to the kernel's reassembly) instead of being dropped.
+  bool ebpf_allow_fragments = false;
 };
 
 struct ProtocolConfig {

@@ -37,6 +37,7 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::network, &NetworkConfig::mtu>("network.mtu", kFixed),
       key<&Config::network, &NetworkConfig::ebpf>("network.ebpf", kFixed),
       key<&Config::network, &NetworkConfig::ebpf_attach>("network.ebpf_attach", kFixed),
+      key<&Config::network, &NetworkConfig::ebpf_allow_fragments>("network.ebpf_allow_fragments", kFixed),
       key<&Config::protocol, &ProtocolConfig::hop_interval_ms>("protocol.hop_interval_ms", kFixed),
       key<&Config::protocol, &ProtocolConfig::heartbeat_interval_ms>("protocol.heartbeat_interval_ms", kFixed),
       key<&Config::protocol, &ProtocolConfig::heartbeat_timeout_ms>("protocol.heartbeat_timeout_ms", kFixed),

@@ -356,6 +356,8 @@ constexpr std::array kNetworkKeys = {
     KeySpec{"mtu", Kind::kInteger, set_mtu},
     KeySpec{"ebpf", Kind::kBool, set_bool<&Config::network, &NetworkConfig::ebpf>},
     KeySpec{"ebpf_attach", Kind::kString, set_ebpf_attach},
+    KeySpec{"ebpf_allow_fragments", Kind::kBool,
+            set_bool<&Config::network, &NetworkConfig::ebpf_allow_fragments>},
 };
 
 constexpr std::array kProtocolKeys = {

@@ -43,7 +43,7 @@ SysResult<bw_config> to_kernel_config(const BpfFilterConfig& c) {
     return sys_fail_plain(EINVAL, "negative security-event gap");
   }
   bw_config k{};
-  k.flags = BW_CONFIG_ENABLED;
+  k.flags = BW_CONFIG_ENABLED | (c.pass_fragments ? BW_CONFIG_PASS_FRAGMENTS : 0u);
   k.port_low = c.port_low;
   k.port_high = c.port_high;
   k.discovery_port = c.discovery_port;
@@ -92,7 +92,10 @@ constexpr std::array<std::string_view, kBpfCounterCount> kCounterNames = {
     "drop_discovery_rate",
     "drop_discovery_total",
     "drop_roam_rate",
+    "drop_fragment",
+    "drop_fragment_tail",
     "steer_failed",
+    "pass_fragment",
     "events_sent",
     "events_suppressed",
     "events_lost",

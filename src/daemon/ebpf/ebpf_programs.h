@@ -80,6 +80,9 @@ struct BpfFilterConfig {
   // Security events: all together, and at most one per source per gap.
   RateLimit events{100, 100};
   std::chrono::milliseconds event_source_gap{1000};
+  // IP fragments of datagrams to the hopping range or the discovery port:
+  // dropped unless this is set ([network] ebpf_allow_fragments).
+  bool pass_fragments = false;
 };
 
 // The hooks and verdicts of filter_abi.h, as C++ enums with the same values.
@@ -108,7 +111,10 @@ enum class BpfCounter : std::uint8_t {
   kDropDiscoveryRate = BW_CTR_DROP_DISCOVERY_RATE,
   kDropDiscoveryTotal = BW_CTR_DROP_DISCOVERY_TOTAL,
   kDropRoamRate = BW_CTR_DROP_ROAM_RATE,
+  kDropFragment = BW_CTR_DROP_FRAGMENT,
+  kDropFragmentTail = BW_CTR_DROP_FRAGMENT_TAIL,
   kSteerFailed = BW_CTR_STEER_FAILED,
+  kPassFragment = BW_CTR_PASS_FRAGMENT,
   kEventsSent = BW_CTR_EVENTS_SENT,
   kEventsSuppressed = BW_CTR_EVENTS_SUPPRESSED,
   kEventsLost = BW_CTR_EVENTS_LOST,

@@ -20,7 +20,8 @@ constexpr std::array kVerdicts = {
     BpfCounter::kDropBadPort,      BpfCounter::kDropBadVersion,
     BpfCounter::kDropUnknownType, BpfCounter::kDropBadHeader,   BpfCounter::kDropTruncated,
     BpfCounter::kDropBadLength,  BpfCounter::kDropRateLimited,  BpfCounter::kDropDiscoveryRate,
-    BpfCounter::kDropDiscoveryTotal, BpfCounter::kDropRoamRate, BpfCounter::kSteerFailed,
+    BpfCounter::kDropDiscoveryTotal, BpfCounter::kDropRoamRate, BpfCounter::kDropFragment,
+    BpfCounter::kDropFragmentTail, BpfCounter::kSteerFailed,     BpfCounter::kPassFragment,
     BpfCounter::kEventsSent,
     BpfCounter::kEventsSuppressed, BpfCounter::kEventsLost};
 constexpr std::array kMalformed = {BpfCounter::kDropBadVersion, BpfCounter::kDropUnknownType,
@@ -69,8 +70,10 @@ std::span<const AttachMode> attach_order(EbpfAttach attach) {
 
 }  // namespace
 
-BpfFilterConfig filter_config(std::uint16_t discovery_port, const SecurityConfig& s) {
+BpfFilterConfig filter_config(std::uint16_t discovery_port, bool allow_fragments,
+                              const SecurityConfig& s) {
   BpfFilterConfig f;
+  f.pass_fragments = allow_fragments;
   f.port_low = wire::kMinPort;
   f.port_high = wire::kMaxPort;
   f.discovery_port = discovery_port;
@@ -157,7 +160,8 @@ SysResult<std::unique_ptr<KernelEbpfPath>> KernelEbpfPath::start(
     return sys_fail_plain(ENODEV, "the frame filter attached to no interface (" + failures + ")");
   }
   std::unique_ptr<KernelEbpfPath> filter(
-      new KernelEbpfPath(std::move(*path), loop, config.network.discovery_port));
+      new KernelEbpfPath(std::move(*path), loop, config.network.discovery_port,
+                         config.network.ebpf_allow_fragments));
   auto watched = loop.watch_fd(filter->path_->events_fd(), kReadable,
                                [f = filter.get()](std::uint32_t) { f->on_events(); });
   if (!watched) return sys_fail_plain(watched.error().sys_errno, "cannot watch the security-event ring: " + watched.error().message);
@@ -166,11 +170,15 @@ SysResult<std::unique_ptr<KernelEbpfPath>> KernelEbpfPath::start(
 }
 
 KernelEbpfPath::KernelEbpfPath(std::unique_ptr<EbpfPrograms> path, EventLoop& loop,
-                               std::uint16_t discovery_port)
-    : path_(std::move(path)), discovery_port_(discovery_port), loop_(loop), events_log_(5, seconds(10)) {}
+                               std::uint16_t discovery_port, bool allow_fragments)
+    : path_(std::move(path)),
+      discovery_port_(discovery_port),
+      allow_fragments_(allow_fragments),
+      loop_(loop),
+      events_log_(5, seconds(10)) {}
 
 SysResult<void> KernelEbpfPath::set_limits(const SecurityConfig& security) {
-  return path_->set_config(filter_config(discovery_port_, security));
+  return path_->set_config(filter_config(discovery_port_, allow_fragments_, security));
 }
 
 KernelEbpfPath::~KernelEbpfPath() {
@@ -261,8 +269,11 @@ std::string KernelEbpfPath::summary() const {
   for (BpfCounter k : kMalformed) malformed += c->total(k);
   for (BpfCounter k : kOverRate) over_rate += c->total(k);
   const std::uint64_t bad_port = c->total(BpfCounter::kDropBadPort);
-  return fmt::format("kernel dropped {} (bad port {}, malformed {}, over rate {})",
-                     bad_port + malformed + over_rate, bad_port, malformed, over_rate);
+  const std::uint64_t fragments =
+      c->total(BpfCounter::kDropFragment) + c->total(BpfCounter::kDropFragmentTail);
+  return fmt::format("kernel dropped {} (bad port {}, malformed {}, over rate {}, fragments {})",
+                     bad_port + malformed + over_rate + fragments, bad_port, malformed, over_rate,
+                     fragments);
 }
 
 void KernelEbpfPath::on_events() {

@@ -25,9 +25,11 @@ namespace buckwild::daemon {
 
 // The filter's settings for `config`: the hopping range, the discovery port
 // and the rates of [security].
-BpfFilterConfig filter_config(std::uint16_t discovery_port, const SecurityConfig& security);
+BpfFilterConfig filter_config(std::uint16_t discovery_port, bool allow_fragments,
+                              const SecurityConfig& security);
 inline BpfFilterConfig filter_config(const Config& config) {
-  return filter_config(config.network.discovery_port, config.security);
+  return filter_config(config.network.discovery_port, config.network.ebpf_allow_fragments,
+                       config.security);
 }
 
 // Capacity of the valid-port map for `config`: every connection's 2d + 1 ports
@@ -71,17 +73,19 @@ class KernelEbpfPath final : public EbpfPath {
   // the kernel times BPF programs (kernel.bpf_stats_enabled), each program's
   // mean run time.
   void log_counters() const;
-  // "kernel dropped N (bad port N, malformed N, over rate N)" for STATUS=.
+  // "kernel dropped N (bad port N, malformed N, over rate N, fragments N)" for STATUS=.
   std::string summary() const;
   // Every counter summed over CPUs; nullopt when the kernel refused to say.
   std::optional<BpfCounters> counters() const;
 
  private:
-  KernelEbpfPath(std::unique_ptr<EbpfPrograms> path, EventLoop& loop, std::uint16_t discovery_port);
+  KernelEbpfPath(std::unique_ptr<EbpfPrograms> path, EventLoop& loop, std::uint16_t discovery_port,
+                 bool allow_fragments);
   void on_events();
 
   std::unique_ptr<EbpfPrograms> path_;
   std::uint16_t discovery_port_;
+  bool allow_fragments_;
   SecurityAudit* audit_ = nullptr;
   bool trimming_ = false;  // the last valid-port update left pairs out
   EventLoop& loop_;

@@ -212,7 +212,7 @@ MibView MibView::from_status(const json& status) {
     for (const auto& [hook, verdicts] : hooks.items()) {
       const bool entry = hook == "xdp" || hook == "tc";
       if (entry) {
-        for (std::string_view k : {"pass", "pass_discovery", "pass_unparsed", "pass_foreign"}) {
+        for (std::string_view k : {"pass", "pass_discovery", "pass_unparsed", "pass_foreign", "pass_fragment"}) {
           passed += u64(field(verdicts, k));
         }
       }

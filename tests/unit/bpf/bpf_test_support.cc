@@ -63,14 +63,17 @@ Frame build_frame(const FrameSpec& s) {
     f.push_back(v4 ? 0x08 : 0x86);
     f.push_back(v4 ? 0x00 : 0xDD);
   }
-  const std::size_t udp_size = 8 + s.payload.size();
+  const bool later_fragment = s.fragment_offset > 0;
+  const std::size_t udp_size = (later_fragment ? 0 : 8) + s.payload.size();
   const std::size_t ip_start = f.size();
   if (v4) {
     const std::size_t header = 20 + 4 * s.ipv4_option_words;
     f.resize(ip_start + header, 0);
     f[ip_start] = static_cast<std::uint8_t>(0x40 | (5 + s.ipv4_option_words));
     put16(f, ip_start + 2, static_cast<std::uint16_t>(header + udp_size));
-    if (s.more_fragments) f[ip_start + 6] = 0x20;  // MF
+    put16(f, ip_start + 4, static_cast<std::uint16_t>(s.fragment_id));
+    put16(f, ip_start + 6,
+          static_cast<std::uint16_t>((s.more_fragments ? 0x2000 : 0) | (s.fragment_offset & 0x1FFF)));
     f[ip_start + 8] = 64;                          // TTL
     f[ip_start + 9] = s.ip_protocol;
     std::memcpy(&f[ip_start + 12], s.source.bytes().data(), 4);
@@ -95,16 +98,23 @@ Frame build_frame(const FrameSpec& s) {
       next = &f[at];
       ext_bytes += 8;
     }
-    if (s.more_fragments) {
+    if (s.more_fragments || later_fragment) {
       *next = 44;
       std::size_t at = f.size();
       f.resize(at + 8, 0);
-      f[at + 3] = 1;  // offset 0, M = 1
+      put16(f, at + 2,
+            static_cast<std::uint16_t>((s.fragment_offset << 3) | (s.more_fragments ? 1 : 0)));
+      put16(f, at + 4, static_cast<std::uint16_t>(s.fragment_id >> 16));
+      put16(f, at + 6, static_cast<std::uint16_t>(s.fragment_id));
       next = &f[at];
       ext_bytes += 8;
     }
     *next = s.ip_protocol;
     put16(f, ip_start + 4, static_cast<std::uint16_t>(ext_bytes + udp_size));
+  }
+  if (later_fragment) {
+    append(f, s.payload);
+    return f;
   }
   const std::size_t udp = f.size();
   f.resize(udp + 8, 0);

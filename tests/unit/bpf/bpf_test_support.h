@@ -54,6 +54,9 @@ struct FrameSpec {
   std::uint8_t ip_protocol = 17;            // UDP
   std::size_t ipv4_option_words = 0;        // IHL = 5 + this
   bool more_fragments = false;              // IPv4 MF / an IPv6 fragment header
+  std::uint16_t fragment_offset = 0;        // 8-byte units; > 0: a later fragment, the
+                                            // payload without a UDP header
+  std::uint32_t fragment_id = 0;            // IPv4 (low 16 bits) or IPv6 identification
   std::size_t ipv6_extension_headers = 0;   // hop-by-hop, then destination options
   bool vlan = false;                        // one 802.1Q tag
   bool ethernet = true;                     // false: the frame starts at the IP header

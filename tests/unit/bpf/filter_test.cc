@@ -9,6 +9,7 @@
 #include <string>
 
 #include "bpf_test_support.h"
+#include "daemon/ebpf/kernel_ebpf_path.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -85,6 +86,34 @@ class FrameFilterTest : public ::testing::TestWithParam<FilterCase> {
       EXPECT_EQ(r, pass ? bpftest::kTcOk : bpftest::kTcShot);
     }
     bpftest::expect_single_verdict(delta, hook(), counter);
+  }
+
+  // An unconnected UDP socket of "another application", bound to the
+  // wildcard address on a kernel-chosen (ephemeral, so hopping-range) port.
+  UniqueFd app_socket(std::uint16_t& port) const {
+    UniqueFd app(::socket(v6() ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP));
+    if (!app.valid()) return app;
+    sockaddr_storage at{};
+    socklen_t len = 0;
+    if (v6()) {
+      auto* a6 = reinterpret_cast<sockaddr_in6*>(&at);
+      a6->sin6_family = AF_INET6;
+      a6->sin6_addr = in6addr_any;
+      len = sizeof(sockaddr_in6);
+    } else {
+      auto* a4 = reinterpret_cast<sockaddr_in*>(&at);
+      a4->sin_family = AF_INET;
+      a4->sin_addr.s_addr = htonl(INADDR_ANY);
+      len = sizeof(sockaddr_in);
+    }
+    if (::bind(app.get(), reinterpret_cast<sockaddr*>(&at), len) != 0 ||
+        ::getsockname(app.get(), reinterpret_cast<sockaddr*>(&at), &len) != 0) {
+      return UniqueFd();
+    }
+    port = ntohs(v6() ? reinterpret_cast<sockaddr_in6*>(&at)->sin6_port
+                      : reinterpret_cast<sockaddr_in*>(&at)->sin_port);
+    EXPECT_GE(port, config_.port_low);
+    return app;
   }
 
   BpfFilterConfig config_;
@@ -304,26 +333,9 @@ TEST_P(FrameFilterTest, OtherTrafficPassesUntouched) {
 // daemon's own sockets do not count.
 TEST_P(FrameFilterTest, AnotherApplicationsSocketGetsItsDatagrams) {
   allow(peer(), 5000);
-  UniqueFd app(::socket(v6() ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP));
+  std::uint16_t port = 0;
+  UniqueFd app = app_socket(port);
   ASSERT_TRUE(app.valid());
-  sockaddr_storage at{};
-  socklen_t len = 0;
-  if (v6()) {
-    auto* a6 = reinterpret_cast<sockaddr_in6*>(&at);
-    a6->sin6_family = AF_INET6;
-    a6->sin6_addr = in6addr_any;
-    len = sizeof(sockaddr_in6);
-  } else {
-    auto* a4 = reinterpret_cast<sockaddr_in*>(&at);
-    a4->sin_family = AF_INET;
-    a4->sin_addr.s_addr = htonl(INADDR_ANY);
-    len = sizeof(sockaddr_in);
-  }
-  ASSERT_EQ(::bind(app.get(), reinterpret_cast<sockaddr*>(&at), len), 0);
-  ASSERT_EQ(::getsockname(app.get(), reinterpret_cast<sockaddr*>(&at), &len), 0);
-  const std::uint16_t port = ntohs(v6() ? reinterpret_cast<sockaddr_in6*>(&at)->sin6_port
-                                        : reinterpret_cast<sockaddr_in*>(&at)->sin_port);
-  ASSERT_GE(port, config_.port_low);
 
   expect(frame(Frame(30, 0xEE), port), true, BpfCounter::kPassForeign);
   expect(frame(buckwild_datagram(), port), true, BpfCounter::kPassForeign);
@@ -336,6 +348,101 @@ TEST_P(FrameFilterTest, AnotherApplicationsSocketGetsItsDatagrams) {
   // Once the application closes it, the port is an invalid one again.
   app.reset();
   expect(frame(buckwild_datagram(), port), false, BpfCounter::kDropBadPort);
+}
+
+// Issue 20 defect 7: the same on a port that is valid for the datagram's
+// source now (a reply from the peer's host to another program's ephemeral
+// port that the schedule also gave the tunnel): what is not of the pair's
+// session goes to that program; the session's own datagrams stay ours.
+TEST_P(FrameFilterTest, AnotherApplicationsSocketOnAValidPortKeepsItsDatagrams) {
+  std::uint16_t port = 0;
+  UniqueFd app = app_socket(port);
+  ASSERT_TRUE(app.valid());
+  allow(peer(), port);  // session 0x0123456789ABCDEF, as buckwild_datagram()
+  Frame other_session = buckwild_datagram();
+  other_session[11] ^= 0x01;
+
+  expect(frame(Frame(30, 0xEE), port), true, BpfCounter::kPassForeign);
+  expect(frame(other_session, port), true, BpfCounter::kPassForeign);
+  expect(frame(buckwild_datagram(), port), true, BpfCounter::kPass);
+  // Without the program's socket: the pair's checks as before.
+  app.reset();
+  expect(frame(Frame(30, 0xEE), port), false, BpfCounter::kDropTruncated);
+  expect(frame(other_session, port), true, BpfCounter::kPass);
+}
+
+// Issue 20 defect 10: IP fragments of datagrams to our ports.
+TEST_P(FrameFilterTest, FragmentsToOurPortsDropWithTheRestOfTheirDatagram) {
+  allow(peer(), 5000);
+  FrameSpec first = spec(Frame(96, 0xAB));
+  first.more_fragments = true;
+  first.fragment_id = 0x1234;
+  FrameSpec later = spec(Frame(64, 0xCD));
+  later.fragment_offset = 13;  // 104 bytes: after the first fragment's UDP header and data
+  later.fragment_id = 0x1234;
+
+  expect(build_frame(first), false, BpfCounter::kDropFragment);
+  expect(build_frame(later), false, BpfCounter::kDropFragmentTail);
+  later.more_fragments = true;
+  expect(build_frame(later), false, BpfCounter::kDropFragmentTail);
+  // A later fragment of a datagram whose first fragment was not seen here:
+  // it shows no port, and passes.
+  later.fragment_id = 0x4321;
+  expect(build_frame(later), true, BpfCounter::kPassFragment);
+  // Valid or not, discovery port too.
+  first.fragment_id = 0x1235;
+  first.destination_port = 6000;
+  expect(build_frame(first), false, BpfCounter::kDropFragment);
+  first.destination_port = wire::kDiscoveryPort;
+  expect(build_frame(first), false, BpfCounter::kDropFragment);
+  // A first fragment too short to hold the UDP header.
+  Frame tiny = build_frame(first);
+  tiny.resize(tiny.size() - first.payload.size() - 4);
+  expect(tiny, false, BpfCounter::kDropFragment);
+}
+
+TEST_P(FrameFilterTest, FragmentsOfOtherTrafficPass) {
+  // Below the hopping range: not ours.
+  FrameSpec first = spec(Frame(96, 0xAB), 53);
+  first.more_fragments = true;
+  first.fragment_id = 0x77;
+  expect(build_frame(first), true, BpfCounter::kNotOurs);
+  FrameSpec later = spec(Frame(64, 0xCD), 53);
+  later.fragment_offset = 13;
+  later.fragment_id = 0x77;
+  expect(build_frame(later), true, BpfCounter::kPassFragment);
+  // Not UDP.
+  FrameSpec tcp = first;
+  tcp.ip_protocol = 6;
+  tcp.destination_port = 5000;
+  expect(build_frame(tcp), true, BpfCounter::kNotOurs);
+  // In the hopping range, to another program's socket (a large DNS reply
+  // to a resolver's ephemeral port): that program keeps it.
+  std::uint16_t port = 0;
+  UniqueFd app = app_socket(port);
+  ASSERT_TRUE(app.valid());
+  first.destination_port = port;
+  expect(build_frame(first), true, BpfCounter::kPassForeign);
+  later.destination_port = port;
+  expect(build_frame(later), true, BpfCounter::kPassFragment);
+}
+
+TEST_P(FrameFilterTest, FragmentsPassWhenTheConfigurationAllowsThem) {
+  BpfFilterConfig allowing = config_;
+  allowing.pass_fragments = true;
+  set_config(allowing);
+  FrameSpec first = spec(Frame(96, 0xAB));
+  first.more_fragments = true;
+  first.fragment_id = 0x99;
+  expect(build_frame(first), true, BpfCounter::kPassFragment);
+  FrameSpec later = spec(Frame(64, 0xCD));
+  later.fragment_offset = 13;
+  later.fragment_id = 0x99;
+  expect(build_frame(later), true, BpfCounter::kPassFragment);
+  // And the setting reaches the kernel from the daemon's configuration.
+  SecurityConfig security;
+  EXPECT_TRUE(filter_config(wire::kDiscoveryPort, true, security).pass_fragments);
+  EXPECT_FALSE(filter_config(wire::kDiscoveryPort, false, security).pass_fragments);
 }
 
 TEST_P(FrameFilterTest, IpOptionsExtensionHeadersAndVlanTagsAreFollowed) {
@@ -355,12 +462,6 @@ TEST_P(FrameFilterTest, IpOptionsExtensionHeadersAndVlanTagsAreFollowed) {
     s.vlan = true;
     expect(build_frame(s), valid, verdict);
   }
-}
-
-TEST_P(FrameFilterTest, IpFragmentsAreLeftToTheStack) {
-  FrameSpec s = spec(Frame(100, 0xAB));
-  s.more_fragments = true;
-  expect(build_frame(s), true, BpfCounter::kPassUnparsed);
 }
 
 INSTANTIATE_TEST_SUITE_P(Hooks, FrameFilterTest,

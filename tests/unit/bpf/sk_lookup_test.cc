@@ -188,6 +188,47 @@ TEST(SkLookupTest, SteersIpv4DatagramsToADualStackSocket) {
   run_isolated(CLONE_NEWNET, [] { check_real_steering("[::]", "127.0.0.1", "127.0.0.1"); });
 }
 
+// Issue 20 defect 7: a datagram to a valid pair that the frame filter finds
+// to be another application's (not of the pair's session, and that
+// application's unconnected socket has the port) is not steered; the
+// session's next datagram on the same tuple is again.
+TEST(SkLookupTest, LeavesATupleTheFrameFilterFoundForeignToTheKernel) {
+  BUCKWILD_SKIP_UNLESS_BPF_AND_ROOT();
+  run_isolated(CLONE_NEWNET, [] {
+    bpftest::loopback_up();
+    std::string skip;
+    auto path = bpftest::load_filter({}, skip);
+    ASSERT_TRUE(path);
+    UniqueFd daemon_socket = bpftest::plain_udp_socket(*SocketAddress::parse("[::]", 0));
+    ASSERT_TRUE(path->steer_to_socket(daemon_socket.get()));
+    const std::uint64_t cookie = cookie_of(daemon_socket.get());
+    ASSERT_TRUE(path->update_valid_ports({ValidPort{ip("192.0.2.7"), 23456, 0x0123456789ABCDEFull, 1, 0}}));
+    UniqueFd app = bpftest::plain_udp_socket(*SocketAddress::parse("0.0.0.0", 23456));
+    const int xdp = path->program_fd(BpfHook::kXdp);
+    const int prog = path->program_fd(BpfHook::kSkLookup);
+
+    bpftest::FrameSpec reply;
+    reply.source = ip("192.0.2.7");
+    reply.destination = ip("192.0.2.1");
+    reply.source_port = 40000;  // run_lookup's remote port
+    reply.destination_port = 23456;
+    reply.payload = Frame(30, 0xEE);  // a DNS reply, say
+    EXPECT_EQ(bpftest::run_frame(xdp, bpftest::build_frame(reply)), bpftest::kXdpPass);
+    auto before = *path->counters();
+    Lookup l = run_lookup(prog, ip("192.0.2.7"), 23456);
+    EXPECT_EQ(l.retval, kSkPass);
+    EXPECT_EQ(l.cookie, 0u) << "steered to the daemon";
+    auto delta = bpftest::counter_delta(before, *path->counters());
+    EXPECT_EQ(delta.get(BpfHook::kSkLookup, BpfCounter::kPassForeign), 1u) << bpftest::describe(delta);
+
+    // The session's own datagram on the tuple: steered again.
+    reply.payload = bpftest::buckwild_datagram();
+    EXPECT_EQ(bpftest::run_frame(xdp, bpftest::build_frame(reply)), bpftest::kXdpPass);
+    l = run_lookup(prog, ip("192.0.2.7"), 23456);
+    EXPECT_EQ(l.cookie, cookie);
+  });
+}
+
 TEST(SkLookupTest, RefusesSocketsThatAreNotUdp) {
   std::string skip;
   auto path = bpftest::load_filter({}, skip);

@@ -30,6 +30,7 @@ virtual_address6 = "fd77::1/64"
 mtu = 1400
 ebpf = false
 ebpf_attach = "tc-ingress"
+ebpf_allow_fragments = true
 
 [protocol]
 hop_interval_ms = 250
@@ -200,6 +201,7 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_EQ(n.mtu, 1400u);
   EXPECT_FALSE(n.ebpf);
   EXPECT_EQ(n.ebpf_attach, EbpfAttach::kTcIngress);
+  EXPECT_TRUE(n.ebpf_allow_fragments);
 
   const ProtocolConfig& p = c->protocol;
   EXPECT_EQ(p.hop_interval_ms, 250u);
@@ -274,6 +276,7 @@ TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
   EXPECT_EQ(c->network.mtu, 0u);
   EXPECT_TRUE(c->network.ebpf);
   EXPECT_EQ(c->network.ebpf_attach, EbpfAttach::kAuto);
+  EXPECT_FALSE(c->network.ebpf_allow_fragments);
   EXPECT_EQ(c->protocol.heartbeat_interval_ms, 30000u);
   EXPECT_EQ(c->protocol.heartbeat_timeout_ms, 180000u);
   EXPECT_TRUE(c->protocol.path_keepalive);
