@@ -115,6 +115,10 @@ TEST(ReceiverTest, SillyWindowAvoidanceAndScaledField) {
   EXPECT_EQ(r.take_window_field(), 40 >> 2);
   EXPECT_EQ(Receiver::scale_for(65535), 0);
   EXPECT_EQ(Receiver::scale_for(2 * 1024 * 1024), 6);
+  // The largest windows [protocol] max_window_mb allows still fit the field.
+  EXPECT_EQ(Receiver::scale_for(std::size_t{32} << 20), 10);
+  EXPECT_EQ(Receiver::scale_for(std::size_t{512} << 20), 14);
+  EXPECT_GE(std::uint64_t{0xFFFF} << 14, std::uint64_t{512} << 20);
 }
 
 TEST(ReceiverTest, FinInOrderAndOutOfOrder) {
