@@ -284,7 +284,8 @@ TEST(LifecycleTest, LostOpeningIsRepeated) {
 }
 
 // Memory per connection: idle (established, nothing queued) and with full
-// windows both ways (2 MiB buffers each way, the default).
+// windows both ways. Applications that never read never earn a larger
+// window: autotuning leaves it at its initial 256 KiB.
 TEST(LifecycleTest, MemoryPerConnection) {
   PathConfig p = clean_path();
   TwoHosts net(p);
@@ -314,6 +315,7 @@ TEST(LifecycleTest, MemoryPerConnection) {
               "(send buffer %zu + receive buffer %zu + reorder slots + segment ring)\n",
               f.total(), q.conn.send_buffer, q.conn.receive_buffer);
   EXPECT_LE(f.total(), q.conn.send_buffer + 2 * q.conn.receive_buffer + 512 * 1024);
+  EXPECT_EQ(full.a.connection(fid)->receiver().receive_space(), q.conn.initial_receive_window);
   std::printf("[ memory    ] connection table overhead per session: %zu bytes\n",
               full.a.table().overhead_bytes());
 }

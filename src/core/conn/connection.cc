@@ -18,6 +18,7 @@ SenderConfig sender_config(const ConnectionConfig& c) {
   SenderConfig s;
   s.mss = c.mss;
   s.buffer = c.send_buffer;
+  s.initial_buffer = c.initial_send_buffer;
   s.memory = c.memory;
   s.rto = c.rto;
   s.algorithm = c.congestion;
@@ -30,6 +31,7 @@ ReceiverConfig receiver_config(const ConnectionConfig& c) {
   ReceiverConfig r;
   r.mss = c.mss;
   r.buffer = c.receive_buffer;
+  r.initial_window = c.initial_receive_window;
   r.memory = c.memory;
   r.ack_delay = c.ack_delay;
   return r;
@@ -94,7 +96,7 @@ Result<Connection> Connection::accept(const ConnectionConfig& config, crypto::Ra
 wire::ConnectionParams Connection::local_params() const {
   wire::ConnectionParams p;
   p.initial_window = static_cast<std::uint32_t>(
-      std::min<std::size_t>(config_.receive_buffer, 0xFFFFFFFFu));
+      std::min<std::size_t>(receiver_.receive_space(), 0xFFFFFFFFu));
   p.initial_cwnd = static_cast<std::uint32_t>(
       std::min<std::uint64_t>(sender_.congestion().congestion_window(), 0xFFFFFFFFu));
   p.time_offset_ms = config_.time_offset_ms;
@@ -511,7 +513,22 @@ TimePoint Connection::next_expiry() const {
   TimePoint t = std::min(handshake_deadline_, time_wait_deadline_);
   if (sender_.started()) t = std::min(t, sender_.next_expiry());
   if (receiver_.started()) t = std::min(t, receiver_.ack_deadline());
-  return t;
+  return std::min(t, idle_deadline_);
+}
+
+bool Connection::buffers_idle() const {
+  if (!sender_.started() || !receiver_.started()) return false;
+  if (sender_.buffered() != 0 || receiver_.readable() != 0) return false;
+  return sender_.idle_storage() || receiver_.idle_storage();
+}
+
+void Connection::watch_idle(TimePoint now) {
+  const std::uint64_t mark = receiver_.consumed() + sender_.stats().bytes_delivered;
+  if (mark != idle_mark_ || !buffers_idle()) {
+    idle_mark_ = mark;
+    idle_deadline_ = kNever;
+  }
+  if (idle_deadline_ == kNever && buffers_idle()) idle_deadline_ = now + config_.idle_release;
 }
 
 void Connection::on_expiry(TimePoint now) {
@@ -524,6 +541,12 @@ void Connection::on_expiry(TimePoint now) {
   if (now >= handshake_deadline_) {
     on_handshake_timer(now);
     if (state_ == State::kClosed) return;
+  }
+  if (now >= idle_deadline_) {
+    // Nothing moved for idle_release: the storage goes back (to the
+    // allocator and the memory budget) until traffic needs it again.
+    idle_deadline_ = kNever;
+    if (buffers_idle()) release_idle_buffers();
   }
   if (sender_.started() && now >= sender_.next_expiry()) {
     if (sender_.on_expiry(now) == Sender::TimerOutcome::kFailed) {
@@ -592,6 +615,11 @@ bool Connection::poll_transmit(TimePoint now, wire::Header& h, MutableBytes body
   h.connection_id = config_.id;
   body_len = 0;
   bool wrote = false;
+  // Autotuning measures per round trip; the handshake gave the first sample.
+  if (receiver_.started() && sender_.rtt().has_sample()) {
+    receiver_.tune_window(now, sender_.rtt().smoothed());
+  }
+  watch_idle(now);
   if (reply_ != Reply::kNone) {
     write_reply(h, body_out, body_len);
     wrote = true;
@@ -633,7 +661,7 @@ void Connection::write_syn(wire::Header& h, MutableBytes out, std::size_t& len) 
   h.flags = wire::flags::kSyn;
   // Windows in SYN and SYN-ACK are unscaled (the scale is not agreed yet) and
   // only informative: the body's initial window is authoritative.
-  h.window = static_cast<std::uint16_t>(std::min<std::size_t>(config_.receive_buffer, 0xFFFF));
+  h.window = static_cast<std::uint16_t>(std::min<std::size_t>(receiver_.receive_space(), 0xFFFF));
   wire::SynBody syn = handshake_.create_syn(local_params());
   syn.target = config_.target;
   auto n = wire::write_body(h, wire::Body{syn}, out);
@@ -645,7 +673,7 @@ void Connection::write_syn(wire::Header& h, MutableBytes out, std::size_t& len) 
 void Connection::write_syn_ack(wire::Header& h, MutableBytes out, std::size_t& len) {
   h.type = wire::PacketType::kSynAck;
   h.flags = wire::flags::kSyn | wire::flags::kAck;
-  h.window = static_cast<std::uint16_t>(std::min<std::size_t>(config_.receive_buffer, 0xFFFF));
+  h.window = static_cast<std::uint16_t>(std::min<std::size_t>(receiver_.receive_space(), 0xFFFF));
   auto n = wire::write_body(h, wire::Body{handshake_.create_syn_ack(local_params())}, out);
   assert(n);
   len = n.value_or(0);

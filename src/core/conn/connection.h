@@ -70,12 +70,20 @@ struct Event {
 struct ConnectionConfig {
   std::uint16_t id = 1;                          // 1..4095
   std::size_t mss = 1360;                        // segment payload bytes: path MTU - IP/UDP - 60
-  std::size_t send_buffer = 2 * 1024 * 1024;     // bytes the application may queue
-  std::size_t receive_buffer = 2 * 1024 * 1024;  // bytes of receive window
+  // Windows that fit the path (sender.h, receiver.h): the send stream grows
+  // with cwnd and the receive window with what the application reads per
+  // round trip, from the initial sizes up to these maxima.
+  std::size_t send_buffer = 32 * 1024 * 1024;     // the most the application may queue
+  std::size_t receive_buffer = 32 * 1024 * 1024;  // the largest receive window
+  std::size_t initial_send_buffer = 256 * 1024;
+  std::size_t initial_receive_window = 256 * 1024;
   // All connections' buffers together (memory_budget.h); unbounded if null.
   MemoryBudget* memory = nullptr;
   Duration ack_delay = milliseconds(wire::kAckDelayMs);
   Duration time_wait = milliseconds(wire::kTimeWaitMs);
+  // A connection whose buffers held nothing for this long gives their storage
+  // back (it grows again on demand); its windows keep their tuned sizes.
+  Duration idle_release = seconds(1);
   RtoConfig rto;
   CongestionAlgorithm congestion = CongestionAlgorithm::kNewReno;
   bool nagle = false;
@@ -212,8 +220,12 @@ class Connection {
 
   // Transitions, events, timers.
   void set_state(State next, TimePoint now);
-  // Frees buffer storage that holds nothing (in TIME_WAIT and CLOSED).
+  // Frees buffer storage that holds nothing (in TIME_WAIT and CLOSED, and
+  // after idle_release without traffic).
   void release_idle_buffers();
+  // Arms or disarms the idle-release timer from what the buffers hold.
+  void watch_idle(TimePoint now);
+  bool buffers_idle() const;
   void push_event(EventKind kind, ErrorCode reason = ErrorCode::kSuccess);
   void give_up(ErrorCode reason, bool send_rst, TimePoint now);
   void queue_reply(Reply kind, ErrorCode code, std::uint32_t details);
@@ -245,6 +257,11 @@ class Connection {
   TimePoint time_wait_deadline_ = kNever;
   bool time_wait_served_ = false;
   bool peer_fin_reported_ = false;
+
+  // Idle release: traffic since the timer was armed (bytes read plus bytes
+  // delivered) disarms it.
+  TimePoint idle_deadline_ = kNever;
+  std::uint64_t idle_mark_ = 0;
 
   Reply reply_ = Reply::kNone;
   ErrorCode reply_code_ = ErrorCode::kSuccess;

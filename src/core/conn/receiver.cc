@@ -18,7 +18,8 @@ Receiver::Receiver(const ReceiverConfig& config)
     : config_(config),
       stream_(config.buffer, config.memory),
       reorder_(reorder_slots(config), config.mss, config.memory),
-      tracker_(config.max_ranges) {}
+      tracker_(config.max_ranges),
+      space_(std::max<std::size_t>(1, std::min(config.initial_window, config.buffer))) {}
 
 std::uint8_t Receiver::scale_for(std::size_t buffer) {
   std::uint8_t s = 0;
@@ -154,15 +155,38 @@ std::size_t Receiver::read(MutableBytes out) {
   const std::size_t n = std::min(out.size(), stream_.size());
   stream_.copy_out(0, out.first(n));
   stream_.pop(n);
+  consumed_total_ += n;
   if (n > 0) drain();
   return n;
+}
+
+// ---- autotuning ------------------------------------------------------------------------
+
+void Receiver::tune_window(TimePoint now, Duration rtt) {
+  if (!started_ || rtt <= 0) return;
+  if (measure_start_ == kNever) {
+    measure_start_ = now;
+    measure_consumed_ = consumed_total_;
+    return;
+  }
+  if (now - measure_start_ < rtt) return;
+  // tcp_rcv_space_adjust: the application took `copied` in one round trip; a
+  // window of twice that lets the sender double its rate in the next one.
+  const std::uint64_t copied = consumed_total_ - measure_consumed_;
+  if (space_ < config_.buffer && 2 * copied > space_) {
+    space_ = static_cast<std::size_t>(std::min<std::uint64_t>(2 * copied, config_.buffer));
+    ++stats_.window_growths;
+  }
+  measure_start_ = now;
+  measure_consumed_ = consumed_total_;
 }
 
 // ---- windows and acknowledgments ---------------------------------------------------------
 
 std::uint64_t Receiver::window_bytes() const {
-  std::uint64_t free = stream_.free();
-  if (free < std::min<std::uint64_t>(config_.mss, config_.buffer / 2)) free = 0;
+  const std::size_t unread = stream_.size();
+  std::uint64_t free = std::min<std::uint64_t>(stream_.free(), space_ > unread ? space_ - unread : 0);
+  if (free < std::min<std::uint64_t>(config_.mss, space_ / 2)) free = 0;
   // Never retract what was already offered.
   if (advertised_edge_ > received_total_) {
     free = std::max(free, advertised_edge_ - received_total_);
@@ -200,11 +224,12 @@ bool Receiver::window_update_due() const {
   const std::uint64_t now_window = window_bytes();
   const std::uint64_t mss = config_.mss;
   if (advertised_window_ < 2 * mss && now_window >= 2 * mss) return true;
-  return now_window >= advertised_window_ + config_.buffer / 2;
+  return now_window >= advertised_window_ + space_ / 2;
 }
 
 bool Receiver::check_invariants() const {
   if (stream_.size() > config_.buffer) return false;
+  if (space_ == 0 || space_ > config_.buffer) return false;
   if (reorder_.count() > reorder_.slots()) return false;
   if (fin_consumed_ && !fin_seq_) return false;
   if (fin_consumed_ && tracker_.ack() != *fin_seq_ + 1) return false;

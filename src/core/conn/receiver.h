@@ -7,10 +7,21 @@
 // in `buffer`, so a sender that respects the window never has data dropped,
 // and one that does not cannot make the receiver hold more than 2 x buffer.
 //
-// Window: buffer minus the unread in-order bytes, advertised in units of
-// 2^wscale. Receiver-side silly-window avoidance (RFC 1122 §4.2.3.3): less than
+// Window: the tuned receive space minus the unread in-order bytes (never more
+// than the stream can still take under the memory budget), advertised in
+// units of 2^wscale. Receiver-side silly-window avoidance (RFC 1122 §4.2.3.3): less than
 // min(MSS, buffer / 2) is advertised as 0. The right edge never moves left
 // (RFC 7323 §2.4) except by the rounding of the scale.
+//
+// Autotuning (Linux's dynamic right-sizing, tcp_rcv_space_adjust): the receive
+// space starts at `initial_window` and, once per round trip (the connection's
+// smoothed RTT, passed to tune_window()), is raised to twice the bytes the
+// application read in that round trip when that is more, up to `buffer`. A
+// sender limited by our window sees it double every round trip, like its own
+// slow start; an application that reads slowly never earns a larger window,
+// so its connection never holds more than about two round trips of what it
+// consumes. The space does not shrink: an idle connection gives back storage
+// (release_idle_buffers), not its window.
 //
 // Acknowledgment (RFC 1122 §4.2.3.2, RFC 5681 §4.2): at least every second
 // in-order segment and within the ACK delay (50 ms); at once for a segment out
@@ -34,7 +45,8 @@ namespace buckwild::conn {
 
 struct ReceiverConfig {
   std::size_t mss = 1360;                // the largest segment kept out of order
-  std::size_t buffer = 2 * 1024 * 1024;  // receive buffer, bytes
+  std::size_t buffer = 32 * 1024 * 1024;       // the largest receive space, bytes
+  std::size_t initial_window = 256 * 1024;     // receive space before tuning (capped at buffer)
   Duration ack_delay = milliseconds(50);
   std::size_t max_ranges = 64;           // SACK ranges tracked beyond the ack point
   MemoryBudget* memory = nullptr;        // charged for stream and reorder storage, if set
@@ -45,6 +57,7 @@ struct ReceiverStats {
   std::uint64_t segments_out_of_order = 0;
   std::uint64_t duplicates = 0;
   std::uint64_t dropped = 0;  // no room, beyond the reorder range, or after the FIN
+  std::uint64_t window_growths = 0;  // autotuning raised the receive space
 };
 
 class Receiver {
@@ -72,6 +85,17 @@ class Receiver {
   // The peer's FIN was received and every byte before it is in the stream.
   bool fin_received() const { return fin_consumed_; }
 
+  // ---- autotuning ----
+  // Measures what the application read since the last measurement if at least
+  // `rtt` (> 0) passed, and raises the receive space to twice that (at most
+  // `buffer`). Call it with the connection's smoothed RTT whenever convenient
+  // (the connection does in poll_transmit); rtt <= 0 does nothing.
+  void tune_window(TimePoint now, Duration rtt);
+  // The receive space: unread bytes plus window, before the budget's say.
+  std::size_t receive_space() const { return space_; }
+  // Bytes the application has read.
+  std::uint64_t consumed() const { return consumed_total_; }
+
   // ---- acknowledgment ----
   Seq ack() const { return tracker_.ack(); }
   std::uint32_t sack_bitmap() const { return tracker_.bitmap(); }
@@ -95,6 +119,12 @@ class Receiver {
   void request_ack() { ack_now_ = true; }
 
   const ReceiverStats& stats() const { return stats_; }
+  // Stream or reorder storage is allocated while neither holds a byte: what
+  // release_idle_buffers() would give back.
+  bool idle_storage() const {
+    return stream_.empty() && reorder_.count() == 0 &&
+           (stream_.allocated() > 0 || reorder_.allocated() > 0);
+  }
   // Frees the stream and reorder storage while they hold nothing.
   void release_idle_buffers() {
     stream_.release_if_empty();
@@ -121,6 +151,12 @@ class Receiver {
   std::optional<Seq> fin_seq_;
   bool fin_consumed_ = false;
   std::uint64_t received_total_ = 0;  // in-order bytes ever received
+  std::uint64_t consumed_total_ = 0;  // bytes ever read by the application
+
+  // Autotuning.
+  std::size_t space_;                     // the tuned receive space
+  TimePoint measure_start_ = kNever;      // start of the current measurement
+  std::uint64_t measure_consumed_ = 0;    // consumed_total_ at its start
 
   // Window bookkeeping, in bytes of the in-order stream.
   std::uint64_t advertised_edge_ = 0;  // received_total_ + window at the last advertisement

@@ -28,11 +28,21 @@ Sender::Sender(const SenderConfig& config)
   assert(config.mss > 0 && config.mss <= wire::kMaxBodySize);
 }
 
-std::size_t Sender::capacity() const { return fin_queued_ ? 0 : stream_.free(); }
+std::size_t Sender::send_limit() const {
+  const std::uint64_t floor = std::min(config_.initial_buffer, config_.buffer);
+  const std::uint64_t want = std::max(floor, 2 * cc_->congestion_window());
+  return static_cast<std::size_t>(std::min<std::uint64_t>(want, config_.buffer));
+}
+
+std::size_t Sender::capacity() const {
+  if (fin_queued_) return 0;
+  const std::size_t limit = send_limit();
+  const std::size_t held = stream_.size();
+  return held >= limit ? 0 : std::min(stream_.free(), limit - held);
+}
 
 std::size_t Sender::write(Bytes data) {
-  if (fin_queued_) return 0;
-  return stream_.push(data);
+  return stream_.push(data.first(std::min(data.size(), capacity())));
 }
 
 void Sender::start(Seq isn, std::uint64_t peer_window) {

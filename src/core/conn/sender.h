@@ -25,6 +25,13 @@
 //     the only outstanding segment twice. Two chances per timeout keep a
 //     lossy but live path from reaching the retransmission limit.
 //
+// Send buffer (Linux's tcp_sndbuf_expand): the application may queue up to
+// twice the congestion window (at least `initial_buffer`, at most `buffer`),
+// so the stream always holds what cwnd lets leave in the next round trip and
+// as much again for the application to refill meanwhile; with BBR, whose
+// cwnd is two bandwidth-delay products, that is four. Storage grows as bytes
+// are queued, charged to the memory budget.
+//
 // Failure: after `max_retransmissions` consecutive timeouts with no new data
 // delivered in between (or, while probing a zero window, with no ACK at all),
 // on_expiry() reports kFailed.
@@ -52,7 +59,8 @@ namespace buckwild::conn {
 
 struct SenderConfig {
   std::size_t mss = 1360;                     // payload bytes per segment, 1..kMaxBodySize
-  std::size_t buffer = 2 * 1024 * 1024;       // send stream capacity, bytes
+  std::size_t buffer = 32 * 1024 * 1024;      // the largest send stream, bytes
+  std::size_t initial_buffer = 256 * 1024;    // the send stream before cwnd grows past half of it
   MemoryBudget* memory = nullptr;             // charged for the stream's storage, if set
   RtoConfig rto;
   CongestionAlgorithm algorithm = CongestionAlgorithm::kNewReno;
@@ -99,8 +107,11 @@ class Sender {
   explicit Sender(const SenderConfig& config);
 
   // ---- application side ----
-  // Bytes write() would accept now: free stream space, 0 once close()d.
+  // Bytes write() would accept now: free stream space up to send_limit(), 0
+  // once close()d.
   std::size_t capacity() const;
+  // The most the send stream may hold now: 2 x cwnd within [initial_buffer, buffer].
+  std::size_t send_limit() const;
   // Copies as much of `data` as capacity() allows; returns the bytes taken.
   std::size_t write(Bytes data);
   // Queues the FIN after everything written so far; write() takes nothing after.
@@ -154,6 +165,8 @@ class Sender {
   const SenderStats& stats() const { return stats_; }
   // Bytes of heap storage held (stream, segment ring, scoreboard).
   std::size_t allocated() const;
+  // Stream storage is allocated while the stream holds nothing.
+  bool idle_storage() const { return stream_.empty() && stream_.allocated() > 0; }
   // Frees the stream storage while it holds nothing (a closed connection's
   // buffers must not wait out TIME_WAIT).
   void release_idle_buffers() { stream_.release_if_empty(); }

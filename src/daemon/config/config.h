@@ -86,6 +86,9 @@ struct ProtocolConfig {
   std::uint32_t time_sync_tolerance_ms = 50;
   // Congestion control of the transparent-TCP connections between the daemons.
   conn::CongestionAlgorithm congestion_control = conn::CongestionAlgorithm::kBbr;
+  // The largest send and receive window of one transparent-TCP connection,
+  // MiB: windows start at 256 KiB and grow with the path (core/conn/receiver.h).
+  std::uint32_t max_window_mb = 32;
 };
 
 struct SecurityConfig {

@@ -45,6 +45,7 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::protocol, &ProtocolConfig::delay_allowance>("protocol.delay_allowance", kFixed),
       key<&Config::protocol, &ProtocolConfig::tcp_mode>("protocol.tcp_mode", kFixed),
       key<&Config::protocol, &ProtocolConfig::congestion_control>("protocol.congestion_control", kFixed),
+      key<&Config::protocol, &ProtocolConfig::max_window_mb>("protocol.max_window_mb", kFixed),
       key<&Config::security, &SecurityConfig::max_connections>("security.max_connections", kLive),
       key<&Config::security, &SecurityConfig::max_connections_per_source>(
           "security.max_connections_per_source", kLive),

@@ -376,6 +376,8 @@ constexpr std::array kProtocolKeys = {
     KeySpec{"delay_allowance", Kind::kAutoOrInteger, set_delay_allowance},
     KeySpec{"tcp_mode", Kind::kString, set_tcp_mode},
     KeySpec{"congestion_control", Kind::kString, set_congestion_control},
+    KeySpec{"max_window_mb", Kind::kInteger,
+            set_integer<&Config::protocol, &ProtocolConfig::max_window_mb, 1, 512>},
 };
 
 constexpr std::array kSecurityKeys = {

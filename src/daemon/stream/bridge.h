@@ -152,6 +152,8 @@ class StreamBridge {
   // A new memory budget for all connections' buffers (bytes).
   void set_memory_limit(std::size_t bytes) { memory_.set_limit(bytes); }
   const conn::MemoryBudget& memory() const { return memory_; }
+  // The largest window a connection's send and receive buffers grow to.
+  std::size_t max_window() const { return options_.connection.receive_buffer; }
 
   // What status reports of one session's connections.
   struct SessionConnections {

@@ -98,6 +98,7 @@ nlohmann::json Tunnel::status() {
   out["stream"] = {{"flows", bridge_->flow_count()},
                    {"buffered_bytes", bridge_->buffered_bytes()},
                    {"memory_budget_bytes", bridge_->memory().limit()},
+                   {"max_window_bytes", bridge_->max_window()},
                    {"memory_charged_bytes", bridge_->memory().used()},
                    {"memory_refusals", bridge_->memory().refusals()},
                    {"opened", st.opened},

@@ -145,6 +145,8 @@ SysResult<void> Tunnel::start() {
   so.limits.memory = std::size_t{config_->security.stream_memory_mb} << 20;
   so.open_local = config_->protocol.tcp_mode == TcpMode::kStream;
   so.connection.congestion = config_->protocol.congestion_control;
+  so.connection.send_buffer = std::size_t{config_->protocol.max_window_mb} << 20;
+  so.connection.receive_buffer = so.connection.send_buffer;
   so.connection.max_retransmissions =
       retransmissions_spanning(session_config_.dead_after, so.connection.rto);
   auto bridge = StreamBridge::create(so, *this, loop_, tcp_, rng_);

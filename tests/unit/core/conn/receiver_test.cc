@@ -115,6 +115,10 @@ TEST(ReceiverTest, SillyWindowAvoidanceAndScaledField) {
   EXPECT_EQ(r.take_window_field(), 40 >> 2);
   EXPECT_EQ(Receiver::scale_for(65535), 0);
   EXPECT_EQ(Receiver::scale_for(2 * 1024 * 1024), 6);
+  // The largest windows [protocol] max_window_mb allows still fit the field.
+  EXPECT_EQ(Receiver::scale_for(std::size_t{32} << 20), 10);
+  EXPECT_EQ(Receiver::scale_for(std::size_t{512} << 20), 14);
+  EXPECT_GE(std::uint64_t{0xFFFF} << 14, std::uint64_t{512} << 20);
 }
 
 TEST(ReceiverTest, FinInOrderAndOutOfOrder) {
@@ -137,6 +141,122 @@ TEST(ReceiverTest, FinBelowHeldDataIsRejected) {
   r.start(0, 0);
   r.on_data(5, seg(1), 0);
   EXPECT_EQ(r.on_fin(3, 0), Receiver::Arrival::kDropped);
+}
+
+// ---- autotuning (dynamic right-sizing) ----------------------------------------------
+
+ReceiverConfig tuned(std::size_t initial, std::size_t max) {
+  ReceiverConfig c = config(max);
+  c.initial_window = initial;
+  return c;
+}
+
+// Delivers `n` full segments in order from `next` and reads them all.
+void flow(Receiver& r, Seq& next, std::size_t n, TimePoint now) {
+  std::array<std::uint8_t, kMss> buf{};
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(r.on_data(next++, seg(1), now), Receiver::Arrival::kInOrder);
+    r.read(buf);
+  }
+}
+
+TEST(ReceiverTest, AutotuningStartsAtTheInitialWindow) {
+  Receiver r(tuned(1000, 100'000));
+  r.start(0, 0);
+  EXPECT_EQ(r.receive_space(), 1000u);
+  EXPECT_EQ(r.take_window_bytes(), 1000u);
+  // The initial window never exceeds the maximum.
+  Receiver small(tuned(5000, 2000));
+  EXPECT_EQ(small.receive_space(), 2000u);
+}
+
+TEST(ReceiverTest, AutotuningDoublesWhileTheWindowLimitsTheSender) {
+  Receiver r(tuned(1000, 100'000));
+  r.start(0, 0);
+  const Duration rtt = milliseconds(100);
+  Seq next = 0;
+  r.tune_window(0, rtt);  // the first call starts the measurement
+  // A sender held to our window delivers one window per round trip: the
+  // application reads 1000 bytes in the round trip, and the space doubles.
+  flow(r, next, 10, milliseconds(50));
+  r.tune_window(milliseconds(60), rtt);  // less than a round trip: nothing yet
+  EXPECT_EQ(r.receive_space(), 1000u);
+  r.tune_window(milliseconds(100), rtt);
+  EXPECT_EQ(r.receive_space(), 2000u);
+  EXPECT_EQ(r.stats().window_growths, 1u);
+  // The window grew by half the space or more: tell the sender now.
+  EXPECT_TRUE(r.window_update_due());
+  EXPECT_EQ(r.take_window_bytes(), 2000u);
+  flow(r, next, 20, milliseconds(150));
+  r.tune_window(milliseconds(200), rtt);
+  EXPECT_EQ(r.receive_space(), 4000u);
+  EXPECT_TRUE(r.check_invariants());
+}
+
+TEST(ReceiverTest, AutotuningDoesNotGrowForASlowReader) {
+  Receiver r(tuned(4000, 100'000));
+  r.start(0, 0);
+  const Duration rtt = milliseconds(100);
+  Seq next = 0;
+  r.tune_window(0, rtt);
+  // 1500 bytes per round trip against a 4000-byte space: the window is not
+  // what limits the flow, so it does not grow (2 x 1500 < 4000).
+  for (int round = 1; round <= 5; ++round) {
+    flow(r, next, 15, milliseconds(100) * round - 1);
+    r.tune_window(milliseconds(100) * round, rtt);
+  }
+  EXPECT_EQ(r.receive_space(), 4000u);
+  EXPECT_EQ(r.stats().window_growths, 0u);
+  // Bytes received but not read do not count: only consumption does.
+  for (int i = 0; i < 30; ++i) r.on_data(next++, seg(1), milliseconds(550));
+  r.tune_window(milliseconds(600), rtt);
+  EXPECT_EQ(r.receive_space(), 4000u);
+}
+
+TEST(ReceiverTest, AutotuningStopsAtTheMaximum) {
+  Receiver r(tuned(1000, 3000));
+  r.start(0, 0);
+  const Duration rtt = milliseconds(10);
+  Seq next = 0;
+  r.tune_window(0, rtt);
+  for (int round = 1; round <= 6; ++round) {
+    flow(r, next, r.receive_space() / kMss, milliseconds(10) * round - 1);
+    r.tune_window(milliseconds(10) * round, rtt);
+    EXPECT_LE(r.receive_space(), 3000u);
+  }
+  EXPECT_EQ(r.receive_space(), 3000u);
+  EXPECT_EQ(r.take_window_bytes(), 3000u);
+  EXPECT_EQ(r.stats().window_growths, 2u);  // 1000 -> 2000 -> 3000
+  // Without an RTT there is nothing to measure against.
+  Receiver no_rtt(tuned(1000, 3000));
+  no_rtt.start(0, 0);
+  no_rtt.tune_window(0, 0);
+  no_rtt.tune_window(seconds(1), 0);
+  EXPECT_EQ(no_rtt.receive_space(), 1000u);
+}
+
+TEST(ReceiverTest, BudgetPressureAdvertisesLessAndDropsNothingAccepted) {
+  // The budget has room for 8 KiB past the guaranteed 64 KiB: a space of
+  // 200 KB is advertised only as far as the storage can grow.
+  MemoryBudget budget(8 * 1024);
+  ReceiverConfig c = tuned(200'000, 200'000);
+  c.mss = 1000;
+  c.memory = &budget;
+  Receiver r(c);
+  r.start(0, 0);
+  const std::uint32_t offered = r.take_window_bytes();
+  EXPECT_EQ(offered, MemoryBudget::kGuaranteedRing + 8 * 1024);
+  // Everything inside what was offered is kept.
+  Seq next = 0;
+  std::vector<std::uint8_t> one(1000, 3);
+  std::uint64_t kept = 0;
+  while (kept + 1000 <= offered) {
+    ASSERT_EQ(r.on_data(next++, one, 0), Receiver::Arrival::kInOrder);
+    kept += 1000;
+  }
+  EXPECT_EQ(r.readable(), kept);
+  EXPECT_EQ(r.stats().dropped, 0u);
+  EXPECT_LE(budget.used(), budget.limit());
 }
 
 }  // namespace

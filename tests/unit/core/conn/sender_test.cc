@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace buckwild::conn {
@@ -260,6 +261,41 @@ TEST(SenderTest, NagleHoldsSmallSegmentsWhileDataIsInFlight) {
   EXPECT_EQ(drain(s, 0).size(), 1u);  // 1000 bytes; the 200-byte rest waits
   s.on_ack(ack(1), milliseconds(10));
   EXPECT_EQ(drain(s, milliseconds(10)).size(), 1u);
+}
+
+// Send buffer growth (tcp_sndbuf_expand): the application may queue twice
+// cwnd, at least the initial buffer and at most the maximum.
+TEST(SenderTest, SendBufferFollowsTheCongestionWindow) {
+  SenderConfig c;
+  c.mss = kMss;
+  c.buffer = 200'000;
+  c.initial_buffer = 30'000;
+  Sender s(c);
+  // Initial cwnd 10 segments = 10 000 bytes: 2 x cwnd is below the floor.
+  EXPECT_EQ(s.send_limit(), 30'000u);
+  EXPECT_EQ(s.capacity(), 30'000u);
+  std::vector<std::uint8_t> data(50'000, 1);
+  EXPECT_EQ(s.write(data), 30'000u);
+  EXPECT_EQ(s.capacity(), 0u);
+  s.start(0, 1 << 20);
+  // Slow start: every ACK of a full flight doubles cwnd, and the limit with it.
+  TimePoint now = 0;
+  Seq acked = 0;
+  for (int round = 0; round < 30 && s.send_limit() < 200'000; ++round) {
+    const auto sent = drain(s, now);
+    now += milliseconds(20);
+    acked += static_cast<Seq>(sent.size());
+    s.on_ack(ack(acked), now);
+    std::vector<std::uint8_t> more(s.capacity(), 2);
+    s.write(more);
+    EXPECT_EQ(s.send_limit(),
+              std::clamp<std::uint64_t>(2 * s.congestion().congestion_window(), 30'000, 200'000));
+    EXPECT_LE(s.buffered(), s.send_limit());
+    EXPECT_TRUE(s.check_invariants());
+  }
+  // cwnd of 100 segments or more: the limit stops at the maximum.
+  EXPECT_GE(s.congestion().congestion_window(), 100'000u);
+  EXPECT_EQ(s.send_limit(), 200'000u);
 }
 
 }  // namespace

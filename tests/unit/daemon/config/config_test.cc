@@ -40,6 +40,7 @@ path_keepalive = false
 delay_allowance = 3
 tcp_mode = "packet"
 congestion_control = "newreno"
+max_window_mb = 8
 
 [security]
 max_connections = 128
@@ -211,6 +212,7 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_EQ(p.delay_allowance, std::optional<std::uint8_t>(3));
   EXPECT_EQ(p.tcp_mode, TcpMode::kPacket);
   EXPECT_EQ(p.congestion_control, conn::CongestionAlgorithm::kNewReno);
+  EXPECT_EQ(p.max_window_mb, 8u);
 
   const SecurityConfig& s = c->security;
   EXPECT_EQ(s.max_connections, 128u);
@@ -283,6 +285,7 @@ TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
   EXPECT_FALSE(c->protocol.delay_allowance);
   EXPECT_EQ(c->protocol.tcp_mode, TcpMode::kStream);
   EXPECT_EQ(c->protocol.congestion_control, conn::CongestionAlgorithm::kBbr);
+  EXPECT_EQ(c->protocol.max_window_mb, 32u);
   EXPECT_EQ(c->security.max_connections, 4096u);
   EXPECT_EQ(c->security.max_connections_per_source, 100u);
   EXPECT_EQ(c->security.stream_memory_mb, 512u);
@@ -368,6 +371,8 @@ virtual_address = "10.77.0.1/24"
             at(7, 26) + "testing.rekey_interval_seconds: must be between 0 and 86400, got -1");
   EXPECT_EQ(problem(base + "[protocol]\ntime_sync_tolerance_ms = 2000\n"),
             at(7, 26) + "protocol.time_sync_tolerance_ms: must be between 5 and 1000, got 2000");
+  EXPECT_EQ(problem(base + "[protocol]\nmax_window_mb = 0\n"),
+            at(7, 17) + "protocol.max_window_mb: must be between 1 and 512, got 0");
   EXPECT_NE(problem(base + "[protocol]\nmax_packet_lifetime_ms = 60000\n")
                 .find("protocol.max_packet_lifetime_ms: not in this version of buckwild: a "
                       "packet is accepted while its timestamp is within 30 s"),

@@ -815,11 +815,14 @@ TEST_P(TunnelTest, StreamModeCarriesAnApplicationsConnection) {
   Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
   Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
   ac.protocol.tcp_mode = bc.protocol.tcp_mode = TcpMode::kStream;
+  ac.protocol.max_window_mb = 1;  // [protocol] max_window_mb reaches the connections
   alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
   bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
   bob->start(loop, net, GetParam());
   alice->start(loop, net, GetParam());
   ASSERT_TRUE(connected());
+  EXPECT_EQ(alice->tunnel->status()["stream"]["max_window_bytes"], 1u << 20);
+  EXPECT_EQ(bob->tunnel->status()["stream"]["max_window_bytes"], 32u << 20);
   std::set<std::uint16_t> data_ports;
   net.set_filter([&](const SocketAddress&, const SocketAddress& to, Bytes payload) {
     if (payload.size() > 1 && payload[1] == static_cast<std::uint8_t>(wire::PacketType::kData)) {
