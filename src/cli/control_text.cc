@@ -390,6 +390,17 @@ void render_peer(const Json& peer, Writer& w) {
   w.line("virtual addresses", list_text(field(peer, "virtual_addresses")));
   w.line("routes", list_text(field(peer, "routes")));
   if (auto psk = text_of(peer, "psk")) w.line("psk", *psk);
+  if (const Json* st = field(peer, "state"); st != nullptr && st->is_object()) {
+    // "recovering (emergency), attempt 3, cause peer_silent" / "error: why"
+    std::string v = text_of(*st, "state").value_or("?");
+    auto strategy = text_of(*st, "strategy");
+    if (strategy && *strategy != "none") v += " (" + *strategy + ")";
+    if (auto attempts = count_of(*st, "attempts"); attempts && *attempts != "0")
+      v += ", attempt " + *attempts;
+    if (auto cause = text_of(*st, "cause")) v += ", cause " + *cause;
+    if (auto reason = text_of(*st, "error"); reason && !reason->empty()) v += ": " + *reason;
+    w.line("state", v);
+  }
   if (session == nullptr) {
     w.bare("no session");
     return;

@@ -103,6 +103,33 @@ void StreamBridge::remove_session(std::uint64_t session) {
   sessions_.erase(it);
 }
 
+bool StreamBridge::move_session(std::uint64_t from, std::uint64_t to) {
+  auto it = sessions_.find(from);
+  if (it == sessions_.end() || from == to) return false;
+  if (auto existing = sessions_.find(to); existing != sessions_.end()) {
+    // add_session made an empty table for `to`: the old one replaces it (the
+    // connection ids stay of the old session's parity, on both sides).
+    if (existing->second->table->size() != 0) return false;
+    sessions_.erase(existing);
+  }
+  std::unique_ptr<Streams> st = std::move(it->second);
+  sessions_.erase(it);
+  st->session = to;
+  for (auto& [id, f] : flows_) {
+    if (f->session != from) continue;
+    f->session = to;
+    if (f->owner.kind == FlowOwner::Kind::kPeer && f->owner.id == from) {
+      // The peer's flows count against the session that carries them.
+      if (f->counted) nat_.uncount_flow(f->owner);
+      f->owner = FlowOwner::peer(to);
+      if (f->counted) nat_.count_flow(f->owner);
+    }
+  }
+  sessions_.emplace(to, std::move(st));
+  host_.connections_changed(to);
+  return true;
+}
+
 std::size_t StreamBridge::on_peer_back(std::uint64_t session) {
   if (sessions_.find(session) == sessions_.end()) return 0;
   const TimePoint now = loop_.now();

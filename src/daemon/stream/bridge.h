@@ -138,6 +138,12 @@ class StreamBridge {
   // get an RST).
   void add_session(std::uint64_t session, SessionRole role);
   void remove_session(std::uint64_t session);
+  // EMERGENCY (docs/protocol.md §11.9): a new session with the same peer takes
+  // over `from`'s connection table and flows as they are (their ids, sequence
+  // state and sockets), instead of resetting them. A peer that lost its state
+  // answers their next packets with RST. False, changing nothing, when `from`
+  // has no table or `to` already has connections.
+  bool move_session(std::uint64_t from, std::uint64_t to);
   // `session` heard from its peer again after an outage (docs/protocol.md
   // §11.4): its connections whose retransmissions backed off resend now
   // rather than at the backed-off deadline (up to a minute away). Returns how

@@ -7,7 +7,7 @@
 //               → the responder's SEQUENCE_NEG completes it
 //   silent      a session whose peer left a probe unanswered stays; the
 //               initiator looks for the peer by discovery meanwhile, a new
-//               attempt every kSilentRetry (on_session_timer →
+//               attempt after each EMERGENCY backoff (on_session_timer →
 //               start_discovery). A RESPONSE then is held while probes ask
 //               the old session (on_held_response): answered, the path was
 //               down; unanswered, the peer restarted and the new session
@@ -32,16 +32,6 @@ namespace {
 // Sessions with peers that have no [[peer]] entry (accepted by their PSK's
 // prefixes): capped, so a PSK holder cannot exhaust sockets and memory.
 constexpr std::size_t kMaxUnlistedSessions = 256;
-constexpr Duration kDiscoveryRetryDelay = seconds(2);
-constexpr Duration kDiscoveryRetryMax = seconds(30);
-
-// After `failures` failed attempts in a row: 2 s, doubling, at most 30 s. A
-// peer that is down is asked a few times a minute, not for ever every 2 s.
-Duration retry_delay(unsigned failures) {
-  Duration d = kDiscoveryRetryDelay;
-  for (unsigned i = 1; i < failures && d < kDiscoveryRetryMax; ++i) d *= 2;
-  return std::min(d, kDiscoveryRetryMax);
-}
 
 // The same UDP address, an IPv4-mapped IPv6 one equal to its IPv4 form.
 bool same_address(const SocketAddress& a, const SocketAddress& b) {
@@ -63,10 +53,11 @@ std::string_view refusal_reason(const discovery::ResponderCounters& a,
   return "refused";
 }
 
-// While the peer of our session is silent, a new discovery attempt every
-// kSilentRetry: a peer that restarted, or is back after a long absence, is
-// found within about this (plus the restart check) of being reachable.
-constexpr Duration kSilentRetry = milliseconds(500);
+// While the peer of our session is silent, discovery attempts follow the
+// EMERGENCY backoff (session_state.h: 0.5 s doubling, jittered, at most 30 s):
+// a restarted peer is found within about the current wait (plus the restart
+// check) of being reachable, at once if anything of it arrives
+// (on_path_activity).
 
 // A RESPONSE that came while our session was silent is held while
 // kRestartProbes probes, spread over the hold, ask that session whether the
@@ -100,8 +91,11 @@ bool Tunnel::looking_for(const Peer& p) const {
 
 void Tunnel::start_discovery(Peer& p, bool retry) {
   drop_held(p);
+  if (p.session_id == 0) report(p, session::Cause::kDiscoveryStarted);  // CONNECTING
   p.initiator.emplace(*p.psks, offered_features_, rng_);
   p.discovery_started = now();
+  // Looking for a silent peer: the wait before the next attempt.
+  p.retry_wait = next_backoff(session::Strategy::kEmergency, p.state.attempts());
   send_discovery(p.initiator->start(unix_ms(), now()), *p.config->endpoint);
   if (!retry) {
     spdlog::info("discovery started towards {} ({})", p.config->name,
@@ -118,14 +112,15 @@ void Tunnel::arm_discovery_timer(Peer& p) {
   const bool silent_session = p.session_id != 0 && looking_for(p);
   if (awaiting_answer(*p.initiator)) {
     due = p.initiator->next_expiry();
-    // Looking for the peer of a silent session: a new attempt every
-    // kSilentRetry, so a restarted peer is found soon after it is back.
+    // Looking for the peer of a silent session: the next attempt after the
+    // EMERGENCY backoff, so a restarted peer is found soon after it is back.
     if (silent_session && p.initiator->state() == discovery::Initiator::State::kInitiated)
-      due = std::min(due, p.discovery_started + kSilentRetry);
+      due = std::min(due, p.discovery_started + p.retry_wait);
   } else if (p.initiator->state() == discovery::Initiator::State::kFailed && looking_for(p)) {
     // An attempt failed: the peer of a silent session is asked again after
-    // kSilentRetry; with no session, backing off.
-    due = now() + (silent_session ? kSilentRetry : retry_delay(p.discovery_failures));
+    // its backoff; with no session, backing off from 2 s.
+    due = silent_session ? std::max(now(), p.discovery_started + p.retry_wait)
+                         : now() + p.retry_wait;
   }
   if (due == kNever) return;
   p.discovery_timer = loop_.add_timer_at(due, [this, &p] {
@@ -136,24 +131,36 @@ void Tunnel::arm_discovery_timer(Peer& p) {
 
 void Tunnel::on_discovery_timer(Peer& p) {
   if (!p.initiator) return;
+  const bool silent_session = p.session_id != 0 && looking_for(p);
+  if (silent_session && p.initiates() && now() >= p.discovery_started + p.retry_wait &&
+      (p.initiator->state() == discovery::Initiator::State::kFailed ||
+       p.initiator->state() == discovery::Initiator::State::kInitiated)) {
+    // The attempt of the search went unanswered: the next one (EMERGENCY).
+    ++p.discovery_failures;
+    report(p, session::Cause::kAttemptFailed,
+           fmt::format("session with a silent peer: {} discovery attempts (EMERGENCY) got no "
+                       "answer; the session waits for it until the dead-peer timeout",
+                       session::kMaxAttempts));
+    start_discovery(p, true);
+    return;
+  }
   if (p.initiator->state() == discovery::Initiator::State::kFailed) {
     if (p.initiates() && looking_for(p)) start_discovery(p, p.session_id != 0);  // the retry
     return;
   }
-  if (p.session_id != 0 && looking_for(p) && p.initiates() &&
-      p.initiator->state() == discovery::Initiator::State::kInitiated &&
-      now() >= p.discovery_started + kSilentRetry) {
-    start_discovery(p, true);  // the next attempt of the search
-    return;
-  }
   if (awaiting_answer(*p.initiator) && p.initiator->next_expiry() <= now()) {
     if (auto again = p.initiator->on_expiry(now())) send_discovery(*again, *p.config->endpoint);
-    if (p.initiator->state() == discovery::Initiator::State::kFailed && looking_for(p)) {
+    if (p.initiator->state() == discovery::Initiator::State::kFailed && looking_for(p) &&
+        p.session_id == 0) {
       ++p.discovery_failures;
+      report(p, session::Cause::kAttemptFailed,
+             fmt::format("{} discovery attempts in a row got no answer; still trying, every {} s "
+                         "at most",
+                         kRecoveryAttempts, session::kMaxBackoff / seconds(1)));
+      p.retry_wait = next_backoff(session::Strategy::kNone, static_cast<int>(p.discovery_failures));
       warn_log_.log(now(), "discovery.failed", spdlog::level::warn,
-                    "discovery towards {} got no answer; retrying in {} s", p.config->name,
-                    retry_delay(p.discovery_failures) / seconds(1));
-      if (p.discovery_failures == kRecoveryAttempts) recovery_failed(p);
+                    "discovery towards {} got no answer; retrying in {} ms", p.config->name,
+                    p.retry_wait / milliseconds(1));
     }
   }
   arm_discovery_timer(p);
@@ -259,6 +266,7 @@ void Tunnel::on_held_response(Peer& p) {
   while (index < peers_.size() && &peers_[index] != &p) ++index;
   if (index == peers_.size()) return;
   spdlog::info("{} answers discovery but not our session: it restarted", p.config->name);
+  report(p, session::Cause::kPeerRestarted);  // CLOSING: its connections are reset
   add_session(std::move(held.session), held.source, index, held.psk_index);
   send_discovery(held.confirm, held.source);
   arm_discovery_timer(p);
@@ -280,6 +288,7 @@ void Tunnel::on_peer_back(SessionEntry& e) {
   if (!e.peer) return;
   Peer& p = peers_[*e.peer];
   if (p.session_id != e.id) return;
+  report(p, session::Cause::kRecovered);
   spdlog::info("session {} with {}: the peer answers again{}", short_id(e.id), p.config->name,
                resent == 0 ? std::string() : fmt::format("; {} connection(s) resend now", resent));
   drop_held(p);
@@ -396,6 +405,7 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
     p.session_id = id;
     p.session_since = now();
     p.discovery_failures = 0;
+    report(p, session::Cause::kSessionEstablished);
     address = pc.virtual_address;
     // Our own discovery towards this peer is moot now.
     if (p.initiator && p.initiator->state() == discovery::Initiator::State::kInitiated) {
@@ -415,6 +425,7 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
   e->session = std::move(s);
   SessionEntry& entry = sessions_.insert(std::move(e), address);
   bridge_->add_session(id, initiator ? SessionRole::kInitiator : SessionRole::kResponder);
+  if (peer) adopt_connections(peers_[*peer], entry);
   ++stats_.sessions_established;
   spdlog::info("session {} established with {} ({}) using PSK {} as {}, clock offset {:+d} ms",
                short_id(id), remote.ip.to_string(),
@@ -430,15 +441,27 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
   if (!initiator) send_sequence_confirm(entry);
 }
 
-void Tunnel::remove_session(std::uint64_t id, const char* why) {
+void Tunnel::remove_session(std::uint64_t id, const char* why, Connections c) {
   std::unique_ptr<SessionEntry> e = sessions_.remove(id);
   if (e == nullptr) return;
+  Peer* peer = peers_.with_session(id);
   spdlog::info("session {} with {} closed: {}", short_id(id), e->remote.ip.to_string(), why);
   audit("session_ended", *e, "info", {{"reason", why}});
   notify(TunnelEvent::Kind::kSessionDown, *e, why);
-  if (Peer* p = peers_.with_session(id)) p->session_id = 0;
+  if (Peer* p = peer) {
+    p->session_id = 0;
+    if (c == Connections::kKeep) {
+      park_connections(*p, id);
+    } else if (p->state.state() != session::State::kClosing) {
+      report(*p, session::Cause::kSessionEnded);
+    }
+    // A peer we do not initiate to is waited for; one we do, looked for by
+    // whoever removed the session (start_discovery: CONNECTING).
+    if (!p->initiates()) report(*p, session::Cause::kAwaitingPeer);
+  }
   if (e->timer != kNoTimer) loop_.cancel_timer(e->timer);
-  bridge_->remove_session(id);  // its applications' connections are reset
+  // Its applications' connections are reset, unless kept for the peer's next session.
+  if (peer == nullptr || c == Connections::kReset) bridge_->remove_session(id);
   ++stats_.sessions_lost;
   // The Session's keys are wiped by their owners' destructors as `e` goes.
 }
@@ -463,17 +486,6 @@ std::string Tunnel::peer_name(const SessionEntry& e) const {
 void Tunnel::notify(TunnelEvent::Kind kind, const SessionEntry& e, std::string_view reason) {
   if (!on_event_) return;
   on_event_(TunnelEvent{kind, peer_name(e), e.id, e.remote, std::string(reason)});
-}
-
-void Tunnel::recovery_failed(const Peer& p) {
-  const std::string reason = fmt::format("{} discovery attempts in a row got no answer; still trying",
-                                         kRecoveryAttempts);
-  spdlog::warn("{}: {}", p.config->name, reason);
-  if (audit_ != nullptr) {
-    audit_->record("recovery_failed", "warning",
-                   {{"peer", p.config->name}, {"details", {{"reason", reason}}}});
-  }
-  if (on_event_) on_event_(TunnelEvent{TunnelEvent::Kind::kRecoveryFailed, p.config->name, 0, p.config->endpoint, reason});
 }
 
 std::optional<bool> Tunnel::admin_up(std::string_view name) const {

@@ -92,6 +92,7 @@ void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, Sen
       audit_drop("packet_rejected", source, "discovery_on_a_hopping_port");
       return;
     }
+    on_path_activity(source);  // before it is answered: a search waiting to retry goes now
     if (type == wire::PacketType::kDiscovery) on_discovery(datagram, source);
     if (type == wire::PacketType::kDiscoveryResponse) on_response(datagram, source);
     if (type == wire::PacketType::kDiscoveryConfirm) on_confirm(datagram, source);
@@ -101,6 +102,7 @@ void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, Sen
   if (e == nullptr) {
     ++stats_.no_session;
     audit_drop("packet_rejected", source, "unknown_session");
+    on_path_activity(source);
     return;
   }
   on_session_packet(*e, datagram, source, local_port);
@@ -170,9 +172,11 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
       // The session took the peer's clock reading; answer at once, from the
       // offset it may just have corrected. A RESYNC it set off moved its timer.
       if (r->answer_time_sync) send_time_sync_response(e, *r->answer_time_sync);
+      track_time_sync(e);
       arm_session_timer(e);
       return;
     case wire::PacketType::kTimeSyncResponse:
+      track_time_sync(e);
       arm_session_timer(e);  // a RESYNC asks again within a second
       return;
     case wire::PacketType::kRekeyRequest:

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "core/common/time.h"
 #include "core/discovery/initiator.h"
 #include "core/session/session.h"
+#include "core/session/session_state.h"
 #include "core/discovery/psk_set.h"
 #include "daemon/config/config.h"
 #include "daemon/os/sys_error.h"
@@ -33,6 +35,13 @@ struct Peer {
   // Discovery attempts that failed in a row (no answer within the discovery
   // timeout): the retry waits 2 s, 4 s, 8 s, 16 s, then 30 s each time.
   unsigned discovery_failures = 0;
+  // What the peer's session is doing (core/session/session_state.h): the
+  // daemon reports to it (Tunnel::report) and acts on what it says.
+  session::SessionStateMachine state{session::State::kListening, session::Cause::kAwaitingPeer, 0};
+  std::string error_reason;  // why it last went to ERROR, for logs and status
+  // The wait before the next attempt of a search for a silent peer (EMERGENCY),
+  // drawn (backoff with jitter) when the attempt started.
+  Duration retry_wait = 0;
   std::uint64_t session_id = 0;        // its session now, 0 for none
   // Where its newest session came from (kept after the session ends): the
   // frame filter lets this address's discovery past the all-sources cap.
@@ -56,6 +65,11 @@ struct Peer {
   };
   std::optional<HeldResponse> held;
   TimerId held_timer = kNoTimer;
+  // EMERGENCY (docs/protocol.md §11.9): the connections of a session lost at
+  // the dead-peer timeout, kept for the next session with this peer
+  // (StreamBridge::move_session), for at most another dead-peer timeout.
+  std::uint64_t parked_session = 0;
+  TimerId parked_timer = kNoTimer;
 
   // Whether we start discovery towards it (and restart it when its session dies).
   bool initiates() const {

@@ -137,6 +137,7 @@ SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
     std::unique_ptr<Peer> gone = peers_.release(i);
     if (gone != nullptr && gone->discovery_timer != kNoTimer) loop_.cancel_timer(gone->discovery_timer);
     if (gone != nullptr && gone->held_timer != kNoTimer) loop_.cancel_timer(gone->held_timer);
+    if (gone != nullptr) drop_parked(*gone);  // its kept connections are reset
   }
 
   // 3. The new configuration in force.

@@ -68,6 +68,11 @@ struct SessionEntry {
     std::vector<std::uint8_t> packet;  // the inner IP packet
   };
   std::vector<Stranded> stranded;
+  // RESYNC as the state machine sees it (Tunnel::track_time_sync): the time
+  // sync counters when it last looked.
+  std::uint64_t resync_requests_seen = 0;
+  std::uint64_t resyncs_given_up_seen = 0;
+  std::uint64_t resync_responses_seen = 0;  // measurements when it gave up
 };
 
 inline constexpr std::size_t kMaxStrandedFlows = 16;

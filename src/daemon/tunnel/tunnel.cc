@@ -126,6 +126,7 @@ Tunnel::~Tunnel() {
   for (std::size_t i = 0; i < peers_.size(); ++i) {
     if (peers_[i].discovery_timer != kNoTimer) loop_.cancel_timer(peers_[i].discovery_timer);
     if (peers_[i].held_timer != kNoTimer) loop_.cancel_timer(peers_[i].held_timer);
+    if (peers_[i].parked_timer != kNoTimer) loop_.cancel_timer(peers_[i].parked_timer);
   }
   if (window_timer_ != kNoTimer) loop_.cancel_timer(window_timer_);
   if (keepalive_timer_ != kNoTimer) loop_.cancel_timer(keepalive_timer_);
@@ -148,7 +149,8 @@ SysResult<void> Tunnel::start() {
   so.connection.send_buffer = std::size_t{config_->protocol.max_window_mb} << 20;
   so.connection.receive_buffer = so.connection.send_buffer;
   so.connection.max_retransmissions =
-      retransmissions_spanning(session_config_.dead_after, so.connection.rto);
+      // The session's lifetime and as long again parked (EMERGENCY).
+      retransmissions_spanning(2 * session_config_.dead_after, so.connection.rto);
   auto bridge = StreamBridge::create(so, *this, loop_, tcp_, rng_);
   if (!bridge)
     return sys_fail_plain(bridge.error().sys_errno, "transparent TCP: " + bridge.error().message);
@@ -200,7 +202,12 @@ SysResult<void> Tunnel::start() {
 
   // 4. Discovery towards the peers we initiate to.
   for (std::size_t i = 0; i < peers_.size(); ++i) {
-    if (peers_[i].initiates()) start_discovery(peers_[i]);
+    if (peers_[i].initiates()) {
+      start_discovery(peers_[i]);  // CONNECTING
+    } else {
+      peers_[i].state = session::SessionStateMachine(session::State::kListening,
+                                                     session::Cause::kAwaitingPeer, now());
+    }
   }
   spdlog::info("listening for discovery on {} ({} PSK{}, {} peer{})",
                discovery_socket_->local_address().to_string(), psks_.size(),
@@ -238,6 +245,7 @@ void Tunnel::on_clock_step(std::int64_t step_us) {
   const auto step_ms = static_cast<std::int32_t>(day_step);
   sessions_.for_each([&](SessionEntry& e) {
     e.session->on_clock_step(step_ms, now());
+    track_time_sync(e);
     arm_session_timer(e);
   });
   if (window_timer_ != kNoTimer) loop_.cancel_timer(window_timer_);
@@ -361,9 +369,21 @@ void Tunnel::on_session_timer(std::uint64_t id) {
     const session::Session::Expiry x = e->session->on_expiry(t);
     if (x.dead) {
       const std::optional<std::size_t> peer = e->peer;
-      remove_session(id, "peer stopped answering");
+      if (peer && peers_[*peer].session_id == id) {
+        // Keys and schedule cannot be resumed: EMERGENCY. The connections
+        // wait for the next session with the peer (docs/protocol.md §11.9).
+        report(peers_[*peer], session::Cause::kSessionLost);
+        remove_session(id, "peer stopped answering; its connections are kept for the next session",
+                       Connections::kKeep);
+      } else {
+        remove_session(id, "peer stopped answering");
+      }
       if (peer && peers_[*peer].initiates()) start_discovery(peers_[*peer]);
       return;
+    }
+    if (x.silent && e->peer && peers_[*e->peer].session_id == id &&
+        !peers_[*e->peer].initiates()) {
+      report(peers_[*e->peer], session::Cause::kPeerSilent);  // RECOVERING (EMERGENCY): waits
     }
     if (x.silent && e->peer && peers_[*e->peer].initiates()) {
       // The session stays (its connections wait out an outage); discovery
@@ -373,6 +393,7 @@ void Tunnel::on_session_timer(std::uint64_t id) {
                    "discovery in case it restarted",
                    short_id(id), p.config->name, p.config->name);
       p.discovery_failures = 0;
+      report(p, session::Cause::kPeerSilent);  // RECOVERING (EMERGENCY), attempt 1
       start_discovery(p);
       e = sessions_.find(id);
       if (e == nullptr) return;
@@ -383,7 +404,10 @@ void Tunnel::on_session_timer(std::uint64_t id) {
     }
     if (x.probe || x.send_heartbeat)
       send_heartbeat(*e, x.probe ? Heartbeat::kProbe : Heartbeat::kRegular);
-    if (x.send_time_sync) send_time_sync_request(*e);
+    if (x.send_time_sync) {
+      send_time_sync_request(*e);
+      track_time_sync(*e);
+    }
     if (x.send_rekey) send_rekey(*e);
   }
   arm_session_timer(*e);

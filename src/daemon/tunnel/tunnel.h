@@ -14,6 +14,8 @@
 //   inbound.cc    datagrams → sessions → TUN or connections
 //   discovery.cc  discovery as initiator and as responder, session set-up
 //   roaming.cc    path validation: a responder's peer moves to a new address
+//   recovery.cc   the peers' session state machines: reporting to them, ERROR,
+//                 a returning path, RESYNC as time sync runs it
 //
 // Everything reaches the outside world through the interfaces it is given
 // (EventLoop, Clock, TunDevice, a socket factory, TcpEndpoints, EbpfPath), so
@@ -34,6 +36,7 @@
 #include "core/crypto/random.h"
 #include "core/discovery/responder.h"
 #include "core/session/session.h"
+#include "core/session/session_state.h"
 #include "daemon/config/config.h"
 #include "daemon/ebpf/ebpf_path.h"
 #include "daemon/log/security_audit.h"
@@ -67,9 +70,10 @@ struct TunnelEvent {
   std::string reason;
 };
 
-// Unanswered discovery attempts towards a configured peer after which a
-// kRecoveryFailed event says so (once; discovery keeps trying).
-inline constexpr std::uint32_t kRecoveryAttempts = 5;
+// Unanswered discovery attempts towards a configured peer after which its
+// state is ERROR and a kRecoveryFailed event says so (once; discovery keeps
+// trying, every 30 s at most).
+inline constexpr std::uint32_t kRecoveryAttempts = session::kMaxAttempts;
 
 struct TunnelDeps {
   EventLoop& loop;     // and its now(): the daemon's one monotonic clock
@@ -249,6 +253,25 @@ class Tunnel : private StreamHost {
                         std::uint16_t local_port);
   void roam(SessionEntry& e, const SocketAddress& source, std::uint16_t local_port);
 
+  // recovery.cc: the state machines (core/session/session_state.h).
+  // Applies `cause` to the peer's machine and logs the change; entering
+  // ERROR logs `reason`, records it and raises kRecoveryFailed.
+  void report(Peer& p, session::Cause cause, std::string_view reason = {});
+  // The wait before the next attempt of `s`, jittered from rng_.
+  Duration next_backoff(session::Strategy s, int attempt);
+  // A datagram came from `source` outside any session: a peer we are
+  // waiting to retry towards is asked again now (its path returned).
+  void on_path_activity(const SocketAddress& source);
+  // After the session's time sync moved: RESYNC started, an attempt, given
+  // up or done, reported to the peer's machine.
+  void track_time_sync(SessionEntry& e);
+  // EMERGENCY: `id`'s connections wait for the peer's next session (at most
+  // a dead-peer timeout, then they are reset); adopt_connections hands them
+  // to `id`, a new session with the peer.
+  void park_connections(Peer& p, std::uint64_t id);
+  void adopt_connections(Peer& p, SessionEntry& e);
+  void drop_parked(Peer& p);
+
   // discovery.cc: both roles, and sessions coming and going.
   bool looking_for(const Peer& p) const;
   // `retry`: a further attempt of a search under way (not logged again).
@@ -265,7 +288,10 @@ class Tunnel : private StreamHost {
   void on_sequence_confirm(SessionEntry& e, const wire::Body& body);
   void add_session(std::unique_ptr<session::Session> s, const SocketAddress& remote,
                    std::optional<std::size_t> peer, std::size_t psk_index);
-  void remove_session(std::uint64_t id, const char* why);
+  // kReset resets the session's connections; kKeep parks them with its
+  // peer for the next session (EMERGENCY, park_connections).
+  enum class Connections : std::uint8_t { kReset, kKeep };
+  void remove_session(std::uint64_t id, const char* why, Connections c = Connections::kReset);
   void audit(std::string_view event, const SessionEntry& e, std::string_view severity,
              const nlohmann::json& details);
   // Counts a refused or dropped datagram from `source` for the audit trail.
@@ -274,7 +300,7 @@ class Tunnel : private StreamHost {
   // for a peer without an entry the address it claimed (else where it is).
   std::string peer_name(const SessionEntry& e) const;
   void notify(TunnelEvent::Kind kind, const SessionEntry& e, std::string_view reason);
-  void recovery_failed(const Peer& p);
+  void recovery_failed(const Peer& p, std::string_view reason);
   void audit_drop(std::string_view event, const SocketAddress& source, std::string_view reason);
 
   // StreamHost (tunnel.cc, outbound.cc).

@@ -52,6 +52,7 @@ peer: bob
   endpoint: 192.0.2.2:1025
   virtual addresses: 10.99.0.2
   psk: main
+  state: established, cause session_established
   session: 9f3c01a2 (initiator)
   established: 1 minute, 10 seconds ago
   last packet received: 180 ms ago
@@ -97,6 +98,9 @@ TEST(ControlTextTest, NonZeroDropsAndUserspacePathAndPeersWithoutSessions) {
   carol["name"] = "carol";
   carol["endpoint_configured"] = "192.0.2.3:1025";
   carol["session"] = nullptr;
+  carol["state"]["state"] = "connecting";
+  carol["state"]["cause"] = "attempt_failed";
+  carol["state"]["attempts"] = 2;
   Json stranger = bob;
   stranger["name"] = "10.99.0.9";
   stranger["configured"] = false;
@@ -122,7 +126,7 @@ TEST(ControlTextTest, NonZeroDropsAndUserspacePathAndPeersWithoutSessions) {
       << text;
   EXPECT_NE(
       text.find("\npeer: carol\n  endpoint: 192.0.2.3:1025 (configured)\n  virtual addresses: "
-                "10.99.0.2\n  psk: main\n  no session\n"),
+                "10.99.0.2\n  psk: main\n  state: connecting, attempt 2, cause attempt_failed\n  no session\n"),
       std::string::npos)
       << text;
   EXPECT_NE(text.find("\npeer: 10.99.0.9 (not configured)\n  endpoint: 198.51.100.7:40000\n"),
