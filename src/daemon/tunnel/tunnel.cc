@@ -92,8 +92,10 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
       psks_(std::move(psks)),
       peers_(std::move(peers)),
       mtu_(mtu),
-      pool_(kPoolBuffers,
-            std::max<std::size_t>(mtu + wire::kOverhead + 64, wire::kMaxDiscoveryDatagram + 64)),
+      // Every buffer holds the largest datagram any peer may send (§2): a peer
+      // whose MTU is larger than ours is never truncated. What is larger still
+      // is junk, counted as truncated.
+      pool_(kPoolBuffers, std::max<std::size_t>(mtu + wire::kOverhead, wire::kMaxDatagramSize) + 64),
       warn_log_(5, seconds(10)),
       sessions_(&config),
       bind_socket_(std::move(deps.bind_socket)) {
