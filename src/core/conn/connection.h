@@ -70,6 +70,10 @@ struct Event {
 struct ConnectionConfig {
   std::uint16_t id = 1;                          // 1..4095
   std::size_t mss = 1360;                        // segment payload bytes: path MTU - IP/UDP - 60
+  // The largest segment payload to send, when below mss (0: mss): the
+  // session's path MTU less our overhead (§11.9). mss stays the largest the
+  // receiver takes, which the peer's segments never exceed.
+  std::size_t send_mss = 0;
   std::size_t send_buffer = 2 * 1024 * 1024;     // bytes the application may queue
   std::size_t receive_buffer = 2 * 1024 * 1024;  // bytes of receive window
   // All connections' buffers together (memory_budget.h); unbounded if null.

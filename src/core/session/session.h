@@ -17,6 +17,7 @@
 #include "core/hop/key_schedule.h"
 #include "core/hop/port_schedule.h"
 #include "core/session/delay_estimator.h"
+#include "core/session/pmtu_search.h"
 #include "core/session/time_sync.h"
 #include "core/wire/messages.h"
 
@@ -37,6 +38,13 @@ struct SessionConfig {
   // The initiator sends a path keepalive in every window it has nothing else
   // to send in (docs/protocol.md §11.6): what keeps it reachable behind NAT.
   bool path_keepalive = true;
+  // The largest datagram this host can send and receive (its interface MTU
+  // less IP and UDP headers): what it advertises in PMTU_PROBE and PMTU_ACK
+  // and the upper end of its own path MTU search (§11.9).
+  std::size_t max_datagram = wire::kMaxDatagramSize;
+  // false: no PMTU_PROBEs; the session keeps the base size (tests of the
+  // other timers turn the search off to see those alone).
+  bool path_mtu_search = true;
 };
 
 // Liveness (docs/protocol.md §11.4). An answer is overdue after
@@ -62,6 +70,8 @@ struct SessionStats {
   std::uint64_t heartbeats_sent = 0;
   std::uint64_t heartbeats_received = 0;
   std::uint64_t path_keepalives_sent = 0;
+  std::uint64_t pmtu_probes_sent = 0;
+  std::uint64_t pmtu_acks_received = 0;
 };
 
 class Session {
@@ -137,6 +147,26 @@ class Session {
   // awaiting an answer (it never starts liveness probes). Size as make_heartbeat.
   Result<std::size_t> make_path_keepalive(MutableBytes out, std::int64_t now_unix_ms, TimePoint now);
 
+  // Path MTU (§11.9): the largest datagram to send the peer now, confirmed
+  // by a PMTU_ACK (the base size before any). Every datagram of the session
+  // (connection segments, DATAGRAMs, fragments) fits in it.
+  std::size_t max_datagram() const { return pmtu_.current(); }
+  const PmtuSearch& pmtu() const { return pmtu_; }
+  // How long a PMTU_PROBE waits for its ACK: 3 RTT within [250 ms, 3 s].
+  Duration pmtu_probe_timeout() const;
+  // Writes the PMTU_PROBE `probe` (from Expiry::pmtu_probe) into `out`, which
+  // must hold probe.size bytes, and returns its size (probe.size). It awaits
+  // no answer as liveness goes (it does not count as sending).
+  Result<std::size_t> make_pmtu_probe(MutableBytes out, const PmtuSearch::Probe& probe,
+                                      std::int64_t now_unix_ms, TimePoint now);
+  // Writes the PMTU_ACK `ack` (from Received::answer_pmtu) into `out` (at
+  // least 68 bytes) and returns its size. Not counted as sending.
+  Result<std::size_t> make_pmtu_ack(MutableBytes out, const wire::PmtuAckBody& ack,
+                                    std::int64_t now_unix_ms, TimePoint now);
+  // The probe `id` could not be sent (EMSGSIZE): its size fails at once.
+  // Returns true when max_datagram() changed.
+  bool on_pmtu_send_failed(std::uint32_t id, TimePoint now);
+
   // What an authenticated packet asks of the caller.
   struct Received {
     wire::Header header;
@@ -145,6 +175,9 @@ class Session {
     // A TIME_SYNC_REQUEST arrived: answer it now (make_time_sync_response).
     std::optional<wire::TimeSyncRequestBody> answer_time_sync;
     bool restored = false;  // the first packet from a silent peer: it is back
+    // A PMTU_PROBE arrived: send this PMTU_ACK now (make_pmtu_ack).
+    std::optional<wire::PmtuAckBody> answer_pmtu;
+    bool pmtu_changed = false;  // a PMTU_ACK changed max_datagram()
   };
 
   // Authenticates and decrypts a datagram addressed to this session (its header
@@ -163,6 +196,9 @@ class Session {
     bool suspect = false;  // the peer just became suspect (kProbes went unanswered)
     bool dead = false;
     bool send_time_sync = false;  // send make_time_sync_request now
+    // Send this PMTU_PROBE now (make_pmtu_probe).
+    std::optional<PmtuSearch::Probe> pmtu_probe;
+    bool pmtu_changed = false;  // max_datagram() changed (a black hole was found)
   };
   Expiry on_expiry(TimePoint now);
 
@@ -215,6 +251,7 @@ class Session {
   PeerTimeSync time_sync_;
   int peer_delay_allowance_ = 1;
   std::uint16_t negotiation_seq_ = 0;
+  PmtuSearch pmtu_;
 
   TimePoint last_received_;
   TimePoint last_sent_;

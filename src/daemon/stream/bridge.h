@@ -137,6 +137,9 @@ class StreamBridge {
   // A session came up / went away (its flows are reset, their applications
   // get an RST).
   void add_session(std::uint64_t session, SessionRole role);
+  // The session's path MTU changed: connections opened from now on send
+  // segments of at most `bytes` payload (docs/protocol.md §11.9).
+  void set_send_mss(std::uint64_t session, std::size_t bytes);
   void remove_session(std::uint64_t session);
   // `session` heard from its peer again after an outage (docs/protocol.md
   // §11.4): its connections whose retransmissions backed off resend now

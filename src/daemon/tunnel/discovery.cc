@@ -415,6 +415,8 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
   e->session = std::move(s);
   SessionEntry& entry = sessions_.insert(std::move(e), address);
   bridge_->add_session(id, initiator ? SessionRole::kInitiator : SessionRole::kResponder);
+  // Until the path MTU search confirms more, segments fit the base size (§11.9).
+  bridge_->set_send_mss(id, std::min<std::size_t>(entry.session->max_datagram() - wire::kOverhead, mtu_));
   ++stats_.sessions_established;
   spdlog::info("session {} established with {} ({}) using PSK {} as {}, clock offset {:+d} ms",
                short_id(id), remote.ip.to_string(),

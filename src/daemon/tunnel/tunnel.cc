@@ -111,6 +111,8 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
   session_config_.time_sync.tolerance_ms = static_cast<std::int32_t>(config.protocol.time_sync_tolerance_ms);
   session_config_.dead_after = milliseconds(config.protocol.heartbeat_timeout_ms);
   session_config_.path_keepalive = config.protocol.path_keepalive;
+  // The largest datagram we send or receive: what our interface carries (§11.9).
+  session_config_.max_datagram = std::min<std::size_t>(mtu + wire::kOverhead, wire::kMaxDatagramSize);
 }
 
 Tunnel::~Tunnel() {
@@ -362,6 +364,8 @@ void Tunnel::on_session_timer(std::uint64_t id) {
     if (x.probe || x.send_heartbeat)
       send_heartbeat(*e, x.probe ? Heartbeat::kProbe : Heartbeat::kRegular);
     if (x.send_time_sync) send_time_sync_request(*e);
+    if (x.pmtu_changed) on_pmtu_changed(*e);
+    if (x.pmtu_probe) send_pmtu_probe(*e, *x.pmtu_probe);
   }
   arm_session_timer(*e);
 }
