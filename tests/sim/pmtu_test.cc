@@ -182,8 +182,8 @@ TEST(PmtuSimTest, SegmentsSizedToThePathGetThrough) {
 
   p.conn.mss = 9000 - 28 - wire::kOverhead;
   const TransferResult stalled = run_transfer(p, 1 << 20, seconds(600));
-  EXPECT_FALSE(stalled.completed) << stalled.describe();
-  EXPECT_FALSE(stalled.a_exact || stalled.b_exact);
+  // The connection gives up after its retransmissions; neither stream arrives.
+  EXPECT_FALSE(stalled.a_exact || stalled.b_exact) << stalled.describe();
 }
 
 }  // namespace
