@@ -4,8 +4,8 @@
 #   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. the end-to-end tests in network namespaces (tests/e2e/run.sh for the
 #      packet path, tests/e2e/stream.sh for transparent TCP, tests/e2e/nat.sh
-#      for an initiator behind NAT, each on the eBPF and the user-space
-#      receive path; tests/e2e/flood.sh; tests/e2e/control.sh
+#      for an initiator behind NAT, tests/e2e/mtu.sh for path MTU discovery
+#      across different MTUs, each on the eBPF and the user-space receive path; tests/e2e/flood.sh; tests/e2e/control.sh
 #      for status, reload, metrics and stop; tests/e2e/snmp.sh for the AgentX
 #      subagent with a real snmpd; tests/e2e/ntp.sh for the NTP client against
 #      chronyd and a lying server, and peer time sync),
@@ -47,7 +47,7 @@ echo "== end-to-end tests in network namespaces"
 e2e_log=$(mktemp)
 e2e_passed=0
 for path in ebpf userspace; do
-  for script in run.sh stream.sh nat.sh; do
+  for script in run.sh stream.sh nat.sh mtu.sh; do
     echo "== e2e: $script, receive path $path"
     E2E_RECEIVE_PATH=$path bash "tests/e2e/$script" | tee "$e2e_log"
     e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))

@@ -17,7 +17,7 @@
 
 #define BW_VERSION 0x01
 #define BW_FIRST_TYPE 0x01
-#define BW_LAST_TYPE 0x1A
+#define BW_LAST_TYPE 0x1C
 #define BW_TYPE_FRAGMENT 0x08
 #define BW_TYPE_DISCOVERY 0x0C
 #define BW_TYPE_DISCOVERY_RESPONSE 0x0D
@@ -74,7 +74,7 @@ enum bw_counter {
   /* Verdicts that drop. */
   BW_CTR_DROP_BAD_PORT,        /* destination port not valid for this source now */
   BW_CTR_DROP_BAD_VERSION,     /* version byte is not 0x01 */
-  BW_CTR_DROP_UNKNOWN_TYPE,    /* type byte outside 0x01..0x1A */
+  BW_CTR_DROP_UNKNOWN_TYPE,    /* type byte outside 0x01..0x1C */
   BW_CTR_DROP_BAD_HEADER,      /* reserved byte or flags, connection id, timestamp, session id or
                                 * fragment fields (docs/protocol.md §4.3 rules 2, 4-7) */
   BW_CTR_DROP_TRUNCATED,       /* shorter than header + tag, or than its UDP length says */

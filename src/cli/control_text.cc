@@ -332,6 +332,17 @@ void render_session(const Json& session, Writer& w) {
   }
   if (auto d = count_of(session, "delay_allowance"))
     w.line("delay allowance", plural(*d, "window"));
+  if (const Json* pm = field(session, "path_mtu"); pm != nullptr && pm->is_object()) {
+    if (auto mtu = count_of(*pm, "mtu")) {
+      std::string v = *mtu;
+      if (auto st = field(*pm, "state"); st != nullptr && st->is_string()) {
+        v += " (";
+        v += st->get<std::string>();
+        v += ")";
+      }
+      w.line("path MTU", v);
+    }
+  }
   if (auto ms = number_of(session, "clock_offset_ms")) w.line("clock offset", human_ms(*ms));
   if (const Json* ts = field(session, "time_sync"); ts != nullptr && ts->is_object()) {
     std::string v;

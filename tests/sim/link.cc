@@ -34,6 +34,10 @@ void Link::send(std::vector<std::uint8_t> datagram) {
     ++stats_.filtered;
     return;
   }
+  if (config_.mtu != 0 && datagram.size() + config_.overhead > config_.mtu) {
+    ++stats_.mtu_drops;
+    return;
+  }
   const double wire_bytes = static_cast<double>(datagram.size() + config_.overhead);
   double departure = static_cast<double>(sim_.now());
   if (config_.bandwidth_bps > 0) {

@@ -50,11 +50,15 @@ struct LinkConfig {
   std::uint64_t bandwidth_bps = 0;  // 0: unlimited
   std::size_t queue_bytes = 0;      // 0: unlimited
   std::size_t overhead = 28;        // IPv4 + UDP header bytes per datagram
+  // The link's MTU: a datagram whose IP packet (datagram + overhead) is
+  // larger is dropped, as a router drops a don't-fragment packet. 0: none.
+  std::size_t mtu = 0;
 };
 
 struct LinkStats {
   std::uint64_t offered = 0;
   std::uint64_t filtered = 0;
+  std::uint64_t mtu_drops = 0;
   std::uint64_t queue_drops = 0;
   std::uint64_t random_drops = 0;
   std::uint64_t burst_drops = 0;
@@ -79,6 +83,8 @@ class Link {
 
   const LinkStats& stats() const { return stats_; }
   const LinkConfig& config() const { return config_; }
+  // The path changes: a new MTU from now on (LinkConfig::mtu).
+  void set_mtu(std::size_t mtu) { config_.mtu = mtu; }
   // Bytes waiting for or in the transmitter now (including overhead).
   double backlog_bytes() const;
 

@@ -85,6 +85,8 @@ Body sample_body(PacketType t) {
                              Opening{pattern<32>(0x35), pattern<32>(0x55)}, pattern<16>(0x75)};
     case PacketType::kPathChallenge: return PathChallengeBody{pattern<16>(0x19)};
     case PacketType::kPathResponse: return PathResponseBody{pattern<16>(0x1A)};
+    case PacketType::kPmtuProbe: return PmtuProbeBody{0x1B1B1B1B, 1472, 300};
+    case PacketType::kPmtuAck: return PmtuAckBody{0x1C1C1C1C, 1400, 8972};
   }
   std::abort();
 }

@@ -11,6 +11,12 @@ namespace buckwild::testing {
 
 SessionPair make_session_pair(std::int64_t unix_ms, TimePoint now, std::int64_t skew_ms,
                               const session::SessionConfig& config) {
+  return make_session_pair(unix_ms, now, skew_ms, config, config);
+}
+
+SessionPair make_session_pair(std::int64_t unix_ms, TimePoint now, std::int64_t skew_ms,
+                              const session::SessionConfig& config,
+                              const session::SessionConfig& responder_config) {
   auto psk = [](std::uint64_t seed) {
     crypto::DeterministicRandom rng(seed);
     return discovery::Psk{"psk" + std::to_string(seed), crypto::SecretBytes::random(32, rng)};
@@ -36,7 +42,7 @@ SessionPair make_session_pair(std::int64_t unix_ms, TimePoint now, std::int64_t 
   p.initiator = std::make_unique<session::Session>(
       session::Session::create(std::move(outcome->session), p.initiator_psks->key(0), config, now).value());
   p.responder = std::make_unique<session::Session>(
-      session::Session::create(std::move(*est), p.responder_psks->key(0), config, now).value());
+      session::Session::create(std::move(*est), p.responder_psks->key(0), responder_config, now).value());
   return p;
 }
 

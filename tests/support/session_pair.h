@@ -21,5 +21,9 @@ struct SessionPair {
 // clock reads `skew_ms` more) and builds both sessions. Aborts if discovery fails.
 SessionPair make_session_pair(std::int64_t unix_ms, TimePoint now, std::int64_t skew_ms = 0,
                               const session::SessionConfig& config = {});
+// The same with the responder's own configuration.
+SessionPair make_session_pair(std::int64_t unix_ms, TimePoint now, std::int64_t skew_ms,
+                              const session::SessionConfig& initiator_config,
+                              const session::SessionConfig& responder_config);
 
 }  // namespace buckwild::testing

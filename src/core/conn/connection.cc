@@ -16,7 +16,7 @@ bool config_valid(const ConnectionConfig& c) {
 
 SenderConfig sender_config(const ConnectionConfig& c) {
   SenderConfig s;
-  s.mss = c.mss;
+  s.mss = c.send_mss != 0 ? std::min(c.send_mss, c.mss) : c.mss;
   s.buffer = c.send_buffer;
   s.initial_buffer = c.initial_send_buffer;
   s.memory = c.memory;

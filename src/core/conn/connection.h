@@ -77,6 +77,10 @@ struct ConnectionConfig {
   std::size_t receive_buffer = 32 * 1024 * 1024;  // the largest receive window
   std::size_t initial_send_buffer = 256 * 1024;
   std::size_t initial_receive_window = 256 * 1024;
+  // The largest segment payload to send, when below mss (0: mss): the
+  // session's path MTU less our overhead (§11.10). mss stays the largest the
+  // receiver takes, which the peer's segments never exceed.
+  std::size_t send_mss = 0;
   // All connections' buffers together (memory_budget.h); unbounded if null.
   MemoryBudget* memory = nullptr;
   Duration ack_delay = milliseconds(wire::kAckDelayMs);

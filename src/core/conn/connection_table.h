@@ -58,6 +58,11 @@ class ConnectionTable {
   // contract as Connection::poll_transmit.
   bool poll_transmit(wire::Header& header, MutableBytes body_out, std::size_t& body_len);
 
+  // The largest segment payload connections opened from now on send
+  // (ConnectionConfig::send_mss).
+  void set_send_mss(std::size_t bytes) { config_.send_mss = bytes; }
+  std::size_t send_mss() const { return config_.send_mss; }
+
   // The live connection ids, in opening order.
   const std::vector<std::uint16_t>& ids() const { return active_; }
   std::size_t size() const { return active_.size(); }

@@ -7,6 +7,17 @@
 #include "core/wire/codec.h"
 
 namespace buckwild::session {
+namespace {
+
+// This host's largest datagram, within what the wire allows: a host whose
+// interface carries less than the base size searches (and stays) below it.
+std::size_t local_max(const SessionConfig& c) {
+  return std::clamp(c.max_datagram, wire::kOverhead + wire::kPmtuProbeBodyMinSize,
+                    wire::kMaxDatagramSize);
+}
+
+}  // namespace
+
 Result<Session> Session::create(discovery::Established e, const crypto::SecretBytes& psk,
                                 const SessionConfig& config, TimePoint now) {
   auto keys = SessionKeys::create(e.session_key, e.session_id, e.initiator, e.features, now);
@@ -30,6 +41,7 @@ Session::Session(discovery::Established e, hop::PortSchedule ports, SessionKeys 
       in_dir_(e.initiator ? hop::Direction::kResponderToInitiator : hop::Direction::kInitiatorToResponder),
       next_sequence_(e.initiator ? e.initial_sequence_i2r : e.initial_sequence_r2i),
       time_sync_(config.time_sync, now),
+      pmtu_(wire::kBaseDatagramSize, local_max(config), now),
       last_received_(now),
       last_sent_(now),
       last_heartbeat_(now) {}
@@ -139,6 +151,46 @@ Result<std::size_t> Session::heartbeat(MutableBytes out, std::uint8_t flags,
   return seal_as(h, out, *written, now_unix_ms, now, counts);
 }
 
+Duration Session::pmtu_probe_timeout() const {
+  return std::clamp(3 * rtt(), milliseconds(250), seconds(3));
+}
+
+Result<std::size_t> Session::make_pmtu_probe(MutableBytes out, const PmtuSearch::Probe& probe,
+                                             std::int64_t now_unix_ms, TimePoint now) {
+  if (probe.size < wire::kOverhead + wire::kPmtuProbeBodyMinSize || probe.size > out.size()) {
+    return fail(ErrorCode::kInvalidParameter, "buffer too small for the probe");
+  }
+  wire::PmtuProbeBody b;
+  b.probe_id = probe.id;
+  b.max_datagram = static_cast<std::uint16_t>(local_max(config_));
+  b.padding = static_cast<std::uint16_t>(probe.size - wire::kOverhead - wire::kPmtuProbeBodyMinSize);
+  wire::Header h;
+  h.type = wire::PacketType::kPmtuProbe;
+  const std::size_t body_len = probe.size - wire::kOverhead;
+  auto written = wire::write_body(h, b, out.subspan(wire::kHeaderSize, body_len));
+  if (!written) return std::unexpected(written.error());
+  auto n = seal_as(h, out, *written, now_unix_ms, now, Counts::kNot);
+  if (n) ++stats_.pmtu_probes_sent;
+  return n;
+}
+
+Result<std::size_t> Session::make_pmtu_ack(MutableBytes out, const wire::PmtuAckBody& ack,
+                                           std::int64_t now_unix_ms, TimePoint now) {
+  if (out.size() < wire::kOverhead + wire::kPmtuAckBodySize) {
+    return fail(ErrorCode::kInvalidParameter, "buffer too small for a PMTU_ACK");
+  }
+  wire::Header h;
+  h.type = wire::PacketType::kPmtuAck;
+  h.flags = wire::flags::kAck;
+  auto written = wire::write_body(h, ack, out.subspan(wire::kHeaderSize, wire::kPmtuAckBodySize));
+  if (!written) return std::unexpected(written.error());
+  return seal_as(h, out, *written, now_unix_ms, now, Counts::kNot);
+}
+
+bool Session::on_pmtu_send_failed(std::uint32_t id, TimePoint now) {
+  return pmtu_.on_send_failed(id, now);
+}
+
 Result<std::size_t> Session::make_time_sync_request(MutableBytes out, std::uint32_t challenge,
                                                     std::int64_t now_unix_ms, TimePoint now) {
   if (out.size() < wire::kOverhead + wire::kTimeSyncRequestBodySize) {
@@ -212,7 +264,7 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_
   // One-way delay on our clock: arrival minus (sender's stamp minus the offset).
   delay_.add_sample(hop::circular_delta_ms(now_ms, opened->header.timestamp_ms) + clock_offset_ms_);
 
-  Received r{opened->header, opened->body, false, std::nullopt, restored, false};
+  Received r{opened->header, opened->body, false, std::nullopt, restored, false, std::nullopt, false};
   if (opened->header.type == wire::PacketType::kHeartbeat) {
     auto body = wire::parse_body(opened->header, opened->body);
     if (!body) {
@@ -250,6 +302,25 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_
       case SessionKeys::Answer::kRekeyMessage: r.send_rekey = true; break;
       case SessionKeys::Answer::kHeartbeat: r.answer_heartbeat = true; break;
       case SessionKeys::Answer::kNone: break;
+    }
+  } else if (opened->header.type == wire::PacketType::kPmtuProbe ||
+             opened->header.type == wire::PacketType::kPmtuAck) {
+    auto body = wire::parse_body(opened->header, opened->body);
+    if (!body) {
+      ++stats_.rejected;
+      return std::unexpected(body.error());
+    }
+    if (const auto* probe = std::get_if<wire::PmtuProbeBody>(&*body)) {
+      // PMTU_PROBE: the peer's maximum bounds our search too; answer with
+      // the size that arrived and our own maximum.
+      pmtu_.on_peer_max(probe->max_datagram);
+      r.answer_pmtu = wire::PmtuAckBody{
+          probe->probe_id, static_cast<std::uint16_t>(datagram.size()),
+          static_cast<std::uint16_t>(local_max(config_))};
+    } else {
+      const auto& ack = std::get<wire::PmtuAckBody>(*body);
+      ++stats_.pmtu_acks_received;
+      r.pmtu_changed = pmtu_.on_ack(ack.probe_id, ack.probe_size, ack.max_datagram, now);
     }
   }
   return r;
@@ -292,7 +363,8 @@ Duration Session::answer_wait() const {
 TimePoint Session::next_expiry() const {
   if (dead_) return kNever;
   TimePoint t = std::min({last_received_ + config_.dead_after,
-                          last_heartbeat_ + config_.heartbeat_interval, time_sync_.next_expiry()});
+                          last_heartbeat_ + config_.heartbeat_interval, time_sync_.next_expiry(),
+                          config_.path_mtu_search ? pmtu_.next_expiry(pmtu_probe_timeout()) : kNever});
   t = std::min(t, keys_.next_expiry());
   if (config_.rekey_interval > 0 && !keys_.in_progress() && !keys_.wanted()) {
     t = std::min(t, keys_.key_since() + config_.rekey_interval);
@@ -344,6 +416,13 @@ Session::Expiry Session::on_expiry(TimePoint now) {
     e.send_time_sync = true;
     // Should the caller fail to send, the next try comes in a second, not at once.
     time_sync_.postpone(now);
+  }
+  // Path MTU search: a probe lost, or one due.
+  if (const Duration timeout = pmtu_probe_timeout();
+      config_.path_mtu_search && now >= pmtu_.next_expiry(timeout)) {
+    const std::size_t before = pmtu_.current();
+    e.pmtu_probe = pmtu_.poll(now, timeout);
+    e.pmtu_changed = pmtu_.current() != before;
   }
   return e;
 }

@@ -18,6 +18,7 @@
 #include "core/hop/port_schedule.h"
 #include "core/session/delay_estimator.h"
 #include "core/session/rekey.h"
+#include "core/session/pmtu_search.h"
 #include "core/session/time_sync.h"
 #include "core/wire/messages.h"
 
@@ -41,6 +42,13 @@ struct SessionConfig {
   // Rekey when the key in force is this old (0: only on the packet bound and
   // on request). key_rotation_interval_hours, or testing.rekey_interval_seconds.
   Duration rekey_interval = 0;
+  // The largest datagram this host can send and receive (its interface MTU
+  // less IP and UDP headers): what it advertises in PMTU_PROBE and PMTU_ACK
+  // and the upper end of its own path MTU search (§11.10).
+  std::size_t max_datagram = wire::kMaxDatagramSize;
+  // false: no PMTU_PROBEs; the session keeps the base size (tests of the
+  // other timers turn the search off to see those alone).
+  bool path_mtu_search = true;
 };
 
 // Liveness (docs/protocol.md §11.4). An answer is overdue after
@@ -66,6 +74,8 @@ struct SessionStats {
   std::uint64_t heartbeats_sent = 0;
   std::uint64_t heartbeats_received = 0;
   std::uint64_t path_keepalives_sent = 0;
+  std::uint64_t pmtu_probes_sent = 0;
+  std::uint64_t pmtu_acks_received = 0;
 };
 
 class Session {
@@ -154,6 +164,25 @@ class Session {
   Result<std::size_t> make_rekey(MutableBytes out, crypto::RandomSource& rng,
                                  std::int64_t now_unix_ms, TimePoint now);
   const SessionKeys& keys() const { return keys_; }
+  // Path MTU (§11.10): the largest datagram to send the peer now, confirmed
+  // by a PMTU_ACK (the base size before any). Every datagram of the session
+  // (connection segments, DATAGRAMs, fragments) fits in it.
+  std::size_t max_datagram() const { return pmtu_.current(); }
+  const PmtuSearch& pmtu() const { return pmtu_; }
+  // How long a PMTU_PROBE waits for its ACK: 3 RTT within [250 ms, 3 s].
+  Duration pmtu_probe_timeout() const;
+  // Writes the PMTU_PROBE `probe` (from Expiry::pmtu_probe) into `out`, which
+  // must hold probe.size bytes, and returns its size (probe.size). It awaits
+  // no answer as liveness goes (it does not count as sending).
+  Result<std::size_t> make_pmtu_probe(MutableBytes out, const PmtuSearch::Probe& probe,
+                                      std::int64_t now_unix_ms, TimePoint now);
+  // Writes the PMTU_ACK `ack` (from Received::answer_pmtu) into `out` (at
+  // least 68 bytes) and returns its size. Not counted as sending.
+  Result<std::size_t> make_pmtu_ack(MutableBytes out, const wire::PmtuAckBody& ack,
+                                    std::int64_t now_unix_ms, TimePoint now);
+  // The probe `id` could not be sent (EMSGSIZE): its size fails at once.
+  // Returns true when max_datagram() changed.
+  bool on_pmtu_send_failed(std::uint32_t id, TimePoint now);
 
   // What an authenticated packet asks of the caller.
   struct Received {
@@ -164,6 +193,9 @@ class Session {
     std::optional<wire::TimeSyncRequestBody> answer_time_sync;
     bool restored = false;  // the first packet from a silent peer: it is back
     bool send_rekey = false;  // a REKEY message is owed at once: make_rekey()
+    // A PMTU_PROBE arrived: send this PMTU_ACK now (make_pmtu_ack).
+    std::optional<wire::PmtuAckBody> answer_pmtu;
+    bool pmtu_changed = false;  // a PMTU_ACK changed max_datagram()
   };
 
   // Authenticates and decrypts a datagram addressed to this session (its header
@@ -183,6 +215,9 @@ class Session {
     bool dead = false;
     bool send_time_sync = false;  // send make_time_sync_request now
     bool send_rekey = false;      // send make_rekey now
+    // Send this PMTU_PROBE now (make_pmtu_probe).
+    std::optional<PmtuSearch::Probe> pmtu_probe;
+    bool pmtu_changed = false;  // max_datagram() changed (a black hole was found)
   };
   Expiry on_expiry(TimePoint now);
 
@@ -234,6 +269,7 @@ class Session {
   PeerTimeSync time_sync_;
   int peer_delay_allowance_ = 1;
   std::uint16_t negotiation_seq_ = 0;
+  PmtuSearch pmtu_;
 
   TimePoint last_received_;
   TimePoint last_sent_;

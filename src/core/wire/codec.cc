@@ -211,6 +211,19 @@ bool encode(ByteWriter& w, const PathResponseBody& b) {
   put(w, b.data);
   return true;
 }
+bool encode(ByteWriter& w, const PmtuProbeBody& b) {
+  w.u32(b.probe_id);
+  w.u16(b.max_datagram);
+  w.u16(0);
+  w.zeros(b.padding);
+  return true;
+}
+bool encode(ByteWriter& w, const PmtuAckBody& b) {
+  w.u32(b.probe_id);
+  w.u16(b.probe_size);
+  w.u16(b.max_datagram);
+  return true;
+}
 bool encode(ByteWriter& w, const RekeyRequestBody& b) {
   w.u32(b.nonce);
   put(w, b.ephemeral);
@@ -556,6 +569,24 @@ Result<Body> parse_body(const Header& h, Bytes body) {
       r.copy(b.data);
       return fixed(r, kPathResponseBodySize, b, true);
     }
+    case PacketType::kPmtuProbe: {
+      // Any size from the fixed part up; the padding is zero bytes.
+      if (body.size() < kPmtuProbeBodyMinSize) return fail(ErrorCode::kInvalidPacket, "body length");
+      PmtuProbeBody b;
+      b.probe_id = r.u32();
+      b.max_datagram = r.u16();
+      bool ok = r.u16() == 0;
+      b.padding = static_cast<std::uint16_t>(body.size() - kPmtuProbeBodyMinSize);
+      ok = zeros(r, b.padding) && ok;
+      return fixed(r, kPmtuProbeBodyMinSize + b.padding, b, ok);
+    }
+    case PacketType::kPmtuAck: {
+      PmtuAckBody b;
+      b.probe_id = r.u32();
+      b.probe_size = r.u16();
+      b.max_datagram = r.u16();
+      return fixed(r, kPmtuAckBodySize, b, true);
+    }
   }
   return fail(ErrorCode::kInvalidPacket, "packet type");
 }
@@ -591,6 +622,8 @@ bool body_matches(PacketType t, const Body& b) {
     case PacketType::kSequenceNeg: return std::holds_alternative<SequenceNegBody>(b);
     case PacketType::kPathChallenge: return std::holds_alternative<PathChallengeBody>(b);
     case PacketType::kPathResponse: return std::holds_alternative<PathResponseBody>(b);
+    case PacketType::kPmtuProbe: return std::holds_alternative<PmtuProbeBody>(b);
+    case PacketType::kPmtuAck: return std::holds_alternative<PmtuAckBody>(b);
   }
   return false;
 }
@@ -625,6 +658,8 @@ std::size_t body_size(const Body& body) {
         else if constexpr (std::is_same_v<T, EmergencyResponseBody>) return kEmergencyResponseBodySize;
         else if constexpr (std::is_same_v<T, PathChallengeBody>) return kPathChallengeBodySize;
         else if constexpr (std::is_same_v<T, PathResponseBody>) return kPathResponseBodySize;
+        else if constexpr (std::is_same_v<T, PmtuProbeBody>) return kPmtuProbeBodyMinSize + b.padding;
+        else if constexpr (std::is_same_v<T, PmtuAckBody>) return kPmtuAckBodySize;
         else return kSequenceNegBodySize;
       },
       body);

@@ -30,7 +30,7 @@ using Body = std::variant<PayloadBody, SynBody, SynAckBody, AckBody, FinBody, He
                           TimeSyncResponseBody, RekeyRequestBody, RekeyResponseBody,
                           RepairRequestBody, RepairResponseBody, EmergencyRequestBody,
                           EmergencyResponseBody, SequenceNegBody, PathChallengeBody,
-                          PathResponseBody>;
+                          PathResponseBody, PmtuProbeBody, PmtuAckBody>;
 
 struct Packet {
   Header header;

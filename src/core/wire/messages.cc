@@ -30,6 +30,8 @@ std::string_view packet_type_name(PacketType t) {
     case PacketType::kDatagram: return "DATAGRAM";
     case PacketType::kPathChallenge: return "PATH_CHALLENGE";
     case PacketType::kPathResponse: return "PATH_RESPONSE";
+    case PacketType::kPmtuProbe: return "PMTU_PROBE";
+    case PacketType::kPmtuAck: return "PMTU_ACK";
   }
   return "UNKNOWN";
 }

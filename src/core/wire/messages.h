@@ -77,10 +77,12 @@ enum class PacketType : std::uint8_t {
   kDatagram = 0x18,  // Buckwild extension: one unreliable IP packet (UDP, ICMP, …)
   kPathChallenge = 0x19,  // Buckwild extension: path validation before a roam (§11.6)
   kPathResponse = 0x1A,   // Buckwild extension: the answer, from the path challenged
+  kPmtuProbe = 0x1B,      // Buckwild extension: a padded path MTU probe (§11.10)
+  kPmtuAck = 0x1C,        // Buckwild extension: the probe's acknowledgment
 };
 
 inline constexpr std::uint8_t kFirstPacketType = 0x01;
-inline constexpr std::uint8_t kLastPacketType = 0x1A;
+inline constexpr std::uint8_t kLastPacketType = 0x1C;
 
 inline constexpr bool is_known_type(std::uint8_t t) {
   return t >= kFirstPacketType && t <= kLastPacketType;
@@ -438,6 +440,30 @@ struct PathResponseBody {  // 0x1A
   friend bool operator==(const PathResponseBody&, const PathResponseBody&) = default;
 };
 inline constexpr std::size_t kPathResponseBodySize = 16;
+
+// Path MTU discovery (§11.10, deviation 32). A PMTU_PROBE is padded with zero
+// bytes to the datagram size it probes and tells the receiver the largest
+// datagram its sender can receive; the PMTU_ACK echoes the probe's id and
+// size and tells the largest datagram the acknowledging side can receive.
+struct PmtuProbeBody {  // 0x1B
+  std::uint32_t probe_id = 0;
+  std::uint16_t max_datagram = 0;  // the sender's largest receivable datagram
+  std::uint16_t padding = 0;       // zero bytes after the fixed part (not stored)
+  friend bool operator==(const PmtuProbeBody&, const PmtuProbeBody&) = default;
+};
+inline constexpr std::size_t kPmtuProbeBodyMinSize = 8;
+
+struct PmtuAckBody {  // 0x1C
+  std::uint32_t probe_id = 0;      // the probe's, echoed
+  std::uint16_t probe_size = 0;    // the probe's datagram size as received
+  std::uint16_t max_datagram = 0;  // the acknowledging side's largest receivable datagram
+  friend bool operator==(const PmtuAckBody&, const PmtuAckBody&) = default;
+};
+inline constexpr std::size_t kPmtuAckBodySize = 8;
+
+// The size of a datagram every path carries: the discovery limit (a
+// 1280-byte IPv6 packet), where a session's path MTU search starts.
+inline constexpr std::size_t kBaseDatagramSize = kMaxDiscoveryDatagram;
 
 // DATA (0x04), FRAGMENT (0x08) and DATAGRAM (0x18) bodies are opaque payload bytes.
 

@@ -89,6 +89,22 @@ SysResult<std::unique_ptr<UdpSocket>> UdpSocket::bind(const UdpSocketOptions& op
   }
   set_buffer(fd.get(), SO_RCVBUFFORCE, SO_RCVBUF, options.receive_buffer_bytes);
   set_buffer(fd.get(), SO_SNDBUFFORCE, SO_SNDBUF, options.send_buffer_bytes);
+  // Path MTU (docs/protocol.md §11.10): the don't-fragment bit on every
+  // datagram, and the kernel's own path MTU (learnt from ICMP, which a path
+  // may never send) ignored: the session's probes find what the path carries,
+  // and a datagram larger than that is never fragmented on the way.
+  const int probe = IP_PMTUDISC_PROBE;
+  const int probe6 = IPV6_PMTUDISC_PROBE;
+  if (family == IpFamily::kV4 || at.ip.is_unspecified()) {
+    if (::setsockopt(fd.get(), IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof probe) != 0 &&
+        family == IpFamily::kV4) {
+      return sys_fail(errno, "cannot set IP_MTU_DISCOVER");
+    }
+  }
+  if (family == IpFamily::kV6 &&
+      ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe6, sizeof probe6) != 0) {
+    return sys_fail(errno, "cannot set IPV6_MTU_DISCOVER");
+  }
 
   sockaddr_storage ss;
   socklen_t len = at.to_sockaddr(ss);

@@ -87,6 +87,11 @@ void StreamBridge::add_session(std::uint64_t session, SessionRole role) {
   sessions_.emplace(session, std::move(st));
 }
 
+void StreamBridge::set_send_mss(std::uint64_t session, std::size_t bytes) {
+  auto it = sessions_.find(session);
+  if (it != sessions_.end()) it->second->table->set_send_mss(bytes);
+}
+
 void StreamBridge::remove_session(std::uint64_t session) {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;

@@ -137,6 +137,9 @@ class StreamBridge {
   // A session came up / went away (its flows are reset, their applications
   // get an RST).
   void add_session(std::uint64_t session, SessionRole role);
+  // The session's path MTU changed: connections opened from now on send
+  // segments of at most `bytes` payload (docs/protocol.md §11.10).
+  void set_send_mss(std::uint64_t session, std::size_t bytes);
   void remove_session(std::uint64_t session);
   // EMERGENCY (docs/protocol.md §11.9): a new session with the same peer takes
   // over `from`'s connection table and flows as they are (their ids, sequence

@@ -425,6 +425,8 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
   e->session = std::move(s);
   SessionEntry& entry = sessions_.insert(std::move(e), address);
   bridge_->add_session(id, initiator ? SessionRole::kInitiator : SessionRole::kResponder);
+  // Until the path MTU search confirms more, segments fit the base size (§11.10).
+  bridge_->set_send_mss(id, std::min<std::size_t>(entry.session->max_datagram() - wire::kOverhead, mtu_));
   if (peer) adopt_connections(peers_[*peer], entry);
   ++stats_.sessions_established;
   spdlog::info("session {} established with {} ({}) using PSK {} as {}, clock offset {:+d} ms",

@@ -150,21 +150,23 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
   if (r->restored) on_peer_back(e);
   // 4. By type.
   switch (r->header.type) {
-    case wire::PacketType::kDatagram: {
-      auto addresses = inner::ip_addresses(r->body);
-      if (!addresses || !sessions_.accept_source(e, addresses->source)) {
-        ++stats_.spoofed_source;
-        // The reason is one of two words: the inner address is the sender's
-        // choice and must not become a key of the audit's counts.
-        audit_drop("spoofed_source", source, addresses ? "inner_source_not_allowed" : "not_ip");
-        warn_log_.log(now(), "session.spoofed", spdlog::level::warn,
-                      "session {}: inner packet from an address the peer may not use: dropped",
-                      short_id(e.id));
+    case wire::PacketType::kDatagram:
+      deliver_datagram(e, r->body);
+      return;
+    case wire::PacketType::kFragment:
+      if (r->header.connection_id != 0) {
+        ++stats_.unsupported_type;
         return;
       }
-      write_tun(r->body);
+      on_fragment(e, r->header, r->body);
       return;
-    }
+    case wire::PacketType::kPmtuProbe:
+      if (r->answer_pmtu) send_pmtu_ack(e, *r->answer_pmtu);
+      return;
+    case wire::PacketType::kPmtuAck:
+      if (r->pmtu_changed) on_pmtu_changed(e);
+      arm_session_timer(e);  // the next probe is due at once
+      return;
     case wire::PacketType::kHeartbeat:
       if (r->answer_heartbeat) send_heartbeat(e, Heartbeat::kAnswer);
       return;
@@ -235,6 +237,21 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
       ++stats_.unsupported_type;
       return;
   }
+}
+
+void Tunnel::deliver_datagram(SessionEntry& e, Bytes ip_packet) {
+  auto addresses = inner::ip_addresses(ip_packet);
+  if (!addresses || !sessions_.accept_source(e, addresses->source)) {
+    ++stats_.spoofed_source;
+    // The reason is one of two words: the inner address is the sender's
+    // choice and must not become a key of the audit's counts.
+    audit_drop("spoofed_source", e.remote, addresses ? "inner_source_not_allowed" : "not_ip");
+    warn_log_.log(now(), "session.spoofed", spdlog::level::warn,
+                  "session {}: inner packet from an address the peer may not use: dropped",
+                  short_id(e.id));
+    return;
+  }
+  write_tun(ip_packet);
 }
 
 void Tunnel::write_tun(Bytes ip_packet) {

@@ -69,6 +69,12 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
     }
     // 4. Seal (into a silent peer: a TCP segment is kept for when it is back).
     if (e->session->silent()) keep_stranded(*e, ip);
+    if (*got + wire::kOverhead > e->session->max_datagram()) {
+      // Larger than the path carries (§11.10): as FRAGMENTs, sent now.
+      send_fragmented(*e, ip);
+      arm_session_timer(*e);
+      continue;
+    }
     auto sealed = e->session->seal_datagram(space, *got, unix_ms(), now());
     if (!sealed) continue;
     b.set_length(*sealed);

@@ -16,6 +16,7 @@
 #include "core/common/ip_address.h"
 #include "core/common/socket_address.h"
 #include "core/common/time.h"
+#include "core/conn/fragmentation.h"
 #include "core/session/path_validation.h"
 #include "core/session/return_paths.h"
 #include "core/session/session.h"
@@ -24,6 +25,10 @@
 #include "daemon/os/timer_queue.h"
 
 namespace buckwild::daemon {
+
+// Partial messages one session may hold: a few IP packets in flight at once.
+inline constexpr conn::ReassemblyConfig kReassembly{256 * 1024, 32,
+                                                    milliseconds(wire::kFragmentTimeoutMs)};
 
 // One session and what the daemon knows about its peer.
 struct SessionEntry {
@@ -73,6 +78,9 @@ struct SessionEntry {
   std::uint64_t resync_requests_seen = 0;
   std::uint64_t resyncs_given_up_seen = 0;
   std::uint64_t resync_responses_seen = 0;  // measurements when it gave up
+  // DATAGRAMs larger than the path MTU travel as FRAGMENTs (§11.10, §5.13.13).
+  conn::Fragmenter fragmenter;
+  conn::Reassembler reassembler{kReassembly};
 };
 
 inline constexpr std::size_t kMaxStrandedFlows = 16;

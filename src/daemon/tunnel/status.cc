@@ -33,6 +33,15 @@ namespace {
 
 using nlohmann::json;
 
+const char* pmtu_state_name(session::PmtuSearch::State s) {
+  switch (s) {
+    case session::PmtuSearch::State::kBase: return "base";
+    case session::PmtuSearch::State::kSearch: return "searching";
+    case session::PmtuSearch::State::kComplete: return "complete";
+  }
+  return "base";
+}
+
 double ms_between(TimePoint from, TimePoint to) {
   return static_cast<double>(to - from) / 1000.0;  // TimePoint counts microseconds
 }
@@ -66,6 +75,7 @@ nlohmann::json Tunnel::status() {
                      {"stranded_replayed", s.stranded_replayed},
                      {"roams", s.roams},
                      {"rekeys", s.rekeys},
+                     {"datagrams_fragmented", s.datagrams_fragmented},
                      {"sessions", sessions_.size()}};
   const HopPortStats& h = hop_ports_->stats();
   out["drops"] = {{"no_route", s.no_route},
@@ -156,6 +166,15 @@ nlohmann::json Tunnel::status() {
         {"send_port", ss.send_port(t)},
         {"listen_ports", ports},
         {"delay_allowance", ss.delay_allowance()},
+        {"path_mtu",
+         {{"mtu", path_mtu(e)},
+          {"datagram", ss.max_datagram()},
+          {"state", pmtu_state_name(ss.pmtu().state())},
+          {"bound", ss.pmtu().bound()},
+          {"peer_max_datagram",
+           ss.pmtu().peer_max() ? json(*ss.pmtu().peer_max()) : json(nullptr)},
+          {"probes_sent", x.pmtu_probes_sent},
+          {"acks_received", x.pmtu_acks_received}}},
         {"clock_offset_ms", ss.clock_offset_ms()},
         {"time_sync",
          {{"measurements", ts.responses_received},

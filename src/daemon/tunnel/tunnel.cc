@@ -92,8 +92,10 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
       psks_(std::move(psks)),
       peers_(std::move(peers)),
       mtu_(mtu),
-      pool_(kPoolBuffers,
-            std::max<std::size_t>(mtu + wire::kOverhead + 64, wire::kMaxDiscoveryDatagram + 64)),
+      // Every buffer holds the largest datagram any peer may send (§2): a peer
+      // whose MTU is larger than ours is never truncated. What is larger still
+      // is junk, counted as truncated.
+      pool_(kPoolBuffers, std::max<std::size_t>(mtu + wire::kOverhead, wire::kMaxDatagramSize) + 64),
       warn_log_(5, seconds(10)),
       sessions_(&config),
       bind_socket_(std::move(deps.bind_socket)) {
@@ -113,6 +115,8 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
       config.testing.rekey_interval_seconds > 0
           ? seconds(config.testing.rekey_interval_seconds)
           : seconds(std::int64_t{3600} * config.crypto.key_rotation_interval_hours);
+  // The largest datagram we send or receive: what our interface carries (§11.10).
+  session_config_.max_datagram = std::min<std::size_t>(mtu + wire::kOverhead, wire::kMaxDatagramSize);
 }
 
 Tunnel::~Tunnel() {
@@ -409,6 +413,8 @@ void Tunnel::on_session_timer(std::uint64_t id) {
       track_time_sync(*e);
     }
     if (x.send_rekey) send_rekey(*e);
+    if (x.pmtu_changed) on_pmtu_changed(*e);
+    if (x.pmtu_probe) send_pmtu_probe(*e, *x.pmtu_probe);
   }
   arm_session_timer(*e);
 }

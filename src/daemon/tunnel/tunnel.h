@@ -120,6 +120,8 @@ struct TunnelStats {
   // A DISCOVERY_RESPONSE from an address that is no peer's endpoint (no
   // DISCOVERY of ours went there): dropped unread.
   std::uint64_t response_wrong_source = 0;
+  // DATAGRAMs larger than their session's path MTU, sent as FRAGMENTs (§11.10).
+  std::uint64_t datagrams_fragmented = 0;
 };
 
 // What a reload changed (docs/control.md "reload").
@@ -235,6 +237,16 @@ class Tunnel : private StreamHost {
   void send_discovery(Bytes datagram, const SocketAddress& to);
   void send_one(DatagramSocket& via, const OutgoingDatagram& datagram);
 
+  // path_mtu.cc: the path MTU search's packets, and what its result changes.
+  void send_pmtu_probe(SessionEntry& e, const session::PmtuSearch::Probe& probe);
+  void send_pmtu_ack(SessionEntry& e, const wire::PmtuAckBody& ack);
+  void on_pmtu_changed(SessionEntry& e);
+  // The session's path MTU on the underlay (its datagram size plus UDP and IP headers).
+  std::size_t path_mtu(const SessionEntry& e) const;
+  // Sends the IP packet `ip`, too large for one datagram on the path, as FRAGMENTs.
+  void send_fragmented(SessionEntry& e, Bytes ip);
+  void on_fragment(SessionEntry& e, const wire::Header& header, Bytes payload);
+
   // inbound.cc: peers → TUN or connections.
   enum class Arrival : std::uint8_t { kHoppingSocket, kDiscoverySocket };
   void on_socket_readable(DatagramSocket& socket, Arrival arrival);
@@ -244,6 +256,9 @@ class Tunnel : private StreamHost {
   void on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source,
                          std::uint16_t local_port);
   void write_tun(Bytes ip_packet) override;
+  // A DATAGRAM's IP packet (or one reassembled from FRAGMENTs): to the TUN
+  // device if its inner source is one the peer may use.
+  void deliver_datagram(SessionEntry& e, Bytes ip_packet);
 
   // roaming.cc: path validation and roaming (docs/protocol.md §11.6).
   void challenge_path(SessionEntry& e, std::size_t size, const SocketAddress& source,

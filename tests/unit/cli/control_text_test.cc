@@ -58,6 +58,7 @@ peer: bob
   last packet received: 180 ms ago
   ports: window 7086529130, sending to 51873, listening on 40211, 51873, 60222
   delay allowance: 1 window
+  path MTU: 1400 (complete)
   clock offset: 0 ms
   time sync: 7 measurements, 0 resyncs, rtt 1 ms
   one-way delay: 1 ms

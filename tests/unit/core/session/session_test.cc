@@ -273,6 +273,7 @@ TEST(SessionTest, AnsweredProbesKeepTheSessionAlive) {
 TEST(SessionTest, AnsweringAProbeDoesNotStartProbesOfOurOwn) {
   SessionConfig config;
   config.time_sync.first_after = config.time_sync.interval = seconds(3600);
+  config.path_mtu_search = false;
   auto p = testing::make_session_pair(kUnix, kT0, 0, config);
   Session& a = *p.initiator;
   Session& b = *p.responder;
@@ -296,8 +297,9 @@ TEST(SessionTest, AnsweringAProbeDoesNotStartProbesOfOurOwn) {
 }
 
 TEST(SessionTest, PeriodicHeartbeatAndDeathWithoutTraffic) {
-  SessionConfig config;  // heartbeats alone: no peer time sync in the way
+  SessionConfig config;  // heartbeats alone: no peer time sync or path MTU search in the way
   config.time_sync.first_after = config.time_sync.interval = seconds(3600);
+  config.path_mtu_search = false;
   auto p = testing::make_session_pair(kUnix, kT0, 0, config);
   Session& s = *p.responder;
   EXPECT_EQ(s.next_expiry(), kT0 + seconds(30));
@@ -374,6 +376,54 @@ TEST(SessionTest, PathKeepalivesDoNotStartProbes) {
     while (a.next_expiry() <= now) EXPECT_FALSE(a.on_expiry(now).probe);
   }
   EXPECT_FALSE(a.dead());
+}
+
+}  // namespace
+}  // namespace buckwild::session
+
+namespace buckwild::session {
+namespace {
+
+// PMTU_PROBE and PMTU_ACK between two sessions (§11.10): each side's maximum
+// travels in both, the probe has the size probed, and the ACK confirms it.
+TEST(SessionPmtuTest, ProbesAreAnsweredAndNegotiateTheBound) {
+  SessionConfig big, small;
+  big.max_datagram = 8972;
+  small.max_datagram = 1472;
+  auto p = testing::make_session_pair(kUnix, kT0, 0, big, small);
+  EXPECT_EQ(p.initiator->max_datagram(), wire::kBaseDatagramSize);
+  // The base probe is due at once.
+  EXPECT_LE(p.initiator->next_expiry(), kT0);
+  auto x = p.initiator->on_expiry(kT0);
+  ASSERT_TRUE(x.pmtu_probe.has_value());
+  EXPECT_EQ(x.pmtu_probe->size, wire::kBaseDatagramSize);
+  std::vector<std::uint8_t> buf(wire::kMaxDatagramSize);
+  auto n = p.initiator->make_pmtu_probe(buf, *x.pmtu_probe, kUnix, kT0);
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(*n, wire::kBaseDatagramSize);
+  buf.resize(*n);
+  // The responder learns the initiator's maximum and answers.
+  auto r = p.responder->open(buf, kUnix + 5, kT0 + 5000);
+  ASSERT_TRUE(r.has_value()) << r.error().what;
+  ASSERT_TRUE(r->answer_pmtu.has_value());
+  EXPECT_EQ(r->answer_pmtu->probe_size, wire::kBaseDatagramSize);
+  EXPECT_EQ(r->answer_pmtu->max_datagram, 1472);
+  EXPECT_EQ(p.responder->pmtu().peer_max(), 8972u);
+  EXPECT_EQ(p.responder->pmtu().bound(), 1472u);
+  std::vector<std::uint8_t> ack(wire::kMaxDatagramSize);
+  auto m = p.responder->make_pmtu_ack(ack, *r->answer_pmtu, kUnix + 5, kT0 + 5000);
+  ASSERT_TRUE(m.has_value());
+  ack.resize(*m);
+  auto a = p.initiator->open(ack, kUnix + 10, kT0 + 10'000);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(p.initiator->pmtu().bound(), 1472u);
+  EXPECT_EQ(p.initiator->pmtu().state(), PmtuSearch::State::kSearch);
+  // Next: the bound itself.
+  auto y = p.initiator->on_expiry(kT0 + 10'000);
+  ASSERT_TRUE(y.pmtu_probe.has_value());
+  EXPECT_EQ(y.pmtu_probe->size, 1472u);
+  // Probes and ACKs do not count as awaiting an answer (no liveness probe follows).
+  EXPECT_FALSE(p.initiator->on_expiry(kT0 + seconds(2)).probe);
 }
 
 }  // namespace

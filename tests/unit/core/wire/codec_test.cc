@@ -93,7 +93,7 @@ TEST(CodecTest, HeaderFieldsAreValidated) {
   EXPECT_EQ(header_error(with(0, 0x02)), ErrorCode::kInvalidPacket);  // version
   EXPECT_EQ(header_error(with(0, 0x00)), ErrorCode::kInvalidPacket);
   EXPECT_EQ(header_error(with(1, 0x00)), ErrorCode::kInvalidPacket);  // type
-  EXPECT_EQ(header_error(with(1, 0x1B)), ErrorCode::kInvalidPacket);
+  EXPECT_EQ(header_error(with(1, 0x1D)), ErrorCode::kInvalidPacket);
   EXPECT_EQ(header_error(with(1, 0xFF)), ErrorCode::kInvalidPacket);
   EXPECT_EQ(header_error(with(2, flags::kAck | 0x80)), ErrorCode::kInvalidPacket);  // reserved flag
   EXPECT_EQ(header_error(with(3, 0x01)), ErrorCode::kInvalidPacket);  // reserved byte
@@ -137,6 +137,24 @@ void expect_body_rejected(PacketType t, std::size_t body_offset, std::uint8_t va
   EXPECT_EQ(p.error().code, ErrorCode::kInvalidPacket);
 }
 
+TEST(CodecTest, APmtuProbeIsPaddedToTheSizeItProbes) {
+  Header h;
+  h.type = PacketType::kPmtuProbe;
+  h.session_id = 1;
+  std::vector<std::uint8_t> out(1400);
+  auto n = encode_packet(h, PmtuProbeBody{7, 1472, 1400 - kOverhead - kPmtuProbeBodyMinSize}, out);
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(*n, 1400u);
+  auto p = decode_packet(out);
+  ASSERT_TRUE(p.has_value());
+  const auto& b = std::get<PmtuProbeBody>(p->body);
+  EXPECT_EQ(b.probe_id, 7u);
+  EXPECT_EQ(b.max_datagram, 1472);
+  // Shorter than its fixed part: refused.
+  h.payload_length = 4;
+  EXPECT_FALSE(parse_body(h, Bytes(out).subspan(kHeaderSize, 4)).has_value());
+}
+
 TEST(CodecTest, BodyFieldsAreValidated) {
   expect_body_rejected(PacketType::kSyn, 32 + 14, 15);        // window scale > 14
   expect_body_rejected(PacketType::kSyn, 32 + 15, 1);         // reserved
@@ -158,6 +176,9 @@ TEST(CodecTest, BodyFieldsAreValidated) {
   expect_body_rejected(PacketType::kDiscoveryConfirm, 248, 0xFF);  // echoed timestamp ≥ one day
   expect_body_rejected(PacketType::kTimeSyncRequest, 8, 1);   // reserved
   expect_body_rejected(PacketType::kTimeSyncResponse, 15, 1); // reserved
+  expect_body_rejected(PacketType::kPmtuProbe, 6, 1);         // reserved
+  expect_body_rejected(PacketType::kPmtuProbe, 8, 1);         // padding not zero
+  expect_body_rejected(PacketType::kPmtuProbe, 307, 0x80);    // ... nor its last byte
   expect_body_rejected(PacketType::kRekeyRequest, 36, 1);     // reserved
   expect_body_rejected(PacketType::kRepairRequest, 19, 1);    // reserved
   expect_body_rejected(PacketType::kEmergencyRequest, 43, 1); // reserved

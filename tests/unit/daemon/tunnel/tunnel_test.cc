@@ -1040,7 +1040,16 @@ TEST_P(TunnelTest, TruncatedDatagramsAreCounted) {
   ASSERT_TRUE(connected());
   auto stranger = net.bind(SocketAddress{ip("10.200.0.66"), 5555});
   ASSERT_TRUE(stranger.has_value());
-  std::vector<std::uint8_t> huge(9000, 0);
+  // A 9000-byte datagram (from a peer whose MTU is larger than ours) is read
+  // whole (docs/protocol.md §2): here, junk with no session, but not truncated.
+  std::vector<std::uint8_t> jumbo(9000, 0);
+  jumbo[0] = 0x01;
+  OutgoingDatagram j{jumbo, SocketAddress{ip("10.200.0.2"), 1025}, std::nullopt};
+  ASSERT_TRUE((*stranger)->send_batch({&j, 1}).has_value());
+  loop.run_for(milliseconds(10));
+  EXPECT_EQ(bob->tunnel->stats().truncated, 0u);
+  // Larger than any datagram of ours: truncated, counted and dropped.
+  std::vector<std::uint8_t> huge(9200, 0);
   huge[0] = 0x01;
   OutgoingDatagram d{huge, SocketAddress{ip("10.200.0.2"), 1025}, std::nullopt};
   ASSERT_TRUE((*stranger)->send_batch({&d, 1}).has_value());
