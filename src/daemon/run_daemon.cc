@@ -308,6 +308,12 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     spdlog::info("receive path: user space (one socket per valid hopping port, rotated every 250 ms) "
                  "because {}",
                  why_not);
+    // Without a frame filter the kernel reassembles fragments for every
+    // socket, ours included: the setting that would drop them has nothing to do.
+    if (!config->network.ebpf_allow_fragments) {
+      spdlog::info("IP fragments to the hopping ports reach the kernel's reassembly: only the eBPF "
+                   "path drops them ([network] ebpf_allow_fragments)");
+    }
   }
   if (!tunnel) {
     spdlog::error("{}", tunnel.error().message);

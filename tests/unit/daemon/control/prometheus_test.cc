@@ -289,7 +289,7 @@ TEST(PrometheusTest, SeveralTunnelsShareEachFamily) {
   const std::vector<Json> tunnels{a, b, Json("garbage"), a};  // bw0 twice: its samples once
   const std::string text = render_prometheus(tunnels);
   expect_well_formed(text);
-  EXPECT_EQ(count_prefix(text, "# TYPE "), 52u);
+  EXPECT_EQ(count_prefix(text, "# TYPE "), 54u);
   EXPECT_TRUE(has_line(text, R"(buckwild_uptime_seconds{device="bw0"} 73.021)"));
   EXPECT_TRUE(has_line(text, R"(buckwild_uptime_seconds{device="bw1"} 0.005)"));
   EXPECT_TRUE(has_line(
