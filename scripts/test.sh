@@ -10,7 +10,8 @@
 #      subagent with a real snmpd; tests/e2e/ntp.sh for the NTP client against
 #      chronyd and a lying server, and peer time sync),
 #   4. the package: tests/e2e/package.sh builds the .deb from the release build,
-#      installs it with dpkg -i, checks it and purges it,
+#      installs it with dpkg -i, checks it and purges it; then tests/e2e/soak.sh,
+#      five minutes of everything at once (its 30-minute and ASan runs are by hand),
 #   5. a short pass of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,6 +67,9 @@ bash tests/e2e/snmp.sh | tee "$e2e_log"
 e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
 echo "== e2e: package.sh (the .deb: cpack, dpkg -i, checks, dpkg --purge)"
 BUILD_DIR=build bash tests/e2e/package.sh | tee "$e2e_log"
+e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
+echo "== e2e: soak.sh (5 minutes: loss, jitter, reordering, restarts, stepped clocks, a flood)"
+bash tests/e2e/soak.sh | tee "$e2e_log"
 e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
 rm -f "$e2e_log"
 
