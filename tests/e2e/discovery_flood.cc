@@ -16,7 +16,6 @@
 #include <arpa/inet.h>
 #include <netinet/ip.h>
 #include <netinet/udp.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,6 +30,7 @@
 
 #include "core/wire/codec.h"
 #include "core/wire/messages.h"
+#include "flood_report.h"
 
 namespace {
 
@@ -167,11 +167,7 @@ int main(int argc, char** argv) {
   const double took =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ::close(fd);
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  const double cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-                     static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-  std::printf("sent=%llu seconds=%.3f rate=%.0f cpu=%.3f\n", sent, took,
-              took > 0 ? static_cast<double>(sent) / took : 0.0, cpu);
+  e2e::print_flood_report(sent, took);
+  std::printf("\n");
   return sent == count ? 0 : 3;
 }

@@ -20,7 +20,6 @@
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,6 +35,7 @@
 #include <string>
 
 #include "core/wire/messages.h"
+#include "flood_report.h"
 
 namespace {
 
@@ -209,12 +209,7 @@ int main(int argc, char** argv) {
   const double took =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ::close(fd);
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  const double cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-                     static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-  std::printf("sent=%llu seconds=%.3f rate=%.0f cpu=%.3f", sent, took,
-              took > 0 ? static_cast<double>(sent) / took : 0.0, cpu);
+  e2e::print_flood_report(sent, took);
   if (watcher >= 0) {
     std::printf(" ports=%zu", aimed_at.size());
     ::close(watcher);
