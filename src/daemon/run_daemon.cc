@@ -324,7 +324,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
 
   // From here on the configuration in force is the Reloader's.
   Reloader reloader(std::move(owned), std::move(env),
-                    Reloader::Deps{**tunnel, **logging, *nl, ifindex, &audit});
+                    Reloader::Deps{**tunnel, **logging, *nl, ifindex, clock, &audit});
   config = nullptr;
   if (ebpf_path) ebpf_path->set_audit(&audit);
   DaemonFacts facts;

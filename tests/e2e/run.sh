@@ -415,6 +415,223 @@ t_port_in_use() {
   grep -qi "already in use" <<<"$out" || { log "got: $out"; return 1; }
 }
 
+# --- Recovery (issue 17; docs/protocol.md §11.9) --------------------------
+
+# peer_field HOST FIELD: a field of HOST's first configured peer in
+# `buckwild status --json` (dots for nesting: state.state, session.id).
+peer_field() {
+  "$BUCKWILD" status --socket "$WORK/ctl-$1.sock" --json | python3 -c '
+import json, sys
+v = next(p for p in json.load(sys.stdin)["peers"] if p.get("configured"))
+for k in sys.argv[1].split("."):
+    v = v[k]
+print(v)' "$2"
+}
+
+# start_echo PORT: an echo server on bob's tunnel address and one long-lived
+# connection to it from alice (echo_conversation.py); waits for 3 answers.
+start_echo() {
+  ECHO_DIR=$WORK/echo-$1
+  mkdir -p "$ECHO_DIR"
+  spawn B "$ECHO_DIR/server.log" python3 "$ROOT/tests/e2e/echo_conversation.py" server 10.77.0.2 "$1" "$ECHO_DIR"
+  ECHO_SERVER=$SPAWNED
+  wait_until 5 test -s "$ECHO_DIR/accepted" || return 1
+  spawn A "$ECHO_DIR/client.log" python3 "$ROOT/tests/e2e/echo_conversation.py" client 10.77.0.2 "$1" "$ECHO_DIR"
+  ECHO_CLIENT_PID=$SPAWNED
+  wait_until 10 eval '(( $(echo_count) >= 3 ))' || { log "echo: $(cat "$ECHO_DIR/client.log")"; return 1; }
+}
+echo_count() { local n=0; [[ -s $ECHO_DIR/count ]] && read -r n _ <"$ECHO_DIR/count"; echo "$n"; }
+
+# stop_echo: ends the conversation; true if every line came back on the one
+# connection and the server accepted no other.
+stop_echo() {
+  touch "$ECHO_DIR/stop"
+  local rc=0
+  wait "$ECHO_CLIENT_PID" || rc=$?
+  stop_pid "$ECHO_SERVER"
+  log "echo: $(tail -n 1 "$ECHO_DIR/client.log"); connections accepted: $(cat "$ECHO_DIR/accepted")"
+  ((rc == 0)) && [[ $(cat "$ECHO_DIR/accepted") == 1 ]]
+}
+
+# set_bob_offset MS: bob's configuration with [testing] clock_offset_ms = MS,
+# put in force by `buckwild reload` (the file is replaced in one rename).
+set_bob_offset() {
+  { cat "$WORK/bob-base.toml"; printf '\n[testing]\nclock_offset_ms = %d\n' "$1"; } >"$WORK/bob.toml.new"
+  chmod 600 "$WORK/bob.toml.new"
+  mv "$WORK/bob.toml.new" "$WORK/bob.toml"
+  "$BUCKWILD" reload --socket "$WORK/ctl-B.sock" >&2
+}
+
+# resynced SUM0 N0: a RESYNC counted on either side since SUM0, both peers
+# ESTABLISHED again and the conversation past line N0 + 3.
+resynced() {
+  local sum state_a state_b
+  sum=$(( $(session_field A time_sync.resyncs) + $(session_field B time_sync.resyncs) )) || return 1
+  state_a=$(peer_field A state.state) && state_b=$(peer_field B state.state) || return 1
+  ((sum > $1)) && [[ $state_a == established && $state_b == established ]] && (( $(echo_count) > $2 + 3 ))
+}
+
+# Clocks stepped apart by 5 s mid-session (testing.clock_offset_ms changed by
+# a reload of bob's configuration: bob's clock steps as an NTP step would,
+# docs/protocol.md §11.8), then back: each time RESYNC restores the
+# session (no new one: the same session ids), both peers ESTABLISHED, and the
+# TCP connection open across the step answers again on the same socket.
+t_clock_step() {
+  cp "$WORK/bob.toml" "$WORK/bob-base.toml"
+  start_echo 7101 || return 1
+  local id_a id_b sum0 logged0 offset ok=1
+  id_a=$(session_field A id) && id_b=$(session_field B id) || return 1
+  sum0=$(( $(session_field A time_sync.resyncs) + $(session_field B time_sync.resyncs) ))
+  logged0=$(cat "$WORK"/daemon-[AB].log | grep -c -- '-> recovering (resync)' || true)
+  for offset in 5000 0; do
+    local n0 t0=$EPOCHREALTIME
+    n0=$(echo_count)
+    set_bob_offset "$offset" || { ok=0; break; }
+    if ! wait_until 25 resynced "$sum0" "$n0"; then
+      log "bob's clock offset ${offset} ms: not resynced within 25 s: A $(peer_field A state.state || true)," \
+          "B $(peer_field B state.state || true), echo at line $(echo_count) (from $n0)"
+      ok=0
+      break
+    fi
+    local took
+    took=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[1]) - float(sys.argv[2])))" "$EPOCHREALTIME" "$t0")
+    log "bob's clock offset now ${offset} ms: resynced, both established and echoing again after ${took} s" \
+        "(resyncs A $(session_field A time_sync.resyncs), B $(session_field B time_sync.resyncs))"
+    echo "clock step to ${offset} ms: RESYNC, echo again after ${took} s" >>"$WORK/results"
+    sum0=$(( $(session_field A time_sync.resyncs) + $(session_field B time_sync.resyncs) ))
+  done
+  grep -h -- '-> recovering (resync)\|recovering -> established\|clock stepped' "$WORK"/daemon-[AB].log | tail -n 6 >&2 || true
+  stop_echo || ok=0
+  cp "$WORK/bob-base.toml" "$WORK/bob.toml"
+  ((ok == 1)) || return 1
+  local logged
+  logged=$(cat "$WORK"/daemon-[AB].log | grep -c -- '-> recovering (resync)' || true)
+  ((logged >= logged0 + 2)) || { log "RECOVERING (RESYNC) logged $((logged - logged0)) times, expected 2"; return 1; }
+  [[ $(session_field A id) == "$id_a" && $(session_field B id) == "$id_b" ]] ||
+    { log "a new session: $id_a/$id_b became $(session_field A id)/$(session_field B id)"; return 1; }
+}
+
+# A peer gone for good: bob's daemon stops while alice sends. Alice's state
+# goes RECOVERING (EMERGENCY), its 5 discovery attempts at growing intervals
+# (0.5 s doubling, ±25 %), then ERROR, logged with its reason and shown by
+# status. Bob back later (initiating: a responder sends nothing, so alice's
+# search, at its 30 s cap by then, is all that could find it): a session
+# within 2 s of his daemon listening again.
+t_peer_gone() {
+  spawn A /dev/null ping -q -i 0.2 -w 70 10.77.0.2
+  local flow=$SPAWNED
+  # Alice's state, polled from before bob stops, so the first attempt's time is seen.
+  cat >"$WORK/peer-gone.py" <<'PY'
+import json, subprocess, sys, time
+start = time.monotonic()
+last = None
+while time.monotonic() - start < 60:
+    try:
+        out = subprocess.run([sys.argv[1], "status", "--socket", sys.argv[2], "--json"],
+                             capture_output=True, check=True, timeout=5).stdout
+    except subprocess.SubprocessError:
+        time.sleep(0.05)
+        continue
+    st = next(p for p in json.loads(out)["peers"] if p.get("configured"))["state"]
+    now = (st["state"], st["strategy"], st["attempts"])
+    if now != last:
+        print("%.3f %s %s %d %s" % (time.monotonic() - start, *now, json.dumps(st["error"])), flush=True)
+        last = now
+    if st["state"] == "error":
+        break
+    time.sleep(0.05)
+PY
+  spawn A "$WORK/peer-gone.txt" python3 "$WORK/peer-gone.py" "$BUCKWILD" "$WORK/ctl-A.sock"
+  local poller=$SPAWNED
+  sleep 0.3
+  stop_pid "$BOB"
+  wait "$poller" || true
+  stop_pid $flow
+  cat "$WORK/peer-gone.txt" >&2
+  local verdict
+  verdict=$(python3 - "$WORK/peer-gone.txt" <<'PY'
+import sys
+rows = [l.split(" ", 4) for l in open(sys.argv[1])]
+attempts = [(float(t), int(a)) for t, s, g, a, _ in rows if s == "recovering" and g == "emergency"]
+times = [t for t, a in attempts]
+gaps = [round(b - a, 2) for a, b in zip(times, times[1:])]
+err = rows[-1] if rows and rows[-1][1] == "error" else None
+end = float(err[0]) if err else 0
+if err and times:
+    gaps.append(round(end - times[-1], 2))
+ok = (err is not None and int(err[3]) == 5 and len(gaps) >= 4 and gaps[-1] > 2 * gaps[0]
+      and all(b > a - 0.15 for a, b in zip(gaps, gaps[1:])))
+print(1 if ok else 0, "%.1f" % end, ",".join(map(str, gaps)))
+PY
+)
+  local good took gaps
+  read -r good took gaps <<<"$verdict"
+  log "peer gone: ERROR ${took} s into the poll (bob stopped 0.3 s in); intervals between attempts (s): $gaps"
+  echo "peer gone: ERROR after ${took} s, attempt intervals $gaps" >>"$WORK/results"
+  grep -h 'bob: error:' "$WORK/daemon-A.log" | tail -n 1 >&2 || true
+  ((good == 1)) || { log "expected 5 attempts at growing intervals, then ERROR"; return 1; }
+  grep -q 'bob: error: ' "$WORK/daemon-A.log" || { log "ERROR not logged with a reason"; return 1; }
+  [[ -n $(peer_field A state.error) ]] || { log "status shows no ERROR reason"; return 1; }
+  # Bob returns.
+  cp "$WORK/bob.toml" "$WORK/bob-base.toml"
+  sed -e 's/^initiate = false.*/initiate = true/' "$WORK/bob-base.toml" >"$WORK/bob-initiating.toml"
+  chmod 600 "$WORK/bob-initiating.toml"
+  local listening
+  listening=$(grep -c 'listening for discovery' "$WORK/daemon-B.log" || true)
+  start_daemon B "$WORK/bob-initiating.toml"
+  BOB=$DAEMON_PID
+  wait_until 10 eval '(( $(grep -c "listening for discovery" "$WORK/daemon-B.log") > listening ))' ||
+    { log "bob did not come back"; return 1; }
+  local t0=$EPOCHREALTIME
+  wait_until 10 eval '[[ $(peer_field A state.state) == established ]]' || { log "no session within 10 s"; return 1; }
+  took=$(python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) - float(sys.argv[2])))" "$EPOCHREALTIME" "$t0")
+  log "bob back: alice ESTABLISHED ${took} s after bob listened again"
+  echo "peer back: session after ${took} s" >>"$WORK/results"
+  tunnel_up || return 1
+  python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 2 else 1)" "$took"
+}
+
+# EMERGENCY (issue 14 part 3): the underlay goes down for longer than both
+# daemons' dead-peer timeout (5 s here; the outage 6 s, so that discovery's
+# retries, 1 and 2 s apart, find bob well before the parked connections'
+# own 5 s run out), so the session ends without either
+# peer restarting, while a TCP connection (stream mode: the daemons hold it)
+# is open. When the link returns, a new session forms and takes over the
+# connection: the same socket echoes again, nothing is reset.
+t_emergency() {
+  stop_pid "$ALICE"
+  stop_pid "$BOB"
+  local quick=(BUCKWILD_PROTOCOL_HEARTBEAT_INTERVAL_MS=1000 BUCKWILD_PROTOCOL_HEARTBEAT_TIMEOUT_MS=5000
+               BUCKWILD_PROTOCOL_TCP_MODE=stream)
+  start_daemon B "$WORK/bob.toml" "${quick[@]}"
+  BOB=$DAEMON_PID
+  start_daemon A "$WORK/alice.toml" "${quick[@]}"
+  ALICE=$DAEMON_PID
+  wait_until 20 tunnel_up || return 1
+  start_echo 7103 || return 1
+  local id_a id_b n0
+  id_a=$(session_field A id) && id_b=$(session_field B id) || return 1
+  n0=$(echo_count)
+  log "link down for 6 s (dead-peer timeout 5 s)"
+  in_a ip link set "va$RUN_ID" down
+  sleep 6
+  in_a ip link set "va$RUN_ID" up
+  local t0=$EPOCHREALTIME ok=1
+  wait_until 15 eval '(( $(echo_count) > n0 + 3 ))' || { log "echo stuck at line $(echo_count) (from $n0)"; ok=0; }
+  local took
+  took=$(python3 -c "import sys; print('%.1f' % (float(sys.argv[1]) - float(sys.argv[2])))" "$EPOCHREALTIME" "$t0")
+  grep -h 'stopped answering\|takes over\|connections kept for it are reset\|bob: \|alice: ' "$WORK"/daemon-[AB].log | tail -n 12 >&2 || true
+  stop_echo || ok=0
+  ((ok == 1)) || return 1
+  local new_a new_b
+  new_a=$(session_field A id) && new_b=$(session_field B id) || return 1
+  log "EMERGENCY: echo again ${took} s after the link came back; sessions $id_a/$id_b -> $new_a/$new_b"
+  echo "emergency: outage 6 s > dead-peer 5 s, echo on the same connection after ${took} s" >>"$WORK/results"
+  [[ $new_a != "$id_a" ]] || { log "the session did not end (the outage was shorter than the timeout?)"; return 1; }
+  grep -q 'takes over the connections' "$WORK/daemon-A.log" && grep -q 'takes over the connections' "$WORK/daemon-B.log" ||
+    { log "the new session did not take over the connections on both sides"; return 1; }
+}
+
 [[ $(id -u) -eq 0 ]] || die "run as root (network namespaces)"
 [[ -x $BUCKWILD ]] || die "no daemon binary at $BUCKWILD: build first"
 write_configs
@@ -439,6 +656,9 @@ check "iperf3 ${IPERF_SECONDS}s, 40 ms skew: no closed-port drops" t_iperf_skewe
 check "iperf3 ${IPERF_SECONDS}s, rekey every 10 s: no rejected datagram, no retransmission burst" t_iperf_rekey
 check "initiator restart: back within 5 s" t_restart_initiator
 check "responder restart: back within 5 s" t_restart_responder
+check "recovery: clocks stepped 5 s apart mid-session, RESYNC keeps the session and its TCP connection" t_clock_step
+check "recovery: peer gone, 5 attempts at growing intervals then ERROR; back within 2 s" t_peer_gone
+check "recovery: EMERGENCY after an outage past the dead-peer timeout keeps the TCP connection" t_emergency
 
 cat "$WORK/results" >&2
 grep -h -E "counters|discovery:" "$WORK"/daemon-*.log | tail -n 8 >&2 || true

@@ -83,7 +83,7 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::ntp, &NtpConfig::drift_threshold_ms>("ntp.drift_threshold_ms", kFixed),
       key<&Config::snmp, &SnmpConfig::enabled>("snmp.enabled", kFixed),
       key<&Config::snmp, &SnmpConfig::agentx_socket>("snmp.agentx_socket", kFixed),
-      key<&Config::testing, &TestingConfig::clock_offset_ms>("testing.clock_offset_ms", kFixed),
+      key<&Config::testing, &TestingConfig::clock_offset_ms>("testing.clock_offset_ms", kLive),
       key<&Config::testing, &TestingConfig::clock_drift_ppm>("testing.clock_drift_ppm", kFixed),
       key<&Config::testing, &TestingConfig::rekey_interval_seconds>("testing.rekey_interval_seconds",
                                                                      kFixed),

@@ -125,6 +125,17 @@ json Reloader::apply(std::unique_ptr<Config> owned, std::string_view trigger, co
   auto applied = deps_.tunnel.reconfigure(*owned);
   if (!applied) return refuse(trigger, requester, applied.error().message, {});
   const std::vector<std::string> warnings = update_routes(*owned);
+  if (owned->testing.clock_offset_ms != config_->testing.clock_offset_ms) {
+    // TEST AID: our clock steps by the difference, as a step of the NTP
+    // client's would (docs/protocol.md §11.8): the sessions keep aiming at
+    // the peers' windows and re-measure their offsets (RESYNC); the peers
+    // see our clock moved.
+    const std::int64_t step_ms = owned->testing.clock_offset_ms - config_->testing.clock_offset_ms;
+    deps_.clock.set_offset_ms(owned->testing.clock_offset_ms);
+    spdlog::warn("testing.clock_offset_ms = {} (was {}): this daemon's clock stepped by {} ms (a test aid)",
+                 owned->testing.clock_offset_ms, config_->testing.clock_offset_ms, step_ms);
+    deps_.tunnel.on_clock_step(step_ms * 1000);
+  }
   if (auto r = deps_.logging.reopen(owned->logging); !r) {
     spdlog::warn("reload: the audit log stays {}: {}",
                  deps_.logging.audit() ? deps_.logging.audit()->path() : "off", r.error().message);

@@ -15,6 +15,7 @@
 #include "daemon/log/logging.h"
 #include "daemon/log/security_audit.h"
 #include "daemon/net/netlink.h"
+#include "daemon/time/disciplined_clock.h"
 #include "daemon/tunnel/tunnel.h"
 
 namespace buckwild::daemon {
@@ -26,6 +27,7 @@ class Reloader {
     Logging& logging;
     Netlink& netlink;
     int ifindex;  // the TUN device, for the peers' routes
+    DisciplinedClock& clock;  // takes a changed testing.clock_offset_ms
     SecurityAudit* audit = nullptr;  // each reload, applied or refused, is recorded
   };
   // `running` is the configuration `deps.tunnel` was created with; `env` the

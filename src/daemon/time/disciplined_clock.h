@@ -50,6 +50,12 @@ class DisciplinedClock final : public Clock {
   // system clock's present reading (continuous at this instant). The NTP
   // client calls it before its first correction; later calls do nothing.
   void anchor();
+  // testing.clock_offset_ms changed by a reload: from now on unix_us(),
+  // raw_unix_us() and system_unix_us() are shifted by `offset_ms` instead:
+  // our time steps by the difference (the caller tells the tunnel, as the
+  // NTP client does of its steps).
+  void set_offset_ms(std::int64_t offset_ms) { offset_us_ = offset_ms * 1000; }
+  std::int64_t offset_ms() const { return offset_us_ / 1000; }
 
   ntp::TimeDiscipline& discipline() { return discipline_; }
   const ntp::TimeDiscipline& discipline() const { return discipline_; }

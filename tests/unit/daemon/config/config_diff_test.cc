@@ -103,6 +103,21 @@ TEST_F(ConfigDiffTest, TheLogFormatIsLive) {
   EXPECT_EQ(diff_config(b, a).settings, Names{"logging.format"});  // and back to text
 }
 
+// The test clock offset steps a running daemon's clock (e2e: RESYNC after
+// clocks stepped apart); the drift and the rekey interval stay fixed.
+TEST_F(ConfigDiffTest, TheTestClockOffsetIsLiveTheOtherTestAidsAreFixed) {
+  Config a = load(Text{}.str());
+  Text stepped;
+  stepped.extra = "[testing]\nclock_offset_ms = 5000\n";
+  const ConfigDiff d = diff_config(a, load(stepped.str()));
+  EXPECT_EQ(d.settings, Names{"testing.clock_offset_ms"});
+  EXPECT_TRUE(d.fixed.empty());
+  Text drifting;
+  drifting.extra = "[testing]\nclock_drift_ppm = 100\nrekey_interval_seconds = 10\n";
+  EXPECT_EQ(diff_config(a, load(drifting.str())).fixed,
+            (Names{"testing.clock_drift_ppm", "testing.rekey_interval_seconds"}));
+}
+
 TEST_F(ConfigDiffTest, LimitsAndLogLevelAreLiveTheDeviceAndAddressesAreFixed) {
   Config a = load(Text{}.str());
   Text live_text;
