@@ -46,11 +46,14 @@ Datagram heartbeat_answer_from(Session& s, TimePoint now) {
 
 wire::Header header_of(const Datagram& d) { return wire::parse_header(d).value(); }
 
-Session::Received open_ok(Session& s, Datagram d, TimePoint now) {
+// The Received's body points into `d`: keep `d` while it is read.
+Session::Received open_ok(Session& s, Datagram& d, TimePoint now) {
   auto r = s.open(d, unix_at(now), now);
   EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().what);
   return r ? *r : Session::Received{};
 }
+// A datagram opened for its effect alone (its body is gone with it).
+Session::Received open_ok(Session& s, Datagram&& d, TimePoint now) { return open_ok(s, d, now); }
 
 struct Pair {
   testing::SessionPair p;
