@@ -17,7 +17,7 @@
 #   BENCH_SECONDS=10     seconds per iperf3 cell
 #   BENCH_ONLY="..."     configurations to run, from: veth buckwild-stream
 #                        buckwild-packet wireguard-go openvpn kcptun
-#   BENCH_BUDGET=900     seconds for the whole run, installation and build included
+#   BENCH_BUDGET=1500    seconds for the whole run, installation and build included
 #   BENCH_RR_COUNT=2000  request/response exchanges (also bounded to 10 s)
 #   BENCH_PING_COUNT=100 pings for the RTT (every 10 ms)
 #   BENCH_CC=cubic       iperf3's congestion control (-C); the namespaces'
@@ -35,7 +35,7 @@ IMPAIR=$ROOT/tools/impair/impair.sh
 CELL_SECONDS=${BENCH_SECONDS:-10}
 ALL_CONFIGS="veth buckwild-stream buckwild-packet wireguard-go openvpn kcptun"
 ONLY=${BENCH_ONLY:-$ALL_CONFIGS}
-BUDGET=${BENCH_BUDGET:-900}
+BUDGET=${BENCH_BUDGET:-1500}
 RR_COUNT=${BENCH_RR_COUNT:-2000}
 PING_COUNT=${BENCH_PING_COUNT:-100}
 CC=${BENCH_CC:-cubic}
@@ -599,18 +599,25 @@ measure_rr() {
   fi
 }
 
-impair_both() {  # impair_both LOSS_PCT DELAY_MS: each way, on the receiving end
-  "$IMPAIR" set "$NS_A" "$VA" --loss-pct "$1" --delay-ms "$2" --no-gso 2>>"$WORK/impair.log" &&
-    "$IMPAIR" set "$NS_B" "$VB" --loss-pct "$1" --delay-ms "$2" --no-gso 2>>"$WORK/impair.log"
+impair_both() {  # impair_both LOSS_PCT DELAY_MS [JITTER_MS]: each way, on the receiving end
+  local jitter=()
+  [[ ${3:-0} != 0 ]] && jitter=(--jitter-ms "$3")
+  "$IMPAIR" set "$NS_A" "$VA" --loss-pct "$1" --delay-ms "$2" "${jitter[@]}" --no-gso 2>>"$WORK/impair.log" &&
+    "$IMPAIR" set "$NS_B" "$VB" --loss-pct "$1" --delay-ms "$2" "${jitter[@]}" --no-gso 2>>"$WORK/impair.log"
 }
 impair_clear() {
   "$IMPAIR" clear "$NS_A" "$VA" 2>>"$WORK/impair.log"
   "$IMPAIR" clear "$NS_B" "$VB" 2>>"$WORK/impair.log"
 }
 
-# The impaired cells: metric, loss %, one-way delay (ms) on each side.
-IMPAIRED=("loss1 1 0" "loss5 5 0" "d20 0 10" "d20l1 1 10" "d20l5 5 10")
-METRICS=(first_ms tput1 tput4 cpu_s_per_gb rss_mib ping_ms rr_median_us rr_p99_us loss1 loss5 d20 d20l1 d20l5)
+# The impaired cells: metric, loss %, one-way delay (ms) on each side, and
+# jitter (ms, uniform around the delay, order kept; 0: none). 100 ms RTT is
+# where a fixed window stops a single stream; the jitter cell is where
+# Hysteria's users report its BBR collapsing.
+IMPAIRED=("loss1 1 0 0" "loss5 5 0 0" "d20 0 10 0" "d20l1 1 10 0" "d20l5 5 10 0"
+          "d100 0 50 0" "d100l1 1 50 0" "d20j5 0 10 5")
+METRICS=(first_ms tput1 tput4 cpu_s_per_gb rss_mib ping_ms rr_median_us rr_p99_us
+         loss1 loss5 d20 d20l1 d20l5 d100 d100l1 d20j5)
 
 record_all() {  # record_all CONFIG NOTE: every metric not measured, and why
   local m
@@ -621,8 +628,8 @@ record_all() {  # record_all CONFIG NOTE: every metric not measured, and why
 run_config() {
   CONFIG=$1
   local cell=$((CELL_SECONDS + 3))
-  # Clean cells, ping, RR, start-up, and the five impaired cells.
-  if ! within_budget $((7 * cell + 20)); then
+  # Clean cells, ping, RR, start-up, and the impaired cells.
+  if ! within_budget $(((2 + ${#IMPAIRED[@]}) * cell + 20)); then
     record_all "$CONFIG" "skipped: time budget (BENCH_BUDGET=$BUDGET s) spent"
     return
   fi
@@ -673,9 +680,9 @@ run_config() {
   measure_ping
   measure_rr
 
-  local spec name loss delay
+  local spec name loss delay jitter
   for spec in "${IMPAIRED[@]}"; do
-    read -r name loss delay <<<"$spec"
+    read -r name loss delay jitter <<<"$spec"
     if ! within_budget "$cell"; then
       record "$CONFIG" "$name" "" "skipped: time budget spent"
       continue
@@ -686,7 +693,7 @@ run_config() {
       record "$CONFIG" "$name" "" "not measured: tunnel process $dead had exited"
       continue
     fi
-    if ! impair_both "$loss" "$delay"; then
+    if ! impair_both "$loss" "$delay" "$jitter"; then
       record "$CONFIG" "$name" "" "impairment failed: $(tail -n 1 "$WORK/impair.log")"
       impair_clear
       continue

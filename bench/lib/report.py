@@ -40,9 +40,13 @@ METRICS = [
     ("d20", "1 stream, 20 ms RTT (Mbit/s)", 1, False),
     ("d20l1", "1 stream, 20 ms RTT + 1 % loss (Mbit/s)", 1, False),
     ("d20l5", "1 stream, 20 ms RTT + 5 % loss (Mbit/s)", 1, False),
+    ("d100", "1 stream, 100 ms RTT (Mbit/s)", 1, False),
+    ("d100l1", "1 stream, 100 ms RTT + 1 % loss (Mbit/s)", 1, False),
+    ("d20j5", "1 stream, 20 ms RTT, ±5 ms jitter each way (Mbit/s)", 1, False),
 ]
 IMPAIRED = [("tput1", "none"), ("loss1", "1 %"), ("loss5", "5 %"), ("d20", "20 ms"),
-            ("d20l1", "20 ms + 1 %"), ("d20l5", "20 ms + 5 %")]
+            ("d20l1", "20 ms + 1 %"), ("d20l5", "20 ms + 5 %"), ("d100", "100 ms"),
+            ("d100l1", "100 ms + 1 %"), ("d20j5", "20 ms ± 5 ms jitter")]
 REFERENCE = "wireguard-go"
 
 
