@@ -29,6 +29,7 @@
 #include "daemon/net/tun_device.h"
 #include "daemon/time/disciplined_clock.h"
 #include "daemon/time/ntp_client.h"
+#include "daemon/tunnel/aead_choice.h"
 #include "daemon/tunnel/tunnel.h"
 #include "daemon/net/udp_socket.h"
 #include "daemon/net/tcp_endpoints.h"
@@ -294,6 +295,9 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     return TunnelDeps{**loop, clock, **tun, factory, tcp, rng, path, on_fatal, &audit, on_event};
   };
   std::unique_ptr<KernelEbpfPath> ebpf_path = ebpf ? std::move(*ebpf) : nullptr;
+  // "auto" measures both AEADs here, once, before the tunnel asks for it.
+  if (config->crypto.protection == crypto::ProtectionMode::kAead)
+    spdlog::info("{}", describe_aead_choice(config->crypto.aead));
   auto tunnel = Tunnel::create(*config, mtu, deps(ebpf_path.get()));
   if (!tunnel && ebpf_path) {
     why_not = "the eBPF path failed to start: " + tunnel.error().message;

@@ -112,9 +112,13 @@ struct SecurityConfig {
   std::uint32_t attack_discovery_refusals_per_second = 100;
 };
 
+// `[crypto] aead`: one algorithm, or "auto", the faster of the two on this CPU
+// by a measurement at start-up (daemon/tunnel/aead_choice.h).
+enum class AeadChoice : std::uint8_t { kAuto, kChaCha20Poly1305, kAes256Gcm };
+
 struct CryptoConfig {
   crypto::ProtectionMode protection = crypto::ProtectionMode::kAead;
-  crypto::AeadAlgorithm aead = crypto::AeadAlgorithm::kChaCha20Poly1305;
+  AeadChoice aead = AeadChoice::kAuto;
   bool forward_secrecy = true;
   // Each session rekeys (fresh X25519 exchange, docs/protocol.md §9.5) when its
   // key is this old; 0 = only at the AEAD's packet bound and on request.

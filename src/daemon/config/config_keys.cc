@@ -219,9 +219,10 @@ std::string set_protection(Config& c, const Scalar& v) {
 }
 
 std::string set_aead(Config& c, const Scalar& v) {
-  static constexpr std::array<std::pair<std::string_view, crypto::AeadAlgorithm>, 2> kAlgs = {{
-      {"chacha20-poly1305", crypto::AeadAlgorithm::kChaCha20Poly1305},
-      {"aes-256-gcm", crypto::AeadAlgorithm::kAes256Gcm},
+  static constexpr std::array<std::pair<std::string_view, AeadChoice>, 3> kAlgs = {{
+      {"auto", AeadChoice::kAuto},
+      {"chacha20-poly1305", AeadChoice::kChaCha20Poly1305},
+      {"aes-256-gcm", AeadChoice::kAes256Gcm},
   }};
   return set_choice(c.crypto.aead, v, kAlgs);
 }

@@ -6,11 +6,19 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/discovery/features.h"
 #include "core/hop/time_window.h"
 #include "daemon/tunnel/tunnel.h"
 
 namespace buckwild::daemon {
 namespace {
+
+// The session's negotiated packet protection (docs/protocol.md §6.4).
+std::string_view protection_name(std::uint16_t features) {
+  const discovery::Protection p = discovery::protection_of(features);
+  if (p.mode == crypto::ProtectionMode::kHmac) return "hmac-sha256-128";
+  return p.algorithm == crypto::AeadAlgorithm::kAes256Gcm ? "aes-256-gcm" : "chacha20-poly1305";
+}
 
 // docs/protocol.md §9.5: the key in force, its age and the exchanges so far.
 nlohmann::json rekey_json(const session::Session& ss, TimePoint now) {
@@ -158,6 +166,7 @@ nlohmann::json Tunnel::status() {
     return json{
         {"id", fmt::format("{:08x}", e.id >> 32)},
         {"role", ss.initiator() ? "initiator" : "responder"},
+        {"protection", protection_name(ss.features())},
         {"endpoint", e.remote.to_string()},
         {"psk", e.psk_id},
         {"established_ms_ago", ms_between(e.established_at, n)},

@@ -8,6 +8,7 @@
 #include "core/discovery/features.h"
 #include "core/hop/time_window.h"
 #include "core/wire/codec.h"
+#include "daemon/tunnel/aead_choice.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -41,7 +42,7 @@ FeaturePolicy feature_policy(const Config& config) {
   if (config.crypto.protection == crypto::ProtectionMode::kHmac) {
     protection = feature::kHmacOnly;
   } else {
-    protection = config.crypto.aead == crypto::AeadAlgorithm::kAes256Gcm
+    protection = preferred_aead(config.crypto.aead) == crypto::AeadAlgorithm::kAes256Gcm
                      ? feature::kAes256Gcm
                      : feature::kChaCha20Poly1305;
   }

@@ -223,7 +223,7 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_EQ(s.entropy_requirement_bits, 256u);
 
   EXPECT_EQ(c->crypto.protection, crypto::ProtectionMode::kHmac);
-  EXPECT_EQ(c->crypto.aead, crypto::AeadAlgorithm::kAes256Gcm);
+  EXPECT_EQ(c->crypto.aead, AeadChoice::kAes256Gcm);
   EXPECT_FALSE(c->crypto.forward_secrecy);
 
   EXPECT_EQ(c->logging.level, LogLevel::kDebug);
@@ -294,7 +294,7 @@ TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
   EXPECT_EQ(c->security.peer_rate_limit_packets_per_second, 1'000'000u);
   EXPECT_EQ(c->security.entropy_requirement_bits, 128u);
   EXPECT_EQ(c->crypto.protection, crypto::ProtectionMode::kAead);
-  EXPECT_EQ(c->crypto.aead, crypto::AeadAlgorithm::kChaCha20Poly1305);
+  EXPECT_EQ(c->crypto.aead, AeadChoice::kAuto);
   EXPECT_TRUE(c->crypto.forward_secrecy);
   EXPECT_EQ(c->logging.level, LogLevel::kInfo);
   EXPECT_EQ(c->logging.format, LogFormat::kText);
@@ -396,7 +396,8 @@ virtual_address = "10.77.0.1/24"
   EXPECT_EQ(
       problem(base + "[crypto]\naead = \"rot13\"\n"),
       at(7, 8) +
-          "crypto.aead: must be one of \"chacha20-poly1305\", \"aes-256-gcm\", got \"rot13\"");
+          "crypto.aead: must be one of \"auto\", \"chacha20-poly1305\", \"aes-256-gcm\", got "
+          "\"rot13\"");
 }
 
 TEST_F(ConfigTest, VirtualAddressMustBeAHostAddressWithPrefix) {

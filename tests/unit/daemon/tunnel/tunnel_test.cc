@@ -25,6 +25,7 @@
 #include "daemon/net/testing/fake_tun_device.h"
 #include "daemon/os/testing/fake_clock.h"
 #include "daemon/os/testing/manual_event_loop.h"
+#include "daemon/tunnel/aead_choice.h"
 #include "support/daemon_test_support.h"
 #include "support/inner_packets.h"
 
@@ -199,6 +200,31 @@ TEST_P(TunnelTest, DiscoversAndCarriesPacketsBothWaysOnHoppingPorts) {
   EXPECT_EQ(net.dropped(), 0u);           // nothing ever hit a port that was not open
   EXPECT_EQ(alice->tunnel->stats().rejected, 0u);
   EXPECT_EQ(bob->tunnel->stats().rejected, 0u);
+}
+
+// [crypto] aead: the responder's preference decides the session's cipher (the
+// initiator offers both), and "auto" stands for the faster one measured here.
+TEST_P(TunnelTest, TheRespondersAeadPreferenceDecides) {
+  for (const AeadChoice choice : {AeadChoice::kAes256Gcm, AeadChoice::kChaCha20Poly1305, AeadChoice::kAuto}) {
+    Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+    Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+    // The initiator's own preference is the other one: it does not decide.
+    ac.crypto.aead = choice == AeadChoice::kAes256Gcm ? AeadChoice::kChaCha20Poly1305 : AeadChoice::kAes256Gcm;
+    bc.crypto.aead = choice;
+    alice.reset();
+    bob.reset();
+    alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
+    bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+    bob->start(loop, net, GetParam());
+    alice->start(loop, net, GetParam());
+    ASSERT_TRUE(connected());
+    const std::string want = preferred_aead(choice) == crypto::AeadAlgorithm::kAes256Gcm
+                                 ? "aes-256-gcm"
+                                 : "chacha20-poly1305";
+    EXPECT_EQ(alice->tunnel->status()["peers"][0]["session"]["protection"], want);
+    EXPECT_EQ(bob->tunnel->status()["peers"][0]["session"]["protection"], want);
+    exchange("cipher");
+  }
 }
 
 // The frame filter lets a configured peer's discovery past the cap on all
