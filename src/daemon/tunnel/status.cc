@@ -92,6 +92,11 @@ nlohmann::json Tunnel::status() {
                   {"response_wrong_source", s.response_wrong_source},
                   {"audit_errors", audit_ != nullptr ? audit_->stats().write_errors : 0},
                   {"hop_port_bind_failures", h.bind_failures}};
+  const TunOffloadStats o = tun_.offload_stats();
+  out["tun_offload"] = {{"gso_reads", o.gso_reads},
+                        {"gso_segments", o.gso_segments},
+                        {"checksums_completed", o.checksums_completed},
+                        {"refused", o.refused}};
   const discovery::ResponderCounters& d = responder_->counters();
   out["discovery"] = {{"responses", d.responses},
                       {"sessions", d.sessions},
