@@ -195,6 +195,18 @@ SysResult<std::size_t> LinuxTunDevice::read_packet(MutableBytes buffer) {
   }
 }
 
+SysResult<void> LinuxTunDevice::write_gso(const offload::VnetHeader& header, Bytes packet) {
+  std::uint8_t h[offload::kVnetHeaderSize];
+  offload::write_vnet_header(header, h);
+  iovec iov[2] = {{h, sizeof h}, {const_cast<std::uint8_t*>(packet.data()), packet.size()}};
+  for (;;) {
+    ssize_t n = ::writev(fd_.get(), iov, 2);
+    if (n >= 0) return {};
+    if (errno == EINTR) continue;
+    return sys_fail(errno, "write to TUN device " + name_ + " failed");
+  }
+}
+
 SysResult<void> LinuxTunDevice::write_packet(Bytes packet) {
   // With offloads every write starts with a vnet header; all zero: a complete
   // packet, no GSO, checksums done.

@@ -46,6 +46,13 @@ class TunDevice {
   virtual bool has_pending() const { return false; }
   // Counters of the offloads; all zero for a device without them.
   virtual TunOffloadStats offload_stats() const { return {}; }
+  // True when write_gso() works: the device takes GSO super-packets.
+  virtual bool takes_gso() const = 0;
+  // Hands the kernel one packet with its vnet header: a GSO super-packet of
+  // TCP segments coalesced by offload::TcpCoalescer (the kernel receives it
+  // as one large segment, as after GRO), or a single packet with a zero
+  // header. Only when takes_gso(). Errors: as write_packet().
+  virtual SysResult<void> write_gso(const offload::VnetHeader& header, Bytes packet) = 0;
 };
 
 
@@ -79,6 +86,8 @@ class LinuxTunDevice final : public TunDevice {
   SysResult<std::size_t> read_packet(MutableBytes buffer) override;
   SysResult<void> write_packet(Bytes packet) override;
   bool has_pending() const override { return plan_ && next_ < plan_->count; }
+  bool takes_gso() const override { return vnet_; }
+  SysResult<void> write_gso(const offload::VnetHeader& header, Bytes packet) override;
 
   // True when reads and writes carry a vnet header (offloads on).
   bool offloading() const { return vnet_; }

@@ -96,7 +96,9 @@ nlohmann::json Tunnel::status() {
   out["tun_offload"] = {{"gso_reads", o.gso_reads},
                         {"gso_segments", o.gso_segments},
                         {"checksums_completed", o.checksums_completed},
-                        {"refused", o.refused}};
+                        {"refused", o.refused},
+                        {"coalesced_writes", s.tun_coalesced_writes},
+                        {"coalesced_segments", s.tun_coalesced_segments}};
   const discovery::ResponderCounters& d = responder_->counters();
   out["discovery"] = {{"responses", d.responses},
                       {"sessions", d.sessions},
