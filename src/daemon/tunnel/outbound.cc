@@ -59,6 +59,9 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
   // only what the device already holds (the rest of a TSO read it split):
   // that would not make the descriptor readable again. At most 64 KiB of one
   // read, so bounded.
+  // Stream mode writes the segments it rewrites back into the TUN: coalesced
+  // (GRO) like a receive batch's, written at the end.
+  coalescing_ = tun_.takes_gso();
   for (std::size_t i = 0; i < kBatch || tun_.has_pending(); ++i) {
     if (n == kBatch) send_runs();
     PacketPool::Buffer b = pool_.acquire();
@@ -113,6 +116,8 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
     on_tun_failed(SysError{EIO, "the TUN device " + tun_.name() + " hung up"});
   }
   send_runs();
+  coalescing_ = false;
+  flush_tun();
 }
 
 void Tunnel::on_tun_failed(const SysError& error) {

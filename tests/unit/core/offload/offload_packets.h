@@ -52,6 +52,7 @@ struct Shape {
   std::size_t tcp_options = 0;  // multiple of 4
   std::size_t payload = 0;
   std::uint8_t tcp_flags = 0x18;  // PSH|ACK
+  std::uint8_t net = 0;           // IPv4: 10.<net>.0.1 -> 10.<net>.0.2
 };
 
 // One IP packet as the kernel would hand it to a TUN with offloads: lengths
@@ -74,8 +75,8 @@ inline std::vector<std::uint8_t> super_packet(const Shape& s) {
     p[6] = 0x40;          // DF
     p[8] = 64;
     p[9] = s.proto;
-    p[12] = 10, p[13] = 0, p[14] = 0, p[15] = 1;
-    p[16] = 10, p[17] = 0, p[18] = 0, p[19] = 2;
+    p[12] = 10, p[13] = s.net, p[14] = 0, p[15] = 1;
+    p[16] = 10, p[17] = s.net, p[18] = 0, p[19] = 2;
     for (std::size_t i = 20; i < ip; ++i) p[i] = 1;  // NOP options
     put16(p, 10, static_cast<std::uint16_t>(~fold(sum_bytes(p, 0, ip))));
   }
