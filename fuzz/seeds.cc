@@ -32,6 +32,18 @@ int main(int argc, char** argv) {
     std::ofstream(std::string(argv[1]) + "/tcp_syn_ipv" + (ip.size() == 20 ? "4" : "6"), std::ios::binary)
         .write(packet.data(), static_cast<std::streamsize>(packet.size()));
   }
+  // fuzz_gso_split: a TSO read as a TUN with IFF_VNET_HDR returns it, the
+  // vnet header (NEEDS_CSUM, TCPV4, hdr_len 40, gso_size 100, csum 20+16)
+  // and 250 bytes of TCP payload to split in three.
+  {
+    std::string gso = {1, 1, 40, 0, 100, 0, 20, 0, 16, 0};
+    std::string ip = v4;
+    ip[2] = 290 >> 8, ip[3] = static_cast<char>(290 & 0xff);
+    std::string segment(reinterpret_cast<const char*>(tcp), sizeof tcp);
+    segment[13] = 0x18;  // PSH|ACK
+    std::ofstream(std::string(argv[1]) + "/tso_ipv4", std::ios::binary)
+        .write((gso + ip + segment + std::string(250, 'x')).c_str(), 10 + 290);
+  }
 
   const std::string dir = argv[1];
   auto write = [&](const std::string& name, const std::string& bytes) {

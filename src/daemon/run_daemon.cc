@@ -198,7 +198,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   }
   const std::uint32_t mtu = choose_mtu(*config, *nl);
   raise_descriptor_limit();
-  auto tun = LinuxTunDevice::open(config->network.virtual_device);
+  auto tun = LinuxTunDevice::open(config->network.virtual_device, config->network.tun_offload);
   if (!tun) {
     spdlog::error("cannot create the virtual interface {}: {}", config->network.virtual_device,
                   tun.error().message);
@@ -230,6 +230,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
                config->network.virtual_address.to_string(),
                config->network.virtual_address6 ? ", " + config->network.virtual_address6->to_string() : "",
                mtu);
+  spdlog::info("virtual interface {}: TUN offloads {}", (*tun)->name(), (*tun)->offload_mode());
 
   // Our own time (docs/architecture.md "Time"): with NTP, the monotonic clock
   // plus the NTP client's correction; without, the system clock.

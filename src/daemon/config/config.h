@@ -69,6 +69,9 @@ struct NetworkConfig {
   // IP fragments of datagrams to the hopping range or the discovery port pass
   // the eBPF frame filter (to the kernel's reassembly) instead of being dropped.
   bool ebpf_allow_fragments = false;
+  // TUN offloads (IFF_VNET_HDR, TSO/USO and checksum offload), where the
+  // kernel accepts them.
+  bool tun_offload = true;
 };
 
 struct ProtocolConfig {

@@ -359,6 +359,7 @@ constexpr std::array kNetworkKeys = {
     KeySpec{"ebpf_attach", Kind::kString, set_ebpf_attach},
     KeySpec{"ebpf_allow_fragments", Kind::kBool,
             set_bool<&Config::network, &NetworkConfig::ebpf_allow_fragments>},
+    KeySpec{"tun_offload", Kind::kBool, set_bool<&Config::network, &NetworkConfig::tun_offload>},
 };
 
 constexpr std::array kProtocolKeys = {

@@ -4,15 +4,81 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 
-namespace buckwild::daemon {
+// USO arrived in Linux 6.2; older headers lack the flags.
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
 
-SysResult<std::unique_ptr<LinuxTunDevice>> LinuxTunDevice::open(std::string_view name) {
+namespace buckwild::daemon {
+namespace {
+
+// The largest packet a TUN read can return with a vnet header: 64 KiB of IP
+// packet (the kernel's GSO limit for a TUN) after the header.
+constexpr std::size_t kReadSpace = offload::kVnetHeaderSize + 65536;
+// Reads in a row that may be refused before read_packet() reports "none
+// waiting" (the descriptor stays readable, so the loop comes back).
+constexpr int kMaxRefusedInARow = 64;
+
+}  // namespace
+
+SysResult<std::unique_ptr<LinuxTunDevice>> LinuxTunDevice::open(std::string_view name,
+                                                                bool offload) {
+  if (!offload) {
+    auto plain = create(name, false);
+    if (plain) (*plain)->mode_ = "off (network.tun_offload = false)";
+    return plain;
+  }
+  auto dev = create(name, true);
+  if (!dev) return dev;
+  LinuxTunDevice& d = **dev;
+  // The header's 16-bit fields in little-endian whatever the host (the
+  // splitter reads them so).
+  int little = 1;
+  if (::ioctl(d.fd_.get(), TUNSETVNETLE, &little) != 0) {
+    const int err = errno;
+    dev->reset();  // closing deletes the interface: make it again without offloads
+    auto plain = create(name, false);
+    if (plain) {
+      (*plain)->mode_ = "off (the kernel refused TUNSETVNETLE: ";
+      (*plain)->mode_ += std::strerror(err);
+      (*plain)->mode_ += ")";
+    }
+    return plain;
+  }
+  const unsigned base = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+  if (::ioctl(d.fd_.get(), TUNSETOFFLOAD, base | TUN_F_USO4 | TUN_F_USO6) == 0) {
+    d.mode_ = "on (checksum, TSO4, TSO6, USO4, USO6)";
+  } else if (::ioctl(d.fd_.get(), TUNSETOFFLOAD, base) == 0) {
+    d.mode_ = "on (checksum, TSO4, TSO6; the kernel refused USO: ";
+    d.mode_ += std::strerror(errno);
+    d.mode_ += ")";
+  } else {
+    const int err = errno;
+    dev->reset();
+    auto plain = create(name, false);
+    if (plain) {
+      (*plain)->mode_ = "off (the kernel refused TUNSETOFFLOAD: ";
+      (*plain)->mode_ += std::strerror(err);
+      (*plain)->mode_ += ")";
+    }
+    return plain;
+  }
+  d.rx_.resize(kReadSpace);
+  return dev;
+}
+
+SysResult<std::unique_ptr<LinuxTunDevice>> LinuxTunDevice::create(std::string_view name,
+                                                                  bool vnet) {
   if (name.empty() || name.size() >= IFNAMSIZ) {
     return sys_fail_plain(EINVAL, "invalid TUN device name \"" + std::string(name) +
                                       "\": it must be 1.." + std::to_string(IFNAMSIZ - 1) +
@@ -41,8 +107,8 @@ SysResult<std::unique_ptr<LinuxTunDevice>> LinuxTunDevice::open(std::string_view
 
   ifreq ifr{};
   // IFF_TUN_EXCL is 0x8000: the top bit of the 16-bit flags field.
-  ifr.ifr_flags =
-      static_cast<short>(static_cast<std::uint16_t>(IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL));
+  ifr.ifr_flags = static_cast<short>(static_cast<std::uint16_t>(
+      IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL | (vnet ? IFF_VNET_HDR : 0)));
   std::memcpy(ifr.ifr_name, name.data(), name.size());
   if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
     int err = errno;
@@ -68,11 +134,58 @@ SysResult<std::unique_ptr<LinuxTunDevice>> LinuxTunDevice::open(std::string_view
   std::string actual(ifr.ifr_name, ::strnlen(ifr.ifr_name, IFNAMSIZ));
   int index = static_cast<int>(::if_nametoindex(actual.c_str()));
   if (index == 0) return sys_fail(errno, "cannot find the index of TUN device " + actual);
-  return std::unique_ptr<LinuxTunDevice>(
-      new LinuxTunDevice(std::move(fd), std::move(actual), index));
+  std::unique_ptr<LinuxTunDevice> dev(new LinuxTunDevice(std::move(fd), std::move(actual), index));
+  dev->vnet_ = vnet;
+  return dev;
 }
 
 SysResult<std::size_t> LinuxTunDevice::read_packet(MutableBytes buffer) {
+  if (vnet_) {
+    for (int refused = 0; refused < kMaxRefusedInARow;) {
+      const Bytes packet(rx_.data() + offload::kVnetHeaderSize, rx_len_);
+      if (has_pending()) {
+        if (plan_->max_size > buffer.size()) {
+          // Segments larger than the caller's buffers (an MTU we were not
+          // told of): the whole read is dropped, counted.
+          plan_.reset();
+          ++offload_stats_.refused;
+          ++refused;
+          continue;
+        }
+        return offload::write_segment(*plan_, packet, next_++, buffer);
+      }
+      plan_.reset();
+      ssize_t n = ::read(fd_.get(), rx_.data(), rx_.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return std::size_t{0};
+        return sys_fail(errno, "read from TUN device " + name_ + " failed");
+      }
+      const auto header = offload::read_vnet_header(Bytes(rx_.data(), static_cast<std::size_t>(n)));
+      if (!header) {
+        ++offload_stats_.refused;
+        ++refused;
+        continue;
+      }
+      rx_len_ = static_cast<std::size_t>(n) - offload::kVnetHeaderSize;
+      offload::SplitResult r =
+          offload::plan_split(*header, Bytes(rx_.data() + offload::kVnetHeaderSize, rx_len_));
+      if (!r.plan) {
+        ++offload_stats_.refused;
+        ++refused;
+        continue;
+      }
+      if (r.plan->is_gso()) {
+        ++offload_stats_.gso_reads;
+        offload_stats_.gso_segments += r.plan->count;
+      } else if ((header->flags & offload::vnet_flag::kNeedsCsum) != 0) {
+        ++offload_stats_.checksums_completed;
+      }
+      plan_ = r.plan;
+      next_ = 0;
+    }
+    return std::size_t{0};
+  }
   for (;;) {
     ssize_t n = ::read(fd_.get(), buffer.data(), buffer.size());
     if (n >= 0) return static_cast<std::size_t>(n);
@@ -82,9 +195,26 @@ SysResult<std::size_t> LinuxTunDevice::read_packet(MutableBytes buffer) {
   }
 }
 
-SysResult<void> LinuxTunDevice::write_packet(Bytes packet) {
+SysResult<void> LinuxTunDevice::write_gso(const offload::VnetHeader& header, Bytes packet) {
+  std::uint8_t h[offload::kVnetHeaderSize];
+  offload::write_vnet_header(header, h);
+  iovec iov[2] = {{h, sizeof h}, {const_cast<std::uint8_t*>(packet.data()), packet.size()}};
   for (;;) {
-    ssize_t n = ::write(fd_.get(), packet.data(), packet.size());
+    ssize_t n = ::writev(fd_.get(), iov, 2);
+    if (n >= 0) return {};
+    if (errno == EINTR) continue;
+    return sys_fail(errno, "write to TUN device " + name_ + " failed");
+  }
+}
+
+SysResult<void> LinuxTunDevice::write_packet(Bytes packet) {
+  // With offloads every write starts with a vnet header; all zero: a complete
+  // packet, no GSO, checksums done.
+  static const std::uint8_t kZeroHeader[offload::kVnetHeaderSize] = {};
+  iovec iov[2] = {{const_cast<std::uint8_t*>(kZeroHeader), sizeof kZeroHeader},
+                  {const_cast<std::uint8_t*>(packet.data()), packet.size()}};
+  for (;;) {
+    ssize_t n = vnet_ ? ::writev(fd_.get(), iov, 2) : ::write(fd_.get(), packet.data(), packet.size());
     if (n >= 0) return {};
     if (errno == EINTR) continue;
     return sys_fail(errno, "write to TUN device " + name_ + " failed");

@@ -1,15 +1,27 @@
 // The virtual network interface: IP packets in and out of the kernel.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/common/bytes.h"
+#include "core/offload/gso_split.h"
 #include "daemon/os/sys_error.h"
 #include "daemon/os/unique_fd.h"
 
 namespace buckwild::daemon {
+
+// What the TUN offloads did (LinuxTunDevice with offloads on).
+struct TunOffloadStats {
+  std::uint64_t gso_reads = 0;      // reads that returned a GSO super-packet
+  std::uint64_t gso_segments = 0;   // packets split from them
+  std::uint64_t checksums_completed = 0;  // single packets whose checksum we finished
+  std::uint64_t refused = 0;        // reads dropped: malformed vnet header or packet
+};
 
 // One IP packet per read or write, no extra header (IFF_NO_PI). The descriptor
 // is non-blocking and becomes readable when the kernel has a packet for the
@@ -27,20 +39,45 @@ class TunDevice {
   // Hands one IP packet to the kernel. Errors: the write(2) errno (EINVAL for a
   // malformed packet, EAGAIN if the kernel cannot take it now: drop it).
   virtual SysResult<void> write_packet(Bytes packet) = 0;
+  // True while packets already taken from the kernel wait in this object (the
+  // rest of a split TSO read): read_packet() returns them even when fd() is
+  // not readable, so a reader that stops early must come back without waiting
+  // for readiness. Devices that never hold packets keep the default.
+  virtual bool has_pending() const { return false; }
+  // Counters of the offloads; all zero for a device without them.
+  virtual TunOffloadStats offload_stats() const { return {}; }
+  // True when write_gso() works: the device takes GSO super-packets.
+  virtual bool takes_gso() const = 0;
+  // Hands the kernel one packet with its vnet header: a GSO super-packet of
+  // TCP segments coalesced by offload::TcpCoalescer (the kernel receives it
+  // as one large segment, as after GRO), or a single packet with a zero
+  // header. Only when takes_gso(). Errors: as write_packet().
+  virtual SysResult<void> write_gso(const offload::VnetHeader& header, Bytes packet) = 0;
 };
+
 
 // A real TUN device from /dev/net/tun (IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL).
 // Not persistent: the kernel deletes the interface, with its addresses and
 // routes, when this object closes the descriptor.
+//
+// With offloads (IFF_VNET_HDR and TUNSETOFFLOAD: checksum, TSO4, TSO6, and
+// USO4/USO6 where the kernel has them) every read and write carries a
+// virtio_net_hdr. The kernel then hands over up to 64 KiB of one TCP (or UDP)
+// flow per read; read_packet() splits it (core/offload/gso_split) and returns
+// the segments one per call, as a plain device would have, and completes
+// checksums the kernel left to us. Writes go out singly with a zero header.
 class LinuxTunDevice final : public TunDevice {
  public:
   // Creates interface `name` (1..15 characters; "bw%d" lets the kernel pick
-  // the number). Errors, with errno and a sentence that says what to do:
+  // the number), with offloads if `offload` and the kernel accepts them
+  // (otherwise as a plain device: offload_mode() says which). Errors, with
+  // errno and a sentence that says what to do:
   //   ENOENT  /dev/net/tun is missing (load the tun module),
   //   EPERM / EACCES  not allowed (needs CAP_NET_ADMIN: run as root),
   //   EBUSY / EEXIST  an interface with that name exists already,
   //   EINVAL  the name is too long or invalid.
-  static SysResult<std::unique_ptr<LinuxTunDevice>> open(std::string_view name);
+  static SysResult<std::unique_ptr<LinuxTunDevice>> open(std::string_view name,
+                                                         bool offload = false);
 
   int fd() const override { return fd_.get(); }
   const std::string& name() const override { return name_; }
@@ -48,14 +85,32 @@ class LinuxTunDevice final : public TunDevice {
   int ifindex() const { return ifindex_; }
   SysResult<std::size_t> read_packet(MutableBytes buffer) override;
   SysResult<void> write_packet(Bytes packet) override;
+  bool has_pending() const override { return plan_ && next_ < plan_->count; }
+  bool takes_gso() const override { return vnet_; }
+  SysResult<void> write_gso(const offload::VnetHeader& header, Bytes packet) override;
+
+  // True when reads and writes carry a vnet header (offloads on).
+  bool offloading() const { return vnet_; }
+  // One line for the start-up log: the offloads in use, or why none.
+  const std::string& offload_mode() const { return mode_; }
+  TunOffloadStats offload_stats() const override { return offload_stats_; }
 
  private:
   LinuxTunDevice(UniqueFd fd, std::string name, int ifindex)
       : fd_(std::move(fd)), name_(std::move(name)), ifindex_(ifindex) {}
+  static SysResult<std::unique_ptr<LinuxTunDevice>> create(std::string_view name, bool vnet);
 
   UniqueFd fd_;
   std::string name_;
   int ifindex_;
+  bool vnet_ = false;
+  std::string mode_ = "off";
+  // Offloads: the last read (vnet header + packet) and how far its split got.
+  std::vector<std::uint8_t> rx_;
+  std::size_t rx_len_ = 0;
+  std::optional<offload::SplitPlan> plan_;
+  std::size_t next_ = 0;
+  TunOffloadStats offload_stats_;
 };
 
 }  // namespace buckwild::daemon

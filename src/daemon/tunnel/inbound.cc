@@ -54,6 +54,7 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
   }
   auto got = socket.receive_batch(std::span(batch.data(), slots));
   if (!got) return;
+  coalescing_ = tun_.takes_gso();
   for (std::size_t i = 0; i < *got; ++i) {
     ++stats_.datagrams_received;
     if (batch[i].truncated) {
@@ -73,7 +74,10 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
     on_datagram(batch[i].buffer.first(batch[i].length), batch[i].source, sent_to,
                 batch[i].destination.port);
   }
-  // 5. What the packets made due on the applications' connections.
+  // 5. The batch's packets into the TUN (coalesced where they could be), then
+  // what they made due on the applications' connections.
+  coalescing_ = false;
+  flush_tun();
   bridge_->flush();
 }
 
@@ -255,12 +259,36 @@ void Tunnel::deliver_datagram(SessionEntry& e, Bytes ip_packet) {
 }
 
 void Tunnel::write_tun(Bytes ip_packet) {
-  if (auto written = tun_.write_packet(ip_packet); !written) {
-    ++stats_.tun_write_errors;
+  // GRO: in a batch, consecutive in-order segments of one TCP flow become one
+  // write (core/offload/gro_coalesce); the rest go out singly, in order.
+  if (coalescing_) {
+    if (!coalescer_.empty() && coalescer_.append(ip_packet)) return;
+    flush_tun();
+    if (coalescer_.start(ip_packet)) return;
+  }
+  write_tun_now(ip_packet, nullptr, 1);
+}
+
+void Tunnel::flush_tun() {
+  if (coalescer_.empty()) return;
+  const std::size_t segments = coalescer_.count();
+  offload::VnetHeader header;
+  const Bytes packet = coalescer_.take(header);
+  write_tun_now(packet, segments > 1 ? &header : nullptr, segments);
+}
+
+void Tunnel::write_tun_now(Bytes packet, const offload::VnetHeader* header, std::size_t segments) {
+  auto written = header != nullptr ? tun_.write_gso(*header, packet) : tun_.write_packet(packet);
+  if (!written) {
+    stats_.tun_write_errors += segments;
     warn_log_.log(now(), "tun.write", spdlog::level::warn, "{}", written.error().message);
     return;
   }
-  ++stats_.tun_packets_out;
+  stats_.tun_packets_out += segments;
+  if (header != nullptr) {
+    ++stats_.tun_coalesced_writes;
+    stats_.tun_coalesced_segments += segments;
+  }
 }
 
 }  // namespace buckwild::daemon

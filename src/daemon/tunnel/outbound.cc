@@ -37,8 +37,33 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
   std::array<DatagramSocket*, kBatch> via{};
   std::size_t n = 0;
   std::size_t read = 0;
-  // 1. Up to one batch per wake-up, so sockets get their turn too.
-  for (std::size_t i = 0; i < kBatch; ++i) {
+  // 5. Send in runs that share a socket (when the arrays are full, and at the end).
+  auto send_runs = [&] {
+    std::size_t start = 0;
+    while (start < n) {
+      std::size_t end = start + 1;
+      while (end < n && via[end] == via[start]) ++end;
+      auto sent = via[start]->send_batch(std::span(out.data() + start, end - start));
+      const std::size_t ok = sent ? *sent : 0;
+      stats_.datagrams_sent += ok;
+      stats_.send_errors += (end - start) - ok;
+      start = end;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i == 0 || by[i] != by[i - 1]) arm_session_timer(*by[i]);  // an answer is due now
+      held[i] = PacketPool::Buffer();
+    }
+    n = 0;
+  };
+  // 1. Up to one batch per wake-up, so sockets get their turn too; past it,
+  // only what the device already holds (the rest of a TSO read it split):
+  // that would not make the descriptor readable again. At most 64 KiB of one
+  // read, so bounded.
+  // Stream mode writes the segments it rewrites back into the TUN: coalesced
+  // (GRO) like a receive batch's, written at the end.
+  coalescing_ = tun_.takes_gso();
+  for (std::size_t i = 0; i < kBatch || tun_.has_pending(); ++i) {
+    if (n == kBatch) send_runs();
     PacketPool::Buffer b = pool_.acquire();
     if (!b) {
       ++stats_.pool_exhausted;
@@ -90,20 +115,9 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
     // triggering would wake us for ever.
     on_tun_failed(SysError{EIO, "the TUN device " + tun_.name() + " hung up"});
   }
-  // 5. Send in runs that share a socket.
-  std::size_t start = 0;
-  while (start < n) {
-    std::size_t end = start + 1;
-    while (end < n && via[end] == via[start]) ++end;
-    auto sent = via[start]->send_batch(std::span(out.data() + start, end - start));
-    const std::size_t ok = sent ? *sent : 0;
-    stats_.datagrams_sent += ok;
-    stats_.send_errors += (end - start) - ok;
-    start = end;
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (i == 0 || by[i] != by[i - 1]) arm_session_timer(*by[i]);  // an answer is due now
-  }
+  send_runs();
+  coalescing_ = false;
+  flush_tun();
 }
 
 void Tunnel::on_tun_failed(const SysError& error) {

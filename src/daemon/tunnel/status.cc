@@ -100,6 +100,13 @@ nlohmann::json Tunnel::status() {
                   {"response_wrong_source", s.response_wrong_source},
                   {"audit_errors", audit_ != nullptr ? audit_->stats().write_errors : 0},
                   {"hop_port_bind_failures", h.bind_failures}};
+  const TunOffloadStats o = tun_.offload_stats();
+  out["tun_offload"] = {{"gso_reads", o.gso_reads},
+                        {"gso_segments", o.gso_segments},
+                        {"checksums_completed", o.checksums_completed},
+                        {"refused", o.refused},
+                        {"coalesced_writes", s.tun_coalesced_writes},
+                        {"coalesced_segments", s.tun_coalesced_segments}};
   const discovery::ResponderCounters& d = responder_->counters();
   out["discovery"] = {{"responses", d.responses},
                       {"sessions", d.sessions},

@@ -37,6 +37,7 @@
 #include "core/discovery/responder.h"
 #include "core/session/session.h"
 #include "core/session/session_state.h"
+#include "core/offload/gro_coalesce.h"
 #include "daemon/config/config.h"
 #include "daemon/ebpf/ebpf_path.h"
 #include "daemon/log/security_audit.h"
@@ -100,6 +101,8 @@ struct TunnelStats {
   std::uint64_t tun_packets_out = 0;   // written to it
   std::uint64_t tun_read_errors = 0;   // reads that failed (the device went away, ...)
   std::uint64_t tun_write_errors = 0;  // packets the kernel refused (queue full, malformed)
+  std::uint64_t tun_coalesced_writes = 0;    // GSO writes of coalesced TCP segments
+  std::uint64_t tun_coalesced_segments = 0;  // the segments they carried
   std::uint64_t datagrams_sent = 0;
   std::uint64_t datagrams_received = 0;
   std::uint64_t truncated = 0;         // a datagram longer than our buffers: dropped
@@ -256,6 +259,12 @@ class Tunnel : private StreamHost {
   void on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source,
                          std::uint16_t local_port);
   void write_tun(Bytes ip_packet) override;
+  // Writes what the coalescer holds (GRO: one GSO write for a run of TCP
+  // segments) and empties it.
+  void flush_tun();
+  // Writes one packet, or a coalesced run with its vnet header, counting
+  // `segments` packets out (or refused).
+  void write_tun_now(Bytes packet, const offload::VnetHeader* header, std::size_t segments);
   // A DATAGRAM's IP packet (or one reassembled from FRAGMENTs): to the TUN
   // device if its inner source is one the peer may use.
   void deliver_datagram(SessionEntry& e, Bytes ip_packet);
@@ -355,6 +364,10 @@ class Tunnel : private StreamHost {
   std::unique_ptr<StreamBridge> bridge_;
   SocketFactory bind_socket_;
   bool tun_watched_ = false;
+  // GRO on the way into the TUN: while a handler runs with coalescing_ set,
+  // write_tun() adds packets to coalescer_, written at its end (flush_tun).
+  offload::TcpCoalescer coalescer_;
+  bool coalescing_ = false;
   TimerId window_timer_ = kNoTimer;
   TimerId keepalive_timer_ = kNoTimer;
   TimerId responder_timer_ = kNoTimer;

@@ -33,6 +33,21 @@ SysResult<void> FakeTunDevice::write_packet(Bytes packet) {
   return {};
 }
 
+SysResult<void> FakeTunDevice::write_gso(const offload::VnetHeader& header, Bytes packet) {
+  if (!takes_gso_) return sys_fail(EINVAL, "fake TUN device " + name_ + " takes no GSO writes");
+  if (write_errno_ != 0)
+    return sys_fail(write_errno_, "write to fake TUN device " + name_ + " failed");
+  offload::SplitResult r = offload::plan_split(header, packet);
+  if (!r.plan) return sys_fail(EINVAL, "malformed GSO write to fake TUN device " + name_);
+  if (r.plan->is_gso() && r.plan->count > 1) ++gso_writes_;
+  for (std::size_t i = 0; i < r.plan->count; ++i) {
+    std::vector<std::uint8_t> seg(r.plan->max_size);
+    seg.resize(offload::write_segment(*r.plan, packet, i, seg));
+    written_.push_back(std::move(seg));
+  }
+  return {};
+}
+
 bool FakeTunDevice::inject(Bytes packet) {
   if (inbound_.size() >= capacity_) {
     ++dropped_;

@@ -23,6 +23,15 @@ class FakeTunDevice final : public TunDevice {
   const std::string& name() const override { return name_; }
   SysResult<std::size_t> read_packet(MutableBytes buffer) override;
   SysResult<void> write_packet(Bytes packet) override;
+  bool takes_gso() const override { return takes_gso_; }
+  // Splits the super-packet as the kernel would (offload::gso_split) and
+  // records its segments as written; counts it in gso_writes().
+  SysResult<void> write_gso(const offload::VnetHeader& header, Bytes packet) override;
+
+  // Makes the device take GSO writes (a TUN with offloads).
+  void set_takes_gso(bool on) { takes_gso_ = on; }
+  // write_gso() calls that carried more than one segment.
+  std::size_t gso_writes() const { return gso_writes_; }
 
   // The kernel routes `packet` into the tunnel. False (and counted in
   // dropped()) when the queue is full.
@@ -50,6 +59,8 @@ class FakeTunDevice final : public TunDevice {
   int write_errno_ = 0;
   int read_errno_ = 0;
   std::size_t reads_ = 0;
+  bool takes_gso_ = false;
+  std::size_t gso_writes_ = 0;
   ReadinessFlag ready_;
 };
 

@@ -31,6 +31,7 @@ mtu = 1400
 ebpf = false
 ebpf_attach = "tc-ingress"
 ebpf_allow_fragments = true
+tun_offload = false
 
 [protocol]
 hop_interval_ms = 250
@@ -203,6 +204,7 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_FALSE(n.ebpf);
   EXPECT_EQ(n.ebpf_attach, EbpfAttach::kTcIngress);
   EXPECT_TRUE(n.ebpf_allow_fragments);
+  EXPECT_FALSE(n.tun_offload);
 
   const ProtocolConfig& p = c->protocol;
   EXPECT_EQ(p.hop_interval_ms, 250u);
@@ -279,6 +281,7 @@ TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
   EXPECT_TRUE(c->network.ebpf);
   EXPECT_EQ(c->network.ebpf_attach, EbpfAttach::kAuto);
   EXPECT_FALSE(c->network.ebpf_allow_fragments);
+  EXPECT_TRUE(c->network.tun_offload);
   EXPECT_EQ(c->protocol.heartbeat_interval_ms, 30000u);
   EXPECT_EQ(c->protocol.heartbeat_timeout_ms, 180000u);
   EXPECT_TRUE(c->protocol.path_keepalive);

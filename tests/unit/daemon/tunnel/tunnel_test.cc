@@ -28,6 +28,7 @@
 #include "daemon/tunnel/aead_choice.h"
 #include "support/daemon_test_support.h"
 #include "support/inner_packets.h"
+#include "unit/core/offload/offload_packets.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -188,6 +189,37 @@ class TunnelTest : public ::testing::TestWithParam<bool> {
     return *reloaded.back();
   }
 };
+
+TEST_P(TunnelTest, InOrderTcpSegmentsOfABatchReachTheTunAsOneGsoWrite) {
+  start();
+  ASSERT_TRUE(connected());
+  bob->tun.set_takes_gso(true);
+  // Eight 1000-byte segments of one flow and a UDP datagram, all read in one
+  // wake-up on alice's side, so they reach bob in one receive batch.
+  offload::Shape s{.payload = 8 * 1000, .tcp_flags = 0x10, .net = 77};
+  std::vector<std::uint8_t> whole = offload::super_packet(s);
+  auto plan = offload::plan_split(offload::gso_header(s, 1000), whole).plan;
+  ASSERT_TRUE(plan);
+  std::vector<std::vector<std::uint8_t>> sent;
+  for (std::size_t i = 0; i < plan->count; ++i) {
+    std::vector<std::uint8_t> seg(plan->max_size);
+    seg.resize(offload::write_segment(*plan, whole, i, seg));
+    sent.push_back(seg);
+  }
+  sent.push_back(ipv4("10.77.0.1", "10.77.0.2", "after the run"));
+  for (const auto& p : sent) ASSERT_TRUE(alice->tun.inject(p));
+  loop.run_for(milliseconds(50));
+  // What the kernel sees, split back, is what was sent, in order.
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    auto got = bob->tun.take_written();
+    ASSERT_TRUE(got.has_value()) << i;
+    EXPECT_EQ(*got, sent[i]) << i;
+  }
+  EXPECT_EQ(bob->tun.gso_writes(), 1u);
+  EXPECT_EQ(bob->tunnel->stats().tun_coalesced_writes, 1u);
+  EXPECT_EQ(bob->tunnel->stats().tun_coalesced_segments, 8u);
+  EXPECT_EQ(bob->tunnel->stats().tun_packets_out, 9u);
+}
 
 TEST_P(TunnelTest, DiscoversAndCarriesPacketsBothWaysOnHoppingPorts) {
   start();
