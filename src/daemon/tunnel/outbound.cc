@@ -118,6 +118,16 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
   send_runs();
   coalescing_ = false;
   flush_tun();
+  // Out of pool buffers with segments of a split read still in the device:
+  // they would wait for the next packet to make the descriptor readable (a
+  // retransmission, 200 ms or more). Take them in a millisecond, when the
+  // buffers in flight are back.
+  if (tun_watched_ && tun_.has_pending() && tun_pending_timer_ == kNoTimer) {
+    tun_pending_timer_ = loop_.add_timer(milliseconds(1), [this] {
+      tun_pending_timer_ = kNoTimer;
+      on_tun_readable(0);
+    });
+  }
 }
 
 void Tunnel::on_tun_failed(const SysError& error) {

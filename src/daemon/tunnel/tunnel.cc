@@ -136,6 +136,7 @@ Tunnel::~Tunnel() {
   if (window_timer_ != kNoTimer) loop_.cancel_timer(window_timer_);
   if (keepalive_timer_ != kNoTimer) loop_.cancel_timer(keepalive_timer_);
   if (responder_timer_ != kNoTimer) loop_.cancel_timer(responder_timer_);
+  if (tun_pending_timer_ != kNoTimer) loop_.cancel_timer(tun_pending_timer_);
   if (tun_watched_) loop_.unwatch_fd(tun_.fd());
   if (discovery_socket_) loop_.unwatch_fd(discovery_socket_->fd());
 }

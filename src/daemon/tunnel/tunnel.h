@@ -371,6 +371,10 @@ class Tunnel : private StreamHost {
   TimerId window_timer_ = kNoTimer;
   TimerId keepalive_timer_ = kNoTimer;
   TimerId responder_timer_ = kNoTimer;
+  // The rest of a split TSO read the device holds when a turn ended short of
+  // pool buffers: it does not make the descriptor readable again, so a timer
+  // takes the next turn (on_tun_readable).
+  TimerId tun_pending_timer_ = kNoTimer;
 };
 
 }  // namespace buckwild::daemon
