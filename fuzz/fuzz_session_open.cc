@@ -89,7 +89,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         sealed = from.s->make_path_keepalive(buf, from_unix, now);
         break;
       case 3:
-        sealed = from.s->make_time_sync_request(buf, in.u32(), from_unix, now);
+        sealed = from.s->make_time_sync_request(buf, in.u32(), from_unix, now, in.u32());
         break;
       case 4: {  // a heartbeat or time-sync body of fuzzed content
         wire::Header h;

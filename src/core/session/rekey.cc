@@ -183,9 +183,18 @@ bool SessionKeys::start(crypto::RandomSource& rng, TimePoint now) {
   return true;
 }
 
+void SessionKeys::request_at(TimePoint at) {
+  wanted_at_ = wanted_ ? std::min(wanted_at_, at) : at;
+  wanted_ = true;
+}
+
+void SessionKeys::request_automatic(TimePoint now) {
+  if (now >= automatic_from()) request();
+}
+
 bool SessionKeys::message_due(TimePoint now) const {
   if (!pending_) {
-    if (!wanted_) return false;
+    if (!wanted_ || now < wanted_at_) return false;
     const auto& s = receivers_[(send_epoch_ + 1) & 1];
     return !s || s->release_at <= now;
   }
@@ -195,7 +204,7 @@ bool SessionKeys::message_due(TimePoint now) const {
 
 std::optional<SessionKeys::Message> SessionKeys::make_message(crypto::RandomSource& rng,
                                                               Duration retry_interval, TimePoint now) {
-  if (!pending_ && !(wanted_ && start(rng, now))) return std::nullopt;
+  if (!pending_ && !(wanted_ && now >= wanted_at_ && start(rng, now))) return std::nullopt;
   if (!message_due(now)) return std::nullopt;
   Pending& p = *pending_;
   p.owed = false;
@@ -358,6 +367,8 @@ void SessionKeys::on_expiry(TimePoint now) {
     if (p.stage == Stage::kAwaitResponse) {
       pending_.reset();  // abandoned; whatever wanted the rekey asks again
       ++stats_.rekey_failures;
+      ++stats_.requests_abandoned;
+      abandoned_at_ = now;
     } else {
       // CONFIRMs unanswered: we already send under the new key; the peer
       // switches on our first packet that reaches it.
@@ -376,7 +387,7 @@ TimePoint SessionKeys::next_expiry() const {
     t = std::min({t, pending_->next_send, pending_->give_up_at});
   } else if (wanted_) {
     const auto& s = receivers_[(send_epoch_ + 1) & 1];
-    t = std::min(t, s ? s->release_at : 0);
+    t = std::min(t, std::max(wanted_at_, s ? s->release_at : 0));
   }
   return t;
 }

@@ -46,6 +46,11 @@ inline constexpr Duration kOldKeyGrace = seconds(5);
 // the trigger that wanted it fires again later. A responder whose RESPONSE
 // is never confirmed drops the exchange after kRekeyResponderPatience.
 inline constexpr int kMaxRekeyAttempts = 5;
+// After an abandoned exchange the key's own triggers (its age, its packet
+// bound) ask again no sooner than this: the recovery strategy REKEY
+// (rekey_recovery.h) spaces the next exchanges on its backoff meanwhile, and
+// without it the session still tries twice a minute, not back to back.
+inline constexpr Duration kRekeyReaskAfter = seconds(30);
 inline constexpr Duration kRekeyResponderPatience = seconds(40);
 inline constexpr Duration kMaxRekeyRetryInterval = seconds(4);
 // The packets one epoch's key may seal per direction before a rekey starts
@@ -73,7 +78,10 @@ struct RekeyStats {
   std::uint64_t rekeys = 0;          // completed (either side asked)
   std::uint64_t rekeys_requested = 0;  // exchanges this side started
   std::uint64_t rekey_retries = 0;   // REQUESTs and CONFIRMs sent again
-  std::uint64_t rekey_failures = 0;  // attempts abandoned after kMaxRekeyAttempts
+  std::uint64_t rekey_failures = 0;  // exchanges dropped (either role)
+  // ... of them: ours, abandoned after kMaxRekeyAttempts unanswered REQUESTs
+  // (the recovery strategy REKEY's trigger and failed attempts).
+  std::uint64_t requests_abandoned = 0;
   std::uint64_t rekey_invalid = 0;   // REKEY messages ignored (stale, wrong epoch, bad confirmation)
   std::uint64_t old_key_opened = 0;  // packets opened with the previous epoch's key
 };
@@ -97,8 +105,17 @@ class SessionKeys {
 
   // Asks for a rekey: the next make_message() starts one as soon as none is
   // under way and the previous epoch's key has been released. Idempotent.
-  void request() { wanted_ = true; }
+  void request() { request_at(0); }
+  // The same, not before `at` (an earlier request stands).
+  void request_at(TimePoint at);
+  // A trigger of the key's own (age, packet bound) asks: as request(),
+  // unless an exchange was abandoned less than kRekeyReaskAfter ago.
+  void request_automatic(TimePoint now);
+  // When request_automatic() asks again (0: at once).
+  TimePoint automatic_from() const { return abandoned_at_ == kNever ? 0 : abandoned_at_ + kRekeyReaskAfter; }
   bool wanted() const { return wanted_; }
+  // When the wanted exchange may start.
+  TimePoint wanted_at() const { return wanted_at_; }
   // A REKEY message (or CONFIRM) is due now.
   bool message_due(TimePoint now) const;
   // Writes the due message's type, flags and body (REQUEST, its retry, the
@@ -186,6 +203,8 @@ class SessionKeys {
   std::uint32_t recv_epoch_ = 0;  // the newest epoch the peer has sent under
   std::optional<Pending> pending_;
   bool wanted_ = false;
+  TimePoint wanted_at_ = 0;
+  TimePoint abandoned_at_ = kNever;  // our last exchange abandoned
   TimePoint key_since_;
   RekeyStats stats_;
 };

@@ -74,7 +74,9 @@ Result<std::size_t> Session::seal_as(wire::Header& h, MutableBytes out, std::siz
   auto n = keys_.seal(h, out, body_len);
   if (n) {
     // The packet bound of the AEAD (§9.5): rekey before it is reached.
-    if (keys_.sent_under_key() >= keys_.packet_bound() && !keys_.in_progress()) keys_.request();
+    if (keys_.sent_under_key() >= keys_.packet_bound() && !keys_.in_progress()) {
+      keys_.request_automatic(now);
+    }
     if (counts == Counts::kAsSending) {
       last_sent_ = now;
       if (awaiting_since_ == kNever) awaiting_since_ = now;
@@ -192,11 +194,12 @@ bool Session::on_pmtu_send_failed(std::uint32_t id, TimePoint now) {
 }
 
 Result<std::size_t> Session::make_time_sync_request(MutableBytes out, std::uint32_t challenge,
-                                                    std::int64_t now_unix_ms, TimePoint now) {
+                                                    std::int64_t now_unix_ms, TimePoint now,
+                                                    std::uint32_t jitter) {
   if (out.size() < wire::kOverhead + wire::kTimeSyncRequestBodySize) {
     return fail(ErrorCode::kInvalidParameter, "buffer too small for a time sync request");
   }
-  const wire::TimeSyncRequestBody b = time_sync_.make_request(challenge, now_unix_ms, now);
+  const wire::TimeSyncRequestBody b = time_sync_.make_request(challenge, now_unix_ms, now, jitter);
   wire::Header h;
   h.type = wire::PacketType::kTimeSyncRequest;
   auto written = wire::write_body(h, b, out.subspan(wire::kHeaderSize, wire::kTimeSyncRequestBodySize));
@@ -331,6 +334,8 @@ void Session::request_rekey(TimePoint now) {
   keys_.request();
 }
 
+void Session::request_rekey_at(TimePoint at) { keys_.request_at(at); }
+
 Result<std::size_t> Session::make_rekey(MutableBytes out, crypto::RandomSource& rng,
                                         std::int64_t now_unix_ms, TimePoint now) {
   if (dead_) return 0;
@@ -367,7 +372,7 @@ TimePoint Session::next_expiry() const {
                           config_.path_mtu_search ? pmtu_.next_expiry(pmtu_probe_timeout()) : kNever});
   t = std::min(t, keys_.next_expiry());
   if (config_.rekey_interval > 0 && !keys_.in_progress() && !keys_.wanted()) {
-    t = std::min(t, keys_.key_since() + config_.rekey_interval);
+    t = std::min(t, std::max(keys_.key_since() + config_.rekey_interval, keys_.automatic_from()));
   }
   if (probes_sent_ > 0) {
     t = std::min(t, next_probe_);
@@ -408,7 +413,7 @@ Session::Expiry Session::on_expiry(TimePoint now) {
   if (!e.probe && now - last_heartbeat_ >= config_.heartbeat_interval) e.send_heartbeat = true;
   if (config_.rekey_interval > 0 && !keys_.in_progress() &&
       now - keys_.key_since() >= config_.rekey_interval) {
-    keys_.request();
+    keys_.request_automatic(now);
   }
   keys_.on_expiry(now);
   e.send_rekey = keys_.message_due(now);

@@ -126,9 +126,11 @@ class Session {
                                             TimePoint now);
 
   // Writes a TIME_SYNC_REQUEST carrying `challenge` (random, from the
-  // caller) into `out` (at least 76 bytes) and returns its size.
+  // caller) into `out` (at least 76 bytes) and returns its size. `jitter`
+  // (random too) jitters a RESYNC's wait for the next request.
   Result<std::size_t> make_time_sync_request(MutableBytes out, std::uint32_t challenge,
-                                             std::int64_t now_unix_ms, TimePoint now);
+                                             std::int64_t now_unix_ms, TimePoint now,
+                                             std::uint32_t jitter);
   // Writes the TIME_SYNC_RESPONSE to the peer's `request` into `out` (an
   // answer: it awaits none, so it does not count as sending).
   Result<std::size_t> make_time_sync_response(MutableBytes out,
@@ -158,6 +160,9 @@ class Session {
   // the recovery strategy REKEY calls this. Make-before-break: no datagram is
   // rejected during the switch.
   void request_rekey(TimePoint now);
+  // The same, the exchange starting no sooner than `at` (the recovery
+  // strategy REKEY's backoff, rekey_recovery.h).
+  void request_rekey_at(TimePoint at);
   // Writes the REKEY message due now (REQUEST, its retry, RESPONSE or
   // CONFIRM) into `out` (at least 112 bytes) and returns its size; 0 when none
   // is due. `rng` supplies the fresh X25519 key.

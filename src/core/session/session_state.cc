@@ -11,7 +11,7 @@ Strategy classify(Failure f, bool rekey_available) {
     case Failure::kSequenceMismatch:
       return Strategy::kRepair;
     case Failure::kKeyFailure:
-      // Until the session can make new keys in place, new keys come from discovery.
+      // New keys in the session when its owner can run the exchange, else by discovery.
       return rekey_available ? Strategy::kRekey : Strategy::kEmergency;
     case Failure::kPeerSilent:
     case Failure::kSessionLost:
@@ -213,6 +213,12 @@ std::optional<State> SessionStateMachine::transition(Cause cause, TimePoint now,
       return state_;
     case Cause::kAttemptsExhausted:
       if (state_ != State::kRecovering && state_ != State::kConnecting) return std::nullopt;
+      if (state_ == State::kRecovering && strategy_ == Strategy::kRekey) {
+        // The key cannot be renewed in the session: new keys by discovery.
+        attempts_ = 1;
+        enter(State::kRecovering, Strategy::kEmergency, cause, now);
+        return state_;
+      }
       before_error_ = state_;
       enter(State::kError, strategy_, cause, now);
       return state_;

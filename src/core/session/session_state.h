@@ -8,7 +8,8 @@
 //   ESTABLISHED  the session carries traffic
 //   RECOVERING   a failure was classified (classify()) and its strategy runs:
 //                RESYNC, REPAIR, REKEY or EMERGENCY, at most kMaxAttempts
-//                attempts spaced by backoff()
+//                attempts spaced by backoff(); REKEY's spent go on as
+//                EMERGENCY (new keys by discovery), the others' to ERROR
 //   CLOSING      the session is ending (its connections are reset)
 //   ERROR        a strategy's attempts are spent, or discovery went
 //                unanswered kMaxAttempts times: the reason stays visible
@@ -44,7 +45,7 @@ enum class Strategy : std::uint8_t {
 enum class Failure : std::uint8_t {
   kClockDrift,        // a time sync measurement beyond the tolerance, or our clock stepped
   kSequenceMismatch,  // the peer's packets keep failing the replay window
-  kKeyFailure,        // the peer's packets keep failing authentication, or the key is spent
+  kKeyFailure,        // a rekey exchange went unanswered past its retries (the key cannot be renewed)
   kPeerSilent,        // probes went unanswered: the path or the peer is gone
   kSessionLost,       // the dead-peer timeout passed: keys and schedule cannot be resumed
 };
@@ -61,7 +62,7 @@ enum class Cause : std::uint8_t {
   kSessionLost,         // → RECOVERING (EMERGENCY)
   kRecovered,           // RECOVERING or ERROR → ESTABLISHED (the same session)
   kAttemptFailed,       // RECOVERING or CONNECTING stays, one more attempt spent
-  kAttemptsExhausted,   // → ERROR
+  kAttemptsExhausted,   // → ERROR; REKEY's → RECOVERING (EMERGENCY)
   kPathReturned,        // ERROR → RECOVERING or CONNECTING, attempts anew
   kPeerRestarted,       // → CLOSING (the peer lost our session)
   kSessionEnded,        // → CLOSING (dead without recovery, reload, administratively down)
@@ -70,8 +71,8 @@ enum class Cause : std::uint8_t {
 inline constexpr int kMaxAttempts = 5;
 
 // The strategy for a failure. REKEY only when the session can rekey
-// (`rekey_available`); otherwise the keys are re-established by EMERGENCY
-// (docs/protocol.md §13 deviation 30).
+// (`rekey_available`: a session whose owner runs the exchange); otherwise
+// the keys are re-established by EMERGENCY (docs/protocol.md §13 deviation 30).
 Strategy classify(Failure f, bool rekey_available);
 
 // The cause a failure is recorded with.

@@ -1,16 +1,26 @@
 #include "core/session/time_sync.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "core/hop/time_window.h"
+#include "core/session/session_state.h"
 
 namespace buckwild::session {
 
 PeerTimeSync::PeerTimeSync(const TimeSyncConfig& config, TimePoint now)
     : config_(config), next_request_(now + config.first_after) {}
 
+Duration PeerTimeSync::resync_wait() const {
+  // After the last request, only its answer is awaited.
+  if (resync_requests_ >= kMaxResyncRequests) return milliseconds(kTimeSyncMaxRttMs);
+  return backoff(Strategy::kResync, std::max(resync_requests_, 1), jitter_);
+}
+
 wire::TimeSyncRequestBody PeerTimeSync::make_request(std::uint32_t challenge,
-                                                     std::int64_t now_unix_ms, TimePoint now) {
+                                                     std::int64_t now_unix_ms, TimePoint now,
+                                                     std::uint32_t jitter) {
+  jitter_ = jitter;
   if (resyncing_ && ++resync_requests_ > kMaxResyncRequests) {
     resyncing_ = false;
     candidate_ms_.reset();
@@ -22,7 +32,7 @@ wire::TimeSyncRequestBody PeerTimeSync::make_request(std::uint32_t challenge,
   sent_at_ = now;
   ++stats_.requests_sent;
   // An unanswered request is replaced by the next one.
-  next_request_ = now + (resyncing_ ? kTimeSyncRetry : config_.interval);
+  next_request_ = now + (resyncing_ ? resync_wait() : config_.interval);
   return wire::TimeSyncRequestBody{challenge, hop::ms_since_midnight(now_unix_ms)};
 }
 
@@ -73,7 +83,10 @@ std::optional<PeerTimeSync::Update> PeerTimeSync::on_response(
   }
   resyncing_ = true;
   candidate_ms_ = measured;
-  next_request_ = now + kTimeSyncRetry;
+  // The confirming request: the first a second after this answer, later
+  // ones on the RESYNC's backoff from their predecessor.
+  next_request_ = resync_requests_ == 0 ? now + kTimeSyncRetry
+                                        : std::max(now, sent_at_ + resync_wait());
   return std::nullopt;
 }
 

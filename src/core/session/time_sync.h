@@ -7,8 +7,9 @@
 // Every `interval` we ask; the answer's round trip gives the offset
 // (peer's stamp − (our send time + rtt/2)). A measurement within `tolerance`
 // of the offset in use replaces it. One beyond it sets off a RESYNC: the
-// offset is re-measured at once (each second) and adopted when two
-// measurements in a row agree within the tolerance, so one delayed answer
+// offset is re-measured at once, each further request after the RESYNC
+// backoff (1 s doubling, ±25 % jitter: session_state.h backoff()), and
+// adopted when two measurements in a row agree within the tolerance, so one delayed answer
 // cannot move the schedule. The peer's own request also tells us its clock
 // (its stamp + half our last round trip); when that is beyond the tolerance
 // our estimate is stale (the peer stepped its clock), so it is adopted at once
@@ -44,9 +45,11 @@ struct TimeSyncStats {
   std::optional<std::int32_t> last_rtt_ms;
 };
 
-// A RESYNC asks at most this many times a second apart; unconfirmed by then
-// (the peer silent, or the path's jitter beyond the tolerance) it gives up
-// and the regular interval resumes.
+// A RESYNC asks at most this many times, request k + 1 backoff(kResync, k)
+// after request k (1, 2, 4, 8 s, each ±25 %); the last one's answer is
+// awaited kTimeSyncMaxRttMs. Unconfirmed by then (the peer silent, or the
+// path's jitter beyond the tolerance) it gives up and the regular interval
+// resumes.
 inline constexpr int kMaxResyncRequests = 5;
 
 class PeerTimeSync {
@@ -57,9 +60,10 @@ class PeerTimeSync {
   TimePoint next_expiry() const { return next_request_; }
 
   // A request is being sent with `challenge` at our time `now_unix_ms`:
-  // returns its body and schedules the next one.
+  // returns its body and schedules the next one; in a RESYNC `jitter`
+  // (uniform over 32 bits, from the caller) jitters the wait (backoff()).
   wire::TimeSyncRequestBody make_request(std::uint32_t challenge, std::int64_t now_unix_ms,
-                                         TimePoint now);
+                                         TimePoint now, std::uint32_t jitter);
 
   // The answer to a request of the peer's, made at our time `now_unix_ms`.
   wire::TimeSyncResponseBody make_response(const wire::TimeSyncRequestBody& request,
@@ -84,12 +88,17 @@ class PeerTimeSync {
   // (our clock stepped, or a measurement moved beyond the tolerance).
   void resync(TimePoint now);
   bool resyncing() const { return resyncing_; }
+  // Requests sent in the RESYNC under way (its attempts).
+  int resync_requests() const { return resync_requests_; }
   // The request due now is being sent; should it not be, ask again in a second.
   void postpone(TimePoint now) { next_request_ = now + kTimeSyncRetry; }
 
   const TimeSyncStats& stats() const { return stats_; }
 
  private:
+  // The wait after the RESYNC's latest request.
+  Duration resync_wait() const;
+
   TimeSyncConfig config_;
   TimePoint next_request_;
   bool pending_ = false;
@@ -98,6 +107,7 @@ class PeerTimeSync {
   TimePoint sent_at_ = 0;
   bool resyncing_ = false;
   int resync_requests_ = 0;                   // requests sent in this RESYNC
+  std::uint32_t jitter_ = 0x8000'0000u;       // the last request's jitter draw
   std::optional<std::int32_t> candidate_ms_;  // a RESYNC's first measurement
   TimeSyncStats stats_;
 };

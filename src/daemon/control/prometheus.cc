@@ -31,6 +31,7 @@ enum Family : std::size_t {
   kDatagrams,
   kSessionsEstablished,
   kSessionsLost,
+  kRekeyRecoveries,
   kDrops,
   kDiscoveryResponses,
   kDiscoverySessions,
@@ -102,6 +103,9 @@ constexpr std::array<FamilySpec, kFamilyCount> kSpecs{{
      "UDP datagrams sent and received on the underlay."},
     {"buckwild_sessions_established_total", Kind::kCounter, "Sessions established with peers."},
     {"buckwild_sessions_lost_total", Kind::kCounter, "Sessions that ended or were lost."},
+    {"buckwild_rekey_recoveries_total", Kind::kCounter,
+     "Runs of the recovery strategy REKEY, by outcome: recovered (a rekey completed) or exhausted "
+     "(5 attempts spent; EMERGENCY took over)."},
     {"buckwild_drops_total", Kind::kCounter, "Packets and datagrams dropped, by reason."},
     {"buckwild_discovery_responses_total", Kind::kCounter,
      "DISCOVERY_RESPONSE messages sent as responder."},
@@ -369,6 +373,10 @@ void add_tunnel(Exposition& out, const Json& doc, std::string_view device) {
           number_text(field(counters, "datagrams_received"), Unit::kAsIs));
   add_plain(out, kSessionsEstablished, device, counters, "sessions_established");
   add_plain(out, kSessionsLost, device, counters, "sessions_lost");
+  out.add(kRekeyRecoveries, {{"device", device}, {"outcome", "recovered"}},
+          number_text(field(counters, "rekey_recoveries"), Unit::kAsIs));
+  out.add(kRekeyRecoveries, {{"device", device}, {"outcome", "exhausted"}},
+          number_text(field(counters, "rekey_exhausted"), Unit::kAsIs));
   add_by_key(out, kDrops, device, field(&doc, "drops"), "reason");
 
   const Json* discovery = field(&doc, "discovery");

@@ -126,7 +126,13 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
     return;
   }
   // Any packet under a new key may complete a rekey.
-  if (e.session->keys().stats().rekeys != e.rekeys_logged) note_rekeys(e);
+  if (e.session->keys().stats().rekeys != e.rekeys_logged) {
+    note_rekeys(e);
+    // A completed rekey ends a REKEY (recovered). It never removes the
+    // session here: abandoned exchanges are seen where they happen, at the
+    // session's timer.
+    track_rekey(e);
+  }
   // The peer's address moves only to one that answered a path challenge
   // (roaming.cc): a copy of an authentic packet re-sent from elsewhere must
   // not redirect our traffic. A datagram from another address is taken for

@@ -161,12 +161,15 @@ void Tunnel::send_sealed(SessionEntry& e, Bytes datagram) {
 }
 
 void Tunnel::send_time_sync_request(SessionEntry& e) {
-  std::array<std::uint8_t, 4> challenge{};
-  rng_.fill(challenge);
-  const std::uint32_t c = (std::uint32_t{challenge[0]} << 24) | (std::uint32_t{challenge[1]} << 16) |
-                          (std::uint32_t{challenge[2]} << 8) | challenge[3];
+  std::array<std::uint8_t, 8> random{};
+  rng_.fill(random);
+  const auto word = [&](std::size_t i) {
+    return (std::uint32_t{random[i]} << 24) | (std::uint32_t{random[i + 1]} << 16) |
+           (std::uint32_t{random[i + 2]} << 8) | random[i + 3];
+  };
   std::array<std::uint8_t, 128> buf;
-  auto n = e.session->make_time_sync_request(buf, c, unix_ms(), now());
+  // The challenge, and the jitter of a RESYNC's next wait.
+  auto n = e.session->make_time_sync_request(buf, word(0), unix_ms(), now(), word(4));
   if (n) send_sealed(e, Bytes(buf.data(), *n));
 }
 

@@ -22,7 +22,9 @@ constexpr Duration kPathReturnGap = milliseconds(500);
 
 void Tunnel::report(Peer& p, session::Cause cause, std::string_view reason) {
   const session::State before = p.state.state();
-  const auto changed = p.state.transition(cause, now());
+  const session::Strategy strategy_before = p.state.strategy();
+  // Every session of ours can rekey: a key failure is REKEY's (§11.9).
+  const auto changed = p.state.transition(cause, now(), /*rekey_available=*/true);
   if (!changed) return;
   const session::State after = *changed;
   if (after == session::State::kError && before != session::State::kError) {
@@ -30,7 +32,8 @@ void Tunnel::report(Peer& p, session::Cause cause, std::string_view reason) {
     recovery_failed(p, reason);
     return;
   }
-  if (after == before && cause == session::Cause::kAttemptFailed) {
+  if (after == before && p.state.strategy() == strategy_before &&
+      cause == session::Cause::kAttemptFailed) {
     spdlog::debug("{}: {} {} attempt {}", p.config->name, session::name(after),
                   session::name(p.state.strategy()), p.state.attempts());
     return;
@@ -38,10 +41,10 @@ void Tunnel::report(Peer& p, session::Cause cause, std::string_view reason) {
   if (after != session::State::kError) p.error_reason.clear();
   if (after == session::State::kRecovering) {
     spdlog::info("{}: {} -> recovering ({}), cause {}", p.config->name, session::name(before),
-                 session::name(p.state.strategy()), session::name(cause));
+                 session::name(p.state.strategy()), session::name(p.state.cause()));
   } else {
     spdlog::info("{}: {} -> {}, cause {}", p.config->name, session::name(before),
-                 session::name(after), session::name(cause));
+                 session::name(after), session::name(p.state.cause()));
   }
 }
 
@@ -89,40 +92,49 @@ void Tunnel::track_time_sync(SessionEntry& e) {
   if (!e.peer) return;
   Peer& p = peers_[*e.peer];
   if (p.session_id != e.id) return;
-  const session::PeerTimeSync& ts = e.session->time_sync();
-  const bool resync = p.state.strategy() == session::Strategy::kResync &&
-                      (p.state.state() == session::State::kRecovering ||
-                       p.state.state() == session::State::kError);
-  if (ts.stats().resyncs_given_up != e.resyncs_given_up_seen) {
-    e.resyncs_given_up_seen = ts.stats().resyncs_given_up;
-    e.resync_responses_seen = ts.stats().responses_received;
-    if (resync && p.state.state() == session::State::kRecovering) {
-      report(p, session::Cause::kAttemptsExhausted,
-             fmt::format("clock offset unconfirmed after {} time sync requests (RESYNC); the "
-                         "regular measurement goes on",
-                         session::kMaxResyncRequests));
-    }
-    return;
+  e.resync.observe(e.session->time_sync(), p.state, [&](session::Cause c) {
+    report(p, c,
+           c == session::Cause::kAttemptsExhausted
+               ? fmt::format("clock offset unconfirmed after {} time sync requests (RESYNC); the "
+                             "regular measurement goes on",
+                             session::kMaxResyncRequests)
+               : std::string());
+  });
+}
+
+bool Tunnel::track_rekey(SessionEntry& e) {
+  if (!e.peer) return true;  // a peer without an entry has no machine: its key's triggers retry
+  Peer& p = peers_[*e.peer];
+  if (p.session_id != e.id) return true;
+  const session::Strategy before = p.state.strategy();
+  e.rekey_recovery.observe(e.session->keys(), p.state, [&](session::Cause c) {
+    if (c == session::Cause::kRecovered) ++stats_.rekey_recoveries;
+    report(p, c);
+  });
+  if (before == session::Strategy::kRekey && p.state.state() == session::State::kRecovering &&
+      p.state.strategy() == session::Strategy::kEmergency) {
+    // REKEY spent: the key cannot be renewed in the session. New keys by
+    // discovery, the connections kept for the next session (§11.9).
+    ++stats_.rekey_exhausted;
+    spdlog::warn("session {} with {}: {} rekey attempts (REKEY) went unanswered; new keys by "
+                 "discovery (EMERGENCY), its connections kept",
+                 short_id(e.id), p.config->name, session::kMaxAttempts);
+    const bool initiates = p.initiates();
+    remove_session(e.id, "REKEY attempts spent: new keys by discovery; its connections are kept",
+                   Connections::kKeep);
+    if (initiates) start_discovery(p);
+    return false;
   }
-  if (ts.resyncing()) {
-    if (!resync) {
-      report(p, session::Cause::kClockDrift);
-      // Its first request is attempt 1; each one after it another.
-      e.resync_requests_seen = ts.stats().requests_sent + 1;
-    } else {
-      while (e.resync_requests_seen < ts.stats().requests_sent) {
-        ++e.resync_requests_seen;
-        report(p, session::Cause::kAttemptFailed);
-      }
-    }
-  } else if (resync) {
-    // Confirmed: by the RESYNC itself, or (after it gave up) by a later
-    // measurement within the tolerance.
-    if (p.state.state() == session::State::kRecovering ||
-        ts.stats().responses_received > e.resync_responses_seen) {
-      report(p, session::Cause::kRecovered);
-    }
+  std::array<std::uint8_t, 4> b{};
+  rng_.fill(b);
+  std::uint32_t r = 0;
+  std::memcpy(&r, b.data(), sizeof r);
+  if (const auto at = e.rekey_recovery.schedule(*e.session, p.state, now(), r)) {
+    spdlog::info("session {} with {}: REKEY attempt {} in {} ms", short_id(e.id), p.config->name,
+                 p.state.attempts(), (*at - now()) / milliseconds(1));
+    arm_session_timer(e);
   }
+  return true;
 }
 
 void Tunnel::park_connections(Peer& p, std::uint64_t id) {

@@ -18,6 +18,7 @@
 #include "core/common/time.h"
 #include "core/conn/fragmentation.h"
 #include "core/session/path_validation.h"
+#include "core/session/recovery.h"
 #include "core/session/return_paths.h"
 #include "core/session/session.h"
 #include "daemon/config/config.h"
@@ -73,11 +74,10 @@ struct SessionEntry {
     std::vector<std::uint8_t> packet;  // the inner IP packet
   };
   std::vector<Stranded> stranded;
-  // RESYNC as the state machine sees it (Tunnel::track_time_sync): the time
-  // sync counters when it last looked.
-  std::uint64_t resync_requests_seen = 0;
-  std::uint64_t resyncs_given_up_seen = 0;
-  std::uint64_t resync_responses_seen = 0;  // measurements when it gave up
+  // RESYNC and REKEY as the state machine sees them (Tunnel::track_time_sync,
+  // Tunnel::track_rekey; core/session/recovery.h).
+  session::ResyncRecovery resync;
+  session::RekeyRecovery rekey_recovery;
   // DATAGRAMs larger than the path MTU travel as FRAGMENTs (§11.10, §5.13.13).
   conn::Fragmenter fragmenter;
   conn::Reassembler reassembler{kReassembly};

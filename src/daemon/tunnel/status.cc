@@ -31,6 +31,7 @@ nlohmann::json rekey_json(const session::Session& ss, TimePoint now) {
                         {"requested", r.rekeys_requested},
                         {"retries", r.rekey_retries},
                         {"failures", r.rekey_failures},
+                        {"abandoned", r.requests_abandoned},
                         {"invalid", r.rekey_invalid},
                         {"old_key_opened", r.old_key_opened},
                         {"in_progress", k.in_progress()}};
@@ -83,6 +84,8 @@ nlohmann::json Tunnel::status() {
                      {"stranded_replayed", s.stranded_replayed},
                      {"roams", s.roams},
                      {"rekeys", s.rekeys},
+                     {"rekey_recoveries", s.rekey_recoveries},
+                     {"rekey_exhausted", s.rekey_exhausted},
                      {"datagrams_fragmented", s.datagrams_fragmented},
                      {"sessions", sessions_.size()}};
   const HopPortStats& h = hop_ports_->stats();

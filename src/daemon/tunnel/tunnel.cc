@@ -417,6 +417,9 @@ void Tunnel::on_session_timer(std::uint64_t id) {
     if (x.send_rekey) send_rekey(*e);
     if (x.pmtu_changed) on_pmtu_changed(*e);
     if (x.pmtu_probe) send_pmtu_probe(*e, *x.pmtu_probe);
+    // An exchange of ours abandoned (REKEY: its trigger, a failed attempt,
+    // or spent and the session gone), or the next attempt due.
+    if (!track_rekey(*e)) return;
   }
   arm_session_timer(*e);
 }

@@ -15,7 +15,7 @@
 //   discovery.cc  discovery as initiator and as responder, session set-up
 //   roaming.cc    path validation: a responder's peer moves to a new address
 //   recovery.cc   the peers' session state machines: reporting to them, ERROR,
-//                 a returning path, RESYNC as time sync runs it
+//                 a returning path, RESYNC as time sync runs it, REKEY
 //
 // Everything reaches the outside world through the interfaces it is given
 // (EventLoop, Clock, TunDevice, a socket factory, TcpEndpoints, EbpfPath), so
@@ -117,6 +117,10 @@ struct TunnelStats {
   std::uint64_t sessions_lost = 0;
   std::uint64_t roams = 0;  // sessions whose peer moved to a validated address
   std::uint64_t rekeys = 0;  // rekeys completed, all sessions (docs/protocol.md §9.5)
+  // The recovery strategy REKEY (§11.9): runs that ended in a rekey, and
+  // runs whose attempts were spent (EMERGENCY took over).
+  std::uint64_t rekey_recoveries = 0;
+  std::uint64_t rekey_exhausted = 0;
   std::uint64_t pool_exhausted = 0;
   // Packet-mode TCP segments sent again when a silent peer answered (§11.4).
   std::uint64_t stranded_replayed = 0;
@@ -289,6 +293,11 @@ class Tunnel : private StreamHost {
   // After the session's time sync moved: RESYNC started, an attempt, given
   // up or done, reported to the peer's machine.
   void track_time_sync(SessionEntry& e);
+  // After the session's keys took a step: REKEY started (an exchange of ours
+  // abandoned), an attempt failed, spent (EMERGENCY: the session ends, its
+  // connections kept, discovery anew) or recovered; schedules the next
+  // attempt. False when the session was removed.
+  bool track_rekey(SessionEntry& e);
   // EMERGENCY: `id`'s connections wait for the peer's next session (at most
   // a dead-peer timeout, then they are reset); adopt_connections hands them
   // to `id`, a new session with the peer.

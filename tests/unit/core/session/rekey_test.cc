@@ -208,6 +208,65 @@ TEST(RekeyTest, UnansweredRequestsAreAbandonedAfterFiveAttempts) {
   EXPECT_EQ(x.a().keys().epoch(), 0u);
 }
 
+// After an abandoned exchange the key's own interval asks again only
+// kRekeyReaskAfter later (the timer sleeps until then, it does not spin); a
+// request for a later time (REKEY's backoff) starts no sooner than that.
+TEST(RekeyTest, AnAbandonedExchangeIsNotRestartedBackToBackAndDelayedRequestsWait) {
+  SessionConfig c;
+  c.rekey_interval = seconds(10);
+  Pair x{testing::make_session_pair(kUnix, kT0, 0, c)};
+  TimePoint t = kT0 + seconds(10);
+  for (int i = 0; i < 40 && x.a().keys().stats().requests_abandoned == 0; ++i) {
+    auto e = x.a().on_expiry(t);
+    if (e.send_rekey) rekey_from(x.a(), x.rng, t);  // never answered
+    t = std::max(t + 1, x.a().next_expiry());
+  }
+  ASSERT_EQ(x.a().keys().stats().requests_abandoned, 1u);
+  const TimePoint abandoned = x.a().keys().automatic_from() - kRekeyReaskAfter;
+  EXPECT_LE(abandoned, t);
+  EXPECT_FALSE(x.a().keys().in_progress());
+  // The interval (long passed) waits for the hold-off: no exchange before it.
+  EXPECT_FALSE(x.a().on_expiry(abandoned + kRekeyReaskAfter - 1).send_rekey);
+  EXPECT_FALSE(x.a().keys().wanted());
+  // REKEY asks for one 2 s from now: nothing before, the REQUEST at 2 s.
+  const TimePoint now = abandoned + seconds(1);
+  x.a().request_rekey_at(now + seconds(2));
+  EXPECT_EQ(x.a().keys().next_expiry(), now + seconds(2));
+  EXPECT_FALSE(x.a().on_expiry(now + seconds(2) - 1).send_rekey);
+  EXPECT_EQ(rekey_from(x.a(), x.rng, now + seconds(2) - 1).size(), 0u);
+  EXPECT_TRUE(x.a().on_expiry(now + seconds(2)).send_rekey);
+  EXPECT_EQ(header_of(rekey_from(x.a(), x.rng, now + seconds(2))).type, wire::PacketType::kRekeyRequest);
+  EXPECT_EQ(x.a().keys().stats().rekeys_requested, 2u);
+}
+
+TEST(RekeyTest, TheIntervalAsksAgainAfterTheHoldOff) {
+  SessionConfig c;
+  c.rekey_interval = seconds(10);
+  Pair x{testing::make_session_pair(kUnix, kT0, 0, c)};
+  TimePoint t = kT0 + seconds(10);
+  for (int i = 0; i < 40 && x.a().keys().stats().requests_abandoned == 0; ++i) {
+    auto e = x.a().on_expiry(t);
+    if (e.send_rekey) rekey_from(x.a(), x.rng, t);
+    t = std::max(t + 1, x.a().next_expiry());
+  }
+  ASSERT_EQ(x.a().keys().stats().requests_abandoned, 1u);
+  const TimePoint from = x.a().keys().automatic_from();
+  EXPECT_GT(from, t);  // when it was abandoned, plus the hold-off
+  EXPECT_LE(x.a().next_expiry(), from);  // the timer wakes for it (no sleeping through)
+  TimePoint u = t;
+  for (int i = 0; i < 1000 && u < from; ++i) {
+    const auto e = x.a().on_expiry(u);
+    EXPECT_FALSE(e.send_rekey) << (u - t);
+    if (e.send_heartbeat || e.probe) {
+      Datagram hb(wire::kMaxDatagramSize);
+      ASSERT_TRUE(x.a().make_heartbeat(hb, e.probe, unix_at(u), u).has_value());
+    }
+    u = std::max(u + 1, x.a().next_expiry());
+  }
+  ASSERT_EQ(u, from);
+  EXPECT_TRUE(x.a().on_expiry(from).send_rekey);
+}
+
 TEST(RekeyTest, SimultaneousRequestsResolveToTheInitiators) {
   Pair x{testing::make_session_pair(kUnix, kT0)};
   TimePoint t = kT0;

@@ -68,6 +68,40 @@ TEST(SessionStateTest, FiveFailedAttemptsEndInErrorThenThePathReturns) {
   EXPECT_EQ(m.transition(Cause::kRecovered, 13), State::kEstablished);
 }
 
+TEST(SessionStateTest, RekeyRecoversOrItsFiveSpentAttemptsGoOnAsEmergency) {
+  SessionStateMachine m(State::kEstablished, Cause::kSessionEstablished, 0);
+  ASSERT_EQ(m.fail(Failure::kKeyFailure, 1, true), State::kRecovering);
+  EXPECT_EQ(m.strategy(), Strategy::kRekey);
+  EXPECT_EQ(m.cause(), Cause::kKeyFailure);
+  EXPECT_EQ(m.attempts(), 1);
+  EXPECT_FALSE(m.fail(Failure::kKeyFailure, 2, true));  // already rekeying
+  EXPECT_EQ(m.transition(Cause::kRecovered, 3), State::kEstablished);
+
+  ASSERT_EQ(m.fail(Failure::kKeyFailure, 10, true), State::kRecovering);
+  for (int i = 2; i <= kMaxAttempts; ++i) {
+    EXPECT_EQ(m.transition(Cause::kAttemptFailed, 10 + i), State::kRecovering);
+    EXPECT_EQ(m.attempts(), i);
+    EXPECT_EQ(m.strategy(), Strategy::kRekey);
+  }
+  // The sixth failure: REKEY is spent, and EMERGENCY (not ERROR) takes over
+  // with attempts anew; its own five spent end in ERROR.
+  EXPECT_EQ(m.transition(Cause::kAttemptFailed, 20), State::kRecovering);
+  EXPECT_EQ(m.strategy(), Strategy::kEmergency);
+  EXPECT_EQ(m.cause(), Cause::kAttemptsExhausted);
+  EXPECT_EQ(m.attempts(), 1);
+  EXPECT_EQ(m.since(), 10);  // still RECOVERING since the key failure
+  for (int i = 2; i <= kMaxAttempts; ++i) {
+    EXPECT_EQ(m.transition(Cause::kAttemptFailed, 20 + i), State::kRecovering);
+  }
+  EXPECT_EQ(m.transition(Cause::kAttemptFailed, 30), State::kError);
+  EXPECT_EQ(m.strategy(), Strategy::kEmergency);
+  // A key failure while EMERGENCY runs changes nothing (it outranks REKEY).
+  SessionStateMachine n(State::kEstablished, Cause::kSessionEstablished, 0);
+  ASSERT_EQ(n.fail(Failure::kPeerSilent, 1), State::kRecovering);
+  EXPECT_FALSE(n.fail(Failure::kKeyFailure, 2, true));
+  EXPECT_EQ(n.strategy(), Strategy::kEmergency);
+}
+
 TEST(SessionStateTest, DiscoveryWithoutASessionEndsInErrorAfterFiveAttempts) {
   SessionStateMachine m(State::kClosing, Cause::kSessionEnded, 0);
   ASSERT_EQ(m.transition(Cause::kDiscoveryStarted, 1), State::kConnecting);

@@ -22,7 +22,7 @@ TEST(PeerTimeSyncTest, MeasuresTheOffsetFromOneRoundTrip) {
   PeerTimeSync a({}, kT0);
   PeerTimeSync b({}, kT0);
   EXPECT_EQ(a.next_expiry(), kT0 + seconds(1));
-  const auto req = a.make_request(7, kUnix, kT0);
+  const auto req = a.make_request(7, kUnix, kT0, 0x8000'0000u);
   EXPECT_EQ(a.next_expiry(), kT0 + seconds(10));
   // 20 ms each way, the peer 300 ms ahead.
   const auto resp = answer(b, req, kUnix + 20, 300);
@@ -36,7 +36,7 @@ TEST(PeerTimeSyncTest, MeasuresTheOffsetFromOneRoundTrip) {
 TEST(PeerTimeSyncTest, OnlyTheAnswerToOurRequestCounts) {
   PeerTimeSync a({}, kT0);
   PeerTimeSync b({}, kT0);
-  const auto req = a.make_request(7, kUnix, kT0);
+  const auto req = a.make_request(7, kUnix, kT0, 0x8000'0000u);
   auto wrong = answer(b, req, kUnix + 10, 0);
   wrong.challenge = 8;
   EXPECT_FALSE(a.on_response(wrong, 0, kUnix + 20, kT0 + milliseconds(20)));
@@ -45,7 +45,7 @@ TEST(PeerTimeSyncTest, OnlyTheAnswerToOurRequestCounts) {
   // The same answer again: no request is outstanding.
   EXPECT_FALSE(a.on_response(good, 0, kUnix + 20, kT0 + milliseconds(20)));
   // An answer after more than kTimeSyncMaxRttMs tells nothing.
-  const auto req2 = a.make_request(9, kUnix + 1000, kT0 + seconds(1));
+  const auto req2 = a.make_request(9, kUnix + 1000, kT0 + seconds(1), 0x8000'0000u);
   EXPECT_FALSE(a.on_response(answer(b, req2, kUnix + 2000, 0), 0, kUnix + 4000,
                              kT0 + seconds(1) + milliseconds(kTimeSyncMaxRttMs + 1)));
 }
@@ -56,7 +56,7 @@ TEST(PeerTimeSyncTest, AJumpBeyondTheToleranceIsConfirmedBeforeItIsAdopted) {
   TimePoint t = kT0;
   std::int64_t u = kUnix;
   // In use: 0. The peer is 400 ms ahead now: RESYNC, asked again in a second.
-  auto req = a.make_request(1, u, t);
+  auto req = a.make_request(1, u, t, 0x8000'0000u);
   EXPECT_FALSE(a.on_response(answer(b, req, u + 5, 400), 0, u + 10, t + milliseconds(10)));
   EXPECT_TRUE(a.resyncing());
   EXPECT_EQ(a.stats().resyncs, 1u);
@@ -64,7 +64,7 @@ TEST(PeerTimeSyncTest, AJumpBeyondTheToleranceIsConfirmedBeforeItIsAdopted) {
   // Confirmed by the next measurement: adopted.
   t += seconds(1);
   u += 1000;
-  req = a.make_request(2, u, t);
+  req = a.make_request(2, u, t, 0x8000'0000u);
   auto upd = a.on_response(answer(b, req, u + 5, 402), 0, u + 10, t + milliseconds(10));
   ASSERT_TRUE(upd);
   EXPECT_TRUE(upd->resync);
@@ -77,11 +77,11 @@ TEST(PeerTimeSyncTest, ThePeersRequestRevealsThatItsClockStepped) {
   PeerTimeSync a({}, kT0);
   PeerTimeSync b({}, kT0);
   // b measures a once (10 ms round trip, a 0 ms ahead): b knows the RTT.
-  const auto mine = b.make_request(1, kUnix, kT0);
+  const auto mine = b.make_request(1, kUnix, kT0, 0x8000'0000u);
   ASSERT_TRUE(b.on_response(answer(a, mine, kUnix + 5, 0), 0, kUnix + 10, kT0 + milliseconds(10)));
   // a stepped by 3 s and asks: no delay explains that, so b takes it at once.
   const TimePoint t = kT0 + seconds(2);
-  const auto req = a.make_request(3, kUnix + 2000 + 3000, t);
+  const auto req = a.make_request(3, kUnix + 2000 + 3000, t, 0x8000'0000u);
   auto upd = b.on_request(req, 0, kUnix + 2000 + 5, t + milliseconds(5));
   ASSERT_TRUE(upd);
   EXPECT_NEAR(upd->offset_ms, 3000, 1);
@@ -96,42 +96,62 @@ TEST(PeerTimeSyncTest, OneDelayedRequestDoesNotMoveTheSchedule) {
   PeerTimeSync a({}, kT0);
   PeerTimeSync b({}, kT0);
   // Before b knows a round trip, even a large move only sets off a RESYNC.
-  auto req = a.make_request(3, kUnix + 3000, kT0);
+  auto req = a.make_request(3, kUnix + 3000, kT0, 0x8000'0000u);
   EXPECT_FALSE(b.on_request(req, 0, kUnix + 5, kT0 + milliseconds(5)));
   EXPECT_TRUE(b.resyncing());
   // Knowing it, a request 100 ms late (beyond the 50 ms tolerance, within
   // half a window) is queueing, not a step: b's own round trips decide.
   PeerTimeSync c({}, kT0);
-  const auto mine = c.make_request(1, kUnix, kT0);
+  const auto mine = c.make_request(1, kUnix, kT0, 0x8000'0000u);
   ASSERT_TRUE(c.on_response(answer(a, mine, kUnix + 5, 0), 0, kUnix + 10, kT0 + milliseconds(10)));
-  req = a.make_request(4, kUnix + 1000, kT0 + seconds(1));
+  req = a.make_request(4, kUnix + 1000, kT0 + seconds(1), 0x8000'0000u);
   EXPECT_FALSE(c.on_request(req, 0, kUnix + 1000 + 105, kT0 + seconds(1) + milliseconds(105)));
   EXPECT_TRUE(c.resyncing());
   EXPECT_EQ(c.stats().adopted_from_peer, 0u);
 }
 
-TEST(PeerTimeSyncTest, AResyncNobodyConfirmsGivesUpAfterFiveRequests) {
+TEST(PeerTimeSyncTest, AResyncNobodyConfirmsBacksOffThenGivesUpAfterFiveRequests) {
   PeerTimeSync a({}, kT0);
   TimePoint t = kT0;
   std::int64_t u = kUnix;
   a.resync(t);
+  // The middle of the jitter range: the waits are 1, 2, 4, 8 s exactly.
+  const Duration waits[] = {seconds(1), seconds(2), seconds(4), seconds(8),
+                            milliseconds(kTimeSyncMaxRttMs)};
   for (int i = 0; i < kMaxResyncRequests; ++i) {
-    a.make_request(static_cast<std::uint32_t>(i), u, t);  // unanswered: the peer is silent
+    a.make_request(static_cast<std::uint32_t>(i), u, t, 0x8000'0000u);  // unanswered: the peer is silent
     EXPECT_TRUE(a.resyncing());
-    EXPECT_EQ(a.next_expiry(), t + kTimeSyncRetry);
-    t += kTimeSyncRetry;
-    u += 1000;
+    EXPECT_EQ(a.resync_requests(), i + 1);
+    EXPECT_EQ(a.next_expiry(), t + waits[i]) << "request " << i + 1;
+    t += waits[i];
+    u += waits[i] / 1000;
   }
-  a.make_request(99, u, t);
+  a.make_request(99, u, t, 0x8000'0000u);
   EXPECT_FALSE(a.resyncing());
   EXPECT_EQ(a.stats().resyncs_given_up, 1u);
   EXPECT_EQ(a.next_expiry(), t + seconds(10));  // the regular interval again
 }
 
+TEST(PeerTimeSyncTest, AResyncsWaitsAreJitteredByAQuarter) {
+  for (const std::uint32_t jitter : {0u, 0xFFFF'FFFFu}) {
+    PeerTimeSync a({}, kT0);
+    a.resync(kT0);
+    a.make_request(1, kUnix, kT0, jitter);
+    a.make_request(2, kUnix + 1000, kT0 + seconds(1), jitter);
+    const Duration wait = a.next_expiry() - (kT0 + seconds(1));  // after the second request: 2 s ± 25 %
+    if (jitter == 0) {
+      EXPECT_EQ(wait, milliseconds(1500));
+    } else {
+      EXPECT_GT(wait, milliseconds(2499));
+      EXPECT_LE(wait, milliseconds(2500));
+    }
+  }
+}
+
 TEST(PeerTimeSyncTest, AnAnswerMeasuredBeforeAResyncIsNotTaken) {
   PeerTimeSync a({}, kT0);
   PeerTimeSync b({}, kT0);
-  const auto req = a.make_request(7, kUnix, kT0);
+  const auto req = a.make_request(7, kUnix, kT0, 0x8000'0000u);
   const auto resp = answer(b, req, kUnix + 5, 300);
   a.resync(kT0 + milliseconds(5));  // our clock stepped meanwhile
   EXPECT_FALSE(a.on_response(resp, 0, kUnix + 10, kT0 + milliseconds(10)));
@@ -158,7 +178,7 @@ TEST(PeerTimeSyncTest, SessionsFollowAPeerWhoseClockDrifts) {
       auto x = me.on_expiry(t);
       if (!x.send_time_sync) continue;
       std::vector<std::uint8_t> buf(256);
-      buf.resize(me.make_time_sync_request(buf, challenge++, mine, t).value());
+      buf.resize(me.make_time_sync_request(buf, challenge++, mine, t, 0x8000'0000u).value());
       auto r = peer.open(buf, theirs, t);
       ASSERT_TRUE(r.has_value());
       ASSERT_TRUE(r->answer_time_sync);

@@ -127,6 +127,10 @@ TEST(PrometheusTest, DocsExampleHasEveryFamily) {
   EXPECT_TRUE(has_line(text, R"(buckwild_datagrams_total{device="bw0",direction="received"} 31)"));
   EXPECT_TRUE(has_line(text, R"(buckwild_sessions_established_total{device="bw0"} 1)"));
   EXPECT_TRUE(has_line(text, R"(buckwild_sessions_lost_total{device="bw0"} 0)"));
+  EXPECT_TRUE(
+      has_line(text, R"(buckwild_rekey_recoveries_total{device="bw0",outcome="recovered"} 0)"));
+  EXPECT_TRUE(
+      has_line(text, R"(buckwild_rekey_recoveries_total{device="bw0",outcome="exhausted"} 0)"));
   // Every drop reason of the document, named by its key.
   EXPECT_EQ(count_prefix(text, "buckwild_drops_total{"), docs_example()["drops"].size());
   EXPECT_TRUE(
@@ -185,8 +189,8 @@ TEST(PrometheusTest, DocsExampleHasEveryFamily) {
   EXPECT_TRUE(has_line(text, "buckwild_peer_rekeys_total" + bob + " 0"));
   EXPECT_TRUE(has_line(text, "buckwild_peer_key_age_seconds" + bob + " 70.11"));
 
-  // 54 families, each once; nothing in milliseconds.
-  EXPECT_EQ(count_prefix(text, "# TYPE "), 54u);
+  // 55 families, each once; nothing in milliseconds.
+  EXPECT_EQ(count_prefix(text, "# TYPE "), 55u);
   EXPECT_EQ(text.find("_ms"), std::string::npos);
 }
 
@@ -289,7 +293,7 @@ TEST(PrometheusTest, SeveralTunnelsShareEachFamily) {
   const std::vector<Json> tunnels{a, b, Json("garbage"), a};  // bw0 twice: its samples once
   const std::string text = render_prometheus(tunnels);
   expect_well_formed(text);
-  EXPECT_EQ(count_prefix(text, "# TYPE "), 54u);
+  EXPECT_EQ(count_prefix(text, "# TYPE "), 55u);
   EXPECT_TRUE(has_line(text, R"(buckwild_uptime_seconds{device="bw0"} 73.021)"));
   EXPECT_TRUE(has_line(text, R"(buckwild_uptime_seconds{device="bw1"} 0.005)"));
   EXPECT_TRUE(has_line(
@@ -398,7 +402,7 @@ TEST(PrometheusTest, OfficialParserReadsIt) {
 
   const Json families = Json::parse(output);
   ASSERT_TRUE(families.is_array());
-  EXPECT_EQ(families.size(), 54u);
+  EXPECT_EQ(families.size(), 55u);
   std::set<std::string> names;
   std::map<std::string, const Json*> by_name;
   for (const Json& f : families) {

@@ -1720,6 +1720,95 @@ TEST_P(TunnelTest, AClockStepIsRecoveredByResync) {
   exchange("after");
 }
 
+// REKEY (docs/protocol.md §11.9): bob's REKEY_RESPONSEs are lost. Alice's
+// requested exchange is abandoned after its five REQUESTs: key_failure,
+// RECOVERING (REKEY). With the first ten lost, a later attempt completes:
+// recovered, counted; with all lost, five attempts at growing intervals are
+// spent and EMERGENCY takes over: the session ends and discovery makes new
+// keys in a new one, ESTABLISHED again.
+TEST_P(TunnelTest, AnUnansweredRekeyIsRecoveredByRekey) {
+  int to_drop = 10;
+  net.set_filter([&](const SocketAddress& from, const SocketAddress&, Bytes payload) {
+    if (payload.size() > 1 && payload[1] == 0x12 && from.ip == ip("10.200.0.2") && to_drop > 0) {
+      --to_drop;
+      return false;
+    }
+    return true;
+  });
+  start();
+  ASSERT_TRUE(connected());
+  const std::uint64_t id = alice->tunnel->session_ids().at(0);
+  ASSERT_TRUE(alice->tunnel->request_rekey("bob").value("ok", false));
+  bool was_rekey = false;
+  for (int i = 0; i < 400 && alice->tunnel->stats().rekey_recoveries == 0; ++i) {
+    exchange(std::to_string(i));
+    was_rekey = was_rekey || strategy_of(*alice) == "rekey";
+  }
+  EXPECT_TRUE(was_rekey);
+  EXPECT_EQ(alice->tunnel->stats().rekey_recoveries, 1u);
+  EXPECT_EQ(state_of(*alice), "established");
+  EXPECT_EQ(alice->tunnel->status()["peers"][0]["state"]["cause"], "recovered");
+  EXPECT_EQ(alice->tunnel->status()["counters"]["rekey_recoveries"], 1);
+  EXPECT_EQ(alice->tunnel->session_ids(), std::vector<std::uint64_t>{id});  // the same session
+  const auto* sa = alice->tunnel->session(id);
+  ASSERT_NE(sa, nullptr);
+  EXPECT_EQ(sa->keys().epoch(), 1u);
+  EXPECT_EQ(sa->keys().stats().requests_abandoned, 2u);
+  EXPECT_EQ(alice->tunnel->stats().rejected + bob->tunnel->stats().rejected, 0u);
+}
+
+TEST_P(TunnelTest, ARekeyNeverAnsweredIsSpentAndEmergencyMakesANewSession) {
+  net.set_filter([&](const SocketAddress& from, const SocketAddress&, Bytes payload) {
+    return !(payload.size() > 1 && payload[1] == 0x12 && from.ip == ip("10.200.0.2"));
+  });
+  start();
+  ASSERT_TRUE(connected());
+  const std::uint64_t id = alice->tunnel->session_ids().at(0);
+  ASSERT_TRUE(alice->tunnel->request_rekey("bob").value("ok", false));
+  std::vector<TimePoint> attempt_at;  // when REKEY's attempt count moved
+  int last = 0;
+  for (int i = 0; i < 2400 && alice->tunnel->stats().rekey_exhausted == 0; ++i) {
+    // Traffic both ways (not checked here: the session is replaced mid-way).
+    alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "to bob"));
+    bob->tun.inject(ipv4("10.77.0.2", "10.77.0.1", "to alice"));
+    loop.run_for(milliseconds(50));
+    while (bob->tun.take_written()) {
+    }
+    while (alice->tun.take_written()) {
+    }
+    if (strategy_of(*alice) == "rekey" && attempts_of(*alice) != last) {
+      last = attempts_of(*alice);
+      attempt_at.push_back(loop.now());
+    }
+  }
+  // Spent: EMERGENCY ended the session (its connections kept) and started
+  // discovery at once.
+  ASSERT_EQ(alice->tunnel->stats().rekey_exhausted, 1u);
+  EXPECT_EQ(alice->tunnel->status()["counters"]["rekey_exhausted"], 1);
+  ASSERT_EQ(attempt_at.size(), static_cast<std::size_t>(session::kMaxAttempts));
+  for (std::size_t i = 2; i < attempt_at.size(); ++i) {
+    // An exchange's five REQUESTs plus a wait that doubles: growing.
+    EXPECT_GT(attempt_at[i] - attempt_at[i - 1], attempt_at[i - 1] - attempt_at[i - 2]) << i;
+  }
+  EXPECT_EQ(alice->tunnel->stats().rekey_recoveries, 0u);
+  EXPECT_GE(alice->tunnel->stats().sessions_lost, 1u);
+  // New keys by discovery: a new session, ESTABLISHED, traffic flows.
+  ASSERT_TRUE(loop.run_until(
+      [&] {
+        return alice->tunnel->session_count() == 1 && bob->tunnel->session_count() == 1 &&
+               alice->tunnel->session_ids() == bob->tunnel->session_ids() &&
+               alice->tunnel->session_ids().at(0) != id;
+      },
+      loop.now() + seconds(10)));
+  loop.run_for(milliseconds(300));
+  EXPECT_EQ(state_of(*alice), "established");
+  while (bob->tun.take_written()) {
+  }
+  while (alice->tun.take_written()) {
+  }
+  exchange("after");
+}
+
 // A peer gone for good: RECOVERING (EMERGENCY) with attempts at growing
 // intervals, ERROR after the fifth, visible with its reason and raised once;
 // back (its daemon restarted, initiating too): a session within 2 s.
