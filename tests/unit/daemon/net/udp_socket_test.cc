@@ -96,6 +96,28 @@ TEST(UdpSocketTest, BatchedSendAndReceiveOnLoopback) {
   }
 }
 
+// The kernel stamps each datagram as it arrives: one read 200 ms later says
+// how long it waited, one read at once says (almost) nothing.
+TEST(UdpSocketTest, ADatagramReadLateSaysHowLongItWaited) {
+  auto a = bind_or_fail("127.0.0.1:0");
+  auto b = bind_or_fail("127.0.0.1:0");
+  ASSERT_TRUE(a && b);
+  const std::vector<std::uint8_t> payload{1, 2, 3};
+  std::vector<OutgoingDatagram> out{{payload, b->local_address(), {}}};
+  ASSERT_EQ(a->send_batch(out).value_or(0), 1u);
+  ASSERT_TRUE(wait_readable(b->fd()));
+  ::poll(nullptr, 0, 200);
+  std::vector<ReceivedDatagram> meta;
+  ASSERT_EQ(receive_all(*b, 1, &meta).size(), 1u);
+  EXPECT_GE(meta[0].queued_for, milliseconds(195));
+  EXPECT_LT(meta[0].queued_for, seconds(2));
+
+  ASSERT_EQ(a->send_batch(out).value_or(0), 1u);
+  meta.clear();
+  ASSERT_EQ(receive_all(*b, 1, &meta).size(), 1u);
+  EXPECT_LT(meta[0].queued_for, milliseconds(100));
+}
+
 TEST(UdpSocketTest, NothingWaitingReturnsZero) {
   auto a = bind_or_fail("127.0.0.1:0");
   ASSERT_TRUE(a);
