@@ -88,8 +88,9 @@ std::vector<std::uint8_t> Initiator::start(std::int64_t now_unix_ms, TimePoint n
   return pending_;
 }
 
-Result<Initiator::Outcome> Initiator::consume_response(Bytes datagram, std::int64_t now_unix_ms,
-                                                       TimePoint now) {
+Result<Initiator::Outcome> Initiator::consume_response(Bytes datagram,
+                                                       std::int64_t arrived_unix_ms,
+                                                       std::int64_t now_unix_ms, TimePoint now) {
   if (state_ != State::kInitiated) return fail(ErrorCode::kStateInvalid, "no discovery awaiting a response");
   auto packet = decode_discovery(datagram, wire::PacketType::kDiscoveryResponse);
   if (!packet) return std::unexpected(packet.error());
@@ -167,10 +168,17 @@ Result<Initiator::Outcome> Initiator::consume_response(Bytes datagram, std::int6
   auto sk = hop::session_key(daily->view(), session_id, thc, dh.view());
   if (!sk) return std::unexpected(sk.error());
   e.session_key = std::move(*sk);
-  // The responder stamped its clock about half way between our last send and now.
+  // The responder stamped its clock about half way between our last send and
+  // the RESPONSE's arrival. The round trip bounds the error only when the
+  // RESPONSE answers that send: after a retransmission it may answer an
+  // earlier one, and the round trip is left unknown.
   const std::int64_t sent_unix = started_unix_ms_ + (last_tx_ - started_) / 1000;
-  const std::int64_t mid_unix = sent_unix + (now_unix_ms - sent_unix) / 2;
+  const std::int64_t rtt_ms = arrived_unix_ms - sent_unix;
+  const std::int64_t mid_unix = sent_unix + rtt_ms / 2;
   e.clock_offset_ms = static_cast<std::int32_t>(hop::circular_delta_ms(ts_r, ms_of_day(mid_unix)));
+  if (retries_ == 0 && rtt_ms >= 0 && rtt_ms <= wire::kTimestampWindowMs) {
+    e.clock_rtt_ms = static_cast<std::int32_t>(rtt_ms);
+  }
   e.initial_sequence_i2r = initial_sequence(contribution_.view(), r.contribution, 0);
   e.initial_sequence_r2i = initial_sequence(contribution_.view(), r.contribution, 1);
   e.sequence_confirm.phase = wire::NegotiationPhase::kConfirm;
