@@ -281,6 +281,38 @@ TEST_P(TunnelTest, WorksWithSkewedClocks) {
   EXPECT_NEAR(s->clock_offset_ms(), -40, 5);
 }
 
+// A daemon that reads a datagram late (busy, or just restarted) measures
+// from its arrival (the kernel's receive stamp): bob reads alice's CONFIRM
+// 400 ms after it arrived and still starts with her clock's offset right,
+// where reading it as arriving then put him 200 ms off.
+TEST_P(TunnelTest, TheResponderMeasuresTheClockFromTheConfirmsArrival) {
+  net.set_clock([this] { return loop.now(); });
+  struct Held {
+    SocketAddress from, to;
+    std::vector<std::uint8_t> payload;
+    TimePoint at;
+  };
+  std::optional<Held> held;
+  net.set_filter([&](const SocketAddress& from, const SocketAddress& to, Bytes payload) {
+    if (held || payload.size() < 2 ||
+        payload[1] != static_cast<std::uint8_t>(wire::PacketType::kDiscoveryConfirm)) {
+      return true;
+    }
+    held = Held{from, to, {payload.begin(), payload.end()}, loop.now()};
+    return false;
+  });
+  start(/*bob_skew_ms=*/40);
+  ASSERT_TRUE(loop.run_until([&] { return held.has_value(); }, loop.now() + seconds(5)));
+  loop.run_for(milliseconds(400));
+  ASSERT_EQ(bob->tunnel->session_count(), 0u);
+  ASSERT_TRUE(net.deliver_at(held->from, held->to, held->payload, held->at));
+  ASSERT_TRUE(loop.run_until([&] { return bob->tunnel->session_count() == 1; },
+                             loop.now() + milliseconds(10)));
+  const auto* s = bob->tunnel->session(bob->tunnel->session_ids().at(0));
+  ASSERT_NE(s, nullptr);
+  EXPECT_NEAR(s->clock_offset_ms(), -40, 5);
+}
+
 TEST_P(TunnelTest, DropsInnerPacketsFromAddressesThePeerMayNotUse) {
   start();
   ASSERT_TRUE(connected());
