@@ -153,7 +153,13 @@ Result<Initiator::Outcome> Initiator::consume_response(Bytes datagram,
   c.discovery_timestamp_ms = discovery_ts_;
   c.response_timestamp_ms = ts_r;
   c.features = offered_;
-  const std::uint32_t ts_c = ms_of_day(now_unix_ms);
+  // CONFIRM's stamp: half way between the RESPONSE's arrival and now, when
+  // the CONFIRM is sent. The responder takes ts_C for the midpoint of its
+  // RESPONSE and the CONFIRM's arrival (§6.3 step 8): so it is, on a
+  // symmetric path, however long we took to answer.
+  const std::int64_t stamped_unix =
+      arrived_unix_ms + std::max<std::int64_t>(0, now_unix_ms - arrived_unix_ms) / 2;
+  const std::uint32_t ts_c = ms_of_day(stamped_unix);
   const crypto::Digest thc = confirm_hash(th, session_id, ts_c, c.opening, *sel);
   c.proof = confirm_proof(*keys, thc);
 
@@ -162,7 +168,7 @@ Result<Initiator::Outcome> Initiator::consume_response(Bytes datagram,
   e.session_id = session_id;
   e.psk_index = *selected;
   e.features = r.features;
-  e.day = day_of(now_unix_ms);
+  e.day = day_of(stamped_unix);
   auto daily = hop::daily_key(psks_.key(*selected).view(), e.day);
   if (!daily) return std::unexpected(daily.error());
   auto sk = hop::session_key(daily->view(), session_id, thc, dh.view());

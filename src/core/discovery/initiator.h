@@ -52,8 +52,8 @@ class Initiator {
   // kInvalidPacket, kTimestampInvalid (responder's clock over 30 s away), kDiscoveryFailed (unacceptable features),
   // kPskNotFound (matched tag is none of ours), kAuthenticationFailed (proof).
   // `arrived_unix_ms`: our Unix time when the RESPONSE arrived (the kernel's
-  // receive stamp), from which the clock offset is measured; `now_unix_ms`
-  // stamps the CONFIRM.
+  // receive stamp), from which the clock offset is measured; the CONFIRM,
+  // sent at `now_unix_ms`, is stamped half way between the two.
   Result<Outcome> consume_response(Bytes datagram, std::int64_t arrived_unix_ms,
                                    std::int64_t now_unix_ms, TimePoint now);
   // Processed as it arrives.

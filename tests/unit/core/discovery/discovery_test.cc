@@ -438,10 +438,19 @@ TEST(DiscoveryTest, TheInitiatorMeasuresTheOffsetFromTheResponsesArrival) {
   ASSERT_TRUE(outcome);
   EXPECT_NEAR(outcome->session.clock_offset_ms, LateReader::kSkew, 1);
   EXPECT_EQ(outcome->session.clock_rtt_ms, 20);
-  // The CONFIRM carries the time it is sent.
+  // The CONFIRM is stamped half way between the RESPONSE's arrival and its
+  // own sending, so the responder, which takes the stamp for the midpoint of
+  // its RESPONSE and the CONFIRM's arrival, is right however long we took.
   auto confirm = decode_discovery(outcome->confirm, wire::PacketType::kDiscoveryConfirm);
   ASSERT_TRUE(confirm);
-  EXPECT_EQ(confirm->header.timestamp_ms, hop::ms_since_midnight(kUnix + 320));
+  EXPECT_EQ(confirm->header.timestamp_ms, hop::ms_since_midnight(kUnix + 170));
+  // It arrives at 330 ms: the responder's round trip counts our 300 ms, its
+  // offset does not.
+  auto est = x.resp.consume_confirm(outcome->confirm, kAlice, kUnix + LateReader::kSkew + 330,
+                                    kT0 + milliseconds(330));
+  ASSERT_TRUE(est);
+  EXPECT_NEAR(est->clock_offset_ms, -LateReader::kSkew, 1);
+  EXPECT_EQ(est->clock_rtt_ms, 320);
 }
 
 TEST(DiscoveryTest, TheResponderMeasuresTheOffsetFromTheConfirmsArrival) {
