@@ -179,7 +179,17 @@ void Tunnel::on_response(Bytes datagram, const SocketAddress& source, const Arri
         p.initiator->state() != discovery::Initiator::State::kInitiated) {
       continue;
     }
-    auto outcome = p.initiator->consume_response(datagram, at.unix_ms, unix_ms(), now());
+    // A silent session of ours with the peer: the CONFIRM is held for the
+    // restart check (below) and sent when it ends, unless the old session
+    // answers. Its stamp is that sending time: the responder measures our
+    // clock from it (§6.3 step 8), and a CONFIRM stamped `hold` before it
+    // left put a restarted peer hold/2 off.
+    SessionEntry* old = p.session_id != 0 ? sessions_.find(p.session_id) : nullptr;
+    if (old != nullptr && !old->session->silent()) old = nullptr;
+    const Duration hold =
+        old == nullptr ? 0 : restart_check(std::max(old->session->rtt(), now() - p.discovery_started));
+    auto outcome =
+        p.initiator->consume_response(datagram, at.unix_ms, unix_ms() + hold / 1000, now());
     if (!outcome) {
       if (outcome.error().code != ErrorCode::kSessionNotFound) {
         warn_log_.log(now(), "discovery.bad_response", spdlog::level::warn,
@@ -194,8 +204,8 @@ void Tunnel::on_response(Bytes datagram, const SocketAddress& source, const Arri
                                       session_config_, now());
     if (!s) return;
     auto made = std::make_unique<session::Session>(std::move(*s));
-    if (SessionEntry* old = p.session_id != 0 ? sessions_.find(p.session_id) : nullptr) {
-      if (!old->session->silent()) {
+    if (SessionEntry* current = p.session_id != 0 ? sessions_.find(p.session_id) : nullptr) {
+      if (old == nullptr) {
         // Our session answered meanwhile: the path was down, not the peer.
         p.initiator.reset();
         arm_discovery_timer(p);
@@ -208,11 +218,9 @@ void Tunnel::on_response(Bytes datagram, const SocketAddress& source, const Arri
       // reset) the session we are about to keep.
       if (p.discovery_timer != kNoTimer) loop_.cancel_timer(p.discovery_timer);
       p.discovery_timer = kNoTimer;
-      const Duration rtt = std::max(old->session->rtt(), now() - p.discovery_started);
-      const Duration hold = restart_check(rtt);
       p.held = Peer::HeldResponse{std::move(made), std::move(outcome->confirm), source, psk_index,
                                   now() + hold, kRestartProbes - 1, hold / kRestartProbes};
-      send_heartbeat(*old, Heartbeat::kProbe);
+      send_heartbeat(*current, Heartbeat::kProbe);
       arm_held_timer(p, now() + p.held->probe_every);
       return;
     }

@@ -356,6 +356,30 @@ TEST_P(TunnelTest, RestartedResponderIsFoundAgainWhileTrafficFlows) {
   exchange("after");
 }
 
+// The initiator holds its CONFIRM for the restart check and stamps it with
+// the time it leaves: the restarted responder starts with the initiator's
+// clock right, where a stamp taken when the check began put it half the
+// check off (the soak's bob, restarted, began 202 ms off).
+TEST_P(TunnelTest, ARestartedResponderStartsWithTheClockOffsetRight) {
+  start(/*bob_skew_ms=*/40);
+  ASSERT_TRUE(connected());
+  const std::uint64_t old_id = alice->tunnel->session_ids().at(0);
+  bob->tunnel.reset();
+  bob->start(loop, net, GetParam());
+  const session::Session* fresh = nullptr;
+  for (int i = 0; i < 3000 && fresh == nullptr; ++i) {
+    if (i % 10 == 0) alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "while down"));
+    loop.run_for(milliseconds(10));
+    if (bob->tunnel->session_count() == 1) {
+      fresh = bob->tunnel->session(bob->tunnel->session_ids().at(0));
+    }
+  }
+  ASSERT_NE(fresh, nullptr);
+  ASSERT_NE(fresh->id(), old_id);
+  EXPECT_EQ(fresh->time_sync().stats().responses_received, 0u);  // discovery's estimate
+  EXPECT_NEAR(fresh->clock_offset_ms(), -40, 5);
+}
+
 // A responder that was away longer than the probes (its host down for 30 s)
 // is found at the next attempt of the search once it is back: the attempts
 // back off (EMERGENCY: 0.5 s doubling, ±25 %, at most 30 s), so that is
