@@ -7,9 +7,10 @@
 // from the bytes.
 // Built mode (byte 0 odd): the rest is a list of (kind, 28 bytes) items,
 // serialized here as proper cmsgs (IP_ORIGDSTADDR, IPV6_ORIGDSTADDR,
-// IP_PKTINFO, IPV6_PKTINFO, other); the answer must be what the reference
-// rule gives: the last valid ORIGDSTADDR, else the last PKTINFO's address
-// with the local port, else `local`.
+// IP_PKTINFO, IPV6_PKTINFO, SO_TIMESTAMPNS_NEW, other); the answers must be
+// what the reference rules give: the last valid ORIGDSTADDR, else the last
+// PKTINFO's address with the local port, else `local`; and the last receive
+// stamp whose seconds are in (0, 2^33] and nanoseconds under 10^9.
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -48,11 +49,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // A copy of exactly the given length, so that ASan sees any read past it.
     std::vector<std::uint8_t> control(data + 1, data + size);
     (void)daemon::destination_from_control(control, kLocal);
+    (void)daemon::receive_stamp_from_control(control);
     return 0;
   }
   std::vector<std::uint8_t> control;
   std::optional<SocketAddress> orig;
   std::optional<IpAddress> pktinfo;
+  std::optional<std::int64_t> stamp;
   for (std::size_t i = 1; i + 29 <= size && control.size() < 4096; i += 29) {
     const std::uint8_t kind = data[i];
     const std::uint8_t* v = data + i + 1;
@@ -61,7 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::memcpy(a4.data(), v, 4);
     std::memcpy(a16.data(), v, 16);
     const std::uint16_t port = static_cast<std::uint16_t>(v[16] << 8 | v[17]);
-    switch (kind % 5) {
+    switch (kind % 6) {
       case 0: {
         sockaddr_in sin{};
         sin.sin_family = AF_INET;
@@ -94,6 +97,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!orig) pktinfo = IpAddress::v6(a16).unmapped();
         break;
       }
+      case 4: {
+        std::int64_t ts[2];
+        std::memcpy(ts, v, sizeof ts);
+        append(control, SOL_SOCKET, SO_TIMESTAMPNS_NEW, ts);
+        if (ts[0] > 0 && ts[0] <= std::int64_t{1} << 33 && ts[1] >= 0 && ts[1] < 1'000'000'000) {
+          stamp = ts[0] * 1'000'000'000 + ts[1];
+        }
+        break;
+      }
       default: {
         std::array<std::uint8_t, 28> other;
         std::memcpy(other.data(), v, 28);
@@ -105,5 +117,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const SocketAddress got = daemon::destination_from_control(control, kLocal);
   const SocketAddress want = orig ? *orig : (pktinfo ? SocketAddress{*pktinfo, kLocal.port} : kLocal);
   if (got != want) std::abort();
+  if (daemon::receive_stamp_from_control(control) != stamp) std::abort();
   return 0;
 }

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "core/crypto/secret_bytes.h"
 #include "core/wire/messages.h"
@@ -17,6 +18,9 @@ struct Established {
   crypto::SecretBytes session_key; // 32 bytes
   std::int64_t day = 0;            // UTC day whose daily key made the session key
   std::int32_t clock_offset_ms = 0;  // estimate of (peer's clock − ours)
+  // The round trip that estimate was measured over (it is wrong by at most
+  // half of it), ms; nullopt when unknown.
+  std::optional<std::int32_t> clock_rtt_ms;
   std::uint32_t initial_sequence_i2r = 0;  // connection 0, initiator → responder
   std::uint32_t initial_sequence_r2i = 0;
   // The SEQUENCE_NEG (phase CONFIRM) the responder sends under the new session

@@ -88,8 +88,9 @@ std::vector<std::uint8_t> Initiator::start(std::int64_t now_unix_ms, TimePoint n
   return pending_;
 }
 
-Result<Initiator::Outcome> Initiator::consume_response(Bytes datagram, std::int64_t now_unix_ms,
-                                                       TimePoint now) {
+Result<Initiator::Outcome> Initiator::consume_response(Bytes datagram,
+                                                       std::int64_t arrived_unix_ms,
+                                                       std::int64_t now_unix_ms, TimePoint now) {
   if (state_ != State::kInitiated) return fail(ErrorCode::kStateInvalid, "no discovery awaiting a response");
   auto packet = decode_discovery(datagram, wire::PacketType::kDiscoveryResponse);
   if (!packet) return std::unexpected(packet.error());
@@ -152,7 +153,13 @@ Result<Initiator::Outcome> Initiator::consume_response(Bytes datagram, std::int6
   c.discovery_timestamp_ms = discovery_ts_;
   c.response_timestamp_ms = ts_r;
   c.features = offered_;
-  const std::uint32_t ts_c = ms_of_day(now_unix_ms);
+  // CONFIRM's stamp: half way between the RESPONSE's arrival and now, when
+  // the CONFIRM is sent. The responder takes ts_C for the midpoint of its
+  // RESPONSE and the CONFIRM's arrival (§6.3 step 8): so it is, on a
+  // symmetric path, however long we took to answer.
+  const std::int64_t stamped_unix =
+      arrived_unix_ms + std::max<std::int64_t>(0, now_unix_ms - arrived_unix_ms) / 2;
+  const std::uint32_t ts_c = ms_of_day(stamped_unix);
   const crypto::Digest thc = confirm_hash(th, session_id, ts_c, c.opening, *sel);
   c.proof = confirm_proof(*keys, thc);
 
@@ -161,16 +168,23 @@ Result<Initiator::Outcome> Initiator::consume_response(Bytes datagram, std::int6
   e.session_id = session_id;
   e.psk_index = *selected;
   e.features = r.features;
-  e.day = day_of(now_unix_ms);
+  e.day = day_of(stamped_unix);
   auto daily = hop::daily_key(psks_.key(*selected).view(), e.day);
   if (!daily) return std::unexpected(daily.error());
   auto sk = hop::session_key(daily->view(), session_id, thc, dh.view());
   if (!sk) return std::unexpected(sk.error());
   e.session_key = std::move(*sk);
-  // The responder stamped its clock about half way between our last send and now.
+  // The responder stamped its clock about half way between our last send and
+  // the RESPONSE's arrival. The round trip bounds the error only when the
+  // RESPONSE answers that send: after a retransmission it may answer an
+  // earlier one, and the round trip is left unknown.
   const std::int64_t sent_unix = started_unix_ms_ + (last_tx_ - started_) / 1000;
-  const std::int64_t mid_unix = sent_unix + (now_unix_ms - sent_unix) / 2;
+  const std::int64_t rtt_ms = arrived_unix_ms - sent_unix;
+  const std::int64_t mid_unix = sent_unix + rtt_ms / 2;
   e.clock_offset_ms = static_cast<std::int32_t>(hop::circular_delta_ms(ts_r, ms_of_day(mid_unix)));
+  if (retries_ == 0 && rtt_ms >= 0 && rtt_ms <= wire::kTimestampWindowMs) {
+    e.clock_rtt_ms = static_cast<std::int32_t>(rtt_ms);
+  }
   e.initial_sequence_i2r = initial_sequence(contribution_.view(), r.contribution, 0);
   e.initial_sequence_r2i = initial_sequence(contribution_.view(), r.contribution, 1);
   e.sequence_confirm.phase = wire::NegotiationPhase::kConfirm;

@@ -51,7 +51,15 @@ class Initiator {
   // kStateInvalid (not INITIATED), kSessionNotFound (another discovery id),
   // kInvalidPacket, kTimestampInvalid (responder's clock over 30 s away), kDiscoveryFailed (unacceptable features),
   // kPskNotFound (matched tag is none of ours), kAuthenticationFailed (proof).
-  Result<Outcome> consume_response(Bytes datagram, std::int64_t now_unix_ms, TimePoint now);
+  // `arrived_unix_ms`: our Unix time when the RESPONSE arrived (the kernel's
+  // receive stamp), from which the clock offset is measured; the CONFIRM,
+  // sent at `now_unix_ms`, is stamped half way between the two.
+  Result<Outcome> consume_response(Bytes datagram, std::int64_t arrived_unix_ms,
+                                   std::int64_t now_unix_ms, TimePoint now);
+  // Processed as it arrives.
+  Result<Outcome> consume_response(Bytes datagram, std::int64_t now_unix_ms, TimePoint now) {
+    return consume_response(datagram, now_unix_ms, now_unix_ms, now);
+  }
 
   // RESPONDED → COMPLETED when `confirm` equals what the responder must send.
   // kStateInvalid or kSequenceInvalid otherwise (state unchanged).

@@ -285,7 +285,7 @@ std::optional<std::vector<std::uint8_t>> Responder::consume_discovery(Bytes data
 }
 
 Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& from,
-                                               std::int64_t now_unix_ms, TimePoint now) {
+                                               std::int64_t arrived_unix_ms, TimePoint now) {
   auto packet = decode_discovery(datagram, wire::PacketType::kDiscoveryConfirm);
   if (!packet) {
     ++counters_.malformed;
@@ -293,7 +293,7 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
   }
   const std::uint32_t ts_c = packet->header.timestamp_ms;
   const std::uint64_t session_id = packet->header.session_id;
-  if (!fresh(ts_c, now_unix_ms)) {
+  if (!fresh(ts_c, arrived_unix_ms)) {
     ++counters_.stale;
     return fail(ErrorCode::kTimestampInvalid, "CONFIRM timestamp outside the window");
   }
@@ -406,7 +406,7 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
   e.session_id = session_id;
   e.psk_index = *selected;
   e.features = *negotiated;
-  e.day = peer_day(now_unix_ms, ts_c);
+  e.day = peer_day(arrived_unix_ms, ts_c);
   auto daily = hop::daily_key(psks_.key(*selected).view(), e.day);
   if (!daily) return std::unexpected(daily.error());
   auto sk = hop::session_key(daily->view(), session_id, thc, dh.view());
@@ -419,11 +419,12 @@ Result<Established> Responder::consume_confirm(Bytes datagram, const Endpoint& f
     return fail(ErrorCode::kMemoryExhausted, "too many sessions established in the last minute to remember");
   }
   // The initiator stamped CONFIRM about half way between our RESPONSE and now.
-  const std::uint32_t now_ms = hop::ms_since_midnight(now_unix_ms);
-  const std::int32_t rtt = hop::circular_delta_ms(now_ms, c.response_timestamp_ms);
+  const std::uint32_t arrived_ms = hop::ms_since_midnight(arrived_unix_ms);
+  const std::int32_t rtt = hop::circular_delta_ms(arrived_ms, c.response_timestamp_ms);
   const std::uint32_t mid = static_cast<std::uint32_t>(
       (std::int64_t{c.response_timestamp_ms} + rtt / 2 + wire::kMsPerDay) % wire::kMsPerDay);
   e.clock_offset_ms = hop::circular_delta_ms(ts_c, mid);
+  if (rtt >= 0) e.clock_rtt_ms = rtt;
   e.initial_sequence_i2r = initial_sequence(c.opening.value, v->contribution, 0);
   e.initial_sequence_r2i = initial_sequence(c.opening.value, v->contribution, 1);
   e.sequence_confirm.phase = wire::NegotiationPhase::kConfirm;

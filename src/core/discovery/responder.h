@@ -97,7 +97,10 @@ class Responder {
   std::optional<std::vector<std::uint8_t>> consume_discovery(Bytes datagram, const Endpoint& from,
                                                              std::int64_t now_unix_ms, TimePoint now);
 
-  // A DISCOVERY_CONFIRM from `from`. Returns the established session, or the
+  // A DISCOVERY_CONFIRM from `from`, which arrived at our Unix time
+  // `arrived_unix_ms` (the kernel's receive stamp: a CONFIRM read late would
+  // otherwise look delayed on the way and skew the clock offset, measured
+  // from its arrival). Returns the established session, or the
   // reason it was refused (also counted). A CONFIRM for a session established
   // in the last 60 s (a replay, or the initiator retransmitting because our
   // SEQUENCE_NEG was lost) is refused with kReplayAttack and `replayed_session`
@@ -105,7 +108,7 @@ class Responder {
   // CONFIRM ever establishes two sessions: when the replay memory is full the
   // CONFIRM is refused with kMemoryExhausted (counted as overloaded).
   Result<Established> consume_confirm(Bytes datagram, const Endpoint& from,
-                                      std::int64_t now_unix_ms, TimePoint now);
+                                      std::int64_t arrived_unix_ms, TimePoint now);
 
   // The cookie secrets rotate on time even when no discovery traffic arrives,
   // so the responder's ephemeral keys (derived from them) are gone within 60 s:

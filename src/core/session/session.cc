@@ -16,6 +16,14 @@ std::size_t local_max(const SessionConfig& c) {
                     wire::kMaxDatagramSize);
 }
 
+// Discovery's measurement of the peer's clock, the time sync filter's first sample.
+std::optional<OffsetSample> discovery_sample(const discovery::Established& e, TimePoint now) {
+  if (!e.clock_rtt_ms || *e.clock_rtt_ms < 0 || *e.clock_rtt_ms > kTimeSyncMaxRttMs) {
+    return std::nullopt;
+  }
+  return OffsetSample{e.clock_offset_ms, *e.clock_rtt_ms, now, true};
+}
+
 }  // namespace
 
 Result<Session> Session::create(discovery::Established e, const crypto::SecretBytes& psk,
@@ -40,7 +48,7 @@ Session::Session(discovery::Established e, hop::PortSchedule ports, SessionKeys 
       out_dir_(e.initiator ? hop::Direction::kInitiatorToResponder : hop::Direction::kResponderToInitiator),
       in_dir_(e.initiator ? hop::Direction::kResponderToInitiator : hop::Direction::kInitiatorToResponder),
       next_sequence_(e.initiator ? e.initial_sequence_i2r : e.initial_sequence_r2i),
-      time_sync_(config.time_sync, now),
+      time_sync_(config.time_sync, now, discovery_sample(e, now)),
       pmtu_(wire::kBaseDatagramSize, local_max(config), now),
       last_received_(now),
       last_sent_(now),
@@ -238,9 +246,11 @@ void Session::set_clock_offset(std::int32_t offset_ms) {
   clock_offset_ms_ = offset_ms;
 }
 
-Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_unix_ms,
+Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t arrived_unix_ms,
+                                        TimePoint arrived, std::int64_t now_unix_ms,
                                         TimePoint now) {
   const std::uint32_t now_ms = hop::ms_since_midnight(now_unix_ms);
+  const std::uint32_t arrived_ms = hop::ms_since_midnight(arrived_unix_ms);
   auto opened = keys_.open(datagram, now_ms, now);
   if (!opened) {
     ++stats_.rejected;
@@ -250,12 +260,12 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_
   stats_.received_bytes += datagram.size();
   last_received_ = now;
   awaiting_since_ = kNever;
-  if (probes_sent_ > 0 && last_probe_ != kNever && now >= last_probe_ &&
+  if (probes_sent_ > 0 && last_probe_ != kNever && arrived >= last_probe_ &&
       opened->header.type == wire::PacketType::kHeartbeat &&
       (opened->header.flags & wire::flags::kSyn) == 0) {
     // The answer to our latest probe (or a heartbeat sent meanwhile: an
     // underestimate only widens nothing, answer_wait() has its floor).
-    const Duration sample = now - last_probe_;
+    const Duration sample = arrived - last_probe_;
     probe_rtt_ = probe_rtt_ == 0 ? sample : (7 * probe_rtt_ + sample) / 8;
   }
   probes_sent_ = 0;
@@ -265,7 +275,8 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_
   silent_ = false;
   suspect_ = false;
   // One-way delay on our clock: arrival minus (sender's stamp minus the offset).
-  delay_.add_sample(hop::circular_delta_ms(now_ms, opened->header.timestamp_ms) + clock_offset_ms_);
+  delay_.add_sample(hop::circular_delta_ms(arrived_ms, opened->header.timestamp_ms) +
+                    clock_offset_ms_);
 
   Received r{opened->header, opened->body, false, std::nullopt, restored, false, std::nullopt, false};
   if (opened->header.type == wire::PacketType::kHeartbeat) {
@@ -287,11 +298,11 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t now_
     }
     std::optional<PeerTimeSync::Update> u;
     if (const auto* req = std::get_if<wire::TimeSyncRequestBody>(&*body)) {
-      u = time_sync_.on_request(*req, clock_offset_ms_, now_unix_ms, now);
+      u = time_sync_.on_request(*req, clock_offset_ms_, arrived_unix_ms, arrived);
       r.answer_time_sync = *req;
     } else {
       u = time_sync_.on_response(std::get<wire::TimeSyncResponseBody>(*body), clock_offset_ms_,
-                                 now_unix_ms, now);
+                                 arrived_unix_ms, arrived);
     }
     if (u) set_clock_offset(u->offset_ms);
   } else if (opened->header.type == wire::PacketType::kRekeyRequest ||

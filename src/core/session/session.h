@@ -208,7 +208,16 @@ class Session {
   // liveness), and so are TIME_SYNC_RESPONSEs (the peer's clock offset);
   // every other type is handed back. Errors: those of
   // PacketOpener::open (the datagram is then to be dropped and counted).
-  Result<Received> open(MutableBytes datagram, std::int64_t now_unix_ms, TimePoint now);
+  // `arrived_unix_ms` and `arrived` say when the datagram arrived (the
+  // kernel's receive stamp on both clocks), for what is measured from it:
+  // one-way delay, probe round trips, the peer's clock (time sync); the rest
+  // runs at `now_unix_ms` / `now`.
+  Result<Received> open(MutableBytes datagram, std::int64_t arrived_unix_ms, TimePoint arrived,
+                        std::int64_t now_unix_ms, TimePoint now);
+  // Processed as it arrives.
+  Result<Received> open(MutableBytes datagram, std::int64_t now_unix_ms, TimePoint now) {
+    return open(datagram, now_unix_ms, now, now_unix_ms, now);
+  }
 
   // Timers: heartbeat every heartbeat_interval, probes, death, rekeys.
   TimePoint next_expiry() const;

@@ -3,6 +3,9 @@
 // tested and fuzzed apart from the socket.
 #pragma once
 
+#include <cstdint>
+#include <optional>
+
 #include "core/common/bytes.h"
 #include "core/common/socket_address.h"
 
@@ -16,5 +19,12 @@ namespace buckwild::daemon {
 // message that does not fit the buffer or is too short for what it claims
 // to be, is skipped; with nothing usable the answer is `local`.
 SocketAddress destination_from_control(Bytes control, const SocketAddress& local);
+
+// When the kernel received the datagram, ns since the Unix epoch on
+// CLOCK_REALTIME, from its SO_TIMESTAMPNS message (either form, _OLD or
+// _NEW) or the software stamp of an SO_TIMESTAMPING one; the last such
+// message counts. nullopt when there is none, or only a zero, negative or
+// malformed one (short, nanoseconds out of range, seconds past 2^33).
+std::optional<std::int64_t> receive_stamp_from_control(Bytes control);
 
 }  // namespace buckwild::daemon

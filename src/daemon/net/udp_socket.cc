@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -13,8 +14,8 @@
 namespace buckwild::daemon {
 namespace {
 
-// Enough for IP(V6)_ORIGDSTADDR plus IP(V6)_PKTINFO on receive, or one
-// PKTINFO on send.
+// Enough for IP(V6)_ORIGDSTADDR, IP(V6)_PKTINFO (both families' on a
+// dual-stack socket) and a receive stamp, or one PKTINFO on send.
 constexpr std::size_t kControlBytes = 256;
 
 void set_buffer(int fd, int force_opt, int opt, int bytes) {
@@ -86,6 +87,11 @@ SysResult<std::unique_ptr<UdpSocket>> UdpSocket::bind(const UdpSocketOptions& op
         ::setsockopt(fd.get(), IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0) {
       return sys_fail(errno, "cannot ask for IPv4 destination addresses");
     }
+  }
+  // Receive stamps (software, CLOCK_REALTIME) on every datagram: the time it
+  // arrived, not the time we read it (ReceivedDatagram::queued_for).
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) != 0) {
+    return sys_fail(errno, "cannot ask for receive timestamps (SO_TIMESTAMPNS)");
   }
   set_buffer(fd.get(), SO_RCVBUFFORCE, SO_RCVBUF, options.receive_buffer_bytes);
   set_buffer(fd.get(), SO_SNDBUFFORCE, SO_SNDBUF, options.send_buffer_bytes);
@@ -166,6 +172,11 @@ SysResult<std::size_t> UdpSocket::receive_batch(std::span<ReceivedDatagram> batc
     return sys_fail(errno, "recvmmsg on UDP " + local_.to_string() + " failed");
   }
 
+  // Read once for the batch: the stamps are on the same clock.
+  timespec read_at{};
+  ::clock_gettime(CLOCK_REALTIME, &read_at);
+  const std::int64_t read_ns =
+      static_cast<std::int64_t>(read_at.tv_sec) * 1'000'000'000 + read_at.tv_nsec;
   for (std::size_t i = 0; i < static_cast<std::size_t>(got); ++i) {
     const msghdr& h = s.msgs[i].msg_hdr;
     ReceivedDatagram& d = batch[i];
@@ -174,8 +185,12 @@ SysResult<std::size_t> UdpSocket::receive_batch(std::span<ReceivedDatagram> batc
     auto from =
         SocketAddress::from_sockaddr(static_cast<const sockaddr*>(h.msg_name), h.msg_namelen);
     d.source = from.value_or(SocketAddress{});
-    d.destination = destination_from_control(
-        Bytes(static_cast<const std::uint8_t*>(h.msg_control), h.msg_controllen), local_);
+    const Bytes control(static_cast<const std::uint8_t*>(h.msg_control), h.msg_controllen);
+    d.destination = destination_from_control(control, local_);
+    d.queued_for = 0;
+    if (const auto stamp = receive_stamp_from_control(control)) {
+      d.queued_for = std::clamp<Duration>((read_ns - *stamp) / 1000, 0, kMaxQueued);
+    }
   }
   return static_cast<std::size_t>(got);
 }

@@ -13,6 +13,7 @@
 
 #include "core/common/bytes.h"
 #include "core/common/socket_address.h"
+#include "core/common/time.h"
 #include "daemon/os/sys_error.h"
 #include "daemon/os/unique_fd.h"
 
@@ -31,7 +32,17 @@ struct ReceivedDatagram {
   bool truncated = false;     // out: the datagram was longer than buffer
   SocketAddress source;       // out: the sender
   SocketAddress destination;  // out: the local address and port it was sent to
+  // out: how long it had waited in the kernel when receive_batch read it,
+  // from the kernel's receive stamp (0 without one), within [0, kMaxQueued].
+  // Its arrival on any clock is that clock's present reading minus this: a
+  // daemon that reads late still measures round trips and the peer's clock
+  // from the arrival.
+  Duration queued_for = 0;
 };
+
+// A longer wait than this is taken for a step of the system clock between
+// the stamp and the read, and counted as this.
+inline constexpr Duration kMaxQueued = seconds(5);
 
 // One datagram for send_batch.
 struct OutgoingDatagram {

@@ -166,7 +166,7 @@ void Tunnel::on_discovery_timer(Peer& p) {
   arm_discovery_timer(p);
 }
 
-void Tunnel::on_response(Bytes datagram, const SocketAddress& source) {
+void Tunnel::on_response(Bytes datagram, const SocketAddress& source, const ArrivedAt& at) {
   bool from_an_endpoint = false;
   for (std::size_t i = 0; i < peers_.size(); ++i) {
     Peer& p = peers_[i];
@@ -179,7 +179,17 @@ void Tunnel::on_response(Bytes datagram, const SocketAddress& source) {
         p.initiator->state() != discovery::Initiator::State::kInitiated) {
       continue;
     }
-    auto outcome = p.initiator->consume_response(datagram, unix_ms(), now());
+    // A silent session of ours with the peer: the CONFIRM is held for the
+    // restart check (below) and sent when it ends, unless the old session
+    // answers. Its stamp is that sending time: the responder measures our
+    // clock from it (§6.3 step 8), and a CONFIRM stamped `hold` before it
+    // left put a restarted peer hold/2 off.
+    SessionEntry* old = p.session_id != 0 ? sessions_.find(p.session_id) : nullptr;
+    if (old != nullptr && !old->session->silent()) old = nullptr;
+    const Duration hold =
+        old == nullptr ? 0 : restart_check(std::max(old->session->rtt(), now() - p.discovery_started));
+    auto outcome =
+        p.initiator->consume_response(datagram, at.unix_ms, unix_ms() + hold / 1000, now());
     if (!outcome) {
       if (outcome.error().code != ErrorCode::kSessionNotFound) {
         warn_log_.log(now(), "discovery.bad_response", spdlog::level::warn,
@@ -194,8 +204,8 @@ void Tunnel::on_response(Bytes datagram, const SocketAddress& source) {
                                       session_config_, now());
     if (!s) return;
     auto made = std::make_unique<session::Session>(std::move(*s));
-    if (SessionEntry* old = p.session_id != 0 ? sessions_.find(p.session_id) : nullptr) {
-      if (!old->session->silent()) {
+    if (SessionEntry* current = p.session_id != 0 ? sessions_.find(p.session_id) : nullptr) {
+      if (old == nullptr) {
         // Our session answered meanwhile: the path was down, not the peer.
         p.initiator.reset();
         arm_discovery_timer(p);
@@ -208,11 +218,9 @@ void Tunnel::on_response(Bytes datagram, const SocketAddress& source) {
       // reset) the session we are about to keep.
       if (p.discovery_timer != kNoTimer) loop_.cancel_timer(p.discovery_timer);
       p.discovery_timer = kNoTimer;
-      const Duration rtt = std::max(old->session->rtt(), now() - p.discovery_started);
-      const Duration hold = restart_check(rtt);
       p.held = Peer::HeldResponse{std::move(made), std::move(outcome->confirm), source, psk_index,
                                   now() + hold, kRestartProbes - 1, hold / kRestartProbes};
-      send_heartbeat(*old, Heartbeat::kProbe);
+      send_heartbeat(*current, Heartbeat::kProbe);
       arm_held_timer(p, now() + p.held->probe_every);
       return;
     }
@@ -322,9 +330,9 @@ void Tunnel::on_discovery(Bytes datagram, const SocketAddress& source) {
   send_discovery(*response, source);
 }
 
-void Tunnel::on_confirm(Bytes datagram, const SocketAddress& source) {
+void Tunnel::on_confirm(Bytes datagram, const SocketAddress& source, const ArrivedAt& at) {
   const discovery::ResponderCounters before = responder_->counters();
-  auto est = responder_->consume_confirm(datagram, to_endpoint(source), unix_ms(), now());
+  auto est = responder_->consume_confirm(datagram, to_endpoint(source), at.unix_ms, now());
   if (!est) {
     if (est.error().code == ErrorCode::kReplayAttack) {
       // The initiator did not hear our confirmation: say it again (a
@@ -417,6 +425,12 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
   }
   const bool initiator = s->initiator();
   const std::int32_t offset = s->clock_offset_ms();
+  // The round trip discovery measured the offset over: it is within half of it.
+  const auto& first = s->time_sync().samples();
+  const std::string measured_over =
+      !first.empty() && first.front().from_discovery
+          ? fmt::format(" (measured over a {} ms round trip)", first.front().rtt_ms)
+          : std::string();
   // The responder answers along the paths the initiator's datagrams open (§11.6).
   if (!initiator) {
     e->paths.emplace(remote.ip);
@@ -429,10 +443,11 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
   bridge_->set_send_mss(id, std::min<std::size_t>(entry.session->max_datagram() - wire::kOverhead, mtu_));
   if (peer) adopt_connections(peers_[*peer], entry);
   ++stats_.sessions_established;
-  spdlog::info("session {} established with {} ({}) using PSK {} as {}, clock offset {:+d} ms",
+  spdlog::info("session {} established with {} ({}) using PSK {} as {}, clock offset {:+d} ms{}",
                short_id(id), remote.ip.to_string(),
                peer ? peers_[*peer].config->name : std::string("a peer without an entry"),
-               psks_.id(psk_index), initiator ? "initiator" : "responder", offset);
+               psks_.id(psk_index), initiator ? "initiator" : "responder", offset,
+               measured_over);
   audit("session_established", entry, "info",
         {{"psk", psks_.id(psk_index)},
          {"role", initiator ? "initiator" : "responder"},

@@ -55,6 +55,11 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
   auto got = socket.receive_batch(std::span(batch.data(), slots));
   if (!got) return;
   coalescing_ = tun_.takes_gso();
+  // Each datagram's arrival: our clocks now, less how long it waited in the
+  // kernel (a busy daemon, or one just started, reads late; what is measured
+  // from a datagram is measured from its arrival).
+  const TimePoint read_at = now();
+  const std::int64_t read_unix_ms = unix_ms();
   for (std::size_t i = 0; i < *got; ++i) {
     ++stats_.datagrams_received;
     if (batch[i].truncated) {
@@ -71,8 +76,10 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
                                    batch[i].destination.port == config_->network.discovery_port
                                ? SentTo::kDiscoveryPort
                                : SentTo::kHoppingPort;
+    const Duration waited = batch[i].queued_for;
     on_datagram(batch[i].buffer.first(batch[i].length), batch[i].source, sent_to,
-                batch[i].destination.port);
+                batch[i].destination.port,
+                ArrivedAt{read_at - waited, read_unix_ms - waited / 1000});
   }
   // 5. The batch's packets into the TUN (coalesced where they could be), then
   // what they made due on the applications' connections.
@@ -82,7 +89,7 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
 }
 
 void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, SentTo sent_to,
-                         std::uint16_t local_port) {
+                         std::uint16_t local_port, const ArrivedAt& at) {
   // 2. Discovery, or a session's.
   if (datagram.size() < wire::kOverhead || datagram[0] != wire::kVersion) {
     ++stats_.rejected;
@@ -98,8 +105,8 @@ void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, Sen
     }
     on_path_activity(source);  // before it is answered: a search waiting to retry goes now
     if (type == wire::PacketType::kDiscovery) on_discovery(datagram, source);
-    if (type == wire::PacketType::kDiscoveryResponse) on_response(datagram, source);
-    if (type == wire::PacketType::kDiscoveryConfirm) on_confirm(datagram, source);
+    if (type == wire::PacketType::kDiscoveryResponse) on_response(datagram, source, at);
+    if (type == wire::PacketType::kDiscoveryConfirm) on_confirm(datagram, source, at);
     return;
   }
   SessionEntry* e = sessions_.find(session_id_of(datagram));
@@ -109,13 +116,13 @@ void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, Sen
     on_path_activity(source);
     return;
   }
-  on_session_packet(*e, datagram, source, local_port);
+  on_session_packet(*e, datagram, source, local_port, at);
 }
 
 void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source,
-                               std::uint16_t local_port) {
+                               std::uint16_t local_port, const ArrivedAt& at) {
   // 3. Authenticate and decrypt.
-  auto r = e.session->open(datagram, unix_ms(), now());
+  auto r = e.session->open(datagram, at.unix_ms, at.mono, unix_ms(), now());
   if (!r) {
     ++stats_.rejected;
     audit_drop("packet_rejected", source,
@@ -147,7 +154,7 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
   // datagram on the discovery port opened no hopping path.
   if (e.paths && local_port != config_->network.discovery_port &&
       (r->header.connection_id == 0 || r->header.type == wire::PacketType::kSyn) &&
-      e.paths->observe(local_port, source, hop::window_at(unix_ms())) &&
+      e.paths->observe(local_port, source, hop::window_at(at.unix_ms)) &&
       (e.answer_via == nullptr || e.answer_port != local_port || e.answer_to != source)) {
     // The eBPF path binds only the ports we send from: bind this one now
     // (the update re-chooses the path), the user-space path has it open.

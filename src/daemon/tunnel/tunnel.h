@@ -258,10 +258,15 @@ class Tunnel : private StreamHost {
   enum class Arrival : std::uint8_t { kHoppingSocket, kDiscoverySocket };
   void on_socket_readable(DatagramSocket& socket, Arrival arrival);
   enum class SentTo : std::uint8_t { kHoppingPort, kDiscoveryPort };
+  // When a datagram arrived (its kernel receive stamp) on both our clocks.
+  struct ArrivedAt {
+    TimePoint mono = 0;
+    std::int64_t unix_ms = 0;
+  };
   void on_datagram(MutableBytes datagram, const SocketAddress& source, SentTo sent_to,
-                   std::uint16_t local_port);
+                   std::uint16_t local_port, const ArrivedAt& at);
   void on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source,
-                         std::uint16_t local_port);
+                         std::uint16_t local_port, const ArrivedAt& at);
   void write_tun(Bytes ip_packet) override;
   // Writes what the coalescer holds (GRO: one GSO write for a run of TCP
   // segments) and empties it.
@@ -316,8 +321,8 @@ class Tunnel : private StreamHost {
   void arm_discovery_timer(Peer& p);
   void on_discovery_timer(Peer& p);
   void on_discovery(Bytes datagram, const SocketAddress& source);
-  void on_response(Bytes datagram, const SocketAddress& source);
-  void on_confirm(Bytes datagram, const SocketAddress& source);
+  void on_response(Bytes datagram, const SocketAddress& source, const ArrivedAt& at);
+  void on_confirm(Bytes datagram, const SocketAddress& source, const ArrivedAt& at);
   void on_sequence_confirm(SessionEntry& e, const wire::Body& body);
   void add_session(std::unique_ptr<session::Session> s, const SocketAddress& remote,
                    std::optional<std::size_t> peer, std::size_t psk_index);

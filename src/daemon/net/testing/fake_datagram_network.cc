@@ -69,14 +69,25 @@ void FakeDatagramNetwork::send(const SocketAddress& sent_from, const SocketAddre
     ++dropped_;
     return;
   }
+  route(from, to, payload, clock_now());
+}
+
+bool FakeDatagramNetwork::deliver_at(const SocketAddress& from, const SocketAddress& to,
+                                     Bytes payload, TimePoint arrived_at) {
+  return route(from, to, payload, arrived_at);
+}
+
+bool FakeDatagramNetwork::route(const SocketAddress& from, const SocketAddress& to, Bytes payload,
+                                TimePoint arrived_at) {
   std::optional<FakeDatagramSocket*> steered;
   for (auto it = lookups_.begin(); it != lookups_.end() && !steered; ++it) steered = it->second(from, to);
   FakeDatagramSocket* target = steered ? *steered : find(to);
-  if (target == nullptr || !target->enqueue(from, to, payload)) {
+  if (target == nullptr || !target->enqueue(from, to, payload, arrived_at)) {
     ++dropped_;
-    return;
+    return false;
   }
   ++delivered_;
+  return true;
 }
 
 FakeDatagramSocket::~FakeDatagramSocket() {
@@ -84,9 +95,10 @@ FakeDatagramSocket::~FakeDatagramSocket() {
 }
 
 bool FakeDatagramSocket::enqueue(const SocketAddress& from, const SocketAddress& to,
-                                 Bytes payload) {
+                                 Bytes payload, TimePoint arrived_at) {
   if (queue_.size() >= capacity_) return false;
-  queue_.push_back(Queued{from, to, std::vector<std::uint8_t>(payload.begin(), payload.end())});
+  queue_.push_back(
+      Queued{from, to, std::vector<std::uint8_t>(payload.begin(), payload.end()), arrived_at});
   ready_.set();
   return true;
 }
@@ -101,6 +113,7 @@ SysResult<std::size_t> FakeDatagramSocket::receive_batch(std::span<ReceivedDatag
     std::copy_n(q.payload.begin(), d.length, d.buffer.begin());
     d.source = q.source;
     d.destination = q.destination;
+    d.queued_for = std::clamp<Duration>(network_->clock_now() - q.arrived_at, 0, kMaxQueued);
     queue_.pop_front();
     ++n;
   }

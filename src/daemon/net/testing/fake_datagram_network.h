@@ -41,6 +41,16 @@ class FakeDatagramNetwork {
 
   void set_filter(Filter filter) { filter_ = std::move(filter); }
 
+  // The clock a datagram's arrival is taken on, so that a socket reports how
+  // long each waited before it was read (ReceivedDatagram::queued_for).
+  // Without one every datagram is read as it arrives.
+  void set_clock(std::function<TimePoint()> clock) { clock_ = std::move(clock); }
+  // Delivers `payload` (past filter and translator) as if it had arrived at
+  // `arrived_at` on that clock: a datagram the receiver reads late. Returns
+  // whether a socket took it.
+  bool deliver_at(const SocketAddress& from, const SocketAddress& to, Bytes payload,
+                  TimePoint arrived_at);
+
   // A middle box on every path, asked after the filter: it may rewrite the
   // addresses (a NAT) and returns false to drop the datagram.
   using Translator = std::function<bool(SocketAddress& from, SocketAddress& to)>;
@@ -70,12 +80,16 @@ class FakeDatagramNetwork {
  private:
   friend class FakeDatagramSocket;
   void send(const SocketAddress& from, const SocketAddress& to, Bytes payload);
+  bool route(const SocketAddress& from, const SocketAddress& to, Bytes payload,
+             TimePoint arrived_at);
+  TimePoint clock_now() const { return clock_ ? clock_() : 0; }
   void unbind(const SocketAddress& address);
   FakeDatagramSocket* find(const SocketAddress& to) const;
 
   std::map<SocketAddress, FakeDatagramSocket*> sockets_;
   Filter filter_;
   Translator translator_;
+  std::function<TimePoint()> clock_;
   std::map<std::uint64_t, Lookup> lookups_;
   std::uint64_t next_lookup_ = 1;
   std::uint16_t next_port_ = 49152;
@@ -103,11 +117,13 @@ class FakeDatagramSocket final : public DatagramSocket {
     SocketAddress source;
     SocketAddress destination;
     std::vector<std::uint8_t> payload;
+    TimePoint arrived_at = 0;  // on the network's clock
   };
   FakeDatagramSocket(FakeDatagramNetwork* network, SocketAddress local, IpAddress host,
                      std::size_t capacity)
       : network_(network), local_(local), host_(host), capacity_(capacity) {}
-  bool enqueue(const SocketAddress& from, const SocketAddress& to, Bytes payload);
+  bool enqueue(const SocketAddress& from, const SocketAddress& to, Bytes payload,
+               TimePoint arrived_at);
 
   FakeDatagramNetwork* network_;
   SocketAddress local_;

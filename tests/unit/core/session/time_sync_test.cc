@@ -157,6 +157,128 @@ TEST(PeerTimeSyncTest, AnAnswerMeasuredBeforeAResyncIsNotTaken) {
   EXPECT_FALSE(a.on_response(resp, 0, kUnix + 10, kT0 + milliseconds(10)));
 }
 
+// The min-RTT filter: an answer that waited at the peer (or on the way) is
+// wrong by up to half the wait; the sample with the smallest round trip
+// stays the estimate.
+TEST(PeerTimeSyncTest, ADelayedAnswerDoesNotMoveTheEstimate) {
+  PeerTimeSync a({}, kT0);
+  PeerTimeSync b({}, kT0);
+  TimePoint t = kT0;
+  std::int64_t u = kUnix;
+  auto req = a.make_request(1, u, t, 0x8000'0000u);
+  auto upd = a.on_response(answer(b, req, u + 5, 0), 0, u + 10, t + milliseconds(10));
+  ASSERT_TRUE(upd);
+  EXPECT_EQ(upd->offset_ms, 0);
+  // 5 s later the answer is stamped 80 ms late: measured +40, within the
+  // tolerance of the offset in use, and still not taken.
+  t += seconds(5);
+  u += 5'000;
+  req = a.make_request(2, u, t, 0x8000'0000u);
+  upd = a.on_response(answer(b, req, u + 85, 0), 0, u + 90, t + milliseconds(90));
+  EXPECT_EQ(a.stats().last_offset_ms, 40);
+  ASSERT_TRUE(upd);
+  EXPECT_EQ(upd->offset_ms, 0);
+  EXPECT_EQ(a.stats().filtered, 1u);
+  // 300 ms late: measured +150, beyond the tolerance, yet explained by the
+  // delay: no RESYNC either.
+  t += seconds(5);
+  u += 5'000;
+  req = a.make_request(3, u, t, 0x8000'0000u);
+  upd = a.on_response(answer(b, req, u + 305, 0), 0, u + 310, t + milliseconds(310));
+  EXPECT_EQ(a.stats().last_offset_ms, 150);
+  ASSERT_TRUE(upd);
+  EXPECT_EQ(upd->offset_ms, 0);
+  EXPECT_FALSE(a.resyncing());
+  EXPECT_EQ(a.stats().resyncs, 0u);
+}
+
+// A drifting clock is followed: a sample older than kFilterMaxAge no longer
+// counts, however short its round trip.
+TEST(PeerTimeSyncTest, ASampleAgesOutOfTheFilter) {
+  PeerTimeSync a({}, kT0);
+  PeerTimeSync b({}, kT0);
+  auto req = a.make_request(1, kUnix, kT0, 0x8000'0000u);
+  ASSERT_TRUE(a.on_response(answer(b, req, kUnix + 2, 0), 0, kUnix + 4, kT0 + milliseconds(4)));
+  const TimePoint t = kT0 + kFilterMaxAge + seconds(1);
+  const std::int64_t u = kUnix + (kFilterMaxAge + seconds(1)) / 1000;
+  req = a.make_request(2, u, t, 0x8000'0000u);
+  auto upd = a.on_response(answer(b, req, u + 10, 30), 0, u + 20, t + milliseconds(20));
+  ASSERT_TRUE(upd);
+  EXPECT_EQ(upd->offset_ms, 30);
+  EXPECT_EQ(a.samples().size(), 1u);
+}
+
+// A step of the peer's clock is no delay: the filter starts afresh from the
+// sample that shows it, and a RESYNC adopts it once a second one agrees.
+TEST(PeerTimeSyncTest, AStepIsNotFilteredAway) {
+  PeerTimeSync a({}, kT0);
+  PeerTimeSync b({}, kT0);
+  TimePoint t = kT0;
+  std::int64_t u = kUnix;
+  std::uint32_t challenge = 1;
+  for (int i = 0; i < 3; ++i, t += seconds(4), u += 4'000) {
+    auto req = a.make_request(challenge++, u, t, 0x8000'0000u);
+    ASSERT_TRUE(a.on_response(answer(b, req, u + 5, 0), 0, u + 10, t + milliseconds(10)));
+  }
+  auto req = a.make_request(challenge++, u, t, 0x8000'0000u);
+  EXPECT_FALSE(a.on_response(answer(b, req, u + 5, 400), 0, u + 10, t + milliseconds(10)));
+  EXPECT_TRUE(a.resyncing());
+  t += seconds(1);
+  u += 1000;
+  req = a.make_request(challenge++, u, t, 0x8000'0000u);
+  auto upd = a.on_response(answer(b, req, u + 7, 401), 0, u + 14, t + milliseconds(14));
+  ASSERT_TRUE(upd);
+  EXPECT_TRUE(upd->resync);
+  EXPECT_EQ(upd->offset_ms, 400);  // the one with the smaller round trip
+  EXPECT_FALSE(a.resyncing());
+  EXPECT_EQ(a.samples().size(), 2u);  // those from before the step are gone
+}
+
+// Discovery's measurement is the filter's first sample: the first answer
+// with a shorter round trip that agrees with it within its delay corrects a
+// start-up estimate at once (the soak's bob began 206 ms off after reading
+// the CONFIRM late).
+TEST(PeerTimeSyncTest, DiscoverysSampleLetsABetterFirstAnswerCorrectAtOnce) {
+  PeerTimeSync a({}, kT0, OffsetSample{-356, 500, kT0});
+  PeerTimeSync b({}, kT0);
+  const TimePoint t = kT0 + seconds(1);
+  const std::int64_t u = kUnix + 1000;
+  const auto req = a.make_request(1, u, t, 0x8000'0000u);
+  auto upd = a.on_response(answer(b, req, u + 10, -150), -356, u + 20, t + milliseconds(20));
+  ASSERT_TRUE(upd);
+  EXPECT_EQ(upd->offset_ms, -150);
+  EXPECT_TRUE(upd->resync);
+  EXPECT_FALSE(a.resyncing());
+  // One that disagrees beyond what the round trips explain sets off a RESYNC.
+  PeerTimeSync c({}, kT0, OffsetSample{-356, 100, kT0});
+  const auto req2 = c.make_request(1, u, t, 0x8000'0000u);
+  EXPECT_FALSE(c.on_response(answer(b, req2, u + 10, -150), -356, u + 20, t + milliseconds(20)));
+  EXPECT_TRUE(c.resyncing());
+}
+
+// A TIME_SYNC_RESPONSE the daemon reads 300 ms after it arrived: the session
+// measures the round trip to its arrival.
+TEST(PeerTimeSyncTest, AnAnswerReadLateIsMeasuredAtItsArrival) {
+  SessionConfig config;
+  config.path_mtu_search = false;
+  auto p = testing::make_session_pair(kUnix, kT0, 0, config);
+  Session& a = *p.initiator;
+  Session& b = *p.responder;
+  const TimePoint t = kT0 + seconds(1);
+  const std::int64_t u = kUnix + 1000;
+  std::vector<std::uint8_t> buf(256);
+  buf.resize(a.make_time_sync_request(buf, 1, u, t, 0x8000'0000u).value());
+  auto r = b.open(buf, u + 10, t + milliseconds(10));
+  ASSERT_TRUE(r.has_value());
+  ASSERT_TRUE(r->answer_time_sync);
+  std::vector<std::uint8_t> reply(256);
+  reply.resize(b.make_time_sync_response(reply, *r->answer_time_sync, u + 10, t + milliseconds(10)).value());
+  ASSERT_TRUE(a.open(reply, u + 20, t + milliseconds(20), u + 320, t + milliseconds(320)).has_value());
+  EXPECT_EQ(a.time_sync().stats().last_rtt_ms, 20);
+  EXPECT_EQ(a.time_sync().stats().last_offset_ms, 0);
+  EXPECT_EQ(a.clock_offset_ms(), 0);
+}
+
 // Two sessions over a perfect link in virtual time; b's clock drifts by
 // 200 ms a minute. Peer time sync keeps a's estimate of b's clock within the
 // tolerance, and a's send port is always one b listens on.

@@ -4,6 +4,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <time.h>
+
+#include <array>
 #include <cstring>
 #include <vector>
 
@@ -89,6 +92,59 @@ TEST(UdpControl, ShortOrigDstAddrIsSkipped) {
   const std::uint16_t family = AF_INET6;
   append(c, IPPROTO_IPV6, IPV6_ORIGDSTADDR, family);
   EXPECT_EQ(destination_from_control(c, kLocal), kLocal);
+}
+
+// The kernel's receive stamp: SO_TIMESTAMPNS in either form, or the software
+// stamp of SO_TIMESTAMPING (the first of its three), among other messages.
+TEST(UdpControl, ReceiveStampFromEitherFormOfEitherOption) {
+  const std::int64_t ns = 1'796'515'200'123'456'789;
+  const timespec ts{ns / 1'000'000'000, ns % 1'000'000'000};
+  const std::int64_t wide[2] = {ns / 1'000'000'000, ns % 1'000'000'000};
+  std::vector<std::uint8_t> c;
+  EXPECT_FALSE(receive_stamp_from_control(c).has_value());
+  append(c, IPPROTO_IP, IP_ORIGDSTADDR, v4(7, 4242));
+  EXPECT_FALSE(receive_stamp_from_control(c).has_value());
+  append(c, SOL_SOCKET, SO_TIMESTAMPNS_OLD, ts);
+  EXPECT_EQ(receive_stamp_from_control(c), ns);
+  // The destination is read as before, next to a stamp.
+  EXPECT_EQ(destination_from_control(c, kLocal),
+            (SocketAddress{IpAddress::v4({198, 51, 100, 7}), 4242}));
+
+  c.clear();
+  append(c, SOL_SOCKET, SO_TIMESTAMPNS_NEW, wide);
+  EXPECT_EQ(receive_stamp_from_control(c), ns);
+
+  c.clear();
+  const std::int64_t three[6] = {wide[0], wide[1], 0, 0, 0, 0};
+  append(c, SOL_SOCKET, SO_TIMESTAMPING_NEW, three);
+  EXPECT_EQ(receive_stamp_from_control(c), ns);
+  c.clear();
+  const timespec three_old[3] = {ts, {}, {}};
+  append(c, SOL_SOCKET, SO_TIMESTAMPING_OLD, three_old);
+  EXPECT_EQ(receive_stamp_from_control(c), ns);
+}
+
+// A zero stamp (SO_TIMESTAMPING without a software stamp), nanoseconds out of
+// range, a short message or another level's message with the same number are
+// no stamp.
+TEST(UdpControl, NoStampFromMalformedOrForeignMessages) {
+  std::vector<std::uint8_t> c;
+  append(c, SOL_SOCKET, SO_TIMESTAMPING_NEW, std::array<std::int64_t, 6>{});
+  EXPECT_FALSE(receive_stamp_from_control(c).has_value());
+  c.clear();
+  const std::int64_t bad[2] = {1'796'515'200, 1'000'000'000};
+  append(c, SOL_SOCKET, SO_TIMESTAMPNS_NEW, bad);
+  EXPECT_FALSE(receive_stamp_from_control(c).has_value());
+  c.clear();
+  append(c, SOL_SOCKET, SO_TIMESTAMPNS_NEW, std::int64_t{1'796'515'200});
+  EXPECT_FALSE(receive_stamp_from_control(c).has_value());
+  c.clear();
+  const std::int64_t good[2] = {1'796'515'200, 5};
+  append(c, IPPROTO_IP, SO_TIMESTAMPNS_NEW, good);
+  EXPECT_FALSE(receive_stamp_from_control(c).has_value());
+  c.clear();
+  append(c, SOL_SOCKET, SO_TIMESTAMPNS_NEW, good, /*claimed_len=*/4096);
+  EXPECT_FALSE(receive_stamp_from_control(c).has_value());
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
 #include "daemon/net/udp_socket.h"
 
 #include <gtest/gtest.h>
+
 #include <poll.h>
 
 #include <array>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -94,6 +96,34 @@ TEST(UdpSocketTest, BatchedSendAndReceiveOnLoopback) {
     EXPECT_EQ(meta[i].destination, b->local_address());
     EXPECT_FALSE(meta[i].truncated);
   }
+}
+
+// The kernel stamps each datagram as it arrives: one read 200 ms later says
+// how long it waited, one read at once says (almost) nothing.
+TEST(UdpSocketTest, ADatagramReadLateSaysHowLongItWaited) {
+  auto a = bind_or_fail("127.0.0.1:0");
+  auto b = bind_or_fail("127.0.0.1:0");
+  ASSERT_TRUE(a && b);
+  const std::vector<std::uint8_t> payload{1, 2, 3};
+  std::vector<OutgoingDatagram> out{{payload, b->local_address(), {}}};
+  ASSERT_EQ(a->send_batch(out).value_or(0), 1u);
+  ASSERT_TRUE(wait_readable(b->fd()));
+  ::poll(nullptr, 0, 200);
+  std::vector<ReceivedDatagram> meta;
+  ASSERT_EQ(receive_all(*b, 1, &meta).size(), 1u);
+  EXPECT_GE(meta[0].queued_for, milliseconds(195));
+  EXPECT_LT(meta[0].queued_for, seconds(2));
+
+  // Read at once: it waited no longer than the time from its sending to its
+  // reading (a loaded machine may stretch that, never the other way round).
+  const auto sent = std::chrono::steady_clock::now();
+  ASSERT_EQ(a->send_batch(out).value_or(0), 1u);
+  meta.clear();
+  ASSERT_EQ(receive_all(*b, 1, &meta).size(), 1u);
+  const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now() - sent)
+                           .count();
+  EXPECT_LE(meta[0].queued_for, static_cast<Duration>(elapsed) + milliseconds(1));
 }
 
 TEST(UdpSocketTest, NothingWaitingReturnsZero) {

@@ -339,6 +339,38 @@ TEST_P(TunnelTest, WorksWithSkewedClocks) {
   EXPECT_NEAR(s->clock_offset_ms(), -40, 5);
 }
 
+// A daemon that reads a datagram late (busy, or just restarted) measures
+// from its arrival (the kernel's receive stamp): bob reads alice's CONFIRM
+// 400 ms after it arrived and still starts with her clock's offset right,
+// where reading it as arriving then put him 200 ms off.
+TEST_P(TunnelTest, TheResponderMeasuresTheClockFromTheConfirmsArrival) {
+  net.set_clock([this] { return loop.now(); });
+  struct Held {
+    SocketAddress from, to;
+    std::vector<std::uint8_t> payload;
+    TimePoint at;
+  };
+  std::optional<Held> held;
+  net.set_filter([&](const SocketAddress& from, const SocketAddress& to, Bytes payload) {
+    if (held || payload.size() < 2 ||
+        payload[1] != static_cast<std::uint8_t>(wire::PacketType::kDiscoveryConfirm)) {
+      return true;
+    }
+    held = Held{from, to, {payload.begin(), payload.end()}, loop.now()};
+    return false;
+  });
+  start(/*bob_skew_ms=*/40);
+  ASSERT_TRUE(loop.run_until([&] { return held.has_value(); }, loop.now() + seconds(5)));
+  loop.run_for(milliseconds(400));
+  ASSERT_EQ(bob->tunnel->session_count(), 0u);
+  ASSERT_TRUE(net.deliver_at(held->from, held->to, held->payload, held->at));
+  ASSERT_TRUE(loop.run_until([&] { return bob->tunnel->session_count() == 1; },
+                             loop.now() + milliseconds(10)));
+  const auto* s = bob->tunnel->session(bob->tunnel->session_ids().at(0));
+  ASSERT_NE(s, nullptr);
+  EXPECT_NEAR(s->clock_offset_ms(), -40, 5);
+}
+
 TEST_P(TunnelTest, DropsInnerPacketsFromAddressesThePeerMayNotUse) {
   start();
   ASSERT_TRUE(connected());
@@ -380,6 +412,30 @@ TEST_P(TunnelTest, RestartedResponderIsFoundAgainWhileTrafficFlows) {
   while (bob->tun.take_written()) {
   }
   exchange("after");
+}
+
+// The initiator holds its CONFIRM for the restart check and stamps it with
+// the time it leaves: the restarted responder starts with the initiator's
+// clock right, where a stamp taken when the check began put it half the
+// check off (the soak's bob, restarted, began 202 ms off).
+TEST_P(TunnelTest, ARestartedResponderStartsWithTheClockOffsetRight) {
+  start(/*bob_skew_ms=*/40);
+  ASSERT_TRUE(connected());
+  const std::uint64_t old_id = alice->tunnel->session_ids().at(0);
+  bob->tunnel.reset();
+  bob->start(loop, net, GetParam());
+  const session::Session* fresh = nullptr;
+  for (int i = 0; i < 3000 && fresh == nullptr; ++i) {
+    if (i % 10 == 0) alice->tun.inject(ipv4("10.77.0.1", "10.77.0.2", "while down"));
+    loop.run_for(milliseconds(10));
+    if (bob->tunnel->session_count() == 1) {
+      fresh = bob->tunnel->session(bob->tunnel->session_ids().at(0));
+    }
+  }
+  ASSERT_NE(fresh, nullptr);
+  ASSERT_NE(fresh->id(), old_id);
+  EXPECT_EQ(fresh->time_sync().stats().responses_received, 0u);  // discovery's estimate
+  EXPECT_NEAR(fresh->clock_offset_ms(), -40, 5);
 }
 
 // A responder that was away longer than the probes (its host down for 30 s)
