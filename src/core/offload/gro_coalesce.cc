@@ -84,7 +84,7 @@ TcpCoalescer::TcpCoalescer() : buf_(kMaxSuperPacket) {}
 
 bool TcpCoalescer::start(Bytes packet) {
   if (packet.size() > kMaxSuperPacket) return false;
-  std::memcpy(buf_.data(), packet.data(), packet.size());
+  if (!packet.empty()) std::memcpy(buf_.data(), packet.data(), packet.size());  // empty: data() may be null
   len_ = packet.size();
   count_ = 1;
   open_ = false;

@@ -178,7 +178,7 @@ SplitResult plan_split(const VnetHeader& vnet, Bytes p) {
 std::size_t write_segment(const SplitPlan& plan, Bytes p, std::size_t index, MutableBytes out) {
   std::uint8_t* s = out.data();
   if (!plan.is_gso()) {
-    std::memcpy(s, p.data(), p.size());
+    if (!p.empty()) std::memcpy(s, p.data(), p.size());  // empty: data() may be null
     if ((plan.vnet.flags & vnet_flag::kNeedsCsum) != 0) {
       const std::size_t start = plan.vnet.csum_start;
       std::uint8_t* field = s + start + plan.vnet.csum_offset;
