@@ -217,12 +217,19 @@ t_stop() {
   ((rc == 0)) && [[ ! -e $CTL_A ]] && grep -q 'stopped' "$WORK/daemon-A.log"
 }
 
-# A stranger (alice's namespace, another source port) sends bob 500 junk
-# DISCOVERY datagrams: the audit log gets them counted, not 500 lines.
+# A stranger (an address of its own in alice's namespace) sends bob 500 junk
+# DISCOVERY datagrams: the audit log gets them counted, not 500 lines. Its own
+# address, not alice's: the frame filter reports the first drop from a source
+# and then one a second with the count suppressed since, under that report's
+# reason, so from alice's address a tunnel datagram dropped just before would
+# carry the junk's count (and bob may stop before the next report).
+JUNK_SOURCE=10.200.0.9
 t_junk_discovery() {
-  in_a $PY - <<'PY' || return 1
-import socket
+  in_a ip addr add "$JUNK_SOURCE/24" dev "va$RUN_ID" 2>/dev/null || true
+  in_a $PY - "$JUNK_SOURCE" <<'PY' || return 1
+import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 0))
 junk = bytes([0x01, 0x0C]) + bytes(1174)
 for _ in range(500):
     s.sendto(junk, ("10.200.0.2", 1025))
@@ -235,7 +242,7 @@ PY
 # the junk, counted (written when bob stops, or at the end of its interval).
 t_audit_logs() {
   stop_pid "$BOB"
-  $PY - "$WORK/audit-A.jsonl" "$WORK/audit-B.jsonl" <<'PY'
+  $PY - "$WORK/audit-A.jsonl" "$WORK/audit-B.jsonl" "$JUNK_SOURCE" <<'PY'
 import json, sys
 def load(*paths):
     return [json.loads(line) for path in paths for line in open(path)]
@@ -261,9 +268,8 @@ if not has(b, "reload_applied", trigger="a change to the file"):
 # The frame filter drops the junk (its length field is wrong) and reports the
 # first drop from a source, then one per second with the count suppressed
 # since; the user-space path counts each refusal.
-# Only the junk's own records: a datagram of alice's tunnel that arrives just
-# after its port closed is a drop_bad_port record of its own.
-junk_records = [r for r in b if r.get("source_address") == "10.200.0.1"
+# Only the junk's own records (from its own address).
+junk_records = [r for r in b if r.get("source_address") == sys.argv[3]
                 and (r["event"] == "discovery_refused"
                      or (r["event"] == "filter_drop"
                          and r["details"].get("reason") == "drop_bad_length"))]
