@@ -3,12 +3,10 @@
 #include <array>
 #include <cstring>
 
+#include "core/common/byte_order.h"
+
 namespace buckwild::inner {
 namespace {
-
-std::uint16_t load16(const std::uint8_t* p) {
-  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
 
 template <std::size_t N>
 IpAddress address_at(Bytes packet, std::size_t offset) {

@@ -3,28 +3,13 @@
 #include <array>
 #include <cstring>
 
+#include "core/common/byte_order.h"
 #include "core/inner/ip_packet.h"
 
 namespace buckwild::inner {
 namespace {
 
 constexpr std::size_t kTcpHeader = 20;
-
-std::uint16_t load16(const std::uint8_t* p) {
-  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
-std::uint32_t load32(const std::uint8_t* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-         p[3];
-}
-void store16(std::uint8_t* p, std::uint16_t v) {
-  p[0] = static_cast<std::uint8_t>(v >> 8);
-  p[1] = static_cast<std::uint8_t>(v);
-}
-void store32(std::uint8_t* p, std::uint32_t v) {
-  store16(p, static_cast<std::uint16_t>(v >> 16));
-  store16(p + 2, static_cast<std::uint16_t>(v));
-}
 
 // One's-complement sum of big-endian 16-bit words (an odd tail is padded).
 std::uint32_t sum16(const std::uint8_t* p, std::size_t n, std::uint32_t acc = 0) {

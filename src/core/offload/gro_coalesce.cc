@@ -3,24 +3,14 @@
 #include <cstring>
 #include <optional>
 
+#include "core/common/byte_order.h"
+
 namespace buckwild::offload {
 namespace {
 
 constexpr std::uint8_t kProtoTcp = 6;
 constexpr std::uint8_t kTcpPsh = 0x08;
 constexpr std::uint8_t kTcpAck = 0x10;
-
-std::uint16_t load16(const std::uint8_t* p) {
-  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
-void store16(std::uint8_t* p, std::uint16_t v) {
-  p[0] = static_cast<std::uint8_t>(v >> 8);
-  p[1] = static_cast<std::uint8_t>(v);
-}
-std::uint32_t load32(const std::uint8_t* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-         p[3];
-}
 
 // The pseudo-header sum of a TCP segment of `tcp_len` bytes.
 std::uint32_t pseudo_sum(Bytes p, bool ipv6, std::size_t tcp_len) {
