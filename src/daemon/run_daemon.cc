@@ -296,9 +296,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     return TunnelDeps{**loop, clock, **tun, factory, tcp, rng, path, on_fatal, &audit, on_event};
   };
   std::unique_ptr<KernelEbpfPath> ebpf_path = ebpf ? std::move(*ebpf) : nullptr;
-  // "auto" measures both AEADs here, once, before the tunnel asks for it.
-  if (config->crypto.protection == crypto::ProtectionMode::kAead)
-    spdlog::info("{}", describe_aead_choice(config->crypto.aead));
+  log_aead_choice(config->crypto);  // "auto" measures here, before the tunnel asks
   auto tunnel = Tunnel::create(*config, mtu, deps(ebpf_path.get()));
   if (!tunnel && ebpf_path) {
     why_not = "the eBPF path failed to start: " + tunnel.error().message;

@@ -1,6 +1,7 @@
 #include "daemon/tunnel/aead_choice.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
@@ -91,6 +92,10 @@ std::string describe_aead_choice(AeadChoice choice) {
       "AEAD preferred as responder: {}, the faster here (sealing 1400-byte datagrams: "
       "aes-256-gcm {:.1f} Gbit/s, chacha20-poly1305 {:.1f} Gbit/s; [crypto] aead = \"auto\")",
       name_of(m.faster), m.aes_256_gcm_gbps, m.chacha20_poly1305_gbps);
+}
+
+void log_aead_choice(const CryptoConfig& c) {
+  if (c.protection == crypto::ProtectionMode::kAead) spdlog::info("{}", describe_aead_choice(c.aead));
 }
 
 }  // namespace buckwild::daemon

@@ -30,4 +30,8 @@ crypto::AeadAlgorithm preferred_aead(AeadChoice choice);
 // For the start-up log: what was chosen and why.
 std::string describe_aead_choice(AeadChoice choice);
 
+// Logs describe_aead_choice() at start-up when `c` protects packets with
+// an AEAD (HMAC mode has no cipher to choose).
+void log_aead_choice(const CryptoConfig& c);
+
 }  // namespace buckwild::daemon
