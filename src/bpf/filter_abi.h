@@ -177,8 +177,11 @@ struct bw_bucket {
 
 /* Event limiter state of one source. */
 struct bw_event_source {
-  __u64 last_ns;    /* when the last event about this source was sent */
-  __u64 suppressed; /* events about it not sent since then */
+  __u64 last_ns;        /* when the last event about this source was sent */
+  __u64 suppressed;     /* events about it not sent since then */
+  __u32 latest_reason;  /* enum bw_counter of the latest of those (for the
+                         * count user space takes when it stops) */
+  __u32 pad;
 };
 
 /* Global limiter state (array of one). */
@@ -262,7 +265,7 @@ BW_STATIC_ASSERT(sizeof(struct bw_bucket) == 8, "bw_bucket");
 BW_STATIC_ASSERT(sizeof(struct bw_tuple_key) == 20, "bw_tuple_key");
 BW_STATIC_ASSERT(sizeof(struct bw_fragment_key) == 40, "bw_fragment_key");
 BW_STATIC_ASSERT(sizeof(struct bw_seen) == 8, "bw_seen");
-BW_STATIC_ASSERT(sizeof(struct bw_event_source) == 16, "bw_event_source");
+BW_STATIC_ASSERT(sizeof(struct bw_event_source) == 24, "bw_event_source");
 BW_STATIC_ASSERT(sizeof(struct bw_global) == 16, "bw_global");
 BW_STATIC_ASSERT(sizeof(struct bw_rate) == 16, "bw_rate");
 BW_STATIC_ASSERT(sizeof(struct bw_config) == 16 + 5 * 16 + 8, "bw_config");

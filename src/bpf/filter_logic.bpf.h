@@ -435,7 +435,7 @@ BW_INLINE void bw_report(const struct bw_config* cfg, __u32 hook, __u32 reason,
   }
   struct bw_event_source* s = bpf_map_lookup_elem(&event_sources, &d->source);
   if (!s) {
-    struct bw_event_source fresh = {.last_ns = 0, .suppressed = 0};
+    struct bw_event_source fresh = {.last_ns = 0, .suppressed = 0, .latest_reason = 0, .pad = 0};
     bpf_map_update_elem(&event_sources, &d->source, &fresh, BPF_NOEXIST);
     s = bpf_map_lookup_elem(&event_sources, &d->source);
     if (!s) {
@@ -445,18 +445,21 @@ BW_INLINE void bw_report(const struct bw_config* cfg, __u32 hook, __u32 reason,
   }
   __u64 last = *(volatile __u64*)&s->last_ns;
   if (last != 0 && now - last < cfg->event_source_gap_ns) {
+    s->latest_reason = reason;
     __sync_fetch_and_add(&s->suppressed, 1);
     bw_count(hook, BW_CTR_EVENTS_SUPPRESSED);
     return;
   }
   if (__sync_val_compare_and_swap(&s->last_ns, last, now) != last || /* another CPU reports */
       !bw_gcra(&g->event_tat_ns, now, &cfg->events)) {
+    s->latest_reason = reason;
     __sync_fetch_and_add(&s->suppressed, 1);
     bw_count(hook, BW_CTR_EVENTS_SUPPRESSED);
     return;
   }
   struct bw_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) {
+    s->latest_reason = reason;
     __sync_fetch_and_add(&s->suppressed, 1);
     bw_count(hook, BW_CTR_EVENTS_LOST);
     return;

@@ -332,11 +332,8 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   if (ebpf_path) ebpf_path->set_audit(&audit);
   DaemonFacts facts;
   facts.started = (*loop)->now();
-  if (ebpf_path) {
-    facts.ebpf_detail = ebpf_path->where();
-  } else {
-    facts.ebpf_why_not = why_not;
-  }
+  if (ebpf_path) facts.ebpf_detail = ebpf_path->where();
+  if (!ebpf_path) facts.ebpf_why_not = why_not;
   std::unique_ptr<ControlServer> control;
   auto status = [&] {
     nlohmann::json doc = daemon_status(**tunnel, ebpf_path.get(), reloader, facts, (*loop)->now());
@@ -586,6 +583,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   control.reset();  // the socket file goes: `buckwild stop` waits for that
   (*tunnel)->end_sessions("the daemon stopped");  // each end audited
   tunnel->reset();  // sessions and their keys go first
+  if (ebpf_path) ebpf_path->count_unreported();  // the filter's drops it had not reported
   audit.flush();    // what was counted since the last interval
   ebpf_path.reset();  // then the eBPF programs (their links, TC filter, socket map)
   tun->reset();     // closing the descriptor removes the interface

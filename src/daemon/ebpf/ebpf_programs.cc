@@ -326,4 +326,37 @@ SysResult<std::size_t> EbpfPrograms::drain_events(
   return static_cast<std::size_t>(n);
 }
 
+SysResult<std::size_t> EbpfPrograms::take_unreported(
+    const std::function<void(const IpAddress&, BpfCounter, std::uint64_t)>& on_drops) {
+  bpf_map* map = skel_->maps.event_sources;
+  std::size_t sources = 0;
+  bw_addr key{};
+  bw_addr next{};
+  const void* previous = nullptr;
+  // The map holds at most BW_EVENT_SOURCES_MAX keys; the bound also ends the
+  // walk if the kernel keeps inserting while we read.
+  for (std::uint32_t i = 0; i < BW_EVENT_SOURCES_MAX; ++i) {
+    if (int err = bpf_map__get_next_key(map, previous, &next, sizeof next); err != 0) {
+      if (err == -ENOENT) break;
+      return sys_fail(-err, "cannot walk the eBPF event sources");
+    }
+    key = next;
+    previous = &key;
+    bw_event_source value{};
+    if (bpf_map__lookup_elem(map, &key, sizeof key, &value, sizeof value, 0) != 0) continue;
+    if (value.suppressed == 0) continue;
+    const std::uint64_t count = value.suppressed;
+    value.suppressed = 0;  // taken: a second call does not count them again
+    (void)bpf_map__update_elem(map, &key, sizeof key, &value, sizeof value, BPF_EXIST);
+    const BpfCounter reason = value.latest_reason < kBpfCounterCount
+                                  ? static_cast<BpfCounter>(value.latest_reason)
+                                  : BpfCounter::kDropBadPort;
+    std::array<std::uint8_t, 16> bytes{};
+    std::memcpy(bytes.data(), key.bytes, bytes.size());
+    on_drops(IpAddress::v6(bytes).unmapped(), reason, count);
+    ++sources;
+  }
+  return sources;
+}
+
 }  // namespace buckwild::daemon

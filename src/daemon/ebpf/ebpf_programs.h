@@ -246,6 +246,12 @@ class EbpfPrograms {
   int events_fd() const;
   // Calls `on_event` for every waiting event; returns how many.
   SysResult<std::size_t> drain_events(const std::function<void(const SecurityEvent&)>& on_event);
+  // Drops the filter counted against a source but has not reported yet (its
+  // next event would have carried them), taken out of the per-source state:
+  // `on_drops(source, reason of the latest, count)` for each source with any.
+  // For a daemon that stops, after drain_events. Returns how many sources.
+  SysResult<std::size_t> take_unreported(
+      const std::function<void(const IpAddress&, BpfCounter, std::uint64_t)>& on_drops);
 
   // The kernel's run statistics of the program at `hook`. Errors: the
   // kernel's errno when it will not describe the program.

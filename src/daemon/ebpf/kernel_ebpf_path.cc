@@ -301,4 +301,20 @@ void KernelEbpfPath::on_events() {
   events_log_.flush(now);
 }
 
+void KernelEbpfPath::count_unreported() {
+  on_events();
+  if (audit_ == nullptr) return;
+  std::uint64_t total = 0;
+  auto taken = path_->take_unreported([&](const IpAddress& source, BpfCounter reason, std::uint64_t n) {
+    audit_->count("filter_drop", source, bpf_counter_name(reason), n);
+    total += n;
+  });
+  if (!taken) {
+    spdlog::warn("eBPF: the drops not yet reported are missing from the audit log: {}",
+                 taken.error().message);
+  } else if (*taken != 0) {
+    spdlog::info("eBPF: {} drops from {} sources not yet reported go to the audit log", total, *taken);
+  }
+}
+
 }  // namespace buckwild::daemon

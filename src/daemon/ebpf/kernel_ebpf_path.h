@@ -64,6 +64,10 @@ class KernelEbpfPath final : public EbpfPath {
   // The audit trail the kernel's security events are counted into (per
   // source and reason); null for none.
   void set_audit(SecurityAudit* audit) { audit_ = audit; }
+  // For a daemon that stops: reads the waiting security events, then counts
+  // in the audit trail the drops the filter had not reported yet (those a
+  // source's next event would have carried), so none is missing from it.
+  void count_unreported();
   // Rewrites the filter's configuration map with the new rates.
   SysResult<void> set_limits(const SecurityConfig& security) override;
 

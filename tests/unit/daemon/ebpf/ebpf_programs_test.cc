@@ -702,6 +702,46 @@ TEST_F(SecurityEventTest, AtMostOneEventPerSourcePerGapAndTheRestAreCounted) {
   EXPECT_EQ(events[0].suppressed, 4u);
 }
 
+TEST_F(SecurityEventTest, DropsNotYetReportedAreTakenWithTheLatestReason) {
+  configure({0, 1}, std::chrono::seconds(60));
+  const IpAddress a = ip("192.0.2.7");
+  const IpAddress b = ip("2001:db8::7");
+  for (int i = 0; i < 3; ++i) send(a, bad_version());
+  send(a, buckwild_datagram(), 6000);  // no port is valid for a: the latest reason changes
+  send(b, bad_version());              // reported, nothing left over
+  ASSERT_EQ(drain().size(), 2u);
+
+  struct Left {
+    IpAddress source;
+    BpfCounter reason;
+    std::uint64_t count;
+  };
+  std::vector<Left> left;
+  auto take = [&] {
+    left.clear();
+    auto n = path_->take_unreported(
+        [&](const IpAddress& s, BpfCounter r, std::uint64_t c) { left.push_back({s, r, c}); });
+    EXPECT_TRUE(n) << n.error().message;
+    if (n) {
+      EXPECT_EQ(*n, left.size());
+    }
+  };
+  take();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].source, a);
+  EXPECT_EQ(left[0].reason, BpfCounter::kDropBadPort);
+  EXPECT_EQ(left[0].count, 3u);
+  take();  // taken once: not counted again
+  EXPECT_TRUE(left.empty());
+
+  // Nor does a's next event carry them.
+  configure({0, 1}, std::chrono::milliseconds(0));
+  send(a, bad_version());
+  std::vector<SecurityEvent> events = drain();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].suppressed, 0u);
+}
+
 TEST_F(SecurityEventTest, AGlobalRateBoundsEventsFromManySources) {
   configure({1, 2}, std::chrono::milliseconds(0));  // two at once, then one a second
   for (int i = 1; i <= 5; ++i) {
