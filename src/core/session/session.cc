@@ -52,7 +52,8 @@ Session::Session(discovery::Established e, hop::PortSchedule ports, SessionKeys 
       pmtu_(wire::kBaseDatagramSize, local_max(config), now),
       last_received_(now),
       last_sent_(now),
-      last_heartbeat_(now) {}
+      last_heartbeat_(now),
+      heard_(!e.initiator) {}
 
 int Session::delay_allowance() const {
   if (config_.fixed_delay_allowance > 0) return std::clamp(config_.fixed_delay_allowance, 1, 16);
@@ -125,8 +126,10 @@ Result<std::size_t> Session::make_heartbeat_answer(MutableBytes out, std::int64_
   return n;
 }
 
-bool Session::path_keepalive_due(std::int64_t now_unix_ms) const {
+bool Session::path_keepalive_due(std::int64_t now_unix_ms, TimePoint now) const {
+  // Unheard, last_received_ is still the session's start.
   return initiator_ && config_.path_keepalive && !dead_ &&
+         (heard_ || now - last_received_ >= kMinAnswerWait) &&
          last_path_window_ != hop::window_at(now_unix_ms);
 }
 
@@ -272,13 +275,15 @@ Result<Session::Received> Session::open(MutableBytes datagram, std::int64_t arri
   next_probe_ = kNever;
   last_probe_ = kNever;
   const bool restored = silent_;
+  const bool first = !heard_;
+  heard_ = true;
   silent_ = false;
   suspect_ = false;
   // One-way delay on our clock: arrival minus (sender's stamp minus the offset).
   delay_.add_sample(hop::circular_delta_ms(arrived_ms, opened->header.timestamp_ms) +
                     clock_offset_ms_);
 
-  Received r{opened->header, opened->body, false, std::nullopt, restored, false, std::nullopt, false};
+  Received r{opened->header, opened->body, false, std::nullopt, restored, false, std::nullopt, false, first};
   if (opened->header.type == wire::PacketType::kHeartbeat) {
     auto body = wire::parse_body(opened->header, opened->body);
     if (!body) {
@@ -378,6 +383,7 @@ Duration Session::answer_wait() const {
 
 TimePoint Session::next_expiry() const {
   if (dead_) return kNever;
+  if (!heard_) return last_received_ + config_.dead_after;  // nothing else until the peer speaks
   TimePoint t = std::min({last_received_ + config_.dead_after,
                           last_heartbeat_ + config_.heartbeat_interval, time_sync_.next_expiry(),
                           config_.path_mtu_search ? pmtu_.next_expiry(pmtu_probe_timeout()) : kNever});
@@ -400,6 +406,7 @@ Session::Expiry Session::on_expiry(TimePoint now) {
     dead_ = e.dead = true;
     return e;
   }
+  if (!heard_) return e;
   const Duration interval = std::min(answer_wait(), kMaxProbeInterval);
   if (probes_sent_ > 0) {
     if (now >= next_probe_) {

@@ -147,7 +147,12 @@ class Session {
   // NAT every window's port pair needs a datagram of ours to open the mapping
   // the responder answers along; a window with such traffic of its own needs
   // no keepalive (a connection's packets to its own ports do not count).
-  bool path_keepalive_due(std::int64_t now_unix_ms) const;
+  // Before the responder has been heard, not within kMinAnswerWait of the
+  // session's start (`now`): its first datagram normally arrives first, and
+  // a keepalive right behind CONFIRM would reach the responder's frame filter
+  // before it knows the session's ports. Behind a NAT that datagram cannot
+  // arrive; the keepalive after the wait opens the path it then comes along.
+  bool path_keepalive_due(std::int64_t now_unix_ms, TimePoint now) const;
   // Writes a path keepalive: a HEARTBEAT without SYN that the peer does not
   // answer and that, unlike other packets, does not count as sending while
   // awaiting an answer (it never starts liveness probes). Size as make_heartbeat.
@@ -201,6 +206,7 @@ class Session {
     // A PMTU_PROBE arrived: send this PMTU_ACK now (make_pmtu_ack).
     std::optional<wire::PmtuAckBody> answer_pmtu;
     bool pmtu_changed = false;  // a PMTU_ACK changed max_datagram()
+    bool first = false;  // the first the initiator heard in this session: send what was held
   };
 
   // Authenticates and decrypts a datagram addressed to this session (its header
@@ -236,6 +242,14 @@ class Session {
   Expiry on_expiry(TimePoint now);
 
   bool dead() const { return dead_; }
+  // Whether the peer has spoken in this session: a responder's session starts
+  // heard (the initiator's CONFIRM made it); an initiator's when the first
+  // authenticated datagram arrives. Until then the responder may not yet have
+  // the session, nor listen on its ports (its frame filter drops what
+  // arrives there first), so the session sends nothing of its own accord
+  // (heartbeats, time sync, PMTU probes, rekeys, path keepalives) and the
+  // owner holds its traffic (docs/protocol.md §6.3).
+  bool heard() const { return heard_; }
   // A probe went unanswered for answer_wait() and nothing has arrived since.
   bool silent() const { return silent_; }
   // kProbes probes went unanswered and nothing has arrived since.
@@ -294,6 +308,7 @@ class Session {
   TimePoint last_heartbeat_;
   TimePoint next_probe_ = kNever;
   int probes_sent_ = 0;
+  bool heard_;
   bool silent_ = false;
   bool suspect_ = false;
   bool dead_ = false;

@@ -290,8 +290,14 @@ void KernelEbpfPath::on_events() {
     const std::string earlier =
         e.suppressed != 0 ? fmt::format(" ({} earlier from this source not reported)", e.suppressed)
                           : std::string();
-    events_log_.log(now, key, spdlog::level::warn, "security: {} dropped a datagram from {}:{} to port {}{}: {}{}",
-                    bpf_hook_name(e.hook), e.source.to_string(), e.source_port, e.destination_port, on,
+    // The type byte is in the clear, so a drop says what it was (a late ACK,
+    // a SYN too early): the daemon's own traffic or a stranger's.
+    const std::string type =
+        wire::is_known_type(e.packet_type)
+            ? std::string(wire::packet_type_name(static_cast<wire::PacketType>(e.packet_type))) + " "
+            : std::string();
+    events_log_.log(now, key, spdlog::level::warn, "security: {} dropped a {}datagram from {}:{} to port {}{}: {}{}",
+                    bpf_hook_name(e.hook), type, e.source.to_string(), e.source_port, e.destination_port, on,
                     bpf_counter_name(e.reason), earlier);
   });
   if (!drained) {

@@ -150,6 +150,14 @@ void Tunnel::on_discovery_timer(Peer& p) {
   }
   if (awaiting_answer(*p.initiator) && p.initiator->next_expiry() <= now()) {
     if (auto again = p.initiator->on_expiry(now())) send_discovery(*again, *p.config->endpoint);
+    // CONFIRM unanswered to the last: the responder never took the session
+    // (it refused it, or never got it), and ours, which sends nothing until
+    // it hears from the responder (§6.3 step 9), ends as a failed attempt.
+    if (p.initiator->state() == discovery::Initiator::State::kFailed && p.session_id != 0) {
+      if (const SessionEntry* e = sessions_.find(p.session_id); e != nullptr && !e->session->heard()) {
+        remove_session(p.session_id, "the peer never confirmed it", Connections::kKeep);
+      }
+    }
     if (p.initiator->state() == discovery::Initiator::State::kFailed && looking_for(p) &&
         p.session_id == 0) {
       ++p.discovery_failures;

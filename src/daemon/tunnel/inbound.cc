@@ -152,6 +152,7 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
   // a NAT (§11.6), from what arrived on connection 0's ports (its own packets
   // and SYNs) from the peer's address: those are the ones we answer from. A
   // datagram on the discovery port opened no hopping path.
+  const bool had_path = e.answer_via != nullptr;
   if (e.paths && local_port != config_->network.discovery_port &&
       (r->header.connection_id == 0 || r->header.type == wire::PacketType::kSyn) &&
       e.paths->observe(local_port, source, hop::window_at(at.unix_ms)) &&
@@ -163,8 +164,12 @@ void Tunnel::on_session_packet(SessionEntry& e, MutableBytes datagram, const Soc
     } else {
       choose_answer_path(e);
     }
+    // The first path: an initiator behind a NAT got nothing of ours before
+    // it, and sends nothing else until it hears from us (§6.3 step 9).
+    if (!had_path && e.answer_via != nullptr) send_sequence_confirm(e);
   }
   if (r->restored) on_peer_back(e);
+  if (r->first) send_held(e);  // the responder has the session now: what waited goes
   // 4. By type.
   switch (r->header.type) {
     case wire::PacketType::kDatagram:

@@ -92,7 +92,12 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
       ++stats_.no_route;
       continue;
     }
-    // 4. Seal (into a silent peer: a TCP segment is kept for when it is back).
+    // 4. Seal (into a silent peer: a TCP segment is kept for when it is back;
+    // to a responder that has not answered yet: held until it does).
+    if (!e->session->heard()) {
+      hold_until_heard(*e, nullptr, ip);
+      continue;
+    }
     if (e->session->silent()) keep_stranded(*e, ip);
     if (*got + wire::kOverhead > e->session->max_datagram()) {
       // Larger than the path carries (§11.10): as FRAGMENTs, sent now.
@@ -235,7 +240,7 @@ void Tunnel::send_path_keepalives() {
   // opens its port pair for it now (§11.6).
   const std::int64_t t = unix_ms();
   sessions_.for_each([&](SessionEntry& e) {
-    if (!e.session->path_keepalive_due(t)) return;
+    if (!e.session->path_keepalive_due(t, now())) return;
     std::array<std::uint8_t, 128> buf;
     auto n = e.session->make_path_keepalive(buf, t, now());
     if (!n) return;
@@ -313,6 +318,10 @@ void Tunnel::send_connection_packet(std::uint64_t session, wire::Header& header,
                                     MutableBytes packet, std::size_t body_len) {
   SessionEntry* e = sessions_.find(session);
   if (e == nullptr) return;
+  if (!e->session->heard()) {
+    hold_until_heard(*e, &header, Bytes(packet.data() + wire::kHeaderSize, body_len));
+    return;
+  }
   // A SYN travels on the session's own port sequence: the peer cannot listen
   // on the ports of a connection it has not heard of yet (docs/protocol.md §10.3).
   const std::uint16_t port_of = header.type == wire::PacketType::kSyn ? 0 : header.connection_id;
@@ -321,6 +330,46 @@ void Tunnel::send_connection_packet(std::uint64_t session, wire::Header& header,
   const Path path = path_of(*e, port_of);
   send_one(*path.via, OutgoingDatagram{Bytes(packet.data(), *n), path.to, std::nullopt});
   arm_session_timer(*e);
+}
+
+void Tunnel::hold_until_heard(SessionEntry& e, const wire::Header* header, Bytes bytes) {
+  if (e.held.size() >= kMaxHeldUntilHeard) {
+    ++stats_.held_dropped;
+    return;
+  }
+  e.held.push_back(SessionEntry::Held{header != nullptr ? std::optional(*header) : std::nullopt,
+                                      std::vector<std::uint8_t>(bytes.begin(), bytes.end())});
+  ++stats_.held_until_heard;
+}
+
+void Tunnel::send_held(SessionEntry& e) {
+  std::vector<SessionEntry::Held> held = std::move(e.held);
+  e.held.clear();
+  for (SessionEntry::Held& h : held) {
+    if (!h.header) {  // an IP packet, as the TUN path sends it
+      if (h.bytes.size() + wire::kOverhead > e.session->max_datagram()) {
+        send_fragmented(e, h.bytes);
+        continue;
+      }
+      PacketPool::Buffer b = pool_.acquire();
+      if (!b) {
+        ++stats_.pool_exhausted;
+        continue;
+      }
+      MutableBytes space = b.space();
+      std::copy(h.bytes.begin(), h.bytes.end(), space.begin() + wire::kHeaderSize);
+      auto sealed = e.session->seal_datagram(space, h.bytes.size(), unix_ms(), now());
+      if (!sealed) continue;
+      b.set_length(*sealed);
+      send_one(*path_of(e, 0).via, OutgoingDatagram{b.payload(), path_of(e, 0).to, std::nullopt});
+      continue;
+    }
+    std::array<std::uint8_t, wire::kMaxDatagramSize> buf;
+    if (h.bytes.size() + wire::kOverhead > buf.size()) continue;
+    std::copy(h.bytes.begin(), h.bytes.end(), buf.begin() + wire::kHeaderSize);
+    send_connection_packet(e.id, *h.header, MutableBytes(buf), h.bytes.size());
+  }
+  arm_session_timer(e);
 }
 
 void Tunnel::send_discovery(Bytes datagram, const SocketAddress& to) {

@@ -74,6 +74,17 @@ struct SessionEntry {
     std::vector<std::uint8_t> packet;  // the inner IP packet
   };
   std::vector<Stranded> stranded;
+  // An initiator's traffic in the round trip between its CONFIRM and the
+  // responder's first datagram (session::Session::heard): the responder's
+  // frame filter would drop it, not knowing the session's ports yet. Up to
+  // kMaxHeldUntilHeard packets, in order, sealed and sent when the responder
+  // speaks. `header` set: a connection packet (`bytes` its body); else an
+  // inner IP packet.
+  struct Held {
+    std::optional<wire::Header> header;
+    std::vector<std::uint8_t> bytes;
+  };
+  std::vector<Held> held;
   // RESYNC and REKEY as the state machine sees them (Tunnel::track_time_sync,
   // Tunnel::track_rekey; core/session/recovery.h).
   session::ResyncRecovery resync;
@@ -84,6 +95,7 @@ struct SessionEntry {
 };
 
 inline constexpr std::size_t kMaxStrandedFlows = 16;
+inline constexpr std::size_t kMaxHeldUntilHeard = 64;
 
 // A session id for logs: its first 32 bits in hex and an ellipsis.
 std::string short_id(std::uint64_t id);

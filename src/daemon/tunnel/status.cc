@@ -82,6 +82,8 @@ nlohmann::json Tunnel::status() {
                      {"sessions_established", s.sessions_established},
                      {"sessions_lost", s.sessions_lost},
                      {"stranded_replayed", s.stranded_replayed},
+                     {"held_until_heard", s.held_until_heard},
+                     {"held_dropped", s.held_dropped},
                      {"roams", s.roams},
                      {"rekeys", s.rekeys},
                      {"rekey_recoveries", s.rekey_recoveries},

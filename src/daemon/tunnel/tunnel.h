@@ -124,6 +124,10 @@ struct TunnelStats {
   std::uint64_t pool_exhausted = 0;
   // Packet-mode TCP segments sent again when a silent peer answered (§11.4).
   std::uint64_t stranded_replayed = 0;
+  // An initiator's packets held until the responder's first datagram
+  // (SessionEntry::held), and those beyond its bound, dropped.
+  std::uint64_t held_until_heard = 0;
+  std::uint64_t held_dropped = 0;
   // A DISCOVERY_RESPONSE from an address that is no peer's endpoint (no
   // DISCOVERY of ours went there): dropped unread.
   std::uint64_t response_wrong_source = 0;
@@ -234,6 +238,11 @@ class Tunnel : private StreamHost {
   // something (SessionEntry::stranded); replay_stranded sends those again.
   void keep_stranded(SessionEntry& e, Bytes ip);
   void replay_stranded(SessionEntry& e);
+  // An initiator's session the responder has not answered yet: `bytes` (an
+  // IP packet, or a connection packet's body with `header`) waits for it;
+  // send_held sends what waited when the answer comes.
+  void hold_until_heard(SessionEntry& e, const wire::Header* header, Bytes bytes);
+  void send_held(SessionEntry& e);
   void send_sequence_confirm(SessionEntry& e);
   void send_time_sync_request(SessionEntry& e);
   // Sends the REKEY message the session owes (docs/protocol.md §9.5), and

@@ -126,7 +126,7 @@ TEST(SessionTest, NegotiatedAllowanceIsTheLargerOfBoth) {
 // lives until the dead-peer timeout (an outage may last minutes).
 TEST(SessionTest, SilentPeerIsProbedThenSuspectThenDeadAtTheTimeout) {
   auto p = testing::make_session_pair(kUnix, kT0);
-  Session& s = *p.initiator;
+  Session& s = *p.responder;  // the initiator has heard a first datagram: a round trip measured
   const TimePoint sent = kT0 + milliseconds(10);
   datagram_from(s, "data nobody answers", kUnix, sent);
   // A fresh session: nothing measured the round trip yet.
@@ -326,11 +326,11 @@ TEST(SessionTest, PathKeepaliveIsDueInWindowsWithoutTrafficAndOnlyForTheInitiato
   auto p = testing::make_session_pair(kUnix, kT0);
   Session& a = *p.initiator;
   const std::int64_t w0 = hop::window_start_ms(hop::window_at(kUnix) + 1);
-  EXPECT_TRUE(a.path_keepalive_due(w0));
-  EXPECT_FALSE(p.responder->path_keepalive_due(w0));
+  EXPECT_TRUE(a.path_keepalive_due(w0, kT0));
+  EXPECT_FALSE(p.responder->path_keepalive_due(w0, kT0));
   datagram_from(a, "traffic", w0 + 10, kT0);
-  EXPECT_FALSE(a.path_keepalive_due(w0 + 125));
-  EXPECT_TRUE(a.path_keepalive_due(w0 + 250));  // the next window
+  EXPECT_FALSE(a.path_keepalive_due(w0 + 125, kT0));
+  EXPECT_TRUE(a.path_keepalive_due(w0 + 250, kT0));  // the next window
   {
     // A connection's packet travels to that connection's ports: no path for
     // the responder's connection-0 port, still due. A SYN travels on
@@ -340,17 +340,17 @@ TEST(SessionTest, PathKeepaliveIsDueInWindowsWithoutTrafficAndOnlyForTheInitiato
     h.type = wire::PacketType::kData;
     h.connection_id = 5;
     ASSERT_TRUE(a.seal(h, pkt, 0, w0 + 260, kT0 + milliseconds(260)).has_value());
-    EXPECT_TRUE(a.path_keepalive_due(w0 + 270));
+    EXPECT_TRUE(a.path_keepalive_due(w0 + 270, kT0));
     wire::Header syn;
     syn.type = wire::PacketType::kSyn;
     syn.connection_id = 6;
     ASSERT_TRUE(a.seal(syn, pkt, 0, w0 + 280, kT0 + milliseconds(280)).has_value());
-    EXPECT_FALSE(a.path_keepalive_due(w0 + 290));
+    EXPECT_FALSE(a.path_keepalive_due(w0 + 290, kT0));
   }
   std::vector<std::uint8_t> buf(256);
-  EXPECT_TRUE(a.path_keepalive_due(w0 + 500));
+  EXPECT_TRUE(a.path_keepalive_due(w0 + 500, kT0));
   buf.resize(a.make_path_keepalive(buf, w0 + 625, kT0 + milliseconds(625)).value());
-  EXPECT_FALSE(a.path_keepalive_due(w0 + 749));
+  EXPECT_FALSE(a.path_keepalive_due(w0 + 749, kT0));
   EXPECT_EQ(a.stats().path_keepalives_sent, 1u);
   // It is a heartbeat without SYN: the responder accepts it and does not answer.
   auto r = p.responder->open(buf, w0 + 630, kT0 + milliseconds(630));
@@ -361,7 +361,7 @@ TEST(SessionTest, PathKeepaliveIsDueInWindowsWithoutTrafficAndOnlyForTheInitiato
   SessionConfig off;
   off.path_keepalive = false;
   auto q = testing::make_session_pair(kUnix, kT0, 0, off);
-  EXPECT_FALSE(q.initiator->path_keepalive_due(w0));
+  EXPECT_FALSE(q.initiator->path_keepalive_due(w0, kT0));
 }
 
 // Keepalives to a peer that is silent (nothing to say) are not sending while

@@ -236,6 +236,39 @@ TEST_P(TunnelTest, DiscoversAndCarriesPacketsBothWaysOnHoppingPorts) {
 
 // [crypto] aead: the responder's preference decides the session's cipher (the
 // initiator offers both), and "auto" stands for the faster one measured here.
+TEST_P(TunnelTest, TheInitiatorHoldsItsTrafficUntilTheResponderHasTheSession) {
+  // The first CONFIRM is lost: for a second alice has the session and bob
+  // does not, nor its ports. Whatever alice sent meanwhile would be dropped
+  // at bob's filter (or closed port); she holds it until bob speaks.
+  bool confirm_lost = false;
+  net.set_filter([&](const SocketAddress&, const SocketAddress&, Bytes payload) {
+    if (!confirm_lost && payload.size() > 1 && payload[1] == 0x0E) {
+      confirm_lost = true;
+      return false;
+    }
+    return true;
+  });
+  start();
+  ASSERT_TRUE(loop.run_until([&] { return alice->tunnel->session_count() == 1; },
+                             loop.now() + seconds(5)));
+  ASSERT_TRUE(confirm_lost);
+  EXPECT_EQ(bob->tunnel->session_count(), 0u);
+  auto early = ipv4("10.77.0.1", "10.77.0.2", "before bob has the session");
+  ASSERT_TRUE(alice->tun.inject(early));
+  // PMTU probes, time sync and heartbeats would be due; a path keepalive
+  // (which opens a NAT's mapping) only after 200 ms of silence.
+  loop.run_for(milliseconds(150));
+  EXPECT_EQ(net.dropped(), 1u) << "something besides the lost CONFIRM was sent too early";
+  ASSERT_TRUE(connected());
+  loop.run_for(milliseconds(50));
+  auto got = bob->tun.take_written();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, early);
+  EXPECT_EQ(alice->tunnel->stats().held_until_heard, 1u);
+  EXPECT_EQ(alice->tunnel->stats().held_dropped, 0u);
+  exchange("after");
+}
+
 TEST_P(TunnelTest, TheRespondersAeadPreferenceDecides) {
   for (const AeadChoice choice : {AeadChoice::kAes256Gcm, AeadChoice::kChaCha20Poly1305, AeadChoice::kAuto}) {
     Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
