@@ -163,6 +163,10 @@ void StreamBridge::remove_connection(Streams& st, std::uint16_t id, TimePoint no
     st.retransmissions_ended += c->stats().sender.retransmissions;
   }
   st.table->remove(id, now);
+  while (!st.ended.empty() && (st.ended.front().second <= now || st.ended.size() >= kMaxEndedListed)) {
+    st.ended.pop_front();
+  }
+  st.ended.emplace_back(id, now + kEndedPortsLinger);
 }
 
 void StreamBridge::set_limits(std::size_t max_flows, std::size_t max_per_source) {
@@ -191,7 +195,15 @@ StreamBridge::SessionConnections StreamBridge::session_connections(std::uint64_t
 void StreamBridge::connection_ids(std::uint64_t session, std::vector<std::uint16_t>& out) const {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
+  const std::size_t live = out.size();
   for (const auto& [id, flow] : it->second->by_conn) out.push_back(id);
+  const TimePoint now = loop_.now();
+  for (const auto& [id, until] : it->second->ended) {
+    if (until <= now) continue;
+    if (std::find(out.begin() + static_cast<std::ptrdiff_t>(live), out.end(), id) == out.end()) {
+      out.push_back(id);
+    }
+  }
 }
 
 std::size_t StreamBridge::buffered_bytes() const {

@@ -152,8 +152,15 @@ class StreamBridge {
   // rather than at the backed-off deadline (up to a minute away). Returns how
   // many connections resent.
   std::size_t on_peer_back(std::uint64_t session);
-  // The connection ids whose ports `session` must listen on.
+  // The connection ids whose ports `session` must listen on: the live ones,
+  // and those that ended in the last kEndedPortsLinger (up to
+  // kMaxEndedListed a session): the peer's packets sent before it learned of
+  // the end are still in flight, and reach the connection table (which
+  // answers or drops them, counted) rather than the frame filter, which
+  // would report each as a stranger's datagram to a bad port.
   void connection_ids(std::uint64_t session, std::vector<std::uint16_t>& out) const;
+  static constexpr Duration kEndedPortsLinger = seconds(2);
+  static constexpr std::size_t kMaxEndedListed = 64;
 
   // New flow limits (a configuration reload): they govern the flows admitted
   // from now on; flows already over a lowered limit are left to finish.
@@ -187,6 +194,8 @@ class StreamBridge {
     std::unique_ptr<conn::ConnectionTable> table;
     std::unordered_map<std::uint16_t, FlowId> by_conn;
     std::uint64_t retransmissions_ended = 0;  // by connections already removed
+    // Connections removed, oldest first, and until when their ports stay.
+    std::deque<std::pair<std::uint16_t, TimePoint>> ended;
   };
   // Removes connection `id` from `st`'s table, keeping its retransmissions.
   void remove_connection(Streams& st, std::uint16_t id, TimePoint now);

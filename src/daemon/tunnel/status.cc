@@ -159,7 +159,7 @@ nlohmann::json Tunnel::status() {
   auto session_block = [&](SessionEntry& e) {
     session::Session& ss = *e.session;
     // Connection 0's ports are the session's own (reported below); each
-    // live connection's add to the interface's list.
+    // connection's (live, or ended moments ago) add to the interface's list.
     conns.clear();
     bridge_->connection_ids(e.id, conns);
     std::vector<std::uint16_t> conn_ports;

@@ -642,6 +642,41 @@ TEST_F(StreamBridgeTest, ASessionGoingAwayResetsItsFlows) {
   EXPECT_TRUE(ids.empty());
 }
 
+// A connection that closes here (the passive close: the server closed
+// first) is gone from the table at the peer's last ACK, but packets the peer
+// sent before are still on the way: its ports stay listened on for two
+// seconds, then go.
+TEST_F(StreamBridgeTest, AnEndedConnectionsPortsStayForTwoSeconds) {
+  start();
+  OpenFlow f = open();
+  ASSERT_GE(f.app.get(), 0);
+  ASSERT_EQ(carry(f.server.get(), f.app.get(), "answer"), "answer");
+  std::vector<std::uint16_t> live;
+  a->connection_ids(kSession, live);
+  ASSERT_EQ(live.size(), 1u);
+  ASSERT_EQ(::shutdown(f.server.get(), SHUT_WR), 0);
+  std::string rest;
+  bool app_eof = false;
+  ASSERT_TRUE(run_until([&] {
+    read_into(f.app.get(), rest, &app_eof);
+    return app_eof;
+  }));
+  ASSERT_EQ(::shutdown(f.app.get(), SHUT_WR), 0);
+  ASSERT_TRUE(run_until([&] { return a->stats().completed == 1; }, seconds(5)));
+  const TimePoint ended = loop.now();
+  std::vector<std::uint16_t> ids;
+  a->connection_ids(kSession, ids);
+  EXPECT_EQ(ids, live) << "the ended connection's ports went at once";
+  loop.run_until(ended + StreamBridge::kEndedPortsLinger - milliseconds(100));
+  ids.clear();
+  a->connection_ids(kSession, ids);
+  EXPECT_EQ(ids, live);
+  loop.run_until(ended + StreamBridge::kEndedPortsLinger + milliseconds(1));
+  ids.clear();
+  a->connection_ids(kSession, ids);
+  EXPECT_TRUE(ids.empty());
+}
+
 TEST_F(StreamBridgeTest, DataStuckInAnOutageLeavesAsSoonAsThePeerIsBack) {
   start();
   OpenFlow f = open();
