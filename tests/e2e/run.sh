@@ -252,6 +252,33 @@ t_iperf() {  # t_iperf LABEL: iperf3 through the tunnel; no datagram may hit a c
   ((closed == 0))
 }
 
+# status_field HOST FIELD: a top-level field of HOST's `buckwild status --json`
+# (dots for nesting: udp_offload.gso_sends).
+status_field() {
+  "$BUCKWILD" status --socket "$WORK/ctl-$1.sock" --json | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    v = v[k]
+print(v)' "$2"
+}
+
+# After t_iperf: alice's bulk went out in UDP_SEGMENT sends, and bob read it
+# coalesced (UDP_GRO) where his receive path allows it (user space; eBPF with
+# the frame filter in driver XDP, which on veth it is), splitting every read.
+t_udp_offload() {
+  local gso_a sends_a gro_b reads_b split_b bad_b
+  gso_a=$(status_field A udp_offload.gso) && sends_a=$(status_field A udp_offload.gso_datagrams) &&
+    gro_b=$(status_field B udp_offload.gro) && reads_b=$(status_field B udp_offload.gro_reads) &&
+    split_b=$(status_field B udp_offload.gro_datagrams) && bad_b=$(status_field B udp_offload.gro_malformed) ||
+    return 1
+  log "UDP offloads: alice GSO $gso_a, $sends_a datagrams in GSO sends; bob GRO $gro_b, $reads_b coalesced reads split into $split_b datagrams, $bad_b malformed"
+  echo "udp offload: alice gso $gso_a ($sends_a datagrams), bob gro $gro_b ($reads_b reads, $split_b datagrams)" >>"$WORK/results"
+  [[ $gso_a == on ]] && ((sends_a > 0)) || { log "alice sent no GSO runs"; return 1; }
+  [[ $gro_b == on ]] && ((reads_b > 0 && split_b > reads_b)) || { log "bob read nothing coalesced"; return 1; }
+  ((bad_b == 0))
+}
+
 t_iperf_skewed() {
   stop_pid "$BOB"
   start_daemon B "$WORK/bob.toml" BUCKWILD_TESTING_CLOCK_OFFSET_MS=40
@@ -652,6 +679,7 @@ check "dns (dig against dnsmasq) both ways" t_dns
 check "http 20 MB download both ways, checksum" t_http
 check "underlay capture: only UDP, hopping ports on schedule, no plaintext" t_capture
 check "iperf3 ${IPERF_SECONDS}s, clocks equal: no closed-port drops" t_iperf equal
+check "udp offloads: GSO sends and GRO reads during iperf3" t_udp_offload
 check "iperf3 ${IPERF_SECONDS}s, 40 ms skew: no closed-port drops" t_iperf_skewed
 check "iperf3 ${IPERF_SECONDS}s, rekey every 10 s: no rejected datagram, no retransmission burst" t_iperf_rekey
 check "initiator restart: back within 5 s" t_restart_initiator
