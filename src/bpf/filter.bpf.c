@@ -25,7 +25,7 @@ int bw_xdp(struct xdp_md* ctx) {
   void* data = (void*)(long)ctx->data;
   void* data_end = (void*)(long)ctx->data_end;
   __u64 frame_len = (__u64)((__u8*)data_end - (__u8*)data);
-  return bw_filter_frame(ctx, data, data_end, frame_len, ctx->ingress_ifindex, BW_HOOK_XDP)
+  return bw_filter_frame(ctx, data, data_end, frame_len, ctx->ingress_ifindex, BW_HOOK_XDP, 0, 1)
              ? XDP_PASS
              : XDP_DROP;
 }
@@ -45,8 +45,14 @@ int bw_tc_ingress(struct __sk_buff* skb) {
   }
   void* data = (void*)(long)skb->data;
   void* data_end = (void*)(long)skb->data_end;
-  return bw_filter_frame(skb, data, data_end, skb->len, skb->ifindex, BW_HOOK_TC) ? TC_ACT_OK
-                                                                                  : TC_ACT_SHOT;
+  /* A GSO or GRO packet: one flow's datagrams (docs/architecture.md, "UDP
+   * offloads"). */
+  __u32 segments = skb->gso_segs > 1 ? skb->gso_segs : 1;
+  __u32 segment_size = segments > 1 ? skb->gso_size : 0;
+  return bw_filter_frame(skb, data, data_end, skb->len, skb->ifindex, BW_HOOK_TC, segment_size,
+                         segments)
+             ? TC_ACT_OK
+             : TC_ACT_SHOT;
 }
 
 /* Reads the datagram's source address from the network header, for events. */
@@ -77,6 +83,15 @@ int bw_socket_filter(struct __sk_buff* skb) {
   }
   __u8 buf[sizeof(struct udphdr) + BW_HEADER_SIZE];
   __u32 len = skb->len;
+  /* A GRO packet (the socket asked for UDP_GRO; the daemon does so on this
+   * path only while XDP in the driver judged each datagram before GRO): one
+   * flow's datagrams, each gso_size bytes but the last. The rules apply to
+   * the first; the verdict holds for all (one 4-tuple), and counts each. */
+  __u32 segments = skb->gso_segs > 1 ? skb->gso_segs : 1;
+  if (segments > 1 && len > sizeof(struct udphdr)) {
+    len = (__u32)sizeof(struct udphdr) +
+          bw_first_datagram(len - (__u32)sizeof(struct udphdr), skb->gso_size);
+  }
   __u8 packet_type = 0;
   __u32 verdict;
   if (len < sizeof(struct udphdr)) {
@@ -92,7 +107,7 @@ int bw_socket_filter(struct __sk_buff* skb) {
       verdict = bw_check_header(buf + sizeof(struct udphdr), len - (__u32)sizeof(struct udphdr));
     }
   }
-  bw_count(BW_HOOK_SOCKET, verdict);
+  bw_count_n(BW_HOOK_SOCKET, verdict, segments);
   if (verdict == BW_CTR_PASS) return (int)skb->len;
 
   struct bw_datagram d;

@@ -86,6 +86,20 @@ BW_INLINE void bw_count(__u32 hook, __u32 counter) {
   if (value) *value += 1; /* per-CPU slot: no atomics needed */
 }
 
+/* bw_count for the `n` datagrams of one GSO/GRO packet at once. */
+BW_INLINE void bw_count_n(__u32 hook, __u32 counter, __u32 n) {
+  __u32 key = BW_COUNTER_INDEX(hook, counter);
+  __u64* value = bpf_map_lookup_elem(&counters, &key);
+  if (value) *value += n;
+}
+
+/* The first datagram's size of a UDP payload of `size` bytes: a GSO or GRO
+ * packet (`segment_size` its skb's gso_size, else 0) carries one flow's
+ * datagrams, each segment_size bytes but the last. */
+BW_INLINE __u32 bw_first_datagram(__u32 size, __u32 segment_size) {
+  return segment_size != 0 && size > segment_size ? segment_size : size;
+}
+
 /* The configuration, or NULL while user space has not enabled filtering. */
 BW_INLINE const struct bw_config* bw_config(void) {
   __u32 zero = 0;
@@ -513,9 +527,14 @@ BW_INLINE __u32 bw_fragment_verdict(void* ctx, const struct bw_config* cfg, stru
 }
 
 /* The XDP and TC decision for one frame: 1 = pass, 0 = drop. `frame_len` is
- * the whole frame (it may extend past data_end on a non-linear skb). */
+ * the whole frame (it may extend past data_end on a non-linear skb).
+ * `segment_size` and `segments`: at TC, a GSO packet (a peer's UDP_SEGMENT
+ * send that crossed a veth whole) or a GRO one, judged by its first datagram
+ * and counted as `segments` datagrams; 0 and 1 for a plain frame (always at
+ * XDP, which has no skb). */
 BW_INLINE int bw_filter_frame(void* ctx, void* data, void* data_end, __u64 frame_len,
-                              __u32 ifindex, __u32 hook) {
+                              __u32 ifindex, __u32 hook, __u32 segment_size,
+                              __u32 segments) {
   const struct bw_config* cfg = bw_config();
   if (!cfg) {
     bw_count(hook, BW_CTR_NOT_OURS);
@@ -547,7 +566,7 @@ BW_INLINE int bw_filter_frame(void* ctx, void* data, void* data_end, __u64 frame
   if (d.udp_len < sizeof(struct udphdr) || (__u64)d.l4_off + d.udp_len > frame_len) {
     verdict = BW_CTR_DROP_TRUNCATED; /* shorter than its UDP length says */
   } else {
-    verdict = bw_check_size(d.udp_len - sizeof(struct udphdr));
+    verdict = bw_check_size(bw_first_datagram(d.udp_len - sizeof(struct udphdr), segment_size));
   }
   if (verdict == BW_CTR_PASS) {
     /* Bounded again here: `d` lives on the stack, and the verifier does not
@@ -559,7 +578,8 @@ BW_INLINE int bw_filter_frame(void* ctx, void* data, void* data_end, __u64 frame
       verdict = BW_CTR_DROP_TRUNCATED;
     } else {
       packet_type = h[BW_OFF_TYPE];
-      verdict = bw_check_header(h, d.udp_len - sizeof(struct udphdr));
+      verdict =
+          bw_check_header(h, bw_first_datagram(d.udp_len - sizeof(struct udphdr), segment_size));
       d.connection_id = bw_be16(h + BW_OFF_CONNECTION_ID);
       ours = verdict == BW_CTR_PASS && (!pair || bw_be64(h + BW_OFF_SESSION_ID) == pair->session_id);
     }
@@ -591,7 +611,7 @@ BW_INLINE int bw_filter_frame(void* ctx, void* data, void* data_end, __u64 frame
     verdict = BW_CTR_PASS_FOREIGN;
   }
 
-  bw_count(hook, verdict);
+  bw_count_n(hook, verdict, segments);
   if (!bw_is_drop(verdict)) return 1;
   bw_report(cfg, hook, verdict, &d, ifindex, packet_type);
   return 0;

@@ -244,9 +244,9 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   KernelTcpEndpoints tcp;
   auto ebpf = start_ebpf_path(*config, *nl, **loop);
   std::string why_not = ebpf ? "" : ebpf.error().message;
-  SocketFactory factory = [](const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
-    UdpSocketOptions options;
-    options.bind_address = at;
+  SocketFactory factory = [offload = config->network.udp_offload](
+                              const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
+    UdpSocketOptions options{.bind_address = at, .offload = offload};
     auto s = UdpSocket::bind(options);
     if (!s) return std::unexpected(s.error());
     return std::unique_ptr<DatagramSocket>(std::move(*s));

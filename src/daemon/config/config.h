@@ -72,6 +72,9 @@ struct NetworkConfig {
   // TUN offloads (IFF_VNET_HDR, TSO/USO and checksum offload), where the
   // kernel accepts them.
   bool tun_offload = true;
+  // UDP offloads on the underlay: runs of equal datagrams sent with
+  // UDP_SEGMENT (GSO), coalesced reads (UDP_GRO), where the kernel takes them.
+  bool udp_offload = true;
 };
 
 struct ProtocolConfig {

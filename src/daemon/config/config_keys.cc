@@ -360,6 +360,7 @@ constexpr std::array kNetworkKeys = {
     KeySpec{"ebpf_allow_fragments", Kind::kBool,
             set_bool<&Config::network, &NetworkConfig::ebpf_allow_fragments>},
     KeySpec{"tun_offload", Kind::kBool, set_bool<&Config::network, &NetworkConfig::tun_offload>},
+    KeySpec{"udp_offload", Kind::kBool, set_bool<&Config::network, &NetworkConfig::udp_offload>},
 };
 
 constexpr std::array kProtocolKeys = {

@@ -46,6 +46,12 @@ class EbpfPath {
   virtual SysResult<void> set_peer_sources(const std::vector<IpAddress>& sources) = 0;
   // New rate limits from [security] (a reload), in force for the next datagram.
   virtual SysResult<void> set_limits(const SecurityConfig& security) = 0;
+  // Whether the frame filter judges every datagram before the kernel's GRO
+  // merges a flow's datagrams into one packet (XDP in the driver on every
+  // interface). Only then may the receiving socket ask for UDP GRO: TC
+  // ingress and generic XDP run after GRO and would judge, and rate-count, a
+  // merged packet as one datagram (docs/architecture.md "UDP offloads").
+  virtual bool filters_before_gro() const { return false; }
 };
 
 }  // namespace buckwild::daemon

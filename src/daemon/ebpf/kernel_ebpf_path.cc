@@ -214,6 +214,15 @@ SysResult<void> KernelEbpfPath::set_peer_sources(const std::vector<IpAddress>& s
   return path_->set_peer_sources(sources);
 }
 
+bool KernelEbpfPath::filters_before_gro() const {
+  // Driver XDP runs on each frame before the NAPI poll hands it to GRO;
+  // generic XDP and TC ingress see what GRO made of the frames.
+  const auto attachments = path_->attachments();
+  return std::ranges::all_of(attachments, [](const InterfaceAttachment& a) {
+    return a.mode == AttachMode::kXdpDriver;
+  });
+}
+
 std::string KernelEbpfPath::where() const {
   std::string out;
   std::string reasons;

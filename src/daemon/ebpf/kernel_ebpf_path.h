@@ -70,6 +70,8 @@ class KernelEbpfPath final : public EbpfPath {
   void count_unreported();
   // Rewrites the filter's configuration map with the new rates.
   SysResult<void> set_limits(const SecurityConfig& security) override;
+  // True when the frame filter is XDP in the driver on every interface.
+  bool filters_before_gro() const override;
 
   // "xdp-driver on eth0, tc-ingress on eth1 (xdp-driver: ...; xdp-generic: ...)".
   std::string where() const;

@@ -1,6 +1,7 @@
 #include "daemon/net/udp_control.h"
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -108,6 +109,29 @@ std::optional<std::int64_t> receive_stamp_from_control(Bytes control) {
     if (t) stamp = t;
   });
   return stamp;
+}
+
+std::int64_t gro_segment_size_from_control(Bytes control) {
+  std::int64_t size = 0;
+  for_each_message(control, [&](int level, int type, const std::uint8_t* data,
+                                std::size_t data_len) {
+    // The kernel writes an int (udp_cmsg_recv).
+    if (level != SOL_UDP || type != UDP_GRO || data_len < sizeof(int)) return;
+    int value;
+    std::memcpy(&value, data, sizeof value);
+    size = value;
+  });
+  return size;
+}
+
+GroSplit split_coalesced(std::size_t length, std::int64_t segment_size) {
+  if (segment_size == 0) return GroSplit{1, length};
+  if (segment_size < 1 || segment_size > 65535) return GroSplit{};
+  const auto size = static_cast<std::size_t>(segment_size);
+  // An empty read of a coalesced skb cannot happen; one datagram if it did.
+  const std::size_t count = length == 0 ? 1 : (length + size - 1) / size;
+  if (count > kMaxGroSegments) return GroSplit{};
+  return GroSplit{count, size};
 }
 
 }  // namespace buckwild::daemon

@@ -1,6 +1,8 @@
 #include "daemon/net/udp_socket.h"
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -15,7 +17,8 @@ namespace buckwild::daemon {
 namespace {
 
 // Enough for IP(V6)_ORIGDSTADDR, IP(V6)_PKTINFO (both families' on a
-// dual-stack socket) and a receive stamp, or one PKTINFO on send.
+// dual-stack socket), a receive stamp and UDP_GRO, or one PKTINFO and
+// UDP_SEGMENT on send.
 constexpr std::size_t kControlBytes = 256;
 
 void set_buffer(int fd, int force_opt, int opt, int bytes) {
@@ -41,10 +44,40 @@ bool fatal_send_errno(int err) {
   return err == EBADF || err == ENOTSOCK || err == EFAULT;
 }
 
+// The kernel knows the option (getsockopt answers), Linux 4.18+ / 5.0+.
+bool knows_udp_option(int fd, int opt) { return get_int_opt(fd, SOL_UDP, opt) >= 0; }
+
 }  // namespace
+
+UdpOffloadStats& udp_offload_stats() {
+  static UdpOffloadStats stats;
+  return stats;
+}
+
+std::size_t gso_run_length(std::span<const OutgoingDatagram> batch) {
+  if (batch.empty()) return 0;
+  const OutgoingDatagram& first = batch[0];
+  const std::size_t size = first.payload.size();
+  if (size == 0 || size > kMaxGsoBytes) return 1;
+  std::size_t n = 1;
+  std::size_t bytes = size;
+  while (n < batch.size() && n < kMaxGsoSegments) {
+    const OutgoingDatagram& d = batch[n];
+    const std::size_t len = d.payload.size();
+    if (len == 0 || len > size || bytes + len > kMaxGsoBytes || d.destination != first.destination ||
+        d.source != first.source) {
+      break;
+    }
+    ++n;
+    bytes += len;
+    if (len < size) break;  // a shorter one is the run's last
+  }
+  return n;
+}
 
 struct UdpSocket::Scratch {
   std::array<mmsghdr, kMaxBatch> msgs;
+  std::array<std::size_t, kMaxBatch> datagrams;  // how many each message carries
   std::array<iovec, kMaxBatch> iovs;
   std::array<sockaddr_storage, kMaxBatch> names;
   struct alignas(cmsghdr) Control {
@@ -53,8 +86,25 @@ struct UdpSocket::Scratch {
   std::array<Control, kMaxBatch> control;
 };
 
-UdpSocket::UdpSocket(UniqueFd fd, SocketAddress local, IpFamily family)
-    : fd_(std::move(fd)), local_(local), family_(family), scratch_(std::make_unique<Scratch>()) {}
+UdpSocket::UdpSocket(UniqueFd fd, SocketAddress local, IpFamily family, bool offload)
+    : fd_(std::move(fd)),
+      local_(local),
+      family_(family),
+      scratch_(std::make_unique<Scratch>()),
+      offload_(offload) {
+  UdpOffloadStats& o = udp_offload_stats();
+  if (!offload_) {
+    o.gso = o.gro = "off (network.udp_offload = false)";
+  } else {
+    // Whether the device under a route takes it is only known on the first
+    // send (EIO): send_batch falls back then.
+    gso_ = knows_udp_option(fd_.get(), UDP_SEGMENT);
+    if (o.gso == "off") o.gso = gso_ ? "on" : "off (the kernel has no UDP_SEGMENT)";
+    if (o.gro == "off") {
+      o.gro = knows_udp_option(fd_.get(), UDP_GRO) ? "on" : "off (the kernel has no UDP_GRO)";
+    }
+  }
+}
 
 UdpSocket::~UdpSocket() = default;
 
@@ -144,7 +194,24 @@ SysResult<std::unique_ptr<UdpSocket>> UdpSocket::bind(const UdpSocketOptions& op
   // Keep the family we bound with: "::" must not read back as "0.0.0.0".
   SocketAddress shown{at.ip, local->port};
   if (!at.ip.is_unspecified()) shown.ip = local->ip;
-  return std::unique_ptr<UdpSocket>(new UdpSocket(std::move(fd), shown, family));
+  return std::unique_ptr<UdpSocket>(new UdpSocket(std::move(fd), shown, family, options.offload));
+}
+
+bool UdpSocket::enable_coalesced_reads() {
+  if (gro_ || !offload_) return gro_;
+  int one = 1;
+  gro_ = ::setsockopt(fd_.get(), SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  return gro_;
+}
+
+void UdpSocket::gso_refused(int err) {
+  gso_ = false;
+  UdpOffloadStats& o = udp_offload_stats();
+  const std::string why = "refused by the kernel (" + std::string(std::strerror(err)) + ")";
+  if (o.gso != why) {
+    spdlog::warn("UDP {}: GSO {}: sending one datagram per message", local_.to_string(), why);
+  }
+  o.gso = why;
 }
 
 SysResult<std::size_t> UdpSocket::receive_batch(std::span<ReceivedDatagram> batch) {
@@ -187,6 +254,7 @@ SysResult<std::size_t> UdpSocket::receive_batch(std::span<ReceivedDatagram> batc
     d.source = from.value_or(SocketAddress{});
     const Bytes control(static_cast<const std::uint8_t*>(h.msg_control), h.msg_controllen);
     d.destination = destination_from_control(control, local_);
+    d.segment_size = gro_ ? gro_segment_size_from_control(control) : 0;
     d.queued_for = 0;
     if (const auto stamp = receive_stamp_from_control(control)) {
       d.queued_for = std::clamp<Duration>((read_ns - *stamp) / 1000, 0, kMaxQueued);
@@ -195,61 +263,96 @@ SysResult<std::size_t> UdpSocket::receive_batch(std::span<ReceivedDatagram> batc
   return static_cast<std::size_t>(got);
 }
 
-bool UdpSocket::prepare_send(std::size_t slot, const OutgoingDatagram& d) {
+bool UdpSocket::prepare_send(std::size_t slot, std::size_t iov_at,
+                             std::span<const OutgoingDatagram> run) {
   Scratch& s = *scratch_;
+  const OutgoingDatagram& d = run.front();
   socklen_t name_len = d.destination.to_sockaddr(s.names[slot], family_);
   if (name_len == 0) return false;
-  s.iovs[slot] = iovec{const_cast<std::uint8_t*>(d.payload.data()), d.payload.size()};
+  for (std::size_t i = 0; i < run.size(); ++i) {
+    s.iovs[iov_at + i] =
+        iovec{const_cast<std::uint8_t*>(run[i].payload.data()), run[i].payload.size()};
+  }
   msghdr& h = s.msgs[slot].msg_hdr;
   h = msghdr{};
   h.msg_name = &s.names[slot];
   h.msg_namelen = name_len;
-  h.msg_iov = &s.iovs[slot];
-  h.msg_iovlen = 1;
+  h.msg_iov = &s.iovs[iov_at];
+  h.msg_iovlen = run.size();
   s.msgs[slot].msg_len = 0;
+  s.datagrams[slot] = run.size();
+  std::size_t control = 0;  // bytes of control messages so far
+  auto add = [&](int level, int type, const void* value, std::size_t len) {
+    auto* c = reinterpret_cast<cmsghdr*>(s.control[slot].bytes + control);
+    c->cmsg_level = level;
+    c->cmsg_type = type;
+    c->cmsg_len = CMSG_LEN(len);
+    std::memcpy(CMSG_DATA(c), value, len);
+    control += CMSG_SPACE(len);
+  };
   if (d.source) {
-    h.msg_control = s.control[slot].bytes;
     if (family_ == IpFamily::kV4) {
       if (!d.source->unmapped().is_v4()) return false;
-      h.msg_controllen = CMSG_SPACE(sizeof(in_pktinfo));
-      cmsghdr* c = CMSG_FIRSTHDR(&h);
-      c->cmsg_level = IPPROTO_IP;
-      c->cmsg_type = IP_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
       in_pktinfo pi{};
       std::memcpy(&pi.ipi_spec_dst, d.source->unmapped().bytes().data(), 4);
-      std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
+      add(IPPROTO_IP, IP_PKTINFO, &pi, sizeof pi);
     } else {
       // On an IPv6 socket the IPv6 form serves both: an IPv4 source is given
       // v4-mapped and the kernel converts it.
-      h.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
-      cmsghdr* c = CMSG_FIRSTHDR(&h);
-      c->cmsg_level = IPPROTO_IPV6;
-      c->cmsg_type = IPV6_PKTINFO;
-      c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
       in6_pktinfo pi{};
       std::memcpy(&pi.ipi6_addr, d.source->mapped_v6().bytes().data(), 16);
-      std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
+      add(IPPROTO_IPV6, IPV6_PKTINFO, &pi, sizeof pi);
     }
+  }
+  if (run.size() > 1) {
+    // GSO: the kernel cuts the message into datagrams of this size.
+    const auto segment = static_cast<std::uint16_t>(d.payload.size());
+    add(SOL_UDP, UDP_SEGMENT, &segment, sizeof segment);
+  }
+  if (control > 0) {
+    h.msg_control = s.control[slot].bytes;
+    h.msg_controllen = control;
   }
   return true;
 }
 
 SysResult<std::size_t> UdpSocket::send_batch(std::span<const OutgoingDatagram> batch) {
+  Scratch& s = *scratch_;
+  UdpOffloadStats& offload = udp_offload_stats();
   std::size_t done = 0;
+  // Datagrams before this index go one per message: their GSO send was
+  // refused, and each must be judged on its own.
+  std::size_t singly_until = 0;
   while (done < batch.size()) {
-    // Prepare a run of datagrams that can be expressed for this socket.
+    // Messages (a datagram each, or a GSO run) that can be expressed for this
+    // socket, up to kMaxBatch datagrams in all.
     std::size_t k = 0;
-    while (done + k < batch.size() && k < kMaxBatch && prepare_send(k, batch[done + k])) ++k;
+    std::size_t at = done;
+    while (at < batch.size() && at - done < kMaxBatch) {
+      std::size_t run = 1;
+      if (gso_ && at >= singly_until) {
+        run = std::min(gso_run_length(batch.subspan(at)), kMaxBatch - (at - done));
+      }
+      if (!prepare_send(k, at - done, batch.subspan(at, run))) break;
+      ++k;
+      at += run;
+    }
     if (k == 0) {
       ++send_errors_;
       last_send_errno_ = EAFNOSUPPORT;
       ++done;
       continue;
     }
-    int sent = ::sendmmsg(fd_.get(), scratch_->msgs.data(), static_cast<unsigned>(k), MSG_DONTWAIT);
+    int sent = ::sendmmsg(fd_.get(), s.msgs.data(), static_cast<unsigned>(k), MSG_DONTWAIT);
     if (sent > 0) {
-      done += static_cast<std::size_t>(sent);
+      for (std::size_t i = 0; i < static_cast<std::size_t>(sent); ++i) {
+        done += s.datagrams[i];
+        if (s.datagrams[i] > 1) {
+          gso_worked_ = true;
+          ++offload.gso_sends;
+          offload.gso_datagrams += s.datagrams[i];
+        }
+      }
       continue;
     }
     int err = errno;
@@ -257,6 +360,16 @@ SysResult<std::size_t> UdpSocket::send_batch(std::span<const OutgoingDatagram> b
     if (transient_send_errno(err)) break;
     if (fatal_send_errno(err))
       return sys_fail(err, "sendmmsg on UDP " + local_.to_string() + " failed");
+    if (s.datagrams[0] > 1) {
+      // A GSO send refused. EIO: the route's device cannot checksum for us;
+      // EINVAL before any GSO send worked: the kernel does not take it. Either
+      // way GSO is off for this socket. Other refusals may be one datagram's
+      // (EMSGSIZE...): the run goes again one by one.
+      ++offload.gso_refused;
+      if (err == EIO || (err == EINVAL && !gso_worked_)) gso_refused(err);
+      singly_until = done + s.datagrams[0];
+      continue;
+    }
     // The first datagram of the run was refused on its own merits: drop it.
     ++send_errors_;
     last_send_errno_ = err;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 
 #include "core/common/bytes.h"
 #include "core/common/socket_address.h"
@@ -30,6 +31,11 @@ struct ReceivedDatagram {
   MutableBytes buffer;        // in: where the payload goes
   std::size_t length = 0;     // out: payload bytes written to buffer
   bool truncated = false;     // out: the datagram was longer than buffer
+  // out: 0 for one datagram; else the read is several datagrams of the same
+  // source and destination coalesced by the kernel (UDP GRO), each this long
+  // but the last (split_coalesced in udp_control.h). Only on a socket that
+  // enable_coalesced_reads() turned on.
+  std::int64_t segment_size = 0;
   SocketAddress source;       // out: the sender
   SocketAddress destination;  // out: the local address and port it was sent to
   // out: how long it had waited in the kernel when receive_batch read it,
@@ -54,6 +60,29 @@ struct OutgoingDatagram {
   std::optional<IpAddress> source;
 };
 
+// How many datagrams from batch[0] on one UDP_SEGMENT (GSO) send carries:
+// those with batch[0]'s destination and source and its size (> 0), where the
+// last may be shorter (and ends the run), at most kMaxGsoSegments and
+// kMaxGsoBytes of payload in all. 1 when batch[0] goes alone; 0 for an empty
+// batch.
+inline constexpr std::size_t kMaxGsoSegments = 64;        // the kernel's UDP_MAX_SEGMENTS
+inline constexpr std::size_t kMaxGsoBytes = 65535 - 20 - 8;  // one IPv4 datagram's payload
+std::size_t gso_run_length(std::span<const OutgoingDatagram> batch);
+
+// What this process's UDP sockets do with offloads, and what came of it
+// (status → udp_offload). One per process: the daemon is single-threaded.
+struct UdpOffloadStats {
+  std::string gso = "off";  // "on", "off (network.udp_offload = false)", "refused ..."
+  std::string gro = "off";
+  std::uint64_t gso_sends = 0;      // sendmmsg messages that carried several datagrams
+  std::uint64_t gso_datagrams = 0;  // the datagrams they carried
+  std::uint64_t gso_refused = 0;    // such messages the kernel refused (resent singly)
+  std::uint64_t gro_reads = 0;      // reads that returned several coalesced datagrams
+  std::uint64_t gro_datagrams = 0;  // the datagrams split from them
+  std::uint64_t gro_malformed = 0;  // coalesced reads dropped for a bad segment size
+};
+UdpOffloadStats& udp_offload_stats();
+
 // The interface the data path uses (STYLE rule 8): UdpSocket is the real one,
 // FakeDatagramNetwork hands out in-memory ones.
 class DatagramSocket {
@@ -75,12 +104,20 @@ class DatagramSocket {
   // Datagrams dropped by send_batch, and the errno of the latest.
   virtual std::uint64_t send_errors() const = 0;
   virtual int last_send_errno() const = 0;
+  // Asks the kernel to coalesce runs of datagrams of one flow into one read
+  // (UDP_GRO); the receiver then needs buffers of 64 KiB and must split reads
+  // (ReceivedDatagram::segment_size). true when it is on.
+  virtual bool enable_coalesced_reads() { return false; }
+  virtual bool coalesces_reads() const { return false; }
 };
 
 struct UdpSocketOptions {
   SocketAddress bind_address;          // port 0: the kernel picks one
   int receive_buffer_bytes = 4 << 20;  // SO_RCVBUF(FORCE); 0 = leave the default
   int send_buffer_bytes = 4 << 20;     // SO_SNDBUF(FORCE); 0 = leave the default
+  // UDP offloads ([network] udp_offload): runs of datagrams sent with
+  // UDP_SEGMENT (where the kernel takes it), and enable_coalesced_reads allowed.
+  bool offload = true;
 };
 
 class UdpSocket final : public DatagramSocket {
@@ -104,6 +141,9 @@ class UdpSocket final : public DatagramSocket {
   SysResult<std::size_t> send_batch(std::span<const OutgoingDatagram> batch) override;
   std::uint64_t send_errors() const override { return send_errors_; }
   int last_send_errno() const override { return last_send_errno_; }
+  bool enable_coalesced_reads() override;
+  bool coalesces_reads() const override { return gro_; }
+  bool sends_gso() const { return gso_; }
 
   // The buffer sizes the kernel actually granted (it reports twice what was
   // set, to account for bookkeeping).
@@ -113,8 +153,11 @@ class UdpSocket final : public DatagramSocket {
  private:
   struct Scratch;  // per-call arrays for recvmmsg/sendmmsg, allocated once
 
-  UdpSocket(UniqueFd fd, SocketAddress local, IpFamily family);
-  bool prepare_send(std::size_t slot, const OutgoingDatagram& d);
+  UdpSocket(UniqueFd fd, SocketAddress local, IpFamily family, bool offload);
+  // Message `slot` sends `run` (one datagram, or a GSO run of several) from
+  // iovecs [iov_at, iov_at + run.size()).
+  bool prepare_send(std::size_t slot, std::size_t iov_at, std::span<const OutgoingDatagram> run);
+  void gso_refused(int err);
 
   UniqueFd fd_;
   SocketAddress local_;
@@ -122,6 +165,10 @@ class UdpSocket final : public DatagramSocket {
   std::unique_ptr<Scratch> scratch_;
   std::uint64_t send_errors_ = 0;
   int last_send_errno_ = 0;
+  bool offload_;
+  bool gso_ = false;         // runs go as UDP_SEGMENT sends
+  bool gso_worked_ = false;  // one did: a later EINVAL is that run's, not the kernel's
+  bool gro_ = false;
 };
 
 }  // namespace buckwild::daemon

@@ -23,6 +23,7 @@
 #include "core/hop/time_window.h"
 #include "core/inner/ip_packet.h"
 #include "core/wire/codec.h"
+#include "daemon/net/udp_control.h"
 #include "daemon/tunnel/tunnel.h"
 
 namespace buckwild::daemon {
@@ -39,14 +40,28 @@ std::uint64_t session_id_of(Bytes datagram) {
 }  // namespace
 
 void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
-  // 1. A batch.
+  // 1. A batch: into pool buffers, or, from a socket whose reads coalesce
+  // (UDP GRO), into 64 KiB slots of a receive arena, one arena for each
+  // handler running at once (a closing socket drained inside an update inside
+  // this handler reads too).
   std::array<PacketPool::Buffer, kBatch> held;
   std::array<ReceivedDatagram, kBatch> batch;
   std::size_t slots = 0;
-  for (; slots < kBatch; ++slots) {
-    held[slots] = pool_.acquire();
-    if (!held[slots]) break;
-    batch[slots].buffer = held[slots].space();
+  const std::size_t depth = receiving_;
+  if (socket.coalesces_reads() && depth < kGroArenas) {
+    if (gro_arenas_.size() <= depth) gro_arenas_.resize(depth + 1);
+    auto& arena = gro_arenas_[depth];
+    // Uninitialised: a page costs memory only once a read has reached it.
+    if (!arena) arena = std::make_unique_for_overwrite<std::uint8_t[]>(kGroSlots * kGroSlotBytes);
+    for (; slots < kGroSlots; ++slots) {
+      batch[slots].buffer = MutableBytes(arena.get() + slots * kGroSlotBytes, kGroSlotBytes);
+    }
+  } else {
+    for (; slots < kBatch; ++slots) {
+      held[slots] = pool_.acquire();
+      if (!held[slots]) break;
+      batch[slots].buffer = held[slots].space();
+    }
   }
   if (slots == 0) {
     ++stats_.pool_exhausted;
@@ -54,21 +69,38 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
   }
   auto got = socket.receive_batch(std::span(batch.data(), slots));
   if (!got) return;
+  ++receiving_;
   coalescing_ = tun_.takes_gso();
+  UdpOffloadStats& offload = udp_offload_stats();
   // Each datagram's arrival: our clocks now, less how long it waited in the
   // kernel (a busy daemon, or one just started, reads late; what is measured
   // from a datagram is measured from its arrival).
   const TimePoint read_at = now();
   const std::int64_t read_unix_ms = unix_ms();
   for (std::size_t i = 0; i < *got; ++i) {
-    ++stats_.datagrams_received;
     if (batch[i].truncated) {
+      ++stats_.datagrams_received;
       // Larger than any datagram of ours: a peer with a larger MTU, or junk.
       ++stats_.truncated;
       warn_log_.log(now(), "datagram.truncated", spdlog::level::warn,
                     "datagram from {} larger than {} bytes: dropped", batch[i].source.to_string(),
                     batch[i].buffer.size());
       continue;
+    }
+    // A coalesced read is split here: each of its datagrams goes on alone,
+    // with the read's source, destination and arrival.
+    const GroSplit split = split_coalesced(batch[i].length, batch[i].segment_size);
+    if (split.count == 0) {
+      ++stats_.datagrams_received;
+      ++offload.gro_malformed;
+      warn_log_.log(now(), "datagram.gro", spdlog::level::warn,
+                    "coalesced read from {} with segment size {}: dropped",
+                    batch[i].source.to_string(), batch[i].segment_size);
+      continue;
+    }
+    if (batch[i].segment_size != 0) {
+      ++offload.gro_reads;
+      offload.gro_datagrams += split.count;
     }
     // On the eBPF path the discovery socket receives every hopping port too;
     // only what was sent to the discovery port itself is discovery.
@@ -77,15 +109,19 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
                                ? SentTo::kDiscoveryPort
                                : SentTo::kHoppingPort;
     const Duration waited = batch[i].queued_for;
-    on_datagram(batch[i].buffer.first(batch[i].length), batch[i].source, sent_to,
-                batch[i].destination.port,
-                ArrivedAt{read_at - waited, read_unix_ms - waited / 1000});
+    const MutableBytes read = batch[i].buffer.first(batch[i].length);
+    for (std::size_t k = 0; k < split.count; ++k) {
+      ++stats_.datagrams_received;
+      on_datagram(split.datagram(read, k), batch[i].source, sent_to, batch[i].destination.port,
+                  ArrivedAt{read_at - waited, read_unix_ms - waited / 1000});
+    }
   }
   // 5. The batch's packets into the TUN (coalesced where they could be), then
   // what they made due on the applications' connections.
   coalescing_ = false;
   flush_tun();
   bridge_->flush();
+  --receiving_;
 }
 
 void Tunnel::on_datagram(MutableBytes datagram, const SocketAddress& source, SentTo sent_to,

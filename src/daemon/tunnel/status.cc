@@ -112,6 +112,15 @@ nlohmann::json Tunnel::status() {
                         {"refused", o.refused},
                         {"coalesced_writes", s.tun_coalesced_writes},
                         {"coalesced_segments", s.tun_coalesced_segments}};
+  const UdpOffloadStats& u = udp_offload_stats();
+  out["udp_offload"] = {{"gso", u.gso},
+                        {"gro", u.gro},
+                        {"gso_sends", u.gso_sends},
+                        {"gso_datagrams", u.gso_datagrams},
+                        {"gso_refused", u.gso_refused},
+                        {"gro_reads", u.gro_reads},
+                        {"gro_datagrams", u.gro_datagrams},
+                        {"gro_malformed", u.gro_malformed}};
   const discovery::ResponderCounters& d = responder_->counters();
   out["discovery"] = {{"responses", d.responses},
                       {"sessions", d.sessions},

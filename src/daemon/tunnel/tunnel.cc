@@ -60,6 +60,22 @@ FeaturePolicy feature_policy(const Config& config) {
   return p;
 }
 
+// The tunnel's sockets ask for UDP GRO (where [network] udp_offload let the
+// socket offload at all): on the user-space path always, on the eBPF path
+// only while the frame filter judges every datagram before GRO merges them.
+SocketFactory with_coalesced_reads(SocketFactory bind, const EbpfPath* ebpf) {
+  const bool allowed = ebpf == nullptr || ebpf->filters_before_gro();
+  if (!allowed) {
+    udp_offload_stats().gro =
+        "off (the eBPF frame filter is not XDP in the driver on every interface)";
+  }
+  return [bind = std::move(bind), allowed](const SocketAddress& at) {
+    auto s = bind(at);
+    if (s && allowed) (*s)->enable_coalesced_reads();
+    return s;
+  };
+}
+
 }  // namespace
 
 SysResult<std::unique_ptr<Tunnel>> Tunnel::create(const Config& config, std::uint32_t mtu,
@@ -99,7 +115,7 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
       pool_(kPoolBuffers, std::max<std::size_t>(mtu + wire::kOverhead, wire::kMaxDatagramSize) + 64),
       warn_log_(5, seconds(10)),
       sessions_(&config),
-      bind_socket_(std::move(deps.bind_socket)) {
+      bind_socket_(with_coalesced_reads(std::move(deps.bind_socket), deps.ebpf)) {
   const FeaturePolicy policy = feature_policy(config);
   offered_features_ = policy.offered;
   responder_ = std::make_unique<discovery::Responder>(
@@ -173,6 +189,8 @@ SysResult<void> Tunnel::start() {
   if (!sock)
     return sys_fail_plain(sock.error().sys_errno, "discovery port: " + sock.error().message);
   discovery_socket_ = std::move(*sock);
+  const UdpOffloadStats& offload = udp_offload_stats();
+  spdlog::info("UDP offloads: GSO {}, GRO {}", offload.gso, offload.gro);
   if (ebpf_ != nullptr) {
     if (auto r = ebpf_->steer_to(*discovery_socket_); !r) {
       return sys_fail_plain(

@@ -391,6 +391,15 @@ class Tunnel : private StreamHost {
   // write_tun() adds packets to coalescer_, written at its end (flush_tun).
   offload::TcpCoalescer coalescer_;
   bool coalescing_ = false;
+  // Receive buffers for sockets whose reads coalesce (UDP GRO,
+  // inbound.cc): kGroSlots reads of up to 64 KiB each, one arena per
+  // on_socket_readable running at once (at most kGroArenas; deeper ones read
+  // into pool buffers), made on first use.
+  static constexpr std::size_t kGroSlots = 32;
+  static constexpr std::size_t kGroSlotBytes = 65536;
+  static constexpr std::size_t kGroArenas = 3;
+  std::vector<std::unique_ptr<std::uint8_t[]>> gro_arenas_;
+  std::size_t receiving_ = 0;  // on_socket_readable calls running now
   TimerId window_timer_ = kNoTimer;
   TimerId keepalive_timer_ = kNoTimer;
   TimerId responder_timer_ = kNoTimer;

@@ -134,7 +134,7 @@ Frame arp_frame() {
 }
 
 std::uint32_t run_frame(int prog_fd, std::span<const std::uint8_t> frame, int ifindex,
-                        BpfHook hook) {
+                        BpfHook hook, std::uint32_t gso_segs, std::uint32_t gso_size) {
   bpf_test_run_opts opts{};
   opts.sz = sizeof opts;
   opts.data_in = frame.data();
@@ -147,8 +147,10 @@ std::uint32_t run_frame(int prog_fd, std::span<const std::uint8_t> frame, int if
     xdp_ctx.ingress_ifindex = static_cast<__u32>(ifindex);
     opts.ctx_in = &xdp_ctx;
     opts.ctx_size_in = sizeof xdp_ctx;
-  } else if (ifindex > 0) {
+  } else if (ifindex > 0 || gso_segs > 0) {
     skb_ctx.ifindex = static_cast<__u32>(ifindex);
+    skb_ctx.gso_segs = gso_segs;
+    skb_ctx.gso_size = gso_size;
     opts.ctx_in = &skb_ctx;
     opts.ctx_size_in = sizeof skb_ctx;
   }

@@ -71,9 +71,11 @@ Frame arp_frame();
 
 // Runs `prog_fd` (an XDP or, with `hook` kTc, a TC program) once on `frame`
 // with BPF_PROG_TEST_RUN and returns its return value; `ifindex` > 0 presents
-// the frame as arriving on that interface.
+// the frame as arriving on that interface. `gso_segs` > 0 (TC only) presents
+// it as a GSO/GRO packet of that many datagrams of `gso_size` bytes.
 std::uint32_t run_frame(int prog_fd, std::span<const std::uint8_t> frame, int ifindex = 0,
-                        BpfHook hook = BpfHook::kXdp);
+                        BpfHook hook = BpfHook::kXdp, std::uint32_t gso_segs = 0,
+                        std::uint32_t gso_size = 0);
 
 // XDP and TC return values.
 inline constexpr std::uint32_t kXdpDrop = 1;

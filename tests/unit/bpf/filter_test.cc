@@ -126,6 +126,32 @@ TEST_P(FrameFilterTest, ValidPortPasses) {
   expect(frame(buckwild_datagram()), true, BpfCounter::kPass);
 }
 
+// At TC a packet may be a peer's UDP_SEGMENT send that crossed a veth whole
+// (or a GRO packet): judged by its first datagram, counted as each of them.
+// Without the skb's GSO fields the same frame is one datagram whose header
+// does not match its length.
+TEST_P(FrameFilterTest, AGsoPacketAtTcIsJudgedByItsFirstDatagramAndCountedForEach) {
+  if (hook() != BpfHook::kTc) GTEST_SKIP() << "XDP frames are never GSO packets";
+  allow(peer(), 5000);
+  const Frame one = buckwild_datagram(PacketType::kData, 1000);
+  Frame three = one;
+  three.insert(three.end(), one.begin(), one.end());
+  three.insert(three.end(), one.begin(), one.begin() + 300);  // the last is shorter
+  const Frame f = frame(three);
+  auto run = [&](std::uint32_t segs, std::uint32_t size, std::uint32_t want_ret,
+                 BpfCounter counter, std::uint64_t want_count) {
+    const BpfCounters before = counters();
+    EXPECT_EQ(bpftest::run_frame(path_->program_fd(hook()), f, 0, hook(), segs, size), want_ret);
+    const BpfCounters delta = bpftest::counter_delta(before, counters());
+    EXPECT_EQ(delta.get(hook(), counter), want_count);
+  };
+  run(3, static_cast<std::uint32_t>(one.size()), bpftest::kTcOk, BpfCounter::kPass, 3);
+  run(0, 0, bpftest::kTcShot, BpfCounter::kDropBadLength, 1);
+  // A segment size that is not the first datagram's: its header says otherwise.
+  run(3, static_cast<std::uint32_t>(one.size()) - 4, bpftest::kTcShot, BpfCounter::kDropBadLength,
+      3);
+}
+
 TEST_P(FrameFilterTest, EveryKnownTypePassesOnAValidPort) {
   allow(peer(), 5000);
   for (int t = 0x01; t <= 0x1C; ++t) {

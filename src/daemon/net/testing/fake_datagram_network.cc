@@ -114,7 +114,26 @@ SysResult<std::size_t> FakeDatagramSocket::receive_batch(std::span<ReceivedDatag
     d.source = q.source;
     d.destination = q.destination;
     d.queued_for = std::clamp<Duration>(network_->clock_now() - q.arrived_at, 0, kMaxQueued);
+    d.segment_size = 0;
+    const std::size_t size = q.payload.size();
     queue_.pop_front();
+    // GRO: the datagrams after it of the same flow and size join the read.
+    std::size_t segments = 1;
+    while (coalesce_ && !d.truncated && size > 0 && !queue_.empty() && segments < 64) {
+      const Queued& next = queue_.front();
+      if (next.source != d.source || next.destination != d.destination ||
+          next.payload.empty() || next.payload.size() > size ||
+          d.length + next.payload.size() > d.buffer.size()) {
+        break;
+      }
+      std::copy(next.payload.begin(), next.payload.end(), d.buffer.begin() + d.length);
+      d.length += next.payload.size();
+      const bool last = next.payload.size() < size;
+      queue_.pop_front();
+      ++segments;
+      if (last) break;
+    }
+    if (segments > 1) d.segment_size = static_cast<std::int64_t>(size);
     ++n;
   }
   if (queue_.empty()) ready_.clear();

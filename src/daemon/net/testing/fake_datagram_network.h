@@ -41,6 +41,13 @@ class FakeDatagramNetwork {
 
   void set_filter(Filter filter) { filter_ = std::move(filter); }
 
+  // UDP GRO as the kernel does it: a socket that enable_coalesced_reads()
+  // asked for it reads consecutive queued datagrams of one source and
+  // destination and one size (the last may be shorter), up to 64 and the
+  // slot's buffer, as one coalesced read. Off by default (the kernel without it).
+  void set_gro(bool on) { gro_ = on; }
+  bool gro() const { return gro_; }
+
   // The clock a datagram's arrival is taken on, so that a socket reports how
   // long each waited before it was read (ReceivedDatagram::queued_for).
   // Without one every datagram is read as it arrives.
@@ -94,6 +101,7 @@ class FakeDatagramNetwork {
   std::uint64_t next_lookup_ = 1;
   std::uint16_t next_port_ = 49152;
   std::uint64_t delivered_ = 0;
+  bool gro_ = false;
   std::uint64_t dropped_ = 0;
 };
 
@@ -108,6 +116,8 @@ class FakeDatagramSocket final : public DatagramSocket {
   SysResult<std::size_t> send_batch(std::span<const OutgoingDatagram> batch) override;
   std::uint64_t send_errors() const override { return 0; }
   int last_send_errno() const override { return 0; }
+  bool enable_coalesced_reads() override { return coalesce_ = network_->gro(); }
+  bool coalesces_reads() const override { return coalesce_; }
 
   std::size_t pending() const { return queue_.size(); }
 
@@ -131,6 +141,7 @@ class FakeDatagramSocket final : public DatagramSocket {
   std::size_t capacity_;
   std::deque<Queued> queue_;
   ReadinessFlag ready_;
+  bool coalesce_ = false;
 };
 
 }  // namespace buckwild::daemon

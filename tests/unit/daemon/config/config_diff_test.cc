@@ -137,5 +137,14 @@ TEST_F(ConfigDiffTest, LimitsAndLogLevelAreLiveTheDeviceAndAddressesAreFixed) {
   EXPECT_EQ(fixed.peers_changed, (Names{"bob", "carol"}));
 }
 
+TEST_F(ConfigDiffTest, TheOffloadsTakeARestart) {
+  Config a = load(Text{}.str());
+  std::string text = Text{}.str();
+  text.replace(text.find("[network]\n"), 10, "[network]\nudp_offload = false\ntun_offload = false\n");
+  const ConfigDiff d = diff_config(a, load(text));
+  EXPECT_EQ(d.fixed, (Names{"network.tun_offload", "network.udp_offload"}));
+  EXPECT_TRUE(d.settings.empty());
+}
+
 }  // namespace
 }  // namespace buckwild::daemon

@@ -22,7 +22,7 @@ TEST(ConfigKeysTest, SectionsAndKeysAreTheDocumentedOnes) {
   EXPECT_EQ(keys, (std::vector<std::string>{"interface", "listen_address", "discovery_port",
                                             "virtual_device", "virtual_address", "virtual_address6",
                                             "mtu", "ebpf", "ebpf_attach", "ebpf_allow_fragments",
-                                            "tun_offload"}));
+                                            "tun_offload", "udp_offload"}));
   EXPECT_EQ(find_config_section("psk"), nullptr);  // not a single-instance section
   EXPECT_EQ(find_config_key(*net, "mut"), nullptr);
   ASSERT_NE(find_config_key(*net, "mtu"), nullptr);

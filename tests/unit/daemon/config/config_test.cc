@@ -32,6 +32,7 @@ ebpf = false
 ebpf_attach = "tc-ingress"
 ebpf_allow_fragments = true
 tun_offload = false
+udp_offload = false
 
 [protocol]
 hop_interval_ms = 250
@@ -205,6 +206,7 @@ TEST_F(ConfigTest, LoadsAFullFile) {
   EXPECT_EQ(n.ebpf_attach, EbpfAttach::kTcIngress);
   EXPECT_TRUE(n.ebpf_allow_fragments);
   EXPECT_FALSE(n.tun_offload);
+  EXPECT_FALSE(n.udp_offload);
 
   const ProtocolConfig& p = c->protocol;
   EXPECT_EQ(p.hop_interval_ms, 250u);
@@ -282,6 +284,7 @@ TEST_F(ConfigTest, MinimalFileGetsTheDefaults) {
   EXPECT_EQ(c->network.ebpf_attach, EbpfAttach::kAuto);
   EXPECT_FALSE(c->network.ebpf_allow_fragments);
   EXPECT_TRUE(c->network.tun_offload);
+  EXPECT_TRUE(c->network.udp_offload);
   EXPECT_EQ(c->protocol.heartbeat_interval_ms, 30000u);
   EXPECT_EQ(c->protocol.heartbeat_timeout_ms, 180000u);
   EXPECT_TRUE(c->protocol.path_keepalive);
@@ -656,6 +659,7 @@ TEST_F(ConfigTest, EnvironmentOverridesScalarKeys) {
       {"BUCKWILD_NETWORK_EBPF", "false"},
       {"BUCKWILD_NETWORK_MTU", "1300"},
       {"BUCKWILD_NETWORK_VIRTUAL_DEVICE", "tun7"},
+      {"BUCKWILD_NETWORK_UDP_OFFLOAD", "false"},
       {"BUCKWILD_PROTOCOL_DELAY_ALLOWANCE", "4"},
       {"BUCKWILD_CRYPTO_FORWARD_SECRECY", "0"},
       {"BUCKWILD_FUZZ_SECONDS", "20"},  // not ours: ignored
@@ -668,6 +672,7 @@ TEST_F(ConfigTest, EnvironmentOverridesScalarKeys) {
   EXPECT_FALSE(c->network.ebpf);
   EXPECT_EQ(c->network.mtu, 1300u);
   EXPECT_EQ(c->network.virtual_device, "tun7");
+  EXPECT_FALSE(c->network.udp_offload);
   EXPECT_EQ(c->protocol.delay_allowance, std::optional<std::uint8_t>(4));
   EXPECT_FALSE(c->crypto.forward_secrecy);
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 
 #include <time.h>
@@ -145,6 +146,65 @@ TEST(UdpControl, NoStampFromMalformedOrForeignMessages) {
   c.clear();
   append(c, SOL_SOCKET, SO_TIMESTAMPNS_NEW, good, /*claimed_len=*/4096);
   EXPECT_FALSE(receive_stamp_from_control(c).has_value());
+}
+
+// --- UDP GRO
+
+TEST(UdpControl, GroSegmentSizeIsTheLastUdpGroMessage) {
+  EXPECT_EQ(gro_segment_size_from_control({}), 0);
+  std::vector<std::uint8_t> c;
+  append(c, SOL_SOCKET, SO_TIMESTAMP, 12345L);
+  EXPECT_EQ(gro_segment_size_from_control(c), 0);
+  append(c, SOL_UDP, UDP_GRO, 1400);
+  EXPECT_EQ(gro_segment_size_from_control(c), 1400);
+  append(c, SOL_UDP, UDP_GRO, 1200);
+  EXPECT_EQ(gro_segment_size_from_control(c), 1200);
+  // Returned as it came, for split_coalesced to refuse.
+  std::vector<std::uint8_t> bad;
+  append(bad, SOL_UDP, UDP_GRO, -5);
+  EXPECT_EQ(gro_segment_size_from_control(bad), -5);
+  // Too short to hold an int: no segment size.
+  std::vector<std::uint8_t> short_one;
+  append(short_one, SOL_UDP, UDP_GRO, std::uint16_t{1400});
+  EXPECT_EQ(gro_segment_size_from_control(short_one), 0);
+  // Claiming more than the buffer holds: skipped.
+  std::vector<std::uint8_t> overlong;
+  append(overlong, SOL_UDP, UDP_GRO, 1400, 4096);
+  EXPECT_EQ(gro_segment_size_from_control(overlong), 0);
+}
+
+TEST(UdpControl, ACoalescedReadSplitsIntoItsDatagrams) {
+  std::vector<std::uint8_t> read(1000 * 3 + 250);
+  for (std::size_t i = 0; i < read.size(); ++i) read[i] = static_cast<std::uint8_t>(i / 1000);
+  const GroSplit split = split_coalesced(read.size(), 1000);
+  ASSERT_EQ(split.count, 4u);
+  for (std::size_t k = 0; k < split.count; ++k) {
+    const MutableBytes d = split.datagram(read, k);
+    EXPECT_EQ(d.data(), read.data() + k * 1000);
+    EXPECT_EQ(d.size(), k < 3 ? 1000u : 250u);
+    EXPECT_EQ(d.front(), k);
+    EXPECT_EQ(d.back(), k);
+  }
+  // Exactly full segments: no empty last one.
+  EXPECT_EQ(split_coalesced(3000, 1000).count, 3u);
+  // A segment size past the read: one datagram, the whole read.
+  const GroSplit one = split_coalesced(700, 1000);
+  ASSERT_EQ(one.count, 1u);
+  EXPECT_EQ(one.datagram(MutableBytes(read).first(700), 0).size(), 700u);
+  // No UDP_GRO message: one datagram.
+  const GroSplit plain = split_coalesced(1234, 0);
+  ASSERT_EQ(plain.count, 1u);
+  EXPECT_EQ(plain.datagram(MutableBytes(read).first(1234), 0).size(), 1234u);
+}
+
+TEST(UdpControl, AMalformedSegmentSizeIsRefusedNeverSplit) {
+  EXPECT_EQ(split_coalesced(3000, -1).count, 0u);
+  EXPECT_EQ(split_coalesced(3000, 65536).count, 0u);
+  EXPECT_EQ(split_coalesced(3000, std::int64_t{1} << 40).count, 0u);
+  // More datagrams than the kernel ever merges: refused, not 65 500 of them.
+  EXPECT_EQ(split_coalesced(65500, 1).count, 0u);
+  EXPECT_EQ(split_coalesced(64 * 100, 100).count, 64u);
+  EXPECT_EQ(split_coalesced(64 * 100 + 1, 100).count, 0u);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "daemon/net/netlink.h"
 #include "daemon/net/packet_pool.h"
+#include "daemon/net/udp_control.h"
 #include "support/daemon_test_support.h"
 
 namespace buckwild::daemon {
@@ -285,6 +286,153 @@ TEST(UdpSocketTest, DualStackWildcardSeesIpv4PeersAsIpv4) {
     ASSERT_EQ(receive_all(*v4, 1, &back).size(), 1u);
     EXPECT_EQ(back[0].source, addr("127.0.0.1:4500"));
   });
+}
+
+// --- UDP GSO / GRO
+
+std::vector<OutgoingDatagram> datagrams_of(const std::vector<std::vector<std::uint8_t>>& payloads,
+                                           const SocketAddress& to) {
+  std::vector<OutgoingDatagram> out;
+  for (const auto& p : payloads) out.push_back({p, to, {}});
+  return out;
+}
+
+TEST(GsoRunTest, EqualDatagramsToOneDestinationAreOneRun) {
+  const SocketAddress to = addr("192.0.2.7:4000");
+  std::vector<std::vector<std::uint8_t>> p(10, std::vector<std::uint8_t>(1200));
+  EXPECT_EQ(gso_run_length(datagrams_of(p, to)), 10u);
+  EXPECT_EQ(gso_run_length({}), 0u);
+  // A shorter one is the run's last; a longer one starts the next run.
+  p[6].resize(300);
+  EXPECT_EQ(gso_run_length(datagrams_of(p, to)), 7u);
+  p[6].resize(1200);
+  p[4].resize(1300);
+  EXPECT_EQ(gso_run_length(datagrams_of(p, to)), 4u);
+  // An empty datagram never joins or starts one.
+  p[4].resize(0);
+  EXPECT_EQ(gso_run_length(datagrams_of(p, to)), 4u);
+  p[0].resize(0);
+  EXPECT_EQ(gso_run_length(datagrams_of(p, to)), 1u);
+}
+
+TEST(GsoRunTest, AnotherDestinationOrSourceEndsTheRun) {
+  const SocketAddress to = addr("192.0.2.7:4000");
+  std::vector<std::vector<std::uint8_t>> p(8, std::vector<std::uint8_t>(1000));
+  auto out = datagrams_of(p, to);
+  out[5].destination.port = 4001;  // the port hopped
+  EXPECT_EQ(gso_run_length(out), 5u);
+  EXPECT_EQ(gso_run_length(std::span(out).subspan(5)), 1u);
+  out[5].destination = to;
+  out[3].destination.ip = *IpAddress::parse("192.0.2.8");
+  EXPECT_EQ(gso_run_length(out), 3u);
+  out[3].destination = to;
+  out[2].source = *IpAddress::parse("192.0.2.1");
+  EXPECT_EQ(gso_run_length(out), 2u);
+  EXPECT_EQ(gso_run_length(std::span(out).subspan(2)), 1u);
+}
+
+TEST(GsoRunTest, AtMost64DatagramsAnd64KiBARun) {
+  const SocketAddress to = addr("192.0.2.7:4000");
+  std::vector<std::vector<std::uint8_t>> small(100, std::vector<std::uint8_t>(100));
+  EXPECT_EQ(gso_run_length(datagrams_of(small, to)), kMaxGsoSegments);
+  std::vector<std::vector<std::uint8_t>> big(60, std::vector<std::uint8_t>(1400));
+  EXPECT_EQ(gso_run_length(datagrams_of(big, to)), kMaxGsoBytes / 1400);  // 46
+  // A datagram as large as a run may be alone.
+  std::vector<std::vector<std::uint8_t>> huge(2, std::vector<std::uint8_t>(40000));
+  EXPECT_EQ(gso_run_length(datagrams_of(huge, to)), 1u);
+}
+
+// Reads with UDP_GRO into 64 KiB slots and splits what the kernel coalesced.
+std::vector<std::vector<std::uint8_t>> receive_coalesced(UdpSocket& s, std::size_t want,
+                                                         std::size_t* coalesced_reads) {
+  std::vector<std::uint8_t> arena(8 * 65536);
+  std::vector<std::vector<std::uint8_t>> got;
+  for (int round = 0; round < 100 && got.size() < want && wait_readable(s.fd()); ++round) {
+    std::array<ReceivedDatagram, 8> slots;
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      slots[i].buffer = MutableBytes(arena.data() + i * 65536, 65536);
+    }
+    auto n = s.receive_batch(slots);
+    EXPECT_TRUE(n) << (n ? "" : n.error().message);
+    if (!n) break;
+    for (std::size_t i = 0; i < *n; ++i) {
+      EXPECT_FALSE(slots[i].truncated);
+      const GroSplit split = split_coalesced(slots[i].length, slots[i].segment_size);
+      EXPECT_GT(split.count, 0u);
+      if (split.count > 1) ++*coalesced_reads;
+      for (std::size_t k = 0; k < split.count; ++k) {
+        const MutableBytes d = split.datagram(slots[i].buffer.first(slots[i].length), k);
+        got.emplace_back(d.begin(), d.end());
+      }
+    }
+  }
+  return got;
+}
+
+// One sendmmsg of GSO runs on loopback, read with UDP_GRO: every datagram
+// arrives intact and in order, most of them in coalesced reads.
+TEST(UdpSocketTest, GsoSendsAndGroReadsCarryEveryDatagramIntact) {
+  auto a = bind_or_fail("127.0.0.1:0");
+  auto b = bind_or_fail("127.0.0.1:0");
+  auto c = bind_or_fail("127.0.0.1:0");
+  ASSERT_TRUE(a && b && c);
+  if (!a->sends_gso()) GTEST_SKIP() << "this kernel has no UDP_SEGMENT";
+  ASSERT_TRUE(b->enable_coalesced_reads());
+  EXPECT_TRUE(b->coalesces_reads());
+  EXPECT_FALSE(c->coalesces_reads());
+
+  // Runs to b of 1200-byte datagrams (each 40th shorter, ending a run), and
+  // every 25th to c: 150 datagrams in all.
+  std::vector<std::vector<std::uint8_t>> payloads;
+  std::vector<OutgoingDatagram> out;
+  std::vector<std::vector<std::uint8_t>> want_b, want_c;
+  for (int i = 0; i < 150; ++i) {
+    std::vector<std::uint8_t> p(i % 40 == 39 ? 500 : 1200);
+    for (std::size_t j = 0; j < p.size(); ++j) p[j] = static_cast<std::uint8_t>(i * 7 + j);
+    payloads.push_back(std::move(p));
+  }
+  for (int i = 0; i < 150; ++i) {
+    const bool to_c = i % 25 == 24;
+    out.push_back({payloads[i], (to_c ? c : b)->local_address(), {}});
+    (to_c ? want_c : want_b).push_back(payloads[i]);
+  }
+  const UdpOffloadStats before = udp_offload_stats();
+  auto sent = a->send_batch(out);
+  ASSERT_TRUE(sent) << sent.error().message;
+  EXPECT_EQ(*sent, 150u);
+  EXPECT_EQ(a->send_errors(), 0u);
+  const UdpOffloadStats& after = udp_offload_stats();
+  EXPECT_GT(after.gso_sends, before.gso_sends);
+  // All but the 6 datagrams to c went in runs.
+  EXPECT_EQ(after.gso_datagrams - before.gso_datagrams, 144u);
+
+  std::size_t coalesced = 0;
+  auto got_b = receive_coalesced(*b, want_b.size(), &coalesced);
+  ASSERT_EQ(got_b.size(), want_b.size());
+  for (std::size_t i = 0; i < got_b.size(); ++i) EXPECT_EQ(got_b[i], want_b[i]) << i;
+  EXPECT_GT(coalesced, 0u);
+  // c has no UDP_GRO: the kernel hands it datagram by datagram.
+  auto got_c = receive_all(*c, want_c.size());
+  ASSERT_EQ(got_c.size(), want_c.size());
+  for (std::size_t i = 0; i < got_c.size(); ++i) EXPECT_EQ(got_c[i], want_c[i]) << i;
+}
+
+// With [network] udp_offload = false nothing changes: one datagram a message,
+// and no coalesced reads.
+TEST(UdpSocketTest, WithoutOffloadEveryDatagramGoesAlone) {
+  UdpSocketOptions o;
+  o.bind_address = addr("127.0.0.1:0");
+  o.offload = false;
+  auto a = UdpSocket::bind(o);
+  auto b = UdpSocket::bind(o);
+  ASSERT_TRUE(a && b);
+  EXPECT_FALSE((*a)->sends_gso());
+  EXPECT_FALSE((*b)->enable_coalesced_reads());
+  std::vector<std::vector<std::uint8_t>> p(20, std::vector<std::uint8_t>(1000, 9));
+  const UdpOffloadStats before = udp_offload_stats();
+  ASSERT_EQ((*a)->send_batch(datagrams_of(p, (*b)->local_address())).value_or(0), 20u);
+  EXPECT_EQ(udp_offload_stats().gso_sends, before.gso_sends);
+  EXPECT_EQ(receive_all(**b, 20).size(), 20u);
 }
 
 }  // namespace

@@ -221,6 +221,42 @@ TEST_P(TunnelTest, InOrderTcpSegmentsOfABatchReachTheTunAsOneGsoWrite) {
   EXPECT_EQ(bob->tunnel->stats().tun_packets_out, 9u);
 }
 
+// UDP GRO (docs/architecture.md "UDP offloads"): bob's sockets read runs of
+// alice's equal-size datagrams coalesced, and the tunnel splits each read
+// back into datagrams, every one delivered intact and in order. On the eBPF
+// path GRO stays off unless the frame filter sees each datagram before GRO
+// (the fake one does not say so), and the same packets arrive one by one.
+TEST_P(TunnelTest, CoalescedReadsAreSplitIntoEveryDatagram) {
+  net.set_gro(true);
+  start();
+  ASSERT_TRUE(connected());
+  const UdpOffloadStats before = udp_offload_stats();
+  std::vector<std::vector<std::uint8_t>> sent;
+  for (int i = 0; i < 40; ++i) {
+    // Equal sizes but the 30th (a run ends there) and the last.
+    const std::size_t fill = i == 29 || i == 39 ? 10 : 600;
+    const std::string text = "packet " + std::to_string(100 + i) + std::string(fill, 'x');
+    sent.push_back(ipv4("10.77.0.1", "10.77.0.2", text));
+  }
+  for (const auto& p : sent) ASSERT_TRUE(alice->tun.inject(p));
+  loop.run_for(milliseconds(50));
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    auto got = bob->tun.take_written();
+    ASSERT_TRUE(got.has_value()) << i;
+    EXPECT_EQ(*got, sent[i]) << i;
+  }
+  const UdpOffloadStats& after = udp_offload_stats();
+  EXPECT_EQ(after.gro_malformed, before.gro_malformed);
+  if (GetParam()) {
+    EXPECT_EQ(after.gro_reads, before.gro_reads);
+  } else {
+    // 40 datagrams: runs of 30 and 10, each one read (and the sessions' own
+    // equal datagrams, path MTU probes say, may coalesce too).
+    EXPECT_GE(after.gro_reads - before.gro_reads, 2u);
+    EXPECT_GE(after.gro_datagrams - before.gro_datagrams, 40u);
+  }
+}
+
 TEST_P(TunnelTest, DiscoversAndCarriesPacketsBothWaysOnHoppingPorts) {
   start();
   ASSERT_TRUE(connected());
