@@ -26,6 +26,8 @@ packages=(
   # end-to-end tests and the demo: namespaces, capture, real servers and clients
   iproute2 iputils-ping tcpdump nginx-light dnsmasq-base bind9-dnsutils curl iperf3 python3 procps
   openssh-server openssh-client redis-server redis-tools
+  # tests/e2e/run.sh turns GRO on a veth on (ethtool -K) for the UDP offload check
+  ethtool
   # tests/e2e/ntp.sh: real NTP servers (chronyd -x in namespaces, never the
   # system clock); the system service is disabled below
   chrony
