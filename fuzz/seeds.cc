@@ -43,6 +43,29 @@ int main(int argc, char** argv) {
     segment[13] = 0x18;  // PSH|ACK
     std::ofstream(std::string(argv[1]) + "/tso_ipv4", std::ios::binary)
         .write((gso + ip + segment + std::string(250, 'x')).c_str(), 10 + 290);
+    // The same with right checksums as the kernel leaves them: IPv4 header
+    // checksum, the TCP field the pseudo-header seed (what the whole-packet
+    // rewrite must keep right), and one over IPv6 (TCPV6, csum at 40+16).
+    auto sum = [](const std::string& b, std::size_t from, std::size_t to, std::uint32_t acc) {
+      for (std::size_t i = from; i + 1 < to; i += 2)
+        acc += static_cast<std::uint32_t>(static_cast<std::uint8_t>(b[i]) << 8 | static_cast<std::uint8_t>(b[i + 1]));
+      while (acc >> 16) acc = (acc & 0xFFFF) + (acc >> 16);
+      return acc;
+    };
+    auto put = [](std::string& b, std::size_t at, std::uint32_t v) {
+      b[at] = static_cast<char>((v >> 8) & 0xFF), b[at + 1] = static_cast<char>(v & 0xFF);
+    };
+    std::string p4 = ip + segment + std::string(250, 'x');
+    put(p4, 10, ~sum(p4, 0, 20, 0) & 0xFFFF);
+    put(p4, 36, sum(p4, 12, 20, 6 + 270));
+    std::ofstream(std::string(argv[1]) + "/tso_ipv4_seeded", std::ios::binary)
+        .write((gso + p4).c_str(), static_cast<std::streamsize>(10 + p4.size()));
+    std::string p6 = v6 + segment + std::string(250, 'x');
+    put(p6, 4, 270);
+    put(p6, 56, sum(p6, 8, 40, 6 + 270));
+    std::string gso6 = {1, 4, 60, 0, 100, 0, 40, 0, 16, 0};
+    std::ofstream(std::string(argv[1]) + "/tso_ipv6_seeded", std::ios::binary)
+        .write((gso6 + p6).c_str(), static_cast<std::streamsize>(10 + p6.size()));
   }
 
   const std::string dir = argv[1];

@@ -88,6 +88,27 @@ t_http_100mb() {
   ((ok == 1))
 }
 
+# The 100 MB downloads' near legs went through the TSO pass-through (the
+# kernel's 64 KB reads rewritten whole, not split) on both hosts: nginx's
+# socket sends the data into B's TUN, the daemon's accepted socket into A's.
+# With offloads off (BUCKWILD_NETWORK_TUN_OFFLOAD=false) there are none.
+passed_through() {  # passed_through A|B: status tun_offload.passed_through
+  "$BUCKWILD" status --json --socket "$WORK/ctl-$1.sock" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["tun_offload"]["passed_through"])'
+}
+t_tso_pass_through() {
+  local a b
+  a=$(passed_through A) || return 1
+  b=$(passed_through B) || return 1
+  if grep -q "TUN offloads on" "$WORK/daemon-B.log"; then
+    log "TSO reads passed through whole: A $a, B $b (offloads on)"
+    ((a > 100 && b > 100))
+  else
+    log "TSO reads passed through whole: A $a, B $b (offloads off: $(grep -o 'TUN offloads .*' "$WORK/daemon-B.log" | head -1))"
+    ((a == 0 && b == 0))
+  fi
+}
+
 t_no_tcp_on_underlay() {
   local tcp udp
   tcp=$(tcpdump -n -r "$WORK/underlay.pcap" tcp 2>/dev/null | wc -l)
@@ -235,6 +256,7 @@ check "stream mode: nginx reachable" nginx_up
 check "100 MB http download (IPv4), checksum" t_http_100mb
 check "underlay during it: no TCP at all, only UDP" t_no_tcp_on_underlay
 check "100 MB http download (IPv6), checksum" t_http_v6
+check "the downloads' near legs: TSO reads rewritten whole, not split" t_tso_pass_through
 check "100 MB http download with 5 % loss on the underlay, checksum" t_http_loss
 check "closed port: connection refused within RTT + 100 ms" t_refused
 check "half-close: the reply arrives in full after the client's FIN; the server sees the client's own address" t_halfclose

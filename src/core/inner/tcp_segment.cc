@@ -35,12 +35,17 @@ class ChecksumDelta {
     const std::uint32_t acc = acc_ + static_cast<std::uint16_t>(~load16(checksum_field));
     store16(checksum_field, static_cast<std::uint16_t>(~fold(acc)));
   }
+  // For a field that holds a sum rather than its complement (a pseudo-header
+  // seed): S' = S + Σ~m + Σm', no complement on either side.
+  void apply_to_sum(std::uint8_t* sum_field) const {
+    store16(sum_field, fold(acc_ + load16(sum_field)));
+  }
 
  private:
   std::uint32_t acc_ = 0;
 };
 
-// Writes address + port of `to` over the packet's fields, feeding both deltas.
+// Writes the address `to` over the packet's field, feeding both deltas.
 void replace_address(std::uint8_t* field, const IpAddress& to, ChecksumDelta& ip,
                      ChecksumDelta& tcp) {
   const auto b = to.bytes();
@@ -84,7 +89,7 @@ std::optional<TcpSegment> parse_tcp(Bytes p) {
 }
 
 void rewrite_tcp(MutableBytes p, TcpSegment& s, const SocketAddress& source,
-                 const SocketAddress& destination) {
+                 const SocketAddress& destination, TcpChecksumField field) {
   const bool v4 = s.source.ip.is_v4();
   ChecksumDelta ip;
   ChecksumDelta tcp;
@@ -94,10 +99,16 @@ void rewrite_tcp(MutableBytes p, TcpSegment& s, const SocketAddress& source,
   std::array<std::uint8_t, 4> ports;
   store16(ports.data(), source.port);
   store16(ports.data() + 2, destination.port);
-  tcp.replace(t, ports.data(), 4);
-  std::memcpy(t, ports.data(), 4);
   if (v4) ip.apply(&p[10]);
-  tcp.apply(t + 16);
+  if (field == TcpChecksumField::kPseudoHeaderSum) {
+    // The seed covers the pseudo-header; the ports are in the part the
+    // device sums when it completes the checksum.
+    tcp.apply_to_sum(t + 16);
+  } else {
+    tcp.replace(t, ports.data(), 4);
+    tcp.apply(t + 16);
+  }
+  std::memcpy(t, ports.data(), 4);
   s.source = source;
   s.destination = destination;
 }

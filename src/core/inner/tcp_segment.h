@@ -43,11 +43,29 @@ struct TcpSegment {
 // nullopt for anything else (other protocols, fragments, truncation).
 std::optional<TcpSegment> parse_tcp(Bytes ip_packet);
 
+// What a packet's TCP checksum field holds.
+enum class TcpChecksumField : std::uint8_t {
+  // The checksum itself (RFC 793): complemented, over pseudo-header, header
+  // and payload.
+  kComplete,
+  // A checksum the device completes (a TUN packet with
+  // VIRTIO_NET_HDR_F_NEEDS_CSUM, a GSO super-packet among them): the folded
+  // ones' complement sum of the pseudo-header only, not complemented; the
+  // device adds the TCP header and payload and complements.
+  kPseudoHeaderSum,
+};
+
 // Rewrites the packet's source and destination (same family as the packet)
-// and updates the IPv4 header checksum and the TCP checksum incrementally.
-// `segment` is parse_tcp's view of this packet and is updated to match.
+// and updates the IPv4 header checksum and the TCP checksum field
+// incrementally: for kComplete by RFC 1624 eqn. 3 over addresses and ports;
+// for kPseudoHeaderSum the addresses' change is added to the sum (ports are
+// not in the pseudo-header) and nothing is complemented. Works on packets of
+// any size parse_tcp accepts, a 64 KiB GSO super-packet included (the work
+// does not depend on the size). `segment` is parse_tcp's view of this packet
+// and is updated to match.
 void rewrite_tcp(MutableBytes ip_packet, TcpSegment& segment, const SocketAddress& source,
-                 const SocketAddress& destination);
+                 const SocketAddress& destination,
+                 TcpChecksumField field = TcpChecksumField::kComplete);
 
 // Writes into `out` (at least 60 bytes) the RST|ACK that refuses `segment`, as
 // a host would answer a SYN to a closed port (RFC 793 "reset generation"), and

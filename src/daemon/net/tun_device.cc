@@ -141,50 +141,9 @@ SysResult<std::unique_ptr<LinuxTunDevice>> LinuxTunDevice::create(std::string_vi
 
 SysResult<std::size_t> LinuxTunDevice::read_packet(MutableBytes buffer) {
   if (vnet_) {
-    for (int refused = 0; refused < kMaxRefusedInARow;) {
-      const Bytes packet(rx_.data() + offload::kVnetHeaderSize, rx_len_);
-      if (has_pending()) {
-        if (plan_->max_size > buffer.size()) {
-          // Segments larger than the caller's buffers (an MTU we were not
-          // told of): the whole read is dropped, counted.
-          plan_.reset();
-          ++offload_stats_.refused;
-          ++refused;
-          continue;
-        }
-        return offload::write_segment(*plan_, packet, next_++, buffer);
-      }
-      plan_.reset();
-      ssize_t n = ::read(fd_.get(), rx_.data(), rx_.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return std::size_t{0};
-        return sys_fail(errno, "read from TUN device " + name_ + " failed");
-      }
-      const auto header = offload::read_vnet_header(Bytes(rx_.data(), static_cast<std::size_t>(n)));
-      if (!header) {
-        ++offload_stats_.refused;
-        ++refused;
-        continue;
-      }
-      rx_len_ = static_cast<std::size_t>(n) - offload::kVnetHeaderSize;
-      offload::SplitResult r =
-          offload::plan_split(*header, Bytes(rx_.data() + offload::kVnetHeaderSize, rx_len_));
-      if (!r.plan) {
-        ++offload_stats_.refused;
-        ++refused;
-        continue;
-      }
-      if (r.plan->is_gso()) {
-        ++offload_stats_.gso_reads;
-        offload_stats_.gso_segments += r.plan->count;
-      } else if ((header->flags & offload::vnet_flag::kNeedsCsum) != 0) {
-        ++offload_stats_.checksums_completed;
-      }
-      plan_ = r.plan;
-      next_ = 0;
-    }
-    return std::size_t{0};
+    auto r = read_vnet(buffer, false);
+    if (!r) return std::unexpected(r.error());
+    return r->size;
   }
   for (;;) {
     ssize_t n = ::read(fd_.get(), buffer.data(), buffer.size());
@@ -193,6 +152,77 @@ SysResult<std::size_t> LinuxTunDevice::read_packet(MutableBytes buffer) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return std::size_t{0};
     return sys_fail(errno, "read from TUN device " + name_ + " failed");
   }
+}
+
+SysResult<TunDevice::WholeRead> LinuxTunDevice::read_whole(MutableBytes buffer) {
+  if (vnet_) return read_vnet(buffer, true);
+  auto n = read_packet(buffer);
+  if (!n) return std::unexpected(n.error());
+  return WholeRead{*n, std::nullopt};
+}
+
+void LinuxTunDevice::split_gso() {
+  if (!handed_whole_) return;
+  handed_whole_ = false;
+  next_ = 0;
+  offload_stats_.gso_segments += plan_->count;
+}
+
+SysResult<TunDevice::WholeRead> LinuxTunDevice::read_vnet(MutableBytes buffer, bool whole) {
+  handed_whole_ = false;  // what was handed out is the caller's now
+  for (int refused = 0; refused < kMaxRefusedInARow;) {
+    const Bytes packet(rx_.data() + offload::kVnetHeaderSize, rx_len_);
+    if (has_pending()) {
+      if (plan_->max_size > buffer.size()) {
+        // Segments larger than the caller's buffers (an MTU we were not
+        // told of): the whole read is dropped, counted.
+        plan_.reset();
+        ++offload_stats_.refused;
+        ++refused;
+        continue;
+      }
+      return WholeRead{offload::write_segment(*plan_, packet, next_++, buffer), std::nullopt};
+    }
+    plan_.reset();
+    ssize_t n = ::read(fd_.get(), rx_.data(), rx_.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return WholeRead{};
+      return sys_fail(errno, "read from TUN device " + name_ + " failed");
+    }
+    const auto header = offload::read_vnet_header(Bytes(rx_.data(), static_cast<std::size_t>(n)));
+    if (!header) {
+      ++offload_stats_.refused;
+      ++refused;
+      continue;
+    }
+    rx_len_ = static_cast<std::size_t>(n) - offload::kVnetHeaderSize;
+    offload::SplitResult r =
+        offload::plan_split(*header, Bytes(rx_.data() + offload::kVnetHeaderSize, rx_len_));
+    if (!r.plan) {
+      ++offload_stats_.refused;
+      ++refused;
+      continue;
+    }
+    plan_ = r.plan;
+    next_ = 0;
+    if (r.plan->is_gso()) {
+      ++offload_stats_.gso_reads;
+      const bool tcp = r.plan->kind == offload::gso_type::kTcpV4 ||
+                       r.plan->kind == offload::gso_type::kTcpV6;
+      if (whole && tcp && r.plan->count > 1) {
+        // Handed out as it is; nothing pending unless split_gso() asks.
+        next_ = r.plan->count;
+        handed_whole_ = true;
+        return WholeRead{0, GsoPacket{*header, MutableBytes(rx_.data() + offload::kVnetHeaderSize, rx_len_),
+                                      r.plan->count}};
+      }
+      offload_stats_.gso_segments += r.plan->count;
+    } else if ((header->flags & offload::vnet_flag::kNeedsCsum) != 0) {
+      ++offload_stats_.checksums_completed;
+    }
+  }
+  return WholeRead{};
 }
 
 SysResult<void> LinuxTunDevice::write_gso(const offload::VnetHeader& header, Bytes packet) {

@@ -18,7 +18,7 @@ namespace buckwild::daemon {
 // What the TUN offloads did (LinuxTunDevice with offloads on).
 struct TunOffloadStats {
   std::uint64_t gso_reads = 0;      // reads that returned a GSO super-packet
-  std::uint64_t gso_segments = 0;   // packets split from them
+  std::uint64_t gso_segments = 0;   // packets split from them (not from those taken whole)
   std::uint64_t checksums_completed = 0;  // single packets whose checksum we finished
   std::uint64_t refused = 0;        // reads dropped: malformed vnet header or packet
 };
@@ -36,6 +36,33 @@ class TunDevice {
   // waiting. A packet longer than `buffer` is truncated (keep buffers at least
   // the device MTU). Errors: the read(2) errno.
   virtual SysResult<std::size_t> read_packet(MutableBytes buffer) = 0;
+
+  // A TCP GSO super-packet as the kernel handed it over, before any split.
+  struct GsoPacket {
+    offload::VnetHeader header;  // as read; write_gso() takes it back unchanged
+    // The IP packet, in the device's own memory: valid, and writable in
+    // place, until the next read_packet(), read_whole() or split_gso().
+    MutableBytes packet;
+    std::size_t segments = 0;  // the packets a split would make (> 1)
+  };
+  struct WholeRead {
+    std::size_t size = 0;          // a packet of this many bytes in the buffer
+    std::optional<GsoPacket> gso;  // or, size 0, a TCP GSO super-packet whole
+  };
+  // As read_packet(), except that a TCP GSO super-packet (TSO4/TSO6) is handed
+  // out whole in `gso` for a caller that can take it so (a NAT rewrite that
+  // writes it back with write_gso()). The caller that cannot calls
+  // split_gso(): read_packet() and read_whole() then return its segments as
+  // if it had never been handed out. Devices that read no GSO packets keep the
+  // default: read_packet(). Errors: as read_packet().
+  virtual SysResult<WholeRead> read_whole(MutableBytes buffer) {
+    auto n = read_packet(buffer);
+    if (!n) return std::unexpected(n.error());
+    return WholeRead{*n, std::nullopt};
+  }
+  // Splits the GSO packet the last read_whole() handed out (see there); no
+  // effect after any other read.
+  virtual void split_gso() {}
   // Hands one IP packet to the kernel. Errors: the write(2) errno (EINVAL for a
   // malformed packet, EAGAIN if the kernel cannot take it now: drop it).
   virtual SysResult<void> write_packet(Bytes packet) = 0;
@@ -65,7 +92,8 @@ class TunDevice {
 // virtio_net_hdr. The kernel then hands over up to 64 KiB of one TCP (or UDP)
 // flow per read; read_packet() splits it (core/offload/gso_split) and returns
 // the segments one per call, as a plain device would have, and completes
-// checksums the kernel left to us. Writes go out singly with a zero header.
+// checksums the kernel left to us; read_whole() hands a TCP one out whole
+// instead. Writes go out singly with a zero header, or with write_gso().
 class LinuxTunDevice final : public TunDevice {
  public:
   // Creates interface `name` (1..15 characters; "bw%d" lets the kernel pick
@@ -84,6 +112,8 @@ class LinuxTunDevice final : public TunDevice {
   // Kernel interface index, for netlink.
   int ifindex() const { return ifindex_; }
   SysResult<std::size_t> read_packet(MutableBytes buffer) override;
+  SysResult<WholeRead> read_whole(MutableBytes buffer) override;
+  void split_gso() override;
   SysResult<void> write_packet(Bytes packet) override;
   bool has_pending() const override { return plan_ && next_ < plan_->count; }
   bool takes_gso() const override { return vnet_; }
@@ -99,6 +129,9 @@ class LinuxTunDevice final : public TunDevice {
   LinuxTunDevice(UniqueFd fd, std::string name, int ifindex)
       : fd_(std::move(fd)), name_(std::move(name)), ifindex_(ifindex) {}
   static SysResult<std::unique_ptr<LinuxTunDevice>> create(std::string_view name, bool vnet);
+  // The offload read: the next packet, or segment of a split; a TCP GSO
+  // packet whole if `whole`.
+  SysResult<WholeRead> read_vnet(MutableBytes buffer, bool whole);
 
   UniqueFd fd_;
   std::string name_;
@@ -110,6 +143,7 @@ class LinuxTunDevice final : public TunDevice {
   std::size_t rx_len_ = 0;
   std::optional<offload::SplitPlan> plan_;
   std::size_t next_ = 0;
+  bool handed_whole_ = false;  // read_whole() handed out rx_ whole; split_gso() may split it
   TunOffloadStats offload_stats_;
 };
 

@@ -47,6 +47,7 @@
 #include "core/conn/memory_budget.h"
 #include "core/crypto/random.h"
 #include "core/inner/tcp_segment.h"
+#include "core/offload/gso_split.h"
 #include "core/wire/messages.h"
 #include "daemon/log/rate_limited_log.h"
 #include "daemon/os/event_loop.h"
@@ -71,6 +72,10 @@ class StreamHost {
   virtual void send_connection_packet(std::uint64_t session, wire::Header& header,
                                       MutableBytes packet, std::size_t body_len) = 0;
   virtual void write_tun(Bytes ip_packet) = 0;
+  // Writes a TCP GSO super-packet (`segments` segments) with its vnet header,
+  // after whatever write_tun() took before it.
+  virtual void write_tun_gso(const offload::VnetHeader& header, Bytes ip_packet,
+                             std::size_t segments) = 0;
   // A session's set of connection ids changed: open or close their ports.
   virtual void connections_changed(std::uint64_t session) = 0;
 };
@@ -93,6 +98,7 @@ struct StreamStats {
   std::uint64_t resets = 0;           // flows that ended in a reset
   std::uint64_t completed = 0;        // flows that ended with both FINs
   std::uint64_t rewritten = 0;        // segments rewritten and written back
+  std::uint64_t rewritten_whole = 0;  // of them, GSO super-packets rewritten whole (one each)
   std::uint64_t bytes_up = 0;         // from local sockets into connections
   std::uint64_t bytes_down = 0;       // from connections into local sockets
   std::uint64_t spoofed_targets = 0;  // a SYN naming a source the peer may not use
@@ -127,6 +133,14 @@ class StreamBridge {
   // (rewritten and written back, held, answered or dropped); false if it is
   // not the bridge's and should travel as a DATAGRAM.
   bool on_tun_segment(MutableBytes ip_packet);
+  // A TCP GSO super-packet read from the TUN device whole (`header` as read,
+  // `segments` the packets it splits into). If it belongs to a flow the NAT
+  // rewrites, it is rewritten once as a whole, the checksum field by what
+  // `header` says it holds, and written back with the same header
+  // (StreamHost::write_tun_gso): true. False, unchanged, for anything else
+  // (not a NAT'd flow, an opening or held flow, an RST or SYN): the caller
+  // splits it and hands the segments to on_tun_segment().
+  bool on_tun_gso(const offload::VnetHeader& header, MutableBytes ip_packet, std::size_t segments);
 
   // An authenticated connection packet (connection id != 0) of `session`.
   void on_connection_packet(std::uint64_t session, const wire::Header& header, const wire::Body& body);

@@ -1,5 +1,5 @@
 // The stream bridge's TUN side: segments the kernel hands us, rewritten by the
-// NAT and written back; client flows opening on an application's SYN; and the
+// NAT and written back (GSO super-packets of NAT'd flows whole); client flows opening on an application's SYN; and the
 // listener accepting the application's connection once the far side is there.
 #include <spdlog/spdlog.h>
 
@@ -55,6 +55,28 @@ bool StreamBridge::on_tun_segment(MutableBytes ip_packet) {
   if (host_.session_for(s->destination.ip) == 0) return false;
   if (listener_for(s->source.ip) == nullptr) return false;  // no address of that family here
   open_flow(ip_packet, *s);
+  return true;
+}
+
+bool StreamBridge::on_tun_gso(const offload::VnetHeader& header, MutableBytes ip_packet,
+                              std::size_t segments) {
+  auto s = parse_tcp(ip_packet);
+  // SYN and RST change a flow's state: on_tun_segment() sees them.
+  if (!s || s->has(inner::tcp_flag::kSyn) || s->has(inner::tcp_flag::kRst)) return false;
+  const NatRule* rule = nat_.find(NatKey{s->source, s->destination});
+  if (rule == nullptr) return false;
+  const Flow& f = *flows_.at(rule->flow);
+  if (f.side == FlowSide::kClient && s->source == f.app && f.state() == FlowState::kHoldingSyn) {
+    return false;  // early data: on_tun_segment() decides
+  }
+  const NatRule r = *rule;
+  const bool partial = (header.flags & offload::vnet_flag::kNeedsCsum) != 0;
+  rewrite_tcp(ip_packet, *s, r.source, r.destination,
+              partial ? inner::TcpChecksumField::kPseudoHeaderSum : inner::TcpChecksumField::kComplete);
+  // Same lengths, same offsets: the header stays as it is.
+  host_.write_tun_gso(header, ip_packet, segments);
+  stats_.rewritten += segments;
+  ++stats_.rewritten_whole;
   return true;
 }
 

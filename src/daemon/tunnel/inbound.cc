@@ -323,26 +323,37 @@ void Tunnel::write_tun(Bytes ip_packet) {
   write_tun_now(ip_packet, nullptr, 1);
 }
 
+void Tunnel::write_tun_gso(const offload::VnetHeader& header, Bytes ip_packet,
+                           std::size_t segments) {
+  // Stream mode's near leg (a TSO read of a NAT'd flow, rewritten whole):
+  // after the segments the coalescer holds, so a flow keeps its order.
+  flush_tun();
+  if (write_tun_now(ip_packet, &header, segments)) {
+    ++stats_.tun_passthrough_writes;
+    stats_.tun_passthrough_segments += segments;
+  }
+}
+
 void Tunnel::flush_tun() {
   if (coalescer_.empty()) return;
   const std::size_t segments = coalescer_.count();
   offload::VnetHeader header;
   const Bytes packet = coalescer_.take(header);
-  write_tun_now(packet, segments > 1 ? &header : nullptr, segments);
+  if (write_tun_now(packet, segments > 1 ? &header : nullptr, segments) && segments > 1) {
+    ++stats_.tun_coalesced_writes;
+    stats_.tun_coalesced_segments += segments;
+  }
 }
 
-void Tunnel::write_tun_now(Bytes packet, const offload::VnetHeader* header, std::size_t segments) {
+bool Tunnel::write_tun_now(Bytes packet, const offload::VnetHeader* header, std::size_t segments) {
   auto written = header != nullptr ? tun_.write_gso(*header, packet) : tun_.write_packet(packet);
   if (!written) {
     stats_.tun_write_errors += segments;
     warn_log_.log(now(), "tun.write", spdlog::level::warn, "{}", written.error().message);
-    return;
+    return false;
   }
   stats_.tun_packets_out += segments;
-  if (header != nullptr) {
-    ++stats_.tun_coalesced_writes;
-    stats_.tun_coalesced_segments += segments;
-  }
+  return true;
 }
 
 }  // namespace buckwild::daemon

@@ -5,7 +5,9 @@
 //                        leaving room for our header in front
 //   2.                   stream mode: the transparent TCP bridge takes its
 //                        segments (stream/bridge.h); they come back sealed as
-//                        connection packets through send_connection_packet
+//                        connection packets through send_connection_packet.
+//                        A TSO read of a flow its NAT rewrites is taken whole
+//                        (read_whole) and goes back into the TUN as one write
 //   3.                   route by inner destination to a session
 //   4.                   seal in place as a DATAGRAM
 //   5.                   send in runs that share a socket, one sendmmsg each,
@@ -70,15 +72,31 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
       break;
     }
     MutableBytes space = b.space();
-    auto got = tun_.read_packet(space.subspan(wire::kHeaderSize, space.size() - wire::kOverhead));
+    const MutableBytes into = space.subspan(wire::kHeaderSize, space.size() - wire::kOverhead);
+    auto got = tun_.read_whole(into);
+    if (got && got->gso) {
+      // 2. Transparent TCP, a TSO read of a NAT'd flow: rewritten whole and
+      // written back as one. Anything else is split as usual.
+      ++read;
+      const TunDevice::GsoPacket& g = *got->gso;
+      if (bridge_->on_tun_gso(g.header, g.packet, g.segments)) {
+        stats_.tun_packets_in += g.segments;
+        // Counted as its segments against the batch: 64 reads of 64 KiB
+        // each would keep the sockets waiting 45 times as long.
+        i += g.segments - 1;
+        continue;
+      }
+      tun_.split_gso();
+      got = tun_.read_whole(into);
+    }
     if (!got) {
       on_tun_failed(got.error());
       break;
     }
-    if (*got == 0) break;
+    if (got->size == 0) break;
     ++read;
     ++stats_.tun_packets_in;
-    MutableBytes ip(space.data() + wire::kHeaderSize, *got);
+    MutableBytes ip(space.data() + wire::kHeaderSize, got->size);
     // 2. Transparent TCP.
     if (bridge_->on_tun_segment(ip)) continue;
     // 3. Route.
@@ -99,13 +117,13 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
       continue;
     }
     if (e->session->silent()) keep_stranded(*e, ip);
-    if (*got + wire::kOverhead > e->session->max_datagram()) {
+    if (got->size + wire::kOverhead > e->session->max_datagram()) {
       // Larger than the path carries (§11.10): as FRAGMENTs, sent now.
       send_fragmented(*e, ip);
       arm_session_timer(*e);
       continue;
     }
-    auto sealed = e->session->seal_datagram(space, *got, unix_ms(), now());
+    auto sealed = e->session->seal_datagram(space, got->size, unix_ms(), now());
     if (!sealed) continue;
     b.set_length(*sealed);
     const Path path = path_of(*e, 0);

@@ -111,7 +111,9 @@ nlohmann::json Tunnel::status() {
                         {"checksums_completed", o.checksums_completed},
                         {"refused", o.refused},
                         {"coalesced_writes", s.tun_coalesced_writes},
-                        {"coalesced_segments", s.tun_coalesced_segments}};
+                        {"coalesced_segments", s.tun_coalesced_segments},
+                        {"passed_through", s.tun_passthrough_writes},
+                        {"passed_through_segments", s.tun_passthrough_segments}};
   const UdpOffloadStats& u = udp_offload_stats();
   out["udp_offload"] = {{"gso", u.gso},
                         {"gro", u.gro},
@@ -147,6 +149,7 @@ nlohmann::json Tunnel::status() {
                    {"resets", st.resets},
                    {"completed", st.completed},
                    {"rewritten", st.rewritten},
+                   {"rewritten_whole", st.rewritten_whole},
                    {"bytes_up", st.bytes_up},
                    {"bytes_down", st.bytes_down},
                    {"spoofed_targets", st.spoofed_targets},

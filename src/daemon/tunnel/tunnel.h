@@ -103,6 +103,8 @@ struct TunnelStats {
   std::uint64_t tun_write_errors = 0;  // packets the kernel refused (queue full, malformed)
   std::uint64_t tun_coalesced_writes = 0;    // GSO writes of coalesced TCP segments
   std::uint64_t tun_coalesced_segments = 0;  // the segments they carried
+  std::uint64_t tun_passthrough_writes = 0;    // GSO reads rewritten whole by the stream NAT, written back as one
+  std::uint64_t tun_passthrough_segments = 0;  // the segments they carried
   std::uint64_t datagrams_sent = 0;
   std::uint64_t datagrams_received = 0;
   std::uint64_t truncated = 0;         // a datagram longer than our buffers: dropped
@@ -277,12 +279,14 @@ class Tunnel : private StreamHost {
   void on_session_packet(SessionEntry& e, MutableBytes datagram, const SocketAddress& source,
                          std::uint16_t local_port, const ArrivedAt& at);
   void write_tun(Bytes ip_packet) override;
+  void write_tun_gso(const offload::VnetHeader& header, Bytes ip_packet,
+                     std::size_t segments) override;
   // Writes what the coalescer holds (GRO: one GSO write for a run of TCP
   // segments) and empties it.
   void flush_tun();
-  // Writes one packet, or a coalesced run with its vnet header, counting
-  // `segments` packets out (or refused).
-  void write_tun_now(Bytes packet, const offload::VnetHeader* header, std::size_t segments);
+  // Writes one packet, or a GSO packet with its vnet header, counting
+  // `segments` packets out (or refused). True if the kernel took it.
+  bool write_tun_now(Bytes packet, const offload::VnetHeader* header, std::size_t segments);
   // A DATAGRAM's IP packet (or one reassembled from FRAGMENTs): to the TUN
   // device if its inner source is one the peer may use.
   void deliver_datagram(SessionEntry& e, Bytes ip_packet);

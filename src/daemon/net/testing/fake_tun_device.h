@@ -21,7 +21,11 @@ class FakeTunDevice final : public TunDevice {
   // TunDevice: fd() is readable while injected packets are waiting.
   int fd() const override { return ready_.fd(); }
   const std::string& name() const override { return name_; }
+  // A GSO packet injected with inject_gso() comes out split here, whole from
+  // read_whole() (if TCP), as from a LinuxTunDevice with offloads.
   SysResult<std::size_t> read_packet(MutableBytes buffer) override;
+  SysResult<WholeRead> read_whole(MutableBytes buffer) override;
+  void split_gso() override;
   SysResult<void> write_packet(Bytes packet) override;
   bool takes_gso() const override { return takes_gso_; }
   // Splits the super-packet as the kernel would (offload::gso_split) and
@@ -36,6 +40,13 @@ class FakeTunDevice final : public TunDevice {
   // The kernel routes `packet` into the tunnel. False (and counted in
   // dropped()) when the queue is full.
   bool inject(Bytes packet);
+  // The kernel hands over a GSO super-packet with its vnet header (checked
+  // with offload::plan_split when read; a malformed one is dropped, counted
+  // in refused()). False (and counted in dropped()) when the queue is full.
+  bool inject_gso(const offload::VnetHeader& header, Bytes packet);
+  // Injected GSO packets read_whole() handed out whole and no one split.
+  std::size_t taken_whole() const { return taken_whole_; }
+  std::size_t refused() const { return refused_; }
   // The oldest packet the daemon wrote, if any.
   std::optional<std::vector<std::uint8_t>> take_written();
   std::size_t written_count() const { return written_.size(); }
@@ -53,7 +64,21 @@ class FakeTunDevice final : public TunDevice {
  private:
   std::string name_;
   std::size_t capacity_;
-  std::deque<std::vector<std::uint8_t>> inbound_;  // kernel -> daemon
+  struct Inbound {
+    std::vector<std::uint8_t> packet;
+    std::optional<offload::VnetHeader> gso;  // inject_gso()
+  };
+  // The front packet's turn: a GSO one is replaced by its segments (or
+  // dropped if malformed). False when nothing is waiting.
+  bool next_plain();
+  // Puts the segments of `packet` at the front of the queue; false if
+  // malformed (counted).
+  bool split_front(const offload::VnetHeader& header, const std::vector<std::uint8_t>& packet);
+  std::deque<Inbound> inbound_;  // kernel -> daemon
+  std::vector<std::uint8_t> whole_;  // the GSO packet read_whole() handed out
+  std::optional<offload::VnetHeader> whole_header_;  // set while whole_ may still be split
+  std::size_t taken_whole_ = 0;
+  std::size_t refused_ = 0;
   std::deque<std::vector<std::uint8_t>> written_;  // daemon -> kernel
   std::size_t dropped_ = 0;
   int write_errno_ = 0;

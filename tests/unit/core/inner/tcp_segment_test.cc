@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/crypto/random.h"
+#include "unit/core/offload/offload_packets.h"
 
 namespace buckwild::inner {
 namespace {
@@ -136,6 +137,118 @@ TEST(TcpSegmentTest, RewriteKeepsChecksumsCorrect) {
     EXPECT_EQ(back->source, new_src);
     EXPECT_EQ(back->destination, new_dst);
     EXPECT_EQ(s->source, new_src);
+  }
+}
+
+// ---- whole GSO super-packets (the near leg's TSO pass-through) ----
+// Packets from unit/core/offload/offload_packets.h: built byte by byte, the
+// pseudo-header seed and full checksums computed there, not by the code under
+// test.
+
+// Writes new addresses into a copy of `p` (IPv4 at 12/16, IPv6 at 8/24) and
+// new ports at `t`, touching no checksum: the independent reference.
+std::vector<std::uint8_t> with_endpoints(std::vector<std::uint8_t> p, std::size_t t,
+                                         const SocketAddress& src, const SocketAddress& dst) {
+  const bool v4 = src.ip.is_v4();
+  std::memcpy(&p[v4 ? 12 : 8], src.ip.bytes().data(), src.ip.size());
+  std::memcpy(&p[v4 ? 16 : 24], dst.ip.bytes().data(), dst.ip.size());
+  offload::put16(p, t, src.port);
+  offload::put16(p, t + 2, dst.port);
+  return p;
+}
+
+// Sets the full TCP checksum of `p` from scratch (the field zeroed first).
+void set_full_checksum(std::vector<std::uint8_t>& p, std::size_t t) {
+  offload::put16(p, t + 16, 0);
+  const std::uint32_t acc = offload::pseudo(p, t, 6) + offload::sum_bytes(p, t, p.size());
+  offload::put16(p, t + 16, static_cast<std::uint16_t>(~offload::fold(acc)));
+}
+
+struct Endpoints {
+  SocketAddress source, destination;
+};
+
+// New endpoints for round `round`, of the family `v6`.
+Endpoints endpoints(bool v6, int round) {
+  const char* v4s[] = {"10.77.0.1", "10.77.0.2", "192.168.255.254", "0.0.0.1", "255.255.255.255"};
+  const char* v6s[] = {"fd00::1", "fd00::ffff:2", "2001:db8::dead:beef", "::1", "ffff::ffff"};
+  const char** a = v6 ? v6s : v4s;
+  return Endpoints{at(a[round % 5], static_cast<std::uint16_t>(40000 + round * 977)),
+                   at(a[(round + 2) % 5], static_cast<std::uint16_t>(65535 - round * 1231))};
+}
+
+TEST(TcpSegmentTest, RewriteOfASuperPacketKeepsThePseudoHeaderSeedItsDeviceCompletes) {
+  for (const bool v6 : {false, true}) {
+    for (int round = 0; round < 10; ++round) {
+      const offload::Shape shape{.v6 = v6, .tcp_options = 12, .payload = 60'000, .net = 77};
+      std::vector<std::uint8_t> p = offload::super_packet(shape);  // the field holds the seed
+      const std::size_t t = v6 ? 40 : 20;
+      const Endpoints e = endpoints(v6, round);
+      const std::vector<std::uint8_t> want_bytes = with_endpoints(p, t, e.source, e.destination);
+      auto s = parse_tcp(p);
+      ASSERT_TRUE(s);
+      rewrite_tcp(p, *s, e.source, e.destination, TcpChecksumField::kPseudoHeaderSum);
+      // The seed is the new pseudo-header's folded sum, not complemented.
+      EXPECT_EQ(offload::be16(p, t + 16), offload::fold(offload::pseudo(p, t, 6)))
+          << (v6 ? "v6" : "v4") << " round " << round;
+      // Everything else is the reference's, the IPv4 header checksum right.
+      std::vector<std::uint8_t> rest = p;
+      offload::put16(rest, t + 16, offload::be16(want_bytes, t + 16));
+      if (!v6) offload::put16(rest, 10, offload::be16(want_bytes, 10));
+      EXPECT_EQ(rest, want_bytes);
+      if (!v6) {
+        EXPECT_EQ(offload::fold(offload::sum_bytes(p, 0, 20)), 0xFFFF);
+      }
+      EXPECT_EQ(s->source, e.source);
+      // Still a GSO packet the splitter (and so the kernel) takes.
+      auto plan = offload::plan_split(offload::gso_header(shape, 1400), p).plan;
+      ASSERT_TRUE(plan);
+      EXPECT_EQ(plan->count, (60'000u + 1399) / 1400);
+    }
+  }
+}
+
+TEST(TcpSegmentTest, RewriteOfAPartialChecksumPacketCompletesToAValidChecksum) {
+  // A single packet with NEEDS_CSUM: the splitter completes the seed as the
+  // kernel would (sum from csum_start on, complemented), so a wrong seed
+  // shows as a wrong checksum.
+  for (const bool v6 : {false, true}) {
+    for (int round = 0; round < 10; ++round) {
+      const offload::Shape shape{.v6 = v6, .payload = static_cast<std::size_t>(1000 + round)};
+      std::vector<std::uint8_t> p = offload::super_packet(shape);
+      const Endpoints e = endpoints(v6, round);
+      auto s = parse_tcp(p);
+      ASSERT_TRUE(s);
+      rewrite_tcp(p, *s, e.source, e.destination, TcpChecksumField::kPseudoHeaderSum);
+      offload::VnetHeader h = offload::gso_header(shape, 0);
+      h.gso_type = offload::gso_type::kNone;
+      auto plan = offload::plan_split(h, p).plan;
+      ASSERT_TRUE(plan);
+      std::vector<std::uint8_t> done(plan->max_size);
+      done.resize(offload::write_segment(*plan, p, 0, done));
+      EXPECT_TRUE(offload::checksums_verify(done, v6 ? 40 : 20, 6)) << (v6 ? "v6" : "v4") << " round " << round;
+      EXPECT_TRUE(tcp_checksums_ok(done));
+    }
+  }
+}
+
+TEST(TcpSegmentTest, RewriteOfASuperPacketWithAFullChecksumKeepsItFull) {
+  for (const bool v6 : {false, true}) {
+    for (int round = 0; round < 10; ++round) {
+      const offload::Shape shape{.v6 = v6, .tcp_options = 8, .payload = 50'001};
+      std::vector<std::uint8_t> p = offload::super_packet(shape);
+      const std::size_t t = v6 ? 40 : 20;
+      set_full_checksum(p, t);
+      ASSERT_TRUE(offload::checksums_verify(p, t, 6));
+      const Endpoints e = endpoints(v6, round);
+      std::vector<std::uint8_t> want = with_endpoints(p, t, e.source, e.destination);
+      set_full_checksum(want, t);
+      auto s = parse_tcp(p);
+      ASSERT_TRUE(s);
+      rewrite_tcp(p, *s, e.source, e.destination, TcpChecksumField::kComplete);
+      EXPECT_TRUE(offload::checksums_verify(p, t, 6)) << (v6 ? "v6" : "v4") << " round " << round;
+      EXPECT_EQ(offload::be16(p, t + 16), offload::be16(want, t + 16));
+    }
   }
 }
 

@@ -97,6 +97,28 @@ inline std::vector<std::uint8_t> super_packet(const Shape& s) {
   return p;
 }
 
+// Gives a TCP packet from super_packet() (no IPv4 options) other endpoints:
+// addresses `src` and `dst` (4 or 16 bytes, the packet's family) and ports,
+// with its IPv4 header checksum and its pseudo-header seed made anew.
+inline void set_endpoints(std::vector<std::uint8_t>& p, const std::uint8_t* src,
+                          const std::uint8_t* dst, std::uint16_t source_port,
+                          std::uint16_t destination_port) {
+  const bool v6 = (p[0] >> 4) == 6;
+  const std::size_t n = v6 ? 16 : 4;
+  const std::size_t t = v6 ? 40 : 20;
+  for (std::size_t i = 0; i < n; ++i) {
+    p[(v6 ? 8 : 12) + i] = src[i];
+    p[(v6 ? 24 : 16) + i] = dst[i];
+  }
+  if (!v6) {
+    put16(p, 10, 0);
+    put16(p, 10, static_cast<std::uint16_t>(~fold(sum_bytes(p, 0, 20))));
+  }
+  put16(p, t, source_port);
+  put16(p, t + 2, destination_port);
+  put16(p, t + 16, fold(pseudo(p, t, 6)));
+}
+
 inline VnetHeader gso_header(const Shape& s, std::uint16_t gso_size) {
   VnetHeader h;
   h.flags = vnet_flag::kNeedsCsum;

@@ -21,6 +21,7 @@
 #include "daemon/os/testing/manual_event_loop.h"
 #include "daemon/net/testing/fake_tcp_endpoints.h"
 #include "support/inner_packets.h"
+#include "unit/core/offload/offload_packets.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -76,6 +77,9 @@ class TestHost final : public StreamHost {
     loop_.add_timer(kLatency, [to, h, body = std::move(body)] { to->deliver(h, body); });
   }
   void write_tun(Bytes ip_packet) override { tun.emplace_back(ip_packet.begin(), ip_packet.end()); }
+  void write_tun_gso(const offload::VnetHeader& header, Bytes ip_packet, std::size_t segments) override {
+    gso.push_back(GsoWrite{header, std::vector<std::uint8_t>(ip_packet.begin(), ip_packet.end()), segments});
+  }
   void connections_changed(std::uint64_t) override { ++changes; }
 
   void deliver(const wire::Header& h, const std::vector<std::uint8_t>& body) {
@@ -87,6 +91,12 @@ class TestHost final : public StreamHost {
   }
 
   std::deque<std::vector<std::uint8_t>> tun;  // what the bridge wrote to the TUN device
+  struct GsoWrite {
+    offload::VnetHeader header;
+    std::vector<std::uint8_t> packet;
+    std::size_t segments = 0;
+  };
+  std::deque<GsoWrite> gso;  // and what it wrote whole
   std::size_t packets_sent = 0;
   std::size_t changes = 0;
   bool down = false;  // what this host sends is lost
@@ -260,6 +270,95 @@ TEST_F(StreamBridgeTest, ListenerRepliesAreRewrittenToTheApplicationsAddresses) 
   EXPECT_EQ(r->destination, kApp);
   EXPECT_TRUE(tcp_checksums_ok(host_a.tun.front()));
   EXPECT_EQ(a->stats().rewritten, 1u);
+}
+
+// A 30 000-byte TSO read of `from` -> `to` (IPv4), as the kernel hands it over.
+std::vector<std::uint8_t> tso_read(const SocketAddress& from, const SocketAddress& to) {
+  std::vector<std::uint8_t> p = offload::super_packet(offload::Shape{.payload = 30'000});
+  offload::set_endpoints(p, from.ip.bytes().data(), to.ip.bytes().data(), from.port, to.port);
+  return p;
+}
+const offload::Shape kTsoShape{.payload = 30'000};
+
+TEST_F(StreamBridgeTest, ATsoReadOfANattedFlowIsRewrittenWholeBothWays) {
+  start();
+  OpenFlow f = open();
+  const SocketAddress listener{kHostA, a->listener_port(kHostA)};
+  const SocketAddress seen{kHostB, f.nat_port};  // the application, as the listener sees it
+  const offload::VnetHeader header = offload::gso_header(kTsoShape, 1448);
+  struct Case {
+    SocketAddress from, to, want_from, want_to;
+  };
+  const Case cases[] = {{kApp, kServer, seen, listener}, {listener, seen, kServer, kApp}};
+  std::size_t written = 0;
+  for (const Case& c : cases) {
+    std::vector<std::uint8_t> p = tso_read(c.from, c.to);
+    const std::vector<std::uint8_t> before = p;
+    ASSERT_TRUE(a->on_tun_gso(header, p, 21));
+    ASSERT_EQ(host_a.gso.size(), ++written);
+    EXPECT_TRUE(host_a.tun.empty()) << "nothing split";
+    const TestHost::GsoWrite& w = host_a.gso.back();
+    EXPECT_EQ(w.segments, 21u);
+    EXPECT_EQ(w.header.gso_type, header.gso_type);
+    EXPECT_EQ(w.header.gso_size, header.gso_size);
+    EXPECT_EQ(w.header.csum_start, header.csum_start);
+    EXPECT_EQ(w.header.csum_offset, header.csum_offset);
+    EXPECT_EQ(w.header.hdr_len, header.hdr_len);
+    EXPECT_EQ(w.header.flags, header.flags);
+    auto r = parse_tcp(w.packet);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->source, c.want_from);
+    EXPECT_EQ(r->destination, c.want_to);
+    // The seed is the one built from scratch for the new endpoints; the
+    // payload is untouched.
+    std::vector<std::uint8_t> want = tso_read(c.want_from, c.want_to);
+    EXPECT_EQ(w.packet, want);
+    EXPECT_EQ(w.packet.size(), before.size());
+    // And the kernel can split it into segments that verify.
+    auto plan = offload::plan_split(w.header, w.packet).plan;
+    ASSERT_TRUE(plan);
+    for (std::size_t i = 0; i < plan->count; ++i) {
+      std::vector<std::uint8_t> seg(plan->max_size);
+      seg.resize(offload::write_segment(*plan, w.packet, i, seg));
+      EXPECT_TRUE(tcp_checksums_ok(seg)) << i;
+    }
+  }
+  EXPECT_EQ(a->stats().rewritten_whole, 2u);
+  EXPECT_EQ(a->stats().rewritten, 42u);
+}
+
+TEST_F(StreamBridgeTest, ATsoReadWithAFullChecksumKeepsItFull) {
+  start();
+  OpenFlow f = open();
+  offload::VnetHeader header = offload::gso_header(kTsoShape, 1448);
+  header.flags = 0;  // no NEEDS_CSUM: the field holds the full checksum
+  std::vector<std::uint8_t> p = tso_read(kApp, kServer);
+  offload::put16(p, 36, 0);
+  offload::put16(p, 36, static_cast<std::uint16_t>(~offload::fold(offload::pseudo(p, 20, 6) +
+                                                                    offload::sum_bytes(p, 20, p.size()))));
+  ASSERT_TRUE(tcp_checksums_ok(p));
+  ASSERT_TRUE(a->on_tun_gso(header, p, 21));
+  ASSERT_EQ(host_a.gso.size(), 1u);
+  EXPECT_TRUE(tcp_checksums_ok(host_a.gso.back().packet));
+  EXPECT_EQ(parse_tcp(host_a.gso.back().packet)->source.port, f.nat_port);
+}
+
+TEST_F(StreamBridgeTest, ATsoReadOfNoNattedFlowOrASynIsLeftToTheSplit) {
+  start();
+  OpenFlow f = open();
+  const offload::VnetHeader header = offload::gso_header(kTsoShape, 1448);
+  // Not a flow of ours (another port of the application).
+  std::vector<std::uint8_t> p = tso_read(SocketAddress{kHostA, 40999}, kServer);
+  const std::vector<std::uint8_t> before = p;
+  EXPECT_FALSE(a->on_tun_gso(header, p, 21));
+  EXPECT_EQ(p, before) << "declined packets are left as they were";
+  // A SYN of the flow's own 4-tuple opens or is held: on_tun_segment's.
+  std::vector<std::uint8_t> s = tso_read(kApp, kServer);
+  s[20 + 13] = tcp_flag::kSyn;
+  EXPECT_FALSE(a->on_tun_gso(header, s, 21));
+  EXPECT_TRUE(host_a.gso.empty());
+  EXPECT_EQ(a->stats().rewritten_whole, 0u);
+  EXPECT_GE(f.nat_port, 1u);
 }
 
 TEST_F(StreamBridgeTest, RefusedByTheFarServerTheApplicationGetsAnRstWithinARoundTrip) {

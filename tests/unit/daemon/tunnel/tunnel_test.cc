@@ -1079,6 +1079,71 @@ TEST_P(TunnelTest, StreamModeCarriesAnApplicationsConnection) {
   EXPECT_EQ(alice->tunnel->stats().rejected + bob->tunnel->stats().rejected, 0u);
 }
 
+// Stream mode's near leg with TUN offloads: a TSO read of a flow the NAT
+// rewrites goes back into the TUN as one GSO write, rewritten whole; a TSO
+// read of no flow is split and travels as DATAGRAMs, as before.
+TEST_P(TunnelTest, StreamModePassesATsoReadOfANattedFlowThroughWhole) {
+  Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+  ac.protocol.tcp_mode = bc.protocol.tcp_mode = TcpMode::kStream;
+  alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
+  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+  alice->tun.set_takes_gso(true);
+  bob->start(loop, net, GetParam());
+  alice->start(loop, net, GetParam());
+  ASSERT_TRUE(connected());
+  const SocketAddress app{ip("10.77.0.1"), 40001};
+  const SocketAddress server{ip("10.77.0.2"), 80};
+  ASSERT_TRUE(alice->tun.inject(buckwild::testing::tcp_segment(app, server, inner::tcp_flag::kSyn)));
+  std::optional<inner::TcpSegment> held;
+  ASSERT_TRUE(loop.run_until(
+      [&] {
+        while (auto p = alice->tun.take_written()) {
+          auto s = inner::parse_tcp(*p);
+          if (s && s->opening()) held = s;
+        }
+        return held.has_value();
+      },
+      loop.now() + seconds(2)));
+
+  // 20 segments of 1448 bytes from the application, read at once.
+  const offload::Shape shape{.payload = 20 * 1448, .net = 77};
+  std::vector<std::uint8_t> tso = offload::super_packet(shape);
+  offload::set_endpoints(tso, app.ip.bytes().data(), server.ip.bytes().data(), app.port, server.port);
+  ASSERT_TRUE(alice->tun.inject_gso(offload::gso_header(shape, 1448), tso));
+  loop.run_for(milliseconds(10));
+  EXPECT_EQ(alice->tun.gso_writes(), 1u);
+  EXPECT_EQ(alice->tun.taken_whole(), 1u);
+  ASSERT_EQ(alice->tun.written_count(), 20u);  // the kernel's split of the one write
+  for (std::size_t i = 0; i < 20; ++i) {
+    auto p = alice->tun.take_written();
+    auto s = inner::parse_tcp(*p);
+    ASSERT_TRUE(s) << i;
+    EXPECT_EQ(s->source, held->source) << i;        // D:P
+    EXPECT_EQ(s->destination, held->destination) << i;  // V:L
+    EXPECT_EQ(s->payload_size, 1448u) << i;
+    EXPECT_TRUE(inner::tcp_checksums_ok(*p)) << i;
+  }
+  EXPECT_EQ(alice->tunnel->stats().tun_passthrough_writes, 1u);
+  EXPECT_EQ(alice->tunnel->stats().tun_passthrough_segments, 20u);
+  EXPECT_EQ(alice->tunnel->stats().tun_coalesced_writes, 0u);
+  EXPECT_EQ(alice->tunnel->status()["tun_offload"]["passed_through"], 1u);
+  EXPECT_EQ(alice->tunnel->stream_stats().rewritten_whole, 1u);
+
+  // A TSO read of no flow (no SYN seen for it) is split and carried as
+  // DATAGRAMs: bob's kernel gets the 20 segments (1000 bytes each, within
+  // the path's datagrams).
+  const offload::Shape small{.payload = 20 * 1000, .net = 77};
+  std::vector<std::uint8_t> other = offload::super_packet(small);
+  offload::set_endpoints(other, app.ip.bytes().data(), server.ip.bytes().data(), 40999, 81);
+  const std::size_t bob_before = bob->tun.written_count();
+  ASSERT_TRUE(alice->tun.inject_gso(offload::gso_header(small, 1000), other));
+  loop.run_for(milliseconds(50));
+  EXPECT_EQ(alice->tun.taken_whole(), 1u) << "declined, then split";
+  EXPECT_EQ(bob->tun.written_count() - bob_before, 20u);
+  EXPECT_EQ(alice->tunnel->stats().tun_passthrough_writes, 1u);
+}
+
 // Sessions established and ended go to the audit log as JSON lines, by peer
 // name and PSK id, never with a key.
 TEST_P(TunnelTest, SessionsAreRecordedInTheAuditLog) {

@@ -4,6 +4,9 @@
 #include <poll.h>
 
 #include <array>
+#include <vector>
+
+#include "unit/core/offload/offload_packets.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -75,6 +78,67 @@ TEST(FakeTunDeviceTest, WrittenPacketsCanBeTakenAndWritesCanFail) {
   EXPECT_EQ(err.error().sys_errno, EINVAL);
   tun.fail_writes_with(0);
   EXPECT_TRUE(tun.write_packet(p));
+}
+
+// A TSO read: whole from read_whole(), split by read_packet() or after
+// split_gso(), as LinuxTunDevice with offloads does.
+TEST(FakeTunDeviceTest, GsoReadsComeWholeOrSplit) {
+  FakeTunDevice tun("fake0");
+  const offload::Shape shape{.payload = 5000};
+  const std::vector<std::uint8_t> tso = offload::super_packet(shape);
+  const offload::VnetHeader h = offload::gso_header(shape, 1000);
+  const std::uint8_t after[] = {0x45, 7};
+  std::array<std::uint8_t, 2000> buf;
+
+  // Whole, then the plain packet behind it.
+  ASSERT_TRUE(tun.inject_gso(h, tso));
+  ASSERT_TRUE(tun.inject(after));
+  auto w = tun.read_whole(buf);
+  ASSERT_TRUE(w);
+  ASSERT_TRUE(w->gso.has_value());
+  EXPECT_EQ(w->size, 0u);
+  EXPECT_EQ(w->gso->segments, 5u);
+  EXPECT_EQ(w->gso->header.gso_size, 1000u);
+  EXPECT_EQ(std::vector<std::uint8_t>(w->gso->packet.begin(), w->gso->packet.end()), tso);
+  EXPECT_EQ(tun.taken_whole(), 1u);
+  auto next = tun.read_whole(buf);
+  ASSERT_TRUE(next);
+  EXPECT_FALSE(next->gso.has_value());
+  EXPECT_EQ(next->size, 2u);
+  tun.split_gso();  // too late: the next read took its place
+  EXPECT_EQ(tun.pending_count(), 0u);
+  EXPECT_FALSE(readable(tun.fd()));
+
+  // Declined: split_gso() puts its five segments first in line.
+  ASSERT_TRUE(tun.inject_gso(h, tso));
+  ASSERT_TRUE(tun.inject(after));
+  w = tun.read_whole(buf);
+  ASSERT_TRUE(w && w->gso);
+  tun.split_gso();
+  EXPECT_EQ(tun.taken_whole(), 1u);
+  EXPECT_TRUE(readable(tun.fd()));
+  for (std::size_t i = 0; i < 5; ++i) {
+    auto r = tun.read_whole(buf);
+    ASSERT_TRUE(r);
+    EXPECT_FALSE(r->gso.has_value());
+    EXPECT_EQ(r->size, 20u + 20 + 1000) << i;
+    EXPECT_TRUE(offload::checksums_verify(std::vector<std::uint8_t>(buf.begin(), buf.begin() + 1040), 20, 6))
+        << i;
+  }
+  auto last = tun.read_packet(buf);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, 2u);
+
+  // read_packet() always splits.
+  ASSERT_TRUE(tun.inject_gso(h, tso));
+  for (std::size_t i = 0; i < 5; ++i) {
+    auto r = tun.read_packet(buf);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(*r, 1040u) << i;
+  }
+  EXPECT_EQ(tun.pending_count(), 0u);
+  EXPECT_FALSE(readable(tun.fd()));
+  EXPECT_EQ(tun.refused(), 0u);
 }
 
 }  // namespace
