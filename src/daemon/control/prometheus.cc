@@ -33,6 +33,8 @@ enum Family : std::size_t {
   kSessionsLost,
   kRekeyRecoveries,
   kDrops,
+  kTunOffload,
+  kUdpOffload,
   kDiscoveryResponses,
   kDiscoverySessions,
   kDiscoveryDrops,
@@ -107,6 +109,14 @@ constexpr std::array<FamilySpec, kFamilyCount> kSpecs{{
      "Runs of the recovery strategy REKEY, by outcome: recovered (a rekey completed) or exhausted "
      "(5 attempts spent; EMERGENCY took over)."},
     {"buckwild_drops_total", Kind::kCounter, "Packets and datagrams dropped, by reason."},
+    {"buckwild_tun_offload_total", Kind::kCounter,
+     "What the TUN offloads did, by event: GSO reads and the segments split from them, checksums "
+     "completed, refused reads, coalesced (GRO) writes and their segments, stream-mode reads "
+     "passed through whole and their segments."},
+    {"buckwild_udp_offload_total", Kind::kCounter,
+     "What the UDP offloads did, by event: UDP_SEGMENT sends and their datagrams, GSO sends the "
+     "kernel refused, UDP_GRO reads and the datagrams split from them, malformed coalesced "
+     "reads."},
     {"buckwild_discovery_responses_total", Kind::kCounter,
      "DISCOVERY_RESPONSE messages sent as responder."},
     {"buckwild_discovery_sessions_total", Kind::kCounter,
@@ -378,6 +388,8 @@ void add_tunnel(Exposition& out, const Json& doc, std::string_view device) {
   out.add(kRekeyRecoveries, {{"device", device}, {"outcome", "exhausted"}},
           number_text(field(counters, "rekey_exhausted"), Unit::kAsIs));
   add_by_key(out, kDrops, device, field(&doc, "drops"), "reason");
+  add_by_key(out, kTunOffload, device, field(&doc, "tun_offload"), "event");
+  add_by_key(out, kUdpOffload, device, field(&doc, "udp_offload"), "event");
 
   const Json* discovery = field(&doc, "discovery");
   add_plain(out, kDiscoveryResponses, device, discovery, "responses");

@@ -135,6 +135,14 @@ TEST(PrometheusTest, DocsExampleHasEveryFamily) {
   EXPECT_EQ(count_prefix(text, "buckwild_drops_total{"), docs_example()["drops"].size());
   EXPECT_TRUE(
       has_line(text, R"(buckwild_drops_total{device="bw0",reason="hop_port_bind_failures"} 0)"));
+  EXPECT_EQ(count_prefix(text, "buckwild_tun_offload_total{"), docs_example()["tun_offload"].size());
+  EXPECT_TRUE(
+      has_line(text, R"(buckwild_tun_offload_total{device="bw0",event="passed_through"} 0)"));
+  // Its two states ("gso", "gro") are words, not counts.
+  EXPECT_EQ(count_prefix(text, "buckwild_udp_offload_total{"),
+            docs_example()["udp_offload"].size() - 2);
+  EXPECT_TRUE(has_line(text, R"(buckwild_udp_offload_total{device="bw0",event="gso_sends"} 0)"));
+  EXPECT_EQ(text.find("event=\"gso\""), std::string::npos);
   EXPECT_TRUE(has_line(text, R"(buckwild_discovery_responses_total{device="bw0"} 1)"));
   EXPECT_TRUE(has_line(text, R"(buckwild_discovery_sessions_total{device="bw0"} 1)"));
   EXPECT_EQ(count_prefix(text, "buckwild_discovery_drops_total{"),
@@ -189,8 +197,8 @@ TEST(PrometheusTest, DocsExampleHasEveryFamily) {
   EXPECT_TRUE(has_line(text, "buckwild_peer_rekeys_total" + bob + " 0"));
   EXPECT_TRUE(has_line(text, "buckwild_peer_key_age_seconds" + bob + " 70.11"));
 
-  // 55 families, each once; nothing in milliseconds.
-  EXPECT_EQ(count_prefix(text, "# TYPE "), 55u);
+  // 57 families, each once; nothing in milliseconds.
+  EXPECT_EQ(count_prefix(text, "# TYPE "), 57u);
   EXPECT_EQ(text.find("_ms"), std::string::npos);
 }
 
@@ -293,7 +301,7 @@ TEST(PrometheusTest, SeveralTunnelsShareEachFamily) {
   const std::vector<Json> tunnels{a, b, Json("garbage"), a};  // bw0 twice: its samples once
   const std::string text = render_prometheus(tunnels);
   expect_well_formed(text);
-  EXPECT_EQ(count_prefix(text, "# TYPE "), 55u);
+  EXPECT_EQ(count_prefix(text, "# TYPE "), 57u);
   EXPECT_TRUE(has_line(text, R"(buckwild_uptime_seconds{device="bw0"} 73.021)"));
   EXPECT_TRUE(has_line(text, R"(buckwild_uptime_seconds{device="bw1"} 0.005)"));
   EXPECT_TRUE(has_line(
@@ -402,7 +410,7 @@ TEST(PrometheusTest, OfficialParserReadsIt) {
 
   const Json families = Json::parse(output);
   ASSERT_TRUE(families.is_array());
-  EXPECT_EQ(families.size(), 55u);
+  EXPECT_EQ(families.size(), 57u);
   std::set<std::string> names;
   std::map<std::string, const Json*> by_name;
   for (const Json& f : families) {

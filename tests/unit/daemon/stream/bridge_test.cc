@@ -225,6 +225,22 @@ class StreamBridgeTest : public ::testing::Test {
     return got;
   }
 
+  // The server closes first and the application reads its EOF, then closes
+  // too: host a's connection closes passively, host b's waits in TIME_WAIT.
+  // False when an EOF does not arrive.
+  bool close_server_first(OpenFlow& f) {
+    if (::shutdown(f.server.get(), SHUT_WR) != 0) return false;
+    std::string rest;
+    bool app_eof = false;
+    if (!run_until([&] {
+          read_into(f.app.get(), rest, &app_eof);
+          return app_eof;
+        })) {
+      return false;
+    }
+    return ::shutdown(f.app.get(), SHUT_WR) == 0;
+  }
+
   ManualEventLoop loop{seconds(1000)};
   crypto::DeterministicRandom rng{7};
   TestHost host_a{loop, kHostB};
@@ -421,14 +437,7 @@ TEST_F(StreamBridgeTest, AFlowInTimeWaitHoldsNoSocketAndNoPlaceInTheLimits) {
   OpenFlow f = open(SocketAddress{kHostA, 40501});
   ASSERT_GE(f.app.get(), 0);
   ASSERT_EQ(carry(f.server.get(), f.app.get(), "answer"), "answer");
-  ASSERT_EQ(::shutdown(f.server.get(), SHUT_WR), 0);  // the server is done first
-  std::string rest;
-  bool app_eof = false;
-  ASSERT_TRUE(run_until([&] {
-    read_into(f.app.get(), rest, &app_eof);
-    return app_eof;
-  }));
-  ASSERT_EQ(::shutdown(f.app.get(), SHUT_WR), 0);
+  ASSERT_TRUE(close_server_first(f));
   // The application's FIN reaches the server.
   std::string got;
   bool server_eof = false;
@@ -753,14 +762,7 @@ TEST_F(StreamBridgeTest, AnEndedConnectionsPortsStayForTwoSeconds) {
   std::vector<std::uint16_t> live;
   a->connection_ids(kSession, live);
   ASSERT_EQ(live.size(), 1u);
-  ASSERT_EQ(::shutdown(f.server.get(), SHUT_WR), 0);
-  std::string rest;
-  bool app_eof = false;
-  ASSERT_TRUE(run_until([&] {
-    read_into(f.app.get(), rest, &app_eof);
-    return app_eof;
-  }));
-  ASSERT_EQ(::shutdown(f.app.get(), SHUT_WR), 0);
+  ASSERT_TRUE(close_server_first(f));
   ASSERT_TRUE(run_until([&] { return a->stats().completed == 1; }, seconds(5)));
   const TimePoint ended = loop.now();
   std::vector<std::uint16_t> ids;

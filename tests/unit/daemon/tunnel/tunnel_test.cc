@@ -176,6 +176,23 @@ class TunnelTest : public ::testing::TestWithParam<bool> {
     EXPECT_EQ(*got_back, back);
   }
 
+  // The SYN `host`'s daemon rewrites towards its own listener once the far
+  // side connected (the host's kernel would queue that connection on it),
+  // within 2 s.
+  std::optional<inner::TcpSegment> held_syn(Host& host) {
+    std::optional<inner::TcpSegment> held;
+    loop.run_until(
+        [&] {
+          while (auto p = host.tun.take_written()) {
+            auto s = inner::parse_tcp(*p);
+            if (s && s->opening()) held = s;
+          }
+          return held.has_value();
+        },
+        loop.now() + seconds(2));
+    return held;
+  }
+
   ManualEventLoop loop{seconds(1)};
   FakeDatagramNetwork net;
   std::set<std::uint16_t> datagram_ports;
@@ -1027,16 +1044,8 @@ TEST_P(TunnelTest, StreamModeCarriesAnApplicationsConnection) {
   ASSERT_TRUE(server_end.has_value());
   // Connected far away: alice's daemon rewrites the held SYN towards its own
   // listener; alice's kernel would queue that connection on it.
-  std::optional<inner::TcpSegment> held;
-  ASSERT_TRUE(loop.run_until(
-      [&] {
-        while (auto p = alice->tun.take_written()) {
-          auto s = inner::parse_tcp(*p);
-          if (s && s->opening()) held = s;
-        }
-        return held.has_value();
-      },
-      loop.now() + seconds(2)));
+  std::optional<inner::TcpSegment> held = held_syn(*alice);
+  ASSERT_TRUE(held.has_value());
   EXPECT_EQ(held->destination.ip, ip("10.77.0.1"));
   auto app_end = alice->tcp.push_connection(ip("10.77.0.1"), held->source);
   ASSERT_TRUE(app_end.has_value());
@@ -1095,16 +1104,8 @@ TEST_P(TunnelTest, StreamModePassesATsoReadOfANattedFlowThroughWhole) {
   const SocketAddress app{ip("10.77.0.1"), 40001};
   const SocketAddress server{ip("10.77.0.2"), 80};
   ASSERT_TRUE(alice->tun.inject(buckwild::testing::tcp_segment(app, server, inner::tcp_flag::kSyn)));
-  std::optional<inner::TcpSegment> held;
-  ASSERT_TRUE(loop.run_until(
-      [&] {
-        while (auto p = alice->tun.take_written()) {
-          auto s = inner::parse_tcp(*p);
-          if (s && s->opening()) held = s;
-        }
-        return held.has_value();
-      },
-      loop.now() + seconds(2)));
+  std::optional<inner::TcpSegment> held = held_syn(*alice);
+  ASSERT_TRUE(held.has_value());
 
   // 20 segments of 1448 bytes from the application, read at once.
   const offload::Shape shape{.payload = 20 * 1448, .net = 77};
@@ -2101,16 +2102,8 @@ TEST_P(TunnelTest, EmergencyKeepsAConnectionWhenBothSessionsEnded) {
   ASSERT_TRUE(loop.run_until([&] { return !bob->tcp.connect_calls().empty(); }, loop.now() + seconds(2)));
   auto server_end = bob->tcp.take_server(app);
   ASSERT_TRUE(server_end.has_value());
-  std::optional<inner::TcpSegment> held;
-  ASSERT_TRUE(loop.run_until(
-      [&] {
-        while (auto p = alice->tun.take_written()) {
-          auto s = inner::parse_tcp(*p);
-          if (s && s->opening()) held = s;
-        }
-        return held.has_value();
-      },
-      loop.now() + seconds(2)));
+  std::optional<inner::TcpSegment> held = held_syn(*alice);
+  ASSERT_TRUE(held.has_value());
   auto app_end = alice->tcp.push_connection(ip("10.77.0.1"), held->source);
   ASSERT_TRUE(app_end.has_value());
   auto echo = [&](const std::string& line) {
