@@ -107,6 +107,19 @@ TEST(UdpSocketTest, ADatagramReadLateSaysHowLongItWaited) {
   ASSERT_TRUE(a && b);
   const std::vector<std::uint8_t> payload{1, 2, 3};
   std::vector<OutgoingDatagram> out{{payload, b->local_address(), {}}};
+  // The first socket on the host to ask for stamps turns them on in a kernel
+  // work item, later: until then a datagram is stamped when it is read. Wait
+  // (up to 2 s) until one read 20 ms late says so.
+  bool stamping = false;
+  for (int i = 0; i < 100 && !stamping; ++i) {
+    ASSERT_EQ(a->send_batch(out).value_or(0), 1u);
+    ASSERT_TRUE(wait_readable(b->fd()));
+    ::poll(nullptr, 0, 20);
+    std::vector<ReceivedDatagram> first;
+    ASSERT_EQ(receive_all(*b, 1, &first).size(), 1u);
+    stamping = first[0].queued_for >= milliseconds(15);
+  }
+  ASSERT_TRUE(stamping) << "the kernel never stamped a datagram on arrival";
   ASSERT_EQ(a->send_batch(out).value_or(0), 1u);
   ASSERT_TRUE(wait_readable(b->fd()));
   ::poll(nullptr, 0, 200);
