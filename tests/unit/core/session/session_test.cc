@@ -426,5 +426,13 @@ TEST(SessionPmtuTest, ProbesAreAnsweredAndNegotiateTheBound) {
   EXPECT_FALSE(p.initiator->on_expiry(kT0 + seconds(2)).probe);
 }
 
+// The pair's initiator has heard the responder's first datagram (as the
+// daemon's hears SEQUENCE_NEG): what the tests here expect of it.
+TEST(SessionTest, BothEndsOfAPairHaveHeardEachOther) {
+  auto p = testing::make_session_pair(kUnix, kT0);
+  EXPECT_TRUE(p.initiator->heard());
+  EXPECT_TRUE(p.responder->heard());
+}
+
 }  // namespace
 }  // namespace buckwild::session
