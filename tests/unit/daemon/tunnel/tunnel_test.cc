@@ -193,6 +193,17 @@ class TunnelTest : public ::testing::TestWithParam<bool> {
     return held;
   }
 
+  // Writes `sent` into alice's TUN at once; bob's TUN gets each, in order.
+  void carry_to_bob(const std::vector<std::vector<std::uint8_t>>& sent) {
+    for (const auto& p : sent) ASSERT_TRUE(alice->tun.inject(p));
+    loop.run_for(milliseconds(50));
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+      auto got = bob->tun.take_written();
+      ASSERT_TRUE(got.has_value()) << i;
+      EXPECT_EQ(*got, sent[i]) << i;
+    }
+  }
+
   ManualEventLoop loop{seconds(1)};
   FakeDatagramNetwork net;
   std::set<std::uint16_t> datagram_ports;
@@ -224,14 +235,8 @@ TEST_P(TunnelTest, InOrderTcpSegmentsOfABatchReachTheTunAsOneGsoWrite) {
     sent.push_back(seg);
   }
   sent.push_back(ipv4("10.77.0.1", "10.77.0.2", "after the run"));
-  for (const auto& p : sent) ASSERT_TRUE(alice->tun.inject(p));
-  loop.run_for(milliseconds(50));
   // What the kernel sees, split back, is what was sent, in order.
-  for (std::size_t i = 0; i < sent.size(); ++i) {
-    auto got = bob->tun.take_written();
-    ASSERT_TRUE(got.has_value()) << i;
-    EXPECT_EQ(*got, sent[i]) << i;
-  }
+  carry_to_bob(sent);
   EXPECT_EQ(bob->tun.gso_writes(), 1u);
   EXPECT_EQ(bob->tunnel->stats().tun_coalesced_writes, 1u);
   EXPECT_EQ(bob->tunnel->stats().tun_coalesced_segments, 8u);
@@ -255,13 +260,7 @@ TEST_P(TunnelTest, CoalescedReadsAreSplitIntoEveryDatagram) {
     const std::string text = "packet " + std::to_string(100 + i) + std::string(fill, 'x');
     sent.push_back(ipv4("10.77.0.1", "10.77.0.2", text));
   }
-  for (const auto& p : sent) ASSERT_TRUE(alice->tun.inject(p));
-  loop.run_for(milliseconds(50));
-  for (std::size_t i = 0; i < sent.size(); ++i) {
-    auto got = bob->tun.take_written();
-    ASSERT_TRUE(got.has_value()) << i;
-    EXPECT_EQ(*got, sent[i]) << i;
-  }
+  carry_to_bob(sent);
   const UdpOffloadStats& after = udp_offload_stats();
   EXPECT_EQ(after.gro_malformed, before.gro_malformed);
   if (GetParam()) {
