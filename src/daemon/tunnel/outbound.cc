@@ -379,7 +379,8 @@ void Tunnel::send_held(SessionEntry& e) {
       auto sealed = e.session->seal_datagram(space, h.bytes.size(), unix_ms(), now());
       if (!sealed) continue;
       b.set_length(*sealed);
-      send_one(*path_of(e, 0).via, OutgoingDatagram{b.payload(), path_of(e, 0).to, std::nullopt});
+      const Path path = path_of(e, 0);
+      send_one(*path.via, OutgoingDatagram{b.payload(), path.to, std::nullopt});
       continue;
     }
     std::array<std::uint8_t, wire::kMaxDatagramSize> buf;
