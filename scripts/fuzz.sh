@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (clang-16, libc++, ASan+UBSan) and runs each one.
+# Builds the libFuzzer targets (clang-19, libc++, ASan+UBSan) and runs each one.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]     default 60; CI runs a short pass
 #
@@ -10,13 +10,15 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 build=build-fuzz
 
-# A compiler cache where there is one (scripts/test.sh's reasons).
+# A compiler cache where there is one, with the checkout's path mapped out of
+# the debug info (scripts/test.sh's reasons).
 launcher=()
 if command -v ccache >/dev/null; then
   export CCACHE_BASEDIR=$PWD
-  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+    -DCMAKE_C_FLAGS="-fdebug-prefix-map=$PWD=." -DCMAKE_CXX_FLAGS="-fdebug-prefix-map=$PWD=.")
 fi
-CC=clang-16 CXX=clang++-16 cmake -S . -B "$build" -G Ninja -DBUCKWILD_FUZZ=ON "${launcher[@]}" \
+CC=clang-19 CXX=clang++-19 cmake -S . -B "$build" -G Ninja -DBUCKWILD_FUZZ=ON "${launcher[@]}" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUCKWILD_WERROR=ON -DBUILD_TESTING=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)"
 

@@ -11,7 +11,8 @@ fi
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git ccache
-  clang-16 lld-16 llvm-16 libclang-rt-16-dev libc++-16-dev libc++abi-16-dev
+  clang-16 llvm-16                                               # the eBPF object
+  clang-19 libclang-rt-19-dev libc++-19-dev libc++abi-19-dev       # the fuzz build
   # libraries the build links against
   libssl-dev libsodium-dev
   libbpf-dev bpftool linux-libc-dev

@@ -56,6 +56,14 @@ struct Error {
   friend bool operator==(const Error&, const Error&) = default;
 };
 
+// libc++ before 18 sets std::expected's has-value flag before it constructs
+// the value, and puts the flag in the value's tail padding, so constructing a
+// value can overwrite it (LLVM issue 68552): a Session::Received came back as
+// an "error". libstdc++ and libc++ 18 or later are right.
+#if defined(_LIBCPP_VERSION) && _LIBCPP_VERSION < 180000
+#error "libc++ before 18 can corrupt std::expected (LLVM issue 68552): use libc++ 18 or later, or libstdc++"
+#endif
+
 template <typename T>
 using Result = std::expected<T, Error>;
 

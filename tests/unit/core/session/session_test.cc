@@ -432,6 +432,13 @@ TEST(SessionTest, BothEndsOfAPairHaveHeardEachOther) {
   auto p = testing::make_session_pair(kUnix, kT0);
   EXPECT_TRUE(p.initiator->heard());
   EXPECT_TRUE(p.responder->heard());
+  // fuzz_session_open's start: another day, a fixed delay allowance.
+  for (int allowance : {0, 1, 2, 16}) {
+    SessionConfig config;
+    config.fixed_delay_allowance = allowance;
+    auto f = testing::make_session_pair(20'417ll * 86'400'000 + 52'225'123, seconds(1000), 0, config);
+    EXPECT_TRUE(f.initiator->heard()) << "allowance " << allowance;
+  }
 }
 
 }  // namespace
