@@ -23,6 +23,7 @@ inline constexpr std::uint32_t kFilter = 5;
 inline constexpr std::uint32_t kPeers = 6;
 inline constexpr std::uint32_t kControl = 7;
 inline constexpr std::uint32_t kNotifyInfo = 8;
+inline constexpr std::uint32_t kOffload = 9;
 
 // buckwildNotifications (root.0) and the notifications' own objects.
 inline constexpr std::uint32_t kNotifications = 0;

@@ -92,9 +92,10 @@ class MibViewBuilder {
   void scalar(std::uint32_t group, std::uint32_t item, MibValue value) {
     view_.values_.emplace(scalar_oid(group, item), std::move(value));
   }
-  // Counter64 scalars ITEM = 1.. from `names`, read from `section`.
-  void counters(std::uint32_t group, const json& section, std::initializer_list<std::string_view> names) {
-    std::uint32_t item = 1;
+  // Counter64 scalars ITEM = first.. from `names`, read from `section`.
+  void counters(std::uint32_t group, const json& section, std::initializer_list<std::string_view> names,
+                std::uint32_t first = 1) {
+    std::uint32_t item = first;
     for (std::string_view name : names) scalar(group, item++, Counter64{u64(field(section, name))});
   }
   void cell(PeerColumn column, std::string_view name, MibValue value) {
@@ -231,6 +232,16 @@ MibView MibView::from_status(const json& status) {
   b.scalar(kFilter, 4, Counter64{malformed});
   b.scalar(kFilter, 5, Counter64{rate_limited});
   b.scalar(kFilter, 6, Counter64{discovery});
+
+  // bwOffload: the TUN's and the UDP sockets' offloads.
+  b.counters(kOffload, field(status, "tun_offload"),
+             {"gso_reads", "gso_segments", "checksums_completed", "refused", "coalesced_writes",
+              "coalesced_segments", "passed_through", "passed_through_segments"});
+  const json& udp = field(status, "udp_offload");
+  b.scalar(kOffload, 9, OctetString{text(field(udp, "gso"))});
+  b.scalar(kOffload, 10, OctetString{text(field(udp, "gro"))});
+  b.counters(kOffload, udp,
+             {"gso_sends", "gso_datagrams", "gso_refused", "gro_reads", "gro_datagrams", "gro_malformed"}, 11);
 
   if (const json& peers = field(status, "peers"); peers.is_array()) {
     for (const json& p : peers) b.peer(p);

@@ -13,7 +13,7 @@ using nlohmann::json;
 
 // A status document in the shape of docs/control.md's example.
 json sample_status() {
-  return json::parse(R"({
+  return json::parse(R"json({
     "version": "0.1.0", "protocol_version": 1, "device": "bw0", "uptime_ms": 73021,
     "reloads": {"applied": 1, "refused": 2},
     "settings": {"log_level": "debug", "discovery_work_per_second": 250},
@@ -23,6 +23,9 @@ json sample_status() {
                  "sessions": 1},
     "drops": {"no_route": 3, "hop_port_bind_failures": 7},
     "discovery": {"responses": 1, "replayed": 9},
+    "tun_offload": {"gso_reads": 21, "passed_through_segments": 22},
+    "udp_offload": {"gso": "on", "gro": "off (network.udp_offload = false)", "gso_sends": 23,
+                    "gro_malformed": 24},
     "ebpf": {"valid_ports": 6, "hooks": {
       "xdp": {"pass": 31, "pass_discovery": 2, "drop_bad_port": 4, "drop_truncated": 1},
       "socket": {"pass": 31, "drop_bad_length": 2, "drop_discovery_rate": 5}}},
@@ -36,7 +39,7 @@ json sample_status() {
       {"name": "carol", "configured": true, "admin_state": "down", "session": null},
       {"name": "2001:db8::9", "configured": false, "session": {
         "id": "01020304", "endpoint": "[2001:db8::9]:1025", "rtt_ms": null}}
-    ]})");
+    ]})json");
 }
 
 template <typename T>
@@ -76,6 +79,15 @@ TEST(MibViewTest, ScalarsComeFromTheirStatusFields) {
   EXPECT_EQ(value_at<Counter64>(view, scalar_oid(kFilter, 3)).value, 4u);
   EXPECT_EQ(value_at<Counter64>(view, scalar_oid(kFilter, 4)).value, 3u);
   EXPECT_EQ(value_at<Counter64>(view, scalar_oid(kFilter, 6)).value, 5u);
+  // The offloads: the TUN's counters, then the UDP sockets' state and counters.
+  EXPECT_EQ(value_at<Counter64>(view, scalar_oid(kOffload, 1)).value, 21u);
+  EXPECT_EQ(value_at<Counter64>(view, scalar_oid(kOffload, 2)).value, 0u);
+  EXPECT_EQ(value_at<Counter64>(view, scalar_oid(kOffload, 8)).value, 22u);
+  EXPECT_EQ(value_at<OctetString>(view, scalar_oid(kOffload, 9)).value, "on");
+  EXPECT_EQ(value_at<OctetString>(view, scalar_oid(kOffload, 10)).value, "off (network.udp_offload = false)");
+  EXPECT_EQ(value_at<Counter64>(view, scalar_oid(kOffload, 11)).value, 23u);
+  EXPECT_EQ(value_at<Counter64>(view, scalar_oid(kOffload, 16)).value, 24u);
+  EXPECT_EQ(view.get(scalar_oid(kOffload, 17)), nullptr);
 }
 
 TEST(MibViewTest, PeerRowsAreIndexedByName) {
@@ -123,8 +135,9 @@ TEST(MibViewTest, GetNextWalksInOidOrderToTheEnd) {
     ASSERT_LE(++walked, view.size());
   }
   EXPECT_EQ(walked, view.size());
-  // The last object: bwControl's, after the table.
-  EXPECT_EQ(at, scalar_oid(kControl, kDiscoveryRateLimitItem));
+  // The last object: bwOffload's, after the table and bwControl.
+  EXPECT_EQ(at, scalar_oid(kOffload, 16));
+  EXPECT_EQ(view.next(scalar_oid(kControl, kDiscoveryRateLimitItem))->first, scalar_oid(kOffload, 1));
   // The table's last cell: the longest name's ("2001:db8::9") in the last column.
   EXPECT_EQ(view.next(peer_cell_oid(col(PeerColumn::kConnections), "2001:db8::9"))->first,
             scalar_oid(kControl, kLogLevelItem));
