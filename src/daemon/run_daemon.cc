@@ -242,6 +242,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   }
   crypto::SystemRandom rng;
   KernelTcpEndpoints tcp;
+  begin_aead_measurement(config->crypto);  // "auto": measured while the eBPF programs load
   auto ebpf = start_ebpf_path(*config, *nl, **loop);
   std::string why_not = ebpf ? "" : ebpf.error().message;
   SocketFactory factory = [offload = config->network.udp_offload](
@@ -296,7 +297,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     return TunnelDeps{**loop, clock, **tun, factory, tcp, rng, path, on_fatal, &audit, on_event};
   };
   std::unique_ptr<KernelEbpfPath> ebpf_path = ebpf ? std::move(*ebpf) : nullptr;
-  log_aead_choice(config->crypto);  // "auto" measures here, before the tunnel asks
+  log_aead_choice(config->crypto);  // waits for the measurement, before the tunnel asks
   auto tunnel = Tunnel::create(*config, mtu, deps(ebpf_path.get()));
   if (!tunnel && ebpf_path) {
     why_not = "the eBPF path failed to start: " + tunnel.error().message;

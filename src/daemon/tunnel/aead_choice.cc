@@ -5,7 +5,11 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
+#include <system_error>
 #include <chrono>
+#include <future>
+#include <mutex>
 #include <vector>
 
 namespace buckwild::daemon {
@@ -65,11 +69,46 @@ AeadMeasurement measure_aeads() {
 }
 
 namespace {
-const AeadMeasurement& measured() {
-  static const AeadMeasurement m = measure_aeads();  // once per process
+
+// The process's one measurement. begin() starts it on a thread of its own
+// (a thread that cannot be started measures here, when first asked).
+class ProcessMeasurement {
+ public:
+  void begin() {
+    std::lock_guard lock(mutex_);
+    if (pending_.valid() || result_) return;
+    try {
+      pending_ = std::async(std::launch::async, measure_aeads);
+    } catch (const std::system_error&) {
+      result_ = measure_aeads();
+    }
+  }
+  const AeadMeasurement& get() {
+    std::lock_guard lock(mutex_);
+    if (!result_) result_ = pending_.valid() ? pending_.get() : measure_aeads();
+    return *result_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::future<AeadMeasurement> pending_;
+  std::optional<AeadMeasurement> result_;
+};
+
+ProcessMeasurement& process_measurement() {
+  static ProcessMeasurement m;
   return m;
 }
+
+const AeadMeasurement& measured() { return process_measurement().get(); }
+
 }  // namespace
+
+void begin_aead_measurement(const CryptoConfig& c) {
+  if (c.protection == crypto::ProtectionMode::kAead && c.aead == AeadChoice::kAuto) {
+    process_measurement().begin();
+  }
+}
 
 crypto::AeadAlgorithm preferred_aead(AeadChoice choice) {
   switch (choice) {

@@ -23,8 +23,14 @@ struct AeadMeasurement {
 // 5 ms each, and keeps each one's best rate. About 30 ms of one core.
 AeadMeasurement measure_aeads();
 
+// Starts the process's one measurement on a thread of its own, when `c`
+// asks for "auto" with an AEAD, so that it runs while start-up does other
+// work (loading the eBPF programs takes longer). Idempotent.
+void begin_aead_measurement(const CryptoConfig& c);
+
 // The algorithm `choice` stands for here: itself, or for kAuto the faster one
-// by a measurement taken on the first call and kept for the process.
+// by the process's measurement (begun by begin_aead_measurement, else here),
+// waited for on the first call and kept for the process.
 crypto::AeadAlgorithm preferred_aead(AeadChoice choice);
 
 // For the start-up log: what was chosen and why.
