@@ -116,7 +116,7 @@ constexpr std::array<FamilySpec, kFamilyCount> kSpecs{{
     {"buckwild_udp_offload_total", Kind::kCounter,
      "What the UDP offloads did, by event: UDP_SEGMENT sends and their datagrams, GSO sends the "
      "kernel refused, UDP_GRO reads and the datagrams split from them, malformed coalesced "
-     "reads."},
+     "reads, the send queue's batched sends and their datagrams."},
     {"buckwild_discovery_responses_total", Kind::kCounter,
      "DISCOVERY_RESPONSE messages sent as responder."},
     {"buckwild_discovery_sessions_total", Kind::kCounter,

@@ -34,6 +34,20 @@ std::uint32_t readiness_of(std::uint32_t epoll_events) {
 
 }  // namespace
 
+TurnEndId EventLoop::add_turn_end(TurnEndCallback callback) {
+  const TurnEndId id = next_turn_end_++;
+  turn_end_.emplace_back(id, std::move(callback));
+  return id;
+}
+
+void EventLoop::remove_turn_end(TurnEndId id) {
+  std::erase_if(turn_end_, [id](const auto& entry) { return entry.first == id; });
+}
+
+void EventLoop::end_turn() {
+  for (auto& [id, callback] : turn_end_) callback();
+}
+
 SysResult<std::unique_ptr<EpollEventLoop>> EpollEventLoop::create() {
   UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll) return sys_fail(errno, "cannot create the epoll instance");
@@ -218,6 +232,7 @@ SysResult<void> EpollEventLoop::run_once(Duration timeout) {
     w->second.callback(readiness_of(events[i].events));
   }
   if (!stopping_) timers_.run_due(now());
+  end_turn();
   retired_watches_.clear();
   retired_signals_.clear();
   return {};

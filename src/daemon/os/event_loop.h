@@ -13,12 +13,18 @@
 // Callbacks may add and remove descriptors, timers and signals, including their
 // own, and may call stop(). A descriptor removed during a turn gets no further
 // callbacks in that turn.
+//
+// A turn is one wake-up: the ready descriptors' callbacks, then the timers
+// due. Turn-end callbacks run after it, every turn (a stopped one too): what
+// the turn's callbacks queued (the tunnel's datagrams) leaves there, batched,
+// before the loop waits again.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/common/time.h"
@@ -36,6 +42,8 @@ inline constexpr std::uint32_t kHangup = 1u << 2;
 
 using FdCallback = std::function<void(std::uint32_t events)>;
 using SignalCallback = std::function<void(int signo)>;
+using TurnEndCallback = std::function<void()>;
+using TurnEndId = std::uint64_t;
 
 class EventLoop {
  public:
@@ -75,6 +83,20 @@ class EventLoop {
   virtual SysResult<void> run() = 0;
   // Makes run() return after the current callback. Callable from callbacks.
   virtual void stop() = 0;
+
+  // Calls `callback` at the end of every turn from now on, in the order
+  // added, until remove_turn_end(id). Turn-end callbacks must not add or
+  // remove turn-end callbacks.
+  TurnEndId add_turn_end(TurnEndCallback callback);
+  void remove_turn_end(TurnEndId id);
+
+ protected:
+  // The implementations call this when a turn's callbacks are done.
+  void end_turn();
+
+ private:
+  std::vector<std::pair<TurnEndId, TurnEndCallback>> turn_end_;
+  TurnEndId next_turn_end_ = 1;
 };
 
 class EpollEventLoop final : public EventLoop {

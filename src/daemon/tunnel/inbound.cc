@@ -58,7 +58,7 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
     }
   } else {
     for (; slots < kBatch; ++slots) {
-      held[slots] = pool_.acquire();
+      held[slots] = acquire_buffer();
       if (!held[slots]) break;
       batch[slots].buffer = held[slots].space();
     }

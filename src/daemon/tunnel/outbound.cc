@@ -10,15 +10,19 @@
 //                        (read_whole) and goes back into the TUN as one write
 //   3.                   route by inner destination to a session
 //   4.                   seal in place as a DATAGRAM
-//   5.                   send in runs that share a socket, one sendmmsg each,
-//                        from our current port to the peer's current port
+//   5.                   queue it (send_queue.cc): at the end of the turn the
+//                        queue leaves in one sendmmsg per socket, from our
+//                        current port to the peer's current port
 //
-// The other senders of session packets (heartbeats, the sequence confirm,
-// connection packets) share send_sealed's last step.
+// Connection packets and the packets held for a peer take step 5 too; the
+// other senders of session packets (heartbeats, the sequence confirm) send
+// at once, after what the queue holds (send_one).
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
+#include <cassert>
 
 #include "core/inner/ip_packet.h"
 #include "core/inner/tcp_segment.h"
@@ -33,30 +37,10 @@ constexpr std::size_t kBatch = 64;
 }  // namespace
 
 void Tunnel::on_tun_readable(std::uint32_t events) {
-  std::array<OutgoingDatagram, kBatch> out;
-  std::array<PacketPool::Buffer, kBatch> held;
-  std::array<SessionEntry*, kBatch> by{};
-  std::array<DatagramSocket*, kBatch> via{};
-  std::size_t n = 0;
   std::size_t read = 0;
-  // 5. Send in runs that share a socket (when the arrays are full, and at the end).
-  auto send_runs = [&] {
-    std::size_t start = 0;
-    while (start < n) {
-      std::size_t end = start + 1;
-      while (end < n && via[end] == via[start]) ++end;
-      auto sent = via[start]->send_batch(std::span(out.data() + start, end - start));
-      const std::size_t ok = sent ? *sent : 0;
-      stats_.datagrams_sent += ok;
-      stats_.send_errors += (end - start) - ok;
-      start = end;
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      if (i == 0 || by[i] != by[i - 1]) arm_session_timer(*by[i]);  // an answer is due now
-      held[i] = PacketPool::Buffer();
-    }
-    n = 0;
-  };
+  // The session whose DATAGRAMs were sealed last: its timer is armed when
+  // another's come, and at the end (an answer is due now).
+  SessionEntry* sealing = nullptr;
   // 1. Up to one batch per wake-up, so sockets get their turn too; past it,
   // only what the device already holds (the rest of a TSO read it split):
   // that would not make the descriptor readable again. At most 64 KiB of one
@@ -65,8 +49,7 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
   // (GRO) like a receive batch's, written at the end.
   coalescing_ = tun_.takes_gso();
   for (std::size_t i = 0; i < kBatch || tun_.has_pending(); ++i) {
-    if (n == kBatch) send_runs();
-    PacketPool::Buffer b = pool_.acquire();
+    PacketPool::Buffer b = acquire_buffer();
     if (!b) {
       ++stats_.pool_exhausted;
       break;
@@ -126,19 +109,17 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
     auto sealed = e->session->seal_datagram(space, got->size, unix_ms(), now());
     if (!sealed) continue;
     b.set_length(*sealed);
-    const Path path = path_of(*e, 0);
-    out[n] = OutgoingDatagram{b.payload(), path.to, std::nullopt};
-    via[n] = path.via;
-    by[n] = e;
-    held[n] = std::move(b);
-    ++n;
+    // 5. Queued: it leaves at the end of the turn.
+    if (sealing != nullptr && sealing != e) arm_session_timer(*sealing);
+    sealing = e;
+    queue_datagram(std::move(b), path_of(*e, 0));
   }
   if (read == 0 && (events & kHangup) != 0 && tun_watched_) {
     // Readable with nothing to read and hung up: the device is gone. Level
     // triggering would wake us for ever.
     on_tun_failed(SysError{EIO, "the TUN device " + tun_.name() + " hung up"});
   }
-  send_runs();
+  if (sealing != nullptr) arm_session_timer(*sealing);
   coalescing_ = false;
   flush_tun();
   // Out of pool buffers with segments of a split read still in the device:
@@ -296,7 +277,7 @@ void Tunnel::replay_stranded(SessionEntry& e) {
   e.stranded.clear();
   std::size_t replayed = 0;
   for (const SessionEntry::Stranded& s : stranded) {
-    PacketPool::Buffer b = pool_.acquire();
+    PacketPool::Buffer b = acquire_buffer();
     if (!b) {
       ++stats_.pool_exhausted;
       break;
@@ -307,8 +288,7 @@ void Tunnel::replay_stranded(SessionEntry& e) {
     auto sealed = e.session->seal_datagram(space, s.packet.size(), unix_ms(), now());
     if (!sealed) continue;
     b.set_length(*sealed);
-    const Path path = path_of(e, 0);
-    send_one(*path.via, OutgoingDatagram{b.payload(), path.to, std::nullopt});
+    queue_datagram(std::move(b), path_of(e, 0));
     ++stats_.stranded_replayed;
     ++replayed;
   }
@@ -346,7 +326,17 @@ void Tunnel::send_connection_packet(std::uint64_t session, wire::Header& header,
   auto n = e->session->seal(header, packet, body_len, unix_ms(), now());
   if (!n) return;
   const Path path = path_of(*e, port_of);
-  send_one(*path.via, OutgoingDatagram{Bytes(packet.data(), *n), path.to, std::nullopt});
+  // Queued in a pool buffer: the bridge reuses `packet` for the next one.
+  PacketPool::Buffer b = acquire_buffer();
+  if (b) {
+    assert(*n <= b.capacity());  // every pool buffer holds the largest datagram
+    std::copy_n(packet.begin(), *n, b.space().begin());
+    b.set_length(*n);
+    queue_datagram(std::move(b), path);
+  } else {
+    // Out of buffers: this one goes now, alone, rather than not at all.
+    send_one(*path.via, OutgoingDatagram{Bytes(packet.data(), *n), path.to, std::nullopt});
+  }
   arm_session_timer(*e);
 }
 
@@ -369,7 +359,7 @@ void Tunnel::send_held(SessionEntry& e) {
         send_fragmented(e, h.bytes);
         continue;
       }
-      PacketPool::Buffer b = pool_.acquire();
+      PacketPool::Buffer b = acquire_buffer();
       if (!b) {
         ++stats_.pool_exhausted;
         continue;
@@ -379,8 +369,7 @@ void Tunnel::send_held(SessionEntry& e) {
       auto sealed = e.session->seal_datagram(space, h.bytes.size(), unix_ms(), now());
       if (!sealed) continue;
       b.set_length(*sealed);
-      const Path path = path_of(e, 0);
-      send_one(*path.via, OutgoingDatagram{b.payload(), path.to, std::nullopt});
+      queue_datagram(std::move(b), path_of(e, 0));
       continue;
     }
     std::array<std::uint8_t, wire::kMaxDatagramSize> buf;
@@ -396,6 +385,7 @@ void Tunnel::send_discovery(Bytes datagram, const SocketAddress& to) {
 }
 
 void Tunnel::send_one(DatagramSocket& via, const OutgoingDatagram& datagram) {
+  flush_sends();  // what was sealed before leaves before
   auto sent = via.send_batch({&datagram, 1});
   if (!sent || *sent == 0) {
     ++stats_.send_errors;

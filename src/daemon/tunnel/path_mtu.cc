@@ -26,6 +26,7 @@ void Tunnel::send_pmtu_probe(SessionEntry& e, const session::PmtuSearch::Probe& 
   if (!n) return;
   const Path path = path_of(e, 0);
   const OutgoingDatagram d{Bytes(buf.data(), *n), path.to, std::nullopt};
+  flush_sends();  // alone, to learn its own errno; after what was sealed before
   auto sent = path.via->send_batch({&d, 1});
   if (sent && *sent == 1) {
     ++stats_.datagrams_sent;

@@ -173,6 +173,7 @@ SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
 
 void Tunnel::end_sessions(const char* why) {
   for (std::uint64_t id : sessions_.ids()) remove_session(id, why);
+  flush_sends();  // the connections' last packets: the loop may not turn again
 }
 
 }  // namespace buckwild::daemon

@@ -122,7 +122,9 @@ nlohmann::json Tunnel::status() {
                         {"gso_refused", u.gso_refused},
                         {"gro_reads", u.gro_reads},
                         {"gro_datagrams", u.gro_datagrams},
-                        {"gro_malformed", u.gro_malformed}};
+                        {"gro_malformed", u.gro_malformed},
+                        {"batched_sends", s.batched_sends},
+                        {"batched_datagrams", s.batched_datagrams}};
   const discovery::ResponderCounters& d = responder_->counters();
   out["discovery"] = {{"responses", d.responses},
                       {"sessions", d.sessions},

@@ -134,12 +134,16 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
           : seconds(std::int64_t{3600} * config.crypto.key_rotation_interval_hours);
   // The largest datagram we send or receive: what our interface carries (§11.10).
   session_config_.max_datagram = std::min<std::size_t>(mtu + wire::kOverhead, wire::kMaxDatagramSize);
+  queued_.reserve(kSendQueueBound);
+  turn_end_ = loop_.add_turn_end([this] { flush_sends(); });
 }
 
 Tunnel::~Tunnel() {
   // Connections go before the sessions they use; the keys are wiped by their
-  // owners' destructors.
+  // owners' destructors. What they sent last leaves before the sockets close.
   bridge_.reset();
+  flush_sends();
+  loop_.remove_turn_end(turn_end_);
   hop_ports_.reset();
   sessions_.for_each([this](SessionEntry& e) {
     if (e.timer != kNoTimer) loop_.cancel_timer(e.timer);
@@ -214,7 +218,11 @@ SysResult<void> Tunnel::start() {
           .needs = [this](std::vector<PortNeed>& out) { list_port_needs(out); },
           .on_readable =
               [this](DatagramSocket& s) { on_socket_readable(s, Arrival::kHoppingSocket); },
-          .on_updated = [this] { choose_send_sockets(); },
+          .on_updated =
+              [this] {
+                flush_sends();  // the queue may name a socket about to close
+                choose_send_sockets();
+              },
       },
       warn_log_);
   auto t = loop_.watch_fd(tun_.fd(), kReadable,

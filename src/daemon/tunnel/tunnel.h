@@ -11,6 +11,7 @@
 //
 //   tunnel.cc     creation, start, timers, teardown, what the bridge asks of us
 //   outbound.cc   TUN → sealed datagrams to the peers
+//   send_queue.cc the turn's sealed datagrams, sent in batches at its end
 //   inbound.cc    datagrams → sessions → TUN or connections
 //   discovery.cc  discovery as initiator and as responder, session set-up
 //   roaming.cc    path validation: a responder's peer moves to a new address
@@ -135,6 +136,10 @@ struct TunnelStats {
   std::uint64_t response_wrong_source = 0;
   // DATAGRAMs larger than their session's path MTU, sent as FRAGMENTs (§11.10).
   std::uint64_t datagrams_fragmented = 0;
+  // The send queue (send_queue.cc): sendmmsg calls that sent queued
+  // datagrams, and the datagrams they carried (sent or refused).
+  std::uint64_t batched_sends = 0;
+  std::uint64_t batched_datagrams = 0;
 };
 
 // What a reload changed (docs/control.md "reload").
@@ -253,7 +258,22 @@ class Tunnel : private StreamHost {
   void note_rekeys(SessionEntry& e);
   void send_time_sync_response(SessionEntry& e, const wire::TimeSyncRequestBody& request);
   void send_discovery(Bytes datagram, const SocketAddress& to);
+  // Sends one datagram now, after what the send queue holds (flush_sends).
   void send_one(DatagramSocket& via, const OutgoingDatagram& datagram);
+
+  // send_queue.cc: the datagrams sealed during a turn (TUN packets,
+  // connection packets, held and stranded ones) wait in pool buffers and
+  // leave at the end of the turn (the loop's turn-end callback), one
+  // send_batch per socket; sooner when kSendQueueBound wait or the pool runs
+  // out. Per destination they leave in the order queued.
+  static constexpr std::size_t kSendQueueBound = 64;  // a sendmmsg, a GSO run
+  void queue_datagram(PacketPool::Buffer datagram, const Path& path);
+  // Sends everything queued. Before a socket the queue may name closes
+  // (HopPorts' on_updated), and before a datagram sent at once.
+  void flush_sends();
+  // A pool buffer, flushing the queue to free some if there is none; an
+  // empty handle when the pool is still out.
+  PacketPool::Buffer acquire_buffer();
 
   // path_mtu.cc: the path MTU search's packets, and what its result changes.
   void send_pmtu_probe(SessionEntry& e, const session::PmtuSearch::Probe& probe);
@@ -384,6 +404,15 @@ class Tunnel : private StreamHost {
   RateLimitedLog warn_log_;
   TunnelStats stats_;
   std::vector<IpAddress> peer_sources_;  // update_peer_sources's scratch
+
+  // The send queue (send_queue.cc), after pool_: its buffers go back first.
+  struct Queued {
+    PacketPool::Buffer datagram;
+    DatagramSocket* via;
+    SocketAddress to;
+  };
+  std::vector<Queued> queued_;
+  TurnEndId turn_end_ = 0;
 
   SessionTable sessions_;
   std::unique_ptr<DatagramSocket> discovery_socket_;

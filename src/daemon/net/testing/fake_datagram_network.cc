@@ -141,6 +141,7 @@ SysResult<std::size_t> FakeDatagramSocket::receive_batch(std::span<ReceivedDatag
 }
 
 SysResult<std::size_t> FakeDatagramSocket::send_batch(std::span<const OutgoingDatagram> batch) {
+  if (network_->batch_observer_) network_->batch_observer_(local_, batch);
   for (const OutgoingDatagram& d : batch) {
     SocketAddress from{d.source.value_or(local_.ip.is_unspecified() ? host_ : local_.ip),
                        local_.port};

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "daemon/os/testing/readiness_flag.h"
@@ -40,6 +41,12 @@ class FakeDatagramNetwork {
                                                       std::size_t queue_capacity = 1024);
 
   void set_filter(Filter filter) { filter_ = std::move(filter); }
+
+  // Sees every send_batch call, before its datagrams go through the filter:
+  // the sending socket's bound address and the batch (one system call).
+  using BatchObserver =
+      std::function<void(const SocketAddress& from, std::span<const OutgoingDatagram> batch)>;
+  void set_batch_observer(BatchObserver observer) { batch_observer_ = std::move(observer); }
 
   // UDP GRO as the kernel does it: a socket that enable_coalesced_reads()
   // asked for it reads consecutive queued datagrams of one source and
@@ -95,6 +102,7 @@ class FakeDatagramNetwork {
 
   std::map<SocketAddress, FakeDatagramSocket*> sockets_;
   Filter filter_;
+  BatchObserver batch_observer_;
   Translator translator_;
   std::function<TimePoint()> clock_;
   std::map<std::uint64_t, Lookup> lookups_;

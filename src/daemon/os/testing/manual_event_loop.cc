@@ -82,6 +82,7 @@ std::size_t ManualEventLoop::dispatch_ready() {
       it->second.callback(ready);
     }
   }
+  if (ran > 0) end_turn();
   retired_.clear();
   return ran;
 }
@@ -92,6 +93,7 @@ bool ManualEventLoop::step(TimePoint limit) {
   if (next == kNever || next > limit) return false;
   now_ = std::max(now_, next);
   timers_.run_due(now_);
+  end_turn();
   return true;
 }
 

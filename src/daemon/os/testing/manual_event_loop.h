@@ -43,7 +43,8 @@ class ManualEventLoop final : public EventLoop {
   void deliver_signal(int signo);
 
   // One non-blocking poll of every watched descriptor, dispatching those that
-  // are ready. Returns how many callbacks ran.
+  // are ready, then the turn-end callbacks if any ran (a turn). Returns how
+  // many descriptor callbacks ran.
   std::size_t dispatch_ready();
 
   std::size_t pending_timers() const { return timers_.size(); }
@@ -53,8 +54,9 @@ class ManualEventLoop final : public EventLoop {
     std::uint32_t interest;
     FdCallback callback;
   };
-  // One step: ready descriptors first, else the next timer at or before
-  // `limit`. False when neither exists.
+  // One step, a turn: ready descriptors first, else the timers due at the
+  // next deadline at or before `limit`; then the turn-end callbacks. False
+  // when neither exists.
   bool step(TimePoint limit);
 
   TimePoint now_;

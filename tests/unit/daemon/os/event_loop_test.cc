@@ -141,6 +141,38 @@ TEST(EpollEventLoopTest, PipeReadinessIsLevelTriggered) {
   EXPECT_EQ(calls, 3);
 }
 
+// Turn-end callbacks run once per turn, after every descriptor callback and
+// timer of that turn: two ready pipes and a due timer make one turn, and the
+// callback sees all three done; a removed one runs no more.
+TEST(EpollEventLoopTest, TurnEndCallbacksRunAfterEachTurnsCallbacks) {
+  auto loop = make_loop();
+  ASSERT_TRUE(loop);
+  Pipe a, b;
+  std::vector<std::string> log;
+  ASSERT_TRUE(loop->watch_fd(a.read_end.get(), kReadable, [&](std::uint32_t) {
+    char c;
+    if (::read(a.read_end.get(), &c, 1) == 1) log.emplace_back("a");
+  }));
+  ASSERT_TRUE(loop->watch_fd(b.read_end.get(), kReadable, [&](std::uint32_t) {
+    char c;
+    if (::read(b.read_end.get(), &c, 1) == 1) log.emplace_back("b");
+  }));
+  loop->add_timer(0, [&] { log.emplace_back("timer"); });
+  const TurnEndId first = loop->add_turn_end([&] { log.emplace_back("end1"); });
+  loop->add_turn_end([&] { log.emplace_back("end2"); });
+  a.put('x');
+  b.put('y');
+  ASSERT_TRUE(loop->run_once(0));
+  ASSERT_EQ(log.size(), 5u);
+  EXPECT_EQ(std::vector<std::string>(log.end() - 2, log.end()),
+            (std::vector<std::string>{"end1", "end2"}));
+  EXPECT_EQ(std::count(log.begin(), log.end(), "timer"), 1);
+  log.clear();
+  loop->remove_turn_end(first);
+  ASSERT_TRUE(loop->run_once(0));  // nothing ready: still a turn
+  EXPECT_EQ(log, (std::vector<std::string>{"end2"}));
+}
+
 TEST(EpollEventLoopTest, WritableInterestAndUpdate) {
   auto loop = make_loop();
   ASSERT_TRUE(loop);

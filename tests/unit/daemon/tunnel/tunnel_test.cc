@@ -15,11 +15,14 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
+#include <span>
 #include <string>
 
 #include "daemon/ebpf/testing/fake_ebpf_path.h"
 #include "core/inner/tcp_segment.h"
+#include "core/wire/codec.h"
 #include "daemon/net/testing/fake_datagram_network.h"
 #include "daemon/net/testing/fake_tcp_endpoints.h"
 #include "daemon/net/testing/fake_tun_device.h"
@@ -191,6 +194,53 @@ class TunnelTest : public ::testing::TestWithParam<bool> {
         },
         loop.now() + seconds(2));
     return held;
+  }
+
+  // Both ends in stream mode (alice's windows capped at `alice_window_mb`
+  // when set), connected, and one application connection from alice's host
+  // to bob's server through the tunnel: the application's end on alice's
+  // host and the server's on bob's.
+  struct AppConnection {
+    UniqueFd app_end;
+    UniqueFd server_end;
+  };
+  std::optional<AppConnection> open_stream_connection(std::uint32_t alice_window_mb = 0) {
+    Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
+    Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
+    ac.protocol.tcp_mode = bc.protocol.tcp_mode = TcpMode::kStream;
+    if (alice_window_mb != 0) ac.protocol.max_window_mb = alice_window_mb;
+    alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
+    bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+    bob->start(loop, net, GetParam());
+    alice->start(loop, net, GetParam());
+    if (!connected()) {
+      ADD_FAILURE() << "no session";
+      return std::nullopt;
+    }
+    // The application's SYN: bob's daemon connects to the server as the application.
+    const SocketAddress app{ip("10.77.0.1"), 40001};
+    const SocketAddress server{ip("10.77.0.2"), 80};
+    if (!alice->tun.inject(buckwild::testing::tcp_segment(app, server, inner::tcp_flag::kSyn)) ||
+        !loop.run_until([&] { return !bob->tcp.connect_calls().empty(); }, loop.now() + seconds(2))) {
+      ADD_FAILURE() << "bob's daemon did not connect";
+      return std::nullopt;
+    }
+    EXPECT_EQ(bob->tcp.connect_calls().at(0).to, app);
+    auto server_end = bob->tcp.take_server(app);
+    // Connected far away: alice's daemon rewrites the held SYN towards its own
+    // listener; alice's kernel would queue that connection on it.
+    std::optional<inner::TcpSegment> held = held_syn(*alice);
+    if (!server_end || !held) {
+      ADD_FAILURE() << "no server end or no SYN released";
+      return std::nullopt;
+    }
+    EXPECT_EQ(held->destination.ip, ip("10.77.0.1"));
+    auto app_end = alice->tcp.push_connection(ip("10.77.0.1"), held->source);
+    if (!app_end) {
+      ADD_FAILURE() << "alice's listener took no connection";
+      return std::nullopt;
+    }
+    return AppConnection{std::move(*app_end), std::move(*server_end)};
   }
 
   // Writes `sent` into alice's TUN at once; bob's TUN gets each, in order.
@@ -1014,15 +1064,9 @@ TEST_P(TunnelTest, OpensEveryValidPortOrSteersThem) {
 // holds the application's and the server's sockets) and its bytes travel as a
 // Buckwild connection on its own hopping ports, byte-exact both ways.
 TEST_P(TunnelTest, StreamModeCarriesAnApplicationsConnection) {
-  Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
-  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
-  ac.protocol.tcp_mode = bc.protocol.tcp_mode = TcpMode::kStream;
-  ac.protocol.max_window_mb = 1;  // [protocol] max_window_mb reaches the connections
-  alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
-  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
-  bob->start(loop, net, GetParam());
-  alice->start(loop, net, GetParam());
-  ASSERT_TRUE(connected());
+  // [protocol] max_window_mb reaches the connections.
+  auto c = open_stream_connection(1);
+  ASSERT_TRUE(c.has_value());
   EXPECT_EQ(alice->tunnel->status()["stream"]["max_window_bytes"], 1u << 20);
   EXPECT_EQ(bob->tunnel->status()["stream"]["max_window_bytes"], 32u << 20);
   std::set<std::uint16_t> data_ports;
@@ -1032,22 +1076,8 @@ TEST_P(TunnelTest, StreamModeCarriesAnApplicationsConnection) {
     }
     return true;
   });
-
-  // The application's SYN: bob's daemon connects to the server as the application.
-  const SocketAddress app{ip("10.77.0.1"), 40001};
-  const SocketAddress server{ip("10.77.0.2"), 80};
-  ASSERT_TRUE(alice->tun.inject(buckwild::testing::tcp_segment(app, server, inner::tcp_flag::kSyn)));
-  ASSERT_TRUE(loop.run_until([&] { return !bob->tcp.connect_calls().empty(); }, loop.now() + seconds(2)));
-  EXPECT_EQ(bob->tcp.connect_calls().at(0).to, app);
-  auto server_end = bob->tcp.take_server(app);
-  ASSERT_TRUE(server_end.has_value());
-  // Connected far away: alice's daemon rewrites the held SYN towards its own
-  // listener; alice's kernel would queue that connection on it.
-  std::optional<inner::TcpSegment> held = held_syn(*alice);
-  ASSERT_TRUE(held.has_value());
-  EXPECT_EQ(held->destination.ip, ip("10.77.0.1"));
-  auto app_end = alice->tcp.push_connection(ip("10.77.0.1"), held->source);
-  ASSERT_TRUE(app_end.has_value());
+  const UniqueFd& app_end = c->app_end;
+  const UniqueFd& server_end = c->server_end;
 
   // 200 KB each way, written as the sockets take it and read as it arrives.
   auto pattern = [](char seed) {
@@ -1073,8 +1103,8 @@ TEST_P(TunnelTest, StreamModeCarriesAnApplicationsConnection) {
   };
   bool done = false;
   for (int i = 0; i < 3000 && !done; ++i) {
-    pump(app_end->get(), up, sent_up, got_down);
-    pump(server_end->get(), down, sent_down, got_up);
+    pump(app_end.get(), up, sent_up, got_down);
+    pump(server_end.get(), down, sent_down, got_up);
     loop.run_for(milliseconds(5));
     done = got_up.size() >= up.size() && got_down.size() >= down.size();
   }
@@ -1085,6 +1115,61 @@ TEST_P(TunnelTest, StreamModeCarriesAnApplicationsConnection) {
   EXPECT_EQ(bob->tunnel->stream_stats().accepted, 1u);
   EXPECT_GE(data_ports.size(), 2u);  // the connection's packets hopped
   EXPECT_EQ(alice->tunnel->stats().rejected + bob->tunnel->stats().rejected, 0u);
+}
+
+// The send queue: the connection packets one turn seals (here a flow's
+// callback reading what its application wrote) leave at the end of that turn
+// in one send_batch, in the order sealed, and arrive intact; none waits past
+// the turn.
+TEST_P(TunnelTest, AConnectionsPacketsOfOneTurnLeaveInOneBatch) {
+  auto c = open_stream_connection();
+  ASSERT_TRUE(c.has_value());
+  loop.run_for(milliseconds(200));  // the opening's packets are sent and answered
+  ASSERT_EQ(alice->tunnel->session_ids().size(), 1u);
+  const std::uint64_t id = alice->tunnel->session_ids()[0];
+  const std::uint64_t sealed_before = alice->tunnel->session(id)->stats().sent;
+  const std::uint64_t batches_before = alice->tunnel->stats().batched_sends;
+  std::vector<std::vector<wire::Header>> batches;  // alice's send_batch calls
+  net.set_batch_observer([&](const SocketAddress& from, std::span<const OutgoingDatagram> batch) {
+    if (from.ip != ip("10.200.0.1")) return;
+    std::vector<wire::Header>& headers = batches.emplace_back();
+    for (const OutgoingDatagram& d : batch) {
+      auto h = wire::parse_header(d.payload);
+      if (h) headers.push_back(*h);
+    }
+  });
+
+  // Six segments' worth at once, within the initial congestion window.
+  std::string sent(6 * 1300, '\0');
+  for (std::size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>('a' + i % 23);
+  ASSERT_EQ(::send(c->app_end.get(), sent.data(), sent.size(), MSG_DONTWAIT | MSG_NOSIGNAL),
+            static_cast<ssize_t>(sent.size()));
+  ASSERT_GT(loop.dispatch_ready(), 0u);  // one turn
+
+  ASSERT_EQ(batches.size(), 1u);
+  const std::vector<wire::Header>& h = batches[0];
+  ASSERT_GE(h.size(), 5u);
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    EXPECT_EQ(h[i].type, wire::PacketType::kData) << i;
+    if (i > 0) {
+      EXPECT_GT(h[i].packet_number, h[i - 1].packet_number) << i;
+      EXPECT_GT(h[i].sequence, h[i - 1].sequence) << i;
+    }
+  }
+  // Everything the session sealed in the turn left in it.
+  EXPECT_EQ(alice->tunnel->session(id)->stats().sent - sealed_before, h.size());
+  EXPECT_EQ(alice->tunnel->stats().batched_sends - batches_before, 1u);
+  EXPECT_EQ(alice->tunnel->status()["udp_offload"]["batched_sends"].get<std::uint64_t>(),
+            alice->tunnel->stats().batched_sends);
+
+  std::string got;
+  for (int i = 0; i < 100 && got.size() < sent.size(); ++i) {
+    loop.run_for(milliseconds(5));
+    char buf[65536];
+    const ssize_t n = ::recv(c->server_end.get(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+  }
+  EXPECT_EQ(got, sent);
 }
 
 // Stream mode's near leg with TUN offloads: a TSO read of a flow the NAT

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <string>
 #include <vector>
 
 #include "daemon/net/testing/fake_tun_device.h"
@@ -76,6 +77,24 @@ TEST(ManualEventLoopTest, DispatchesReadyFakeDescriptors) {
   EXPECT_FALSE(loop.watch_fd(tun.fd(), kReadable, [](std::uint32_t) {}));
   loop.unwatch_fd(tun.fd());
   EXPECT_TRUE(loop.watch_fd(tun.fd(), kReadable, [](std::uint32_t) {}));
+}
+
+// A turn is the ready descriptors, or the timers of one deadline; the
+// turn-end callbacks follow each.
+TEST(ManualEventLoopTest, TurnEndCallbacksFollowEachTurn) {
+  ManualEventLoop loop;
+  std::vector<std::string> log;
+  loop.add_timer(milliseconds(1), [&] { log.emplace_back("t1"); });
+  loop.add_timer(milliseconds(1), [&] { log.emplace_back("t1'"); });
+  loop.add_timer(milliseconds(2), [&] { log.emplace_back("t2"); });
+  const TurnEndId id = loop.add_turn_end([&] { log.emplace_back("end"); });
+  loop.run_for(milliseconds(2));
+  EXPECT_EQ(log, (std::vector<std::string>{"t1", "t1'", "end", "t2", "end"}));
+  log.clear();
+  loop.remove_turn_end(id);
+  loop.add_timer(milliseconds(1), [&] { log.emplace_back("t3"); });
+  loop.run_for(milliseconds(1));
+  EXPECT_EQ(log, (std::vector<std::string>{"t3"}));
 }
 
 TEST(ManualEventLoopTest, DeliversSignals) {
