@@ -241,7 +241,9 @@ MibView MibView::from_status(const json& status) {
   b.scalar(kOffload, 9, OctetString{text(field(udp, "gso"))});
   b.scalar(kOffload, 10, OctetString{text(field(udp, "gro"))});
   b.counters(kOffload, udp,
-             {"gso_sends", "gso_datagrams", "gso_refused", "gro_reads", "gro_datagrams", "gro_malformed"}, 11);
+             {"gso_sends", "gso_datagrams", "gso_refused", "gro_reads", "gro_datagrams", "gro_malformed",
+              "batched_sends", "batched_datagrams"},
+             11);
 
   if (const json& peers = field(status, "peers"); peers.is_array()) {
     for (const json& p : peers) b.peer(p);

@@ -25,7 +25,7 @@ json sample_status() {
     "discovery": {"responses": 1, "replayed": 9},
     "tun_offload": {"gso_reads": 21, "passed_through_segments": 22},
     "udp_offload": {"gso": "on", "gro": "off (network.udp_offload = false)", "gso_sends": 23,
-                    "gro_malformed": 24},
+                    "gro_malformed": 24, "batched_datagrams": 25},
     "ebpf": {"valid_ports": 6, "hooks": {
       "xdp": {"pass": 31, "pass_discovery": 2, "drop_bad_port": 4, "drop_truncated": 1},
       "socket": {"pass": 31, "drop_bad_length": 2, "drop_discovery_rate": 5}}},
@@ -87,7 +87,8 @@ TEST(MibViewTest, ScalarsComeFromTheirStatusFields) {
   EXPECT_EQ(value_at<OctetString>(view, scalar_oid(kOffload, 10)).value, "off (network.udp_offload = false)");
   EXPECT_EQ(value_at<Counter64>(view, scalar_oid(kOffload, 11)).value, 23u);
   EXPECT_EQ(value_at<Counter64>(view, scalar_oid(kOffload, 16)).value, 24u);
-  EXPECT_EQ(view.get(scalar_oid(kOffload, 17)), nullptr);
+  EXPECT_EQ(value_at<Counter64>(view, scalar_oid(kOffload, 18)).value, 25u);
+  EXPECT_EQ(view.get(scalar_oid(kOffload, 19)), nullptr);
 }
 
 TEST(MibViewTest, PeerRowsAreIndexedByName) {
@@ -136,7 +137,7 @@ TEST(MibViewTest, GetNextWalksInOidOrderToTheEnd) {
   }
   EXPECT_EQ(walked, view.size());
   // The last object: bwOffload's, after the table and bwControl.
-  EXPECT_EQ(at, scalar_oid(kOffload, 16));
+  EXPECT_EQ(at, scalar_oid(kOffload, 18));
   EXPECT_EQ(view.next(scalar_oid(kControl, kDiscoveryRateLimitItem))->first, scalar_oid(kOffload, 1));
   // The table's last cell: the longest name's ("2001:db8::9") in the last column.
   EXPECT_EQ(view.next(peer_cell_oid(col(PeerColumn::kConnections), "2001:db8::9"))->first,
