@@ -580,7 +580,7 @@ t_roam_replay() {
   local endpoint rejected
   endpoint=$(bob_session endpoint)
   rejected=$(bob_rejected)
-  in_b timeout 5 tcpdump -n -i "vb$RUN_ID" "udp and src host 10.201.0.2" >"$WORK/roam-at-bob.txt" 2>/dev/null &
+  ip netns exec "$NS_B" timeout 20 tcpdump -l -n -i "vb$RUN_ID" "udp and src host 10.201.0.2" >"$WORK/roam-at-bob.txt" 2>/dev/null &
   local seen=$!
   sleep 0.3
   # The router's capture goes down a pipe straight into mallory's sender, so
@@ -621,12 +621,21 @@ for _ in range(15):
 print(len(payload), got)
 ' >"$WORK/roam-mallory.out" &
   local mallory=$!
-  sleep 0.3
-  in_a ping -c 3 -i 0.2 10.77.0.2 >/dev/null || true
-  wait $mallory || return 1
+  # Alice keeps pinging until the copy has left: whenever the router's
+  # tcpdump is ready, the next ping is the one it catches and re-sends at
+  # once, inside the port's window. (Three pings sent blind once raced a slow
+  # tcpdump start in CI; the copy then went out seconds late, to a port the
+  # eBPF program rightly dropped, and bob counted no replay.)
+  ip netns exec "$NS_A" ping -c 50 -i 0.2 10.77.0.2 >/dev/null &
+  local pinger=$!
+  local ok=0
+  wait $mallory || ok=1
+  kill "$pinger" 2>/dev/null; wait "$pinger" 2>/dev/null
+  ((ok == 0)) || return 1
   local size got
   read -r size got <"$WORK/roam-mallory.out"
-  wait $seen || true
+  sleep 0.5
+  kill "$seen" 2>/dev/null; wait $seen || true
   local replays=$(( $(bob_rejected) - rejected ))
   log "bob's interface saw $(grep -c . "$WORK/roam-at-bob.txt" || true) datagrams from mallory: $(head -n 1 "$WORK/roam-at-bob.txt")"
   log "replay from a third host: 5 copies of a ${size}-byte datagram sent; mallory got ${got} datagrams back;" \
