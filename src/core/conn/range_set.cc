@@ -1,13 +1,14 @@
 #include "core/conn/range_set.h"
 
+#include <algorithm>
+
 namespace buckwild::conn {
 
 bool RangeSet::contains(Seq s) const {
-  for (const SeqRange& r : ranges_) {
-    if (seq_lt(s, r.start)) return false;
-    if (seq_lt(s, r.end)) return true;
-  }
-  return false;
+  // The first range that ends beyond s holds it, or s is in the gap before it.
+  const auto it =
+      std::partition_point(ranges_.begin(), ranges_.end(), [s](const SeqRange& r) { return seq_le(r.end, s); });
+  return it != ranges_.end() && seq_le(it->start, s);
 }
 
 void RangeSet::remove_below(Seq s) {

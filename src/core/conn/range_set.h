@@ -2,11 +2,13 @@
 //
 // The receiver records which segments beyond its cumulative acknowledgment it
 // holds (its SACK ranges); the sender records which of its segments the peer
-// has selectively acknowledged (its scoreboard). Both need only tens of ranges,
-// so a sorted vector with a hard bound on the range count beats any tree: no
-// allocation after the first insert, and memory is bounded by construction.
+// has selectively acknowledged (its scoreboard). Tens of ranges usually, up to
+// a thousand for a receiver with a large window under loss: a sorted vector
+// with a hard bound on the range count, searched by bisection, beats any tree,
+// and memory is bounded by construction.
 #pragma once
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <vector>
@@ -51,6 +53,10 @@ class RangeSet {
   std::size_t allocated() const { return ranges_.capacity() * sizeof(SeqRange); }
 
  private:
+  // Storage grows with the ranges held, from room for this many, up to
+  // max_ranges: a receiver whose bound is large pays for it only under loss.
+  static constexpr std::size_t kInitialReserve = 64;
+
   std::vector<SeqRange> ranges_;
   std::size_t max_ranges_;
 };
@@ -58,12 +64,17 @@ class RangeSet {
 template <typename OnNew>
 bool RangeSet::add(Seq start, Seq end, OnNew&& on_new) {
   assert(seq_lt(start, end));
-  // First range that ends at or after `start` (it may touch or overlap).
-  std::size_t first = 0;
-  while (first < ranges_.size() && seq_lt(ranges_[first].end, start)) ++first;
-  // One past the last range that starts at or before `end`.
-  std::size_t last = first;
-  while (last < ranges_.size() && seq_le(ranges_[last].start, end)) ++last;
+  // First range that ends at or after `start` (it may touch or overlap), and
+  // one past the last range that starts at or before `end`. The ranges are
+  // disjoint and sorted, so their starts and ends both increase: binary
+  // searches (a receiver under loss at a large window holds hundreds).
+  const auto begin = ranges_.begin();
+  const auto first_it =
+      std::partition_point(begin, ranges_.end(), [start](const SeqRange& r) { return seq_lt(r.end, start); });
+  const auto last_it =
+      std::partition_point(first_it, ranges_.end(), [end](const SeqRange& r) { return seq_le(r.start, end); });
+  const auto first = static_cast<std::size_t>(first_it - begin);
+  const auto last = static_cast<std::size_t>(last_it - begin);
   const std::size_t merged = last - first;
   if (merged == 0 && ranges_.size() >= max_ranges_) return false;
 
@@ -75,7 +86,7 @@ bool RangeSet::add(Seq start, Seq end, OnNew&& on_new) {
   }
   if (seq_lt(cursor, end)) on_new(cursor, end);
 
-  if (ranges_.capacity() == 0) ranges_.reserve(max_ranges_);
+  if (ranges_.capacity() == 0) ranges_.reserve(std::min(max_ranges_, kInitialReserve));
   if (merged == 0) {
     ranges_.insert(ranges_.begin() + static_cast<std::ptrdiff_t>(first), SeqRange{start, end});
     return true;

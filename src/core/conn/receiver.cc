@@ -173,8 +173,13 @@ void Receiver::tune_window(TimePoint now, Duration rtt) {
   // tcp_rcv_space_adjust: the application took `copied` in one round trip; a
   // window of twice that lets the sender double its rate in the next one.
   const std::uint64_t copied = consumed_total_ - measure_consumed_;
-  if (space_ < config_.buffer && 2 * copied > space_) {
-    space_ = static_cast<std::size_t>(std::min<std::uint64_t>(2 * copied, config_.buffer));
+  std::uint64_t want = 2 * copied;
+  if (measure_copied_ > 0 && copied > measure_copied_) {
+    want += std::min<std::uint64_t>(2 * want * (copied - measure_copied_) / measure_copied_, 4 * want);
+  }
+  if (copied > 0) measure_copied_ = copied;
+  if (space_ < config_.buffer && want > space_) {
+    space_ = static_cast<std::size_t>(std::min<std::uint64_t>(want, config_.buffer));
     ++stats_.window_growths;
   }
   measure_start_ = now;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <bitset>
+#include <random>
 #include <utility>
 #include <vector>
 
@@ -76,6 +78,47 @@ TEST(RangeSetTest, RemoveBelowTrims) {
   EXPECT_EQ(s[0], (SeqRange{35, 40}));
   s.remove_below(50);
   EXPECT_TRUE(s.empty());
+}
+
+// Random adds near the wrap, checked against a bitset of the same span: the
+// bisection finds the same neighbours a scan would, every reported piece was
+// new, and the ranges stay sorted, disjoint and apart (hundreds at once, as a
+// receiver under loss holds).
+TEST(RangeSetTest, MatchesABitsetModelWithHundredsOfRanges) {
+  constexpr std::size_t kSpan = 4096;
+  constexpr Seq kBase = 0xFFFFF800u;  // the span crosses the wrap
+  std::mt19937 rng(19);
+  for (int trial = 0; trial < 20; ++trial) {
+    RangeSet s(1024);
+    std::bitset<kSpan> model;
+    for (int i = 0; i < 600; ++i) {
+      const auto a = static_cast<std::size_t>(rng() % (kSpan - 1));
+      const auto b = a + 1 + static_cast<std::size_t>(rng() % std::min<std::size_t>(4, kSpan - a - 1));
+      bool ok = false;
+      const Pieces pieces = add(s, kBase + static_cast<Seq>(a), kBase + static_cast<Seq>(b), &ok);
+      if (!ok) continue;  // over the bound: nothing changed
+      std::size_t covered = 0;
+      for (const auto& [x, y] : pieces) {
+        for (Seq q = x; q != y; ++q) {
+          EXPECT_FALSE(model[q - kBase]) << "piece reported twice at " << q - kBase;
+          ++covered;
+        }
+      }
+      std::size_t fresh = 0;
+      for (std::size_t q = a; q < b; ++q) fresh += model[q] ? 0 : 1;
+      EXPECT_EQ(covered, fresh);
+      for (std::size_t q = a; q < b; ++q) model[q] = true;
+    }
+    EXPECT_GT(s.size(), 100u);
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (i > 0) {
+        EXPECT_TRUE(seq_lt(s[i - 1].end, s[i].start)) << "ranges " << i - 1 << " and " << i << " touch";
+      }
+    }
+    for (std::size_t q = 0; q < kSpan; ++q) {
+      EXPECT_EQ(s.contains(kBase + static_cast<Seq>(q)), model[q]) << "at " << q;
+    }
+  }
 }
 
 }  // namespace

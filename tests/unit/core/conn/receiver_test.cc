@@ -170,8 +170,8 @@ TEST(ReceiverTest, AutotuningStartsAtTheInitialWindow) {
   EXPECT_EQ(small.receive_space(), 2000u);
 }
 
-TEST(ReceiverTest, AutotuningDoublesWhileTheWindowLimitsTheSender) {
-  Receiver r(tuned(1000, 100'000));
+TEST(ReceiverTest, AutotuningGrowsWhileTheWindowLimitsTheSender) {
+  Receiver r(tuned(1000, 1'000'000));
   r.start(0, 0);
   const Duration rtt = milliseconds(100);
   Seq next = 0;
@@ -187,9 +187,19 @@ TEST(ReceiverTest, AutotuningDoublesWhileTheWindowLimitsTheSender) {
   // The window grew by half the space or more: tell the sender now.
   EXPECT_TRUE(r.window_update_due());
   EXPECT_EQ(r.take_window_bytes(), 2000u);
+  // Reads doubled from the round trip before (1000 -> 2000): twice them, plus
+  // Linux's bonus of 2 x (2000 - 1000) / 1000 times that: 4000 x 3.
   flow(r, next, 20, milliseconds(150));
   r.tune_window(milliseconds(200), rtt);
-  EXPECT_EQ(r.receive_space(), 4000u);
+  EXPECT_EQ(r.receive_space(), 12'000u);
+  // Reads that grew by a quarter earn half again: 2 x 2500 x 1.5.
+  flow(r, next, 25, milliseconds(250));
+  r.tune_window(milliseconds(300), rtt);
+  EXPECT_EQ(r.receive_space(), 12'000u);  // 7500 is less than the space
+  flow(r, next, 100, milliseconds(350));
+  r.tune_window(milliseconds(400), rtt);
+  // 10 000 read after 2500: the bonus is capped at four times 2c.
+  EXPECT_EQ(r.receive_space(), 100'000u);
   EXPECT_TRUE(r.check_invariants());
 }
 
