@@ -141,6 +141,13 @@ TEST(EbpfProgramsTest, TheTcProgramLoadsOnlyWhenNeededOnTheFiltersMaps) {
   auto idle = path->run_stats(BpfHook::kTc);
   ASSERT_TRUE(idle) << idle.error().message;
   EXPECT_EQ(idle->runs, 0u);
+  // Written before the TC program loads: loading it must not reset the
+  // shared maps (valid_ports, and valid_port_bits in .bss).
+  FrameSpec s;
+  s.destination_port = 5000;
+  s.payload = buckwild_datagram();
+  auto written = path->update_valid_ports({ValidPort{s.source, 5000, 0x0123456789ABCDEFull, 1, 3}});
+  ASSERT_TRUE(written) << written.error().message;
 
   auto tc = path->tc_program();
   ASSERT_TRUE(tc) << tc.error().message;
@@ -154,6 +161,9 @@ TEST(EbpfProgramsTest, TheTcProgramLoadsOnlyWhenNeededOnTheFiltersMaps) {
   const std::set<__u32> tc_maps = map_ids_of(*tc);
   ASSERT_FALSE(tc_maps.empty());
   for (__u32 id : tc_maps) EXPECT_TRUE(xdp_maps.contains(id)) << "map id " << id;
+  EXPECT_EQ(bpftest::run_frame(*tc, bpftest::build_frame(s), 0, BpfHook::kTc), bpftest::kTcOk);
+  s.destination_port = 5001;
+  EXPECT_EQ(bpftest::run_frame(*tc, bpftest::build_frame(s), 0, BpfHook::kTc), bpftest::kTcShot);
 }
 
 TEST(EbpfProgramsTest, TheValidPortMapAllocatesAsItIsWritten) {
