@@ -145,12 +145,14 @@ SysResult<void> EbpfPrograms::try_attach(Interface& iface, AttachMode mode) {
     return {};
   }
 
+  auto prog = tc_program();  // loaded the first time an interface needs it
+  if (!prog) return std::unexpected(prog.error());
   bpf_tc_hook hook = ingress_hook(ifindex);
   int err = bpf_tc_hook_create(&hook);  // the clsact qdisc
   if (err != 0 && err != -EEXIST) return sys_fail_plain(-err, errno_text(-err));
   const bool created = err == 0;
   bpf_tc_opts opts = our_tc_filter();
-  opts.prog_fd = bpf_program__fd(skel_->progs.bw_tc_ingress);
+  opts.prog_fd = *prog;
   opts.flags = BPF_TC_F_REPLACE;
   err = bpf_tc_attach(&hook, &opts);
   if (err != 0) {
@@ -173,7 +175,7 @@ void EbpfPrograms::detach_interface(Interface& iface) {
   // Remove the filter only if it is still ours (not replaced by another
   // daemon since).
   if (bpf_tc_query(&hook, &query) == 0 &&
-      query.prog_id == program_id(bpf_program__fd(skel_->progs.bw_tc_ingress))) {
+      query.prog_id == program_id(program_fd(BpfHook::kTc))) {
     bpf_tc_opts ours = our_tc_filter();
     bpf_tc_detach(&hook, &ours);
   }

@@ -155,6 +155,12 @@ SysResult<std::unique_ptr<EbpfPrograms>> EbpfPrograms::load(const BpfFilterConfi
       err != 0) {
     return sys_fail(-err, "cannot size the valid-port map");
   }
+  // Most interfaces take XDP (generic XDP attaches anywhere no other program
+  // holds the slot): the TC program, whose verification is about a fifth of
+  // the start-up, loads only when an interface needs it (tc_program()).
+  if (int err = bpf_program__set_autoload(skel->progs.bw_tc_ingress, false); err != 0) {
+    return sys_fail(-err, "cannot defer loading the TC program");
+  }
   if (int err = buckwild_filter__load(skel); err != 0) {
     // The probes passed, so this is the verifier or a missing feature newer
     // than they test for (atomic compare-and-swap needs Linux 5.12).
@@ -183,7 +189,46 @@ EbpfPrograms::~EbpfPrograms() {
   }
   sk_lookup_link_.reset();
   for (Interface& iface : interfaces_) detach_interface(iface);
+  if (tc_skel_ != nullptr) buckwild_filter__destroy(tc_skel_);
   buckwild_filter__destroy(skel_);
+}
+
+SysResult<int> EbpfPrograms::tc_program() {
+  if (tc_skel_ != nullptr) return bpf_program__fd(tc_skel_->progs.bw_tc_ingress);
+  LibbpfLogCapture log;
+  buckwild_filter* tc = buckwild_filter__open();
+  if (tc == nullptr) {
+    int err = errno;
+    return sys_fail(err, "cannot open the embedded eBPF object (" + log.summary() + ")");
+  }
+  // Every map of the second instance is the first's: same object, so the
+  // maps come in the same order with the same names.
+  auto fail = [&](int err, const std::string& what) {
+    buckwild_filter__destroy(tc);
+    return sys_fail_plain(err, what);
+  };
+  bpf_map* ours = nullptr;
+  bpf_map* theirs = nullptr;
+  while ((ours = bpf_object__next_map(skel_->obj, ours)) != nullptr) {
+    theirs = bpf_object__next_map(tc->obj, theirs);
+    if (theirs == nullptr || std::strcmp(bpf_map__name(ours), bpf_map__name(theirs)) != 0) {
+      return fail(EINVAL, "the TC program's object has other maps than the filter's");
+    }
+    if (int err = bpf_map__reuse_fd(theirs, bpf_map__fd(ours)); err != 0) {
+      return fail(-err, std::string("cannot share the map ") + bpf_map__name(ours) +
+                            " with the TC program: " + errno_text(-err));
+    }
+  }
+  bpf_program* prog = nullptr;
+  while ((prog = bpf_object__next_program(tc->obj, prog)) != nullptr) {
+    bpf_program__set_autoload(prog, prog == tc->progs.bw_tc_ingress);
+  }
+  if (int err = buckwild_filter__load(tc); err != 0) {
+    return fail(-err, "the kernel (" + kernel_release() + ") rejected the eBPF TC program: " +
+                          errno_text(-err) + " (" + log.summary() + ")");
+  }
+  tc_skel_ = tc;
+  return bpf_program__fd(tc_skel_->progs.bw_tc_ingress);
 }
 
 SysResult<void> EbpfPrograms::set_config(const BpfFilterConfig& config) {
@@ -199,6 +244,7 @@ SysResult<void> EbpfPrograms::set_config(const BpfFilterConfig& config) {
 }
 
 SysResult<ProgramRunStats> EbpfPrograms::run_stats(BpfHook hook) const {
+  if (program_fd(hook) < 0) return ProgramRunStats{};  // the TC program, not loaded: never ran
   bpf_prog_info info{};
   __u32 length = sizeof info;
   if (int err = bpf_obj_get_info_by_fd(program_fd(hook), &info, &length); err != 0) {
@@ -213,7 +259,7 @@ int EbpfPrograms::program_fd(BpfHook hook) const {
     case BpfHook::kXdp:
       return bpf_program__fd(skel_->progs.bw_xdp);
     case BpfHook::kTc:
-      return bpf_program__fd(skel_->progs.bw_tc_ingress);
+      return tc_skel_ != nullptr ? bpf_program__fd(tc_skel_->progs.bw_tc_ingress) : -1;
     case BpfHook::kSocket:
       return bpf_program__fd(skel_->progs.bw_socket_filter);
     case BpfHook::kSkLookup:

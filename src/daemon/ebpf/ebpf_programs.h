@@ -172,8 +172,10 @@ struct ProgramRunStats {
 class EbpfPrograms {
  public:
   // Checks that the kernel can run the filter, loads it and writes `config`.
-  // Attaches nothing. The error says why, for "receive path: user space
-  // because …":
+  // Attaches nothing. The TC program is not loaded yet: only an interface that
+  // needs it (attach_interface in kTcIngress mode) or tc_program() loads it,
+  // so a host filtering with XDP does not pay its verification at start-up.
+  // The error says why, for "receive path: user space because …":
   //   EPERM / EACCES  no permission (needs root, or CAP_BPF + CAP_NET_ADMIN),
   //   ENOSYS          the kernel has no bpf() system call,
   //   EOPNOTSUPP      the kernel lacks a program or map type (names it and the
@@ -253,11 +255,19 @@ class EbpfPrograms {
   SysResult<std::size_t> take_unreported(
       const std::function<void(const IpAddress&, BpfCounter, std::uint64_t)>& on_drops);
 
-  // The kernel's run statistics of the program at `hook`. Errors: the
-  // kernel's errno when it will not describe the program.
+  // The kernel's run statistics of the program at `hook` (zeros for the TC
+  // program while it is not loaded: it never ran). Errors: the kernel's errno
+  // when it will not describe the program.
   SysResult<ProgramRunStats> run_stats(BpfHook hook) const;
 
-  // The program descriptors, for BPF_PROG_TEST_RUN.
+  // The TC program's descriptor, loading it on the first call: a second
+  // instance of the object in which only bw_tc_ingress loads, on this
+  // instance's maps (the same valid ports, counters, buckets, events and
+  // .bss). Errors: the verifier's refusal, as load() words it.
+  SysResult<int> tc_program();
+
+  // The program descriptors, for BPF_PROG_TEST_RUN; -1 for the TC program
+  // while it is not loaded (tc_program()).
   int program_fd(BpfHook hook) const;
   // The valid-port map's descriptor, for inspection in tests.
   int valid_ports_fd() const;
@@ -289,6 +299,7 @@ class EbpfPrograms {
   static int on_ring_sample(void* ctx, void* data, std::size_t size);
 
   buckwild_filter* skel_;
+  buckwild_filter* tc_skel_ = nullptr;  // only bw_tc_ingress loaded, on skel_'s maps
   std::uint32_t max_valid_ports_;
   ring_buffer* ring_ = nullptr;
   std::vector<Interface> interfaces_;

@@ -36,6 +36,10 @@ class FrameFilterTest : public ::testing::TestWithParam<FilterCase> {
     path_ = bpftest::load_filter(config_, skip);
     if (!path_ && !skip.empty()) GTEST_SKIP() << skip;
     ASSERT_TRUE(path_);
+    if (hook() == BpfHook::kTc) {  // loaded only when asked for
+      auto tc = path_->tc_program();
+      ASSERT_TRUE(tc) << tc.error().message;
+    }
   }
 
   BpfHook hook() const { return GetParam().hook; }

@@ -10,6 +10,8 @@
 #include <linux/if_link.h>
 #include <poll.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -116,6 +118,64 @@ TEST(EbpfProgramsTest, RunStatsCountOnlyWhileTheKernelTimesPrograms) {
   auto tc = path->run_stats(BpfHook::kTc);
   ASSERT_TRUE(tc) << tc.error().message;
   EXPECT_EQ(tc->runs, 0u);  // never run
+}
+
+// The map ids a program uses.
+std::set<__u32> map_ids_of(int prog_fd) {
+  std::array<__u32, 64> ids{};
+  bpf_prog_info info{};
+  info.nr_map_ids = ids.size();
+  info.map_ids = reinterpret_cast<__u64>(ids.data());
+  __u32 length = sizeof info;
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &length) != 0) return {};
+  return {ids.begin(), ids.begin() + std::min<std::size_t>(info.nr_map_ids, ids.size())};
+}
+
+TEST(EbpfProgramsTest, TheTcProgramLoadsOnlyWhenNeededOnTheFiltersMaps) {
+  std::string skip;
+  auto path = bpftest::load_filter({}, skip);
+  if (!path && !skip.empty()) GTEST_SKIP() << skip;
+  ASSERT_TRUE(path);
+  // Not verified at start-up: most hosts filter with XDP.
+  EXPECT_EQ(path->program_fd(BpfHook::kTc), -1);
+  auto idle = path->run_stats(BpfHook::kTc);
+  ASSERT_TRUE(idle) << idle.error().message;
+  EXPECT_EQ(idle->runs, 0u);
+  // Written before the TC program loads: loading it must not reset the
+  // shared maps (valid_ports, and valid_port_bits in .bss).
+  FrameSpec s;
+  s.destination_port = 5000;
+  s.payload = buckwild_datagram();
+  auto written = path->update_valid_ports({ValidPort{s.source, 5000, 0x0123456789ABCDEFull, 1, 3}});
+  ASSERT_TRUE(written) << written.error().message;
+
+  auto tc = path->tc_program();
+  ASSERT_TRUE(tc) << tc.error().message;
+  EXPECT_GE(*tc, 0);
+  EXPECT_EQ(path->program_fd(BpfHook::kTc), *tc);
+  auto again = path->tc_program();  // loaded once
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(*again, *tc);
+  // The same maps as the XDP program, not copies of them.
+  const std::set<__u32> xdp_maps = map_ids_of(path->program_fd(BpfHook::kXdp));
+  const std::set<__u32> tc_maps = map_ids_of(*tc);
+  ASSERT_FALSE(tc_maps.empty());
+  for (__u32 id : tc_maps) EXPECT_TRUE(xdp_maps.contains(id)) << "map id " << id;
+  EXPECT_EQ(bpftest::run_frame(*tc, bpftest::build_frame(s), 0, BpfHook::kTc), bpftest::kTcOk);
+  s.destination_port = 5001;
+  EXPECT_EQ(bpftest::run_frame(*tc, bpftest::build_frame(s), 0, BpfHook::kTc), bpftest::kTcShot);
+}
+
+TEST(EbpfProgramsTest, TheValidPortMapAllocatesAsItIsWritten) {
+  std::string skip;
+  auto path = bpftest::load_filter({}, skip);
+  if (!path && !skip.empty()) GTEST_SKIP() << skip;
+  ASSERT_TRUE(path);
+  // Preallocating it cost ~23 ms of the daemon's start (issue 19).
+  bpf_map_info info{};
+  __u32 length = sizeof info;
+  ASSERT_EQ(bpf_obj_get_info_by_fd(path->valid_ports_fd(), &info, &length), 0);
+  EXPECT_NE(info.map_flags & BPF_F_NO_PREALLOC, 0u);
 }
 
 // ---- Attaching ----------------------------------------------------------------
