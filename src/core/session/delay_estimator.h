@@ -29,12 +29,19 @@ class DelayEstimator {
   int desired() const;
   // Mean absolute deviation of the samples, ms (the jitter reported in HEARTBEAT).
   std::uint16_t jitter_ms() const;
-  // The median of the samples' magnitudes, ms; nullopt before the first.
+  // The median of the samples' magnitudes, ms (the upper one of an even
+  // count); nullopt before the first.
   std::optional<std::int32_t> median_ms() const;
   std::uint8_t sample_count() const { return count_ > 255 ? 255 : static_cast<std::uint8_t>(count_); }
 
  private:
-  std::array<std::int32_t, 64> samples_{};
+  static constexpr std::size_t kSamples = 64;
+  std::size_t held() const { return count_ < kSamples ? count_ : kSamples; }
+  // The samples in arrival order, a ring: samples_[0, held()) are valid.
+  std::array<std::int32_t, kSamples> samples_{};
+  // Their magnitudes, ascending, kept as samples come and go: the median and
+  // the 95th percentile are read here, not sorted again for each packet.
+  std::array<std::int32_t, kSamples> sorted_magnitudes_{};
   std::size_t next_ = 0;
   std::size_t count_ = 0;
 };

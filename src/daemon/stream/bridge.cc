@@ -42,7 +42,7 @@ StreamBridge::StreamBridge(const Options& options, StreamHost& host, EventLoop& 
       log_(5, seconds(10)),
       nat_(NatLimits{options.limits.max_flows, options.limits.max_per_source},
            options.limits.nat_ports),
-      scratch_(std::max(kPumpChunk, wire::kMaxDatagramSize)) {
+      scratch_(kPumpChunk) {
   options_.connection.memory = &memory_;
 }
 
@@ -279,11 +279,11 @@ void StreamBridge::pump(Flow& f) {
 void StreamBridge::transmit(Flow& f) {
   if (f.conn == nullptr) return;
   const TimePoint now = loop_.now();
-  MutableBytes buf(scratch_.data(), wire::kMaxDatagramSize);
   wire::Header h;
   std::size_t len = 0;
   for (int i = 0; i < kTransmitsPerService; ++i) {
     h = wire::Header{};
+    const MutableBytes buf = host_.connection_packet_buffer();
     if (!f.conn->poll_transmit(now, h, buf.subspan(wire::kHeaderSize, wire::kMaxBodySize), len)) break;
     host_.send_connection_packet(f.session, h, buf, len);
   }

@@ -67,8 +67,15 @@ class StreamHost {
   virtual std::uint64_t session_for(const IpAddress& destination) = 0;
   // Whether the session's peer may use `source` as an inner source address.
   virtual bool source_allowed(std::uint64_t session, const IpAddress& source) = 0;
+  // Where the next connection packet is built: wire::kMaxDatagramSize bytes,
+  // the header's room first, the body after it. The host's send buffer, so
+  // the packet is sealed and queued where it was built, not copied. Valid
+  // until send_connection_packet() takes it, or the event loop's turn ends;
+  // asked again for each packet.
+  virtual MutableBytes connection_packet_buffer() = 0;
   // Seals and sends a connection packet whose header fields the connection
-  // filled and whose body is at packet[44, 44 + body_len).
+  // filled and whose body is at packet[44, 44 + body_len); `packet` is best
+  // the span connection_packet_buffer() returned (any other is copied).
   virtual void send_connection_packet(std::uint64_t session, wire::Header& header,
                                       MutableBytes packet, std::size_t body_len) = 0;
   virtual void write_tun(Bytes ip_packet) = 0;
@@ -273,7 +280,7 @@ class StreamBridge {
   std::vector<FlowId> dirty_;  // touched by packets since the last flush()
   std::deque<FlowId> lingering_;  // client flows over and holding P, in the order they ended
 
-  std::vector<std::uint8_t> scratch_;  // one socket read or one packet
+  std::vector<std::uint8_t> scratch_;  // one socket read
 };
 
 }  // namespace buckwild::daemon

@@ -46,8 +46,9 @@ void StreamBridge::on_connection_packet(std::uint64_t session, const wire::Heade
   conn::Connection* c = st->table->on_packet(h, body, now);
   wire::Header reply;
   std::size_t len = 0;
-  MutableBytes buf(scratch_.data(), wire::kMaxDatagramSize);
-  while (st->table->poll_transmit(reply, buf.subspan(wire::kHeaderSize, conn::kMaxControlBody), len)) {
+  for (;;) {
+    const MutableBytes buf = host_.connection_packet_buffer();
+    if (!st->table->poll_transmit(reply, buf.subspan(wire::kHeaderSize, conn::kMaxControlBody), len)) break;
     host_.send_connection_packet(session, reply, buf, len);
     reply = wire::Header{};
   }
@@ -57,7 +58,9 @@ void StreamBridge::on_connection_packet(std::uint64_t session, const wire::Heade
     // A connection with no application behind it (cannot happen through the
     // SYN path above); end it rather than let it hold buffers.
     c->reset(ErrorCode::kStateInvalid);
-    while (c->poll_transmit(now, reply, buf.subspan(wire::kHeaderSize), len)) {
+    for (;;) {
+      const MutableBytes buf = host_.connection_packet_buffer();
+      if (!c->poll_transmit(now, reply, buf.subspan(wire::kHeaderSize), len)) break;
       host_.send_connection_packet(session, reply, buf, len);
       reply = wire::Header{};
     }
@@ -84,7 +87,7 @@ void StreamBridge::refuse_remote(std::uint64_t session, std::uint16_t conn_id, E
   h.type = wire::PacketType::kRst;
   h.flags = wire::flags::kRst;
   h.connection_id = conn_id;
-  MutableBytes buf(scratch_.data(), wire::kMaxDatagramSize);
+  const MutableBytes buf = host_.connection_packet_buffer();
   auto n = wire::write_body(h, wire::Body{wire::RstBody{static_cast<std::uint8_t>(reason)}},
                             buf.subspan(wire::kHeaderSize, wire::kRstBodySize));
   if (n) host_.send_connection_packet(session, h, buf, *n);

@@ -4,8 +4,10 @@
 //   1. on_tun_readable   read a batch of IP packets into pool buffers, each
 //                        leaving room for our header in front
 //   2.                   stream mode: the transparent TCP bridge takes its
-//                        segments (stream/bridge.h); they come back sealed as
-//                        connection packets through send_connection_packet.
+//                        segments (stream/bridge.h); they come back as
+//                        connection packets through send_connection_packet,
+//                        built in the pool buffer connection_packet_buffer
+//                        handed out, and are sealed and queued in it.
 //                        A TSO read of a flow its NAT rewrites is taken whole
 //                        (read_whole) and goes back into the TUN as one write
 //   3.                   route by inner destination to a session
@@ -312,6 +314,13 @@ void Tunnel::send_sequence_confirm(SessionEntry& e) {
   if (n) send_sealed(e, Bytes(buf.data(), *n));
 }
 
+MutableBytes Tunnel::connection_packet_buffer() {
+  if (!staged_) staged_ = acquire_buffer();
+  if (!staged_) return MutableBytes(unpooled_);
+  assert(staged_.capacity() >= wire::kMaxDatagramSize);  // every pool buffer holds the largest datagram
+  return staged_.space().first(wire::kMaxDatagramSize);
+}
+
 void Tunnel::send_connection_packet(std::uint64_t session, wire::Header& header,
                                     MutableBytes packet, std::size_t body_len) {
   SessionEntry* e = sessions_.find(session);
@@ -326,10 +335,13 @@ void Tunnel::send_connection_packet(std::uint64_t session, wire::Header& header,
   auto n = e->session->seal(header, packet, body_len, unix_ms(), now());
   if (!n) return;
   const Path path = path_of(*e, port_of);
-  // Queued in a pool buffer: the bridge reuses `packet` for the next one.
-  PacketPool::Buffer b = acquire_buffer();
-  if (b) {
-    assert(*n <= b.capacity());  // every pool buffer holds the largest datagram
+  if (staged_ && packet.data() == staged_.space().data()) {
+    // Built in the pool buffer we handed out: queued as it is, no copy.
+    staged_.set_length(*n);
+    queue_datagram(std::move(staged_), path);
+  } else if (PacketPool::Buffer b = acquire_buffer(); b) {
+    // Built elsewhere (a held packet, or unpooled_ while the pool was out).
+    assert(*n <= b.capacity());
     std::copy_n(packet.begin(), *n, b.space().begin());
     b.set_length(*n);
     queue_datagram(std::move(b), path);

@@ -13,8 +13,6 @@
 namespace buckwild::daemon {
 namespace {
 
-constexpr std::size_t kPoolBuffers = 256;  // four receive or send batches
-
 // What we offer as initiator and accept as responder, from [crypto].
 struct FeaturePolicy {
   std::uint16_t offered = 0;
@@ -112,7 +110,7 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
       // Every buffer holds the largest datagram any peer may send (§2): a peer
       // whose MTU is larger than ours is never truncated. What is larger still
       // is junk, counted as truncated.
-      pool_(kPoolBuffers, std::max<std::size_t>(mtu + wire::kOverhead, wire::kMaxDatagramSize) + 64),
+      pool_(deps.pool_buffers, std::max<std::size_t>(mtu + wire::kOverhead, wire::kMaxDatagramSize) + 64),
       warn_log_(5, seconds(10)),
       sessions_(&config),
       bind_socket_(with_coalesced_reads(std::move(deps.bind_socket), deps.ebpf)) {
@@ -135,7 +133,10 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
   // The largest datagram we send or receive: what our interface carries (§11.10).
   session_config_.max_datagram = std::min<std::size_t>(mtu + wire::kOverhead, wire::kMaxDatagramSize);
   queued_.reserve(kSendQueueBound);
-  turn_end_ = loop_.add_turn_end([this] { flush_sends(); });
+  turn_end_ = loop_.add_turn_end([this] {
+    flush_sends();
+    staged_.release();  // not held while the loop waits: a receive batch may need it
+  });
 }
 
 Tunnel::~Tunnel() {

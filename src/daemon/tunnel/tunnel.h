@@ -25,6 +25,7 @@
 // UDP and TCP sockets and the eBPF programs.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -94,6 +95,10 @@ struct TunnelDeps {
   SecurityAudit* audit = nullptr;
   // Sessions up and down, recovery given up (TunnelEvent). Empty for none.
   std::function<void(const TunnelEvent&)> on_event;
+  // Packet buffers, each holding the largest datagram: the batches read and
+  // the datagrams queued for sending take them (fewer only in tests, to run
+  // the pool out).
+  std::size_t pool_buffers = 256;
 };
 
 // Counters for logs and status; every drop has a reason.
@@ -374,9 +379,12 @@ class Tunnel : private StreamHost {
   void recovery_failed(const Peer& p, std::string_view reason);
   void audit_drop(std::string_view event, const SocketAddress& source, std::string_view reason);
 
-  // StreamHost (tunnel.cc, outbound.cc).
+  // StreamHost (tunnel.cc, outbound.cc). A connection packet is built in a
+  // pool buffer (staged_), sealed there and queued; with the pool out, in
+  // unpooled_, and sent at once.
   std::uint64_t session_for(const IpAddress& destination) override;
   bool source_allowed(std::uint64_t session, const IpAddress& source) override;
+  MutableBytes connection_packet_buffer() override;
   void send_connection_packet(std::uint64_t session, wire::Header& header, MutableBytes packet,
                               std::size_t body_len) override;
   void connections_changed(std::uint64_t session) override;
@@ -413,6 +421,10 @@ class Tunnel : private StreamHost {
   };
   std::vector<Queued> queued_;
   TurnEndId turn_end_ = 0;
+  // Where the stream bridge builds its next connection packet: a pool buffer
+  // held until it is sent or the turn ends; unpooled_ when the pool is out.
+  PacketPool::Buffer staged_;
+  std::array<std::uint8_t, wire::kMaxDatagramSize> unpooled_{};
 
   SessionTable sessions_;
   std::unique_ptr<DatagramSocket> discovery_socket_;

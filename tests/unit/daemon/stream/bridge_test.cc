@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -64,9 +65,13 @@ class TestHost final : public StreamHost {
     return destination == peer_ ? kSession : 0;
   }
   bool source_allowed(std::uint64_t, const IpAddress& source) override { return source == peer_; }
+  MutableBytes connection_packet_buffer() override { return MutableBytes(send_buffer_); }
   void send_connection_packet(std::uint64_t session, wire::Header& header, MutableBytes packet,
                               std::size_t body_len) override {
     EXPECT_EQ(session, kSession);
+    // Built where the host asked: the tunnel seals it there, with no copy.
+    EXPECT_EQ(packet.data(), send_buffer_.data());
+    EXPECT_EQ(packet.size(), send_buffer_.size());
     ++packets_sent;
     if (down) return;  // an underlay outage: lost
     wire::Header h = header;
@@ -106,6 +111,7 @@ class TestHost final : public StreamHost {
   IpAddress peer_;
   TestHost* other_ = nullptr;
   StreamBridge* bridge_ = nullptr;
+  std::array<std::uint8_t, wire::kMaxDatagramSize> send_buffer_{};
 };
 
 // ---- sockets the test holds ----
