@@ -616,7 +616,7 @@ impair_clear() {
 # Hysteria's users report its BBR collapsing.
 IMPAIRED=("loss1 1 0 0" "loss5 5 0 0" "d20 0 10 0" "d20l1 1 10 0" "d20l5 5 10 0"
           "d100 0 50 0" "d100l1 1 50 0" "d20j5 0 10 5")
-METRICS=(first_ms tput1 tput4 cpu_s_per_gb rss_mib ping_ms rr_median_us rr_p99_us
+METRICS=(first_ms tput1 tput4 cpu_s_per_gb rss_clean_mib rss_mib ping_ms rr_median_us rr_p99_us
          loss1 loss5 d20 d20l1 d20l5 d100 d100l1 d20j5)
 
 record_all() {  # record_all CONFIG NOTE: every metric not measured, and why
@@ -664,6 +664,7 @@ run_config() {
   done
   if ((${#TUN_PIDS[@]} == 0)); then
     record "$CONFIG" cpu_s_per_gb "" "n/a: kernel only"
+    record "$CONFIG" rss_clean_mib "" "n/a: kernel only"
     record "$CONFIG" rss_mib "" "n/a: kernel only"
   else
     local ticks hz
@@ -679,6 +680,12 @@ run_config() {
 
   measure_ping
   measure_rr
+  # The high-water mark so far: what the clean cells needed, before the
+  # impaired ones (100 ms RTT) grow the windows to their bandwidth-delay
+  # products.
+  if ((${#TUN_PIDS[@]})); then
+    record "$CONFIG" rss_clean_mib "$(peak_rss_mib)" "largest of the two ends, before the impaired cells"
+  fi
 
   local spec name loss delay jitter
   for spec in "${IMPAIRED[@]}"; do
