@@ -75,8 +75,10 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
   // Each datagram's arrival: our clocks now, less how long it waited in the
   // kernel (a busy daemon, or one just started, reads late; what is measured
   // from a datagram is measured from its arrival).
+  BatchClock batch_clock(*this);
   const TimePoint read_at = now();
   const std::int64_t read_unix_ms = unix_ms();
+  std::size_t handled = 0;
   for (std::size_t i = 0; i < *got; ++i) {
     if (batch[i].truncated) {
       ++stats_.datagrams_received;
@@ -112,6 +114,7 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
     const MutableBytes read = batch[i].buffer.first(batch[i].length);
     for (std::size_t k = 0; k < split.count; ++k) {
       ++stats_.datagrams_received;
+      if (++handled % kBatch == 0) batch_clock.read();  // a large GRO batch takes a while
       on_datagram(split.datagram(read, k), batch[i].source, sent_to, batch[i].destination.port,
                   ArrivedAt{read_at - waited, read_unix_ms - waited / 1000});
     }

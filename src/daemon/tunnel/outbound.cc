@@ -50,12 +50,15 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
   // Stream mode writes the segments it rewrites back into the TUN: coalesced
   // (GRO) like a receive batch's, written at the end.
   coalescing_ = tun_.takes_gso();
+  BatchClock batch_clock(*this);
   for (std::size_t i = 0; i < kBatch || tun_.has_pending(); ++i) {
     PacketPool::Buffer b = acquire_buffer();
     if (!b) {
       ++stats_.pool_exhausted;
       break;
     }
+    // A TSO read's segments share the instant it was read at.
+    if (i != 0 && !tun_.has_pending()) batch_clock.read();
     MutableBytes space = b.space();
     const MutableBytes into = space.subspan(wire::kHeaderSize, space.size() - wire::kOverhead);
     auto got = tun_.read_whole(into);

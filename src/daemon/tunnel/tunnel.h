@@ -389,8 +389,32 @@ class Tunnel : private StreamHost {
                               std::size_t body_len) override;
   void connections_changed(std::uint64_t session) override;
 
-  std::int64_t unix_ms() const { return clock_.unix_ms(); }
-  TimePoint now() const { return loop_.now(); }
+  // Both clocks as the core is handed them. While a batch is handled they
+  // are the batch's reading (BatchClock): every packet of a read is stamped
+  // with the same instant, not two clock reads of its own.
+  std::int64_t unix_ms() const { return batch_time_ ? batch_time_->unix_ms : clock_.unix_ms(); }
+  TimePoint now() const { return batch_time_ ? batch_time_->mono : loop_.now(); }
+  struct Instant {
+    TimePoint mono;
+    std::int64_t unix_ms;
+  };
+  // Sets the batch time for a handler's scope and restores the enclosing
+  // one's at its end (a handler may run inside another: a closing socket
+  // drained inside an update). read() takes a new reading: after each read
+  // from the device or a socket, and every 64 datagrams of a large one.
+  class BatchClock {
+   public:
+    explicit BatchClock(Tunnel& t) : t_(t), outer_(t.batch_time_) { read(); }
+    ~BatchClock() { t_.batch_time_ = outer_; }
+    BatchClock(const BatchClock&) = delete;
+    BatchClock& operator=(const BatchClock&) = delete;
+    void read() { t_.batch_time_ = Instant{t_.loop_.now(), t_.clock_.unix_ms()}; }
+
+   private:
+    Tunnel& t_;
+    std::optional<Instant> outer_;
+  };
+  std::optional<Instant> batch_time_;
 
   const Config* config_;  // the running configuration (reconfigure() swaps it)
   EventLoop& loop_;
