@@ -23,10 +23,13 @@
 #   BENCH_CC=cubic       iperf3's congestion control (-C); the namespaces'
 #                        default is the host's (bbr here), which ignores loss
 #   BENCH_SKIP_SETUP=1   do not install packages (they are there already)
+#   BENCH_NO_IMPAIRED=1  clean cells only (throughput, CPU, RSS, latency): for A/B runs
+#   BENCH_VETH_GRO=1     GRO on both veths, as a NIC has it (a veth does not)
 #   BUCKWILD=PATH        use this buckwild binary instead of building one
 #   BENCH_JOBS=N         ninja -j N for the build (default: ninja's own)
 #   BENCH_OUT=DIR        where results go (default bench/results)
-#   BENCH_KEEP=1         keep the raw data (iperf3 JSON, logs) in BENCH_OUT/tmp/
+#   BENCH_KEEP=1         keep the raw data (iperf3 JSON, logs, both daemons' status
+#                        after the clean cells) in BENCH_OUT/tmp/
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -265,6 +268,10 @@ make_hosts() {
   in_b ip link set lo up
   in_a ip link set "$VA" up
   in_b ip link set "$VB" up
+  if [[ ${BENCH_VETH_GRO:-0} == 1 ]]; then
+    in_a ethtool -K "$VA" gro on >/dev/null
+    in_b ethtool -K "$VB" gro on >/dev/null
+  fi
   wait_for 5 in_a ping -c1 -W1 10.200.0.2 || die "the underlay does not work"
 }
 
@@ -678,6 +685,13 @@ run_config() {
     fi
   fi
 
+  # Both daemons' counters after the clean cells, with the raw data kept.
+  if [[ ${BENCH_KEEP:-0} == 1 && $CONFIG == buckwild-* ]]; then
+    local side
+    for side in A B; do
+      timeout 10 "$BUCKWILD" status --json --socket "$WORK/ctl-$side.sock" >"$WORK/$CONFIG-status-$side.json" 2>&1 || true
+    done
+  fi
   measure_ping
   measure_rr
   # The high-water mark so far: what the clean cells needed, before the
@@ -690,6 +704,10 @@ run_config() {
   local spec name loss delay jitter
   for spec in "${IMPAIRED[@]}"; do
     read -r name loss delay jitter <<<"$spec"
+    if [[ ${BENCH_NO_IMPAIRED:-0} == 1 ]]; then
+      record "$CONFIG" "$name" "" "skipped: BENCH_NO_IMPAIRED=1"
+      continue
+    fi
     if ! within_budget "$cell"; then
       record "$CONFIG" "$name" "" "skipped: time budget spent"
       continue
