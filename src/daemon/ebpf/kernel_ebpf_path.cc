@@ -8,7 +8,6 @@
 #include <span>
 
 #include "core/wire/messages.h"
-#include "daemon/ebpf/ebpf_probe.h"
 
 namespace buckwild::daemon {
 namespace {
@@ -135,7 +134,7 @@ SysResult<std::vector<std::string>> underlay_interfaces(const Config& config, Ne
 SysResult<std::unique_ptr<KernelEbpfPath>> KernelEbpfPath::start(
     const Config& config, const std::vector<std::string>& interfaces, EventLoop& loop) {
   if (!config.network.ebpf) return sys_fail_plain(0, "[network] ebpf = false");
-  if (auto probe = probe_bpf_support(); !probe) return std::unexpected(probe.error());
+  // EbpfPrograms::load probes what the kernel supports, once.
   if (interfaces.empty()) {
     return sys_fail_plain(ENODEV, "no underlay interface to attach the frame filter to");
   }
