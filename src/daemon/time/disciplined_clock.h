@@ -62,6 +62,7 @@ class DisciplinedClock final : public Clock {
 
  private:
   std::int64_t drift_us(TimePoint mono) const;
+  std::int64_t raw_unix_us_at(TimePoint mono) const;
 
   Readers readers_;
   bool follow_system_;

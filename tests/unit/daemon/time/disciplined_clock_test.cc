@@ -17,6 +17,32 @@ struct Clocks {
   }
 };
 
+// Read for every packet sealed outside a batch: each clock at most once, so
+// the correction and the raw clock are of the same instant.
+TEST(DisciplinedClockTest, OurTimeReadsEachClockOnce) {
+  for (const bool follow_system : {true, false}) {
+    Clocks c;
+    int realtime_reads = 0;
+    int monotonic_reads = 0;
+    DisciplinedClock clock(follow_system, 0, 25, {[&] {
+                                                    ++realtime_reads;
+                                                    return c.realtime_us;
+                                                  },
+                                                  [&] {
+                                                    ++monotonic_reads;
+                                                    return c.monotonic_us;
+                                                  }});
+    clock.anchor();  // not following the system clock: carried on the monotonic one
+    c.monotonic_us += 2'000'000;
+    c.realtime_us += 2'000'000;
+    realtime_reads = monotonic_reads = 0;
+    const std::int64_t t = clock.unix_us();
+    EXPECT_EQ(monotonic_reads, 1) << "follow_system " << follow_system;
+    EXPECT_EQ(realtime_reads, follow_system ? 1 : 0);
+    EXPECT_EQ(t, c.realtime_us + 2'000'000 * 25 / 1'000'000) << "follow_system " << follow_system;
+  }
+}
+
 TEST(DisciplinedClockTest, TheTestOffsetShiftsOurTime) {
   Clocks c;
   DisciplinedClock clock(true, 40, 0, c.readers());
