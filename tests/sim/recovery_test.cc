@@ -9,7 +9,7 @@
 // the session (the peer going silent, its return, EMERGENCY outranking
 // REKEY) is tested here; the discovery attempts, ERROR after five and a
 // session within 2 s of the peer's return are tests/unit/daemon/tunnel
-// (TunnelTest.APeerGoneForGood…, …CannotBeReached…, …RekeySpent…).
+// (TunnelRecoveryTest.APeerGoneForGood…, …CannotBeReached…, …RekeySpent…).
 #include <gtest/gtest.h>
 
 #include <cstdio>
