@@ -57,7 +57,8 @@ struct FakeNat {
 
 class NatTunnelTest : public TunnelTest {
  protected:
-  void start_behind_nat() {
+  // With `bob_audit_path`, bob's audit log is written there.
+  void start_behind_nat(const std::string& bob_audit_path = {}) {
     net.set_translator([this](SocketAddress& from, SocketAddress& to) { return nat.translate(from, to); });
     Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
     Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
@@ -66,6 +67,11 @@ class NatTunnelTest : public TunnelTest {
     bc.peers[0].psk = "main";
     alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
     bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
+    if (!bob_audit_path.empty()) {
+      auto opened = AuditLog::open(bob_audit_path);
+      ASSERT_TRUE(opened.has_value()) << opened.error().message;
+      bob->audit = std::move(*opened);
+    }
     bob->start(loop, net, GetParam());
     alice->start(loop, net, GetParam());
   }
@@ -162,18 +168,8 @@ TEST_P(NatTunnelTest, ACopyFromAThirdHostRedirectsNothing) {
 TEST_P(NatTunnelTest, APublicAddressChangeIsFollowedAfterPathValidation) {
   daemon::testing::TempDir dir;
   const std::string path = dir.path() + "/audit.jsonl";
-  net.set_translator([this](SocketAddress& from, SocketAddress& to) { return nat.translate(from, to); });
-  Config ac = host_config("10.200.0.1", "10.77.0.1/24", "10.200.0.2", "10.77.0.2", true);
-  Config bc = host_config("10.200.0.2", "10.77.0.2/24", "10.200.0.1", "10.77.0.1", false);
-  bc.peers[0].endpoint.reset();
-  bc.peers[0].psk = "main";
-  alice = std::make_unique<Host>(std::move(ac), loop, 0, 1);
-  bob = std::make_unique<Host>(std::move(bc), loop, 0, 2);
-  auto opened = AuditLog::open(path);
-  ASSERT_TRUE(opened.has_value()) << opened.error().message;
-  bob->audit = std::move(*opened);
-  bob->start(loop, net, GetParam());
-  alice->start(loop, net, GetParam());
+  start_behind_nat(path);
+  ASSERT_FALSE(HasFatalFailure());
   ASSERT_TRUE(connected());
   loop.run_for(seconds(1));
   const std::uint64_t id = bob->tunnel->session_ids().at(0);
