@@ -46,6 +46,10 @@ TICK=$(getconf CLK_TCK)
 # CPU seconds (user + system) a process has used, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 udp_noports() { ip netns exec "$1" awk '/^Udp:/ && $2 ~ /^[0-9]+$/ {print $3}' /proc/net/snmp; }
+# Datagrams the stack dropped because a socket's receive queue was full.
+udp_rcvbuf_errors() { ip netns exec "$1" awk '/^Udp:/ && $2 ~ /^[0-9]+$/ {print $6}' /proc/net/snmp; }
+# Frames a veth end dropped on receive (its backlog full, without XDP).
+veth_rx_drops() { in_b cat "/sys/class/net/vb$RUN_ID/statistics/rx_dropped"; }
 # A veth drops on the sending side (tx_dropped) when the receiver's queue is
 # full: with XDP attached that is its 256-packet ring, shared by the flood and
 # the tunnel's own datagrams.
@@ -341,7 +345,11 @@ alice_has_session() { (($(status_field A 's["counters"]["sessions"]' 2>/dev/null
 t_discovery_under_flood() {
   [[ -x $DISCOVERY_FLOOD ]] || { log "no $DISCOVERY_FLOOD: build first"; return 1; }
   local responses_before cpu_before flooder out took seen started up=0 i
+  local rcvbuf_before veth_before rx_before
   responses_before=$(status_field B 's["discovery"]["responses"]')
+  rcvbuf_before=$(udp_rcvbuf_errors "$NS_B")
+  veth_before=$(veth_drops)
+  rx_before=$(veth_rx_drops)
   cpu_before=$(cpu_ticks "$BOB")
   in_a "$DISCOVERY_FLOOD" 10.200.0.2 1025 100000000 "$DISCOVERY_FLOOD_SECONDS" 10.99.0.0 \
     >"$WORK/discovery-flood.$VARIANT" 2>&1 &
@@ -376,10 +384,12 @@ PY
   out=$(tail -n 1 "$WORK/discovery-flood.$VARIANT")
   local cpu responses strangers
   cpu=$(calc "($(cpu_ticks "$BOB") - $cpu_before) / $TICK / ($DISCOVERY_FLOOD_SECONDS + 1)")
+  local dropped="bob's socket queue dropped $(($(udp_rcvbuf_errors "$NS_B") - rcvbuf_before)),"
+  dropped+=" veth dropped $(($(veth_drops) - veth_before)) sending, $(($(veth_rx_drops) - rx_before)) receiving"
   responses=$(status_field B 's["discovery"]["responses"]')
   strangers=$(status_field B 's["discovery"]')
   summary "$VARIANT: spoofed discovery flood ($out): alice's session after ${took} s" \
-    "by her log, ${seen} s by status (up: $up); bob's daemon used $(printf %.2f "$cpu") of a core; responses $responses_before -> $responses;" \
+    "by her log, ${seen} s by status (up: $up); bob's daemon used $(printf %.2f "$cpu") of a core; $dropped; responses $responses_before -> $responses;" \
     "bob's responder: $strangers"
   ((up)) || return 1
   python3 -c "import sys; sys.exit(0 if $took <= 2.0 and $cpu <= $DISCOVERY_CPU_BOUND else 1)" || return 1
@@ -393,7 +403,8 @@ in_a ip addr add "$STRANGER/24" dev "va$RUN_ID"
 make_sink
 : >"$WORK/summary"
 
-for VARIANT in xdp tc userspace; do
+# FLOOD_VARIANTS picks receive paths (default all three), for a rerun of one.
+for VARIANT in ${FLOOD_VARIANTS:-xdp tc userspace}; do
   case $VARIANT in
     xdp) RECEIVE_PATH=ebpf ATTACH=xdp-driver RECEIVE_PATH_LINE='receive path: eBPF' ;;
     tc) RECEIVE_PATH=ebpf ATTACH=tc-ingress RECEIVE_PATH_LINE='receive path: eBPF' ;;

@@ -124,10 +124,10 @@ class Responder {
   struct Derived;
   void rotate(TimePoint now);
   bool admit(const Endpoint& from, TimePoint now);
-  // The first reserved PSK whose tag for `h1` is in `sorted_slots`, and that
+  // The first reserved PSK whose tag for `h1` is among `slots`, and that
   // tag; every reserved tag is computed, match or not.
   std::optional<std::pair<std::size_t, Tag>> match_reserved(const crypto::Digest& h1,
-                                                            const std::array<Tag, wire::kDiscoverySlots>& sorted_slots) const;
+                                                            const std::array<Tag, wire::kDiscoverySlots>& slots) const;
   Derived derive(const crypto::SecretBytes& secret, const Endpoint& from, std::uint32_t ts_i,
                  const crypto::Digest& h1, const Tag& matched) const;
 

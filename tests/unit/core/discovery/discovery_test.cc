@@ -2,6 +2,7 @@
 // per property the protocol claims (docs/protocol.md §6.6).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -565,6 +566,42 @@ TEST(DiscoveryTest, AListedPeersDiscoveryIsAnsweredThroughAJunkFlood) {
     auto e = resp.consume_confirm(o->confirm, kAlice, kUnix, kT0);
     ASSERT_TRUE(e.has_value()) << e.error().what;
     EXPECT_EQ(e->psk_index, 2u);
+  }
+}
+
+// The shared PSK's tag is found at every slot, on the reserved path and the
+// shared one; a tag that differs from it in either half, or in one byte, is
+// not a match.
+TEST(DiscoveryTest, TheSharedTagIsFoundAtEverySlotAndOnlyWhenWhole) {
+  PskSet ipsks = make_set(1, 100, 0);
+  PskSet rpsks = make_set(3, 200, 1);
+  crypto::DeterministicRandom irng(50);
+  Initiator init(ipsks, kOffered, irng);
+  auto packet = decode_discovery(init.start(kUnix, kT0), wire::PacketType::kDiscovery);
+  ASSERT_TRUE(packet.has_value());
+  const auto& original = std::get<wire::DiscoveryBody>(packet->body);
+  const Tag shared = psk_tag(ipsks.tag_mac(0), discovery_hash(packet->header.timestamp_ms, original));
+  auto real_at = std::find(original.tags.begin(), original.tags.end(), shared);
+  ASSERT_NE(real_at, original.tags.end());
+  const auto real_slot = static_cast<std::size_t>(real_at - original.tags.begin());
+
+  for (bool reserved : {false, true}) {
+    crypto::DeterministicRandom rrng(51);
+    Responder resp(rpsks, ResponderPolicy{}, generous(), rrng, kT0);
+    if (reserved) resp.set_reserved({1}, kT0);
+    for (std::size_t slot = 0; slot < wire::kDiscoverySlots; ++slot) {
+      for (std::size_t flip : {std::size_t{99}, std::size_t{0}, std::size_t{7}, std::size_t{8},
+                               std::size_t{15}}) {
+        wire::DiscoveryBody d = original;
+        std::swap(d.tags[slot], d.tags[real_slot]);
+        if (flip < sizeof(Tag)) d.tags[slot][flip] ^= 0x01;
+        const auto datagram = encode_discovery(packet->header, d);
+        const auto from = Endpoint::ipv4(0x0AC80100 + static_cast<std::uint32_t>(slot), 40000);
+        const bool answered = resp.consume_discovery(datagram, from, kUnix, kT0).has_value();
+        EXPECT_EQ(answered, flip >= sizeof(Tag))
+            << (reserved ? "reserved" : "shared") << " path, slot " << slot << ", byte " << flip;
+      }
+    }
   }
 }
 
