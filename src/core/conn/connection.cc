@@ -615,9 +615,13 @@ bool Connection::poll_transmit(TimePoint now, wire::Header& h, MutableBytes body
   h.connection_id = config_.id;
   body_len = 0;
   bool wrote = false;
-  // Autotuning measures per round trip; the handshake gave the first sample.
-  if (receiver_.started() && sender_.rtt().has_sample()) {
-    receiver_.tune_window(now, sender_.rtt().smoothed());
+  // Autotuning measures per round trip: the sender's RTT (the handshake gave
+  // the first sample), or, where the handshake was retransmitted and no data
+  // of ours has been acknowledged since, the receiver's own estimate. Without
+  // it a connection that only receives would keep its initial window.
+  if (receiver_.started()) {
+    receiver_.tune_window(now, sender_.rtt().has_sample() ? sender_.rtt().smoothed()
+                                                           : receiver_.rtt_estimate());
   }
   watch_idle(now);
   if (reply_ != Reply::kNone) {

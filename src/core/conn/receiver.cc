@@ -65,6 +65,7 @@ Receiver::Arrival Receiver::on_data(Seq seq, Bytes payload, TimePoint now) {
     tracker_.advance();
     ++stats_.segments_in_order;
     drain();
+    measure_rtt(now);
     if (filled_gap) {
       ack_now_ = true;
     } else {
@@ -161,6 +162,21 @@ std::size_t Receiver::read(MutableBytes out) {
 }
 
 // ---- autotuning ------------------------------------------------------------------------
+
+// tcp_rcv_rtt_measure without timestamps: the time from one mark to the
+// arrival of a whole advertised window past it. A sender held back by our
+// window sends that window once per round trip, so the smallest such time is
+// close to the round trip; a sender that is not held back makes the samples
+// longer, and the minimum ignores them.
+void Receiver::measure_rtt(TimePoint now) {
+  if (rtt_mark_at_ != kNever) {
+    if (received_total_ < rtt_mark_) return;
+    const Duration sample = now - rtt_mark_at_;
+    if (sample > 0 && (rtt_estimate_ == 0 || sample < rtt_estimate_)) rtt_estimate_ = sample;
+  }
+  rtt_mark_ = received_total_ + std::max<std::uint64_t>(advertised_window_, config_.mss);
+  rtt_mark_at_ = now;
+}
 
 void Receiver::tune_window(TimePoint now, Duration rtt) {
   if (!started_ || rtt <= 0) return;

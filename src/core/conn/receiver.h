@@ -99,6 +99,12 @@ class Receiver {
   // `buffer`). Call it with the connection's smoothed RTT whenever convenient
   // (the connection does in poll_transmit); rtt <= 0 does nothing.
   void tune_window(TimePoint now, Duration rtt);
+  // The round trip as the receiving side alone measures it (Linux's
+  // receiver RTT estimate): the shortest time a whole advertised window took
+  // to arrive; 0 before the first measurement. For tuning the window of a
+  // connection whose sender side has no RTT sample: one that only receives,
+  // after a handshake whose retransmission left no unambiguous sample.
+  Duration rtt_estimate() const { return rtt_estimate_; }
   // The receive space: unread bytes plus window, before the budget's say.
   std::size_t receive_space() const { return space_; }
   // Bytes the application has read.
@@ -147,6 +153,7 @@ class Receiver {
   std::uint64_t window_bytes() const;
   void drain();
   void note_in_order(TimePoint now);
+  void measure_rtt(TimePoint now);
   void record_advertised(std::uint64_t window);
 
   ReceiverConfig config_;
@@ -166,6 +173,10 @@ class Receiver {
   TimePoint measure_start_ = kNever;      // start of the current measurement
   std::uint64_t measure_consumed_ = 0;    // consumed_total_ at its start
   std::uint64_t measure_copied_ = 0;      // bytes read in the last measured round trip
+  // The receiver's own RTT measurement (measure_rtt).
+  std::uint64_t rtt_mark_ = 0;            // received_total_ that ends the current one
+  TimePoint rtt_mark_at_ = kNever;        // when it began
+  Duration rtt_estimate_ = 0;             // the smallest so far
 
   // Window bookkeeping, in bytes of the in-order stream.
   std::uint64_t advertised_edge_ = 0;  // received_total_ + window at the last advertisement

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <vector>
@@ -347,6 +348,70 @@ TEST(ConnectionTest, MemoryOfAnIdleConnectionIsTheObject) {
   Pair p;
   EXPECT_EQ(p.a->memory().buffers, 0u);
   EXPECT_EQ(p.a->memory().object, sizeof(Connection));
+}
+
+
+// A connection that only receives, after a handshake whose SYN-ACK was lost
+// (so its retransmission gave no unambiguous RTT sample, and no data of its
+// own is ever acknowledged), still tunes its receive window: from its
+// receiver's own RTT estimate. Before, its window stayed at the initial
+// 256 KiB for the connection's life, whatever the path could carry.
+TEST(ConnectionTest, AReceiveOnlyConnectionTunesItsWindowAfterARetransmittedHandshake) {
+  ConnectionConfig cfg = config();
+  cfg.send_buffer = 8u << 20;
+  cfg.receive_buffer = 8u << 20;
+  cfg.congestion = CongestionAlgorithm::kBbr;
+  crypto::DeterministicRandom rng{9};
+  Connection a = *Connection::connect(cfg, rng, 0);
+  auto syn = output(a, 0);
+  Connection b = *Connection::accept(cfg, rng, std::get<wire::SynBody>(syn.at(0).parsed()), 0);
+  const Duration one_way = milliseconds(10);
+  struct InFlight {
+    TimePoint at;
+    Sent packet;
+  };
+  std::deque<InFlight> to_a, to_b;
+  bool dropped_syn_ack = false;
+  std::vector<std::uint8_t> chunk(64 * 1024, 0x42), sink(256 * 1024);
+  std::uint64_t received = 0;
+  TimePoint now = 0;
+  for (int step = 0; step < 200'000 && now < seconds(4); ++step) {
+    for (const Sent& s : output(a, now)) to_b.push_back({now + one_way, s});
+    for (const Sent& s : output(b, now)) {
+      if (!dropped_syn_ack && s.header.type == wire::PacketType::kSynAck) {
+        dropped_syn_ack = true;
+        continue;
+      }
+      to_a.push_back({now + one_way, s});
+    }
+    TimePoint next = std::min({a.next_expiry(), b.next_expiry(), now + seconds(1)});
+    if (!to_a.empty()) next = std::min(next, to_a.front().at);
+    if (!to_b.empty()) next = std::min(next, to_b.front().at);
+    now = std::max(now, next);
+    while (!to_a.empty() && to_a.front().at <= now) {
+      a.on_packet(to_a.front().packet.header, to_a.front().packet.parsed(), now);
+      to_a.pop_front();
+    }
+    while (!to_b.empty() && to_b.front().at <= now) {
+      b.on_packet(to_b.front().packet.header, to_b.front().packet.parsed(), now);
+      to_b.pop_front();
+    }
+    if (a.next_expiry() <= now) a.on_expiry(now);
+    if (b.next_expiry() <= now) b.on_expiry(now);
+    if (a.state() == State::kEstablished) {
+      while (a.send(chunk) > 0) {
+      }
+    }
+    while (std::size_t n = b.recv(sink)) received += n;
+  }
+  ASSERT_TRUE(dropped_syn_ack);
+  ASSERT_EQ(b.state(), State::kEstablished);
+  EXPECT_FALSE(b.sender().rtt().has_sample());  // the case this test is about
+  EXPECT_GT(b.receiver().rtt_estimate(), milliseconds(15));
+  EXPECT_LT(b.receiver().rtt_estimate(), milliseconds(60));
+  EXPECT_GT(b.receiver().receive_space(), cfg.initial_receive_window * 4);
+  EXPECT_GT(b.receiver().stats().window_growths, 2u);
+  EXPECT_GT(received, 0u);
 }
 
 }  // namespace

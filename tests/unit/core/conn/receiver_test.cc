@@ -245,6 +245,40 @@ TEST(ReceiverTest, AutotuningStopsAtTheMaximum) {
   EXPECT_EQ(no_rtt.receive_space(), 1000u);
 }
 
+// The receiver's own RTT: a sender held to our window delivers one window per
+// round trip, and the time from a mark to a whole window past it is that
+// round trip. A sender that is not held back makes longer samples, which the
+// minimum ignores.
+TEST(ReceiverTest, MeasuresTheRoundTripFromWholeWindowsArriving) {
+  Receiver r(tuned(1000, 1'000'000));
+  r.start(0, 0);
+  Seq next = 0;
+  EXPECT_EQ(r.rtt_estimate(), 0);
+  ASSERT_EQ(r.take_window_bytes(), 1000u);
+  flow(r, next, 10, milliseconds(1));  // the first segment sets the mark
+  EXPECT_EQ(r.rtt_estimate(), 0);
+  // The next window arrives a round trip (100 ms) later.
+  ASSERT_EQ(r.take_window_bytes(), 1000u);
+  flow(r, next, 10, milliseconds(101));
+  EXPECT_EQ(r.rtt_estimate(), milliseconds(100));
+  // A sender idling between small writes: windows take longer to arrive.
+  for (int i = 0; i < 20; ++i) flow(r, next, 1, milliseconds(301) + milliseconds(40) * i);
+  EXPECT_EQ(r.rtt_estimate(), milliseconds(100));
+  // And the estimate lets autotuning work without any other RTT.
+  Receiver t(tuned(1000, 1'000'000));
+  t.start(0, 0);
+  next = 0;
+  for (int round = 0; round < 8; ++round) {
+    const TimePoint now = milliseconds(100) * round + 1;
+    t.take_window_bytes();
+    flow(t, next, t.receive_space() / kMss, now);
+    t.tune_window(now, t.rtt_estimate());
+  }
+  EXPECT_EQ(t.rtt_estimate(), milliseconds(100));
+  EXPECT_GT(t.receive_space(), 16'000u);
+  EXPECT_TRUE(t.check_invariants());
+}
+
 TEST(ReceiverTest, BudgetPressureAdvertisesLessAndDropsNothingAccepted) {
   // The budget has room for 8 KiB past the guaranteed 64 KiB: a space of
   // 200 KB is advertised only as far as the storage can grow.
