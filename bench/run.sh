@@ -24,12 +24,15 @@
 #                        default is the host's (bbr here), which ignores loss
 #   BENCH_SKIP_SETUP=1   do not install packages (they are there already)
 #   BENCH_NO_IMPAIRED=1  clean cells only (throughput, CPU, RSS, latency): for A/B runs
+#   BENCH_CELLS="..."    impaired cells to run, from: loss1 loss5 d20 d20l1 d20l5 d100
+#                        d100l1 d20j5 (default all)
 #   BENCH_VETH_GRO=1     GRO on both veths, as a NIC has it (a veth does not)
 #   BUCKWILD=PATH        use this buckwild binary instead of building one
 #   BENCH_JOBS=N         ninja -j N for the build (default: ninja's own)
 #   BENCH_OUT=DIR        where results go (default bench/results)
 #   BENCH_KEEP=1         keep the raw data (iperf3 JSON, logs, both daemons' status
-#                        after the clean cells) in BENCH_OUT/tmp/
+#                        after the clean cells, each namespace's nstat and link
+#                        counters around each cell) in BENCH_OUT/tmp/
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,6 +63,10 @@ die() { log "ERROR: $*"; exit 1; }
   die "BENCH_SECONDS must be 1..120, got '$CELL_SECONDS'"
 for c in $ONLY; do
   [[ " $ALL_CONFIGS " == *" $c "* ]] || die "unknown configuration '$c' in BENCH_ONLY (known: $ALL_CONFIGS)"
+done
+ALL_CELLS="loss1 loss5 d20 d20l1 d20l5 d100 d100l1 d20j5"
+for c in ${BENCH_CELLS:-}; do
+  [[ " $ALL_CELLS " == *" $c "* ]] || die "unknown cell '$c' in BENCH_CELLS (known: $ALL_CELLS)"
 done
 
 WORK=$(mktemp -d /tmp/buckwild-bench.XXXXXX)
@@ -479,9 +486,22 @@ dead_tunnel_pid() {  # prints a tunnel process that has exited, if any
 }
 
 # iperf_cell METRIC STREAMS: one iperf3 cell, recorded; false if it failed.
+# With BENCH_KEEP=1, each namespace's TCP and UDP counters (nstat) and
+# interface statistics around each cell, for finding where a cell loses.
+keep_counters() {  # keep_counters CELL before|after
+  [[ ${BENCH_KEEP:-0} == 1 ]] || return 0
+  local ns
+  for ns in "$NS_A" "$NS_B"; do
+    { ip netns exec "$ns" nstat -az 2>/dev/null; ip netns exec "$ns" ip -s link 2>/dev/null; } \
+      >"$WORK/$CONFIG-$1-$ns.$2" || true
+  done
+}
+
 iperf_cell() {
   local ok=0
+  keep_counters "$1" before
   iperf "$2" "$1" && ok=1
+  keep_counters "$1" after
   local dead
   dead=$(dead_tunnel_pid)
   if [[ -n $dead ]]; then
@@ -706,6 +726,10 @@ run_config() {
     read -r name loss delay jitter <<<"$spec"
     if [[ ${BENCH_NO_IMPAIRED:-0} == 1 ]]; then
       record "$CONFIG" "$name" "" "skipped: BENCH_NO_IMPAIRED=1"
+      continue
+    fi
+    if [[ -n ${BENCH_CELLS:-} && " $BENCH_CELLS " != *" $name "* ]]; then
+      record "$CONFIG" "$name" "" "skipped: not in BENCH_CELLS"
       continue
     fi
     if ! within_budget "$cell"; then

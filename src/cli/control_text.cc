@@ -377,6 +377,34 @@ void render_session(const Json& session, Writer& w) {
       v += " (" + plural(*re, "retransmission") + ")";
     w.line("connections", v);
   }
+  // One line per live stream connection, as `ss -ti` gives a socket's.
+  if (const Json* list = field(session, "stream_connections"); list != nullptr && list->is_array()) {
+    for (const Json& c : *list) {
+      if (!c.is_object()) continue;
+      auto conn_id = count_of(c, "id");
+      if (!conn_id) continue;
+      std::string v;
+      auto text = [&](const char* key) {
+        const Json* f = field(c, key);
+        return f != nullptr && f->is_string() ? f->get<std::string>() : std::string();
+      };
+      v = text("state");
+      if (std::string app = text("application"); !app.empty()) {
+        v += ", " + text("side") + " " + app + " -> " + text("target");
+      }
+      if (auto cwnd = number_of(c, "cwnd_bytes")) v += ", cwnd " + human_bytes(byte_count(*cwnd));
+      if (auto fl = number_of(c, "bytes_in_flight")) v += ", " + human_bytes(byte_count(*fl)) + " in flight";
+      if (auto pace = number_of(c, "pacing_bytes_per_second")) {
+        char mbit[32];
+        std::snprintf(mbit, sizeof mbit, "%.1f Mbit/s", *pace * 8 / 1e6);
+        v += ", pacing ";
+        v += mbit;
+      }
+      if (auto rtt = number_of(c, "srtt_ms")) v += ", srtt " + human_ms(*rtt);
+      if (auto re = count_of(c, "retransmissions")) v += ", " + plural(*re, "retransmission");
+      w.line("connection " + *conn_id, v);
+    }
+  }
 }
 
 void render_peer(const Json& peer, Writer& w) {

@@ -161,6 +161,8 @@ class Sender {
   const RttEstimator& rtt() const { return rtt_; }
   const CongestionController& congestion() const { return *cc_; }
   std::uint64_t bytes_in_flight() const { return in_flight_; }
+  // Bytes per second the congestion controller paces at now.
+  std::uint64_t pacing_rate() const { return cc_->pacing_rate(cc_stats()); }
   std::uint64_t peer_window() const { return peer_window_; }
   const SenderStats& stats() const { return stats_; }
   // Bytes of heap storage held (stream, segment ring, scoreboard).

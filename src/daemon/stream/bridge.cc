@@ -192,6 +192,28 @@ StreamBridge::SessionConnections StreamBridge::session_connections(std::uint64_t
   return out;
 }
 
+std::vector<StreamBridge::ConnectionView> StreamBridge::connections(std::uint64_t session) const {
+  std::vector<ConnectionView> out;
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return out;
+  const Streams& st = *it->second;
+  for (std::uint16_t id : st.table->ids()) {
+    const conn::Connection* c = st.table->find(id);
+    if (c == nullptr) continue;
+    ConnectionView v{.id = id, .conn = c};
+    if (auto f = st.by_conn.find(id); f != st.by_conn.end()) {
+      if (auto flow = flows_.find(f->second); flow != flows_.end()) {
+        v.app = &flow->second->app;
+        v.target = &flow->second->target;
+        v.client = flow->second->side == FlowSide::kClient;
+      }
+    }
+    out.push_back(v);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  return out;
+}
+
 void StreamBridge::connection_ids(std::uint64_t session, std::vector<std::uint16_t>& out) const {
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;

@@ -199,6 +199,17 @@ class StreamBridge {
     std::optional<Duration> min_rtt;    // the smallest smoothed RTT of the live ones
   };
   SessionConnections session_connections(std::uint64_t session) const;
+  // One live connection of a session as `status` shows it: what `ss -ti`
+  // shows of a kernel TCP socket.
+  struct ConnectionView {
+    std::uint16_t id = 0;
+    const conn::Connection* conn = nullptr;
+    const SocketAddress* app = nullptr;     // the application's end; null without a flow
+    const SocketAddress* target = nullptr;  // where it connected to; null without a flow
+    bool client = false;                    // the application connected on this side
+  };
+  // The session's live connections, by id.
+  std::vector<ConnectionView> connections(std::uint64_t session) const;
 
   const StreamStats& stats() const { return stats_; }
   // Flows, lingering ones included.

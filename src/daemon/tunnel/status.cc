@@ -60,6 +60,49 @@ json optional_ms(std::optional<Duration> d) {
   return static_cast<double>(*d) / 1000.0;
 }
 
+double ms_of(Duration d) { return static_cast<double>(d) / 1000.0; }
+
+// A stream-mode connection's transport state, as `ss -ti` shows a TCP
+// socket's: enough to tell a connection held back by its congestion window
+// from one held back by the peer's window, its send buffer or its losses.
+json connection_json(const StreamBridge::ConnectionView& v) {
+  const conn::Connection& c = *v.conn;
+  const conn::Sender& s = c.sender();
+  const conn::Receiver& r = c.receiver();
+  const conn::SenderStats& ss = s.stats();
+  const conn::ReceiverStats& rs = r.stats();
+  return json{
+      {"id", v.id},
+      {"side", v.app == nullptr ? json(nullptr) : json(v.client ? "client" : "server")},
+      {"application", v.app == nullptr ? json(nullptr) : json(v.app->to_string())},
+      {"target", v.target == nullptr ? json(nullptr) : json(v.target->to_string())},
+      {"state", conn::state_name(c.state())},
+      {"congestion_control", s.congestion().name()},
+      {"cwnd_bytes", c.congestion_window()},
+      {"pacing_bytes_per_second", s.pacing_rate()},
+      {"bytes_in_flight", s.bytes_in_flight()},
+      {"peer_window_bytes", s.peer_window()},
+      {"send_buffered_bytes", s.buffered()},
+      {"send_limit_bytes", s.send_limit()},
+      {"receive_space_bytes", r.receive_space()},
+      {"receive_readable_bytes", r.readable()},
+      {"srtt_ms", ms_of(s.rtt().smoothed())},
+      {"rttvar_ms", ms_of(s.rtt().variation())},
+      {"min_rtt_ms", ms_of(s.rtt().min_rtt())},
+      {"rto_ms", ms_of(s.rtt().rto())},
+      {"segments_sent", ss.segments_sent},
+      {"retransmissions", ss.retransmissions},
+      {"timeouts", ss.timeouts},
+      {"tail_loss_probes", ss.tail_loss_probes},
+      {"bytes_delivered", ss.bytes_delivered},
+      {"segments_in_order", rs.segments_in_order},
+      {"segments_out_of_order", rs.segments_out_of_order},
+      {"duplicates", rs.duplicates},
+      {"segments_dropped", rs.dropped},
+      {"receive_window_growths", rs.window_growths},
+  };
+}
+
 }  // namespace
 
 nlohmann::json Tunnel::status() {
@@ -241,6 +284,11 @@ nlohmann::json Tunnel::status() {
                                            : json(nullptr)},
         {"connections", c.live},
         {"retransmissions", c.retransmissions},
+        {"stream_connections", [&] {
+           json list = json::array();
+           for (const auto& v : bridge_->connections(e.id)) list.push_back(connection_json(v));
+           return list;
+         }()},
         {"rekey", rekey_json(ss, n)},
     };
   };

@@ -139,6 +139,24 @@ TEST(ControlTextTest, NonZeroDropsAndUserspacePathAndPeersWithoutSessions) {
   EXPECT_EQ(text.find("rtt:", stranger_at), std::string::npos);
 }
 
+TEST(ControlTextTest, AStreamConnectionGetsALineLikeSsTi) {
+  Json status = docs_example(0);
+  ASSERT_TRUE(status.is_object());
+  Json& session = status["peers"][0]["session"];
+  session["connections"] = 1;
+  session["stream_connections"] = Json::array({Json{
+      {"id", 19}, {"side", "client"}, {"application", "10.77.0.1:40112"},
+      {"target", "10.77.0.2:5201"}, {"state", "ESTABLISHED"}, {"congestion_control", "bbr"},
+      {"cwnd_bytes", 2'800'000}, {"pacing_bytes_per_second", 62'500'000}, {"bytes_in_flight", 1'100'000},
+      {"srtt_ms", 20.7}, {"retransmissions", 1024}}});
+  const std::string text = render_status(status);
+  EXPECT_NE(text.find("  connection 19: ESTABLISHED, client 10.77.0.1:40112 -> 10.77.0.2:5201, "
+                      "cwnd 2.67 MiB, 1.05 MiB in flight, pacing 500.0 Mbit/s, srtt 20.7 ms, "
+                      "1024 retransmissions\n"),
+            std::string::npos)
+      << text;
+}
+
 TEST(ControlTextTest, ColorOnlyWhenAsked) {
   Json status = docs_example(0);
   std::string plain = render_status(status, false);

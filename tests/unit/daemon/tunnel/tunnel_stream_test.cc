@@ -119,6 +119,24 @@ TEST_P(TunnelStreamTest, AConnectionsPacketsOfOneTurnLeaveInOneBatch) {
     if (n > 0) got.append(buf, static_cast<std::size_t>(n));
   }
   EXPECT_EQ(got, sent);
+
+  // Status shows the connection on both sides, as `ss -ti` would.
+  const nlohmann::json ca = alice->tunnel->status()["peers"][0]["session"]["stream_connections"];
+  const nlohmann::json cb = bob->tunnel->status()["peers"][0]["session"]["stream_connections"];
+  ASSERT_EQ(ca.size(), 1u) << ca.dump();
+  ASSERT_EQ(cb.size(), 1u) << cb.dump();
+  EXPECT_EQ(ca[0]["id"], cb[0]["id"]);
+  EXPECT_EQ(ca[0]["side"], "client");
+  EXPECT_EQ(cb[0]["side"], "server");
+  EXPECT_EQ(ca[0]["state"], "ESTABLISHED");
+  EXPECT_EQ(ca[0]["target"], cb[0]["target"]);
+  EXPECT_GE(ca[0]["segments_sent"].get<std::uint64_t>(), h.size());
+  EXPECT_EQ(ca[0]["bytes_delivered"].get<std::uint64_t>(), sent.size());
+  EXPECT_GE(cb[0]["segments_in_order"].get<std::uint64_t>(), h.size());
+  EXPECT_GT(ca[0]["srtt_ms"].get<double>(), 0.0);
+  EXPECT_GT(ca[0]["cwnd_bytes"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(ca[0]["bytes_in_flight"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(ca[0]["congestion_control"], cb[0]["congestion_control"]);
 }
 
 // Out of pool buffers (here a receive batch holds all eight while the bridge
