@@ -30,7 +30,13 @@ Sender::Sender(const SenderConfig& config)
 
 std::size_t Sender::send_limit() const {
   const std::uint64_t floor = std::min(config_.initial_buffer, config_.buffer);
-  const std::uint64_t want = std::max(floor, 2 * cc_->congestion_window());
+  // Twice the congestion window for what is in flight and what goes next,
+  // plus what waits behind holes (SACKed, or lost and not yet resent): on a
+  // lossy path that part lasts a round trip or more per hole, and counting it
+  // against the 2 x cwnd would leave the sender with nothing new to send, so
+  // BBR would measure a rate the send buffer set, not the path.
+  const std::uint64_t held = outstanding_ - in_flight_;
+  const std::uint64_t want = std::max(floor, 2 * cc_->congestion_window() + held);
   return static_cast<std::size_t>(std::min<std::uint64_t>(want, config_.buffer));
 }
 

@@ -110,7 +110,8 @@ class Sender {
   // Bytes write() would accept now: free stream space up to send_limit(), 0
   // once close()d.
   std::size_t capacity() const;
-  // The most the send stream may hold now: 2 x cwnd within [initial_buffer, buffer].
+  // The most the send stream may hold now: 2 x cwnd, plus what waits behind
+  // holes (SACKed, or lost and not yet resent), within [initial_buffer, buffer].
   std::size_t send_limit() const;
   // Copies as much of `data` as capacity() allows; returns the bytes taken.
   std::size_t write(Bytes data);

@@ -298,5 +298,35 @@ TEST(SenderTest, SendBufferFollowsTheCongestionWindow) {
   EXPECT_EQ(s.send_limit(), 200'000u);
 }
 
+// What waits behind a hole (SACKed, or lost and not yet resent) does not
+// count against the 2 x cwnd the send buffer keeps for what is in flight and
+// what goes next: on a lossy path holes would otherwise leave the sender
+// nothing new to send.
+TEST(SenderTest, DataHeldBehindAHoleDoesNotShrinkTheSendBuffer) {
+  SenderConfig c;
+  c.mss = kMss;
+  c.buffer = 1'000'000;
+  c.initial_buffer = 10'000;
+  Sender s(c);
+  std::vector<std::uint8_t> data(10'000, 1);
+  ASSERT_EQ(s.write(data), 10'000u);
+  s.start(0, 1 << 20);
+  ASSERT_EQ(drain(s, 0).size(), 10u);
+  const std::uint64_t cwnd_before = s.congestion().congestion_window();
+  EXPECT_EQ(s.send_limit(), 2 * cwnd_before);
+  // Segment 0 lost, 1..9 SACKed: nine segments wait behind the hole.
+  AckInfo a = ack(0);
+  a.bitmap = 0x1FF;
+  s.on_ack(a, milliseconds(40));
+  EXPECT_EQ(s.send_limit(), 2 * s.congestion().congestion_window() + 10'000 - s.bytes_in_flight());
+  EXPECT_GE(s.capacity(), 2 * s.congestion().congestion_window() - s.bytes_in_flight());
+  // The hole repaired: nothing is held, and the limit is 2 x cwnd again.
+  drain(s, milliseconds(40));
+  s.on_ack(ack(10), milliseconds(80));
+  EXPECT_EQ(s.buffered(), 0u);
+  EXPECT_EQ(s.send_limit(), std::max<std::uint64_t>(10'000, 2 * s.congestion().congestion_window()));
+  EXPECT_TRUE(s.check_invariants());
+}
+
 }  // namespace
 }  // namespace buckwild::conn
