@@ -7,14 +7,17 @@ namespace buckwild::conn {
 
 void AckTracker::start(Seq next_expected) {
   ack_ = next_expected;
-  latest_ = next_expected;
+  recent_count_ = 0;
+  recent_head_ = 0;
   ranges_.clear();
 }
 
 bool AckTracker::add(Seq s) {
   assert(seq_gt(s, ack_));
   if (!ranges_.add(s, s + 1)) return false;
-  latest_ = s;
+  recent_[recent_head_] = s;
+  recent_head_ = (recent_head_ + 1) % kRecent;
+  recent_count_ = std::min(recent_count_ + 1, kRecent);
   return true;
 }
 
@@ -41,22 +44,29 @@ bool AckTracker::bitmap_covers_all() const {
 }
 
 std::size_t AckTracker::blocks(std::span<wire::SackBlock> out) const {
-  std::size_t n = 0;
-  // The range holding the latest segment, found by bisection (hundreds of
-  // ranges under loss at a large window); none if it was not held.
   const std::vector<SeqRange>& all = ranges_.ranges();
-  const auto it =
-      std::partition_point(all.begin(), all.end(), [this](const SeqRange& r) { return seq_le(r.end, latest_); });
-  const std::size_t recent = it != all.end() && seq_in(latest_, it->start, it->end)
-                                 ? static_cast<std::size_t>(it - all.begin())
-                                 : all.size();
-  if (recent < ranges_.size() && n < out.size()) {
-    out[n++] = wire::SackBlock{ranges_[recent].start, ranges_[recent].end};
+  // Which ranges are written, by index, so none goes twice.
+  std::array<std::size_t, wire::kMaxSackBlocks> written{};
+  const std::size_t limit = std::min(out.size(), written.size());
+  std::size_t n = 0;
+  auto put = [&](std::size_t i) {
+    if (std::find(written.begin(), written.begin() + n, i) != written.begin() + n) return;
+    written[n] = i;
+    out[n++] = wire::SackBlock{all[i].start, all[i].end};
+  };
+  // The ranges holding the segments added last, newest first, each found by
+  // bisection (hundreds of ranges under loss at a large window): at most half
+  // the blocks, so the lowest are reported too.
+  const std::size_t recent_limit = std::max<std::size_t>(limit / 2, std::min<std::size_t>(limit, 1));
+  for (std::size_t k = 0; k < recent_count_ && n < recent_limit; ++k) {
+    const Seq s = recent_[(recent_head_ + kRecent - 1 - k) % kRecent];
+    const auto it =
+        std::partition_point(all.begin(), all.end(), [s](const SeqRange& r) { return seq_le(r.end, s); });
+    if (it != all.end() && seq_in(s, it->start, it->end)) put(static_cast<std::size_t>(it - all.begin()));
   }
-  for (std::size_t i = 0; i < ranges_.size() && n < out.size(); ++i) {
-    if (i == recent) continue;
-    out[n++] = wire::SackBlock{ranges_[i].start, ranges_[i].end};
-  }
+  // Then the rest from the lowest: the ranges above the holes a sender
+  // repairs first.
+  for (std::size_t i = 0; i < all.size() && n < limit; ++i) put(i);
   return n;
 }
 

@@ -4,10 +4,17 @@
 //   ack           the next segment expected (everything before it was received)
 //   header bitmap bit i (LSB = 0) set: segment ack + 1 + i is held
 //   SACK blocks   [start, end) ranges held beyond ack, at most 32 per ACK; the
-//                 block holding the most recently received segment comes first
-//                 (RFC 2018 §4), then the others in increasing order
+//                 blocks holding the most recently received segments come
+//                 first, newest first (RFC 2018 §4), then the others in
+//                 increasing order. Under loss at a large window hundreds of
+//                 ranges are held: a range stops being the newest the moment a
+//                 segment beyond the next hole arrives, often within the batch
+//                 one ACK answers, and if only the newest range and the lowest
+//                 were reported, its last segments would never be, and the
+//                 sender would resend them as lost
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -42,15 +49,20 @@ class AckTracker {
   std::uint32_t bitmap() const;
   // True when the bitmap alone describes every held segment.
   bool bitmap_covers_all() const;
-  // Writes up to out.size() blocks (most recent first); returns how many.
+  // Writes up to out.size() blocks (the recently changed first); returns how many.
   std::size_t blocks(std::span<wire::SackBlock> out) const;
 
   std::size_t allocated() const { return ranges_.allocated(); }
 
  private:
+  // The segments added last, newest at recent_[(recent_head_ + kRecent - 1) % kRecent].
+  static constexpr std::size_t kRecent = 64;
+
   RangeSet ranges_;
   Seq ack_ = 0;
-  Seq latest_ = 0;  // most recently added segment
+  std::array<Seq, kRecent> recent_{};
+  std::size_t recent_head_ = 0;   // where the next one goes
+  std::size_t recent_count_ = 0;  // how many are valid (at most kRecent)
 };
 
 }  // namespace buckwild::conn

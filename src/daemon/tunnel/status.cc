@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/conn/bbr.h"
 #include "core/discovery/features.h"
 #include "core/hop/time_window.h"
 #include "daemon/tunnel/tunnel.h"
@@ -62,6 +63,26 @@ json optional_ms(std::optional<Duration> d) {
 
 double ms_of(Duration d) { return static_cast<double>(d) / 1000.0; }
 
+const char* bbr_mode_name(conn::Bbr::Mode m) {
+  switch (m) {
+    case conn::Bbr::Mode::kStartup: return "startup";
+    case conn::Bbr::Mode::kDrain: return "drain";
+    case conn::Bbr::Mode::kProbeBandwidth: return "probe_bw";
+    case conn::Bbr::Mode::kProbeRtt: return "probe_rtt";
+  }
+  return "startup";
+}
+
+// BBR's model (null under another congestion control).
+json bbr_json(const conn::CongestionController& cc) {
+  const auto* bbr = dynamic_cast<const conn::Bbr*>(&cc);
+  if (bbr == nullptr) return nullptr;
+  return json{{"mode", bbr_mode_name(bbr->mode())},
+              {"bandwidth_bytes_per_second", bbr->bandwidth()},
+              {"min_rtt_ms", ms_of(bbr->min_rtt())},
+              {"rounds", bbr->rounds()}};
+}
+
 // A stream-mode connection's transport state, as `ss -ti` shows a TCP
 // socket's: enough to tell a connection held back by its congestion window
 // from one held back by the peer's window, its send buffer or its losses.
@@ -100,6 +121,7 @@ json connection_json(const StreamBridge::ConnectionView& v) {
       {"duplicates", rs.duplicates},
       {"segments_dropped", rs.dropped},
       {"receive_window_growths", rs.window_growths},
+      {"bbr", bbr_json(s.congestion())},
   };
 }
 

@@ -137,6 +137,11 @@ TEST_P(TunnelStreamTest, AConnectionsPacketsOfOneTurnLeaveInOneBatch) {
   EXPECT_GT(ca[0]["cwnd_bytes"].get<std::uint64_t>(), 0u);
   EXPECT_EQ(ca[0]["bytes_in_flight"].get<std::uint64_t>(), 0u);
   EXPECT_EQ(ca[0]["congestion_control"], cb[0]["congestion_control"]);
+  ASSERT_EQ(ca[0]["congestion_control"], "bbr");
+  EXPECT_TRUE(ca[0]["bbr"]["mode"].is_string());
+  EXPECT_TRUE(ca[0]["bbr"]["bandwidth_bytes_per_second"].is_number_unsigned());
+  EXPECT_TRUE(ca[0]["bbr"]["min_rtt_ms"].is_number());
+  EXPECT_TRUE(cb[0]["bbr"]["rounds"].is_number_unsigned());
 }
 
 // Out of pool buffers (here a receive batch holds all eight while the bridge
