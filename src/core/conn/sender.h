@@ -29,8 +29,10 @@
 // twice the congestion window (at least `initial_buffer`, at most `buffer`),
 // so the stream always holds what cwnd lets leave in the next round trip and
 // as much again for the application to refill meanwhile; with BBR, whose
-// cwnd is two bandwidth-delay products, that is four. Storage grows as bytes
-// are queued, charged to the memory budget.
+// cwnd is two bandwidth-delay products, that is four. What waits behind holes
+// (SACKed, or lost and not yet resent) comes on top: under loss it stays for a
+// round trip or more per hole and would otherwise crowd out new data. Storage
+// grows as bytes are queued, charged to the memory budget.
 //
 // Failure: after `max_retransmissions` consecutive timeouts with no new data
 // delivered in between (or, while probing a zero window, with no ACK at all),

@@ -10,10 +10,11 @@ namespace {
 
 constexpr std::size_t kMss = 1000;
 
-SenderConfig config() {
+SenderConfig config(std::size_t buffer = 100'000, std::size_t initial_buffer = SenderConfig{}.initial_buffer) {
   SenderConfig c;
   c.mss = kMss;
-  c.buffer = 100'000;
+  c.buffer = buffer;
+  c.initial_buffer = initial_buffer;
   return c;
 }
 
@@ -266,11 +267,7 @@ TEST(SenderTest, NagleHoldsSmallSegmentsWhileDataIsInFlight) {
 // Send buffer growth (tcp_sndbuf_expand): the application may queue twice
 // cwnd, at least the initial buffer and at most the maximum.
 TEST(SenderTest, SendBufferFollowsTheCongestionWindow) {
-  SenderConfig c;
-  c.mss = kMss;
-  c.buffer = 200'000;
-  c.initial_buffer = 30'000;
-  Sender s(c);
+  Sender s(config(200'000, 30'000));
   // Initial cwnd 10 segments = 10 000 bytes: 2 x cwnd is below the floor.
   EXPECT_EQ(s.send_limit(), 30'000u);
   EXPECT_EQ(s.capacity(), 30'000u);
@@ -303,11 +300,7 @@ TEST(SenderTest, SendBufferFollowsTheCongestionWindow) {
 // what goes next: on a lossy path holes would otherwise leave the sender
 // nothing new to send.
 TEST(SenderTest, DataHeldBehindAHoleDoesNotShrinkTheSendBuffer) {
-  SenderConfig c;
-  c.mss = kMss;
-  c.buffer = 1'000'000;
-  c.initial_buffer = 10'000;
-  Sender s(c);
+  Sender s(config(1'000'000, 10'000));
   std::vector<std::uint8_t> data(10'000, 1);
   ASSERT_EQ(s.write(data), 10'000u);
   s.start(0, 1 << 20);
