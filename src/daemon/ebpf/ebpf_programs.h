@@ -38,10 +38,14 @@ struct ring_buffer;      // libbpf
 
 namespace buckwild::daemon {
 
-// Where the frame filter runs on one interface, in the order tried by default.
+// Where the frame filter runs on one interface. By default XDP in the driver,
+// else TC ingress, else generic XDP: TC ingress sees a GSO packet's segment
+// size and judges its first datagram for all (a veth passes a sender's
+// UDP_SEGMENT packet on whole), where generic XDP sees the same packet as one
+// datagram whose length disagrees with its header, and drops it.
 enum class AttachMode : std::uint8_t { kXdpDriver, kXdpGeneric, kTcIngress };
 inline constexpr std::array<AttachMode, 3> kDefaultAttachOrder = {
-    AttachMode::kXdpDriver, AttachMode::kXdpGeneric, AttachMode::kTcIngress};
+    AttachMode::kXdpDriver, AttachMode::kTcIngress, AttachMode::kXdpGeneric};
 // "xdp-driver", "xdp-generic", "tc-ingress".
 std::string_view attach_mode_name(AttachMode mode);
 
