@@ -383,12 +383,8 @@ void render_session(const Json& session, Writer& w) {
       if (!c.is_object()) continue;
       auto conn_id = count_of(c, "id");
       if (!conn_id) continue;
-      std::string v;
-      auto text = [&](const char* key) {
-        const Json* f = field(c, key);
-        return f != nullptr && f->is_string() ? f->get<std::string>() : std::string();
-      };
-      v = text("state");
+      auto text = [&](const char* key) { return text_of(c, key).value_or(""); };
+      std::string v = text("state");
       if (std::string app = text("application"); !app.empty()) {
         v += ", " + text("side") + " " + app + " -> " + text("target");
       }
