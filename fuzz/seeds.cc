@@ -66,6 +66,46 @@ int main(int argc, char** argv) {
     std::string gso6 = {1, 4, 60, 0, 100, 0, 40, 0, 16, 0};
     std::ofstream(std::string(argv[1]) + "/tso_ipv6_seeded", std::ios::binary)
         .write((gso6 + p6).c_str(), static_cast<std::streamsize>(10 + p6.size()));
+
+    // fuzz_gro_coalesce: runs as the tunnel decrypts them, each packet after
+    // a 2-byte length: three in-order TCP segments and a short fourth, and
+    // the same of UDP datagrams over IPv4 and over IPv6, checksums complete.
+    auto finish = [&](std::string p, bool six, bool udp) {
+      const std::size_t t = six ? 40 : 20;
+      const std::size_t len = p.size() - t;
+      if (six) {
+        put(p, 4, static_cast<std::uint32_t>(len));
+      } else {
+        put(p, 2, static_cast<std::uint32_t>(p.size()));
+        put(p, 10, 0);
+        put(p, 10, ~sum(p, 0, 20, 0) & 0xFFFF);
+      }
+      if (udp) put(p, t + 4, static_cast<std::uint32_t>(len));
+      const std::size_t at = t + (udp ? 6 : 16);
+      put(p, at, 0);
+      const std::uint32_t seed = sum(p, six ? 8 : 12, six ? 40 : 20, (udp ? 17u : 6u) + static_cast<std::uint32_t>(len));
+      put(p, at, ~sum(p, t, p.size(), seed) & 0xFFFF);
+      return static_cast<char>(p.size() >> 8) + std::string(1, static_cast<char>(p.size() & 0xFF)) + p;
+    };
+    for (bool six : {false, true}) {
+      std::string run_tcp, run_udp;
+      for (std::uint32_t i = 0; i < 4; ++i) {
+        const std::size_t payload = i == 3 ? 40 : 100;
+        const std::string head = six ? v6 : v4;
+        std::string seg(reinterpret_cast<const char*>(tcp), sizeof tcp);
+        seg[13] = 0x10;  // ACK
+        put(seg, 6, 1 + i * 100);  // sequence number, low half
+        run_tcp += finish(head + seg + std::string(payload, static_cast<char>('a' + i)), six, false);
+        std::string udp_ip = head;
+        udp_ip[six ? 6 : 9] = 17;
+        std::string udp_header = {static_cast<char>(0x9c), 0x40, 0x14, static_cast<char>(0xe9), 0, 0, 0, 0};
+        run_udp += finish(udp_ip + udp_header + std::string(payload, static_cast<char>('a' + i)), six, true);
+      }
+      std::ofstream(std::string(argv[1]) + "/gro_tcp_run_ipv" + (six ? "6" : "4"), std::ios::binary)
+          .write(run_tcp.data(), static_cast<std::streamsize>(run_tcp.size()));
+      std::ofstream(std::string(argv[1]) + "/gro_udp_run_ipv" + (six ? "6" : "4"), std::ios::binary)
+          .write(run_udp.data(), static_cast<std::streamsize>(run_udp.size()));
+    }
   }
 
   const std::string dir = argv[1];

@@ -295,6 +295,30 @@ t_udp_offload() {
   ((bad_b == 0))
 }
 
+# 4096 numbered UDP datagrams of 1200 bytes, alice to bob in bursts of 64:
+# every one arrives once with its bytes. Where bob's TUN took USO, the
+# datagrams a receive batch holds of the flow reach it as UDP_L4 writes
+# (docs/architecture.md "TUN offloads"), which the kernel splits back.
+t_udp_burst() {
+  local coalesced0 segs0 coalesced segs
+  coalesced0=$(status_field B tun_offload.coalesced_writes) &&
+    segs0=$(status_field B tun_offload.coalesced_segments) || return 1
+  spawn B "$WORK/udp-burst.log" python3 "$ROOT/tests/e2e/udp_burst.py" receive 10.77.0.2 5301 4096 1200 20
+  local rcv=$SPAWNED
+  wait_until 5 grep -q ready "$WORK/udp-burst.log" || { stop_pid $rcv; return 1; }
+  in_a python3 "$ROOT/tests/e2e/udp_burst.py" send 10.77.0.2 5301 4096 1200 || { stop_pid $rcv; return 1; }
+  local rc=0
+  wait $rcv || rc=$?
+  coalesced=$(( $(status_field B tun_offload.coalesced_writes) - coalesced0 ))
+  segs=$(( $(status_field B tun_offload.coalesced_segments) - segs0 ))
+  log "UDP bursts: $(tail -1 "$WORK/udp-burst.log"); bob's TUN: $coalesced coalesced writes of $segs datagrams"
+  echo "udp burst: $(tail -1 "$WORK/udp-burst.log"); $coalesced coalesced writes ($segs datagrams)" >>"$WORK/results"
+  ((rc == 0)) || return 1
+  if grep -q "TUN offloads on (checksum, TSO4, TSO6, USO4, USO6)" "$WORK/daemon-B.log"; then
+    ((coalesced > 0 && segs > coalesced)) || { log "bob's TUN took USO but no UDP run was coalesced"; return 1; }
+  fi
+}
+
 t_iperf_skewed() {
   stop_pid "$BOB"
   start_daemon B "$WORK/bob.toml" BUCKWILD_TESTING_CLOCK_OFFSET_MS=40
@@ -696,6 +720,7 @@ check "http 20 MB download both ways, checksum" t_http
 check "underlay capture: only UDP, hopping ports on schedule, no plaintext" t_capture
 check "iperf3 ${IPERF_SECONDS}s, clocks equal: no closed-port drops" t_iperf equal
 check "udp offloads: GSO sends, GRO reads (veth GRO on), every read split" t_udp_offload
+check "udp bursts: every datagram once and whole (USO writes to the TUN where it takes them)" t_udp_burst
 check "iperf3 ${IPERF_SECONDS}s, 40 ms skew: no closed-port drops" t_iperf_skewed
 check "iperf3 ${IPERF_SECONDS}s, rekey every 10 s: no rejected datagram, no retransmission burst" t_iperf_rekey
 check "initiator restart: back within 5 s" t_restart_initiator

@@ -58,6 +58,7 @@ SysResult<std::unique_ptr<LinuxTunDevice>> LinuxTunDevice::open(std::string_view
   const unsigned base = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
   if (::ioctl(d.fd_.get(), TUNSETOFFLOAD, base | TUN_F_USO4 | TUN_F_USO6) == 0) {
     d.mode_ = "on (checksum, TSO4, TSO6, USO4, USO6)";
+    d.uso_ = true;
   } else if (::ioctl(d.fd_.get(), TUNSETOFFLOAD, base) == 0) {
     d.mode_ = "on (checksum, TSO4, TSO6; the kernel refused USO: ";
     d.mode_ += std::strerror(errno);

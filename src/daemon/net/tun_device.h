@@ -75,10 +75,13 @@ class TunDevice {
   virtual TunOffloadStats offload_stats() const { return {}; }
   // True when write_gso() works: the device takes GSO super-packets.
   virtual bool takes_gso() const = 0;
+  // True when write_gso() takes UDP_L4 (USO) super-packets too (Linux 6.2).
+  virtual bool takes_udp_gso() const { return false; }
   // Hands the kernel one packet with its vnet header: a GSO super-packet of
-  // TCP segments coalesced by offload::TcpCoalescer (the kernel receives it
-  // as one large segment, as after GRO), or a single packet with a zero
-  // header. Only when takes_gso(). Errors: as write_packet().
+  // TCP segments or UDP datagrams coalesced by offload::GroCoalescer (the
+  // kernel receives TCP as one large segment, as after GRO, and splits UDP
+  // back into its datagrams), or a single packet with a zero header. Only
+  // when takes_gso(). Errors: as write_packet().
   virtual SysResult<void> write_gso(const offload::VnetHeader& header, Bytes packet) = 0;
 };
 
@@ -117,6 +120,7 @@ class LinuxTunDevice final : public TunDevice {
   SysResult<void> write_packet(Bytes packet) override;
   bool has_pending() const override { return plan_ && next_ < plan_->count; }
   bool takes_gso() const override { return vnet_; }
+  bool takes_udp_gso() const override { return uso_; }
   SysResult<void> write_gso(const offload::VnetHeader& header, Bytes packet) override;
 
   // True when reads and writes carry a vnet header (offloads on).
@@ -137,6 +141,7 @@ class LinuxTunDevice final : public TunDevice {
   std::string name_;
   int ifindex_;
   bool vnet_ = false;
+  bool uso_ = false;  // TUNSETOFFLOAD took USO4/USO6
   std::string mode_ = "off";
   // Offloads: the last read (vnet header + packet) and how far its split got.
   std::vector<std::uint8_t> rx_;

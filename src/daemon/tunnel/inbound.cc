@@ -71,6 +71,7 @@ void Tunnel::on_socket_readable(DatagramSocket& socket, Arrival arrival) {
   if (!got) return;
   ++receiving_;
   coalescing_ = tun_.takes_gso();
+  coalescer_.set_udp(tun_.takes_udp_gso());
   UdpOffloadStats& offload = udp_offload_stats();
   // Each datagram's arrival: our clocks now, less how long it waited in the
   // kernel (a busy daemon, or one just started, reads late; what is measured

@@ -50,6 +50,7 @@ void Tunnel::on_tun_readable(std::uint32_t events) {
   // Stream mode writes the segments it rewrites back into the TUN: coalesced
   // (GRO) like a receive batch's, written at the end.
   coalescing_ = tun_.takes_gso();
+  coalescer_.set_udp(tun_.takes_udp_gso());
   BatchClock batch_clock(*this);
   for (std::size_t i = 0; i < kBatch || tun_.has_pending(); ++i) {
     PacketPool::Buffer b = acquire_buffer();

@@ -458,7 +458,7 @@ class Tunnel : private StreamHost {
   bool tun_watched_ = false;
   // GRO on the way into the TUN: while a handler runs with coalescing_ set,
   // write_tun() adds packets to coalescer_, written at its end (flush_tun).
-  offload::TcpCoalescer coalescer_;
+  offload::GroCoalescer coalescer_;
   bool coalescing_ = false;
   // Receive buffers for sockets whose reads coalesce (UDP GRO,
   // inbound.cc): kGroSlots reads of up to 64 KiB each, one arena per

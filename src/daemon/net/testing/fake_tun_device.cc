@@ -95,6 +95,9 @@ SysResult<void> FakeTunDevice::write_gso(const offload::VnetHeader& header, Byte
     return sys_fail(write_errno_, "write to fake TUN device " + name_ + " failed");
   offload::SplitResult r = offload::plan_split(header, packet);
   if (!r.plan) return sys_fail(EINVAL, "malformed GSO write to fake TUN device " + name_);
+  if (r.plan->kind == offload::gso_type::kUdpL4 && !takes_udp_gso()) {
+    return sys_fail(EINVAL, "fake TUN device " + name_ + " takes no UDP_L4 writes (a kernel before 6.2)");
+  }
   if (r.plan->is_gso() && r.plan->count > 1) ++gso_writes_;
   for (std::size_t i = 0; i < r.plan->count; ++i) {
     std::vector<std::uint8_t> seg(r.plan->max_size);

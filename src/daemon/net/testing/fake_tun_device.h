@@ -28,12 +28,15 @@ class FakeTunDevice final : public TunDevice {
   void split_gso() override;
   SysResult<void> write_packet(Bytes packet) override;
   bool takes_gso() const override { return takes_gso_; }
+  bool takes_udp_gso() const override { return takes_gso_ && takes_udp_gso_; }
   // Splits the super-packet as the kernel would (offload::gso_split) and
   // records its segments as written; counts it in gso_writes().
   SysResult<void> write_gso(const offload::VnetHeader& header, Bytes packet) override;
 
   // Makes the device take GSO writes (a TUN with offloads).
   void set_takes_gso(bool on) { takes_gso_ = on; }
+  // UDP_L4 super-packets too (a kernel with USO), while takes_gso().
+  void set_takes_udp_gso(bool on) { takes_udp_gso_ = on; }
   // write_gso() calls that carried more than one segment.
   std::size_t gso_writes() const { return gso_writes_; }
 
@@ -85,6 +88,7 @@ class FakeTunDevice final : public TunDevice {
   int read_errno_ = 0;
   std::size_t reads_ = 0;
   bool takes_gso_ = false;
+  bool takes_udp_gso_ = false;
   std::size_t gso_writes_ = 0;
   ReadinessFlag ready_;
 };

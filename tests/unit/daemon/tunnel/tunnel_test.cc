@@ -31,6 +31,34 @@ TEST_P(TunnelTest, InOrderTcpSegmentsOfABatchReachTheTunAsOneGsoWrite) {
   EXPECT_EQ(bob->tunnel->stats().tun_packets_out, 9u);
 }
 
+// Where the device takes USO, a batch's equal-size UDP datagrams of one flow
+// reach the TUN as one UDP_L4 write that the kernel splits back into them;
+// where it does not (a kernel before 6.2), each is written alone.
+TEST_P(TunnelTest, UdpDatagramsOfABatchReachTheTunAsOneUsoWrite) {
+  start();
+  ASSERT_TRUE(connected());
+  bob->tun.set_takes_gso(true);
+  offload::Shape s{.proto = 17, .payload = 8 * 1000, .net = 77};
+  std::vector<std::uint8_t> whole = offload::super_packet(s);
+  auto plan = offload::plan_split(offload::gso_header(s, 1000), whole).plan;
+  ASSERT_TRUE(plan);
+  std::vector<std::vector<std::uint8_t>> sent;
+  for (std::size_t i = 0; i < plan->count; ++i) {
+    std::vector<std::uint8_t> seg(plan->max_size);
+    seg.resize(offload::write_segment(*plan, whole, i, seg));
+    sent.push_back(seg);
+  }
+  carry_to_bob(sent);
+  EXPECT_EQ(bob->tun.gso_writes(), 0u) << "no USO: written singly";
+  EXPECT_EQ(bob->tunnel->stats().tun_coalesced_writes, 0u);
+  bob->tun.set_takes_udp_gso(true);
+  carry_to_bob(sent);
+  EXPECT_EQ(bob->tun.gso_writes(), 1u);
+  EXPECT_EQ(bob->tunnel->stats().tun_coalesced_writes, 1u);
+  EXPECT_EQ(bob->tunnel->stats().tun_coalesced_segments, 8u);
+  EXPECT_EQ(bob->tunnel->stats().tun_packets_out, 16u);
+}
+
 // UDP GRO (docs/architecture.md "UDP offloads"): bob's sockets read runs of
 // alice's equal-size datagrams coalesced, and the tunnel splits each read
 // back into datagrams, every one delivered intact and in order. On the eBPF
