@@ -5,7 +5,8 @@
 #   3. the end-to-end tests in network namespaces (tests/e2e/run.sh for the
 #      packet path, tests/e2e/stream.sh for transparent TCP, tests/e2e/nat.sh
 #      for an initiator behind NAT, tests/e2e/mtu.sh for path MTU discovery
-#      across different MTUs, each on the eBPF and the user-space receive path; tests/e2e/flood.sh; tests/e2e/control.sh
+#      across different MTUs, each on the eBPF and the user-space receive path; tests/e2e/flood.sh;
+#      tests/e2e/workers.sh for a hub on two workers; tests/e2e/control.sh
 #      for status, reload, metrics and stop; tests/e2e/snmp.sh for the AgentX
 #      subagent with a real snmpd; tests/e2e/ntp.sh for the NTP client against
 #      chronyd and a lying server, and peer time sync),
@@ -81,6 +82,9 @@ for path in ebpf userspace; do
 done
 stage "e2e: flood.sh"
 bash tests/e2e/flood.sh | tee "$e2e_log"
+e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
+stage "e2e: workers.sh (a hub with 2 workers, two spokes)"
+bash tests/e2e/workers.sh | tee "$e2e_log"
 e2e_passed=$((e2e_passed + $(awk '/^[0-9]+ passed, 0 failed$/ {print $1}' "$e2e_log" | tail -n 1)))
 stage "e2e: control.sh"
 bash tests/e2e/control.sh | tee "$e2e_log"

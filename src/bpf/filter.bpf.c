@@ -1,10 +1,12 @@
-/* Buckwild's kernel-side receive filter: four programs over one set of maps.
+/* Buckwild's kernel-side receive filter: five programs over one set of maps.
  *
  *   bw_xdp            XDP on underlay interfaces (driver or generic mode)
  *   bw_tc_ingress     the same checks at TC ingress, where XDP cannot attach
  *   bw_socket_filter  on the daemon's UDP sockets: only well-formed datagrams
  *   bw_sk_lookup      steers datagrams for valid (source, port) pairs to the
- *                     daemon's one receiving socket
+ *                     receiving socket of the worker that owns the pair
+ *   bw_tun_steer      picks the TUN queue (worker) of a packet leaving the
+ *                     virtual interface, by its destination (with workers > 1)
  *
  * The checks live in filter_logic.bpf.h, the layouts in filter_abi.h, the
  * loader in src/daemon/ebpf/ebpf_programs.cc. */
@@ -122,11 +124,39 @@ int bw_socket_filter(struct __sk_buff* skb) {
   return 0;
 }
 
+/* The worker that receives discovery messages from `source` when no map
+ * names one: a hash of the address, the same for every datagram from it. */
+static __always_inline __u32 bw_source_worker(const struct bw_addr* source, __u32 workers) {
+  __u32 w[4];
+  __builtin_memcpy(w, source->bytes, sizeof(w));
+  __u32 h = (w[0] ^ w[1] ^ w[2] ^ w[3]) * 0x9E3779B1u;
+  h ^= h >> 16;
+  return h % workers;
+}
+
+/* Hands the datagram to worker `slot`'s socket. NO_REUSEPORT: the workers'
+ * sockets share their ports (SO_REUSEPORT), and the kernel must not pick
+ * another member of the group by its own hash. */
+static __always_inline int bw_steer(struct bpf_sk_lookup* ctx, __u32 slot, __u32 counter) {
+  struct bpf_sock* sk = bpf_map_lookup_elem(&sock_map, &slot);
+  if (!sk) {
+    bw_count(BW_HOOK_SK_LOOKUP, BW_CTR_STEER_FAILED);
+    return SK_PASS;
+  }
+  long err = bpf_sk_assign(ctx, sk, BPF_SK_LOOKUP_F_NO_REUSEPORT);
+  bpf_sk_release(sk);
+  bw_count(BW_HOOK_SK_LOOKUP, err == 0 ? counter : BW_CTR_STEER_FAILED);
+  return SK_PASS;
+}
+
 /* Runs before the kernel's own socket lookup for every datagram to this
  * namespace (after its connected sockets: those keep their datagrams).
- * Datagrams whose (source, local port) is valid now go to the daemon's
- * socket, unless the frame filter marked their tuple as another
- * application's; everything else continues to the normal lookup. */
+ * Datagrams whose (source, local port) is valid now go to the socket of the
+ * worker that owns the pair, unless the frame filter marked their tuple as
+ * another application's. With several workers, datagrams to the discovery
+ * port go to the worker serving the source (peer_sources) or the one its
+ * address hashes to, and other datagrams to one of our own ports to the
+ * worker that bound it. Everything else continues to the normal lookup. */
 SEC("sk_lookup")
 int bw_sk_lookup(struct bpf_sk_lookup* ctx) {
   __u32 zero = 0;
@@ -155,7 +185,19 @@ int bw_sk_lookup(struct bpf_sk_lookup* ctx) {
     return SK_PASS;
   }
   key.port = (__u16)ctx->local_port;
-  if (!bw_port_may_be_valid(key.port) || !bpf_map_lookup_elem(&valid_ports, &key)) {
+  const struct bw_port_value* pair =
+      bw_port_may_be_valid(key.port) ? bpf_map_lookup_elem(&valid_ports, &key) : NULL;
+  if (!pair) {
+    if (cfg->workers > 1) {
+      if (key.port == cfg->discovery_port) {
+        __u8* serving = bpf_map_lookup_elem(&peer_sources, &key.source);
+        __u32 slot = serving && *serving > 0 ? (__u32)*serving - 1
+                                             : bw_source_worker(&key.source, cfg->workers);
+        return bw_steer(ctx, slot, BW_CTR_PASS_DISCOVERY);
+      }
+      __u8* bound = bpf_map_lookup_elem(&own_ports, &key.port);
+      if (bound && *bound > 0) return bw_steer(ctx, (__u32)*bound - 1, BW_CTR_PASS_ROAM);
+    }
     bw_count(BW_HOOK_SK_LOOKUP, BW_CTR_NOT_OURS);
     return SK_PASS;
   }
@@ -174,14 +216,31 @@ int bw_sk_lookup(struct bpf_sk_lookup* ctx) {
       return SK_PASS;
     }
   }
-  __u32 slot = BW_SOCKMAP_SLOT;
-  struct bpf_sock* sk = bpf_map_lookup_elem(&sock_map, &slot);
-  if (!sk) {
-    bw_count(BW_HOOK_SK_LOOKUP, BW_CTR_STEER_FAILED);
-    return SK_PASS;
+  return bw_steer(ctx, pair->worker, BW_CTR_PASS);
+}
+
+/* TUNSETSTEERINGEBPF on the virtual interface: the queue, and so the worker,
+ * a packet leaving it goes to (the kernel takes the result modulo the
+ * queues). skb->data is the IP header (a TUN device has no link layer). */
+SEC("socket")
+int bw_tun_steer(struct __sk_buff* skb) {
+  struct bw_route_key key;
+  __builtin_memset(&key, 0, sizeof(key));
+  __u8 first = 0;
+  if (bpf_skb_load_bytes(skb, 0, &first, 1) < 0) return 0;
+  if ((first >> 4) == 4) {
+    __u8 v4[4];
+    if (bpf_skb_load_bytes(skb, __builtin_offsetof(struct iphdr, daddr), v4, sizeof(v4)) < 0) return 0;
+    bw_map_v4(&key.address, v4);
+  } else if ((first >> 4) == 6) {
+    if (bpf_skb_load_bytes(skb, __builtin_offsetof(struct ipv6hdr, daddr), &key.address,
+                           sizeof(key.address)) < 0) {
+      return 0;
+    }
+  } else {
+    return 0;
   }
-  long err = bpf_sk_assign(ctx, sk, 0);
-  bpf_sk_release(sk);
-  bw_count(BW_HOOK_SK_LOOKUP, err == 0 ? BW_CTR_PASS : BW_CTR_STEER_FAILED);
-  return SK_PASS;
+  key.prefix_len = 128;
+  __u32* worker = bpf_map_lookup_elem(&tun_routes, &key);
+  return worker ? (int)*worker : 0;
 }

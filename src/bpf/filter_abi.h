@@ -112,6 +112,7 @@ enum bw_counter {
 #define BW_L3_DEVICES_MAX 64
 #define BW_OWN_PORTS_MAX 4096
 #define BW_PEER_SOURCES_MAX 4096
+#define BW_TUN_ROUTES_MAX 65536
 #define BW_FOREIGN_TUPLES_MAX 16384
 #define BW_DROPPED_FRAGMENTS_MAX 16384
 #define BW_EVENTS_RING_BYTES (256 * 1024)
@@ -132,13 +133,14 @@ struct bw_port_key {
   __u16 pad;  /* must be zero */
 };
 
-/* valid_ports value: what user space knows about the entry (diagnostics; the
- * kernel only tests for presence). */
+/* valid_ports value: the worker whose socket receives the pair (its
+ * sock_map slot, bw_sk_lookup), and what user space knows about the entry
+ * (the frame filter compares the session id). */
 struct bw_port_value {
   __u64 session_id;
   __u32 window; /* the hop window the port belongs to (low 32 bits) */
   __u16 connection_id;
-  __u16 pad;
+  __u16 worker; /* < bw_config.workers */
 };
 
 /* foreign_tuples key: datagrams from (source, source_port) to local_port
@@ -211,7 +213,7 @@ struct bw_config {
   __u16 port_high;
   __u16 discovery_port;
   __u16 pad0;
-  __u32 pad1;
+  __u32 workers; /* receiving sockets in sock_map, one per worker, 1..BW_MAX_WORKERS */
   struct bw_rate data;            /* per source, datagrams to valid ports */
   struct bw_rate discovery;       /* per source, datagrams to the discovery port */
   struct bw_rate discovery_total; /* all sources, datagrams to the discovery port */
@@ -226,14 +228,35 @@ struct bw_config {
  * other interface at an Ethernet header. */
 
 /* ---- The daemon's own ports ----
- * own_ports: local UDP port (host byte order, __u16) -> 1 for every socket the
- * daemon has bound. A datagram to a port that is not valid for its source is
- * passed when a socket of another application would receive it, and dropped
- * when that socket is one of these. */
+ * own_ports: local UDP port (host byte order, __u16) -> 1 + the worker that
+ * bound it, for every socket the daemon has bound. A datagram to a port that
+ * is not valid for its source is passed when a socket of another application
+ * would receive it, and dropped when that socket is one of these. With
+ * several workers, bw_sk_lookup steers such a datagram (a roaming candidate)
+ * to that worker's socket. */
 
-/* ---- Socket map ---- */
+/* ---- Peers' addresses ----
+ * peer_sources: address -> 1 + the worker that serves the configured peer at
+ * that address. Its discovery messages skip the all-sources cap, and with
+ * several workers bw_sk_lookup steers them (and the answers to our own
+ * DISCOVERY) to that worker; other sources' go to worker
+ * bw_source_worker(source). */
 
-#define BW_SOCKMAP_SLOT 0 /* the daemon's receiving UDP socket */
+/* ---- The virtual interface's queues ----
+ * tun_routes: (prefix length, address) -> worker, an LPM trie over
+ * bw_addr (IPv4 as ::ffff:a.b.c.d, its prefix length + 96): the workers'
+ * established sessions' addresses and routes. bw_tun_steer sends a packet
+ * leaving the TUN device to the queue of the worker serving its
+ * destination, worker 0's when none does. */
+struct bw_route_key {
+  __u32 prefix_len; /* 0..128 */
+  struct bw_addr address;
+};
+
+/* ---- Socket map ----
+ * Slot w: worker w's receiving UDP socket (its discovery socket). */
+
+#define BW_MAX_WORKERS 64
 
 /* ---- Security events (ring buffer) ---- */
 
@@ -270,5 +293,6 @@ BW_STATIC_ASSERT(sizeof(struct bw_global) == 16, "bw_global");
 BW_STATIC_ASSERT(sizeof(struct bw_rate) == 16, "bw_rate");
 BW_STATIC_ASSERT(sizeof(struct bw_config) == 16 + 5 * 16 + 8, "bw_config");
 BW_STATIC_ASSERT(sizeof(struct bw_event) == 48, "bw_event");
+BW_STATIC_ASSERT(sizeof(struct bw_route_key) == 20, "bw_route_key");
 
 #endif /* BUCKWILD_BPF_FILTER_ABI_H */

@@ -98,7 +98,8 @@ struct {
   __uint(max_entries, BW_EVENTS_RING_BYTES);
 } events SEC(".maps");
 
-/* The daemon's receiving socket, at BW_SOCKMAP_SLOT. */
+/* The workers' receiving sockets, worker w's at slot w; sized to the
+ * workers at load (ebpf_programs.cc). */
 struct {
   __uint(type, BPF_MAP_TYPE_SOCKMAP);
   __uint(max_entries, 1);
@@ -106,7 +107,7 @@ struct {
   __type(value, __u64);
 } sock_map SEC(".maps");
 
-/* Local ports of the daemon's own sockets: port -> 1 (filter_abi.h). */
+/* Local ports of the daemon's own sockets: port -> 1 + worker (filter_abi.h). */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, BW_OWN_PORTS_MAX);
@@ -115,15 +116,26 @@ struct {
 } own_ports SEC(".maps");
 
 /* Addresses of the configured peers (their endpoints, and where their
- * sessions last came from): address -> 1. Their discovery messages skip the
- * all-sources discovery cap, which a flood from spoofed sources empties;
- * their per-source bucket still applies (filter_logic.bpf.h, bw_admit). */
+ * sessions last came from): address -> 1 + the worker serving the peer.
+ * Their discovery messages skip the all-sources discovery cap, which a flood
+ * from spoofed sources empties; their per-source bucket still applies
+ * (filter_logic.bpf.h, bw_admit). With several workers bw_sk_lookup steers
+ * their discovery messages to that worker (filter_abi.h). */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, BW_PEER_SOURCES_MAX);
   __type(key, struct bw_addr);
   __type(value, __u8);
 } peer_sources SEC(".maps");
+
+/* Where packets leaving the TUN device go: prefix -> worker (filter_abi.h). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, BW_TUN_ROUTES_MAX);
+  __type(key, struct bw_route_key);
+  __type(value, __u32);
+} tun_routes SEC(".maps");
 
 /* Per CPU, 1 while the frame filter itself asks the kernel for a socket
  * (bw_foreign_socket): that lookup runs bw_sk_lookup too, which then has

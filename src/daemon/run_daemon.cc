@@ -31,6 +31,7 @@
 #include "daemon/time/ntp_client.h"
 #include "daemon/tunnel/aead_choice.h"
 #include "daemon/tunnel/tunnel.h"
+#include "daemon/workers/workers.h"
 #include "daemon/net/udp_socket.h"
 #include "daemon/net/tcp_endpoints.h"
 #include "daemon/log/attack_watch.h"
@@ -111,51 +112,9 @@ void raise_descriptor_limit() {
   }
 }
 
-void log_stats(const Tunnel& t, const KernelEbpfPath* ebpf) {
-  const TunnelStats& s = t.stats();
-  const HopPortStats& h = t.hop_port_stats();
-  spdlog::info(
-      "counters: tun in {} out {}; datagrams sent {} received {}; sessions established {} lost {}; "
-      "dropped: no route {}, not IP {}, unknown session {}, rejected {}, spoofed source {}, "
-      "unsupported type {}, truncated {}, send errors {}, TUN read errors {}, TUN write errors {}, "
-      "hopping ports unavailable {}",
-      s.tun_packets_in, s.tun_packets_out, s.datagrams_sent, s.datagrams_received,
-      s.sessions_established, s.sessions_lost, s.no_route, s.not_ip, s.no_session, s.rejected,
-      s.spoofed_source, s.unsupported_type, s.truncated, s.send_errors, s.tun_read_errors,
-      s.tun_write_errors, h.bind_failures);
-  const auto& d = t.discovery_counters();
-  spdlog::info(
-      "discovery: {} responses, {} sessions; silent to {} malformed, {} stale, {} rate-limited, "
-      "{} over the work budget, {} without a shared PSK, {} without common features, {} bad "
-      "cookies, {} bad proofs, {} replays",
-      d.responses, d.sessions, d.malformed, d.stale, d.rate_limited, d.overloaded, d.no_shared_psk,
-      d.no_common_features, d.bad_cookie, d.bad_proof, d.replayed);
-  const StreamStats& st = t.stream_stats();
-  spdlog::info(
-      "transparent TCP: {} opened here, {} accepted for the peer, {} refused ({} by limits), {} "
-      "completed, {} reset; {} bytes up, {} down; {} segments rewritten; {} flows left; accept() "
-      "paused {} times out of descriptors or memory, failed {} times",
-      st.opened, st.accepted, st.refused, st.limit_refusals, st.completed, st.resets, st.bytes_up,
-      st.bytes_down, st.rewritten, t.stream_flows(), st.listener.accept_pauses, st.listener.accept_errors);
-  if (ebpf == nullptr) return;
-  spdlog::info("eBPF path: {} valid (peer, port) pairs now; {} rewrites of them, {} failed, slowest {} us",
-               h.valid_ports, h.valid_port_updates, h.valid_port_update_failures,
-               h.valid_port_update_max_ns / 1000);
-  ebpf->log_counters();
-}
-
-// The line `systemctl status` shows (sd_notify STATUS=).
-std::string status_line(const Tunnel& t, const KernelEbpfPath* ebpf) {
-  const TunnelStats& s = t.stats();
-  std::string line = fmt::format("{} session{}, {} datagrams in, {} out, {} rejected",
-                                 t.session_count(), t.session_count() == 1 ? "" : "s",
-                                 s.datagrams_received, s.datagrams_sent, s.rejected);
-  if (ebpf != nullptr) line += "; " + ebpf->summary();
-  return line;
-}
-
 // The eBPF path if it can run here, or why not (for the start-up log).
-SysResult<std::unique_ptr<KernelEbpfPath>> start_ebpf_path(const Config& config, Netlink& nl, EventLoop& loop) {
+SysResult<std::unique_ptr<KernelEbpfPath>> start_ebpf_path(const Config& config, Netlink& nl,
+                                                           EventLoop& loop, std::uint32_t workers) {
   std::vector<std::string> interfaces;
   if (config.network.ebpf) {
     auto found = underlay_interfaces(config, nl);
@@ -165,7 +124,7 @@ SysResult<std::unique_ptr<KernelEbpfPath>> start_ebpf_path(const Config& config,
     }
     interfaces = std::move(*found);
   }
-  return KernelEbpfPath::start(config, interfaces, loop);
+  return KernelEbpfPath::start(config, interfaces, loop, workers);
 }
 
 }  // namespace
@@ -198,7 +157,9 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   }
   const std::uint32_t mtu = choose_mtu(*config, *nl);
   raise_descriptor_limit();
-  auto tun = LinuxTunDevice::open(config->network.virtual_device, config->network.tun_offload);
+  // Multi-queue when more than one worker may serve it (workers/workers.h).
+  const std::uint32_t wanted = wanted_workers(*config);
+  auto tun = LinuxTunDevice::open(config->network.virtual_device, config->network.tun_offload, wanted);
   if (!tun) {
     spdlog::error("cannot create the virtual interface {}: {}", config->network.virtual_device,
                   tun.error().message);
@@ -243,7 +204,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   crypto::SystemRandom rng;
   KernelTcpEndpoints tcp;
   begin_aead_measurement(config->crypto);  // "auto": measured while the eBPF programs load
-  auto ebpf = start_ebpf_path(*config, *nl, **loop);
+  auto ebpf = start_ebpf_path(*config, *nl, **loop, wanted);
   std::string why_not = ebpf ? "" : ebpf.error().message;
   SocketFactory factory = [offload = config->network.udp_offload](
                               const SocketAddress& at) -> SysResult<std::unique_ptr<DatagramSocket>> {
@@ -293,20 +254,30 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
     n.reason = e.reason;
     snmp_agent->notify(std::move(n));
   };
-  auto deps = [&](EbpfPath* path) {
-    return TunnelDeps{**loop, clock, **tun, factory, tcp, rng, path, on_fatal, &audit, on_event};
+  // The workers' sockets share their ports when there are several: sk_lookup
+  // picks each datagram's (network.udp_offload as for the NTP client's).
+  auto worker_env = [&](KernelEbpfPath* path) {
+    const bool shared = path != nullptr && path->workers() > 1;
+    SocketFactory bind = [offload = config->network.udp_offload, shared](const SocketAddress& at)
+        -> SysResult<std::unique_ptr<DatagramSocket>> {
+      auto s = UdpSocket::bind({.bind_address = at, .offload = offload, .reuse_port = shared});
+      if (!s) return std::unexpected(s.error());
+      return std::unique_ptr<DatagramSocket>(std::move(*s));
+    };
+    return WorkerEnvironment{config, mtu, &clock, &rng, std::move(bind), path,
+                             loop->get(), &audit, &tcp, on_event, on_fatal};
   };
   std::unique_ptr<KernelEbpfPath> ebpf_path = ebpf ? std::move(*ebpf) : nullptr;
   log_aead_choice(config->crypto);  // waits for the measurement, before the tunnel asks
-  auto tunnel = Tunnel::create(*config, mtu, deps(ebpf_path.get()));
-  if (!tunnel && ebpf_path) {
-    why_not = "the eBPF path failed to start: " + tunnel.error().message;
+  auto workers = Workers::start(**tun, ebpf_path ? ebpf_path->workers() : 1, worker_env(ebpf_path.get()));
+  if (!workers && ebpf_path) {
+    why_not = "the eBPF path failed to start: " + workers.error().message;
     ebpf_path.reset();
-    tunnel = Tunnel::create(*config, mtu, deps(nullptr));
+    workers = Workers::start(**tun, 1, worker_env(nullptr));
   }
   if (ebpf_path) {
-    spdlog::info("receive path: eBPF (frame filter: {}; every valid hopping port steered to one "
-                 "socket by sk_lookup; socket filter on it)",
+    spdlog::info("receive path: eBPF (frame filter: {}; every valid hopping port steered to its "
+                 "worker's socket by sk_lookup; socket filter on it)",
                  ebpf_path->where());
   } else {
     spdlog::info("receive path: user space (one socket per valid hopping port, rotated every 250 ms) "
@@ -319,16 +290,22 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
                    "path drops them ([network] ebpf_allow_fragments)");
     }
   }
-  if (!tunnel) {
-    spdlog::error("{}", tunnel.error().message);
+  if (!workers) {
+    spdlog::error("{}", workers.error().message);
     return 1;
   }
+  if (wanted > 1 && !ebpf_path) {
+    spdlog::warn("workers: 1, not {} ([network] workers): several need the eBPF receive path, "
+                 "which steers each datagram to its worker's socket",
+                 wanted);
+  }
+  (*workers)->set_audit_enabled(audit.enabled());
 
-  if (ntp) ntp->set_on_step([&](std::int64_t step_us) { (*tunnel)->on_clock_step(step_us); });
+  if (ntp) ntp->set_on_step([&](std::int64_t step_us) { (*workers)->on_clock_step(step_us); });
 
   // From here on the configuration in force is the Reloader's.
   Reloader reloader(std::move(owned), std::move(env),
-                    Reloader::Deps{**tunnel, **logging, *nl, ifindex, clock, &audit});
+                    Reloader::Deps{**workers, **logging, *nl, ifindex, clock, &audit});
   config = nullptr;
   if (ebpf_path) ebpf_path->set_audit(&audit);
   DaemonFacts facts;
@@ -337,7 +314,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   if (!ebpf_path) facts.ebpf_why_not = why_not;
   std::unique_ptr<ControlServer> control;
   auto status = [&] {
-    nlohmann::json doc = daemon_status(**tunnel, ebpf_path.get(), reloader, facts, (*loop)->now());
+    nlohmann::json doc = daemon_status(**workers, ebpf_path.get(), reloader, facts, (*loop)->now());
     doc["time"] = ntp ? ntp->status() : system_time_status();
     if (control) {
       const ControlStats& c = control->stats();
@@ -390,7 +367,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   auto snmp_write = [&](const snmp::SnmpWrite& w) {
     snmp::SnmpWriteResult r;
     for (const auto& [name, up] : w.admin) {
-      if (!(*tunnel)->admin_up(name)) {
+      if (!(*workers)->admin_up(name)) {
         r.error = "no [[peer]] called " + name;
         spdlog::error("SNMP SET refused: {}", r.error);
         return r;
@@ -411,9 +388,9 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
       }
     }
     for (const auto& [name, up] : w.admin) {
-      r.previous.admin.emplace_back(name, *(*tunnel)->admin_up(name));
+      r.previous.admin.emplace_back(name, *(*workers)->admin_up(name));
       if (w.check_only) continue;
-      (void)(*tunnel)->set_admin_up(name, up);
+      (void)(*workers)->set_admin_up(name, up);
       audit.record("peer_admin_state", "notice",
                    {{"peer", name},
                     {"details", {{"admin_state", up ? "up" : "down"}, {"trigger", "an SNMP SET"}}}});
@@ -493,7 +470,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
                    dump_line({{"ok", false}, {"error", "rekey needs a peer: rekey PEER"}}), {}};
              }
              const std::string_view who = request.substr(space + 1);
-             nlohmann::json reply = (*tunnel)->request_rekey(who);
+             nlohmann::json reply = (*workers)->request_rekey(who);
              if (reply.value("ok", false)) {
                audit.record("rekey_requested", "info",
                             {{"details", {{"peer", reply["rekey"]["peer"]},
@@ -534,11 +511,11 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   (void)(*loop)->watch_signal(SIGPIPE, [](int) {});
   (void)(*loop)->watch_signal(SIGUSR1, [&](int) {
     spdlog::info("SIGUSR1: counters follow");
-    log_stats(**tunnel, ebpf_path.get());
+    log_stats((*workers)->status(), ebpf_path.get());
     if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("status: {}", dump_line(status()));
   });
   const TimerId status_timer = (*loop)->add_periodic_timer(seconds(10), [&] {
-    notify_systemd(("STATUS=" + status_line(**tunnel, ebpf_path.get())).c_str());
+    notify_systemd(("STATUS=" + status_line((*workers)->status(), ebpf_path.get())).c_str());
   });
   // Attack detection (log/attack_watch.h), sampled every second.
   auto thresholds = [&] {
@@ -550,7 +527,7 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   const TimerId attack_timer = (*loop)->add_periodic_timer(seconds(1), [&] {
     attack_watch.set_thresholds(thresholds());  // a reload may have changed them
     for (const AttackWatch::Change& c :
-         attack_watch.sample((*loop)->now(), attack_totals(**tunnel, ebpf_path.get()))) {
+         attack_watch.sample((*loop)->now(), attack_totals(**workers, ebpf_path.get()))) {
       const std::string_view what = AttackWatch::name(c.kind);
       if (c.started) {
         spdlog::warn("attack detected: {} at {}/s, over the threshold of {}/s", what, c.rate,
@@ -577,13 +554,13 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
   notify_systemd("STOPPING=1");
   (*loop)->cancel_timer(status_timer);
   (*loop)->cancel_timer(attack_timer);
-  log_stats(**tunnel, ebpf_path.get());
+  log_stats((*workers)->status(), ebpf_path.get());
   if (watch) watch->reset();
   snmp_agent.reset();
   metrics.reset();
   control.reset();  // the socket file goes: `buckwild stop` waits for that
-  (*tunnel)->end_sessions("the daemon stopped");  // each end audited
-  tunnel->reset();  // sessions and their keys go first
+  (*workers)->end_sessions("the daemon stopped");  // each end audited
+  workers->reset();  // sessions and their keys go first, and the workers' threads
   if (ebpf_path) ebpf_path->count_unreported();  // the filter's drops it had not reported
   audit.flush();    // what was counted since the last interval
   ebpf_path.reset();  // then the eBPF programs (their links, TC filter, socket map)

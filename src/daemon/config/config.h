@@ -75,6 +75,12 @@ struct NetworkConfig {
   // UDP offloads on the underlay: runs of equal datagrams sent with
   // UDP_SEGMENT (GSO), coalesced reads (UDP_GRO), where the kernel takes them.
   bool udp_offload = true;
+  // Data-path workers: threads that each serve their share of the sessions
+  // with their own TUN queue and sockets (docs/architecture.md "Workers").
+  // nullopt = "auto": one per CPU the daemon may run on, up to 64. More
+  // than one needs the eBPF receive path, which steers each datagram to its
+  // worker; without it the daemon runs one and says why.
+  std::optional<std::uint32_t> workers;
 };
 
 struct ProtocolConfig {

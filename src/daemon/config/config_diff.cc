@@ -34,6 +34,7 @@ const std::vector<KeyDiff>& scalar_keys() {
       key<&Config::network, &NetworkConfig::virtual_device>("network.virtual_device", kFixed),
       key<&Config::network, &NetworkConfig::tun_offload>("network.tun_offload", kFixed),
       key<&Config::network, &NetworkConfig::udp_offload>("network.udp_offload", kFixed),
+      key<&Config::network, &NetworkConfig::workers>("network.workers", kFixed),
       key<&Config::network, &NetworkConfig::virtual_address>("network.virtual_address", kFixed),
       key<&Config::network, &NetworkConfig::virtual_address6>("network.virtual_address6", kFixed),
       key<&Config::network, &NetworkConfig::mtu>("network.mtu", kFixed),

@@ -183,6 +183,20 @@ std::string set_delay_allowance(Config& c, const Scalar& v) {
   return {};
 }
 
+std::string set_workers(Config& c, const Scalar& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) {
+    if (*s == "auto") {
+      c.network.workers.reset();
+      return {};
+    }
+    return "must be \"auto\" or a number of workers 1..64, got " + in_quotes(*s);
+  }
+  const std::int64_t n = std::get<std::int64_t>(v);
+  if (n < 1 || n > 64) return "must be \"auto\" or a number of workers 1..64, got " + std::to_string(n);
+  c.network.workers = static_cast<std::uint32_t>(n);
+  return {};
+}
+
 std::string set_tcp_mode(Config& c, const Scalar& v) {
   static constexpr std::array<std::pair<std::string_view, TcpMode>, 2> kModes = {{
       {"stream", TcpMode::kStream},
@@ -361,6 +375,7 @@ constexpr std::array kNetworkKeys = {
             set_bool<&Config::network, &NetworkConfig::ebpf_allow_fragments>},
     KeySpec{"tun_offload", Kind::kBool, set_bool<&Config::network, &NetworkConfig::tun_offload>},
     KeySpec{"udp_offload", Kind::kBool, set_bool<&Config::network, &NetworkConfig::udp_offload>},
+    KeySpec{"workers", Kind::kAutoOrInteger, set_workers},
 };
 
 constexpr std::array kProtocolKeys = {

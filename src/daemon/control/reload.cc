@@ -122,7 +122,7 @@ json Reloader::apply(std::unique_ptr<Config> owned, std::string_view trigger, co
   if (!diff.fixed.empty()) {
     return refuse(trigger, requester, "keys that cannot change while running differ", fixed_key_problems(diff));
   }
-  auto applied = deps_.tunnel.reconfigure(*owned);
+  auto applied = deps_.workers.reconfigure(*owned);
   if (!applied) return refuse(trigger, requester, applied.error().message, {});
   const std::vector<std::string> warnings = update_routes(*owned);
   if (owned->testing.clock_offset_ms != config_->testing.clock_offset_ms) {
@@ -134,7 +134,7 @@ json Reloader::apply(std::unique_ptr<Config> owned, std::string_view trigger, co
     deps_.clock.set_offset_ms(owned->testing.clock_offset_ms);
     spdlog::warn("testing.clock_offset_ms = {} (was {}): this daemon's clock stepped by {} ms (a test aid)",
                  owned->testing.clock_offset_ms, config_->testing.clock_offset_ms, step_ms);
-    deps_.tunnel.on_clock_step(step_ms * 1000);
+    deps_.workers.on_clock_step(step_ms * 1000);
   }
   if (auto r = deps_.logging.reopen(owned->logging); !r) {
     spdlog::warn("reload: the audit log stays {}: {}",

@@ -17,13 +17,14 @@
 #include "daemon/net/netlink.h"
 #include "daemon/time/disciplined_clock.h"
 #include "daemon/tunnel/tunnel.h"
+#include "daemon/workers/workers.h"
 
 namespace buckwild::daemon {
 
 class Reloader {
  public:
   struct Deps {
-    Tunnel& tunnel;
+    Workers& workers;
     Logging& logging;
     Netlink& netlink;
     int ifindex;  // the TUN device, for the peers' routes

@@ -3,12 +3,13 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "core/wire/messages.h"
 
 namespace buckwild::daemon {
 
-nlohmann::json daemon_status(Tunnel& tunnel, const KernelEbpfPath* ebpf, const Reloader& reloader,
+nlohmann::json daemon_status(Workers& workers, const KernelEbpfPath* ebpf, const Reloader& reloader,
                              const DaemonFacts& facts, TimePoint now) {
   using nlohmann::json;
   const Config& c = reloader.config();
@@ -29,7 +30,8 @@ nlohmann::json daemon_status(Tunnel& tunnel, const KernelEbpfPath* ebpf, const R
         {"detail", ebpf != nullptr ? json(facts.ebpf_detail) : json(nullptr)},
         {"why", ebpf != nullptr ? json(nullptr) : json(facts.ebpf_why_not)}}},
   };
-  out.update(tunnel.status());
+  out["workers"] = workers.count();
+  out.update(workers.status());
   if (ebpf != nullptr && out["ebpf"].is_object()) {
     json hooks = json::object();
     if (std::optional<BpfCounters> counters = ebpf->counters()) {
@@ -47,12 +49,14 @@ nlohmann::json daemon_status(Tunnel& tunnel, const KernelEbpfPath* ebpf, const R
   return out;
 }
 
-AttackWatch::Totals attack_totals(const Tunnel& tunnel, const KernelEbpfPath* ebpf) {
+AttackWatch::Totals attack_totals(Workers& workers, const KernelEbpfPath* ebpf) {
   AttackWatch::Totals t;
-  const discovery::ResponderCounters& d = tunnel.discovery_counters();
-  // Not `replayed`: mostly a CONFIRM our answer to was lost, sent again.
-  t.discovery_refusals = d.malformed + d.stale + d.rate_limited + d.overloaded + d.no_shared_psk +
-                         d.no_common_features + d.bad_cookie + d.bad_proof;
+  workers.for_each([&](Tunnel& tunnel, std::uint32_t) {
+    const discovery::ResponderCounters& d = tunnel.discovery_counters();
+    // Not `replayed`: mostly a CONFIRM our answer to was lost, sent again.
+    t.discovery_refusals += d.malformed + d.stale + d.rate_limited + d.overloaded + d.no_shared_psk +
+                            d.no_common_features + d.bad_cookie + d.bad_proof;
+  });
   if (ebpf == nullptr) return t;
   if (std::optional<BpfCounters> counters = ebpf->counters()) {
     for (std::size_t h = 0; h < kBpfHookCount; ++h) {
@@ -63,6 +67,58 @@ AttackWatch::Totals attack_totals(const Tunnel& tunnel, const KernelEbpfPath* eb
     }
   }
   return t;
+}
+
+void log_stats(const nlohmann::json& st, const KernelEbpfPath* ebpf) {
+  const auto n = [&st](const char* group, const char* key) -> std::uint64_t {
+    const auto g = st.find(group);
+    if (g == st.end() || !g->is_object()) return 0;
+    const auto v = g->find(key);
+    return v != g->end() && v->is_number() ? v->get<std::uint64_t>() : 0;
+  };
+  spdlog::info(
+      "counters: tun in {} out {}; datagrams sent {} received {}; sessions established {} lost {}; "
+      "dropped: no route {}, not IP {}, unknown session {}, rejected {}, spoofed source {}, "
+      "unsupported type {}, truncated {}, send errors {}, TUN read errors {}, TUN write errors {}, "
+      "hopping ports unavailable {}",
+      n("counters", "tun_packets_in"), n("counters", "tun_packets_out"), n("counters", "datagrams_sent"),
+      n("counters", "datagrams_received"), n("counters", "sessions_established"),
+      n("counters", "sessions_lost"), n("drops", "no_route"), n("drops", "not_ip"),
+      n("drops", "no_session"), n("drops", "rejected"), n("drops", "spoofed_source"),
+      n("drops", "unsupported_type"), n("drops", "truncated"), n("drops", "send_errors"),
+      n("drops", "tun_read_errors"), n("drops", "tun_write_errors"), n("drops", "hop_port_bind_failures"));
+  spdlog::info(
+      "discovery: {} responses, {} sessions; silent to {} malformed, {} stale, {} rate-limited, "
+      "{} over the work budget, {} without a shared PSK, {} without common features, {} bad "
+      "cookies, {} bad proofs, {} replays",
+      n("discovery", "responses"), n("discovery", "sessions"), n("discovery", "malformed"),
+      n("discovery", "stale"), n("discovery", "rate_limited"), n("discovery", "overloaded"),
+      n("discovery", "no_shared_psk"), n("discovery", "no_common_features"),
+      n("discovery", "bad_cookie"), n("discovery", "bad_proof"), n("discovery", "replayed"));
+  spdlog::info(
+      "transparent TCP: {} opened here, {} accepted for the peer, {} refused ({} by limits), {} "
+      "completed, {} reset; {} bytes up, {} down; {} segments rewritten; {} flows left; accept() "
+      "paused {} times out of descriptors or memory, failed {} times",
+      n("stream", "opened"), n("stream", "accepted"), n("stream", "refused"),
+      n("stream", "limit_refusals"), n("stream", "completed"), n("stream", "resets"),
+      n("stream", "bytes_up"), n("stream", "bytes_down"), n("stream", "rewritten"),
+      n("stream", "flows"), n("stream", "accept_pauses"), n("stream", "accept_errors"));
+  if (ebpf == nullptr) return;
+  spdlog::info("eBPF path: {} valid (peer, port) pairs now; {} rewrites of them, {} failed",
+               n("ebpf", "valid_ports"), n("ebpf", "valid_port_updates"),
+               n("ebpf", "valid_port_update_failures"));
+  ebpf->log_counters();
+}
+
+std::string status_line(const nlohmann::json& st, const KernelEbpfPath* ebpf) {
+  const std::uint64_t sessions = st["counters"].value("sessions", std::uint64_t{0});
+  std::string line = fmt::format("{} session{}, {} datagrams in, {} out, {} rejected", sessions,
+                                 sessions == 1 ? "" : "s",
+                                 st["counters"].value("datagrams_received", std::uint64_t{0}),
+                                 st["counters"].value("datagrams_sent", std::uint64_t{0}),
+                                 st["drops"].value("rejected", std::uint64_t{0}));
+  if (ebpf != nullptr) line += "; " + ebpf->summary();
+  return line;
 }
 
 }  // namespace buckwild::daemon

@@ -1,6 +1,6 @@
-// The eBPF receive path as the tunnel sees it: one socket receives every
-// (peer, port) pair that is valid now, and the tunnel says which pairs those
-// are at every window change. EbpfPrograms implements it in the daemon
+// The eBPF receive path as one worker's tunnel sees it: one socket receives
+// every (peer, port) pair that is valid now for the worker's sessions, and the
+// tunnel says which pairs those are at every window change. EbpfPrograms implements it in the daemon
 // (kernel_filter.h); FakeEbpfPath does on a FakeDatagramNetwork.
 #pragma once
 
@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/common/cidr.h"
 #include "core/common/ip_address.h"
 #include "daemon/config/config.h"
 #include "daemon/os/sys_error.h"
@@ -23,16 +24,20 @@ struct ValidPort {
   std::uint64_t session_id = 0;
   std::uint32_t window = 0;  // the hop window the port belongs to (low 32 bits)
   std::uint16_t connection_id = 0;
+  // The worker whose socket receives the pair (sk_lookup's socket map slot).
+  std::uint16_t worker = 0;
 };
 
 class EbpfPath {
  public:
   virtual ~EbpfPath() = default;
-  // From now on, datagrams to every valid pair arrive at `socket` (which keeps
-  // receiving those sent to its own port). Called once, with the discovery socket.
+  // From now on, datagrams to every valid pair of this worker arrive at
+  // `socket` (which keeps receiving those sent to its own port). Called once,
+  // with the worker's discovery socket.
   virtual SysResult<void> steer_to(DatagramSocket& socket) = 0;
-  // Makes the valid pairs exactly `ports`, make-before-break: a pair in both the
-  // old and the new set is never missing. Returns the time the update took.
+  // Makes this worker's valid pairs exactly `ports`, make-before-break: a pair
+  // in both the old and the new set is never missing. Returns the time the
+  // update took.
   virtual SysResult<std::chrono::nanoseconds> set_valid_ports(const std::vector<ValidPort>& ports) = 0;
   // The local ports the tunnel's own sockets are bound to now. The hopping
   // range spans the ephemeral ports, so a datagram to a port that is not valid
@@ -46,6 +51,10 @@ class EbpfPath {
   virtual SysResult<void> set_peer_sources(const std::vector<IpAddress>& sources) = 0;
   // New rate limits from [security] (a reload), in force for the next datagram.
   virtual SysResult<void> set_limits(const SecurityConfig& security) = 0;
+  // With several workers: the prefixes this worker's sessions serve (their
+  // peers' addresses and routes). Packets leaving the virtual interface for
+  // them go to this worker's TUN queue.
+  virtual SysResult<void> set_tun_routes(const std::vector<Cidr>& prefixes) = 0;
   // Whether the frame filter judges every datagram before the kernel's GRO
   // merges a flow's datagrams into one packet (XDP in the driver on every
   // interface). Only then may the receiving socket ask for UDP GRO: TC

@@ -132,8 +132,9 @@ std::uint64_t BpfCounters::total(BpfCounter counter) const {
 
 // ---- Loading ------------------------------------------------------------------
 
-EbpfPrograms::EbpfPrograms(buckwild_filter* skel, std::uint32_t max_valid_ports)
-    : skel_(skel), max_valid_ports_(max_valid_ports) {}
+EbpfPrograms::EbpfPrograms(buckwild_filter* skel, std::uint32_t max_valid_ports,
+                           std::uint32_t workers)
+    : skel_(skel), max_valid_ports_(max_valid_ports), workers_(workers) {}
 
 SysResult<std::unique_ptr<EbpfPrograms>> EbpfPrograms::load(const BpfFilterConfig& config,
                                                             const BpfLoadOptions& options) {
@@ -141,6 +142,10 @@ SysResult<std::unique_ptr<EbpfPrograms>> EbpfPrograms::load(const BpfFilterConfi
   if (!kernel_config) return std::unexpected(kernel_config.error());
   if (options.max_valid_ports == 0) {
     return sys_fail_plain(EINVAL, "the valid-port map needs room for at least one entry");
+  }
+  if (options.workers == 0 || options.workers > BW_MAX_WORKERS) {
+    return sys_fail_plain(EINVAL, "the filter steers to 1.." + std::to_string(BW_MAX_WORKERS) +
+                                      " workers, not " + std::to_string(options.workers));
   }
   if (auto probed = probe_bpf_support(); !probed) return std::unexpected(probed.error());
 
@@ -150,10 +155,14 @@ SysResult<std::unique_ptr<EbpfPrograms>> EbpfPrograms::load(const BpfFilterConfi
     int err = errno;
     return sys_fail(err, "cannot open the embedded eBPF object (" + log.summary() + ")");
   }
-  std::unique_ptr<EbpfPrograms> path(new EbpfPrograms(skel, options.max_valid_ports));
+  std::unique_ptr<EbpfPrograms> path(
+      new EbpfPrograms(skel, options.max_valid_ports, options.workers));
   if (int err = bpf_map__set_max_entries(skel->maps.valid_ports, options.max_valid_ports);
       err != 0) {
     return sys_fail(-err, "cannot size the valid-port map");
+  }
+  if (int err = bpf_map__set_max_entries(skel->maps.sock_map, options.workers); err != 0) {
+    return sys_fail(-err, "cannot size the socket map");
   }
   // Most interfaces take XDP (generic XDP attaches anywhere no other program
   // holds the slot): the TC program, whose verification is about a fifth of
@@ -234,6 +243,7 @@ SysResult<int> EbpfPrograms::tc_program() {
 SysResult<void> EbpfPrograms::set_config(const BpfFilterConfig& config) {
   auto k = to_kernel_config(config);
   if (!k) return std::unexpected(k.error());
+  k->workers = workers_;
   __u32 key = 0;
   if (int err =
           bpf_map__update_elem(skel_->maps.config_map, &key, sizeof key, &*k, sizeof *k, BPF_ANY);
@@ -268,13 +278,21 @@ int EbpfPrograms::program_fd(BpfHook hook) const {
   return -1;
 }
 
+int EbpfPrograms::tun_steering_program() const {
+  return bpf_program__fd(skel_->progs.bw_tun_steer);
+}
+
 int EbpfPrograms::valid_ports_fd() const {
   return bpf_map__fd(skel_->maps.valid_ports);
 }
 
 // ---- Sockets ------------------------------------------------------------------
 
-SysResult<void> EbpfPrograms::steer_to_socket(int udp_fd) {
+SysResult<void> EbpfPrograms::steer_to_socket(int udp_fd, std::uint32_t slot) {
+  if (slot >= workers_) {
+    return sys_fail_plain(EINVAL, "socket map slot " + std::to_string(slot) + " beyond the " +
+                                      std::to_string(workers_) + " workers loaded for");
+  }
   int type = 0;
   int protocol = 0;
   socklen_t len = sizeof type;
@@ -288,7 +306,6 @@ SysResult<void> EbpfPrograms::steer_to_socket(int udp_fd) {
   if (type != SOCK_DGRAM || protocol != IPPROTO_UDP) {
     return sys_fail_plain(EPROTOTYPE, "sk_lookup can only steer to a UDP socket");
   }
-  __u32 slot = BW_SOCKMAP_SLOT;
   __u64 value = static_cast<__u64>(udp_fd);
   if (int err = bpf_map__update_elem(skel_->maps.sock_map, &slot, sizeof slot, &value, sizeof value,
                                      BPF_ANY);

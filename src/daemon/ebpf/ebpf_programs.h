@@ -18,16 +18,19 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "bpf/filter_abi.h"
 #include "core/wire/messages.h"
+#include "core/common/cidr.h"
 #include "core/common/ip_address.h"
 #include "daemon/ebpf/ebpf_path.h"
 #include "daemon/os/sys_error.h"
@@ -163,6 +166,9 @@ struct SecurityEvent {
 struct BpfLoadOptions {
   // Capacity of the valid-port map: sessions × connections × (2d + 1).
   std::uint32_t max_valid_ports = BW_VALID_PORTS_DEFAULT;
+  // Receiving sockets, one per worker (socket map slots 0..workers-1),
+  // 1..BW_MAX_WORKERS.
+  std::uint32_t workers = 1;
 };
 
 // What the kernel measured of one program: how often it ran and how long it
@@ -204,13 +210,16 @@ class EbpfPrograms {
       std::string_view interface, std::span<const AttachMode> order = kDefaultAttachOrder);
   std::vector<InterfaceAttachment> attachments() const;
 
-  // Puts `udp_fd` (a bound UDP socket) in the socket map and, the first time,
-  // attaches sk_lookup to the calling thread's network namespace, so that
-  // datagrams to every valid (source, port) are delivered to this socket. A
-  // later call replaces the socket. IPv4 datagrams need an AF_INET or a
-  // dual-stack AF_INET6 socket. Errors: EBADF / ENOTSOCK not a socket,
-  // EPROTOTYPE not a UDP socket, or the kernel's refusal.
-  SysResult<void> steer_to_socket(int udp_fd);
+  // Puts `udp_fd` (a bound UDP socket) in the socket map at worker `slot`'s
+  // place and, the first time, attaches sk_lookup to the calling thread's
+  // network namespace, so that datagrams to every valid (source, port) the
+  // worker owns are delivered to this socket (and with several workers, the
+  // discovery messages bw_sk_lookup hands that worker). A later call for the
+  // slot replaces its socket. IPv4 datagrams need an AF_INET or a dual-stack
+  // AF_INET6 socket. Errors: EBADF / ENOTSOCK not a socket, EPROTOTYPE not a
+  // UDP socket, EINVAL a slot beyond the workers loaded for, or the kernel's
+  // refusal.
+  SysResult<void> steer_to_socket(int udp_fd, std::uint32_t slot = 0);
 
   // Attaches the socket filter to `fd` (SO_ATTACH_BPF): only well-formed
   // Buckwild datagrams are queued on it. Detached in the destructor if `fd`
@@ -238,11 +247,25 @@ class EbpfPrograms {
   // would receive it, unless that socket's port is one of these (then it is
   // ours, and the datagram is dropped as usual). Errors: E2BIG beyond
   // BW_OWN_PORTS_MAX ports (nothing changed), or the kernel's errno.
+  // Each port with the worker that bound it (the roaming candidates
+  // bw_sk_lookup steers with several workers); a port listed twice keeps its
+  // first worker.
+  SysResult<void> set_owned_ports(const std::vector<std::pair<std::uint16_t, std::uint16_t>>& ports);
   SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports);
   // Makes the peer-source map exactly `sources`: their discovery messages
-  // skip the all-sources discovery rate. Errors: E2BIG beyond
-  // BW_PEER_SOURCES_MAX addresses (nothing changed), or the kernel's errno.
+  // skip the all-sources discovery rate, and with several workers go to the
+  // worker each is paired with. Errors: E2BIG beyond BW_PEER_SOURCES_MAX
+  // addresses (nothing changed), or the kernel's errno.
+  SysResult<void> set_served_peer_sources(
+      const std::vector<std::pair<IpAddress, std::uint16_t>>& sources);
   SysResult<void> set_peer_sources(const std::vector<IpAddress>& sources);
+  // Makes the TUN steering map exactly `routes`: each prefix with the worker
+  // that serves it (bw_tun_steer). Errors: E2BIG beyond BW_TUN_ROUTES_MAX,
+  // or the kernel's errno.
+  SysResult<void> set_tun_routes(const std::vector<std::pair<Cidr, std::uint16_t>>& routes);
+  // The TUN queue steering program, for TUNSETSTEERINGEBPF.
+  int tun_steering_program() const;
+  std::uint32_t workers() const { return workers_; }
 
   // Counter values, summed over CPUs.
   SysResult<BpfCounters> counters() const;
@@ -297,7 +320,7 @@ class EbpfPrograms {
     bool l3_device = false;
   };
 
-  EbpfPrograms(buckwild_filter* skel, std::uint32_t max_valid_ports);
+  EbpfPrograms(buckwild_filter* skel, std::uint32_t max_valid_ports, std::uint32_t workers);
   SysResult<void> try_attach(Interface& iface, AttachMode mode);
   void detach_interface(Interface& iface);
   static int on_ring_sample(void* ctx, void* data, std::size_t size);
@@ -311,8 +334,11 @@ class EbpfPrograms {
   std::vector<SocketFilter> socket_filters_;
   PortMap current_;
   std::size_t trimmed_ = 0;
-  std::unordered_set<std::uint16_t> own_ports_;
-  std::vector<IpAddress> peer_sources_;  // sorted, unique (the map's contents)
+  std::uint32_t workers_;
+  std::unordered_map<std::uint16_t, std::uint16_t> own_ports_;  // port -> worker
+  std::vector<std::pair<IpAddress, std::uint16_t>> peer_sources_;  // sorted, unique addresses
+  using RouteKey = std::pair<IpAddress, std::uint8_t>;  // a network and its prefix length
+  std::map<RouteKey, std::uint16_t> tun_routes_;        // the map's contents
   const std::function<void(const SecurityEvent&)>* on_event_ = nullptr;
 };
 

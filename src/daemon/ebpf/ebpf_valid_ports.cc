@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <algorithm>
@@ -91,6 +92,7 @@ SysResult<std::chrono::nanoseconds> EbpfPrograms::update_valid_ports(
     value.session_id = p.session_id;
     value.window = p.window;
     value.connection_id = p.connection_id;
+    value.worker = p.worker;
     wanted[make_key(p.source, p.port)] = value;
   }
   // Fail safe (issue #20, defect 5): a set larger than the map used to be
@@ -173,29 +175,39 @@ SysResult<std::chrono::nanoseconds> EbpfPrograms::update_valid_ports(
 }
 
 SysResult<void> EbpfPrograms::set_own_ports(const std::vector<std::uint16_t>& ports) {
-  const std::unordered_set<std::uint16_t> wanted(ports.begin(), ports.end());
+  std::vector<std::pair<std::uint16_t, std::uint16_t>> of_worker0;
+  of_worker0.reserve(ports.size());
+  for (std::uint16_t port : ports) of_worker0.emplace_back(port, 0);
+  return set_owned_ports(of_worker0);
+}
+
+SysResult<void> EbpfPrograms::set_owned_ports(
+    const std::vector<std::pair<std::uint16_t, std::uint16_t>>& ports) {
+  std::unordered_map<std::uint16_t, std::uint16_t> wanted;
+  for (const auto& [port, worker] : ports) wanted.emplace(port, worker);
   if (wanted.size() > BW_OWN_PORTS_MAX) {
     return sys_fail_plain(E2BIG, "the daemon's own-port map holds " +
                                      std::to_string(BW_OWN_PORTS_MAX) + " ports; " +
                                      std::to_string(wanted.size()) + " asked");
   }
-  const std::uint8_t one = 1;
   // Add first: a port of ours must never look like another application's.
-  for (std::uint16_t port : wanted) {
-    if (own_ports_.contains(port)) continue;
-    if (int err = bpf_map__update_elem(skel_->maps.own_ports, &port, sizeof port, &one, sizeof one,
-                                       BPF_ANY);
+  for (const auto& [port, worker] : wanted) {
+    auto it = own_ports_.find(port);
+    if (it != own_ports_.end() && it->second == worker) continue;
+    const std::uint8_t value = static_cast<std::uint8_t>(1 + worker);
+    if (int err = bpf_map__update_elem(skel_->maps.own_ports, &port, sizeof port, &value,
+                                       sizeof value, BPF_ANY);
         err != 0) {
       return sys_fail(-err, "cannot add to the own-port map");
     }
-    own_ports_.insert(port);
+    own_ports_[port] = worker;
   }
   for (auto it = own_ports_.begin(); it != own_ports_.end();) {
-    if (wanted.contains(*it)) {
+    if (wanted.contains(it->first)) {
       ++it;
       continue;
     }
-    std::uint16_t port = *it;
+    std::uint16_t port = it->first;
     if (int err = bpf_map__delete_elem(skel_->maps.own_ports, &port, sizeof port, 0);
         err != 0 && err != -ENOENT) {
       return sys_fail(-err, "cannot remove from the own-port map");
@@ -205,41 +217,113 @@ SysResult<void> EbpfPrograms::set_own_ports(const std::vector<std::uint16_t>& po
   return {};
 }
 
+namespace {
+
+bw_addr addr_key(const IpAddress& a) {
+  bw_addr k{};
+  const IpAddress mapped = a.mapped_v6();
+  std::memcpy(k.bytes, mapped.bytes().data(), sizeof k.bytes);
+  return k;
+}
+
+}  // namespace
+
 SysResult<void> EbpfPrograms::set_peer_sources(const std::vector<IpAddress>& sources) {
-  std::vector<IpAddress> wanted;
+  std::vector<std::pair<IpAddress, std::uint16_t>> of_worker0;
+  of_worker0.reserve(sources.size());
+  for (const IpAddress& a : sources) of_worker0.emplace_back(a, 0);
+  return set_served_peer_sources(of_worker0);
+}
+
+SysResult<void> EbpfPrograms::set_served_peer_sources(
+    const std::vector<std::pair<IpAddress, std::uint16_t>>& sources) {
+  std::vector<std::pair<IpAddress, std::uint16_t>> wanted;
   wanted.reserve(sources.size());
-  for (const IpAddress& a : sources) wanted.push_back(a.mapped_v6());
-  std::sort(wanted.begin(), wanted.end());
-  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+  for (const auto& [a, worker] : sources) wanted.emplace_back(a.mapped_v6(), worker);
+  // One worker per address: the first named (stable sort keeps the order).
+  std::stable_sort(wanted.begin(), wanted.end(),
+                   [](const auto& x, const auto& y) { return x.first < y.first; });
+  wanted.erase(std::unique(wanted.begin(), wanted.end(),
+                           [](const auto& x, const auto& y) { return x.first == y.first; }),
+               wanted.end());
   if (wanted == peer_sources_) return {};
   if (wanted.size() > BW_PEER_SOURCES_MAX) {
     return sys_fail_plain(E2BIG, "the peer-source map holds " + std::to_string(BW_PEER_SOURCES_MAX) +
                                      " addresses; " + std::to_string(wanted.size()) + " asked");
   }
-  const auto key_of = [](const IpAddress& a) {
-    bw_addr k{};
-    std::memcpy(k.bytes, a.bytes().data(), sizeof k.bytes);
-    return k;
+  const auto before = [this](const IpAddress& a) -> const std::pair<IpAddress, std::uint16_t>* {
+    auto it = std::lower_bound(peer_sources_.begin(), peer_sources_.end(), a,
+                               [](const auto& e, const IpAddress& x) { return e.first < x; });
+    return it != peer_sources_.end() && it->first == a ? &*it : nullptr;
   };
-  const std::uint8_t one = 1;
-  for (const IpAddress& a : wanted) {
-    if (std::binary_search(peer_sources_.begin(), peer_sources_.end(), a)) continue;
-    const bw_addr k = key_of(a);
-    if (int err = bpf_map__update_elem(skel_->maps.peer_sources, &k, sizeof k, &one, sizeof one,
-                                       BPF_ANY);
+  for (const auto& [a, worker] : wanted) {
+    const auto* old = before(a);
+    if (old != nullptr && old->second == worker) continue;
+    const bw_addr k = addr_key(a);
+    const std::uint8_t value = static_cast<std::uint8_t>(1 + worker);
+    if (int err = bpf_map__update_elem(skel_->maps.peer_sources, &k, sizeof k, &value,
+                                       sizeof value, BPF_ANY);
         err != 0) {
       return sys_fail(-err, "cannot add to the peer-source map");
     }
   }
-  for (const IpAddress& a : peer_sources_) {
-    if (std::binary_search(wanted.begin(), wanted.end(), a)) continue;
-    const bw_addr k = key_of(a);
+  for (const auto& [a, worker] : peer_sources_) {
+    if (std::binary_search(wanted.begin(), wanted.end(), std::pair<IpAddress, std::uint16_t>{a, 0},
+                           [](const auto& x, const auto& y) { return x.first < y.first; })) {
+      continue;
+    }
+    const bw_addr k = addr_key(a);
     if (int err = bpf_map__delete_elem(skel_->maps.peer_sources, &k, sizeof k, 0);
         err != 0 && err != -ENOENT) {
       return sys_fail(-err, "cannot remove from the peer-source map");
     }
   }
   peer_sources_ = std::move(wanted);
+  return {};
+}
+
+SysResult<void> EbpfPrograms::set_tun_routes(const std::vector<std::pair<Cidr, std::uint16_t>>& routes) {
+  // One worker per prefix: the first named.
+  std::map<RouteKey, std::uint16_t> wanted;
+  for (const auto& [c, worker] : routes) {
+    const Cidr net = c.network();
+    wanted.emplace(RouteKey{net.address, net.prefix_len}, worker);
+  }
+  if (wanted.size() > BW_TUN_ROUTES_MAX) {
+    return sys_fail_plain(E2BIG, "the TUN steering map holds " + std::to_string(BW_TUN_ROUTES_MAX) +
+                                     " prefixes; " + std::to_string(wanted.size()) + " asked");
+  }
+  const auto key_of = [](const RouteKey& r) {
+    bw_route_key k{};
+    k.address = addr_key(r.first);
+    k.prefix_len = r.first.is_v6() ? r.second : 96u + r.second;
+    return k;
+  };
+  // Written before removed: a prefix moving between workers is never missing.
+  for (const auto& [route, worker] : wanted) {
+    auto it = tun_routes_.find(route);
+    if (it != tun_routes_.end() && it->second == worker) continue;
+    const bw_route_key k = key_of(route);
+    const __u32 value = worker;
+    if (int err = bpf_map__update_elem(skel_->maps.tun_routes, &k, sizeof k, &value, sizeof value,
+                                       BPF_ANY);
+        err != 0) {
+      return sys_fail(-err, "cannot add to the TUN steering map");
+    }
+    tun_routes_[route] = worker;
+  }
+  for (auto it = tun_routes_.begin(); it != tun_routes_.end();) {
+    if (wanted.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    const bw_route_key k = key_of(it->first);
+    if (int err = bpf_map__delete_elem(skel_->maps.tun_routes, &k, sizeof k, 0);
+        err != 0 && err != -ENOENT) {
+      return sys_fail(-err, "cannot remove from the TUN steering map");
+    }
+    it = tun_routes_.erase(it);
+  }
   return {};
 }
 

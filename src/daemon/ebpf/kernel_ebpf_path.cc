@@ -132,7 +132,8 @@ SysResult<std::vector<std::string>> underlay_interfaces(const Config& config, Ne
 }
 
 SysResult<std::unique_ptr<KernelEbpfPath>> KernelEbpfPath::start(
-    const Config& config, const std::vector<std::string>& interfaces, EventLoop& loop) {
+    const Config& config, const std::vector<std::string>& interfaces, EventLoop& loop,
+    std::uint32_t workers) {
   if (!config.network.ebpf) return sys_fail_plain(0, "[network] ebpf = false");
   // EbpfPrograms::load probes what the kernel supports, once.
   if (interfaces.empty()) {
@@ -140,6 +141,7 @@ SysResult<std::unique_ptr<KernelEbpfPath>> KernelEbpfPath::start(
   }
   BpfLoadOptions options;
   options.max_valid_ports = valid_port_capacity(config);
+  options.workers = workers;
   auto path = EbpfPrograms::load(filter_config(config), options);
   if (!path) {
     std::string why = "the eBPF filter did not load: " + path.error().message;
@@ -160,7 +162,7 @@ SysResult<std::unique_ptr<KernelEbpfPath>> KernelEbpfPath::start(
   }
   std::unique_ptr<KernelEbpfPath> filter(
       new KernelEbpfPath(std::move(*path), loop, config.network.discovery_port,
-                         config.network.ebpf_allow_fragments));
+                         config.network.ebpf_allow_fragments, workers));
   auto watched = loop.watch_fd(filter->path_->events_fd(), kReadable,
                                [f = filter.get()](std::uint32_t) { f->on_events(); });
   if (!watched) return sys_fail_plain(watched.error().sys_errno, "cannot watch the security-event ring: " + watched.error().message);
@@ -168,15 +170,74 @@ SysResult<std::unique_ptr<KernelEbpfPath>> KernelEbpfPath::start(
   return filter;
 }
 
+// One worker's EbpfPath: its sets, merged by the shared path.
+class KernelEbpfPath::View final : public EbpfPath {
+ public:
+  View(KernelEbpfPath& shared, std::uint32_t worker) : shared_(shared), worker_(worker) {}
+
+  SysResult<void> steer_to(DatagramSocket& socket) override {
+    std::lock_guard lock(shared_.mutex_);
+    if (auto r = shared_.path_->steer_to_socket(socket.fd(), worker_); !r) return r;
+    return shared_.path_->attach_socket_filter(socket.fd());
+  }
+  SysResult<std::chrono::nanoseconds> set_valid_ports(const std::vector<ValidPort>& ports) override {
+    return shared_.write_valid_ports(worker_, ports);
+  }
+  SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) override {
+    std::lock_guard lock(shared_.mutex_);
+    shared_.sets_[worker_].own_ports = ports;
+    std::vector<std::pair<std::uint16_t, std::uint16_t>> all;
+    for (std::uint32_t w = 0; w < shared_.sets_.size(); ++w) {
+      for (std::uint16_t p : shared_.sets_[w].own_ports) all.emplace_back(p, static_cast<std::uint16_t>(w));
+    }
+    return shared_.path_->set_owned_ports(all);
+  }
+  SysResult<void> set_peer_sources(const std::vector<IpAddress>& sources) override {
+    std::lock_guard lock(shared_.mutex_);
+    shared_.sets_[worker_].peer_sources = sources;
+    std::vector<std::pair<IpAddress, std::uint16_t>> all;
+    for (std::uint32_t w = 0; w < shared_.sets_.size(); ++w) {
+      for (const IpAddress& a : shared_.sets_[w].peer_sources) all.emplace_back(a, static_cast<std::uint16_t>(w));
+    }
+    return shared_.path_->set_served_peer_sources(all);
+  }
+  SysResult<void> set_tun_routes(const std::vector<Cidr>& prefixes) override {
+    std::lock_guard lock(shared_.mutex_);
+    shared_.sets_[worker_].tun_routes = prefixes;
+    std::vector<std::pair<Cidr, std::uint16_t>> all;
+    for (std::uint32_t w = 0; w < shared_.sets_.size(); ++w) {
+      for (const Cidr& c : shared_.sets_[w].tun_routes) all.emplace_back(c, static_cast<std::uint16_t>(w));
+    }
+    return shared_.path_->set_tun_routes(all);
+  }
+  SysResult<void> set_limits(const SecurityConfig& security) override {
+    return shared_.set_limits(security);
+  }
+  bool filters_before_gro() const override { return shared_.filters_before_gro(); }
+
+ private:
+  KernelEbpfPath& shared_;
+  std::uint32_t worker_;
+};
+
 KernelEbpfPath::KernelEbpfPath(std::unique_ptr<EbpfPrograms> path, EventLoop& loop,
-                               std::uint16_t discovery_port, bool allow_fragments)
+                               std::uint16_t discovery_port, bool allow_fragments,
+                               std::uint32_t workers)
     : path_(std::move(path)),
+      sets_(workers),
       discovery_port_(discovery_port),
       allow_fragments_(allow_fragments),
       loop_(loop),
-      events_log_(5, seconds(10)) {}
+      events_log_(5, seconds(10)) {
+  for (std::uint32_t w = 0; w < workers; ++w) views_.push_back(std::make_unique<View>(*this, w));
+}
+
+EbpfPath& KernelEbpfPath::worker(std::uint32_t w) {
+  return *views_.at(w);
+}
 
 SysResult<void> KernelEbpfPath::set_limits(const SecurityConfig& security) {
+  std::lock_guard lock(mutex_);
   return path_->set_config(filter_config(discovery_port_, allow_fragments_, security));
 }
 
@@ -184,33 +245,34 @@ KernelEbpfPath::~KernelEbpfPath() {
   if (watching_events_) loop_.unwatch_fd(path_->events_fd());
 }
 
-SysResult<void> KernelEbpfPath::steer_to(DatagramSocket& socket) {
-  if (auto r = path_->steer_to_socket(socket.fd()); !r) return r;
-  return path_->attach_socket_filter(socket.fd());
-}
-
-SysResult<std::chrono::nanoseconds> KernelEbpfPath::set_valid_ports(const std::vector<ValidPort>& ports) {
-  auto r = path_->update_valid_ports(ports);
+SysResult<std::chrono::nanoseconds> KernelEbpfPath::write_valid_ports(
+    std::uint32_t w, const std::vector<ValidPort>& ports) {
+  std::lock_guard lock(mutex_);
+  SysResult<std::chrono::nanoseconds> r;
+  std::size_t wanted = ports.size();
+  if (sets_.size() == 1) {
+    r = path_->update_valid_ports(ports);
+  } else {
+    std::vector<ValidPort>& mine = sets_[w].valid;
+    mine = ports;
+    for (ValidPort& p : mine) p.worker = static_cast<std::uint16_t>(w);
+    std::vector<ValidPort> all;
+    for (const WorkerSets& s : sets_) all.insert(all.end(), s.valid.begin(), s.valid.end());
+    wanted = all.size();
+    r = path_->update_valid_ports(all);
+  }
   // Said once when it starts and once when it ends, not every window.
   const std::size_t trimmed = path_->valid_ports_trimmed();
   if (trimmed != 0 && !trimming_) {
     spdlog::warn("eBPF: the valid-port map holds {} pairs and {} are valid now; the {} farthest "
                  "from the current windows are left out (large delay allowances narrow to what "
                  "fits; raise [security] max_connections to size the map larger)",
-                 path_->valid_port_count(), ports.size(), trimmed);
+                 path_->valid_port_count(), wanted, trimmed);
   } else if (trimmed == 0 && trimming_) {
     spdlog::info("eBPF: every valid pair fits in the valid-port map again");
   }
   trimming_ = trimmed != 0;
   return r;
-}
-
-SysResult<void> KernelEbpfPath::set_own_ports(const std::vector<std::uint16_t>& ports) {
-  return path_->set_own_ports(ports);
-}
-
-SysResult<void> KernelEbpfPath::set_peer_sources(const std::vector<IpAddress>& sources) {
-  return path_->set_peer_sources(sources);
 }
 
 bool KernelEbpfPath::filters_before_gro() const {

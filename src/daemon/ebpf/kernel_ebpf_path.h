@@ -1,7 +1,9 @@
 // The eBPF receive path in the running daemon. At start-up it decides whether
-// the path can be used (or says why not), attaches the frame filter (XDP, else
-// TC ingress) to the underlay interfaces and, as the tunnel's EbpfPath,
-// steers every valid (peer, port) pair to one socket. While running it logs
+// the path can be used (or says why not) and attaches the frame filter (XDP,
+// else TC ingress) to the underlay interfaces. Each worker's tunnel gets an
+// EbpfPath of its own (worker()): its valid (peer, port) pairs, own ports,
+// peer addresses and TUN routes, merged with the other workers' into the
+// kernel's maps, each pair steered to the socket of the worker it belongs to. While running it logs
 // the kernel's security events, rate-limited; its counters go to the log at
 // shutdown and on SIGUSR1, and a summary into the service status.
 #pragma once
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -42,25 +45,30 @@ std::uint32_t valid_port_capacity(const Config& config);
 // address), every interface that is up except loopback and `virtual_device`.
 SysResult<std::vector<std::string>> underlay_interfaces(const Config& config, Netlink& netlink);
 
-class KernelEbpfPath final : public EbpfPath {
+class KernelEbpfPath final {
  public:
   // Loads the filter and attaches it to `interfaces`. On failure returns why
   // the user-space path must be used instead, in words for the start-up log
   // ("no permission to load eBPF programs (needs root, or CAP_BPF and
   // CAP_NET_ADMIN)"). An interface where no mode attaches is skipped with a
   // warning; none at all is a failure.
+  // `workers` receiving sockets (1..BW_MAX_WORKERS), one per worker.
   static SysResult<std::unique_ptr<KernelEbpfPath>> start(
-      const Config& config, const std::vector<std::string>& interfaces, EventLoop& loop);
-  ~KernelEbpfPath() override;
+      const Config& config, const std::vector<std::string>& interfaces, EventLoop& loop,
+      std::uint32_t workers = 1);
+  ~KernelEbpfPath();
   KernelEbpfPath(const KernelEbpfPath&) = delete;
   KernelEbpfPath& operator=(const KernelEbpfPath&) = delete;
 
-  // EbpfPath: steer_to puts the socket in the socket map (sk_lookup) and
-  // attaches the socket filter to it.
-  SysResult<void> steer_to(DatagramSocket& socket) override;
-  SysResult<std::chrono::nanoseconds> set_valid_ports(const std::vector<ValidPort>& ports) override;
-  SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) override;
-  SysResult<void> set_peer_sources(const std::vector<IpAddress>& sources) override;
+  // Worker `w`'s EbpfPath (w < workers()): steer_to puts its socket in the
+  // socket map at slot w (sk_lookup) and attaches the socket filter to it;
+  // its sets are its own, the kernel's maps hold all workers'. Callable from
+  // the worker's thread while others use theirs (a mutex guards the maps'
+  // mirrors; it is taken at window changes, never per packet).
+  EbpfPath& worker(std::uint32_t w);
+  std::uint32_t workers() const { return static_cast<std::uint32_t>(views_.size()); }
+  // The TUN queue steering program (TUNSETSTEERINGEBPF).
+  int tun_steering_program() const { return path_->tun_steering_program(); }
   // The audit trail the kernel's security events are counted into (per
   // source and reason); null for none.
   void set_audit(SecurityAudit* audit) { audit_ = audit; }
@@ -69,9 +77,9 @@ class KernelEbpfPath final : public EbpfPath {
   // source's next event would have carried), so none is missing from it.
   void count_unreported();
   // Rewrites the filter's configuration map with the new rates.
-  SysResult<void> set_limits(const SecurityConfig& security) override;
+  SysResult<void> set_limits(const SecurityConfig& security);
   // True when the frame filter is XDP in the driver on every interface.
-  bool filters_before_gro() const override;
+  bool filters_before_gro() const;
 
   // "xdp-driver on eth0, tc-ingress on eth1 (xdp-driver: ...; xdp-generic: ...)".
   std::string where() const;
@@ -85,11 +93,24 @@ class KernelEbpfPath final : public EbpfPath {
   std::optional<BpfCounters> counters() const;
 
  private:
+  class View;
+  // What each worker asked for last; the kernel's maps hold their union.
+  struct WorkerSets {
+    std::vector<ValidPort> valid;
+    std::vector<std::uint16_t> own_ports;
+    std::vector<IpAddress> peer_sources;
+    std::vector<Cidr> tun_routes;
+  };
   KernelEbpfPath(std::unique_ptr<EbpfPrograms> path, EventLoop& loop, std::uint16_t discovery_port,
-                 bool allow_fragments);
+                 bool allow_fragments, std::uint32_t workers);
   void on_events();
+  SysResult<std::chrono::nanoseconds> write_valid_ports(std::uint32_t w,
+                                                        const std::vector<ValidPort>& ports);
 
   std::unique_ptr<EbpfPrograms> path_;
+  std::mutex mutex_;  // sets_, trimming_, and every write to the maps through path_
+  std::vector<WorkerSets> sets_;
+  std::vector<std::unique_ptr<View>> views_;
   std::uint16_t discovery_port_;
   bool allow_fragments_;
   SecurityAudit* audit_ = nullptr;

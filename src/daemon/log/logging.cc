@@ -72,7 +72,8 @@ int syslog_facility_value(SyslogFacility facility) {
 Logging::Logging(LoggingConfig config, std::vector<spdlog::sink_ptr> extra_sinks)
     : config_(std::move(config)),
       extra_sinks_(std::move(extra_sinks)),
-      logger_(std::make_shared<spdlog::logger>(kIdent)) {}
+      sinks_(std::make_shared<spdlog::sinks::dist_sink_mt>()),
+      logger_(std::make_shared<spdlog::logger>(kIdent, sinks_)) {}
 
 SysResult<std::unique_ptr<Logging>> Logging::start(const LoggingConfig& config,
                                                    std::vector<spdlog::sink_ptr> extra_sinks) {
@@ -102,10 +103,12 @@ Logging::~Logging() {
 }
 
 void Logging::build_sinks() {
-  auto& sinks = logger_->sinks();
+  // The logger's one sink is a distributing sink whose list is swapped under
+  // its lock: the workers' threads log while a reload or SIGHUP rebuilds it.
+  std::vector<spdlog::sink_ptr> sinks;
   // The old syslog sink calls closelog() when destroyed: it must be gone
   // before the new one calls openlog(), or the new facility would be lost.
-  sinks.clear();
+  sinks_->set_sinks({});
   auto err = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   err->set_formatter(stderr_formatter(config_.format));
   sinks.push_back(std::move(err));
@@ -116,6 +119,7 @@ void Logging::build_sinks() {
     sinks.push_back(std::move(sys));
   }
   for (const auto& extra : extra_sinks_) sinks.push_back(extra);
+  sinks_->set_sinks(std::move(sinks));
   logger_->set_level(to_spdlog_level(config_.level));
   // Warnings and worse reach the terminal or journal at once.
   logger_->flush_on(spdlog::level::warn);

@@ -4,6 +4,7 @@
 
 #include <spdlog/common.h>
 #include <spdlog/logger.h>
+#include <spdlog/sinks/dist_sink.h>
 
 #include <memory>
 #include <vector>
@@ -40,6 +41,8 @@ class Logging {
 
   spdlog::logger& logger() const { return *logger_; }
   std::shared_ptr<spdlog::logger> shared_logger() const { return logger_; }
+  // The sinks the logger writes to now (stderr, syslog, the extra ones).
+  std::size_t sink_count() { return sinks_->sinks().size(); }
 
   // For SIGHUP: rebuilds the sinks from `config` (level, stderr format,
   // syslog on/off, facility: a reloaded configuration takes effect here) on
@@ -58,6 +61,7 @@ class Logging {
 
   LoggingConfig config_;
   std::vector<spdlog::sink_ptr> extra_sinks_;
+  std::shared_ptr<spdlog::sinks::dist_sink_mt> sinks_;
   std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<AuditLog> audit_;
 };

@@ -15,15 +15,29 @@ SecurityAudit::SecurityAudit(EventLoop& loop, std::function<AuditLog*()> log,
       limits_(limits),
       warn_log_(5, seconds(10)) {}
 
+SecurityAudit::SecurityAudit(EventLoop& loop, Forward forward, std::function<bool()> enabled,
+                             SecurityAuditLimits limits)
+    : forward_(std::move(forward)),
+      forward_enabled_(std::move(enabled)),
+      loop_(loop),
+      limits_(limits),
+      warn_log_(5, seconds(10)) {}
+
 SecurityAudit::~SecurityAudit() {
   if (timer_ != kNoTimer) loop_.cancel_timer(timer_);
 }
 
 bool SecurityAudit::enabled() const {
+  if (forward_) return forward_enabled_ && forward_enabled_();
   return log_ && log_() != nullptr;
 }
 
 void SecurityAudit::write(std::string_view event, nlohmann::json fields) {
+  if (forward_) {
+    forward_(std::string(event), std::move(fields));
+    ++stats_.records;
+    return;
+  }
   AuditLog* log = log_ ? log_() : nullptr;
   if (log == nullptr) return;
   if (auto r = log->record(event, fields); !r) {

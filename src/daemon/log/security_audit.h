@@ -44,6 +44,12 @@ class SecurityAudit {
   // returning null: none, and nothing is recorded or counted). The flush
   // timer runs on `loop`.
   SecurityAudit(EventLoop& loop, std::function<AuditLog*()> log, SecurityAuditLimits limits = {});
+  // A worker's (daemon/workers/workers.h): what it would write goes to
+  // `forward` (which hands it to the main thread's audit, write_line), and
+  // `enabled` says whether the daemon has an audit log now.
+  using Forward = std::function<void(std::string event, nlohmann::json fields)>;
+  SecurityAudit(EventLoop& loop, Forward forward, std::function<bool()> enabled,
+                SecurityAuditLimits limits = {});
   ~SecurityAudit();
   SecurityAudit(const SecurityAudit&) = delete;
   SecurityAudit& operator=(const SecurityAudit&) = delete;
@@ -64,6 +70,8 @@ class SecurityAudit {
   void flush();
 
   bool enabled() const;
+  // Writes one line a worker's audit forwarded.
+  void write_line(std::string_view event, nlohmann::json fields) { write(event, std::move(fields)); }
   const SecurityAuditStats& stats() const { return stats_; }
 
  private:
@@ -77,6 +85,8 @@ class SecurityAudit {
   void write(std::string_view event, nlohmann::json fields);
   void arm();
 
+  Forward forward_;
+  std::function<bool()> forward_enabled_;
   EventLoop& loop_;
   std::function<AuditLog*()> log_;
   SecurityAuditLimits limits_;

@@ -31,55 +31,74 @@ constexpr int kMaxRefusedInARow = 64;
 
 }  // namespace
 
-SysResult<std::unique_ptr<LinuxTunDevice>> LinuxTunDevice::open(std::string_view name,
-                                                                bool offload) {
-  if (!offload) {
-    auto plain = create(name, false);
-    if (plain) (*plain)->mode_ = "off (network.tun_offload = false)";
-    return plain;
-  }
-  auto dev = create(name, true);
-  if (!dev) return dev;
-  LinuxTunDevice& d = **dev;
+bool LinuxTunDevice::set_offloads() {
   // The header's 16-bit fields in little-endian whatever the host (the
   // splitter reads them so).
   int little = 1;
-  if (::ioctl(d.fd_.get(), TUNSETVNETLE, &little) != 0) {
-    const int err = errno;
-    dev->reset();  // closing deletes the interface: make it again without offloads
-    auto plain = create(name, false);
-    if (plain) {
-      (*plain)->mode_ = "off (the kernel refused TUNSETVNETLE: ";
-      (*plain)->mode_ += std::strerror(err);
-      (*plain)->mode_ += ")";
-    }
-    return plain;
+  if (::ioctl(fd_.get(), TUNSETVNETLE, &little) != 0) {
+    mode_ = "off (the kernel refused TUNSETVNETLE: ";
+    mode_ += std::strerror(errno);
+    mode_ += ")";
+    return false;
   }
   const unsigned base = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
-  if (::ioctl(d.fd_.get(), TUNSETOFFLOAD, base | TUN_F_USO4 | TUN_F_USO6) == 0) {
-    d.mode_ = "on (checksum, TSO4, TSO6, USO4, USO6)";
-    d.uso_ = true;
-  } else if (::ioctl(d.fd_.get(), TUNSETOFFLOAD, base) == 0) {
-    d.mode_ = "on (checksum, TSO4, TSO6; the kernel refused USO: ";
-    d.mode_ += std::strerror(errno);
-    d.mode_ += ")";
+  if (::ioctl(fd_.get(), TUNSETOFFLOAD, base | TUN_F_USO4 | TUN_F_USO6) == 0) {
+    mode_ = "on (checksum, TSO4, TSO6, USO4, USO6)";
+    uso_ = true;
+  } else if (::ioctl(fd_.get(), TUNSETOFFLOAD, base) == 0) {
+    mode_ = "on (checksum, TSO4, TSO6; the kernel refused USO: ";
+    mode_ += std::strerror(errno);
+    mode_ += ")";
   } else {
-    const int err = errno;
-    dev->reset();
-    auto plain = create(name, false);
-    if (plain) {
-      (*plain)->mode_ = "off (the kernel refused TUNSETOFFLOAD: ";
-      (*plain)->mode_ += std::strerror(err);
-      (*plain)->mode_ += ")";
-    }
+    mode_ = "off (the kernel refused TUNSETOFFLOAD: ";
+    mode_ += std::strerror(errno);
+    mode_ += ")";
+    return false;
+  }
+  rx_.resize(kReadSpace);
+  return true;
+}
+
+SysResult<std::unique_ptr<LinuxTunDevice>> LinuxTunDevice::open(std::string_view name,
+                                                                bool offload,
+                                                                std::uint32_t queues) {
+  const bool multi_queue = queues > 1;
+  if (!offload) {
+    auto plain = create(name, false, multi_queue);
+    if (plain) (*plain)->mode_ = "off (network.tun_offload = false)";
     return plain;
   }
-  d.rx_.resize(kReadSpace);
-  return dev;
+  auto dev = create(name, true, multi_queue);
+  if (!dev) return dev;
+  if ((*dev)->set_offloads()) return dev;
+  const std::string why = (*dev)->mode_;
+  dev->reset();  // closing deletes the interface: make it again without offloads
+  auto plain = create(name, false, multi_queue);
+  if (plain) (*plain)->mode_ = why;
+  return plain;
+}
+
+SysResult<std::unique_ptr<LinuxTunDevice>> LinuxTunDevice::attach_queue() const {
+  if (!multi_queue_) return sys_fail_plain(EINVAL, "TUN device " + name_ + " has one queue");
+  auto q = create(name_, vnet_, true, true);
+  if (!q) return q;
+  if (vnet_ && !(*q)->set_offloads()) {
+    return sys_fail_plain(EIO, "a new queue of TUN device " + name_ + ": " + (*q)->mode_);
+  }
+  (*q)->mode_ = mode_;
+  return q;
+}
+
+SysResult<void> LinuxTunDevice::set_steering(int program) {
+  if (::ioctl(fd_.get(), TUNSETSTEERINGEBPF, &program) != 0) {
+    return sys_fail(errno, "cannot set the queue steering program of TUN device " + name_);
+  }
+  return {};
 }
 
 SysResult<std::unique_ptr<LinuxTunDevice>> LinuxTunDevice::create(std::string_view name,
-                                                                  bool vnet) {
+                                                                  bool vnet, bool multi_queue,
+                                                                  bool attach) {
   if (name.empty() || name.size() >= IFNAMSIZ) {
     return sys_fail_plain(EINVAL, "invalid TUN device name \"" + std::string(name) +
                                       "\": it must be 1.." + std::to_string(IFNAMSIZ - 1) +
@@ -108,8 +127,10 @@ SysResult<std::unique_ptr<LinuxTunDevice>> LinuxTunDevice::create(std::string_vi
 
   ifreq ifr{};
   // IFF_TUN_EXCL is 0x8000: the top bit of the 16-bit flags field.
+  // A further queue attaches to the device the first one made: not exclusive.
   ifr.ifr_flags = static_cast<short>(static_cast<std::uint16_t>(
-      IFF_TUN | IFF_NO_PI | IFF_TUN_EXCL | (vnet ? IFF_VNET_HDR : 0)));
+      IFF_TUN | IFF_NO_PI | (attach ? 0 : IFF_TUN_EXCL) | (vnet ? IFF_VNET_HDR : 0) |
+      (multi_queue ? IFF_MULTI_QUEUE : 0)));
   std::memcpy(ifr.ifr_name, name.data(), name.size());
   if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) {
     int err = errno;
@@ -137,6 +158,7 @@ SysResult<std::unique_ptr<LinuxTunDevice>> LinuxTunDevice::create(std::string_vi
   if (index == 0) return sys_fail(errno, "cannot find the index of TUN device " + actual);
   std::unique_ptr<LinuxTunDevice> dev(new LinuxTunDevice(std::move(fd), std::move(actual), index));
   dev->vnet_ = vnet;
+  dev->multi_queue_ = multi_queue;
   return dev;
 }
 

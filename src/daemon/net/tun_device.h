@@ -107,8 +107,18 @@ class LinuxTunDevice final : public TunDevice {
   //   EPERM / EACCES  not allowed (needs CAP_NET_ADMIN: run as root),
   //   EBUSY / EEXIST  an interface with that name exists already,
   //   EINVAL  the name is too long or invalid.
+  // `queues` > 1: a multi-queue device (IFF_MULTI_QUEUE), this object its
+  // first queue; attach_queue() opens the others.
   static SysResult<std::unique_ptr<LinuxTunDevice>> open(std::string_view name,
-                                                         bool offload = false);
+                                                         bool offload = false,
+                                                         std::uint32_t queues = 1);
+  // Another queue of this multi-queue device: its own descriptor, read and
+  // written by another worker, with the same offloads. The kernel hands each
+  // packet leaving the interface to one queue (set_steering decides which).
+  SysResult<std::unique_ptr<LinuxTunDevice>> attach_queue() const;
+  // TUNSETSTEERINGEBPF: `program` (a socket filter) returns the queue of each
+  // packet leaving the interface.
+  SysResult<void> set_steering(int program);
 
   int fd() const override { return fd_.get(); }
   const std::string& name() const override { return name_; }
@@ -132,7 +142,12 @@ class LinuxTunDevice final : public TunDevice {
  private:
   LinuxTunDevice(UniqueFd fd, std::string name, int ifindex)
       : fd_(std::move(fd)), name_(std::move(name)), ifindex_(ifindex) {}
-  static SysResult<std::unique_ptr<LinuxTunDevice>> create(std::string_view name, bool vnet);
+  // `attach`: another queue of the multi-queue device `name`.
+  static SysResult<std::unique_ptr<LinuxTunDevice>> create(std::string_view name, bool vnet,
+                                                           bool multi_queue = false,
+                                                           bool attach = false);
+  // TUNSETVNETLE and TUNSETOFFLOAD on a vnet descriptor; false with why in mode_.
+  bool set_offloads();
   // The offload read: the next packet, or segment of a split; a TCP GSO
   // packet whole if `whole`.
   SysResult<WholeRead> read_vnet(MutableBytes buffer, bool whole);
@@ -142,6 +157,7 @@ class LinuxTunDevice final : public TunDevice {
   int ifindex_;
   bool vnet_ = false;
   bool uso_ = false;  // TUNSETOFFLOAD took USO4/USO6
+  bool multi_queue_ = false;
   std::string mode_ = "off";
   // Offloads: the last read (vnet header + packet) and how far its split got.
   std::vector<std::uint8_t> rx_;

@@ -50,7 +50,7 @@ bool knows_udp_option(int fd, int opt) { return get_int_opt(fd, SOL_UDP, opt) >=
 }  // namespace
 
 UdpOffloadStats& udp_offload_stats() {
-  static UdpOffloadStats stats;
+  thread_local UdpOffloadStats stats;
   return stats;
 }
 
@@ -160,6 +160,11 @@ SysResult<std::unique_ptr<UdpSocket>> UdpSocket::bind(const UdpSocketOptions& op
   if (family == IpFamily::kV6 &&
       ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe6, sizeof probe6) != 0) {
     return sys_fail(errno, "cannot set IPV6_MTU_DISCOVER");
+  }
+
+  if (options.reuse_port &&
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    return sys_fail(errno, "cannot set SO_REUSEPORT");
   }
 
   sockaddr_storage ss;

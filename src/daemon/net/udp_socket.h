@@ -69,8 +69,9 @@ inline constexpr std::size_t kMaxGsoSegments = 64;        // the kernel's UDP_MA
 inline constexpr std::size_t kMaxGsoBytes = 65535 - 20 - 8;  // one IPv4 datagram's payload
 std::size_t gso_run_length(std::span<const OutgoingDatagram> batch);
 
-// What this process's UDP sockets do with offloads, and what came of it
-// (status → udp_offload). One per process: the daemon is single-threaded.
+// What this thread's UDP sockets do with offloads, and what came of it
+// (status → udp_offload): one per worker, each counting its own sockets
+// without a lock; status adds the workers' up.
 struct UdpOffloadStats {
   std::string gso = "off";  // "on", "off (network.udp_offload = false)", "refused ..."
   std::string gro = "off";
@@ -118,6 +119,10 @@ struct UdpSocketOptions {
   // UDP offloads ([network] udp_offload): runs of datagrams sent with
   // UDP_SEGMENT (where the kernel takes it), and enable_coalesced_reads allowed.
   bool offload = true;
+  // SO_REUSEPORT: the workers each bind the discovery port, and their
+  // hopping ports may meet; the eBPF path's sk_lookup picks the socket
+  // (docs/architecture.md "Workers"), never the kernel's reuseport hash.
+  bool reuse_port = false;
 };
 
 class UdpSocket final : public DatagramSocket {

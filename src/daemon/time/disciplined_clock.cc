@@ -34,12 +34,16 @@ std::int64_t DisciplinedClock::drift_us(TimePoint mono) const {
 }
 
 void DisciplinedClock::anchor() {
+  std::lock_guard lock(mutex_);
   if (follow_system_ || anchored_) return;
   base_us_ = readers_.realtime_us() - readers_.monotonic_us();
   anchored_ = true;
 }
 
-std::int64_t DisciplinedClock::raw_unix_us() const { return raw_unix_us_at(monotonic_us()); }
+std::int64_t DisciplinedClock::raw_unix_us() const {
+  std::lock_guard lock(mutex_);
+  return raw_unix_us_at(monotonic_us());
+}
 
 std::int64_t DisciplinedClock::raw_unix_us_at(TimePoint mono) const {
   const std::int64_t base = follows_system() ? readers_.realtime_us() : mono + base_us_;
@@ -47,6 +51,7 @@ std::int64_t DisciplinedClock::raw_unix_us_at(TimePoint mono) const {
 }
 
 std::int64_t DisciplinedClock::system_unix_us() const {
+  std::lock_guard lock(mutex_);
   return readers_.realtime_us() + offset_us_;
 }
 
@@ -54,6 +59,7 @@ std::int64_t DisciplinedClock::unix_us() const {
   // One reading of the monotonic clock for both terms: this runs for every
   // packet sealed outside a batch.
   const TimePoint mono = monotonic_us();
+  std::lock_guard lock(mutex_);
   return raw_unix_us_at(mono) + discipline_.correction_us(mono);
 }
 

@@ -8,10 +8,16 @@
 //
 // Both test aids apply to the raw clock: testing.clock_offset_ms shifts it,
 // testing.clock_drift_ppm makes it run fast or slow from the start.
+//
+// Every worker's tunnel reads it (unix_us() per receive batch); the NTP client
+// and reloads change it on the main thread. A mutex keeps each reading whole:
+// the readers and the changes (anchor, set_offset_ms, apply_offset) take it;
+// the main thread's own reads of the discipline need not.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 
 #include "core/ntp/time_discipline.h"
 #include "daemon/os/clock.h"
@@ -54,11 +60,19 @@ class DisciplinedClock final : public Clock {
   // raw_unix_us() and system_unix_us() are shifted by `offset_ms` instead:
   // our time steps by the difference (the caller tells the tunnel, as the
   // NTP client does of its steps).
-  void set_offset_ms(std::int64_t offset_ms) { offset_us_ = offset_ms * 1000; }
+  void set_offset_ms(std::int64_t offset_ms) {
+    std::lock_guard lock(mutex_);
+    offset_us_ = offset_ms * 1000;
+  }
   std::int64_t offset_ms() const { return offset_us_ / 1000; }
 
-  ntp::TimeDiscipline& discipline() { return discipline_; }
+  // The correction as it stands, for the main thread (the NTP client).
   const ntp::TimeDiscipline& discipline() const { return discipline_; }
+  // Applies the NTP client's measured error of the correction at `now`.
+  ntp::TimeDiscipline::Applied apply_offset(std::int64_t offset_us, TimePoint now) {
+    std::lock_guard lock(mutex_);
+    return discipline_.on_offset(offset_us, now);
+  }
 
  private:
   std::int64_t drift_us(TimePoint mono) const;
@@ -72,6 +86,7 @@ class DisciplinedClock final : public Clock {
   std::int64_t base_us_;  // raw = monotonic + base (when not following the system clock)
   bool anchored_ = false;
   ntp::TimeDiscipline discipline_;
+  mutable std::mutex mutex_;
 };
 
 }  // namespace buckwild::daemon

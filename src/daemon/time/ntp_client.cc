@@ -437,7 +437,7 @@ void NtpClient::select(TimePoint now) {
     return;
   }
 
-  ntp::TimeDiscipline& d = clock_.discipline();
+  const ntp::TimeDiscipline& d = clock_.discipline();
   const bool was_synchronized = d.synchronized();
   // Until now our time was the system clock; from now on it is carried on
   // the monotonic clock (continuous at this instant, the frame the servers'
@@ -469,7 +469,7 @@ void NtpClient::select(TimePoint now) {
     audit_drift("ntp_estimate_jumped", {{"jump_ms", rounded_ms(error_us)},
                                         {"drift_threshold_ms", config_.drift_threshold_ms}});
   }
-  const ntp::TimeDiscipline::Applied a = d.on_offset(error_us, now);
+  const ntp::TimeDiscipline::Applied a = clock_.apply_offset(error_us, now);
   last_sync_ = now;
   last_offset_us_ = error_us;
   selecting_ = true;

@@ -83,6 +83,10 @@ bool awaiting_answer(const discovery::Initiator& i) {
 // ---- as initiator ----
 
 bool Tunnel::looking_for(const Peer& p) const {
+  // Another worker holds a session with it: not ours to look for.
+  if (claims_ != nullptr && p.session_id == 0 && claims_->held_elsewhere(p.config->name, worker_)) {
+    return false;
+  }
   // No session, or one whose peer stopped answering: discovery goes on.
   if (p.session_id == 0) return true;
   const SessionEntry* e = sessions_.find(p.session_id);
@@ -422,6 +426,12 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
     p.session_since = now();
     p.discovery_failures = 0;
     report(p, session::Cause::kSessionEstablished);
+    // One session per peer across workers: the one another worker held ends.
+    if (claims_ != nullptr) {
+      if (auto before = claims_->claim(pc.name, worker_); before && post_to_worker_) {
+        post_to_worker_(*before, [name = pc.name](Tunnel& t) { t.peer_moved(name); });
+      }
+    }
     address = pc.virtual_address;
     // Our own discovery towards this peer is moot now.
     if (p.initiator && p.initiator->state() == discovery::Initiator::State::kInitiated) {
@@ -446,6 +456,7 @@ void Tunnel::add_session(std::unique_ptr<session::Session> s, const SocketAddres
   }
   e->session = std::move(s);
   SessionEntry& entry = sessions_.insert(std::move(e), address);
+  update_tun_routes();
   bridge_->add_session(id, initiator ? SessionRole::kInitiator : SessionRole::kResponder);
   // Until the path MTU search confirms more, segments fit the base size (§11.10).
   bridge_->set_send_mss(id, std::min<std::size_t>(entry.session->max_datagram() - wire::kOverhead, mtu_));
@@ -475,6 +486,7 @@ void Tunnel::remove_session(std::uint64_t id, const char* why, Connections c) {
   notify(TunnelEvent::Kind::kSessionDown, *e, why);
   if (Peer* p = peer) {
     p->session_id = 0;
+    if (claims_ != nullptr) claims_->release(p->config->name, worker_);
     if (c == Connections::kKeep) {
       park_connections(*p, id);
     } else if (p->state.state() != session::State::kClosing) {
@@ -488,7 +500,19 @@ void Tunnel::remove_session(std::uint64_t id, const char* why, Connections c) {
   // Its applications' connections are reset, unless kept for the peer's next session.
   if (peer == nullptr || c == Connections::kReset) bridge_->remove_session(id);
   ++stats_.sessions_lost;
+  update_tun_routes();
   // The Session's keys are wiped by their owners' destructors as `e` goes.
+}
+
+void Tunnel::peer_moved(const std::string& name) {
+  for (std::size_t i = 0; i < peers_.size(); ++i) {
+    Peer& p = peers_[i];
+    if (p.config->name != name || p.session_id == 0) continue;
+    remove_session(p.session_id, "the peer's new session is on another worker");
+    // Not looked for while the other worker holds it (looking_for).
+    p.initiator.reset();
+    return;
+  }
 }
 
 void Tunnel::audit(std::string_view event, const SessionEntry& e, std::string_view severity,

@@ -71,9 +71,13 @@ struct Peer {
   std::uint64_t parked_session = 0;
   TimerId parked_timer = kNoTimer;
 
+  // Another worker starts discovery towards it (daemon/tunnel/peer_claims.h):
+  // this one still accepts it as responder.
+  bool elsewhere = false;
+
   // Whether we start discovery towards it (and restart it when its session dies).
   bool initiates() const {
-    return !admin_down && config->initiate && config->endpoint.has_value();
+    return !admin_down && !elsewhere && config->initiate && config->endpoint.has_value();
   }
 };
 

@@ -143,6 +143,7 @@ SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
   // 3. The new configuration in force.
   psks_ = std::move(*set);  // the responder holds a reference to this member
   peers_ = std::move(*fresh);
+  for (std::size_t i = 0; i < peers_.size(); ++i) peers_[i].elsewhere = elsewhere(i);
   config_ = &next;
   sessions_.set_config(&next);
   sessions_.for_each([&](SessionEntry& e) {
@@ -162,8 +163,9 @@ SysResult<ReloadSummary> Tunnel::reconfigure(const Config& next) {
   summary.sessions_ended += conflicting.size();
   responder_->set_limits(responder_limits(next.security), now());
   responder_->set_reserved(peers_.psk_indices(), now());
-  bridge_->set_limits(next.security.max_connections, next.security.max_connections_per_source);
-  bridge_->set_memory_limit(std::size_t{next.security.stream_memory_mb} << 20);
+  bridge_->set_limits(worker_share(next.security.max_connections, workers_),
+                      next.security.max_connections_per_source);
+  bridge_->set_memory_limit(worker_share(std::size_t{next.security.stream_memory_mb} << 20, workers_));
 
   // 4. Discovery towards new and changed peers; ports follow the sessions.
   for (std::size_t i : discover) start_discovery(peers_[i]);

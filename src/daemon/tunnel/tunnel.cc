@@ -101,6 +101,10 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
       tcp_(deps.tcp),
       rng_(deps.rng),
       ebpf_(deps.ebpf),
+      worker_(deps.worker),
+      workers_(std::max<std::uint32_t>(deps.workers, 1)),
+      claims_(deps.claims),
+      post_to_worker_(std::move(deps.post_to_worker)),
       on_fatal_(std::move(deps.on_fatal)),
       audit_(deps.audit),
       on_event_(std::move(deps.on_event)),
@@ -119,6 +123,7 @@ Tunnel::Tunnel(const Config& config, std::uint32_t mtu, TunnelDeps deps, discove
   responder_ = std::make_unique<discovery::Responder>(
       psks_, policy.responder, responder_limits(config.security), rng_, now());
   responder_->set_reserved(peers_.psk_indices(), now());
+  for (std::size_t i = 0; i < peers_.size(); ++i) peers_[i].elsewhere = elsewhere(i);
 
   if (config.protocol.delay_allowance)
     session_config_.fixed_delay_allowance = *config.protocol.delay_allowance;
@@ -168,9 +173,12 @@ SysResult<void> Tunnel::start() {
   so.virtual_v4 = config_->network.virtual_address.address;
   if (config_->network.virtual_address6) so.virtual_v6 = config_->network.virtual_address6->address;
   so.connection.mss = mtu_;  // a segment fills a datagram as large as a TUN packet's
-  so.limits.max_flows = config_->security.max_connections;
+  // With several workers each holds its share of the daemon's connections
+  // and memory; a source's own limit applies on each (its connections go to
+  // the worker serving their destination, often all to one).
+  so.limits.max_flows = worker_share(config_->security.max_connections, workers_);
   so.limits.max_per_source = config_->security.max_connections_per_source;
-  so.limits.memory = std::size_t{config_->security.stream_memory_mb} << 20;
+  so.limits.memory = worker_share(std::size_t{config_->security.stream_memory_mb} << 20, workers_);
   so.open_local = config_->protocol.tcp_mode == TcpMode::kStream;
   so.connection.congestion = config_->protocol.congestion_control;
   so.connection.send_buffer = std::size_t{config_->protocol.max_window_mb} << 20;
@@ -314,12 +322,28 @@ void Tunnel::update_peer_sources() {
   peer_sources_.clear();
   for (std::size_t i = 0; i < peers_.size(); ++i) {
     const Peer& p = peers_[i];
-    if (p.config->endpoint) peer_sources_.push_back(p.config->endpoint->ip);
-    if (p.last_address) peer_sources_.push_back(*p.last_address);
+    // The peers this worker looks for, and those whose session it holds: their
+    // discovery messages (and answers to ours) are steered here.
+    if (p.config->endpoint && !elsewhere(i)) peer_sources_.push_back(p.config->endpoint->ip);
+    if (p.last_address && (!elsewhere(i) || p.session_id != 0)) peer_sources_.push_back(*p.last_address);
   }
   if (auto r = ebpf_->set_peer_sources(peer_sources_); !r) {
     warn_log_.log(now(), "ebpf.peer_sources", spdlog::level::warn,
                   "cannot tell the frame filter the peers' addresses: {}", r.error().message);
+  }
+}
+
+void Tunnel::update_tun_routes() {
+  if (ebpf_ == nullptr || workers_ <= 1) return;
+  std::vector<Cidr> prefixes;
+  sessions_.for_each([&](SessionEntry& e) {
+    prefixes.insert(prefixes.end(), e.allowed.begin(), e.allowed.end());
+    if (e.claimed) prefixes.push_back(Cidr{*e.claimed, static_cast<std::uint8_t>(e.claimed->bits())});
+  });
+  if (auto r = ebpf_->set_tun_routes(prefixes); !r) {
+    warn_log_.log(now(), "ebpf.tun_routes", spdlog::level::warn,
+                  "cannot steer the sessions' addresses to this worker's TUN queue: {}",
+                  r.error().message);
   }
 }
 
@@ -468,7 +492,13 @@ std::uint64_t Tunnel::session_for(const IpAddress& destination) {
 
 bool Tunnel::source_allowed(std::uint64_t session, const IpAddress& source) {
   SessionEntry* e = sessions_.find(session);
-  return e != nullptr && sessions_.accept_source(*e, source);
+  if (e == nullptr) return false;
+  const bool claimed_before = e->claimed.has_value();
+  const bool allowed = sessions_.accept_source(*e, source);
+  // A claim steers the address's packets to this worker at once: the
+  // connection stream mode opens next sends its SYN through the TUN.
+  if (e->claimed.has_value() != claimed_before) update_tun_routes();
+  return allowed;
 }
 
 void Tunnel::connections_changed(std::uint64_t /*session*/) {

@@ -52,11 +52,14 @@
 #include "daemon/os/event_loop.h"
 #include "daemon/stream/bridge.h"
 #include "daemon/tunnel/hop_ports.h"
+#include "daemon/tunnel/peer_claims.h"
 #include "daemon/tunnel/peers.h"
 #include "daemon/tunnel/responder_limits.h"
 #include "daemon/tunnel/session_table.h"
 
 namespace buckwild::daemon {
+
+class Tunnel;
 
 // What happened to a peer's session, for the daemon's notifications (SNMP
 // traps). On the loop's thread, after the log line and the audit record.
@@ -99,6 +102,16 @@ struct TunnelDeps {
   // the datagrams queued for sending take them (fewer only in tests, to run
   // the pool out).
   std::size_t pool_buffers = 256;
+  // With several workers (docs/architecture.md "Workers"): this tunnel is
+  // worker `worker` of `workers`. It looks for the configured peers i with
+  // i mod workers == worker, tells the eBPF path their addresses and its
+  // sessions' prefixes (TUN steering), and keeps each configured peer to one
+  // session across workers through `claims`; `post_to_worker` runs work on
+  // another worker's tunnel (ending a session another worker's replaced).
+  std::uint32_t worker = 0;
+  std::uint32_t workers = 1;
+  PeerClaims* claims = nullptr;
+  std::function<void(std::uint32_t, std::function<void(Tunnel&)>)> post_to_worker = {};
 };
 
 // Counters for logs and status; every drop has a reason.
@@ -147,6 +160,13 @@ struct TunnelStats {
   std::uint64_t batched_datagrams = 0;
 };
 
+// One worker's share of a daemon-wide limit: the limit over the workers,
+// rounded up (the workers together may hold a few more than the limit).
+template <typename T>
+T worker_share(T limit, std::uint32_t workers) {
+  return workers <= 1 ? limit : static_cast<T>((limit + workers - 1) / workers);
+}
+
 // What a reload changed (docs/control.md "reload").
 struct ReloadSummary {
   std::vector<std::string> peers_added, peers_removed, peers_changed;
@@ -191,6 +211,9 @@ class Tunnel : private StreamHost {
   // Ends every session now, each recorded as ended for `why` (the daemon is
   // stopping: the audit trail gets an end for every beginning).
   void end_sessions(const char* why);
+  // Another worker established a session with the configured peer `name`:
+  // ours with it ends (its connections are reset: they were on this worker).
+  void peer_moved(const std::string& name);
 
   // Our time was stepped by `step_us` (the NTP client; a slew needs nothing):
   // sessions move their peer clock offsets and re-measure them, the ports
@@ -225,6 +248,11 @@ class Tunnel : private StreamHost {
   // Tells the frame filter the configured peers' addresses (EbpfPath::
   // set_peer_sources): their endpoints and where their sessions came from.
   void update_peer_sources();
+  // With several workers: the prefixes this tunnel's sessions serve, to the
+  // TUN queue steering (EbpfPath::set_tun_routes).
+  void update_tun_routes();
+  // Peer i is looked for by another worker.
+  bool elsewhere(std::size_t peer) const { return workers_ > 1 && peer % workers_ != worker_; }
   void list_port_needs(std::vector<PortNeed>& out);
   void choose_send_sockets();
   void choose_answer_path(SessionEntry& e);
@@ -423,6 +451,10 @@ class Tunnel : private StreamHost {
   TcpEndpoints& tcp_;
   crypto::RandomSource& rng_;
   EbpfPath* ebpf_;
+  std::uint32_t worker_;
+  std::uint32_t workers_;
+  PeerClaims* claims_;
+  std::function<void(std::uint32_t, std::function<void(Tunnel&)>)> post_to_worker_;
   std::function<void(const SysError&)> on_fatal_;
   SecurityAudit* audit_;
   std::function<void(const TunnelEvent&)> on_event_;

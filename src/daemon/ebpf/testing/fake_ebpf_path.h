@@ -34,6 +34,12 @@ class FakeEbpfPath final : public EbpfPath {
   const std::vector<IpAddress>& peer_sources() const { return peer_sources_; }
   // Records the limits (no rate limiting is modelled).
   SysResult<void> set_limits(const SecurityConfig& security) override;
+  // Records the prefixes (a fake network has no TUN queues to steer).
+  SysResult<void> set_tun_routes(const std::vector<Cidr>& prefixes) override {
+    tun_routes_ = prefixes;
+    return {};
+  }
+  const std::vector<Cidr>& tun_routes() const { return tun_routes_; }
 
   const std::vector<ValidPort>& valid_ports() const { return current_; }
   std::uint64_t steered() const { return steered_; }
@@ -56,6 +62,7 @@ class FakeEbpfPath final : public EbpfPath {
   std::set<SocketAddress> valid_;  // (source, local port)
   std::set<std::uint16_t> valid_ports_;  // local ports valid for some source
   std::set<std::uint16_t> own_;
+  std::vector<Cidr> tun_routes_;
   std::vector<IpAddress> peer_sources_;
   std::vector<ValidPort> current_;
   std::uint64_t steered_ = 0;

@@ -22,7 +22,7 @@ TEST(ConfigKeysTest, SectionsAndKeysAreTheDocumentedOnes) {
   EXPECT_EQ(keys, (std::vector<std::string>{"interface", "listen_address", "discovery_port",
                                             "virtual_device", "virtual_address", "virtual_address6",
                                             "mtu", "ebpf", "ebpf_attach", "ebpf_allow_fragments",
-                                            "tun_offload", "udp_offload"}));
+                                            "tun_offload", "udp_offload", "workers"}));
   EXPECT_EQ(find_config_section("psk"), nullptr);  // not a single-instance section
   EXPECT_EQ(find_config_key(*net, "mut"), nullptr);
   ASSERT_NE(find_config_key(*net, "mtu"), nullptr);
@@ -55,6 +55,23 @@ TEST(ConfigKeysTest, ApplyStoresOrExplains) {
   EXPECT_EQ(c.logging.syslog_facility, SyslogFacility::kLocal6);
   EXPECT_NE(facility->apply(c, ConfigScalar{std::string("kern")}).find("must be one of"),
             std::string::npos);
+}
+
+TEST(ConfigKeysTest, WorkersAreAutoOrOneToSixtyFour) {
+  Config c;
+  EXPECT_FALSE(c.network.workers) << "the default is auto";
+  const ConfigKey* workers = find_config_key(*find_config_section("network"), "workers");
+  ASSERT_NE(workers, nullptr);
+  EXPECT_EQ(workers->apply(c, ConfigScalar{std::int64_t{3}}), "");
+  EXPECT_EQ(c.network.workers, std::optional<std::uint32_t>(3));
+  EXPECT_EQ(workers->apply(c, ConfigScalar{std::string("auto")}), "");
+  EXPECT_FALSE(c.network.workers);
+  EXPECT_EQ(workers->apply(c, ConfigScalar{std::int64_t{0}}),
+            "must be \"auto\" or a number of workers 1..64, got 0");
+  EXPECT_EQ(workers->apply(c, ConfigScalar{std::int64_t{65}}),
+            "must be \"auto\" or a number of workers 1..64, got 65");
+  EXPECT_EQ(workers->apply(c, ConfigScalar{std::string("all")}),
+            "must be \"auto\" or a number of workers 1..64, got \"all\"");
 }
 
 TEST(ConfigKeysTest, ParsesEnvironmentText) {

@@ -442,6 +442,118 @@ TEST(BpfLiveTrafficTest, TcIngressSkLookupAndSocketFilterOnLoopback) {
   });
 }
 
+// ---- Workers: each datagram to its worker's socket ---------------------------------
+
+// bw_source_worker's hash, written again here.
+std::uint32_t source_worker(const IpAddress& source, std::uint32_t workers) {
+  const IpAddress mapped = source.mapped_v6();
+  std::uint32_t w[4];
+  std::memcpy(w, mapped.bytes().data(), sizeof w);
+  std::uint32_t h = (w[0] ^ w[1] ^ w[2] ^ w[3]) * 0x9E3779B1u;
+  h ^= h >> 16;
+  return h % workers;
+}
+
+TEST(BpfWorkersTest, PairsGoToTheirWorkersSocketAndDiscoveryToTheServingOne) {
+  BUCKWILD_SKIP_UNLESS_BPF_AND_ROOT();
+  run_isolated(CLONE_NEWNET, [] {
+    bpftest::loopback_up();
+    constexpr std::uint16_t kDiscovery = 31025;
+    BpfFilterConfig config;
+    config.discovery_port = kDiscovery;
+    std::string skip;
+    BpfLoadOptions options;
+    options.workers = 2;
+    auto path = bpftest::load_filter(config, skip, options);
+    ASSERT_TRUE(path);
+    ASSERT_TRUE(path->attach_interface("lo"));
+    // Both workers' sockets on the discovery port, as the daemon binds them.
+    std::unique_ptr<UdpSocket> socket[2];
+    for (std::uint32_t w = 0; w < 2; ++w) {
+      UdpSocketOptions o{.bind_address = *SocketAddress::parse("127.0.0.1", kDiscovery),
+                         .receive_buffer_bytes = 0, .send_buffer_bytes = 0, .reuse_port = true};
+      auto s = UdpSocket::bind(o);
+      ASSERT_TRUE(s) << s.error().message;
+      socket[w] = std::move(*s);
+      ASSERT_TRUE(path->steer_to_socket(socket[w]->fd(), w));
+      ASSERT_TRUE(path->attach_socket_filter(socket[w]->fd()));
+    }
+    EXPECT_FALSE(path->steer_to_socket(socket[0]->fd(), 2)) << "a slot beyond the workers";
+    const IpAddress local = ip("127.0.0.1");
+    ValidPort first{local, 23456};
+    ValidPort second{local, 23457};
+    second.worker = 1;
+    ASSERT_TRUE(path->update_valid_ports({first, second}));
+    UniqueFd sender = bpftest::plain_udp_socket(*SocketAddress::parse("127.0.0.1", 0));
+    std::uint8_t tag = 1;
+    // Sends a marker to `port` and says which socket got it (-1: neither).
+    auto arrives_at = [&](std::uint16_t port, wire::PacketType type = wire::PacketType::kData) {
+      Frame d = type == wire::PacketType::kData ? bpftest::marker(tag++) : buckwild_datagram(type);
+      bpftest::send_datagram(sender.get(), d, SocketAddress{local, port});
+      for (int w = 0; w < 2; ++w) {
+        if (auto got = bpftest::receive_one(*socket[w], 300); got && got->payload == d) return w;
+      }
+      return -1;
+    };
+    EXPECT_EQ(arrives_at(23456), 0);
+    EXPECT_EQ(arrives_at(23457), 1);
+    // The pair moves to the other worker with its session.
+    first.worker = 1;
+    second.worker = 0;
+    ASSERT_TRUE(path->update_valid_ports({first, second}));
+    EXPECT_EQ(arrives_at(23456), 1);
+    EXPECT_EQ(arrives_at(23457), 0);
+    // Discovery: the worker serving the source, else the one its address hashes to.
+    const int hashed = static_cast<int>(source_worker(local, 2));
+    EXPECT_EQ(arrives_at(kDiscovery, wire::PacketType::kDiscovery), hashed);
+    ASSERT_TRUE(path->set_served_peer_sources({{local, static_cast<std::uint16_t>(1 - hashed)}}));
+    EXPECT_EQ(arrives_at(kDiscovery, wire::PacketType::kDiscovery), 1 - hashed);
+    ASSERT_TRUE(path->set_served_peer_sources({}));
+    EXPECT_EQ(arrives_at(kDiscovery, wire::PacketType::kDiscovery), hashed);
+  });
+}
+
+// The TUN queue steering program, run on packets as the virtual interface
+// hands them over: the worker serving the destination's longest prefix.
+TEST(BpfWorkersTest, TunSteeringPicksTheWorkerOfTheLongestPrefix) {
+  BUCKWILD_SKIP_UNLESS_BPF_AND_ROOT();
+  std::string skip;
+  BpfLoadOptions options;
+  options.workers = 3;
+  auto path = bpftest::load_filter({}, skip, options);
+  ASSERT_TRUE(path);
+  ASSERT_TRUE(path->set_tun_routes({{*Cidr::parse("10.77.0.0/24"), 1},
+                                    {*Cidr::parse("10.77.0.3/32"), 2},
+                                    {*Cidr::parse("fd00:77::/64"), 2}}));
+  auto queue_of = [&](const char* destination) {
+    // BPF_PROG_TEST_RUN takes an Ethernet frame and hands a socket filter
+    // the packet after its header, as the TUN device hands over the IP packet.
+    const IpAddress d = ip(destination);
+    constexpr std::size_t kEth = 14;
+    std::vector<std::uint8_t> packet(kEth + (d.is_v6() ? 48 : 28), 0);
+    packet[12] = d.is_v6() ? 0x86 : 0x08;
+    packet[13] = d.is_v6() ? 0xDD : 0x00;
+    if (d.is_v6()) {
+      packet[kEth] = 0x60;
+      packet[kEth + 6] = 17;
+      std::memcpy(&packet[kEth + 24], d.bytes().data(), 16);
+    } else {
+      packet[kEth] = 0x45;
+      packet[kEth + 9] = 17;
+      std::memcpy(&packet[kEth + 16], d.bytes().data(), 4);
+    }
+    LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = packet.data(), .data_size_in = static_cast<__u32>(packet.size()));
+    EXPECT_EQ(bpf_prog_test_run_opts(path->tun_steering_program(), &run), 0);
+    return run.retval;
+  };
+  EXPECT_EQ(queue_of("10.77.0.1"), 1u);
+  EXPECT_EQ(queue_of("10.77.0.3"), 2u);
+  EXPECT_EQ(queue_of("10.78.0.1"), 0u) << "no worker serves it: worker 0";
+  EXPECT_EQ(queue_of("fd00:77::5"), 2u);
+  ASSERT_TRUE(path->set_tun_routes({{*Cidr::parse("10.77.0.0/24"), 1}}));
+  EXPECT_EQ(queue_of("10.77.0.3"), 1u) << "the /32 went with its session";
+}
+
 // ---- The valid-port map -------------------------------------------------------------
 
 std::set<std::pair<std::string, std::uint16_t>> map_contents(int fd) {

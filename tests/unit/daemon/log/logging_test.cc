@@ -244,7 +244,7 @@ TEST(LoggingTest, ReopenAppliesANewLevelAndKeepsExtraSinks) {
   ASSERT_TRUE((*logging)->reopen());
   spdlog::debug("three");
   EXPECT_EQ(out.str(), "debug|two\ndebug|three\n");
-  EXPECT_EQ((*logging)->logger().sinks().size(), 2u);  // stderr + ours
+  EXPECT_EQ((*logging)->sink_count(), 2u);  // stderr + ours
 }
 
 TEST(LoggingTest, AuditLogIsOpenedAndFollowsReopen) {
