@@ -160,6 +160,24 @@ frame_filter_counter() {
   echo "$total"
 }
 
+# nginx_conf LISTEN_IP ROOT PREFIX: an nginx.conf serving ROOT on LISTEN_IP:80,
+# its pid, logs and temporary files under PREFIX.
+nginx_conf() {  # nginx_conf LISTEN_IP ROOT PREFIX
+  cat <<CONF
+daemon off;
+worker_processes 1;
+pid $3/nginx.pid;
+error_log $3/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $3/body; proxy_temp_path $3/proxy; fastcgi_temp_path $3/fcgi;
+  uwsgi_temp_path $3/uwsgi; scgi_temp_path $3/scgi;
+  server { listen $1:80; root $2; }
+}
+CONF
+}
+
 stop_pid() {
   kill "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true

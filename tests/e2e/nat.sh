@@ -183,19 +183,7 @@ t_download() {
   head -c $((100 * 1024 * 1024)) /dev/urandom >"$WORK/www/100mb.bin"
   local want got rc=0
   want=$(sha256sum <"$WORK/www/100mb.bin" | cut -d' ' -f1)
-  cat >"$WORK/nginx/nginx.conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
-  server { listen 10.77.0.2:80; root $WORK/www; }
-}
-CONF
+  nginx_conf 10.77.0.2 "$WORK/www" "$WORK/nginx" >"$WORK/nginx/nginx.conf"
   spawn B "$WORK/nginx/out.log" nginx -c "$WORK/nginx/nginx.conf"
   local web=$SPAWNED
   wait_until 5 in_a curl -s -o /dev/null -r 0-0 "http://10.77.0.2/100mb.bin" || true

@@ -45,21 +45,6 @@ t_dns() {
   done
 }
 
-nginx_conf() {  # nginx_conf LISTEN_IP ROOT PREFIX
-  cat <<CONF
-daemon off;
-worker_processes 1;
-pid $3/nginx.pid;
-error_log $3/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $3/body; proxy_temp_path $3/proxy; fastcgi_temp_path $3/fcgi;
-  uwsgi_temp_path $3/uwsgi; scgi_temp_path $3/scgi;
-  server { listen $1:80; root $2; }
-}
-CONF
-}
 
 # Issue 20 defect 7: a program on B with an unconnected UDP socket on a port
 # that is valid now for A's address (the session's farthest window, which the

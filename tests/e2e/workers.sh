@@ -159,19 +159,7 @@ t_downloads_use_both_workers() {
   head -c $((DOWNLOAD_MB * 1024 * 1024)) /dev/urandom >"$WORK/www/file.bin"
   local want
   want=$(sha256sum <"$WORK/www/file.bin" | cut -d' ' -f1)
-  cat >"$WORK/nginx/nginx.conf" <<CONF
-daemon off;
-worker_processes 2;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
-  server { listen 10.77.0.2:80; root $WORK/www; }
-}
-CONF
+  nginx_conf 10.77.0.2 "$WORK/www" "$WORK/nginx" >"$WORK/nginx/nginx.conf"
   spawn B "$WORK/nginx/out.log" nginx -c "$WORK/nginx/nginx.conf"
   local web=$SPAWNED
   wait_until 5 in_a curl -s -o /dev/null "http://10.77.0.2/file.bin" --max-filesize 1 || true
