@@ -45,7 +45,6 @@ t_dns() {
   done
 }
 
-
 # Issue 20 defect 7: a program on B with an unconnected UDP socket on a port
 # that is valid now for A's address (the session's farthest window, which the
 # daemon does not hold yet) asks a server on A's underlay address; every reply
