@@ -289,11 +289,14 @@ void Workers::on_clock_step(std::int64_t step_us) {
 }
 
 json Workers::request_rekey(std::string_view who) {
+  // The first worker holding the session answers; if none does, the refusal.
   json reply;
+  bool found = false;
   for_each([&](Tunnel& t, std::uint32_t) {
-    if (reply.value("ok", false)) return;
+    if (found) return;
     json r = t.request_rekey(who);
-    if (reply.is_null() || r.value("ok", false)) reply = std::move(r);
+    found = r.value("ok", false);
+    if (found || reply.is_null()) reply = std::move(r);
   });
   return reply;
 }
