@@ -568,14 +568,18 @@ t_roam_replay() {
   local endpoint rejected
   endpoint=$(bob_session endpoint)
   rejected=$(bob_rejected)
+  "$BUCKWILD" status --socket "$WORK/ctl-B.sock" --json >"$WORK/roam-status-before.json"
   ip netns exec "$NS_B" timeout 20 tcpdump -l -n -i "vb$RUN_ID" "udp and src host 10.201.0.2" >"$WORK/roam-at-bob.txt" 2>/dev/null &
   local seen=$!
   sleep 0.3
+  # Only a connection-0 datagram (udp[24:2], the header's connection id) may
+  # start a roam: the eBPF filter drops any other from a new source as a bad
+  # port, and a transfer's leftover segment caught here once did just that.
   # The router's capture goes down a pipe straight into mallory's sender, so
   # the copy leaves while bob still listens on its port (pipes cross
   # namespaces; the sender reads one pcap record and re-sends its payload).
   in_r timeout 10 tcpdump --immediate-mode -U -c 1 -w - -i "rb$RUN_ID" \
-    "udp and src host 10.200.0.3 and dst host 10.200.0.2 and greater 100" 2>/dev/null |
+    "udp and src host 10.200.0.3 and dst host 10.200.0.2 and greater 100 and udp[24:2] = 0" 2>/dev/null |
     ip netns exec "$NS_M" python3 -c '
 import socket, struct, sys
 inp = sys.stdin.buffer
@@ -625,6 +629,20 @@ print(len(payload), got)
   sleep 0.5
   kill "$seen" 2>/dev/null; wait $seen || true
   local replays=$(( $(bob_rejected) - rejected ))
+  "$BUCKWILD" status --socket "$WORK/ctl-B.sock" --json >"$WORK/roam-status-after.json"
+  # What bob's eBPF hooks did with datagrams meanwhile (verdicts that moved).
+  log "bob's eBPF verdicts meanwhile: $(python3 - "$WORK/roam-status-before.json" "$WORK/roam-status-after.json" <<'PY'
+import json, sys
+before, after = (json.load(open(f)).get("ebpf") or {} for f in sys.argv[1:3])
+moved = []
+for hook, verdicts in (after.get("hooks") or {}).items():
+    for verdict, n in verdicts.items():
+        d = n - ((before.get("hooks") or {}).get(hook) or {}).get(verdict, 0)
+        if d:
+            moved.append(f"{hook}.{verdict} +{d}")
+print(", ".join(moved) or "none")
+PY
+)"
   log "bob's interface saw $(grep -c . "$WORK/roam-at-bob.txt" || true) datagrams from mallory: $(head -n 1 "$WORK/roam-at-bob.txt")"
   log "replay from a third host: 5 copies of a ${size}-byte datagram sent; mallory got ${got} datagrams back;" \
       "bob's endpoint $(bob_session endpoint) (was $endpoint); bob refused $replays datagrams meanwhile"
