@@ -125,10 +125,14 @@ void Bbr::on_ack(const CongestionStats& stats, TimePoint now, const AckEvent& ac
       min_rtt_stamp_ = now;
     }
   }
-  // Application-limited rounds count too: the estimator marks rounds held back
-  // by the peer's receive window that way, and a sender that never fills the
-  // pipe must still leave startup (probe-bandwidth keeps probing upwards).
-  if (round_started_ && !filled_pipe_) check_full_pipe();
+  // Only rounds that could have filled the pipe say whether it is full (draft
+  // §4.3.2.2, as Linux): a round held back by the application or the peer's
+  // window measures the supply, not the path. Counting those once ended
+  // startup at 5 Mbit/s on a 1 Gbit/s path when a stream connection's first
+  // rounds waited for bytes, and probe-bandwidth then took seconds (25 % per
+  // eight round trips) to climb. A sender that never fills the pipe stays in
+  // startup, where its window still grows only towards 2 BDP or when limited.
+  if (round_started_ && !filled_pipe_ && !ack.rate.is_app_limited) check_full_pipe();
   update_mode(stats, now);
 
   // The window: grow by what was acknowledged towards the target, never

@@ -9,7 +9,8 @@
 //               (application-limited samples only when they raise it)
 //   min RTT     the smallest RTT sample of the last 10 s
 //   startup     pacing and cwnd gain 2/ln 2 until three rounds in a row grow
-//               the bandwidth estimate by less than 25 % (the pipe is full)
+//               the bandwidth estimate by less than 25 % (the pipe is full);
+//               application-limited rounds do not count
 //   drain       pacing gain ln 2 / 2 until the flight is one BDP
 //   probe bw    pacing gain cycles 1.25, 0.75, 1 × 6, one phase per min RTT;
 //               cwnd = 2 × BDP + 3 send quanta (1 ms at the bandwidth,

@@ -82,6 +82,17 @@ TEST(BbrTest, LeavesStartupWhenTheBandwidthStopsGrowing) {
   EXPECT_TRUE(gain > 0.74 && gain < 1.26) << gain;
 }
 
+TEST(BbrTest, ApplicationLimitedRoundsDoNotEndStartup) {
+  Path p;
+  // A connection whose application supplies a trickle: many rounds, the same
+  // small bandwidth, every sample application-limited.
+  for (int r = 0; r < 12; ++r) p.round(20'000, kBandwidth, kRtt, /*app_limited=*/true);
+  EXPECT_EQ(p.cc.mode(), Bbr::Mode::kStartup);
+  // Then the application writes at full speed: startup finds the bottleneck.
+  p.settle();
+  EXPECT_EQ(p.cc.bandwidth(), kBandwidth);
+}
+
 TEST(BbrTest, TheGainCycleProbesAboveAndDrainsBelow) {
   Path p;
   p.settle();
