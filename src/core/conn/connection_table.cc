@@ -15,6 +15,29 @@ ConnectionTable::ConnectionTable(bool session_initiator, const ConnectionConfig&
       quarantine_(config.time_wait),
       next_id_(session_initiator ? 1 : 2) {}
 
+void ConnectionTable::remember_rtt(const Connection& c) {
+  const RttEstimator& rtt = c.sender().rtt();
+  if (rtt.has_sample()) path_srtt_ = rtt.smoothed();
+}
+
+ConnectionConfig ConnectionTable::config_for(std::uint16_t id) {
+  // The newest live connection with a sample knows the path best; else the
+  // last one removed.
+  for (auto it = active_.rbegin(); it != active_.rend(); ++it) {
+    if (slots_[*it]->sender().rtt().has_sample()) {
+      remember_rtt(*slots_[*it]);
+      break;
+    }
+  }
+  ConnectionConfig c = config_;
+  c.id = id;
+  if (path_srtt_ > 0) {
+    const Duration seeded = path_srtt_ + std::max(2 * path_srtt_, config_.rto.min);
+    c.rto.initial = std::min(config_.rto.initial, seeded);
+  }
+  return c;
+}
+
 Connection* ConnectionTable::insert(Result<Connection> c) {
   if (!c) return nullptr;
   const std::uint16_t id = c->id();
@@ -32,8 +55,7 @@ Result<Connection*> ConnectionTable::open(TimePoint now, const std::optional<wir
     next_id_ = static_cast<std::uint16_t>(next_id_ + 2);
     if (next_id_ > wire::kMaxConnectionId) next_id_ = initiator_ ? 1 : 2;
     if (slots_[id] || resting_until_[id] > now) continue;
-    ConnectionConfig c = config_;
-    c.id = id;
+    ConnectionConfig c = config_for(id);
     c.target = target;
     Connection* conn = insert(Connection::connect(c, rng_, now));
     if (!conn) return fail(ErrorCode::kPedersenCommitmentFailed, "connection handshake setup");
@@ -57,6 +79,7 @@ void ConnectionTable::remove(std::uint16_t id, TimePoint now) {
   // ones restarting the wait) are older still: its id is free at once. Any
   // other end (the passive close, a reset, a failure) rests the id.
   const bool served = slots_[id]->time_wait_served();
+  remember_rtt(*slots_[id]);
   slots_[id].reset();
   active_.erase(std::find(active_.begin(), active_.end(), id));
   if (ours(id)) resting_until_[id] = served ? now : now + quarantine_;
@@ -81,9 +104,7 @@ Connection* ConnectionTable::on_packet(const wire::Header& h, const wire::Body& 
     return conn;
   }
   if (is_syn && !ours(id)) {
-    ConnectionConfig c = config_;
-    c.id = id;
-    return insert(Connection::accept(c, rng_, *syn, now));
+    return insert(Connection::accept(config_for(id), rng_, *syn, now));
   }
   if (h.type == wire::PacketType::kRst || h.type == wire::PacketType::kError) return nullptr;
   if (reset_count_ < kMaxPendingResets) resets_[reset_count_++] = PendingReset{id, h.sequence};

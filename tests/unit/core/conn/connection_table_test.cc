@@ -75,6 +75,77 @@ void exchange(ConnectionTable& from, ConnectionTable& to, TimePoint now) {
   }
 }
 
+// Everything `c` has to send at `sent`, arriving at `to` at `arrives`.
+void deliver(Connection& c, ConnectionTable& to, TimePoint sent, TimePoint arrives) {
+  std::vector<std::uint8_t> body(wire::kMaxBodySize);
+  wire::Header h;
+  std::size_t len = 0;
+  while (c.poll_transmit(sent, h, body, len)) {
+    h.session_id = 1;
+    h.payload_length = static_cast<std::uint16_t>(len);
+    auto parsed = wire::parse_body(h, Bytes(body).first(len));
+    ASSERT_TRUE(parsed);
+    to.on_packet(h, *parsed, arrives);
+  }
+}
+
+// Opens a connection from `a` to `b` at `now` over a path of `rtt`.
+Connection* handshake(ConnectionTable& a, ConnectionTable& b, TimePoint now, Duration rtt) {
+  Connection* c = *a.open(now);
+  deliver(*c, b, now, now + rtt / 2);
+  Connection* answer = b.find(c->id());
+  if (answer == nullptr) return nullptr;
+  deliver(*answer, a, now + rtt / 2, now + rtt);
+  deliver(*c, b, now + rtt, now + rtt + rtt / 2);
+  return c;
+}
+
+// A new connection's SYN is retransmitted after the path's RTT as the
+// session's connections measured it (SRTT + max(2 SRTT, 200 ms)), not after
+// RFC 6298's 1 s; so is a responder's SYN-ACK. The 1 s stays the ceiling.
+TEST(ConnectionTableTest, ANewConnectionsFirstTimeoutComesFromThePathsRtt) {
+  crypto::DeterministicRandom rng(5);
+  ConnectionTable a(true, config(), rng);
+  ConnectionTable b(false, config(), rng);
+  // The first connection knows nothing: 1 s.
+  Connection* first = *a.open(0);
+  deliver(*first, b, 0, milliseconds(20));
+  EXPECT_EQ(first->next_expiry(), seconds(1));
+  Connection* accepted = b.find(first->id());
+  ASSERT_NE(accepted, nullptr);
+  deliver(*accepted, a, milliseconds(20), milliseconds(40));
+  EXPECT_EQ(accepted->next_expiry(), milliseconds(20) + seconds(1));
+  deliver(*first, b, milliseconds(40), milliseconds(60));
+  ASSERT_EQ(first->state(), State::kEstablished);
+  EXPECT_EQ(first->sender().rtt().smoothed(), milliseconds(40));
+  EXPECT_EQ(accepted->sender().rtt().smoothed(), milliseconds(40));
+
+  // 40 ms + max(80 ms, 200 ms), on both sides.
+  Connection* second = *a.open(seconds(5));
+  deliver(*second, b, seconds(5), seconds(5) + milliseconds(20));
+  EXPECT_EQ(second->next_expiry(), seconds(5) + milliseconds(240));
+  Connection* answer = b.find(second->id());
+  ASSERT_NE(answer, nullptr);
+  deliver(*answer, a, seconds(5) + milliseconds(20), seconds(5) + milliseconds(40));
+  EXPECT_EQ(answer->next_expiry(), seconds(5) + milliseconds(260));
+
+  // Kept once the connections are gone.
+  a.remove(first->id(), seconds(6));
+  a.remove(second->id(), seconds(6));
+  ASSERT_EQ(a.size(), 0u);
+  Connection* third = *a.open(seconds(7));
+  deliver(*third, b, seconds(7), seconds(7));
+  EXPECT_EQ(third->next_expiry(), seconds(7) + milliseconds(240));
+
+  // A 600 ms path would give 1.8 s: the first timeout stays at 1 s.
+  ConnectionTable slow_a(true, config(), rng);
+  ConnectionTable slow_b(false, config(), rng);
+  ASSERT_NE(handshake(slow_a, slow_b, 0, milliseconds(600)), nullptr);
+  Connection* next = *slow_a.open(seconds(10));
+  deliver(*next, slow_b, seconds(10), seconds(10));
+  EXPECT_EQ(next->next_expiry(), seconds(11));
+}
+
 // TIME_WAIT is the rest: an id whose connection waited it out (the side
 // that closed first) is free again at once, where one closed passively
 // rests for the quarantine (IdsRestBeforeReuse). One side then opens a
