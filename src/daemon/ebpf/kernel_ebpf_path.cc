@@ -184,31 +184,16 @@ class KernelEbpfPath::View final : public EbpfPath {
     return shared_.write_valid_ports(worker_, ports);
   }
   SysResult<void> set_own_ports(const std::vector<std::uint16_t>& ports) override {
-    std::lock_guard lock(shared_.mutex_);
-    shared_.sets_[worker_].own_ports = ports;
-    std::vector<std::pair<std::uint16_t, std::uint16_t>> all;
-    for (std::uint32_t w = 0; w < shared_.sets_.size(); ++w) {
-      for (std::uint16_t p : shared_.sets_[w].own_ports) all.emplace_back(p, static_cast<std::uint16_t>(w));
-    }
-    return shared_.path_->set_owned_ports(all);
+    return replace(&WorkerSets::own_ports, ports,
+                   [&](const auto& all) { return shared_.path_->set_owned_ports(all); });
   }
   SysResult<void> set_peer_sources(const std::vector<IpAddress>& sources) override {
-    std::lock_guard lock(shared_.mutex_);
-    shared_.sets_[worker_].peer_sources = sources;
-    std::vector<std::pair<IpAddress, std::uint16_t>> all;
-    for (std::uint32_t w = 0; w < shared_.sets_.size(); ++w) {
-      for (const IpAddress& a : shared_.sets_[w].peer_sources) all.emplace_back(a, static_cast<std::uint16_t>(w));
-    }
-    return shared_.path_->set_served_peer_sources(all);
+    return replace(&WorkerSets::peer_sources, sources,
+                   [&](const auto& all) { return shared_.path_->set_served_peer_sources(all); });
   }
   SysResult<void> set_tun_routes(const std::vector<Cidr>& prefixes) override {
-    std::lock_guard lock(shared_.mutex_);
-    shared_.sets_[worker_].tun_routes = prefixes;
-    std::vector<std::pair<Cidr, std::uint16_t>> all;
-    for (std::uint32_t w = 0; w < shared_.sets_.size(); ++w) {
-      for (const Cidr& c : shared_.sets_[w].tun_routes) all.emplace_back(c, static_cast<std::uint16_t>(w));
-    }
-    return shared_.path_->set_tun_routes(all);
+    return replace(&WorkerSets::tun_routes, prefixes,
+                   [&](const auto& all) { return shared_.path_->set_tun_routes(all); });
   }
   SysResult<void> set_limits(const SecurityConfig& security) override {
     return shared_.set_limits(security);
@@ -216,6 +201,20 @@ class KernelEbpfPath::View final : public EbpfPath {
   bool filters_before_gro() const override { return shared_.filters_before_gro(); }
 
  private:
+  // Replaces this worker's set `member` and writes the union of every
+  // worker's, each item with the worker that holds it.
+  template <typename T, typename Write>
+  SysResult<void> replace(std::vector<T> WorkerSets::*member, const std::vector<T>& items,
+                          Write write) {
+    std::lock_guard lock(shared_.mutex_);
+    shared_.sets_[worker_].*member = items;
+    std::vector<std::pair<T, std::uint16_t>> all;
+    for (std::uint32_t w = 0; w < shared_.sets_.size(); ++w) {
+      for (const T& item : shared_.sets_[w].*member) all.emplace_back(item, static_cast<std::uint16_t>(w));
+    }
+    return write(all);
+  }
+
   KernelEbpfPath& shared_;
   std::uint32_t worker_;
 };
