@@ -356,11 +356,14 @@ t_iperf_rekey() {
   rk_b=$(session_field B rekey.rekeys)
   d_log_a=$(( $(grep -c 'rekeyed (key epoch' "$WORK/daemon-A.log") - logged_a ))
   d_log_b=$(( $(grep -c 'rekeyed (key epoch' "$WORK/daemon-B.log") - logged_b ))
-  # Retransmissions at the switches: the iperf3 seconds holding a rekey (from
-  # alice's log) and the one after carry no more than twice their share of
-  # the run's retransmissions (plus 100). Packet-mode TCP is the kernel's own
-  # loss-based congestion control, so retransmissions happen anyway; a
-  # make-before-break failure would put them at the switches.
+  # Retransmissions at the switches: the iperf3 second holding a rekey (from
+  # alice's log) and the one after. Packet-mode TCP is the kernel's own
+  # loss-based congestion control, so retransmissions happen anyway, in
+  # bursts of a few hundred at random seconds on this 2-core machine; a
+  # make-before-break failure would put them at every switch. A switch is a
+  # burst when its two seconds carry more than twice their share of the run's
+  # retransmissions (plus 100); the check fails when most switches are. (One
+  # random burst that met one switch of three failed the check once.)
   local at_switches
   at_switches=$(python3 - "$WORK/iperf-rekey10s.json" "$WORK/daemon-A.log" <<'PY'
 import datetime, json, sys
@@ -377,21 +380,28 @@ total = sum(r for _, r in iv)
 at = sum(r for s, r in iv if s in windows)
 share = sum(1 for s, _ in iv if s in windows) / max(1, len(iv))
 per_second = ",".join(str(r) for _, r in iv)
-print(total, at, f"{share:.2f}", 1 if at > 2 * share * total + 100 else 0, per_second)
+seconds = {s for s, _ in iv}
+switches = [t for t in times if int(t) in seconds]
+def burst(t):
+    own = sum(r for s, r in iv if s in (int(t), int(t) + 1))
+    return own > 2 * (2 / max(1, len(iv))) * total + 100
+bursts = sum(1 for t in switches if burst(t))
+print(total, at, f"{share:.2f}", 1 if switches and 2 * bursts > len(switches) else 0, per_second,
+      bursts, len(switches))
 PY
 )
-  local total at share is_burst per_second
-  read -r total at share is_burst per_second <<<"$at_switches"
+  local total at share is_burst per_second bursts switches
+  read -r total at share is_burst per_second bursts switches <<<"$at_switches"
   log "rekey every 10 s: rekeys during iperf3 A $d_rk_a (logged A $d_log_a, B $d_log_b, B's session total $rk_b);" \
       "rejected A $d_rej_a B $d_rej_b; retransmits $total, $at of them in the seconds of a switch (${share} of the run)"
-  log "retransmits per second: $per_second"
+  log "retransmits per second: $per_second; switches with a burst: $bursts of $switches"
   echo "rekey10s: rekeys $d_rk_a, rejected $d_rej_a/$d_rej_b, retransmits $total ($at at switches, share $share)" >>"$WORK/results"
   local min_rekeys=$(( IPERF_SECONDS / 10 - 1 ))
   ((min_rekeys < 1)) && min_rekeys=1
   ((d_rej_a == 0 && d_rej_b == 0)) || { log "datagrams rejected during rekeys"; return 1; }
   ((d_rk_a >= min_rekeys && d_log_a >= min_rekeys && d_log_b >= min_rekeys)) ||
     { log "expected at least $min_rekeys rekeys counted and logged on both sides"; return 1; }
-  ((is_burst == 0)) || { log "retransmission burst at the switches: $at of $total"; return 1; }
+  ((is_burst == 0)) || { log "retransmission bursts at $bursts of $switches switches: $at of $total"; return 1; }
   # On request: the CLI verb, then one more rekey in status.
   local before after
   before=$(session_field A rekey.rekeys)
