@@ -1,4 +1,4 @@
-/* Buckwild's kernel-side receive filter: five programs over one set of maps.
+/* Buckwild's kernel-side programs: six over one set of maps.
  *
  *   bw_xdp            XDP on underlay interfaces (driver or generic mode)
  *   bw_tc_ingress     the same checks at TC ingress, where XDP cannot attach
@@ -7,6 +7,8 @@
  *                     receiving socket of the worker that owns the pair
  *   bw_tun_steer      picks the TUN queue (worker) of a packet leaving the
  *                     virtual interface, by its destination (with workers > 1)
+ *   bw_tun_nat        stream mode's NAT at TC egress of the virtual interface:
+ *                     rewrites a flow's segment and hands it straight back in
  *
  * The checks live in filter_logic.bpf.h, the layouts in filter_abi.h, the
  * loader in src/daemon/ebpf/ebpf_programs.cc. */
@@ -243,4 +245,107 @@ int bw_tun_steer(struct __sk_buff* skb) {
   key.prefix_len = 128;
   __u32* worker = bpf_map_lookup_elem(&tun_routes, &key);
   return worker ? (int)*worker : 0;
+}
+
+BW_INLINE void bw_nat_count(__u32 counter) {
+  __u64* n = bpf_map_lookup_elem(&tun_nat_counters, &counter);
+  if (n) *n += 1;
+}
+
+/* The TCP segment at `l4` is the flow's: rewrite its addresses (`size` bytes
+ * of them at `addr_offset`, both together as in the header) and ports to the
+ * rule's, fixing the checksums by difference. A segment whose TCP checksum
+ * the kernel has yet to finish (CHECKSUM_PARTIAL) holds the pseudo-header's
+ * sum there; BPF_F_PSEUDO_HDR updates it for the addresses and leaves it for
+ * the ports, which the payload sum covers later. */
+BW_INLINE int bw_nat_rewrite(struct __sk_buff* skb, __u32 addr_offset, const void* old_addr,
+                             const void* new_addr, __u32 size, __u32 l4, int v4) {
+  __s64 diff = bpf_csum_diff((__be32*)old_addr, size, (__be32*)new_addr, size, 0);
+  if (diff < 0) return -1;
+  if (v4 && bpf_l3_csum_replace(skb, __builtin_offsetof(struct iphdr, check), 0, (__u32)diff, 0) < 0) return -1;
+  if (bpf_l4_csum_replace(skb, l4 + 16, 0, (__u32)diff, BPF_F_PSEUDO_HDR) < 0) return -1;
+  if (bpf_skb_store_bytes(skb, addr_offset, new_addr, size, 0) < 0) return -1;
+  return 0;
+}
+
+/* TC egress on the virtual interface (stream mode): a segment of a flow in
+ * tun_nat is rewritten as the daemon's NAT would and handed back in on the
+ * same interface (bpf_redirect to ingress of a device without a link layer
+ * is netif_rx), so it reaches the local socket without a trip through the
+ * daemon. Anything else goes on to the TUN queues as before: what is not
+ * TCP, a SYN or RST (they change a flow's state, which the daemon tracks),
+ * IPv6 with extension headers, fragments, and segments of no flow. */
+SEC("tc")
+int bw_tun_nat(struct __sk_buff* skb) {
+  struct bw_nat_key key;
+  __builtin_memset(&key, 0, sizeof(key));
+  __u8 first = 0;
+  if (bpf_skb_load_bytes(skb, 0, &first, 1) < 0) return TC_ACT_OK;
+  __u32 l4 = 0;
+  __u8 v4_addrs[8];
+  __u8 v6_addrs[32];
+  const int v4 = (first >> 4) == 4;
+  if (v4) {
+    struct iphdr ip;
+    if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) < 0) return TC_ACT_OK;
+    if (ip.protocol != IPPROTO_TCP) return TC_ACT_OK;
+    if ((ip.frag_off & bpf_htons(0x3FFF)) != 0 || ip.ihl < 5) goto to_daemon;
+    l4 = (__u32)ip.ihl * 4;
+    __builtin_memcpy(v4_addrs, &ip.saddr, 4);
+    __builtin_memcpy(v4_addrs + 4, &ip.daddr, 4);
+    bw_map_v4(&key.source, &v4_addrs[0]);
+    bw_map_v4(&key.dest, &v4_addrs[4]);
+  } else if ((first >> 4) == 6) {
+    struct ipv6hdr ip6;
+    if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) < 0) return TC_ACT_OK;
+    if (ip6.nexthdr != IPPROTO_TCP) return TC_ACT_OK;  /* extension headers included */
+    l4 = sizeof(struct ipv6hdr);
+    __builtin_memcpy(v6_addrs, &ip6.saddr, 16);
+    __builtin_memcpy(v6_addrs + 16, &ip6.daddr, 16);
+    __builtin_memcpy(&key.source, &v6_addrs[0], 16);
+    __builtin_memcpy(&key.dest, &v6_addrs[16], 16);
+  } else {
+    return TC_ACT_OK;
+  }
+  __u8 tcp[14];
+  if (bpf_skb_load_bytes(skb, l4, tcp, sizeof(tcp)) < 0) goto to_daemon;
+  if (tcp[13] & (0x02 | 0x04)) goto to_daemon; /* SYN, RST */
+  key.source_port = (__u16)((tcp[0] << 8) | tcp[1]);
+  key.dest_port = (__u16)((tcp[2] << 8) | tcp[3]);
+  struct bw_nat_value* rule = bpf_map_lookup_elem(&tun_nat, &key);
+  if (!rule) goto to_daemon;
+
+  __u8 new_ports[4] = {(__u8)(rule->source_port >> 8), (__u8)rule->source_port, (__u8)(rule->dest_port >> 8),
+                       (__u8)rule->dest_port};
+  int err;
+  if (v4) {
+    __u8 new_addrs[8];
+    __builtin_memcpy(new_addrs, &rule->source.bytes[12], 4);
+    __builtin_memcpy(new_addrs + 4, &rule->dest.bytes[12], 4);
+    err = bw_nat_rewrite(skb, __builtin_offsetof(struct iphdr, saddr), v4_addrs, new_addrs, 8, l4, 1);
+  } else {
+    __u8 new_addrs[32];
+    __builtin_memcpy(new_addrs, &rule->source, 16);
+    __builtin_memcpy(new_addrs + 16, &rule->dest, 16);
+    err = bw_nat_rewrite(skb, __builtin_offsetof(struct ipv6hdr, saddr), v6_addrs, new_addrs, 32, l4, 0);
+  }
+  if (err == 0) {
+    __s64 diff = bpf_csum_diff((__be32*)tcp, 4, (__be32*)new_ports, 4, 0);
+    if (diff < 0 || bpf_l4_csum_replace(skb, l4 + 16, 0, (__u32)diff, 0) < 0 ||
+        bpf_skb_store_bytes(skb, l4, new_ports, 4, 0) < 0) {
+      err = -1;
+    }
+  }
+  if (err != 0) {
+    /* Half rewritten is not a state to hand anyone: drop it, counted; the
+     * sender's TCP repeats it. */
+    bw_nat_count(BW_NAT_FAILED);
+    return TC_ACT_SHOT;
+  }
+  bw_nat_count(BW_NAT_REWRITTEN);
+  return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+
+to_daemon:
+  bw_nat_count(BW_NAT_TO_DAEMON);
+  return TC_ACT_OK;
 }

@@ -113,6 +113,8 @@ enum bw_counter {
 #define BW_OWN_PORTS_MAX 4096
 #define BW_PEER_SOURCES_MAX 4096
 #define BW_TUN_ROUTES_MAX 65536
+/* Two rules a flow: room for the default 4 096 flows of every worker of 32. */
+#define BW_TUN_NAT_MAX 262144
 #define BW_FOREIGN_TUPLES_MAX 16384
 #define BW_DROPPED_FRAGMENTS_MAX 16384
 #define BW_EVENTS_RING_BYTES (256 * 1024)
@@ -253,6 +255,34 @@ struct bw_route_key {
   struct bw_addr address;
 };
 
+/* ---- Stream mode's NAT in the kernel (bw_tun_nat) ----
+ * tun_nat: a TCP segment leaving the virtual interface with the key's
+ * addresses is rewritten to the value's and handed back in on the same
+ * interface, as the daemon would write it (docs/architecture.md "Transparent
+ * TCP"). Only user space writes it: the rules of the stream bridge's NAT
+ * table, one per direction of a flow. Ports in host byte order. */
+struct bw_nat_key {
+  struct bw_addr source;
+  struct bw_addr dest;
+  __u16 source_port;
+  __u16 dest_port;
+};
+
+struct bw_nat_value {
+  struct bw_addr source;
+  struct bw_addr dest;
+  __u16 source_port;
+  __u16 dest_port;
+};
+
+/* tun_nat_counters (per CPU), by index. */
+enum bw_nat_counter {
+  BW_NAT_REWRITTEN = 0, /* rewritten and handed back in, never reaching the daemon */
+  BW_NAT_TO_DAEMON,     /* TCP with no rule, a SYN or RST, or a header not parsed: to the daemon */
+  BW_NAT_FAILED,        /* a rule, but a checksum or store helper failed: dropped (TCP resends) */
+  BW_NAT_COUNTER_COUNT
+};
+
 /* ---- Socket map ----
  * Slot w: worker w's receiving UDP socket (its discovery socket). */
 
@@ -294,5 +324,7 @@ BW_STATIC_ASSERT(sizeof(struct bw_rate) == 16, "bw_rate");
 BW_STATIC_ASSERT(sizeof(struct bw_config) == 16 + 5 * 16 + 8, "bw_config");
 BW_STATIC_ASSERT(sizeof(struct bw_event) == 48, "bw_event");
 BW_STATIC_ASSERT(sizeof(struct bw_route_key) == 20, "bw_route_key");
+BW_STATIC_ASSERT(sizeof(struct bw_nat_key) == 36, "bw_nat_key");
+BW_STATIC_ASSERT(sizeof(struct bw_nat_value) == 36, "bw_nat_value");
 
 #endif /* BUCKWILD_BPF_FILTER_ABI_H */

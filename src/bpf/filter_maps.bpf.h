@@ -137,6 +137,22 @@ struct {
   __type(value, __u32);
 } tun_routes SEC(".maps");
 
+/* Stream mode's NAT rules (filter_abi.h), written by user space only. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(max_entries, BW_TUN_NAT_MAX);
+  __type(key, struct bw_nat_key);
+  __type(value, struct bw_nat_value);
+} tun_nat SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, BW_NAT_COUNTER_COUNT);
+  __type(key, __u32);
+  __type(value, __u64);
+} tun_nat_counters SEC(".maps");
+
 /* Per CPU, 1 while the frame filter itself asks the kernel for a socket
  * (bw_foreign_socket): that lookup runs bw_sk_lookup too, which then has
  * nothing to decide (the pair is not valid) and nothing to count. */

@@ -268,6 +268,14 @@ int run_daemon(std::unique_ptr<Config> owned, Environment env) {
                              loop->get(), &audit, &tcp, on_event, on_fatal};
   };
   std::unique_ptr<KernelEbpfPath> ebpf_path = ebpf ? std::move(*ebpf) : nullptr;
+  if (ebpf_path && config->protocol.tcp_mode == TcpMode::kStream) {
+    if (auto nat = ebpf_path->attach_tun_nat((*tun)->ifindex()); nat) {
+      spdlog::info("stream NAT: in the kernel (TC egress on {}): flows' segments other than SYN and RST "
+                   "skip the daemon", (*tun)->name());
+    } else {
+      spdlog::warn("stream NAT: in the daemon, every segment through it: {}", nat.error().message);
+    }
+  }
   log_aead_choice(config->crypto);  // waits for the measurement, before the tunnel asks
   auto workers = Workers::start(**tun, ebpf_path ? ebpf_path->workers() : 1, worker_env(ebpf_path.get()));
   if (!workers && ebpf_path) {

@@ -11,8 +11,9 @@
 
 namespace buckwild::testing {
 
-// A 40-byte IPv4 TCP segment without options or payload, `flags` as in
-// inner::tcp_flag, valid IP and TCP checksums.
+// A TCP segment without options or payload (40 bytes over IPv4, 60 over IPv6:
+// the family of `source`), `flags` as in inner::tcp_flag, valid IP and TCP
+// checksums.
 std::vector<std::uint8_t> tcp_segment(const SocketAddress& source, const SocketAddress& destination,
                                       std::uint8_t flags);
 

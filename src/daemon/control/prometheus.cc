@@ -59,6 +59,7 @@ enum Family : std::size_t {
   kEbpfValidPortUpdates,
   kEbpfValidPortUpdateFailures,
   kEbpfPackets,
+  kEbpfStreamNat,
   kPeerInfo,
   kPeerUp,
   kPeerSessionAge,
@@ -164,6 +165,8 @@ constexpr std::array<FamilySpec, kFamilyCount> kSpecs{{
      "Rewrites of the eBPF valid-port set that failed."},
     {"buckwild_ebpf_packets_total", Kind::kCounter,
      "Packets seen by the eBPF programs, by program (hook) and verdict."},
+    {"buckwild_ebpf_stream_nat_segments_total", Kind::kCounter,
+     "TCP segments leaving the virtual interface, by what the kernel's stream NAT did with them."},
     {"buckwild_peer_info", Kind::kGauge,
      "A peer: whether it is configured ([[peer]]) and its PSK id; always 1."},
     {"buckwild_peer_up", Kind::kGauge, "1 while the peer has a session, 0 without one."},
@@ -430,6 +433,11 @@ void add_tunnel(Exposition& out, const Json& doc, std::string_view device) {
         out.add(kEbpfPackets, {{"device", device}, {"hook", hook}, {"verdict", verdict}},
                 number_text(&count, Unit::kAsIs));
       }
+    }
+  }
+  if (const Json* nat = field(ebpf, "stream_nat"); nat != nullptr && nat->is_object()) {
+    for (const auto& [outcome, count] : nat->items()) {
+      out.add(kEbpfStreamNat, {{"device", device}, {"outcome", outcome}}, number_text(&count, Unit::kAsIs));
     }
   }
 }

@@ -45,6 +45,13 @@ nlohmann::json daemon_status(Workers& workers, const KernelEbpfPath* ebpf, const
       }
     }
     out["ebpf"]["hooks"] = std::move(hooks);
+    if (ebpf->tun_nat_attached()) {
+      if (auto nat = ebpf->nat_counters()) {
+        out["ebpf"]["stream_nat"] = {{"rewritten", (*nat)[BW_NAT_REWRITTEN]},
+                                     {"to_daemon", (*nat)[BW_NAT_TO_DAEMON]},
+                                     {"failed", (*nat)[BW_NAT_FAILED]}};
+      }
+    }
   }
   return out;
 }

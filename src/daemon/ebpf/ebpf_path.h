@@ -10,6 +10,7 @@
 
 #include "core/common/cidr.h"
 #include "core/common/ip_address.h"
+#include "core/common/socket_address.h"
 #include "daemon/config/config.h"
 #include "daemon/os/sys_error.h"
 #include "daemon/net/udp_socket.h"
@@ -55,6 +56,16 @@ class EbpfPath {
   // peers' addresses and routes). Packets leaving the virtual interface for
   // them go to this worker's TUN queue.
   virtual SysResult<void> set_tun_routes(const std::vector<Cidr>& prefixes) = 0;
+  // Stream mode: TCP segments from `source` to `destination` leaving the
+  // virtual interface become (`new_source`, `new_destination`) in the kernel
+  // and come straight back in, never reaching the daemon (bw_tun_nat). False
+  // when the kernel does not take the rule (no program attached, its map
+  // full): the daemon's own NAT rewrites them then, as it does every SYN and
+  // RST.
+  virtual bool set_nat_rule(const SocketAddress& source, const SocketAddress& destination,
+                            const SocketAddress& new_source, const SocketAddress& new_destination) = 0;
+  // Ends that: the segments reach the daemon's NAT again.
+  virtual void erase_nat_rule(const SocketAddress& source, const SocketAddress& destination) = 0;
   // Whether the frame filter judges every datagram before the kernel's GRO
   // merges a flow's datagrams into one packet (XDP in the driver on every
   // interface). Only then may the receiving socket ask for UDP GRO: TC

@@ -198,6 +198,7 @@ EbpfPrograms::~EbpfPrograms() {
   }
   sk_lookup_link_.reset();
   for (Interface& iface : interfaces_) detach_interface(iface);
+  detach_tun_nat();
   if (tc_skel_ != nullptr) buckwild_filter__destroy(tc_skel_);
   buckwild_filter__destroy(skel_);
 }

@@ -267,6 +267,24 @@ class EbpfPrograms {
   int tun_steering_program() const;
   std::uint32_t workers() const { return workers_; }
 
+  // Stream mode's NAT in the kernel (bw_tun_nat, docs/architecture.md
+  // "Transparent TCP"): the program at TC egress of the virtual interface
+  // `ifindex`, taken off when this object goes (or with the device). Errors:
+  // the kernel's errno.
+  SysResult<void> attach_tun_nat(int ifindex);
+  bool tun_nat_attached() const { return tun_nat_ifindex_ != 0; }
+  // Segments leaving the virtual interface from `source` to `destination`
+  // are rewritten to (`new_source`, `new_destination`) and handed back in.
+  // Errors: E2BIG when BW_TUN_NAT_MAX rules are held, else the kernel's errno.
+  SysResult<void> set_nat_rule(const SocketAddress& source, const SocketAddress& destination,
+                               const SocketAddress& new_source, const SocketAddress& new_destination);
+  // Removes the rule for (`source`, `destination`); none is not an error.
+  SysResult<void> erase_nat_rule(const SocketAddress& source, const SocketAddress& destination);
+  // bw_tun_nat's descriptor (for BPF_PROG_TEST_RUN).
+  int tun_nat_program() const;
+  // bw_tun_nat's counters (enum bw_nat_counter), summed over CPUs.
+  SysResult<std::array<std::uint64_t, BW_NAT_COUNTER_COUNT>> nat_counters() const;
+
   // Counter values, summed over CPUs.
   SysResult<BpfCounters> counters() const;
 
@@ -323,10 +341,13 @@ class EbpfPrograms {
   EbpfPrograms(buckwild_filter* skel, std::uint32_t max_valid_ports, std::uint32_t workers);
   SysResult<void> try_attach(Interface& iface, AttachMode mode);
   void detach_interface(Interface& iface);
+  void detach_tun_nat();
   static int on_ring_sample(void* ctx, void* data, std::size_t size);
 
   buckwild_filter* skel_;
   buckwild_filter* tc_skel_ = nullptr;  // only bw_tc_ingress loaded, on skel_'s maps
+  int tun_nat_ifindex_ = 0;             // where bw_tun_nat is attached; 0: nowhere
+  bool tun_nat_created_hook_ = false;   // its clsact qdisc is ours to remove
   std::uint32_t max_valid_ports_;
   ring_buffer* ring_ = nullptr;
   std::vector<Interface> interfaces_;

@@ -199,6 +199,25 @@ class KernelEbpfPath::View final : public EbpfPath {
     return shared_.set_limits(security);
   }
   bool filters_before_gro() const override { return shared_.filters_before_gro(); }
+  bool set_nat_rule(const SocketAddress& source, const SocketAddress& destination,
+                    const SocketAddress& new_source, const SocketAddress& new_destination) override {
+    // Rules are per flow (each worker's flows have their own 4-tuples), and
+    // a map element is written atomically: no lock.
+    if (!shared_.path_->tun_nat_attached()) return false;
+    auto r = shared_.path_->set_nat_rule(source, destination, new_source, new_destination);
+    if (!r && !nat_warned_) {
+      nat_warned_ = true;
+      spdlog::warn("stream NAT in the kernel: {}; such flows' segments go through the daemon's NAT "
+                   "instead (said once per worker)", r.error().message);
+    }
+    return r.has_value();
+  }
+  void erase_nat_rule(const SocketAddress& source, const SocketAddress& destination) override {
+    if (!shared_.path_->tun_nat_attached()) return;
+    if (auto r = shared_.path_->erase_nat_rule(source, destination); !r) {
+      spdlog::warn("stream NAT in the kernel: {}", r.error().message);
+    }
+  }
 
  private:
   // Replaces this worker's set `member` and writes the union of every
@@ -217,6 +236,7 @@ class KernelEbpfPath::View final : public EbpfPath {
 
   KernelEbpfPath& shared_;
   std::uint32_t worker_;
+  bool nat_warned_ = false;
 };
 
 KernelEbpfPath::KernelEbpfPath(std::unique_ptr<EbpfPrograms> path, EventLoop& loop,
@@ -294,6 +314,12 @@ std::string KernelEbpfPath::where() const {
   }
   if (!reasons.empty()) out += " (" + reasons + ")";
   return out;
+}
+
+std::optional<std::array<std::uint64_t, BW_NAT_COUNTER_COUNT>> KernelEbpfPath::nat_counters() const {
+  auto c = path_->nat_counters();
+  if (!c) return std::nullopt;
+  return *c;
 }
 
 std::optional<BpfCounters> KernelEbpfPath::counters() const {

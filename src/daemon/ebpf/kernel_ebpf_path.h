@@ -69,6 +69,13 @@ class KernelEbpfPath final {
   std::uint32_t workers() const { return static_cast<std::uint32_t>(views_.size()); }
   // The TUN queue steering program (TUNSETSTEERINGEBPF).
   int tun_steering_program() const { return path_->tun_steering_program(); }
+  // Stream mode's NAT in the kernel at TC egress of the virtual interface
+  // `ifindex` (bw_tun_nat): from then on the workers' set_nat_rule() takes.
+  SysResult<void> attach_tun_nat(int ifindex) { return path_->attach_tun_nat(ifindex); }
+  bool tun_nat_attached() const { return path_->tun_nat_attached(); }
+  // bw_tun_nat's counters (enum bw_nat_counter); nullopt when the kernel
+  // refused to say.
+  std::optional<std::array<std::uint64_t, BW_NAT_COUNTER_COUNT>> nat_counters() const;
   // The audit trail the kernel's security events are counted into (per
   // source and reason); null for none.
   void set_audit(SecurityAudit* audit) { audit_ = audit; }

@@ -250,7 +250,9 @@ Flow& StreamBridge::add_flow(std::unique_ptr<Flow> flow) {
 void StreamBridge::install_key(Flow& f, const NatKey& k, const SocketAddress& source,
                                const SocketAddress& destination) {
   f.keys.push_back(k);
-  const std::optional<FlowId> displaced = nat_.insert(k, NatRule{f.id, source, destination});
+  const NatRule rule{f.id, source, destination};
+  const std::optional<FlowId> displaced = nat_.insert(k, rule);
+  host_.nat_rule_added(k, rule);
   if (!displaced) return;
   if (auto it = flows_.find(*displaced); it != flows_.end() && !is_live(it->second->state())) {
     destroy(*displaced);
@@ -495,7 +497,12 @@ void StreamBridge::destroy(FlowId id) {
   if (it == flows_.end()) return;
   Flow& f = *it->second;
   finish(f, Ending::kAbortive);  // no-op once lingering
-  for (const NatKey& k : f.keys) nat_.erase(k, id);
+  for (const NatKey& k : f.keys) {
+    const NatRule* rule = nat_.find(k);
+    if (rule == nullptr || rule->flow != id) continue;  // another flow holds the key now
+    host_.nat_rule_removed(k);
+    nat_.erase(k, id);
+  }
   if (f.nat_port != 0) nat_.release_port(f.nat_port, id);
   if (f.timer != kNoTimer) loop_.cancel_timer(f.timer);
   flows_.erase(it);

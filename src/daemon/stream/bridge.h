@@ -85,6 +85,11 @@ class StreamHost {
                              std::size_t segments) = 0;
   // A session's set of connection ids changed: open or close their ports.
   virtual void connections_changed(std::uint64_t session) = 0;
+  // One direction of a flow's NAT was installed (`key` now becomes `rule`),
+  // or removed: the kernel may do the rewrite too (EbpfPath::set_nat_rule),
+  // so that the flow's segments other than SYN and RST skip the daemon.
+  virtual void nat_rule_added(const NatKey& key, const NatRule& rule) = 0;
+  virtual void nat_rule_removed(const NatKey& key) = 0;
 };
 
 struct StreamLimits {

@@ -505,4 +505,12 @@ void Tunnel::connections_changed(std::uint64_t /*session*/) {
   hop_ports_->connections_changed();
 }
 
+void Tunnel::nat_rule_added(const NatKey& key, const NatRule& rule) {
+  if (ebpf_ != nullptr) ebpf_->set_nat_rule(key.source, key.destination, rule.source, rule.destination);
+}
+
+void Tunnel::nat_rule_removed(const NatKey& key) {
+  if (ebpf_ != nullptr) ebpf_->erase_nat_rule(key.source, key.destination);
+}
+
 }  // namespace buckwild::daemon

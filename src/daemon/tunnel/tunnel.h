@@ -416,6 +416,8 @@ class Tunnel : private StreamHost {
   void send_connection_packet(std::uint64_t session, wire::Header& header, MutableBytes packet,
                               std::size_t body_len) override;
   void connections_changed(std::uint64_t session) override;
+  void nat_rule_added(const NatKey& key, const NatRule& rule) override;
+  void nat_rule_removed(const NatKey& key) override;
 
   // Both clocks as the core is handed them. While a batch is handled they
   // are the batch's reading (BatchClock): every packet of a read is stamped

@@ -9,8 +9,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "daemon/net/testing/fake_datagram_network.h"
@@ -40,6 +42,20 @@ class FakeEbpfPath final : public EbpfPath {
     return {};
   }
   const std::vector<Cidr>& tun_routes() const { return tun_routes_; }
+
+  // Records the rules; says the kernel took them when told to (a fake network
+  // has no virtual interface, so the tunnel's own NAT rewrites either way).
+  bool set_nat_rule(const SocketAddress& source, const SocketAddress& destination,
+                    const SocketAddress& new_source, const SocketAddress& new_destination) override {
+    nat_rules_[{source, destination}] = {new_source, new_destination};
+    return nat_taken_;
+  }
+  void erase_nat_rule(const SocketAddress& source, const SocketAddress& destination) override {
+    nat_rules_.erase({source, destination});
+  }
+  using NatPair = std::pair<SocketAddress, SocketAddress>;
+  const std::map<NatPair, NatPair>& nat_rules() const { return nat_rules_; }
+  void set_nat_taken(bool taken) { nat_taken_ = taken; }
 
   const std::vector<ValidPort>& valid_ports() const { return current_; }
   std::uint64_t steered() const { return steered_; }
@@ -71,6 +87,8 @@ class FakeEbpfPath final : public EbpfPath {
   std::uint64_t roaming_ = 0;
   std::uint64_t updates_ = 0;
   std::optional<SecurityConfig> limits_;
+  std::map<NatPair, NatPair> nat_rules_;
+  bool nat_taken_ = false;
 };
 
 }  // namespace buckwild::daemon

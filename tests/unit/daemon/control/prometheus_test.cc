@@ -172,6 +172,12 @@ TEST(PrometheusTest, DocsExampleHasEveryFamily) {
       text, R"(buckwild_ebpf_packets_total{device="bw0",hook="xdp",verdict="drop_bad_port"} 0)"));
   EXPECT_TRUE(has_line(
       text, R"(buckwild_ebpf_packets_total{device="bw0",hook="socket",verdict="pass"} 31)"));
+  EXPECT_TRUE(has_line(
+      text, R"(buckwild_ebpf_stream_nat_segments_total{device="bw0",outcome="rewritten"} 5120)"));
+  EXPECT_TRUE(has_line(
+      text, R"(buckwild_ebpf_stream_nat_segments_total{device="bw0",outcome="to_daemon"} 12)"));
+  EXPECT_TRUE(has_line(
+      text, R"(buckwild_ebpf_stream_nat_segments_total{device="bw0",outcome="failed"} 0)"));
 
   const std::string bob = R"({device="bw0",peer="bob"})";
   EXPECT_TRUE(has_line(
@@ -197,8 +203,8 @@ TEST(PrometheusTest, DocsExampleHasEveryFamily) {
   EXPECT_TRUE(has_line(text, "buckwild_peer_rekeys_total" + bob + " 0"));
   EXPECT_TRUE(has_line(text, "buckwild_peer_key_age_seconds" + bob + " 70.11"));
 
-  // 57 families, each once; nothing in milliseconds.
-  EXPECT_EQ(count_prefix(text, "# TYPE "), 57u);
+  // 58 families, each once; nothing in milliseconds.
+  EXPECT_EQ(count_prefix(text, "# TYPE "), 58u);
   EXPECT_EQ(text.find("_ms"), std::string::npos);
 }
 
@@ -301,7 +307,7 @@ TEST(PrometheusTest, SeveralTunnelsShareEachFamily) {
   const std::vector<Json> tunnels{a, b, Json("garbage"), a};  // bw0 twice: its samples once
   const std::string text = render_prometheus(tunnels);
   expect_well_formed(text);
-  EXPECT_EQ(count_prefix(text, "# TYPE "), 57u);
+  EXPECT_EQ(count_prefix(text, "# TYPE "), 58u);
   EXPECT_TRUE(has_line(text, R"(buckwild_uptime_seconds{device="bw0"} 73.021)"));
   EXPECT_TRUE(has_line(text, R"(buckwild_uptime_seconds{device="bw1"} 0.005)"));
   EXPECT_TRUE(has_line(
@@ -410,7 +416,7 @@ TEST(PrometheusTest, OfficialParserReadsIt) {
 
   const Json families = Json::parse(output);
   ASSERT_TRUE(families.is_array());
-  EXPECT_EQ(families.size(), 57u);
+  EXPECT_EQ(families.size(), 58u);
   std::set<std::string> names;
   std::map<std::string, const Json*> by_name;
   for (const Json& f : families) {

@@ -21,6 +21,8 @@
 #include <thread>
 
 #include "bpf_test_support.h"
+#include "core/inner/tcp_segment.h"
+#include "support/inner_packets.h"
 #include "daemon/net/netlink.h"
 #include "daemon/net/tun_device.h"
 #include "support/daemon_test_support.h"
@@ -552,6 +554,76 @@ TEST(BpfWorkersTest, TunSteeringPicksTheWorkerOfTheLongestPrefix) {
   EXPECT_EQ(queue_of("fd00:77::5"), 2u);
   ASSERT_TRUE(path->set_tun_routes({{*Cidr::parse("10.77.0.0/24"), 1}}));
   EXPECT_EQ(queue_of("10.77.0.3"), 1u) << "the /32 went with its session";
+}
+
+// Stream mode's NAT in the kernel, run on segments as they leave the virtual
+// interface, whose packets start at the IP header. BPF_PROG_TEST_RUN runs a
+// TC program on an Ethernet frame: it pulls 14 bytes to read the EtherType
+// and pushes them back, so a bare IP packet given as the frame is what the
+// program sees from its first byte (the EtherType it reads, bytes 12-13 of
+// the IP header, is never used). The test skb's checksums are complete
+// (CHECKSUM_NONE), as a forwarded segment's are: the receiving TCP verifies
+// them, so they must be right after the rewrite.
+TEST(BpfStreamNatTest, RewritesAFlowsSegmentsWithTheirChecksumsAndHandsThemBackIn) {
+  BUCKWILD_SKIP_UNLESS_BPF_AND_ROOT();
+  std::string skip;
+  auto path = bpftest::load_filter({}, skip);
+  ASSERT_TRUE(path);
+  const int prog = path->tun_nat_program();
+  ASSERT_GE(prog, 0);
+  struct Run {
+    int verdict = -1;
+    std::vector<std::uint8_t> packet;
+  };
+  auto run = [&](const std::vector<std::uint8_t>& ip_packet) {
+    std::vector<std::uint8_t> in = ip_packet;
+    std::vector<std::uint8_t> out(in.size() + 64);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = out.data(),
+                .data_size_in = static_cast<__u32>(in.size()), .data_size_out = static_cast<__u32>(out.size()));
+    EXPECT_EQ(bpf_prog_test_run_opts(prog, &opts), 0) << std::strerror(errno);
+    out.resize(opts.data_size_out);
+    return Run{static_cast<int>(opts.retval), out};
+  };
+  constexpr int kActOk = 0;        // TC_ACT_OK
+  constexpr int kActRedirect = 7;  // TC_ACT_REDIRECT
+  struct Case {
+    const char* family;
+    SocketAddress app, server, nat_source, listener;
+  };
+  const Case cases[] = {
+      {"IPv4", {ip("10.77.0.1"), 40000}, {ip("10.77.0.2"), 80}, {ip("10.77.0.2"), 1029}, {ip("10.77.0.1"), 39397}},
+      {"IPv6", {ip("fd77::1"), 40000}, {ip("fd77::2"), 80}, {ip("fd77::2"), 1029}, {ip("fd77::1"), 39397}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.family);
+    ASSERT_TRUE(path->set_nat_rule(c.app, c.server, c.nat_source, c.listener));
+    for (std::uint8_t flags : {inner::tcp_flag::kAck, std::uint8_t(inner::tcp_flag::kAck | inner::tcp_flag::kFin)}) {
+      Run r = run(buckwild::testing::tcp_segment(c.app, c.server, flags));
+      EXPECT_EQ(r.verdict, kActRedirect);
+      auto s = inner::parse_tcp(r.packet);
+      ASSERT_TRUE(s);
+      EXPECT_EQ(s->source, c.nat_source);
+      EXPECT_EQ(s->destination, c.listener);
+      EXPECT_TRUE(inner::tcp_checksums_ok(r.packet)) << "checksums after the rewrite";
+    }
+    // A SYN or RST goes on to the daemon, which tracks the flow's state; so
+    // does a segment of no flow.
+    for (std::uint8_t flags : {inner::tcp_flag::kSyn, std::uint8_t(inner::tcp_flag::kRst | inner::tcp_flag::kAck)}) {
+      const auto segment = buckwild::testing::tcp_segment(c.app, c.server, flags);
+      Run r = run(segment);
+      EXPECT_EQ(r.verdict, kActOk);
+      EXPECT_EQ(r.packet, segment) << "unchanged";
+    }
+    EXPECT_EQ(run(buckwild::testing::tcp_segment(c.server, c.app, inner::tcp_flag::kAck)).verdict, kActOk);
+    ASSERT_TRUE(path->erase_nat_rule(c.app, c.server));
+    EXPECT_EQ(run(buckwild::testing::tcp_segment(c.app, c.server, inner::tcp_flag::kAck)).verdict, kActOk) << "rule gone";
+    ASSERT_TRUE(path->erase_nat_rule(c.app, c.server)) << "removing no rule is not an error";
+  }
+  auto counters = path->nat_counters();
+  ASSERT_TRUE(counters);
+  EXPECT_EQ((*counters)[BW_NAT_REWRITTEN], 4u);
+  EXPECT_EQ((*counters)[BW_NAT_TO_DAEMON], 8u);
+  EXPECT_EQ((*counters)[BW_NAT_FAILED], 0u);
 }
 
 // ---- The valid-port map -------------------------------------------------------------

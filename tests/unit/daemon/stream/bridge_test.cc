@@ -15,6 +15,7 @@
 #include <deque>
 #include <functional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/crypto/random.h"
@@ -86,6 +87,11 @@ class TestHost final : public StreamHost {
     gso.push_back(GsoWrite{header, std::vector<std::uint8_t>(ip_packet.begin(), ip_packet.end()), segments});
   }
   void connections_changed(std::uint64_t) override { ++changes; }
+  // The NAT rules the kernel would hold (EbpfPath::set_nat_rule).
+  void nat_rule_added(const NatKey& key, const NatRule& rule) override { kernel_nat[key] = rule; }
+  void nat_rule_removed(const NatKey& key) override {
+    EXPECT_TRUE(kernel_nat.erase(key)) << "removed a rule the kernel does not hold";
+  }
 
   void deliver(const wire::Header& h, const std::vector<std::uint8_t>& body) {
     if (bridge_ == nullptr) return;
@@ -104,6 +110,7 @@ class TestHost final : public StreamHost {
   std::deque<GsoWrite> gso;  // and what it wrote whole
   std::size_t packets_sent = 0;
   std::size_t changes = 0;
+  std::unordered_map<NatKey, NatRule, NatKeyHash> kernel_nat;
   bool down = false;  // what this host sends is lost
 
  private:
@@ -655,6 +662,36 @@ TEST_F(StreamBridgeTest, NatKeysLingerAfterAFlowEndsThenGo) {
   EXPECT_EQ(a->flow_count(), 0u);
   auto later = segment(kApp, kServer, tcp_flag::kAck);
   EXPECT_FALSE(a->on_tun_segment(later)) << "the keys are gone";
+}
+
+// The kernel's copy of the NAT (bw_tun_nat) holds what the bridge's does:
+// every rule as it is installed, rewriting as the bridge itself would, and
+// each gone when its flow is.
+TEST_F(StreamBridgeTest, TheKernelIsToldEveryNatRuleAndItsEnd) {
+  options_a.limits.linger = seconds(60);
+  options_b.limits.linger = seconds(60);
+  start();
+  OpenFlow f = open();
+  ASSERT_EQ(carry(f.app.get(), f.server.get(), "x"), "x");
+  for (auto [host, bridge] : {std::pair{&host_a, a.get()}, std::pair{&host_b, b.get()}}) {
+    ASSERT_EQ(host->kernel_nat.size(), 2u) << "one rule each way";
+    for (const auto& [key, rule] : host->kernel_nat) {
+      host->tun.clear();
+      auto ack = segment(key.source, key.destination, tcp_flag::kAck);
+      ASSERT_TRUE(bridge->on_tun_segment(ack));
+      ASSERT_EQ(host->tun.size(), 1u);
+      auto r = parse_tcp(host->tun.front());
+      ASSERT_TRUE(r);
+      EXPECT_EQ(r->source, rule.source);
+      EXPECT_EQ(r->destination, rule.destination);
+    }
+  }
+  a->remove_session(kSession);
+  b->remove_session(kSession);
+  loop.run_for(seconds(61));
+  EXPECT_EQ(a->flow_count(), 0u);
+  EXPECT_TRUE(host_a.kernel_nat.empty());
+  EXPECT_TRUE(host_b.kernel_nat.empty());
 }
 
 TEST_F(StreamBridgeTest, ANewSynOnALingeringFourTupleReplacesItsKeysAtOnce) {
