@@ -16,16 +16,16 @@
 #include <utility>
 
 #include "bpf/filter.skel.h"
+#include "daemon/ebpf/ebpf_internal.h"
 #include "daemon/ebpf/ebpf_programs.h"
 
 namespace buckwild::daemon {
 namespace {
 
-// Our TC filter's place at the ingress hook. BPF_TC_F_REPLACE with a fixed
-// handle and priority means a daemon restarted after a crash replaces its own
-// stale filter instead of stacking a second one.
-constexpr std::uint32_t kTcHandle = 0xB3D;
-constexpr std::uint32_t kTcPriority = 1;
+// Our TC filter at the ingress hook of an underlay interface.
+TcFilter ingress_filter(int ifindex) {
+  return TcFilter{.ifindex = ifindex, .point = BPF_TC_INGRESS, .handle = 0xB3D, .priority = 1};
+}
 
 // True when frames on `name` start at the IP header (tun, wireguard), false
 // for an Ethernet header (including loopback). Other link types are refused.
@@ -56,22 +56,6 @@ std::uint32_t program_id(int prog_fd) {
   __u32 len = sizeof info;
   if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0) return 0;
   return info.id;
-}
-
-bpf_tc_hook ingress_hook(int ifindex) {
-  bpf_tc_hook hook{};
-  hook.sz = sizeof hook;
-  hook.ifindex = ifindex;
-  hook.attach_point = BPF_TC_INGRESS;
-  return hook;
-}
-
-bpf_tc_opts our_tc_filter() {
-  bpf_tc_opts opts{};
-  opts.sz = sizeof opts;
-  opts.handle = kTcHandle;
-  opts.priority = kTcPriority;
-  return opts;
 }
 
 }  // namespace
@@ -147,42 +131,27 @@ SysResult<void> EbpfPrograms::try_attach(Interface& iface, AttachMode mode) {
 
   auto prog = tc_program();  // loaded the first time an interface needs it
   if (!prog) return std::unexpected(prog.error());
-  bpf_tc_hook hook = ingress_hook(ifindex);
-  int err = bpf_tc_hook_create(&hook);  // the clsact qdisc
-  if (err != 0 && err != -EEXIST) return sys_fail_plain(-err, errno_text(-err));
-  const bool created = err == 0;
-  bpf_tc_opts opts = our_tc_filter();
-  opts.prog_fd = *prog;
-  opts.flags = BPF_TC_F_REPLACE;
-  err = bpf_tc_attach(&hook, &opts);
-  if (err != 0) {
-    if (created) {
-      hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-      bpf_tc_hook_destroy(&hook);
-    }
-    return sys_fail_plain(-err, errno_text(-err));
-  }
+  auto created = ingress_filter(ifindex).attach(*prog);
+  if (!created) return std::unexpected(created.error());
   iface.tc = true;
-  iface.created_tc_hook = created;
+  iface.created_tc_hook = *created;
   return {};
 }
 
 void EbpfPrograms::detach_interface(Interface& iface) {
   iface.xdp_link.reset();
   if (!iface.tc) return;
-  bpf_tc_hook hook = ingress_hook(iface.attachment.ifindex);
-  bpf_tc_opts query = our_tc_filter();
+  const TcFilter filter = ingress_filter(iface.attachment.ifindex);
+  bpf_tc_hook hook = filter.hook();
+  bpf_tc_opts query = filter.opts();
   // Remove the filter only if it is still ours (not replaced by another
   // daemon since).
   if (bpf_tc_query(&hook, &query) == 0 &&
       query.prog_id == program_id(program_fd(BpfHook::kTc))) {
-    bpf_tc_opts ours = our_tc_filter();
+    bpf_tc_opts ours = filter.opts();
     bpf_tc_detach(&hook, &ours);
   }
-  if (iface.created_tc_hook) {
-    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-    bpf_tc_hook_destroy(&hook);
-  }
+  if (iface.created_tc_hook) filter.remove_qdisc();
   iface.tc = false;
 }
 

@@ -9,41 +9,21 @@
 #include <vector>
 
 #include "bpf/filter.skel.h"
+#include "daemon/ebpf/ebpf_internal.h"
 #include "daemon/ebpf/ebpf_programs.h"
 
 namespace buckwild::daemon {
 namespace {
 
-// Our filter's place at the egress hook of the virtual interface: a fixed
-// handle and priority, so a replaced filter is found again to remove.
-constexpr std::uint32_t kNatHandle = 0xB3E;
-constexpr std::uint32_t kNatPriority = 1;
-
-bpf_tc_hook egress_hook(int ifindex) {
-  bpf_tc_hook hook{};
-  hook.sz = sizeof hook;
-  hook.ifindex = ifindex;
-  hook.attach_point = BPF_TC_EGRESS;
-  return hook;
-}
-
-bpf_tc_opts our_nat_filter() {
-  bpf_tc_opts opts{};
-  opts.sz = sizeof opts;
-  opts.handle = kNatHandle;
-  opts.priority = kNatPriority;
-  return opts;
-}
-
-void put_address(bw_addr& out, const IpAddress& a) {
-  const IpAddress mapped = a.mapped_v6();
-  std::memcpy(out.bytes, mapped.bytes().data(), sizeof out.bytes);
+// Our filter at the egress hook of the virtual interface.
+TcFilter egress_filter(int ifindex) {
+  return TcFilter{.ifindex = ifindex, .point = BPF_TC_EGRESS, .handle = 0xB3E, .priority = 1};
 }
 
 bw_nat_key nat_key(const SocketAddress& source, const SocketAddress& destination) {
   bw_nat_key k{};
-  put_address(k.source, source.ip);
-  put_address(k.dest, destination.ip);
+  k.source = addr_key(source.ip);
+  k.dest = addr_key(destination.ip);
   k.source_port = source.port;
   k.dest_port = destination.port;
   return k;
@@ -53,35 +33,20 @@ bw_nat_key nat_key(const SocketAddress& source, const SocketAddress& destination
 
 SysResult<void> EbpfPrograms::attach_tun_nat(int ifindex) {
   if (tun_nat_ifindex_ != 0) return sys_fail_plain(EEXIST, "the stream NAT program is attached already");
-  bpf_tc_hook hook = egress_hook(ifindex);
-  int err = bpf_tc_hook_create(&hook);  // the clsact qdisc
-  if (err != 0 && err != -EEXIST) return sys_fail_plain(-err, "cannot add a clsact qdisc: " + errno_text(-err));
-  const bool created = err == 0;
-  bpf_tc_opts opts = our_nat_filter();
-  opts.prog_fd = tun_nat_program();
-  opts.flags = BPF_TC_F_REPLACE;
-  err = bpf_tc_attach(&hook, &opts);
-  if (err != 0) {
-    if (created) {
-      hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-      bpf_tc_hook_destroy(&hook);
-    }
-    return sys_fail_plain(-err, "cannot attach at TC egress: " + errno_text(-err));
-  }
+  auto created = egress_filter(ifindex).attach(tun_nat_program());
+  if (!created) return sys_fail_plain(created.error().sys_errno, "cannot attach at TC egress: " + created.error().message);
   tun_nat_ifindex_ = ifindex;
-  tun_nat_created_hook_ = created;
+  tun_nat_created_hook_ = *created;
   return {};
 }
 
 void EbpfPrograms::detach_tun_nat() {
   if (tun_nat_ifindex_ == 0) return;
-  bpf_tc_hook hook = egress_hook(tun_nat_ifindex_);
-  bpf_tc_opts ours = our_nat_filter();
+  const TcFilter filter = egress_filter(tun_nat_ifindex_);
+  bpf_tc_hook hook = filter.hook();
+  bpf_tc_opts ours = filter.opts();
   bpf_tc_detach(&hook, &ours);  // gone already when the device went first
-  if (tun_nat_created_hook_) {
-    hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-    bpf_tc_hook_destroy(&hook);
-  }
+  if (tun_nat_created_hook_) filter.remove_qdisc();
   tun_nat_ifindex_ = 0;
 }
 
@@ -94,8 +59,8 @@ SysResult<void> EbpfPrograms::set_nat_rule(const SocketAddress& source, const So
                                            const SocketAddress& new_destination) {
   const bw_nat_key k = nat_key(source, destination);
   bw_nat_value v{};
-  put_address(v.source, new_source.ip);
-  put_address(v.dest, new_destination.ip);
+  v.source = addr_key(new_source.ip);
+  v.dest = addr_key(new_destination.ip);
   v.source_port = new_source.port;
   v.dest_port = new_destination.port;
   if (int err = bpf_map__update_elem(skel_->maps.tun_nat, &k, sizeof k, &v, sizeof v, BPF_ANY); err != 0) {

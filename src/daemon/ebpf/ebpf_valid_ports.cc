@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "bpf/filter.skel.h"
+#include "daemon/ebpf/ebpf_internal.h"
 #include "daemon/ebpf/ebpf_programs.h"
 
 namespace buckwild::daemon {
@@ -217,16 +218,6 @@ SysResult<void> EbpfPrograms::set_owned_ports(
   return {};
 }
 
-namespace {
-
-bw_addr addr_key(const IpAddress& a) {
-  bw_addr k{};
-  const IpAddress mapped = a.mapped_v6();
-  std::memcpy(k.bytes, mapped.bytes().data(), sizeof k.bytes);
-  return k;
-}
-
-}  // namespace
 
 SysResult<void> EbpfPrograms::set_peer_sources(const std::vector<IpAddress>& sources) {
   std::vector<std::pair<IpAddress, std::uint16_t>> of_worker0;
